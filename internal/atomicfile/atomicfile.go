@@ -1,0 +1,223 @@
+// Package atomicfile replaces files so that a reader, or a crash, sees
+// either the old content or the new one, never a mix (DESIGN.md "Security
+// rules": temp file, fsync, rename, keep the mode, new files 0600).
+package atomicfile
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// maxLinkHops matches the kernel's limit (MAXSYMLINKS) so a loop fails the
+// same way a shell would.
+const maxLinkHops = 40
+
+// keptModeBits are the bits a replacement inherits from the file it
+// replaces; the rest of fs.FileMode describes the file type.
+const keptModeBits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
+
+// WriteFile makes path hold exactly data.
+//
+// It does nothing and reports changed=false when the file already holds
+// data, so repeated rotations neither touch mtime nor wake file watchers.
+// Otherwise it writes a temporary file next to the destination, fsyncs it,
+// renames it over the destination and fsyncs the directory, so the rename
+// survives a power loss.
+//
+// An existing file keeps its mode and, when running as root, its owner and
+// group: a consumer that could read it before can read it after. A new file
+// gets exactly perm (the umask is not applied; callers pass 0600). When
+// path is a symbolic link, the file it points to is replaced and the link
+// stays a link.
+//
+// A process that is not root cannot give a file away, so replacing a file
+// owned by another user (or whose group it cannot set) would silently take
+// it over; WriteFile refuses instead and writes nothing.
+func WriteFile(path string, data []byte, perm os.FileMode) (changed bool, err error) {
+	return writeFile(path, data, perm, os.Geteuid())
+}
+
+// writeFile takes the effective uid as a parameter so tests can exercise
+// the non-root ownership rules while running as root, and the reverse.
+func writeFile(path string, data []byte, perm os.FileMode, euid int) (bool, error) {
+	real, err := resolve(path)
+	if err != nil {
+		return false, err
+	}
+	dir := filepath.Dir(real)
+
+	mode := perm & keptModeBits
+	uid, gid := -1, -1
+	fi, err := os.Stat(real)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// A new file: nothing to compare with or keep.
+	case errors.Is(err, syscall.ENOTDIR):
+		return false, dirError(path, dir, err)
+	case err != nil:
+		return false, readError(path, real, err)
+	case !fi.Mode().IsRegular():
+		return false, fmt.Errorf("cannot write %s: it is not a regular file (%s); point the target at a file: %w", path, fi.Mode().Type(), ErrNotRegular)
+	default:
+		old, err := os.ReadFile(real)
+		if err != nil {
+			return false, readError(path, real, err)
+		}
+		if bytes.Equal(old, data) {
+			return false, nil
+		}
+		mode = fi.Mode() & keptModeBits
+		uid, gid, err = ownerToKeep(path, fi, euid)
+		if err != nil {
+			return false, err
+		}
+	}
+
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(real)+".rotor-*.tmp")
+	if err != nil {
+		return false, dirError(path, dir, err)
+	}
+	tmpName := tmp.Name()
+	// Until the rename succeeds the temp file is ours to clean up; it may
+	// hold a secret, so it must not be left behind on any error path.
+	renamed := false
+	defer func() {
+		if !renamed {
+			_ = tmp.Close()
+			_ = os.Remove(tmpName)
+		}
+	}()
+
+	if _, err := tmp.Write(data); err != nil {
+		return false, fmt.Errorf("cannot write %s: writing the temporary file in %s failed; check free space and quotas: %w", path, dir, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return false, fmt.Errorf("cannot write %s: fsync of the temporary file in %s failed; check the filesystem: %w", path, dir, err)
+	}
+	// Chown before chmod: chown clears setuid/setgid bits.
+	if uid != -1 || gid != -1 {
+		if err := tmp.Chown(uid, gid); err != nil {
+			return false, fmt.Errorf("cannot write %s: cannot give the new file the old owner %d:%d; run rotor as that user or as root: %w", path, uid, gid, err)
+		}
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		return false, fmt.Errorf("cannot write %s: cannot set mode %v on the new file; check the filesystem supports permissions: %w", path, mode, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return false, fmt.Errorf("cannot write %s: closing the temporary file in %s failed; check free space and quotas: %w", path, dir, err)
+	}
+	if err := os.Rename(tmpName, real); err != nil {
+		return false, dirError(path, dir, err)
+	}
+	renamed = true
+	if err := syncDir(dir); err != nil {
+		return true, fmt.Errorf("wrote %s but could not fsync directory %s, so the change may not survive a power loss; check the filesystem: %w", path, dir, err)
+	}
+	return true, nil
+}
+
+// ErrNotRegular: the destination exists but is a directory, device, socket…
+var ErrNotRegular = errors.New("not a regular file")
+
+// ErrForeignOwner: the file belongs to someone a non-root process cannot
+// hand a replacement to.
+var ErrForeignOwner = errors.New("file owned by another user")
+
+// CheckWritable reports, without writing anything, whether WriteFile could
+// replace or create path: its directory exists and this process may
+// create files in it, and path, if present, is a regular file.
+func CheckWritable(path string) error {
+	real, err := resolve(path)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(real)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return dirError(path, dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("cannot write %s: %s is not a directory; point the target elsewhere: %w", path, dir, syscall.ENOTDIR)
+	}
+	if err := accessWrite(dir); err != nil {
+		return dirError(path, dir, err)
+	}
+	fi, err = os.Stat(real)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return readError(path, real, err)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("cannot write %s: it is not a regular file (%s); point the target at a file: %w", path, fi.Mode().Type(), ErrNotRegular)
+	}
+	return nil
+}
+
+// resolve follows symbolic links in path's last element so the file they
+// point to is replaced instead of the link. filepath.EvalSymlinks would do
+// for an existing file but fails on a dangling link, whose target WriteFile
+// creates.
+func resolve(path string) (string, error) {
+	p := path
+	for range maxLinkHops {
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return p, nil
+		}
+		if err != nil {
+			return "", readError(path, p, err)
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			return p, nil
+		}
+		link, err := os.Readlink(p)
+		if err != nil {
+			return "", readError(path, p, err)
+		}
+		if !filepath.IsAbs(link) {
+			link = filepath.Join(filepath.Dir(p), link)
+		}
+		p = link
+	}
+	return "", fmt.Errorf("cannot write %s: too many levels of symbolic links; fix the link: %w", path, syscall.ELOOP)
+}
+
+func dirError(path, dir string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("cannot write %s: directory %s is not writable (permission denied); fix its permissions or point the target elsewhere: %w", path, dir, err)
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("cannot write %s: directory %s does not exist; create it or point the target elsewhere: %w", path, dir, err)
+	case errors.Is(err, syscall.EROFS):
+		return fmt.Errorf("cannot write %s: directory %s is on a read-only filesystem; point the target elsewhere: %w", path, dir, err)
+	case errors.Is(err, syscall.ENOTDIR):
+		return fmt.Errorf("cannot write %s: %s is not a directory; point the target elsewhere: %w", path, dir, err)
+	}
+	return fmt.Errorf("cannot write %s in directory %s; check the directory: %w", path, dir, err)
+}
+
+func readError(path, real string, err error) error {
+	name := path
+	if real != path {
+		name = fmt.Sprintf("%s (via symbolic link to %s)", path, real)
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("cannot read %s to compare it with the new content: permission denied; fix its permissions: %w", name, err)
+	}
+	return fmt.Errorf("cannot read %s to compare it with the new content; check the path: %w", name, err)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

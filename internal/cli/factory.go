@@ -1,0 +1,220 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rotorhq/rotor/internal/config"
+	"github.com/rotorhq/rotor/internal/engine"
+	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
+	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/store"
+	"github.com/rotorhq/rotor/internal/store/sqlite"
+	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
+)
+
+// Factory builds what commands need, lazily, so a command that needs no
+// config (connstr, init, --version) never reads one.
+type Factory struct {
+	IO         *IOStreams
+	LookupEnv  func(string) (string, bool)
+	Now        func() time.Time
+	HTTPClient *http.Client
+
+	// Set by global flags.
+	ConfigPath string
+	StatePath  string
+	JSON       bool
+	Debug      bool
+
+	// Hooks reach the engine in tests (crash injection).
+	Hooks *engine.Hooks
+
+	cfg   *config.Config
+	st    store.Store
+	eng   *engine.Engine
+	log   *slog.Logger
+	close []func()
+}
+
+// NewFactory returns a factory wired to the real process.
+func NewFactory() *Factory {
+	return &Factory{
+		IO:         System(),
+		LookupEnv:  os.LookupEnv,
+		Now:        time.Now,
+		HTTPClient: &http.Client{Timeout: 60 * time.Second},
+	}
+}
+
+func (f *Factory) getenv(k string) string {
+	v, _ := f.LookupEnv(k)
+	return v
+}
+
+// Logger logs to stderr at debug level with --debug, else nowhere.
+func (f *Factory) Logger() *slog.Logger {
+	if f.log == nil {
+		var w io.Writer = io.Discard
+		if f.Debug {
+			w = f.IO.ErrOut
+		}
+		f.log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return f.log
+}
+
+// configPath resolves --config, $ROTOR_CONFIG, then ./rotor.yaml.
+func (f *Factory) configPath() string {
+	if f.ConfigPath != "" {
+		return f.ConfigPath
+	}
+	if p := f.getenv("ROTOR_CONFIG"); p != "" {
+		return p
+	}
+	return config.DefaultFile
+}
+
+// Registry is how config finds providers and targets.
+func (f *Factory) Registry() config.Registry {
+	return config.Registry{
+		Provider:   pbuiltin.Lookup,
+		Target:     tbuiltin.Lookup,
+		HTTPClient: f.HTTPClient,
+		Getenv:     f.getenv,
+		Now:        f.Now,
+	}
+}
+
+// Config loads the config once.
+func (f *Factory) Config() (*config.Config, error) {
+	if f.cfg != nil {
+		return f.cfg, nil
+	}
+	cfg, err := config.Load(f.configPath(), f.LookupEnv, f.Registry())
+	if err != nil {
+		return nil, err
+	}
+	if f.StatePath != "" {
+		cfg.State = f.StatePath
+	}
+	f.cfg = cfg
+	f.close = append(f.close, func() { cfg.Close() })
+	f.Logger().Debug("config loaded", "path", cfg.Path, "credentials", len(cfg.Credentials), "state", cfg.State)
+	return cfg, nil
+}
+
+// Store opens the state store named by the config (or --state).
+func (f *Factory) Store(ctx context.Context) (store.Store, error) {
+	if f.st != nil {
+		return f.st, nil
+	}
+	cfg, err := f.Config()
+	if err != nil {
+		return nil, err
+	}
+	st, err := OpenStore(ctx, cfg.State)
+	if err != nil {
+		return nil, err
+	}
+	f.st = st
+	f.close = append(f.close, func() { st.Close() })
+	return st, nil
+}
+
+// OpenStore opens a store by location: a file path or sqlite:// URL.
+// Unknown schemes fail with the list of known ones.
+func OpenStore(ctx context.Context, location string) (store.Store, error) {
+	scheme, rest, hasScheme := strings.Cut(location, "://")
+	if !hasScheme {
+		return sqlite.Open(ctx, location)
+	}
+	switch scheme {
+	case "sqlite", "file":
+		return sqlite.Open(ctx, rest)
+	default:
+		return nil, fmt.Errorf("unknown state store scheme %q in %q (known: sqlite://PATH or a plain file path; a postgres:// store for several replicas is planned)", scheme, location)
+	}
+}
+
+// Engine builds the engine with the store and the encryption key. The key
+// is created only when the store holds no secrets yet: a missing key with
+// existing secrets is an error, never a silent new key.
+func (f *Factory) Engine(ctx context.Context) (*engine.Engine, error) {
+	if f.eng != nil {
+		return f.eng, nil
+	}
+	cfg, err := f.Config()
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	create := true
+	for _, cr := range cfg.Credentials {
+		vs, err := st.ListVersions(ctx, store.ListVersionsParams{Credential: cr.Name, Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(vs) > 0 {
+			create = false
+			break
+		}
+	}
+	key, source, err := secret.LoadKey(f.getenv, cfg.KeyFile, create)
+	if err != nil {
+		if !create && errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("the state store holds encrypted passwords but the key is missing (%s not found and ROTOR_KEY unset); restore the key file or set ROTOR_KEY", cfg.KeyFile)
+		}
+		return nil, err
+	}
+	sealer, err := secret.NewSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	f.Logger().Debug("encryption key loaded", "source", source)
+	f.eng = &engine.Engine{Store: st, Sealer: sealer, Now: f.Now, Logger: f.Logger(), Hooks: f.Hooks}
+	return f.eng, nil
+}
+
+// Close releases everything the factory opened.
+func (f *Factory) Close() {
+	for i := len(f.close) - 1; i >= 0; i-- {
+		f.close[i]()
+	}
+	f.close = nil
+}
+
+// selectCredentials returns the named credentials, or all when names is
+// empty and all is allowed.
+func selectCredentials(cfg *config.Config, names []string) ([]*config.Credential, error) {
+	if len(names) == 0 {
+		return cfg.Credentials, nil
+	}
+	var out []*config.Credential
+	for _, n := range names {
+		cr, err := cfg.Credential(n)
+		if err != nil {
+			return nil, &UsageError{err}
+		}
+		out = append(out, cr)
+	}
+	return out, nil
+}
+
+func relPath(base, p string) string {
+	if r, err := filepath.Rel(base, p); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return p
+}

@@ -1,0 +1,183 @@
+// Package config loads rotor.yaml: strict YAML (an unknown key is an error
+// with file:line), ${ENV} interpolation for secrets, defaults, and
+// validation of everything that can be checked without I/O — strategies,
+// schedules, templates, and each provider's and target's own options.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultFile is the config file name `rotor` looks for.
+const DefaultFile = "rotor.yaml"
+
+// Strategy names (DESIGN.md "Strategies").
+const (
+	StrategySingle = "single"
+	StrategyDual   = "dual"
+)
+
+// Retire policies for the old role of a dual rotation.
+const (
+	RetireImmediately  = "immediately"
+	RetireNextRotation = "next-rotation"
+)
+
+// File is the whole config file as written.
+type File struct {
+	Version     int              `yaml:"version"`
+	State       string           `yaml:"state"`
+	KeyFile     string           `yaml:"key_file"`
+	Defaults    CredentialConfig `yaml:"defaults"`
+	Credentials yaml.Node        `yaml:"credentials"`
+}
+
+// CredentialConfig is one credential as written; every field is optional
+// in `defaults:`.
+type CredentialConfig struct {
+	Provider     yaml.Node       `yaml:"provider"`
+	Connection   *Connection     `yaml:"connection"`
+	Strategy     string          `yaml:"strategy"`
+	Role         string          `yaml:"role"`
+	Roles        []string        `yaml:"roles"`
+	Group        string          `yaml:"group"`
+	Password     *PasswordPolicy `yaml:"password"`
+	ExpireAfter  *Duration       `yaml:"expire_after"`
+	Schedule     *Schedule       `yaml:"schedule"`
+	Drain        *Drain          `yaml:"drain"`
+	Retire       string          `yaml:"retire"`
+	RetireMethod string          `yaml:"retire_method"`
+	Test         *TestConfig     `yaml:"test"`
+	Publish      *Publish        `yaml:"publish"`
+	Targets      []yaml.Node     `yaml:"targets"`
+}
+
+// Connection says how consumers reach the database. The user and password
+// in these URLs are ignored: rotor fills in the role and the version's
+// password.
+type Connection struct {
+	URL       string `yaml:"url"`
+	PooledURL string `yaml:"pooled_url"`
+}
+
+// PasswordPolicy mirrors secret.Policy.
+type PasswordPolicy struct {
+	Length  int   `yaml:"length"`
+	Lower   *bool `yaml:"lower"`
+	Upper   *bool `yaml:"upper"`
+	Digits  *bool `yaml:"digits"`
+	Symbols *bool `yaml:"symbols"`
+}
+
+// Schedule says when a credential is due (DESIGN.md "engine").
+type Schedule struct {
+	Every  Duration `yaml:"every"`
+	Cron   string   `yaml:"cron"`
+	Window string   `yaml:"window"`
+	Jitter Duration `yaml:"jitter"`
+}
+
+// Drain is how long a dual rotation waits for the old role's sessions.
+type Drain struct {
+	Timeout   Duration `yaml:"timeout"`
+	Poll      Duration `yaml:"poll"`
+	Terminate *bool    `yaml:"terminate"`
+}
+
+// TestConfig tunes the test step.
+type TestConfig struct {
+	Timeout Duration `yaml:"timeout"`
+	Pooled  *bool    `yaml:"pooled"`
+}
+
+// Publish tunes the publish step.
+type Publish struct {
+	Concurrency int      `yaml:"concurrency"`
+	Attempts    int      `yaml:"attempts"`
+	MaxBackoff  Duration `yaml:"max_backoff"`
+	Timeout     Duration `yaml:"timeout"`
+}
+
+// TargetConfig is the part of a target entry that every target shares;
+// the rest of the entry is the target type's own options.
+type TargetConfig struct {
+	Name   string            `yaml:"name"`
+	Type   string            `yaml:"type"`
+	Values map[string]string `yaml:"values"`
+}
+
+var targetCommonKeys = []string{"name", "type", "values"}
+
+// Load reads and validates a config file. getenv resolves ${VAR}
+// references (os.Getenv in production). Every problem found is returned
+// together as Errors.
+func Load(path string, getenv func(string) (string, bool), reg Registry) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("config file %s not found; create one with `rotor init` or pass --config", path)
+		}
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data, getenv, reg)
+}
+
+// Parse is Load on bytes already read; path is used for messages and to
+// resolve relative paths.
+func Parse(path string, data []byte, getenv func(string) (string, bool), reg Registry) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("config path: %w", err)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Error{File: path, Line: yamlErrorLine(err), Msg: "not valid YAML: " + cleanYAMLError(err)}
+	}
+	if root.Kind == 0 || len(root.Content) == 0 {
+		return nil, &Error{File: path, Msg: "the file is empty; start from `rotor init`"}
+	}
+	d := &decoder{file: path}
+	interpolated := d.interpolate(root.Content[0], getenv)
+	var f File
+	d.decode(root.Content[0], &f, "")
+	if len(d.errs) > 0 {
+		return nil, d.errs
+	}
+	c := &Config{Path: abs, Dir: filepath.Dir(abs), file: path}
+	c.build(d, &f, interpolated, reg)
+	if len(d.errs) > 0 {
+		return nil, d.errs
+	}
+	return c, nil
+}
+
+func yamlErrorLine(err error) int {
+	var line int
+	s := err.Error()
+	if i := strings.Index(s, "line "); i >= 0 {
+		fmt.Sscanf(s[i:], "line %d", &line)
+	}
+	return line
+}
+
+// splitTarget separates a target entry into its shared part and a mapping
+// node holding only the type's own options.
+func splitTarget(n *yaml.Node) (common, own *yaml.Node) {
+	common = &yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column}
+	own = &yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		dst := own
+		if slices.Contains(targetCommonKeys, n.Content[i].Value) {
+			dst = common
+		}
+		dst.Content = append(dst.Content, n.Content[i], n.Content[i+1])
+	}
+	return common, own
+}

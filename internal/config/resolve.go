@@ -1,0 +1,515 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rotorhq/rotor/internal/connstr"
+	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/render"
+	"github.com/rotorhq/rotor/internal/schedule"
+	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/target"
+)
+
+// Registry is how the config layer finds provider and target factories
+// without importing every implementation (cli passes the builtin ones).
+type Registry struct {
+	Provider   func(typ string) (provider.Factory, error)
+	Target     func(typ string) (target.Factory, error)
+	HTTPClient *http.Client
+	Getenv     func(string) string
+	Now        func() time.Time
+}
+
+// Config is a loaded, validated configuration with defaults applied.
+type Config struct {
+	// Path is the config file's absolute path; Dir its directory.
+	Path, Dir string
+	// State is the store location: a file path (absolute) or a URL.
+	State string
+	// KeyFile is the absolute path of the key file used when ROTOR_KEY is unset.
+	KeyFile     string
+	Credentials []*Credential
+	file        string
+}
+
+// Credential returns the credential named name, or an error listing the
+// known names.
+func (c *Config) Credential(name string) (*Credential, error) {
+	for _, cr := range c.Credentials {
+		if cr.Name == name {
+			return cr, nil
+		}
+	}
+	names := make([]string, len(c.Credentials))
+	for i, cr := range c.Credentials {
+		names[i] = cr.Name
+	}
+	return nil, fmt.Errorf("no credential %q in %s (known: %s)", name, c.file, strings.Join(names, ", "))
+}
+
+// Close releases every provider the config built.
+func (c *Config) Close() error {
+	for _, cr := range c.Credentials {
+		if cr.Provider != nil {
+			cr.Provider.Close()
+		}
+	}
+	return nil
+}
+
+// Credential is one managed connection string, resolved.
+type Credential struct {
+	Name         string
+	Line         int
+	ProviderType string
+	Provider     provider.Provider
+	// Conn is how consumers connect (user and password are filled per
+	// version); Pooled is the pooled variant, nil when there is none.
+	Conn         *connstr.Conn
+	Pooled       *connstr.Conn
+	Strategy     string
+	Roles        []string
+	Group        string
+	Policy       secret.Policy
+	ExpireAfter  time.Duration
+	Schedule     *schedule.Schedule
+	DrainTimeout time.Duration
+	DrainPoll    time.Duration
+	// DrainTerminate ends the old role's remaining sessions at the deadline
+	// instead of leaving the old role in use.
+	DrainTerminate bool
+	Retire         string
+	RetireMethod   provider.RetireMethod
+	TestTimeout    time.Duration
+	TestPooled     bool
+	Concurrency    int
+	Attempts       int
+	MaxBackoff     time.Duration
+	TargetTimeout  time.Duration
+	Targets        []*Target
+}
+
+// Target is one configured target of a credential.
+type Target struct {
+	Name   string
+	Type   string
+	Line   int
+	Keys   []string
+	Values map[string]*render.Template
+	Impl   target.Target
+}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+
+func (c *Config) build(d *decoder, f *File, interpolated map[*yaml.Node]bool, reg Registry) {
+	if f.Version != 1 {
+		d.errorf(nil, "version: %d is not supported; this rotor reads version: 1", f.Version)
+	}
+	c.State = f.State
+	if c.State == "" {
+		c.State = ".rotor/state.db"
+	}
+	if !strings.Contains(c.State, "://") && !filepath.IsAbs(c.State) {
+		c.State = filepath.Join(c.Dir, c.State)
+	}
+	c.KeyFile = f.KeyFile
+	if c.KeyFile == "" {
+		c.KeyFile = ".rotor/key"
+	}
+	if !filepath.IsAbs(c.KeyFile) {
+		c.KeyFile = filepath.Join(c.Dir, c.KeyFile)
+	}
+	n := &f.Credentials
+	if n.Kind == 0 {
+		d.errorf(nil, "no credentials: section; add one (see `rotor init`)")
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, "credentials must be a mapping of credential names to their settings")
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !nameRE.MatchString(k.Value) {
+			d.errorf(k, "credential name %q must start with a letter or digit and hold only letters, digits, '_', '.', '-'", k.Value)
+			continue
+		}
+		var cc CredentialConfig
+		if !d.decode(v, &cc, "credentials."+k.Value) {
+			continue
+		}
+		cr := c.credential(d, k, &cc, &f.Defaults, interpolated, reg)
+		if cr != nil {
+			c.Credentials = append(c.Credentials, cr)
+		}
+	}
+}
+
+func (c *Config) credential(d *decoder, key *yaml.Node, cc, def *CredentialConfig, interpolated map[*yaml.Node]bool, reg Registry) *Credential {
+	before := len(d.errs)
+	path := "credentials." + key.Value
+	cr := &Credential{Name: key.Value, Line: key.Line}
+
+	// Provider.
+	pn := firstNode(&cc.Provider, &def.Provider)
+	if pn == nil {
+		d.errorf(key, "%s has no provider; add provider: {type: postgres, admin_url: ${ROTOR_ADMIN_URL}}", path)
+	} else {
+		cr.ProviderType, cr.Provider = c.provider(d, pn, path+".provider", interpolated, reg)
+	}
+
+	// Strategy and roles.
+	cr.Strategy = firstString(cc.Strategy, def.Strategy, StrategyDual)
+	cr.Group = firstString(cc.Group, def.Group, "")
+	switch cr.Strategy {
+	case StrategySingle:
+		if cc.Role == "" {
+			d.errorf(key, "%s uses strategy single and needs role: <the login role>", path)
+		}
+		if len(cc.Roles) > 0 {
+			d.errorf(key, "%s: roles: is for strategy dual; with single use role:", path)
+		}
+		cr.Roles = []string{cc.Role}
+	case StrategyDual:
+		if len(cc.Roles) != 2 || cc.Roles[0] == cc.Roles[1] || cc.Roles[0] == "" || cc.Roles[1] == "" {
+			d.errorf(key, "%s uses strategy dual and needs two different login roles: roles: [app_blue, app_green]", path)
+		}
+		if cc.Role != "" {
+			d.errorf(key, "%s: role: is for strategy single; with dual use roles: [a, b]", path)
+		}
+		cr.Roles = cc.Roles
+		if cr.Group == "" && len(cc.Roles) == 2 {
+			cr.Group = commonStem(cc.Roles[0], cc.Roles[1])
+			if cr.Group == "" {
+				d.errorf(key, "%s: set group: <owner role> (the NOLOGIN role that owns the objects); it cannot be derived from %s and %s", path, cc.Roles[0], cc.Roles[1])
+			}
+		}
+	default:
+		d.errorf(key, "%s: unknown strategy %q (known: dual, single)", path, cr.Strategy)
+	}
+	for _, r := range cr.Roles {
+		if len(r) > 63 {
+			d.errorf(key, "%s: role name %q is longer than PostgreSQL's 63-byte limit", path, r)
+		}
+	}
+
+	// Connection.
+	conn := cc.Connection
+	if conn == nil {
+		conn = def.Connection
+	}
+	if conn == nil || conn.URL == "" {
+		if cr.ProviderType != "neon" {
+			d.errorf(key, "%s has no connection.url; say how consumers reach the database, e.g. postgresql://db.internal:5432/app?sslmode=require", path)
+		}
+	} else {
+		var err error
+		if cr.Conn, err = connstr.Parse(conn.URL); err != nil {
+			d.errorf(key, "%s.connection.url: %v", path, err)
+		}
+		if conn.PooledURL != "" {
+			if cr.Pooled, err = connstr.Parse(conn.PooledURL); err != nil {
+				d.errorf(key, "%s.connection.pooled_url: %v", path, err)
+			}
+		}
+	}
+
+	// Password policy.
+	cr.Policy = secret.DefaultPolicy()
+	if pp := firstPtr(cc.Password, def.Password); pp != nil {
+		if pp.Length != 0 {
+			cr.Policy.Length = pp.Length
+		}
+		setBool(&cr.Policy.Lower, pp.Lower)
+		setBool(&cr.Policy.Upper, pp.Upper)
+		setBool(&cr.Policy.Digits, pp.Digits)
+		setBool(&cr.Policy.Symbols, pp.Symbols)
+	}
+	if err := cr.Policy.Validate(); err != nil {
+		d.errorf(key, "%s.password: %v", path, err)
+	}
+	if ea := firstPtr(cc.ExpireAfter, def.ExpireAfter); ea != nil {
+		cr.ExpireAfter = ea.D()
+	}
+
+	// Schedule.
+	sc := firstPtr(cc.Schedule, def.Schedule)
+	if sc == nil {
+		sc = &Schedule{}
+	}
+	s, err := schedule.Parse(sc.Every.D(), sc.Cron, sc.Window, sc.Jitter.D())
+	if err != nil {
+		d.errorf(key, "%s.schedule: %v", path, err)
+	}
+	cr.Schedule = s
+
+	// Drain and retirement.
+	cr.DrainTimeout, cr.DrainPoll = 5*time.Minute, 2*time.Second
+	if dr := firstPtr(cc.Drain, def.Drain); dr != nil {
+		if dr.Timeout != 0 {
+			cr.DrainTimeout = dr.Timeout.D()
+		}
+		if dr.Poll != 0 {
+			cr.DrainPoll = dr.Poll.D()
+		}
+		setBool(&cr.DrainTerminate, dr.Terminate)
+	}
+	cr.Retire = firstString(cc.Retire, def.Retire, RetireImmediately)
+	if cr.Retire != RetireImmediately && cr.Retire != RetireNextRotation {
+		d.errorf(key, "%s: unknown retire %q (known: immediately, next-rotation)", path, cr.Retire)
+	}
+	cr.RetireMethod = provider.RetireMethod(firstString(cc.RetireMethod, def.RetireMethod, string(provider.RetireScramble)))
+	if cr.RetireMethod != provider.RetireScramble && cr.RetireMethod != provider.RetireNoLogin {
+		d.errorf(key, "%s: unknown retire_method %q (known: nologin, password)", path, cr.RetireMethod)
+	}
+
+	// Test and publish tuning.
+	cr.TestTimeout, cr.TestPooled = 15*time.Second, true
+	if tc := firstPtr(cc.Test, def.Test); tc != nil {
+		if tc.Timeout != 0 {
+			cr.TestTimeout = tc.Timeout.D()
+		}
+		setBool(&cr.TestPooled, tc.Pooled)
+	}
+	cr.Concurrency, cr.Attempts, cr.MaxBackoff, cr.TargetTimeout = 8, 5, 30*time.Second, 60*time.Second
+	if pc := firstPtr(cc.Publish, def.Publish); pc != nil {
+		if pc.Concurrency < 0 || pc.Attempts < 0 {
+			d.errorf(key, "%s.publish: concurrency and attempts must be positive", path)
+		}
+		if pc.Concurrency > 0 {
+			cr.Concurrency = pc.Concurrency
+		}
+		if pc.Attempts > 0 {
+			cr.Attempts = pc.Attempts
+		}
+		if pc.MaxBackoff != 0 {
+			cr.MaxBackoff = pc.MaxBackoff.D()
+		}
+		if pc.Timeout != 0 {
+			cr.TargetTimeout = pc.Timeout.D()
+		}
+	}
+
+	// Targets.
+	targets := cc.Targets
+	if len(targets) == 0 {
+		targets = def.Targets
+	}
+	seen := map[string]bool{}
+	for i := range targets {
+		t := c.target(d, &targets[i], fmt.Sprintf("%s.targets[%d]", path, i), reg)
+		if t == nil {
+			continue
+		}
+		if seen[t.Name] {
+			d.errorf(&targets[i], "%s: two targets are named %q; names must be unique", path, t.Name)
+			continue
+		}
+		seen[t.Name] = true
+		cr.Targets = append(cr.Targets, t)
+	}
+	if len(d.errs) > before {
+		return nil
+	}
+	return cr
+}
+
+// secretKeys must take their value from the environment: a token or a
+// password typed into rotor.yaml ends up in git.
+var secretKeys = map[string]bool{"admin_url": true, "token": true, "api_key": true, "secret": true, "password": true, "client_secret": true}
+
+func (c *Config) provider(d *decoder, n *yaml.Node, path string, interpolated map[*yaml.Node]bool, reg Registry) (string, provider.Provider) {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, "%s must be a mapping with at least type:", path)
+		return "", nil
+	}
+	typ, own := "", &yaml.Node{Kind: yaml.MappingNode, Line: n.Line}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Value == "type" {
+			typ = v.Value
+			continue
+		}
+		if secretKeys[k.Value] && !interpolated[v] && holdsSecret(k.Value, v.Value) {
+			d.errorf(v, "%s.%s holds a secret in the config file; put it in an environment variable and write %s: ${ROTOR_ADMIN_URL}", path, k.Value, k.Value)
+		}
+		own.Content = append(own.Content, k, v)
+	}
+	if typ == "" {
+		d.errorf(n, "%s has no type; add type: postgres (or neon)", path)
+		return "", nil
+	}
+	factory, err := reg.Provider(typ)
+	if err != nil {
+		d.errorf(n, "%s: %v", path, err)
+		return typ, nil
+	}
+	p, err := factory(provider.Params{
+		Decode:     func(v any) error { return d.decodeOwn(own, v, path) },
+		HTTPClient: reg.HTTPClient,
+		Now:        reg.Now,
+	})
+	if err != nil {
+		if !errors.Is(err, errReported) {
+			d.errorf(n, "%s: %v", path, err)
+		}
+		return typ, nil
+	}
+	return typ, p
+}
+
+// holdsSecret reports whether a literal value would leak a secret: any
+// token, or a connection URL that carries a password.
+func holdsSecret(key, value string) bool {
+	if value == "" {
+		return false
+	}
+	if key != "admin_url" {
+		return true
+	}
+	cs, err := connstr.Parse(value)
+	return err != nil || !cs.Password.IsZero()
+}
+
+func (c *Config) target(d *decoder, n *yaml.Node, path string, reg Registry) *Target {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, "%s must be a mapping with name:, type: and values:", path)
+		return nil
+	}
+	commonNode, own := splitTarget(n)
+	var tc TargetConfig
+	if !d.decode(commonNode, &tc, path) {
+		return nil
+	}
+	if tc.Name == "" {
+		d.errorf(n, "%s has no name; give it one, e.g. name: production-env", path)
+		return nil
+	}
+	if !nameRE.MatchString(tc.Name) {
+		d.errorf(n, "%s: target name %q must hold only letters, digits, '_', '.', '-'", path, tc.Name)
+		return nil
+	}
+	path = fmt.Sprintf("%s (%s)", path, tc.Name)
+	if tc.Type == "" {
+		d.errorf(n, "%s has no type; add type: dotenv (or another target type)", path)
+		return nil
+	}
+	if len(tc.Values) == 0 {
+		d.errorf(n, "%s has no values; add values: {DATABASE_URL: \"{{.URL}}\"}", path)
+		return nil
+	}
+	t := &Target{Name: tc.Name, Type: tc.Type, Line: n.Line, Values: map[string]*render.Template{}}
+	valuesNode := findKey(commonNode, "values")
+	for i := 0; i+1 < len(valuesNode.Content); i += 2 {
+		k, v := valuesNode.Content[i], valuesNode.Content[i+1]
+		tpl, err := render.Compile(v.Value)
+		if err != nil {
+			d.errorf(v, "%s.values.%s: %v", path, k.Value, err)
+			continue
+		}
+		t.Keys = append(t.Keys, k.Value)
+		t.Values[k.Value] = tpl
+	}
+	factory, err := reg.Target(tc.Type)
+	if err != nil {
+		d.errorf(n, "%s: %v", path, err)
+		return nil
+	}
+	getenv := reg.Getenv
+	impl, err := factory(target.Params{
+		Name:       tc.Name,
+		Decode:     func(v any) error { return d.decodeOwn(own, v, path) },
+		BaseDir:    c.Dir,
+		HTTPClient: reg.HTTPClient,
+		Getenv:     getenv,
+		Now:        reg.Now,
+	})
+	if err != nil {
+		if !errors.Is(err, errReported) {
+			d.errorf(n, "%s: %v", path, err)
+		}
+		return nil
+	}
+	t.Impl = impl
+	return t
+}
+
+// decodeOwn is the Decode given to factories: strict, located errors. It
+// returns a non-nil error when decoding failed so the factory stops; the
+// located messages are already recorded in d.
+func (d *decoder) decodeOwn(n *yaml.Node, v any, path string) error {
+	if len(n.Content) == 0 {
+		return nil
+	}
+	if !d.decode(n, v, path) {
+		return errReported
+	}
+	return nil
+}
+
+var errReported = &reportedError{}
+
+type reportedError struct{}
+
+func (*reportedError) Error() string { return "invalid options (see above)" }
+
+func findKey(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return &yaml.Node{Kind: yaml.MappingNode}
+}
+
+// firstNode returns the first node that was present in the file (yaml.v3
+// leaves absent yaml.Node fields with Kind 0).
+func firstNode(nodes ...*yaml.Node) *yaml.Node {
+	for _, n := range nodes {
+		if n.Kind != 0 {
+			return n
+		}
+	}
+	return nil
+}
+
+func firstPtr[T any](a, b *T) *T {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+func firstString(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func setBool(dst *bool, v *bool) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// commonStem derives the owner group from two login role names:
+// app_blue and app_green give app.
+func commonStem(a, b string) string {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return strings.TrimRight(a[:n], "_-.")
+}

@@ -1,0 +1,199 @@
+package connstr
+
+import "strings"
+
+// Redact hides PostgreSQL passwords in arbitrary text. A string that
+// parses as one connection string comes back as its Redacted form;
+// anything else is scanned for postgres:// and postgresql:// URLs and for
+// password=… keywords (PGPASSWORD=…, ?password=…, password='…').
+//
+// Where the text is ambiguous the whole region that might be a password
+// goes, even if that takes the host with it: in a URL, everything between
+// the user's ':' and the last '@' that could end the user information. A
+// URL found inside free text is scanned to the end of its line or the next
+// URL, so a password holding a newline or a URL of its own is only caught
+// when s is the whole connection string.
+func Redact(s string) string {
+	// Only a URL is rewritten from its parsed form; keyword/value text keeps
+	// its layout (an env file can parse as one), and the keyword scan below
+	// reads password values the way libpq does.
+	if c, err := Parse(s); err == nil && c.Form == FormURL {
+		// The parsed form still goes through the scanner: a Param value
+		// may itself hold a URL with a password.
+		return redactText(c.Redacted(), false)
+	}
+	t := strings.Trim(s, dsnSpace)
+	whole := strings.HasPrefix(t, schemeLong) || strings.HasPrefix(t, schemeShort)
+	return redactText(s, whole)
+}
+
+// redactText redacts URLs then keywords. whole says s is one broken URL,
+// so its user information may run across lines and words.
+func redactText(s string, whole bool) string {
+	return redactKeywords(redactURLs(s, whole))
+}
+
+func redactURLs(s string, whole bool) string {
+	lower := asciiLower(s)
+	var b strings.Builder
+	copied := 0 // s[:copied] is already in b
+	i := 0
+	first := true
+	for {
+		start, n := nextScheme(lower, i)
+		if start < 0 {
+			break
+		}
+		a := start + n
+		// A broken whole URL is one user information up to its last '@',
+		// even if the password seems to hold another URL or a newline.
+		greedy := whole && first
+		first = false
+		segEnd := len(s)
+		if !greedy {
+			if next, _ := nextScheme(lower, a); next >= 0 {
+				segEnd = next
+			}
+			if nl := strings.IndexByte(s[a:segEnd], '\n'); nl >= 0 {
+				segEnd = a + nl
+			}
+		}
+		at := userinfoEnd(s[a:segEnd], greedy)
+		if at < 0 {
+			i = a
+			continue
+		}
+		if colon := strings.IndexByte(s[a:a+at], ':'); colon >= 0 && colon+1 < at {
+			b.WriteString(s[copied : a+colon+1])
+			b.WriteString(redactedMarker)
+			copied = a + at
+		}
+		i = a + at
+	}
+	if copied == 0 {
+		return s
+	}
+	b.WriteString(s[copied:])
+	return b.String()
+}
+
+// nextScheme finds the next postgres:// or postgresql:// in lowered text
+// and returns its index and length, or -1.
+func nextScheme(lower string, from int) (int, int) {
+	for from < len(lower) {
+		k := strings.Index(lower[from:], "postgres")
+		if k < 0 {
+			return -1, 0
+		}
+		k += from
+		switch {
+		case strings.HasPrefix(lower[k:], schemeLong):
+			return k, len(schemeLong)
+		case strings.HasPrefix(lower[k:], schemeShort):
+			return k, len(schemeShort)
+		}
+		from = k + 1
+	}
+	return -1, 0
+}
+
+// userinfoEnd returns the index of the '@' that ends a URL's user
+// information within seg (the text after "://"), or -1. A clean word — one
+// '@', inside the authority — is taken at its word. Anything else takes the
+// last '@' of seg, over-redacting rather than guessing.
+func userinfoEnd(seg string, greedy bool) int {
+	if !greedy {
+		w := strings.IndexAny(seg, dsnSpace+"\"'<>`")
+		if w < 0 {
+			w = len(seg)
+		}
+		word := seg[:w]
+		authEnd := strings.IndexAny(word, "/?#")
+		if authEnd < 0 {
+			authEnd = len(word)
+		}
+		if at := strings.IndexByte(word, '@'); at >= 0 && at < authEnd && strings.Count(word, "@") == 1 {
+			return at
+		}
+	}
+	return strings.LastIndexByte(seg, '@')
+}
+
+// redactKeywords replaces the value of every "password=" (any case, any
+// prefix such as PG or DB_). In a URL query the value ends at '&', '#' or
+// whitespace; elsewhere it follows libpq: quoted, or up to whitespace with
+// backslash escapes. An unterminated quote redacts to the end.
+func redactKeywords(s string) string {
+	const kw = "password"
+	lower := asciiLower(s)
+	var b strings.Builder
+	copied := 0
+	i := 0
+	for {
+		k := strings.Index(lower[i:], kw)
+		if k < 0 {
+			break
+		}
+		k += i
+		j := k + len(kw)
+		i = j
+		for j < len(s) && isSpace(s[j]) {
+			j++
+		}
+		if j == len(s) || s[j] != '=' {
+			continue
+		}
+		j++
+		inQuery := k > 0 && (s[k-1] == '?' || s[k-1] == '&')
+		start, end := j, j
+		switch {
+		case inQuery:
+			for end < len(s) && s[end] != '&' && s[end] != '#' && !isSpace(s[end]) && !closesQuote(s, end) {
+				end++
+			}
+		default:
+			for start < len(s) && isSpace(s[start]) {
+				start++
+			}
+			end = start
+			if start < len(s) && (s[start] == '\'' || s[start] == '"') {
+				q := s[start]
+				start++
+				end = start
+				for end < len(s) && s[end] != q {
+					if s[end] == '\\' {
+						end++
+					}
+					end++
+				}
+			} else {
+				for end < len(s) && !isSpace(s[end]) && !closesQuote(s, end) {
+					if s[end] == '\\' {
+						end++
+					}
+					end++
+				}
+			}
+			end = min(end, len(s))
+		}
+		if end > start {
+			b.WriteString(s[copied:start])
+			b.WriteString(redactedMarker)
+			copied = end
+		}
+		i = max(i, end)
+	}
+	if copied == 0 {
+		return s
+	}
+	b.WriteString(s[copied:])
+	return b.String()
+}
+
+// closesQuote reports whether s[i] is a quote that ends the surrounding
+// text's quoting ('…password=x' or "PGPASSWORD=x"): one followed by
+// whitespace or the end. At worst a password ending in a quote keeps that
+// one quote visible.
+func closesQuote(s string, i int) bool {
+	return (s[i] == '\'' || s[i] == '"') && (i+1 == len(s) || isSpace(s[i+1]))
+}

@@ -1,0 +1,387 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rotorhq/rotor/internal/config"
+	"github.com/rotorhq/rotor/internal/connstr"
+	"github.com/rotorhq/rotor/internal/render"
+	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/store"
+	"github.com/rotorhq/rotor/internal/target"
+)
+
+// vars are the template fields for the pending version.
+func (r *run) vars() render.Vars {
+	return VarsFor(r.cr, r.to.Role, r.pending.password())
+}
+
+// VarsFor builds the template fields for role and password.
+func VarsFor(cr *config.Credential, role string, pw secret.String) render.Vars {
+	if cr.Conn == nil {
+		return render.Vars{User: role, Password: pw}
+	}
+	base := cr.Conn.WithUser(role).WithPassword(pw)
+	direct := base.WithHost(connstr.DirectHost(base.Host))
+	pooled := base
+	switch {
+	case cr.Pooled != nil:
+		pooled = cr.Pooled.WithUser(role).WithPassword(pw)
+	case connstr.IsNeonHost(base.Host):
+		if h, err := connstr.PooledHost(base.Host); err == nil {
+			pooled = base.WithHost(h)
+		}
+	}
+	return render.Vars{
+		URL: base.URL(), DirectURL: direct.URL(), PooledURL: pooled.URL(),
+		User: role, Password: pw, Host: base.Host, Port: orDefault(base.Port, "5432"), Database: base.Database,
+	}
+}
+
+func (r *run) urls() []secret.String {
+	if r.to == nil {
+		return nil
+	}
+	v := r.vars()
+	return []secret.String{v.URL, v.DirectURL, v.PooledURL}
+}
+
+// rendered is one target's values for the pending version.
+type rendered struct {
+	t           *config.Target
+	values      map[string]secret.String
+	fingerprint string
+}
+
+// renderAll renders every target's values; a template error stops before
+// any write.
+func (r *run) renderAll() ([]*rendered, error) {
+	vars := r.vars()
+	out := make([]*rendered, 0, len(r.cr.Targets))
+	for _, t := range r.cr.Targets {
+		rd := &rendered{t: t, values: map[string]secret.String{}}
+		for _, k := range t.Keys {
+			v, err := t.Values[k].Execute(vars)
+			if err != nil {
+				return nil, fmt.Errorf("target %s, value %s: %w", t.Name, k, err)
+			}
+			rd.values[k] = v
+		}
+		rd.fingerprint = r.e.fingerprintValues(t, rd.values)
+		out = append(out, rd)
+	}
+	return out, nil
+}
+
+// fingerprintValues is the HMAC recorded for what a target was sent.
+func (e *Engine) fingerprintValues(t *config.Target, values map[string]secret.String) string {
+	parts := []string{"target", t.Name}
+	for _, k := range t.Keys {
+		parts = append(parts, k, values[k].Reveal())
+	}
+	return e.Sealer.Fingerprint(parts...)
+}
+
+// publish writes every target (bounded parallelism, retries only for
+// idempotent targets), then — only when every write succeeded — runs the
+// reloads. A target already written with the same fingerprint in this
+// rotation is not written again on resume.
+func (r *run) publish(ctx context.Context) (string, error) {
+	rds, err := r.renderAll()
+	if err != nil {
+		return "", err
+	}
+	prior, err := r.e.Store.ListDeliveries(ctx, store.ListDeliveriesParams{RotationID: r.rot.ID})
+	if err != nil {
+		return "", err
+	}
+	done := map[string]*store.Delivery{}
+	for _, d := range prior {
+		done[d.Target] = d
+	}
+
+	results := make([]TargetResult, len(rds))
+	r.parallel(ctx, len(rds), func(ctx context.Context, i int) {
+		results[i] = r.write(ctx, rds[i], done[rds[i].t.Name])
+	})
+	var failed []string
+	for _, tr := range results {
+		if tr.State == store.DeliveryFailed {
+			failed = append(failed, tr.Name+": "+tr.Error)
+		}
+	}
+	if len(failed) > 0 {
+		r.res.Targets = results
+		return "", &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish,
+			Err:  fmt.Errorf("%d of %d target(s) failed:\n- %s", len(failed), len(rds), strings.Join(failed, "\n- ")),
+			Hint: r.publishHint()}
+	}
+
+	// Phase two: reloads, only now that every copy holds the new value.
+	r.parallel(ctx, len(rds), func(ctx context.Context, i int) {
+		r.reload(ctx, rds[i], &results[i], done[rds[i].t.Name])
+	})
+	r.res.Targets = results
+	failed = failed[:0]
+	for _, tr := range results {
+		if tr.State == store.DeliveryFailed {
+			failed = append(failed, tr.Name+": "+tr.Error)
+		}
+	}
+	if len(failed) > 0 {
+		return "", &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish,
+			Err:  fmt.Errorf("every target was written, but %d reload(s) failed:\n- %s", len(failed), strings.Join(failed, "\n- ")),
+			Hint: r.publishHint()}
+	}
+	changed := 0
+	for _, tr := range results {
+		if tr.Changed {
+			changed++
+		}
+	}
+	return fmt.Sprintf("%d target(s) written (%d changed)", len(rds), changed), nil
+}
+
+func (r *run) publishHint() string {
+	if r.cr.Strategy == config.StrategyDual {
+		return "every target still holds a working credential (the old role was not touched). Fix the failing target(s), then `rotor resume` finishes the rollout."
+	}
+	return "the database already has the new password, so consumers reading the failed target(s) cannot open new connections. Fix them and run `rotor resume` now."
+}
+
+// parallel runs fn for 0..n-1 with at most Concurrency at once.
+func (r *run) parallel(ctx context.Context, n int, fn func(context.Context, int)) {
+	sem := make(chan struct{}, max(r.cr.Concurrency, 1))
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			fn(ctx, i)
+		}(i)
+	}
+	wg.Wait()
+}
+
+func (r *run) write(ctx context.Context, rd *rendered, prior *store.Delivery) TargetResult {
+	info := rd.t.Impl.Info()
+	tr := TargetResult{Name: rd.t.Name, Type: rd.t.Type, Destination: info.Destination}
+	if prior != nil && prior.Fingerprint == rd.fingerprint && delivered(prior.State) {
+		tr.State, tr.Attempts, tr.Detail = prior.State, prior.Attempts, "already written"
+		r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish, Target: rd.t.Name, Status: "skip", Detail: "already written"})
+		return tr
+	}
+	start := r.e.Now()
+	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish, Target: rd.t.Name, Status: "start", Detail: info.Destination})
+	attempts := 0
+	if prior != nil {
+		attempts = prior.Attempts
+	}
+	var resp target.PutResponse
+	err := r.retry(ctx, rd.t, info.Idempotent, &attempts, func(ctx context.Context) error {
+		var err error
+		resp, err = rd.t.Impl.Put(ctx, target.PutRequest{
+			Values: rd.values, Keys: rd.t.Keys, RotationID: strconv.FormatInt(r.rot.ID, 10),
+			Version: r.to.Seq, Role: r.to.Role, Verifier: r.pending.verifier(),
+		})
+		return err
+	})
+	tr.Attempts, tr.Duration = attempts, r.e.Now().Sub(start)
+	if err != nil {
+		tr.State, tr.Error = store.DeliveryFailed, r.scrub(err).Error()
+	} else {
+		tr.State, tr.Changed, tr.Detail = store.DeliveryWritten, resp.Changed, resp.Ref
+		if !resp.Changed {
+			tr.Detail = "unchanged"
+		}
+	}
+	r.record(ctx, rd, tr)
+	return tr
+}
+
+// delivered reports whether a delivery in state s holds the written value
+// as far as rotor knows.
+func delivered(s store.DeliveryState) bool {
+	switch s {
+	case store.DeliveryWritten, store.DeliveryReloaded, store.DeliveryVerified, store.DeliveryUnverified:
+		return true
+	}
+	return false
+}
+
+func (r *run) reload(ctx context.Context, rd *rendered, tr *TargetResult, prior *store.Delivery) {
+	rl, ok := rd.t.Impl.(target.Reloader)
+	if !ok {
+		return
+	}
+	if prior != nil && prior.Fingerprint == rd.fingerprint && (prior.State == store.DeliveryReloaded || prior.State == store.DeliveryVerified || prior.State == store.DeliveryUnverified) {
+		return
+	}
+	start := r.e.Now()
+	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish, Target: rd.t.Name, Status: "start", Detail: "reload"})
+	attempts := tr.Attempts
+	var resp target.ReloadResponse
+	err := r.retry(ctx, rd.t, true, &attempts, func(ctx context.Context) error {
+		var err error
+		resp, err = rl.Reload(ctx, target.ReloadRequest{RotationID: strconv.FormatInt(r.rot.ID, 10)})
+		return err
+	})
+	tr.Attempts, tr.Duration = attempts, tr.Duration+r.e.Now().Sub(start)
+	if err != nil {
+		tr.State, tr.Error = store.DeliveryFailed, "reload: "+r.scrub(err).Error()
+	} else {
+		tr.State, tr.Detail = store.DeliveryReloaded, resp.Detail
+	}
+	r.record(ctx, rd, *tr)
+}
+
+func (r *run) record(ctx context.Context, rd *rendered, tr TargetResult) {
+	status := "done"
+	if tr.State == store.DeliveryFailed {
+		status = "failed"
+	}
+	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish, Target: tr.Name, Status: status,
+		Detail: orDefault(tr.Error, tr.Detail), Elapsed: tr.Duration})
+	r.e.Store.UpsertDelivery(context.WithoutCancel(ctx), store.UpsertDeliveryParams{
+		RotationID: r.rot.ID, Credential: r.cr.Name, Target: tr.Name, State: tr.State, Fingerprint: rd.fingerprint,
+		Attempts: tr.Attempts, Error: tr.Error, Detail: tr.Detail, Now: r.e.now(),
+	})
+}
+
+func (r *run) scrub(err error) error { return secret.Scrub(err, r.secrets()...) }
+
+// retry calls fn until it succeeds, the error is not retryable, or the
+// attempts run out. Non-idempotent targets get exactly one attempt per run.
+// Backoff is capped exponential with full jitter; a Retry-After from the
+// backend is honoured (up to 5 minutes).
+func (r *run) retry(ctx context.Context, t *config.Target, idempotent bool, attempts *int, fn func(context.Context) error) error {
+	limit := r.cr.Attempts
+	if !idempotent {
+		limit = 1
+	}
+	var err error
+	for i := 0; i < limit; i++ {
+		*attempts++
+		actx, cancel := context.WithTimeout(ctx, r.cr.TargetTimeout)
+		err = fn(actx)
+		timedOut := actx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || i == limit-1 || !retryable(err, timedOut) {
+			return err
+		}
+		wait := backoff(i, r.cr.MaxBackoff)
+		var re *target.RetryableError
+		if errors.As(err, &re) && re.RetryAfter > 0 {
+			wait = min(re.RetryAfter, 5*time.Minute)
+		}
+		r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish, Target: t.Name, Status: "retry",
+			Detail: fmt.Sprintf("attempt %d failed (%v); retrying in %s", i+1, r.scrub(err), wait.Round(time.Millisecond))})
+		if err := r.e.Sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func retryable(err error, timedOut bool) bool {
+	var re *target.RetryableError
+	if errors.As(err, &re) || timedOut {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+func backoff(attempt int, cap time.Duration) time.Duration {
+	base := 200 * time.Millisecond << min(attempt, 16)
+	if base > cap || base <= 0 {
+		base = cap
+	}
+	return time.Duration(rand.Int64N(int64(base)) + 1)
+}
+
+// verifyTargets reads back every Checker target and compares fingerprints.
+func (r *run) verifyTargets(ctx context.Context) (string, error) {
+	rds, err := r.renderAll()
+	if err != nil {
+		return "", err
+	}
+	var mismatched []string
+	verified, unverifiable := 0, 0
+	for i, rd := range rds {
+		ck, ok := rd.t.Impl.(target.Checker)
+		tr := r.targetResult(rd)
+		if !ok {
+			unverifiable++
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, r.cr.TargetTimeout)
+		resp, err := ck.Check(cctx, target.CheckRequest{Keys: rd.t.Keys})
+		cancel()
+		switch {
+		case err != nil && errors.Is(err, target.ErrUnreadable):
+			tr.State = store.DeliveryUnverified
+			unverifiable++
+		case err != nil:
+			tr.State, tr.Error = store.DeliveryMismatch, "read back: "+r.scrub(err).Error()
+			mismatched = append(mismatched, rd.t.Name+": "+tr.Error)
+		case len(resp.Unreadable) > 0:
+			tr.State = store.DeliveryUnverified
+			unverifiable++
+		default:
+			got := map[string]secret.String{}
+			for _, k := range rd.t.Keys {
+				got[k] = resp.Values[k]
+			}
+			if r.e.fingerprintValues(rd.t, got) == rd.fingerprint {
+				tr.State = store.DeliveryVerified
+				verified++
+			} else {
+				tr.State, tr.Error = store.DeliveryMismatch, "read back a different value than was written"
+				mismatched = append(mismatched, rd.t.Name+": "+tr.Error)
+			}
+		}
+		r.setTargetResult(tr)
+		r.record(ctx, rds[i], tr)
+	}
+	if len(mismatched) > 0 {
+		sort.Strings(mismatched)
+		return "", &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepConfirm,
+			Err:  fmt.Errorf("%d target(s) do not hold what was written:\n- %s", len(mismatched), strings.Join(mismatched, "\n- ")),
+			Hint: "something else may be writing these targets. Check them, then `rotor resume` publishes again and re-checks."}
+	}
+	return fmt.Sprintf("%d target(s) verified by read-back, %d not readable", verified, unverifiable), nil
+}
+
+func (r *run) targetResult(rd *rendered) TargetResult {
+	for _, tr := range r.res.Targets {
+		if tr.Name == rd.t.Name {
+			return tr
+		}
+	}
+	info := rd.t.Impl.Info()
+	return TargetResult{Name: rd.t.Name, Type: rd.t.Type, Destination: info.Destination, State: store.DeliveryWritten}
+}
+
+func (r *run) setTargetResult(tr TargetResult) {
+	for i := range r.res.Targets {
+		if r.res.Targets[i].Name == tr.Name {
+			r.res.Targets[i] = tr
+			return
+		}
+	}
+	r.res.Targets = append(r.res.Targets, tr)
+}

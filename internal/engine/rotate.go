@@ -1,0 +1,334 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rotorhq/rotor/internal/config"
+	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/store"
+)
+
+// Result is what one Rotate call did, secret-free.
+type Result struct {
+	Credential string         `json:"credential"`
+	RotationID int64          `json:"rotation_id"`
+	Resumed    bool           `json:"resumed"`
+	Status     store.Status   `json:"status"`
+	Strategy   string         `json:"strategy"`
+	Role       string         `json:"role"`
+	OldRole    string         `json:"old_role,omitempty"`
+	Version    int64          `json:"version"`
+	Outcome    string         `json:"outcome"`
+	Steps      []StepResult   `json:"steps"`
+	Targets    []TargetResult `json:"targets"`
+	// OldSessions are the sessions still on the old role when a dual
+	// rotation finished without retiring it.
+	OldSessions []provider.Session `json:"old_sessions,omitempty"`
+	Terminated  int                `json:"terminated_sessions,omitempty"`
+	Duration    time.Duration      `json:"duration_ns"`
+}
+
+// StepResult is one step's outcome in this run.
+type StepResult struct {
+	Name     string        `json:"name"`
+	Status   string        `json:"status"`
+	Detail   string        `json:"detail,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// TargetResult is one target's outcome in this run.
+type TargetResult struct {
+	Name        string              `json:"name"`
+	Type        string              `json:"type"`
+	Destination string              `json:"destination"`
+	State       store.DeliveryState `json:"state"`
+	Attempts    int                 `json:"attempts"`
+	Changed     bool                `json:"changed"`
+	Detail      string              `json:"detail,omitempty"`
+	Error       string              `json:"error,omitempty"`
+	Duration    time.Duration       `json:"duration_ns"`
+}
+
+// run is the state of one rotation while the engine works on it.
+type run struct {
+	e    *Engine
+	cr   *config.Credential
+	opts Options
+	rot  *store.Rotation
+	res  *Result
+
+	from    *store.Version // current when the rotation started, nil on the first
+	to      *store.Version // the pending version
+	pending material       // its secret material
+	journal map[string]store.StepStatus
+	applied time.Time // when apply finished (for revoke in single)
+}
+
+// material is what a version's sealed blob holds.
+type material struct {
+	Password string `json:"p"`
+	Verifier string `json:"v"`
+}
+
+func (m material) password() secret.String { return secret.New(m.Password) }
+func (m material) verifier() secret.String { return secret.New(m.Verifier) }
+
+// Rotate runs (or continues) a rotation of cr. An interrupted rotation of
+// the same credential is always finished first; with opts.ResumeOnly
+// nothing new is started and a nil Result means there was nothing to do.
+func (e *Engine) Rotate(ctx context.Context, cr *config.Credential, opts Options) (*Result, error) {
+	e.init()
+	started := e.Now()
+	if opts.Trigger == "" {
+		opts.Trigger = "manual"
+	}
+	release, err := e.lock(ctx, cr.Name)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopRenew := e.renew(ctx, cr.Name, cancel)
+	defer func() {
+		stopRenew()
+		release()
+	}()
+
+	r := &run{e: e, cr: cr, opts: opts, res: &Result{Credential: cr.Name, Strategy: cr.Strategy}}
+	active, err := e.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Active: true, Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("%s: read rotations: %w", cr.Name, err)
+	}
+	if len(active) > 0 {
+		r.rot = active[0]
+		r.res.Resumed = true
+		r.opts.Revoke = r.opts.Revoke || r.rot.Revoke
+		if r.rot.Strategy != cr.Strategy {
+			return nil, fmt.Errorf("%s: interrupted rotation %d used strategy %s but the config now says %s; put the strategy back until it finishes (`rotor resume`)", cr.Name, r.rot.ID, r.rot.Strategy, cr.Strategy)
+		}
+	} else {
+		if opts.ResumeOnly {
+			return nil, nil
+		}
+		cur, err := e.currentVersion(ctx, cr.Name)
+		if err != nil {
+			return nil, err
+		}
+		var fromID int64
+		if cur != nil {
+			fromID = cur.ID
+		}
+		r.rot, err = e.Store.InsertRotation(ctx, store.InsertRotationParams{
+			Credential: cr.Name, Strategy: cr.Strategy, Trigger: opts.Trigger,
+			Revoke: opts.Revoke, FromVersionID: fromID, Now: e.now(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: start rotation: %w", cr.Name, err)
+		}
+		e.audit(ctx, cr.Name, r.rot.ID, "rotation.started", map[string]any{"trigger": opts.Trigger, "strategy": cr.Strategy, "revoke": opts.Revoke})
+	}
+	r.res.RotationID = r.rot.ID
+	err = r.execute(ctx)
+	r.res.Duration = e.Now().Sub(started)
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = fmt.Errorf("%w (%v)", err, cause)
+	}
+	return r.res, err
+}
+
+func (e *Engine) currentVersion(ctx context.Context, name string) (*store.Version, error) {
+	vs, err := e.Store.ListVersions(ctx, store.ListVersionsParams{Credential: name, Stages: []store.Stage{store.StageCurrent}, Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("%s: read versions: %w", name, err)
+	}
+	if len(vs) == 0 {
+		return nil, nil
+	}
+	return vs[0], nil
+}
+
+func (r *run) execute(ctx context.Context) error {
+	steps, err := r.e.Store.ListSteps(ctx, r.rot.ID)
+	if err != nil {
+		return fmt.Errorf("%s: read journal: %w", r.cr.Name, err)
+	}
+	r.journal = map[string]store.StepStatus{}
+	for _, s := range steps {
+		r.journal[s.Name] = s.Status
+		if s.Name == StepApply && s.Status == store.StepDone {
+			if i := strings.LastIndex(s.Detail, " at "); i >= 0 {
+				if t, err := time.Parse(time.RFC3339Nano, s.Detail[i+4:]); err == nil {
+					r.applied = t
+				}
+			}
+		}
+	}
+	if r.rot.FromVersionID != 0 {
+		if r.from, err = r.e.Store.GetVersion(ctx, r.rot.FromVersionID); err != nil {
+			return fmt.Errorf("%s: read current version: %w", r.cr.Name, err)
+		}
+		if r.from.Stage != store.StageCurrent {
+			// Another rotation finished in between (only possible if the
+			// store was edited by hand); continuing would publish over it.
+			return r.fail(ctx, StepPrepare, errors.New("the version this rotation started from is no longer current"), "abandon this rotation with `rotor resume --abandon "+r.cr.Name+"`")
+		}
+	}
+	r.stepResult(StepLock, "done", "lease held by "+r.e.Holder, 0)
+	for _, step := range []struct {
+		name string
+		fn   func(context.Context) (string, error)
+	}{
+		{StepPrepare, r.prepare},
+		{StepApply, r.apply},
+		{StepTest, r.test},
+		{StepPublish, r.publish},
+		{StepConfirm, r.confirm},
+		{StepFinish, r.finish},
+	} {
+		if r.rot.Status.Terminal() {
+			return nil
+		}
+		if err := r.runStep(ctx, step.name, step.fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runStep journals a step around fn. fn returns a secret-free detail.
+func (r *run) runStep(ctx context.Context, name string, fn func(context.Context) (string, error)) error {
+	if h := r.e.Hooks; h != nil && h.BeforeStep != nil {
+		if err := h.BeforeStep(name); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: stopped before %s: %w", r.cr.Name, name, context.Cause(ctx))
+	}
+	start := r.e.Now()
+	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: name, Status: "start"})
+	if err := r.journalStep(ctx, name, store.StepStarted, ""); err != nil {
+		return err
+	}
+	detail, err := fn(ctx)
+	elapsed := r.e.Now().Sub(start)
+	if err != nil {
+		r.stepResult(name, "failed", firstLineOf(err.Error()), elapsed)
+		var se *StepError
+		if errors.As(err, &se) {
+			return r.fail(ctx, se.Step, se.Err, se.Hint)
+		}
+		return r.fail(ctx, name, err, "")
+	}
+	if r.rot.Status.Terminal() {
+		r.stepResult(name, "done", detail, elapsed)
+		return nil
+	}
+	if err := r.journalStep(ctx, name, store.StepDone, detail); err != nil {
+		return err
+	}
+	r.stepResult(name, "done", detail, elapsed)
+	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: name, Status: "done", Detail: detail, Elapsed: elapsed})
+	return nil
+}
+
+func (r *run) journalStep(ctx context.Context, name string, st store.StepStatus, detail string) error {
+	if _, err := r.e.Store.AppendStep(ctx, store.AppendStepParams{RotationID: r.rot.ID, Name: name, Status: st, Detail: detail, Now: r.e.now()}); err != nil {
+		return fmt.Errorf("%s: journal %s: %w", r.cr.Name, name, err)
+	}
+	r.journal[name] = st
+	if st != store.StepFailed {
+		n := name
+		empty := ""
+		rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{ID: r.rot.ID, Step: &n, Error: &empty, Now: r.e.now()})
+		if err != nil {
+			return fmt.Errorf("%s: journal %s: %w", r.cr.Name, name, err)
+		}
+		r.rot = rot
+	}
+	return nil
+}
+
+// fail records a failed step and returns a StepError with a hint.
+func (r *run) fail(ctx context.Context, step string, err error, hint string) error {
+	err = secret.Scrub(err, r.secrets()...)
+	if hint == "" {
+		hint = "the credential still works; fix the cause, then run `rotor resume`"
+	}
+	msg := err.Error()
+	// Journal with a context that survives cancellation (Ctrl-C, lost
+	// lease): the record of why we stopped matters most then.
+	wctx := context.WithoutCancel(ctx)
+	r.e.Store.AppendStep(wctx, store.AppendStepParams{RotationID: r.rot.ID, Name: step, Status: store.StepFailed, Detail: msg, Now: r.e.now()})
+	if !r.rot.Status.Terminal() {
+		s := step
+		if rot, uerr := r.e.Store.UpdateRotation(wctx, store.UpdateRotationParams{ID: r.rot.ID, Step: &s, Error: &msg, Now: r.e.now()}); uerr == nil {
+			r.rot = rot
+		}
+	}
+	r.e.audit(wctx, r.cr.Name, r.rot.ID, "rotation.failed", map[string]any{"step": step, "error": msg})
+	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: step, Status: "failed", Detail: msg})
+	r.res.Status = r.rot.Status
+	return &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: step, Err: err, Hint: hint}
+}
+
+func firstLineOf(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func (r *run) stepResult(name, status, detail string, d time.Duration) {
+	r.res.Steps = append(r.res.Steps, StepResult{Name: name, Status: status, Detail: detail, Duration: d})
+}
+
+// secrets lists the values that must be scrubbed from any error.
+func (r *run) secrets() []secret.String {
+	if r.pending.Password == "" {
+		return nil
+	}
+	out := []secret.String{r.pending.password(), r.pending.verifier()}
+	for _, u := range r.urls() {
+		out = append(out, u)
+	}
+	return out
+}
+
+func (e *Engine) audit(ctx context.Context, cred string, rotID int64, event string, detail map[string]any) {
+	b, _ := json.Marshal(detail)
+	e.Store.AppendAudit(ctx, store.AppendAuditParams{Credential: cred, RotationID: rotID, Event: event, Actor: e.Holder, Detail: string(b), Now: e.now()})
+}
+
+func (e *Engine) seal(cred, role string, m material) ([]byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return e.Sealer.Seal(b, aad(cred, role))
+}
+
+func (e *Engine) open(v *store.Version) (material, error) {
+	var m material
+	if v.Sealed == nil {
+		return m, fmt.Errorf("version %d of %s has no secret left (retired)", v.Seq, v.Credential)
+	}
+	b, err := e.Sealer.Open(v.Sealed, aad(v.Credential, v.Role))
+	if err != nil {
+		return m, fmt.Errorf("version %d of %s: %w", v.Seq, v.Credential, err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("version %d of %s: corrupt secret", v.Seq, v.Credential)
+	}
+	return m, nil
+}
+
+// aad binds a sealed secret to its credential and role, so a blob copied
+// to another row does not decrypt.
+func aad(cred, role string) []byte { return []byte("rotor/v1/version\x00" + cred + "\x00" + role) }

@@ -1,0 +1,369 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotorhq/rotor/internal/engine"
+	"github.com/rotorhq/rotor/internal/pgtest"
+	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/store"
+)
+
+func ensureReq(b *bundle, roles []string) provider.EnsureRolesRequest {
+	return provider.EnsureRolesRequest{Group: commonGroup(roles), Logins: roles, Database: b.db}
+}
+
+func TestSingleRotation(t *testing.T) {
+	t.Parallel()
+	role := pgtest.UniqueName(t, "app")
+	b := setup(t, setupOpts{strategy: "single", roles: []string{role}})
+
+	res := b.rotate(engine.Options{})
+	require.Equal(t, store.StatusSucceeded, res.Status)
+	_, first := b.current()
+	b.requireLogin(role, first)
+
+	res = b.rotate(engine.Options{})
+	require.Equal(t, store.StatusSucceeded, res.Status)
+	require.EqualValues(t, 2, res.Version)
+	_, second := b.current()
+	require.False(t, first.Equal(second))
+	b.requireLogin(role, second)
+	b.requireNoLogin(role, first)
+
+	// The rest of the .env file is untouched.
+	raw, err := os.ReadFile(b.envFile)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(raw), "# app settings\nexport OTHER=keep-me\n"))
+
+	// Every step was journaled before and after.
+	steps, err := b.store.ListSteps(b.ctx, res.RotationID)
+	require.NoError(t, err)
+	var seen []string
+	for _, s := range steps {
+		seen = append(seen, s.Name+":"+string(s.Status))
+	}
+	require.Equal(t, []string{"prepare:started", "prepare:done", "apply:started", "apply:done", "test:started", "test:done",
+		"publish:started", "publish:done", "confirm:started", "confirm:done", "finish:started"}, seen)
+	dels, err := b.store.ListDeliveries(b.ctx, store.ListDeliveriesParams{RotationID: res.RotationID})
+	require.NoError(t, err)
+	require.Len(t, dels, 1)
+	require.Equal(t, store.DeliveryVerified, dels[0].State)
+}
+
+func TestDualRotationKeepsOldRoleUntilRetired(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	b := setup(t, setupOpts{strategy: "dual", roles: roles})
+
+	res := b.rotate(engine.Options{})
+	require.Equal(t, roles[0], res.Role)
+	role1, pw1 := b.current()
+	b.requireLogin(role1, pw1)
+
+	// A consumer is still on the first role while the second rotation
+	// runs: the old password keeps working, and the rotation waits for it.
+	conn := b.session(role1, pw1, "billing-worker")
+	done := make(chan *engine.Result, 1)
+	go func() {
+		res, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+		if err != nil {
+			t.Errorf("rotate: %v", err)
+		}
+		done <- res
+	}()
+	// The new credential is published while the old one still works.
+	require.Eventually(t, func() bool { return b.envRole() == roles[1] }, 10*time.Second, 20*time.Millisecond)
+	b.requireLogin(role1, pw1)
+	_, err := conn.Exec(b.ctx, "SELECT 1")
+	require.NoError(t, err)
+	conn.Close(b.ctx)
+
+	res = <-done
+	require.Equal(t, store.StatusSucceeded, res.Status, res.Outcome)
+	require.Equal(t, roles[1], res.Role)
+	require.Equal(t, roles[0], res.OldRole)
+	role2, pw2 := b.current()
+	require.Equal(t, roles[1], role2)
+	b.requireLogin(role2, pw2)
+	b.requireNoLogin(role1, pw1)
+}
+
+func TestDualOldRoleStillInUse(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	b := setup(t, setupOpts{strategy: "dual", roles: roles})
+	b.rotate(engine.Options{})
+	role1, pw1 := b.current()
+
+	// This consumer never moves: the drain deadline (2s) passes.
+	conn := b.session(role1, pw1, "legacy-cron")
+	res, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusOldInUse, res.Status)
+	require.Len(t, res.OldSessions, 1)
+	require.Equal(t, "legacy-cron", res.OldSessions[0].ApplicationName)
+	require.Contains(t, res.Outcome, "legacy-cron")
+	// Never break a consumer that has not moved yet.
+	b.requireLogin(role1, pw1)
+	_, err = conn.Exec(b.ctx, "SELECT 1")
+	require.NoError(t, err)
+
+	// The next rotation would reuse that role: it refuses while the
+	// session is there.
+	_, err = b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	var se *engine.StepError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, engine.StepPrepare, se.Step)
+	require.Contains(t, err.Error(), "still has 1 session")
+
+	st, err := b.eng.Status(b.ctx, b.cred(), engine.StatusOptions{Live: true})
+	require.NoError(t, err)
+	require.Len(t, st.OldSessions, 1)
+}
+
+func TestRevokeSingleTerminatesOldSessions(t *testing.T) {
+	t.Parallel()
+	role := pgtest.UniqueName(t, "app")
+	b := setup(t, setupOpts{strategy: "single", roles: []string{role}})
+	b.rotate(engine.Options{})
+	_, leaked := b.current()
+	attacker := b.session(role, leaked, "attacker")
+
+	res := b.rotate(engine.Options{Revoke: true})
+	require.Equal(t, store.StatusSucceeded, res.Status)
+	require.GreaterOrEqual(t, res.Terminated, 1)
+	_, err := attacker.Exec(b.ctx, "SELECT 1")
+	require.Error(t, err, "the leaked credential's session must be gone")
+	b.requireNoLogin(role, leaked)
+	_, fresh := b.current()
+	b.requireLogin(role, fresh)
+}
+
+func TestRevokeDualRetiresOldRoleAtOnce(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	b := setup(t, setupOpts{strategy: "dual", roles: roles, drain: "1h"})
+	b.rotate(engine.Options{})
+	role1, leaked := b.current()
+	attacker := b.session(role1, leaked, "attacker")
+
+	start := time.Now()
+	res := b.rotate(engine.Options{Revoke: true})
+	require.Less(t, time.Since(start), time.Hour/2, "revoke must not wait for a drain")
+	require.Equal(t, store.StatusSucceeded, res.Status)
+	require.Equal(t, 1, res.Terminated)
+	_, err := attacker.Exec(b.ctx, "SELECT 1")
+	require.Error(t, err)
+	b.requireNoLogin(role1, leaked)
+}
+
+func TestWeirdRoleName(t *testing.T) {
+	t.Parallel()
+	role := `we"ird; DROP TABLE x; --` + pgtest.UniqueName(t, "")
+	b := setup(t, setupOpts{strategy: "single", roles: []string{role}})
+	admin, err := pgx.Connect(b.ctx, b.cl.AdminURL(b.db).Reveal())
+	require.NoError(t, err)
+	defer admin.Close(b.ctx)
+	_, err = admin.Exec(b.ctx, "CREATE TABLE x (id int)")
+	require.NoError(t, err)
+
+	b.rotate(engine.Options{})
+	b.rotate(engine.Options{})
+	got, pw := b.current()
+	require.Equal(t, role, got)
+	b.requireLogin(role, pw)
+	var n int
+	require.NoError(t, admin.QueryRow(b.ctx, "SELECT count(*) FROM x").Scan(&n), "table x must survive")
+}
+
+func TestSingleRollsBackWhenTestFails(t *testing.T) {
+	t.Parallel()
+	role := pgtest.UniqueName(t, "app")
+	// Consumers would connect to a database that does not exist: the
+	// test step fails after the password changed.
+	b := setup(t, setupOpts{strategy: "single", roles: []string{role}, urlDB: "no_such_db"})
+	before, err := os.ReadFile(b.envFile)
+	require.NoError(t, err)
+
+	res, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	var se *engine.StepError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, engine.StepTest, se.Step)
+	require.Equal(t, store.StatusRolledBack, res.Status)
+	require.Contains(t, se.Hint, "put back")
+
+	// The old password works again: pgtest.NewRole's verifier was restored.
+	snap, err := b.cred().Provider.Snapshot(b.ctx, provider.SnapshotRequest{Role: role})
+	require.NoError(t, err)
+	require.False(t, snap.Verifier.IsZero())
+	after, err := os.ReadFile(b.envFile)
+	require.NoError(t, err)
+	require.Equal(t, before, after, "nothing is published after a failed test")
+	vs, err := b.store.ListVersions(b.ctx, store.ListVersionsParams{Credential: "app"})
+	require.NoError(t, err)
+	require.Len(t, vs, 1)
+	require.Equal(t, store.StageRetired, vs[0].Stage)
+	require.Nil(t, vs[0].Sealed, "the unused password is wiped")
+}
+
+func TestResumeAfterTargetFailure(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "not-yet", ".env")
+	b := setup(t, setupOpts{strategy: "dual", roles: roles, envPath: missing})
+
+	res, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	var se *engine.StepError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, engine.StepPublish, se.Step)
+	require.Equal(t, store.StatusActive, res.Status)
+	require.Contains(t, se.Hint, "rotor resume")
+
+	// Fix the cause; resume finishes with the same password.
+	require.NoError(t, os.MkdirAll(filepath.Dir(missing), 0o700))
+	res2, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{ResumeOnly: true})
+	require.NoError(t, err)
+	require.True(t, res2.Resumed)
+	require.Equal(t, res.RotationID, res2.RotationID)
+	require.Equal(t, store.StatusSucceeded, res2.Status)
+	role, pw := b.current()
+	b.requireLogin(role, pw)
+
+	// Nothing left to resume.
+	res3, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{ResumeOnly: true})
+	require.NoError(t, err)
+	require.Nil(t, res3)
+}
+
+// TestResumeFromEveryStep stops the engine before each step, as a crash
+// would, and checks that a fresh engine finishes the rotation with the
+// password the first one generated.
+func TestResumeFromEveryStep(t *testing.T) {
+	t.Parallel()
+	for _, strategy := range []string{"single", "dual"} {
+		for _, step := range []string{engine.StepApply, engine.StepTest, engine.StepPublish, engine.StepConfirm, engine.StepFinish} {
+			t.Run(strategy+"/"+step, func(t *testing.T) {
+				t.Parallel()
+				roles := roleNames(t)
+				if strategy == "single" {
+					roles = roles[:1]
+				}
+				b := setup(t, setupOpts{strategy: strategy, roles: roles})
+				b.rotate(engine.Options{})
+
+				crash := errors.New("simulated crash")
+				b.eng.Hooks = &engine.Hooks{BeforeStep: func(s string) error {
+					if s == step {
+						return crash
+					}
+					return nil
+				}}
+				_, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+				require.ErrorIs(t, err, crash)
+				rots, err := b.store.ListRotations(b.ctx, store.ListRotationsParams{Credential: "app", Active: true})
+				require.NoError(t, err)
+				require.Len(t, rots, 1)
+				pending, err := b.store.GetVersion(b.ctx, rots[0].ToVersionID)
+				require.NoError(t, err)
+
+				fresh := b.newEngine()
+				res, err := fresh.Rotate(b.ctx, b.cred(), engine.Options{ResumeOnly: true})
+				require.NoError(t, err)
+				require.Equal(t, store.StatusSucceeded, res.Status)
+				require.Equal(t, pending.Seq, res.Version, "resume must finish with the version it had generated")
+				role, pw := b.current()
+				b.requireLogin(role, pw)
+			})
+		}
+	}
+}
+
+func TestParityDifferenceStopsBeforeAnyChange(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	b := setup(t, setupOpts{strategy: "dual", roles: roles})
+	admin, err := pgx.Connect(b.ctx, b.cl.AdminURL(b.db).Reveal())
+	require.NoError(t, err)
+	defer admin.Close(b.ctx)
+	_, err = admin.Exec(b.ctx, "CREATE TABLE orders (id int)")
+	require.NoError(t, err)
+	_, err = admin.Exec(b.ctx, "GRANT SELECT ON orders TO "+pgx.Identifier{roles[0]}.Sanitize())
+	require.NoError(t, err)
+	before, err := os.ReadFile(b.envFile)
+	require.NoError(t, err)
+
+	_, err = b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	var se *engine.StepError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, engine.StepPrepare, se.Step)
+	require.Contains(t, err.Error(), "orders")
+	after, err := os.ReadFile(b.envFile)
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+}
+
+func TestConcurrentRotateIsRefused(t *testing.T) {
+	t.Parallel()
+	role := pgtest.UniqueName(t, "app")
+	b := setup(t, setupOpts{strategy: "single", roles: []string{role}})
+	entered, release := make(chan struct{}), make(chan struct{})
+	b.eng.Hooks = &engine.Hooks{BeforeStep: func(s string) error {
+		if s == engine.StepPublish {
+			close(entered)
+			<-release
+		}
+		return nil
+	}}
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+		done <- err
+	}()
+	<-entered
+	other := b.newEngine()
+	_, err := other.Rotate(b.ctx, b.cred(), engine.Options{})
+	require.ErrorIs(t, err, engine.ErrInProgress)
+	close(release)
+	require.NoError(t, <-done)
+}
+
+func TestPlanAndStatus(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	b := setup(t, setupOpts{strategy: "dual", roles: roles, extra: "    schedule:\n      every: 30d\n"})
+	p, err := b.eng.Plan(b.ctx, b.cred(), engine.PlanOptions{})
+	require.NoError(t, err)
+	require.Equal(t, roles[0], p.ToRole)
+	require.Equal(t, "{{.URL}}", p.Targets[0].Values["DATABASE_URL"])
+	due, err := b.eng.Due(b.ctx, b.cred())
+	require.NoError(t, err)
+	require.True(t, due, "never rotated means due")
+
+	b.rotate(engine.Options{Trigger: "schedule"})
+	due, err = b.eng.Due(b.ctx, b.cred())
+	require.NoError(t, err)
+	require.False(t, due)
+	st, err := b.eng.Status(b.ctx, b.cred(), engine.StatusOptions{})
+	require.NoError(t, err)
+	require.Equal(t, roles[0], st.Role)
+	require.NotNil(t, st.NextDue)
+	require.WithinDuration(t, time.Now().Add(30*24*time.Hour), *st.NextDue, time.Minute)
+	require.Equal(t, store.DeliveryVerified, st.Targets[0].State)
+
+	p, err = b.eng.Plan(b.ctx, b.cred(), engine.PlanOptions{})
+	require.NoError(t, err)
+	require.Equal(t, roles[0], p.FromRole)
+	require.Equal(t, roles[1], p.ToRole)
+	_ = context.Background
+}

@@ -1,0 +1,452 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rotorhq/rotor/internal/config"
+	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/store"
+)
+
+// prepare chooses the role, generates the password and stores it sealed as
+// pending. Nothing outside rotor's store changes.
+func (r *run) prepare(ctx context.Context) (string, error) {
+	if r.rot.ToVersionID != 0 {
+		return r.loadPending(ctx)
+	}
+	// A crash between InsertVersion and UpdateRotation leaves a pending
+	// version that the rotation does not point to yet: adopt it.
+	pend, err := r.e.Store.ListVersions(ctx, store.ListVersionsParams{Credential: r.cr.Name, Stages: []store.Stage{store.StagePending}})
+	if err != nil {
+		return "", err
+	}
+	for _, v := range pend {
+		if v.RotationID == r.rot.ID {
+			return r.adopt(ctx, v)
+		}
+	}
+	if len(pend) > 0 {
+		return "", fmt.Errorf("credential has a pending version %d from rotation %d that never finished; run `rotor resume --abandon %s` first", pend[0].Seq, pend[0].RotationID, r.cr.Name)
+	}
+
+	role, err := r.chooseRole(ctx)
+	if err != nil {
+		return "", err
+	}
+	if r.cr.Strategy == config.StrategyDual {
+		if err := r.checkParity(ctx); err != nil {
+			return "", err
+		}
+	}
+	pw, err := secret.Generate(r.e.Rand, r.cr.Policy)
+	if err != nil {
+		return "", err
+	}
+	ver, err := secret.SCRAMVerifier(r.e.Rand, pw)
+	if err != nil {
+		return "", err
+	}
+	m := material{Password: pw.Reveal(), Verifier: ver.Reveal()}
+	sealed, err := r.e.seal(r.cr.Name, role, m)
+	if err != nil {
+		return "", err
+	}
+	// Single strategy: remember what the server holds now so a failed
+	// test can put it back. Superusers can read it; others fall back to
+	// the previous version rotor stored, if any.
+	if r.cr.Strategy == config.StrategySingle {
+		snap, err := r.cr.Provider.Snapshot(ctx, provider.SnapshotRequest{Role: role})
+		switch {
+		case err == nil && !snap.Verifier.IsZero():
+			blob, err := r.e.seal(r.cr.Name, role, material{Verifier: snap.Verifier.Reveal()})
+			if err != nil {
+				return "", err
+			}
+			rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{ID: r.rot.ID, Rollback: blob, Now: r.e.now()})
+			if err != nil {
+				return "", err
+			}
+			r.rot = rot
+		case err == nil, errors.Is(err, provider.ErrUnsupported):
+		default:
+			return "", fmt.Errorf("read the current password of role %s: %w", role, err)
+		}
+	}
+	v, err := r.e.Store.InsertVersion(ctx, store.InsertVersionParams{
+		Credential: r.cr.Name, Role: role, Stage: store.StagePending, RotationID: r.rot.ID,
+		Sealed: sealed, Fingerprint: r.e.Sealer.Fingerprint("password", r.cr.Name, pw.Reveal()), Now: r.e.now(),
+	})
+	if err != nil {
+		return "", fmt.Errorf("store pending version: %w", err)
+	}
+	return r.adopt(ctx, v)
+}
+
+func (r *run) adopt(ctx context.Context, v *store.Version) (string, error) {
+	id := v.ID
+	rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{ID: r.rot.ID, ToVersionID: &id, Now: r.e.now()})
+	if err != nil {
+		return "", err
+	}
+	r.rot = rot
+	return r.loadPending(ctx)
+}
+
+func (r *run) loadPending(ctx context.Context) (string, error) {
+	v, err := r.e.Store.GetVersion(ctx, r.rot.ToVersionID)
+	if err != nil {
+		return "", fmt.Errorf("read pending version: %w", err)
+	}
+	m, err := r.e.open(v)
+	if err != nil {
+		return "", err
+	}
+	r.to, r.pending = v, m
+	r.res.Role, r.res.Version = v.Role, v.Seq
+	if r.from != nil && r.from.Role != v.Role {
+		r.res.OldRole = r.from.Role
+	}
+	return fmt.Sprintf("role %s, version %d (%s)", v.Role, v.Seq, v.Fingerprint), nil
+}
+
+// chooseRole picks the role the new password goes to: the only role for
+// single; for dual the one consumers are not using.
+func (r *run) chooseRole(ctx context.Context) (string, error) {
+	roles := r.cr.Roles
+	if r.cr.Strategy == config.StrategySingle {
+		return roles[0], nil
+	}
+	var next string
+	switch {
+	case r.from != nil && r.from.Role == roles[0]:
+		next = roles[1]
+	case r.from != nil && r.from.Role == roles[1]:
+		next = roles[0]
+	case r.from != nil:
+		return "", fmt.Errorf("the current version uses role %s, which is not in roles: %v; put it back in the config or run `rotor setup-roles`", r.from.Role, roles)
+	default:
+		// First rotation: prefer the role nobody is logged in as.
+		next = roles[0]
+		s0, err0 := r.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: roles[0]})
+		s1, err1 := r.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: roles[1]})
+		if err0 == nil && err1 == nil && len(s0.Sessions) > 0 && len(s1.Sessions) == 0 {
+			next = roles[1]
+		}
+	}
+	if r.opts.Force {
+		return next, nil
+	}
+	s, err := r.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: next})
+	if err != nil {
+		return "", fmt.Errorf("list sessions of role %s: %w", next, err)
+	}
+	if n := len(s.Sessions); n > 0 {
+		return "", &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPrepare,
+			Err: fmt.Errorf("role %s, which this rotation would give a new password, still has %d session(s): %s", next, n, describeSessions(s.Sessions)),
+			Hint: "those consumers have not moved to the current role yet; changing the password would not cut them off now, but they would fail on their next reconnect.\n" +
+				"Find them (`rotor status` lists them), move them to the current connection string, then run `rotor resume`; or pass --force."}
+	}
+	return next, nil
+}
+
+func (r *run) checkParity(ctx context.Context) error {
+	p, err := r.cr.Provider.Parity(ctx, provider.ParityRequest{Roles: r.cr.Roles})
+	if err != nil {
+		if errors.Is(err, provider.ErrUnsupported) {
+			return nil
+		}
+		return fmt.Errorf("compare privileges of %s: %w", strings.Join(r.cr.Roles, " and "), err)
+	}
+	if len(p.Differences) == 0 {
+		return nil
+	}
+	return &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPrepare,
+		Err:  fmt.Errorf("roles %s do not have the same privileges:\n- %s", strings.Join(r.cr.Roles, " and "), strings.Join(p.Differences, "\n- ")),
+		Hint: "switching would change what the application may do. Grant privileges to the group role " + orDefault(r.cr.Group, "(see `rotor setup-roles`)") + " instead of to one login role, then run `rotor resume`."}
+}
+
+// apply sets the pending password on the database. Idempotent: replaying
+// sets the same verifier again.
+func (r *run) apply(ctx context.Context) (string, error) {
+	var until *time.Time
+	if r.cr.ExpireAfter > 0 {
+		t := r.e.now().Add(r.cr.ExpireAfter)
+		until = &t
+	}
+	if _, err := r.cr.Provider.SetPassword(ctx, provider.SetPasswordRequest{
+		Role: r.to.Role, Password: r.pending.password(), Verifier: r.pending.verifier(), ValidUntil: until,
+	}); err != nil {
+		return "", fmt.Errorf("set password of role %s: %w", r.to.Role, err)
+	}
+	if r.applied.IsZero() {
+		r.applied = r.e.now()
+	}
+	return fmt.Sprintf("password set on role %s at %s", r.to.Role, r.applied.Format(time.RFC3339Nano)), nil
+}
+
+// test logs in exactly as consumers will. Single strategy: a failure puts
+// the previous password back and ends the rotation as rolled back.
+func (r *run) test(ctx context.Context) (string, error) {
+	var lastErr error
+	var tried []string
+	for attempt := 0; attempt < 3; attempt++ {
+		tried, lastErr = r.login(ctx)
+		if lastErr == nil {
+			return "logged in via " + strings.Join(tried, " and "), nil
+		}
+		if err := r.e.Sleep(ctx, time.Duration(attempt+1)*500*time.Millisecond); err != nil {
+			break
+		}
+	}
+	lastErr = secret.Scrub(lastErr, r.secrets()...)
+	if r.cr.Strategy == config.StrategyDual {
+		return "", &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepTest,
+			Err:  fmt.Errorf("the new password of %s does not log in: %w", r.to.Role, lastErr),
+			Hint: "nothing was published; consumers still use " + orDefault(r.fromRole(), "the old role") + ". Fix the cause (pg_hba.conf, the pooler, connection.url), then `rotor resume`."}
+	}
+	return "", r.rollback(ctx, lastErr)
+}
+
+func (r *run) login(ctx context.Context) ([]string, error) {
+	vars := r.vars()
+	urls := []struct {
+		name string
+		url  secret.String
+	}{{"direct", vars.DirectURL}}
+	if r.cr.TestPooled && !vars.PooledURL.Equal(vars.DirectURL) {
+		urls = append(urls, struct {
+			name string
+			url  secret.String
+		}{"pooled", vars.PooledURL})
+	}
+	var names []string
+	for _, u := range urls {
+		tctx, cancel := context.WithTimeout(ctx, r.cr.TestTimeout)
+		err := r.e.Dial(tctx, u.url)
+		cancel()
+		if err != nil {
+			return names, fmt.Errorf("%s connection: %w", u.name, err)
+		}
+		names = append(names, u.name)
+	}
+	return names, nil
+}
+
+func (r *run) rollback(ctx context.Context, cause error) error {
+	var restore secret.String
+	switch {
+	case r.rot.Rollback != nil:
+		m, err := r.e.openBlob(r.cr.Name, r.to.Role, r.rot.Rollback)
+		if err == nil {
+			restore = m.verifier()
+		}
+	case r.from != nil && r.from.Role == r.to.Role:
+		if m, err := r.e.open(r.from); err == nil {
+			restore = m.verifier()
+		}
+	}
+	if restore.IsZero() {
+		return &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepTest,
+			Err:  fmt.Errorf("the new password of %s does not log in (%w), and rotor cannot put the old one back (the admin role cannot read pg_authid and rotor never stored it)", r.to.Role, cause),
+			Hint: "the role now has a password no consumer knows. Fix the cause and run `rotor resume` to publish the new one, or reset the password by hand."}
+	}
+	if _, err := r.cr.Provider.SetPassword(ctx, provider.SetPasswordRequest{Role: r.to.Role, Verifier: restore}); err != nil {
+		return &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepTest,
+			Err:  fmt.Errorf("the new password of %s does not log in (%w), and putting the old one back failed: %v", r.to.Role, cause, secret.Scrub(err, restore)),
+			Hint: "run `rotor resume` to retry the rollback once the database is reachable."}
+	}
+	rot, err := r.e.Store.FinishRotation(ctx, store.FinishRotationParams{
+		ID: r.rot.ID, Status: store.StatusRolledBack, Outcome: "test failed; previous password restored", Error: cause.Error(),
+		Audit: store.AppendAuditParams{Credential: r.cr.Name, RotationID: r.rot.ID, Event: "rotation.rolled_back", Actor: r.e.Holder, Detail: jsonDetail(map[string]any{"role": r.to.Role, "error": cause.Error()}), Now: r.e.now()},
+		Now:   r.e.now(),
+	})
+	if err != nil {
+		return fmt.Errorf("record rollback: %w", err)
+	}
+	r.rot = rot
+	r.res.Status, r.res.Outcome = rot.Status, rot.Outcome
+	return &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepTest,
+		Err:  fmt.Errorf("the new password of %s does not log in: %w", r.to.Role, cause),
+		Hint: "the previous password was put back and nothing was published; fix the cause, then `rotor rotate " + r.cr.Name + "` again."}
+}
+
+func (e *Engine) openBlob(cred, role string, blob []byte) (material, error) {
+	return e.open(&store.Version{Credential: cred, Role: role, Sealed: blob})
+}
+
+// confirm reads back what can be read back, ends old sessions for a
+// revoke, and for dual waits for the old role to drain.
+func (r *run) confirm(ctx context.Context) (string, error) {
+	var notes []string
+	if n, err := r.verifyTargets(ctx); err != nil {
+		return "", err
+	} else if n != "" {
+		notes = append(notes, n)
+	}
+	old := r.fromRole()
+	switch {
+	case r.opts.Revoke && r.cr.Strategy == config.StrategySingle:
+		// Same role, so only sessions older than the new password can be
+		// the leaked credential's.
+		t, err := r.cr.Provider.Terminate(ctx, provider.TerminateRequest{Role: r.to.Role, StartedBefore: r.applied})
+		if err != nil {
+			return "", fmt.Errorf("terminate sessions of %s opened with the old password: %w", r.to.Role, err)
+		}
+		r.res.Terminated += t.Terminated
+		notes = append(notes, fmt.Sprintf("revoke: terminated %d session(s) opened before the new password", t.Terminated))
+	case r.cr.Strategy == config.StrategyDual && old != "" && r.opts.Revoke:
+		// Retire first so a terminated attacker cannot log back in.
+		if _, err := r.cr.Provider.Retire(ctx, provider.RetireRequest{Role: old, Method: r.cr.RetireMethod}); err != nil {
+			return "", fmt.Errorf("retire role %s: %w", old, err)
+		}
+		t, err := r.cr.Provider.Terminate(ctx, provider.TerminateRequest{Role: old})
+		if err != nil {
+			return "", fmt.Errorf("terminate sessions of %s: %w", old, err)
+		}
+		r.res.Terminated += t.Terminated
+		notes = append(notes, fmt.Sprintf("revoke: retired %s and terminated %d session(s)", old, t.Terminated))
+	case r.cr.Strategy == config.StrategyDual && old != "" && r.cr.Retire == config.RetireImmediately:
+		n, err := r.drain(ctx, old)
+		if err != nil {
+			return "", err
+		}
+		notes = append(notes, n)
+	}
+	return strings.Join(notes, "; "), nil
+}
+
+// drain waits until the old role has no sessions, up to the deadline.
+func (r *run) drain(ctx context.Context, old string) (string, error) {
+	deadline := r.e.Now().Add(r.cr.DrainTimeout)
+	for {
+		s, err := r.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: old})
+		if err != nil {
+			return "", fmt.Errorf("list sessions of %s: %w", old, err)
+		}
+		if len(s.Sessions) == 0 {
+			return "old role " + old + " drained", nil
+		}
+		if !r.e.Now().Before(deadline) {
+			if r.cr.DrainTerminate {
+				t, err := r.cr.Provider.Terminate(ctx, provider.TerminateRequest{Role: old})
+				if err != nil {
+					return "", fmt.Errorf("terminate remaining sessions of %s: %w", old, err)
+				}
+				r.res.Terminated += t.Terminated
+				return fmt.Sprintf("terminated %d session(s) still on %s at the drain deadline", t.Terminated, old), nil
+			}
+			r.res.OldSessions = s.Sessions
+			return fmt.Sprintf("%d session(s) still on %s after %s: %s", len(s.Sessions), old, r.cr.DrainTimeout, describeSessions(s.Sessions)), nil
+		}
+		r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepConfirm, Status: "wait",
+			Detail: fmt.Sprintf("waiting for %d session(s) on %s to close: %s", len(s.Sessions), old, describeSessions(s.Sessions))})
+		wait := min(r.cr.DrainPoll, time.Until(deadline))
+		if err := r.e.Sleep(ctx, max(wait, 0)); err != nil {
+			return "", err
+		}
+	}
+}
+
+// finish retires the old role (dual) and promotes the pending version.
+func (r *run) finish(ctx context.Context) (string, error) {
+	old := r.fromRole()
+	status := store.StatusSucceeded
+	retirePrev := r.cr.Strategy == config.StrategySingle
+	outcome := fmt.Sprintf("%s now uses role %s, version %d", r.cr.Name, r.to.Role, r.to.Seq)
+	switch {
+	case r.cr.Strategy != config.StrategyDual || old == "":
+	case r.opts.Revoke:
+		retirePrev = true
+		outcome += "; old role " + old + " revoked"
+	case r.cr.Retire == config.RetireNextRotation:
+		outcome += "; old role " + old + " stays valid until the next rotation"
+	default:
+		// Look again right before retiring: this also covers a resume
+		// whose confirm step ran in a process that died.
+		s, err := r.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: old})
+		if err != nil {
+			return "", fmt.Errorf("list sessions of %s: %w", old, err)
+		}
+		if len(s.Sessions) > 0 && !r.cr.DrainTerminate {
+			r.res.OldSessions = s.Sessions
+			status = store.StatusOldInUse
+			outcome += fmt.Sprintf("; old role %s still in use by %d session(s) (%s), not retired", old, len(s.Sessions), describeSessions(s.Sessions))
+			break
+		}
+		if _, err := r.cr.Provider.Retire(ctx, provider.RetireRequest{Role: old, Method: r.cr.RetireMethod}); err != nil {
+			return "", fmt.Errorf("retire old role %s: %w", old, err)
+		}
+		if len(s.Sessions) > 0 {
+			t, err := r.cr.Provider.Terminate(ctx, provider.TerminateRequest{Role: old})
+			if err != nil {
+				return "", fmt.Errorf("terminate remaining sessions of %s: %w", old, err)
+			}
+			r.res.Terminated += t.Terminated
+		}
+		retirePrev = true
+		outcome += "; old role " + old + " retired"
+	}
+	rot, err := r.e.Store.FinishRotation(ctx, store.FinishRotationParams{
+		ID: r.rot.ID, Status: status, Outcome: outcome, Promote: true, RetirePrevious: retirePrev,
+		Audit: store.AppendAuditParams{Credential: r.cr.Name, RotationID: r.rot.ID, Event: "rotation." + string(status), Actor: r.e.Holder,
+			Detail: jsonDetail(map[string]any{"role": r.to.Role, "version": r.to.Seq, "fingerprint": r.to.Fingerprint, "old_role": old, "terminated": r.res.Terminated}), Now: r.e.now()},
+		Now: r.e.now(),
+	})
+	if err != nil {
+		return "", fmt.Errorf("record the finished rotation: %w", err)
+	}
+	r.rot = rot
+	r.res.Status, r.res.Outcome = rot.Status, outcome
+	return outcome, nil
+}
+
+func (r *run) fromRole() string {
+	if r.from == nil {
+		return ""
+	}
+	if r.to != nil && r.from.Role == r.to.Role {
+		return ""
+	}
+	return r.from.Role
+}
+
+func describeSessions(ss []provider.Session) string {
+	counts := map[string]int{}
+	for _, s := range ss {
+		app := s.ApplicationName
+		if app == "" {
+			app = "(no application_name)"
+		}
+		counts[fmt.Sprintf("%s from %s", app, orDefault(s.ClientAddr, "local socket"))]++
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		if counts[k] > 1 {
+			keys[i] = fmt.Sprintf("%s ×%d", k, counts[k])
+		}
+	}
+	return strings.Join(keys, ", ")
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func jsonDetail(m map[string]any) string {
+	b, _ := json.Marshal(m)
+	return string(b)
+}

@@ -1,0 +1,104 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// conns is a small pool of admin connections. (pgxpool would do, but its
+// dependency puddle is not in go.mod yet.) A rotation makes a handful of
+// calls, so the pool only has to bound concurrency and reuse connections
+// between calls.
+type conns struct {
+	cfg *pgx.ConnConfig
+	sem chan struct{}
+
+	mu     sync.Mutex
+	idle   []*pgx.Conn
+	closed bool
+}
+
+var errClosed = errors.New("postgres provider: used after Close; build a new provider")
+
+func newConns(cfg *pgx.ConnConfig, size int) *conns {
+	return &conns{cfg: cfg, sem: make(chan struct{}, size)}
+}
+
+// with runs fn on a connection that is idle and alive, and returns it to
+// the pool unless fn left it broken or inside a transaction.
+func (c *conns) with(ctx context.Context, fn func(*pgx.Conn) error) error {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.sem }()
+	conn, err := c.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	err = fn(conn)
+	c.release(conn)
+	return err
+}
+
+func (c *conns) acquire(ctx context.Context) (*pgx.Conn, error) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, errClosed
+		}
+		if len(c.idle) == 0 {
+			c.mu.Unlock()
+			return pgx.ConnectConfig(ctx, c.cfg)
+		}
+		conn := c.idle[len(c.idle)-1]
+		c.idle = c.idle[:len(c.idle)-1]
+		c.mu.Unlock()
+		// A server restart or an idle timeout may have cut the connection
+		// since its last use; a ping costs one round trip, and admin calls
+		// are few, while failing a rotation step over a stale socket is not.
+		if conn.Ping(ctx) == nil {
+			return conn, nil
+		}
+		closeConn(conn)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (c *conns) release(conn *pgx.Conn) {
+	if conn.IsClosed() || conn.PgConn().IsBusy() || conn.PgConn().TxStatus() != 'I' {
+		closeConn(conn)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		closeConn(conn)
+		return
+	}
+	c.idle = append(c.idle, conn)
+}
+
+func (c *conns) close() {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle, c.closed = nil, true
+	c.mu.Unlock()
+	for _, conn := range idle {
+		closeConn(conn)
+	}
+}
+
+func closeConn(conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = conn.Close(ctx)
+}

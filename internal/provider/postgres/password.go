@@ -1,0 +1,147 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/secret"
+)
+
+// md5Verifier is the other form the server takes as an already-hashed
+// password; Snapshot can return one from a role set up before SCRAM.
+var md5Verifier = regexp.MustCompile(`^md5[0-9a-f]{32}$`)
+
+// checkVerifier refuses anything the server would not recognise as a
+// verifier, because the server hashes an unrecognised value as a
+// plaintext password: the plaintext would then be in the SQL text.
+func checkVerifier(op string, v secret.String) error {
+	if v.IsZero() {
+		return invalid(op, "the request has no password verifier; the postgres provider sends only SCRAM verifiers, compute one with secret.SCRAMVerifier")
+	}
+	if _, err := secret.ParseSCRAMVerifier(v); err == nil {
+		return nil
+	}
+	if md5Verifier.MatchString(v.Reveal()) {
+		return nil
+	}
+	return invalid(op, "the verifier is neither a SCRAM-SHA-256 nor an md5 verifier, and the server would store it as a plaintext password; pass the output of secret.SCRAMVerifier")
+}
+
+// SetPassword sets the verifier, gives LOGIN, and sets VALID UNTIL to
+// req.ValidUntil or, without one, to infinity, so that an expiry left by an
+// earlier call cannot keep the new password from working.
+func (p *Postgres) SetPassword(ctx context.Context, req provider.SetPasswordRequest) (provider.SetPasswordResponse, error) {
+	op := fmt.Sprintf("set password for role %q", req.Role)
+	if err := checkRoleName(op, req.Role); err != nil {
+		return provider.SetPasswordResponse{}, err
+	}
+	if err := checkVerifier(op, req.Verifier); err != nil {
+		return provider.SetPasswordResponse{}, err
+	}
+	validUntil := "infinity"
+	if req.ValidUntil != nil {
+		validUntil = req.ValidUntil.UTC().Format("2006-01-02T15:04:05.999999Z07:00")
+	}
+	sql := "ALTER ROLE " + ident(req.Role) + " WITH LOGIN PASSWORD " + quoteLiteral(req.Verifier.Reveal()) +
+		" VALID UNTIL " + quoteLiteral(validUntil)
+	if err := p.alterRole(ctx, op, req.Role, sql, req.Verifier, req.Password); err != nil {
+		return provider.SetPasswordResponse{}, err
+	}
+	return provider.SetPasswordResponse{}, nil
+}
+
+// alterRole runs one ALTER ROLE in a quiet transaction, after checking
+// that the role exists so that a missing role never gets the verifier sent.
+func (p *Postgres) alterRole(ctx context.Context, op, role, sql string, secrets ...secret.String) error {
+	err := p.quietTx(ctx, func(tx pgx.Tx) error {
+		ok, err := roleExists(ctx, tx, role)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return roleNotFound(op, role)
+		}
+		_, err = tx.Exec(ctx, sql)
+		return err
+	})
+	if err != nil {
+		return p.fail(op, role, err, secrets...)
+	}
+	return nil
+}
+
+// Snapshot reads the stored verifier from pg_authid, which only superusers
+// may read.
+func (p *Postgres) Snapshot(ctx context.Context, req provider.SnapshotRequest) (provider.SnapshotResponse, error) {
+	op := fmt.Sprintf("snapshot the password of role %q", req.Role)
+	if err := checkRoleName(op, req.Role); err != nil {
+		return provider.SnapshotResponse{}, err
+	}
+	var (
+		verifier *string
+		login    bool
+	)
+	err := p.conns.with(ctx, func(conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, `SELECT rolpassword, rolcanlogin FROM pg_authid WHERE rolname = $1`, req.Role).Scan(&verifier, &login)
+	})
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return provider.SnapshotResponse{}, roleNotFound(op, req.Role)
+	case errors.As(err, &pgErr) && pgErr.Code == "42501":
+		return provider.SnapshotResponse{}, fmt.Errorf("%s: only a superuser may read pg_authid, so a failed single-strategy rotation cannot put the old password back; use the dual strategy or a superuser admin_url: %w", op, provider.ErrUnsupported)
+	case err != nil:
+		return provider.SnapshotResponse{}, p.fail(op, req.Role, err)
+	}
+	resp := provider.SnapshotResponse{Login: login}
+	if verifier != nil {
+		resp.Verifier = secret.New(*verifier)
+	}
+	return resp, nil
+}
+
+// Retire makes the role unusable for new logins, by a random verifier or
+// by NOLOGIN. Both are idempotent: repeating them leaves the role retired.
+func (p *Postgres) Retire(ctx context.Context, req provider.RetireRequest) (provider.RetireResponse, error) {
+	op := fmt.Sprintf("retire role %q", req.Role)
+	if err := checkRoleName(op, req.Role); err != nil {
+		return provider.RetireResponse{}, err
+	}
+	var (
+		sql      string
+		verifier secret.String
+	)
+	switch req.Method {
+	case provider.RetireScramble:
+		v, err := randomVerifier()
+		if err != nil {
+			return provider.RetireResponse{}, fmt.Errorf("%s: %w", op, err)
+		}
+		verifier = v
+		sql = "ALTER ROLE " + ident(req.Role) + " WITH PASSWORD " + quoteLiteral(v.Reveal())
+	case provider.RetireNoLogin:
+		sql = "ALTER ROLE " + ident(req.Role) + " WITH NOLOGIN"
+	default:
+		return provider.RetireResponse{}, invalid(op, "unknown retire method %q; use %q or %q", req.Method, provider.RetireScramble, provider.RetireNoLogin)
+	}
+	if err := p.alterRole(ctx, op, req.Role, sql, verifier); err != nil {
+		return provider.RetireResponse{}, err
+	}
+	return provider.RetireResponse{}, nil
+}
+
+// timeOrNil makes a zero time an SQL NULL, which the queries read as "no
+// filter".
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}

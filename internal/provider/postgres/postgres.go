@@ -1,0 +1,134 @@
+// Package postgres is the `postgres` database provider: it changes role
+// passwords and watches sessions with SQL over an admin connection, on any
+// PostgreSQL (self-hosted, RDS, Neon in SQL mode, …).
+//
+// Passwords reach the server only as SCRAM-SHA-256 verifiers computed by the
+// caller, inside a transaction that, where the admin may, switches off
+// statement logging so that not even the verifier lands in the server log.
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/secret"
+)
+
+// Options is the provider's config block.
+//
+//	provider:
+//	  type: postgres
+//	  admin_url: ${ADMIN_DATABASE_URL}
+//	  connect_timeout: 10s
+//	  statement_timeout: 30s
+type Options struct {
+	// AdminURL connects as a role that may ALTER ROLE the managed roles
+	// (a superuser, or a role with CREATEROLE). Required.
+	AdminURL string `yaml:"admin_url"`
+	// ConnectTimeout bounds each connection attempt (default 10s, or the
+	// URL's connect_timeout).
+	ConnectTimeout string `yaml:"connect_timeout"`
+	// StatementTimeout bounds each statement on the server (default: the
+	// server's).
+	StatementTimeout string `yaml:"statement_timeout"`
+}
+
+const (
+	defaultConnectTimeout = 10 * time.Second
+	// A rotation needs one connection at a time; the spare ones let
+	// Sessions polls and Terminate run beside it.
+	maxConns        = 4
+	applicationName = "rotor"
+)
+
+// Postgres is the provider. Build it with New (from config) or Open.
+type Postgres struct {
+	conns *conns
+	// adminPassword is scrubbed from every error, in case a driver message
+	// ever echoes it.
+	adminPassword secret.String
+}
+
+// New is the provider.Factory for `type: postgres`. It validates the config
+// and does no network I/O; the first connection is made on first use.
+func New(p provider.Params) (provider.Provider, error) {
+	var o Options
+	if p.Decode != nil {
+		if err := p.Decode(&o); err != nil {
+			return nil, fmt.Errorf("postgres provider config: %w", err)
+		}
+	}
+	pg, err := newFromOptions(o)
+	if err != nil {
+		return nil, err
+	}
+	return pg, nil
+}
+
+// Open builds a provider for adminURL and checks that it can connect.
+func Open(ctx context.Context, adminURL secret.String) (*Postgres, error) {
+	pg, err := newFromOptions(Options{AdminURL: adminURL.Reveal()})
+	if err != nil {
+		return nil, err
+	}
+	if err := pg.conns.with(ctx, func(conn *pgx.Conn) error { return conn.Ping(ctx) }); err != nil {
+		pg.Close()
+		return nil, pg.fail("connect to the admin database", "", err)
+	}
+	return pg, nil
+}
+
+func newFromOptions(o Options) (*Postgres, error) {
+	if o.AdminURL == "" {
+		return nil, fmt.Errorf("postgres provider config: admin_url is required; set it to the admin connection string, e.g. admin_url: ${ADMIN_DATABASE_URL}: %w", provider.ErrInvalid)
+	}
+	cfg, err := pgx.ParseConfig(o.AdminURL)
+	if err != nil {
+		// Not err itself: the driver's message may quote the URL, password
+		// included, when the URL is malformed.
+		return nil, fmt.Errorf("postgres provider config: admin_url is not a valid connection string; use postgresql://user:password@host:port/database?sslmode=require or key=value pairs: %w", provider.ErrInvalid)
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = defaultConnectTimeout
+	}
+	if o.ConnectTimeout != "" {
+		d, err := parsePositiveDuration("connect_timeout", o.ConnectTimeout)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ConnectTimeout = d
+	}
+	if o.StatementTimeout != "" {
+		d, err := parsePositiveDuration("statement_timeout", o.StatementTimeout)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(d.Milliseconds(), 10)
+	}
+	// Makes rotor's own sessions recognisable in pg_stat_activity.
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = applicationName
+	}
+	return &Postgres{conns: newConns(cfg, maxConns), adminPassword: secret.New(cfg.Password)}, nil
+}
+
+func parsePositiveDuration(key, value string) (time.Duration, error) {
+	d, err := time.ParseDuration(value)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("postgres provider config: %s %q is not a positive duration; write it like 10s or 1m: %w", key, value, provider.ErrInvalid)
+	}
+	return d, nil
+}
+
+// Close releases the admin connections. Later calls fail.
+func (p *Postgres) Close() error {
+	p.conns.close()
+	return nil
+}
+
+var _ provider.Provider = (*Postgres)(nil)

@@ -1,0 +1,524 @@
+package postgres_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rotorhq/rotor/internal/pgcluster"
+	"github.com/rotorhq/rotor/internal/pgtest"
+	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/provider/postgres"
+	"github.com/rotorhq/rotor/internal/provider/providertest"
+	"github.com/rotorhq/rotor/internal/secret"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	providertest.Exercise(t, providertest.Harness{New: newEnv})
+}
+
+// newEnv binds a provider to a fresh database on the shared cluster, with
+// the superuser as admin.
+func newEnv(t *testing.T) providertest.Env {
+	t.Helper()
+	return envFor(t, pgtest.Shared(t), nil)
+}
+
+// envFor binds a provider to a fresh database on c. admin, when set,
+// replaces the superuser as the provider's identity.
+func envFor(t *testing.T, c *pgcluster.Cluster, admin func(db string) secret.String) providertest.Env {
+	t.Helper()
+	db, adminURL := newDatabaseOn(t, c)
+	providerURL := adminURL
+	if admin != nil {
+		providerURL = admin(db)
+	}
+	p, err := postgres.Open(t.Context(), providerURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	return providertest.Env{
+		Provider: p,
+		Database: db,
+		AdminURL: adminURL,
+		LoginURL: func(role string, pw secret.String) secret.String {
+			return c.URL(role, pw, db, "channel_binding=require")
+		},
+		CreateRole: func(t *testing.T, name string, pw secret.String) { pgtest.NewRole(t, c, name, pw) },
+	}
+}
+
+// newDatabaseOn is pgtest.NewDatabase for a cluster other than the shared
+// one.
+func newDatabaseOn(t *testing.T, c *pgcluster.Cluster) (string, secret.String) {
+	t.Helper()
+	if c == pgtest.Shared(t) {
+		return pgtest.NewDatabase(t)
+	}
+	name := pgtest.UniqueName(t, "db")
+	admin := pgtest.Connect(t.Context(), t, c.AdminURL("postgres"))
+	_, err := admin.Exec(t.Context(), "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	require.NoError(t, err)
+	return name, c.AdminURL(name)
+}
+
+func strictDecode(doc string) func(any) error {
+	return func(v any) error {
+		dec := yaml.NewDecoder(strings.NewReader(doc))
+		dec.KnownFields(true)
+		return dec.Decode(v)
+	}
+}
+
+func TestNew(t *testing.T) {
+	t.Parallel()
+	const leak = "s3cr3t-Leak"
+	tests := []struct {
+		name    string
+		config  string
+		wantErr string
+		wantIs  error
+	}{
+		{"minimal", "admin_url: postgresql://admin:" + leak + "@127.0.0.1:1/db", "", nil},
+		{"all options", "admin_url: postgresql://admin:" + leak + "@127.0.0.1:1/db\nconnect_timeout: 3s\nstatement_timeout: 1m", "", nil},
+		{"keyword DSN", "admin_url: host=127.0.0.1 port=1 user=admin password=" + leak, "", nil},
+		{"missing admin_url", "connect_timeout: 3s", "admin_url is required", provider.ErrInvalid},
+		{"bad connect_timeout", "admin_url: postgresql://a@h/db\nconnect_timeout: soon", `connect_timeout "soon"`, provider.ErrInvalid},
+		{"negative statement_timeout", "admin_url: postgresql://a@h/db\nstatement_timeout: -1s", "statement_timeout", provider.ErrInvalid},
+		{"malformed URL", "admin_url: postgresql://admin:" + leak + "@[::1/db", "not a valid connection string", provider.ErrInvalid},
+		{"bad sslmode", "admin_url: postgresql://admin:" + leak + "@h/db?sslmode=sometimes", "not a valid connection string", provider.ErrInvalid},
+		{"unknown key", "admin_url: postgresql://a@h/db\nadmin_password: x", "admin_password", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := postgres.New(provider.Params{Decode: strictDecode(tt.config)})
+			if tt.wantErr == "" {
+				require.NoError(t, err, "a factory must not connect")
+				require.NoError(t, p.Close())
+				return
+			}
+			require.ErrorContains(t, err, tt.wantErr)
+			require.NotContains(t, err.Error(), leak)
+			if tt.wantIs != nil {
+				require.ErrorIs(t, err, tt.wantIs)
+			}
+		})
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	t.Parallel()
+	pw := secret.New("unreachable-Pw-7")
+	p, err := postgres.New(provider.Params{Decode: strictDecode("admin_url: postgresql://admin:" + pw.Reveal() + "@127.0.0.1:1/db?connect_timeout=5")})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+
+	_, err = p.Check(t.Context(), provider.CheckRequest{})
+	require.ErrorIs(t, err, provider.ErrUnavailable)
+	require.ErrorContains(t, err, "check admin_url")
+	require.NotContains(t, err.Error(), pw.Reveal())
+
+	_, err = postgres.Open(t.Context(), secret.New("postgresql://admin:"+pw.Reveal()+"@127.0.0.1:1/db"))
+	require.ErrorIs(t, err, provider.ErrUnavailable)
+	require.NotContains(t, err.Error(), pw.Reveal())
+}
+
+func TestWrongAdminPassword(t *testing.T) {
+	t.Parallel()
+	c := pgtest.Shared(t)
+	wrong := secret.New("wrong-Admin-Pw-3")
+	_, err := postgres.Open(t.Context(), c.URL(c.SuperUser, wrong, "postgres"))
+	require.ErrorIs(t, err, provider.ErrPermission)
+	require.ErrorContains(t, err, "password")
+	require.NotContains(t, err.Error(), wrong.Reveal())
+}
+
+func TestClosed(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	require.NoError(t, env.Provider.Close())
+	_, err := env.Provider.Check(t.Context(), provider.CheckRequest{})
+	require.ErrorContains(t, err, "after Close")
+}
+
+// TestSetPasswordRefusesNonVerifiers proves the provider never sends what
+// the server would hash as a plaintext password.
+func TestSetPasswordRefusesNonVerifiers(t *testing.T) {
+	t.Parallel()
+	env, ctx := newEnv(t), t.Context()
+	role, pw := pgtest.UniqueName(t, "plain"), secret.New("original-Pw-1")
+	env.CreateRole(t, role, pw)
+	tests := []struct {
+		name     string
+		verifier string
+	}{
+		{"none", ""},
+		{"plaintext", "hunter2-Plain-Text"},
+		{"broken SCRAM", "SCRAM-SHA-256$4096:c2FsdA==$not-base64:x"},
+		{"md5 too short", "md5abc"},
+		{"quote injection", "SCRAM-SHA-256$4096:c2FsdA==$a:b'; DROP ROLE x; --"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := env.Provider.SetPassword(ctx, provider.SetPasswordRequest{Role: role, Verifier: secret.New(tt.verifier)})
+			require.ErrorIs(t, err, provider.ErrInvalid)
+			if tt.verifier != "" {
+				require.NotContains(t, err.Error(), tt.verifier)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		require.NoError(t, pgtest.CanLogin(context.Background(), env.LoginURL(role, pw)), "a refused request must leave the password alone")
+	})
+}
+
+func TestSetPasswordAcceptsMD5Verifier(t *testing.T) {
+	t.Parallel()
+	env, ctx := newEnv(t), t.Context()
+	role := pgtest.UniqueName(t, "md5")
+	env.CreateRole(t, role, secret.New("x-Pw-1"))
+	md5 := secret.New("md5" + strings.Repeat("0123456789abcdef", 2))
+	_, err := env.Provider.SetPassword(ctx, provider.SetPasswordRequest{Role: role, Verifier: md5})
+	require.NoError(t, err)
+	snap, err := env.Provider.Snapshot(ctx, provider.SnapshotRequest{Role: role})
+	require.NoError(t, err)
+	require.True(t, snap.Verifier.Equal(md5), "a snapshot of an md5 role must be restorable")
+}
+
+func TestInvalidRoleNames(t *testing.T) {
+	t.Parallel()
+	env, ctx := newEnv(t), t.Context()
+	pw := secret.New("x-Pw-1")
+	v, err := secret.SCRAMVerifier(nil, pw)
+	require.NoError(t, err)
+	tests := []struct{ name, role string }{
+		{"empty", ""},
+		{"64 bytes, which PostgreSQL would truncate", strings.Repeat("r", 64)},
+		{"NUL byte", "a\x00b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			calls := map[string]func() error{
+				"SetPassword": func() error {
+					_, err := env.Provider.SetPassword(ctx, provider.SetPasswordRequest{Role: tt.role, Verifier: v})
+					return err
+				},
+				"Snapshot": func() error {
+					_, err := env.Provider.Snapshot(ctx, provider.SnapshotRequest{Role: tt.role})
+					return err
+				},
+				"Retire": func() error {
+					_, err := env.Provider.Retire(ctx, provider.RetireRequest{Role: tt.role, Method: provider.RetireNoLogin})
+					return err
+				},
+				"Sessions": func() error {
+					_, err := env.Provider.Sessions(ctx, provider.SessionsRequest{Role: tt.role})
+					return err
+				},
+				"Terminate": func() error {
+					_, err := env.Provider.Terminate(ctx, provider.TerminateRequest{Role: tt.role})
+					return err
+				},
+				"EnsureRoles": func() error {
+					_, err := env.Provider.EnsureRoles(ctx, provider.EnsureRolesRequest{Group: "g", Logins: []string{tt.role}})
+					return err
+				},
+				"Parity": func() error {
+					_, err := env.Provider.Parity(ctx, provider.ParityRequest{Roles: []string{tt.role}})
+					return err
+				},
+				"Check": func() error {
+					_, err := env.Provider.Check(ctx, provider.CheckRequest{Roles: []string{tt.role}})
+					return err
+				},
+			}
+			for name, call := range calls {
+				require.ErrorIs(t, call(), provider.ErrInvalid, name)
+			}
+		})
+	}
+}
+
+// TestLimitedAdmins runs the provider as admins with less than superuser
+// power and checks that each call fails with the sentinel the engine acts
+// on, or succeeds where PostgreSQL allows it.
+func TestLimitedAdmins(t *testing.T) {
+	t.Parallel()
+	c := pgtest.Shared(t)
+	tests := []struct {
+		name          string
+		attributes    string
+		wantSet       error
+		wantCheckNote string
+	}{
+		{"CREATEROLE", "CREATEROLE", nil, "is not a superuser"},
+		{"no privileges", "", provider.ErrPermission, "neither SUPERUSER nor CREATEROLE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			admin, adminPW := pgtest.UniqueName(t, "admin"), secret.New("admin-Pw-1")
+			pgtest.NewRole(t, c, admin, adminPW)
+			if tt.attributes != "" {
+				super := pgtest.Connect(ctx, t, c.AdminURL("postgres"))
+				_, err := super.Exec(ctx, "ALTER ROLE "+pgx.Identifier{admin}.Sanitize()+" "+tt.attributes)
+				require.NoError(t, err)
+			}
+			env := envFor(t, c, func(db string) secret.String { return c.URL(admin, adminPW, db) })
+			role, pw := pgtest.UniqueName(t, "target"), secret.New("target-Pw-1")
+			env.CreateRole(t, role, pw)
+
+			next := secret.New("next-Pw-2")
+			v, err := secret.SCRAMVerifier(nil, next)
+			require.NoError(t, err)
+			_, err = env.Provider.SetPassword(ctx, provider.SetPasswordRequest{Role: role, Password: next, Verifier: v})
+			if tt.wantSet == nil {
+				require.NoError(t, err)
+				require.NoError(t, pgtest.CanLogin(ctx, env.LoginURL(role, next)))
+			} else {
+				require.ErrorIs(t, err, tt.wantSet)
+				require.NotContains(t, err.Error(), v.Reveal())
+				require.NoError(t, pgtest.CanLogin(ctx, env.LoginURL(role, pw)))
+			}
+
+			_, err = env.Provider.Snapshot(ctx, provider.SnapshotRequest{Role: role})
+			require.ErrorIs(t, err, provider.ErrUnsupported)
+
+			check, err := env.Provider.Check(ctx, provider.CheckRequest{Roles: []string{role}})
+			require.NoError(t, err)
+			require.Contains(t, strings.Join(check.Notes, "\n"), tt.wantCheckNote)
+		})
+	}
+}
+
+func TestTerminateWithoutPermission(t *testing.T) {
+	t.Parallel()
+	c := pgtest.Shared(t)
+	ctx := t.Context()
+	admin, adminPW := pgtest.UniqueName(t, "weak"), secret.New("weak-Pw-1")
+	pgtest.NewRole(t, c, admin, adminPW)
+	env := envFor(t, c, func(db string) secret.String { return c.URL(admin, adminPW, db) })
+	role, pw := pgtest.UniqueName(t, "victim"), secret.New("victim-Pw-1")
+	env.CreateRole(t, role, pw)
+	conn := pgtest.Connect(ctx, t, env.LoginURL(role, pw))
+
+	// Without pg_read_all_stats the admin sees the session but not its
+	// details; it must still be listed, or draining would look finished.
+	sessions, err := env.Provider.Sessions(ctx, provider.SessionsRequest{Role: role, StartedBefore: time.Now()})
+	require.NoError(t, err)
+	require.Len(t, sessions.Sessions, 1)
+	require.Equal(t, int(conn.PgConn().PID()), sessions.Sessions[0].PID)
+
+	check, err := env.Provider.Check(ctx, provider.CheckRequest{Roles: []string{role}})
+	require.NoError(t, err)
+	notes := strings.Join(check.Notes, "\n")
+	require.Contains(t, notes, "pg_read_all_stats")
+	require.Contains(t, notes, "pg_signal_backend")
+
+	_, err = env.Provider.Terminate(ctx, provider.TerminateRequest{Role: role})
+	require.ErrorIs(t, err, provider.ErrPermission)
+	require.ErrorContains(t, err, "pg_signal_backend")
+	_, err = conn.Exec(ctx, "SELECT 1")
+	require.NoError(t, err)
+}
+
+func TestEnsureRolesRefusesConflicts(t *testing.T) {
+	t.Parallel()
+	c := pgtest.Shared(t)
+	tests := []struct {
+		name    string
+		setup   string // run as superuser; {group}, {login}, {other} are quoted names
+		req     func(group, login, other, db string) provider.EnsureRolesRequest
+		wantErr string
+	}{
+		{
+			name:    "group has LOGIN",
+			setup:   "CREATE ROLE {group} LOGIN",
+			wantErr: "has LOGIN",
+		},
+		{
+			name:    "login already points at another group",
+			setup:   "CREATE ROLE {other} NOLOGIN; CREATE ROLE {login} LOGIN; ALTER ROLE {login} SET role = {other}",
+			wantErr: "RESET role",
+		},
+		{
+			name: "missing database",
+			req: func(group, login, _, _ string) provider.EnsureRolesRequest {
+				return provider.EnsureRolesRequest{Group: group, Logins: []string{login}, Database: "no_such_db_rotor"}
+			},
+			wantErr: `database "no_such_db_rotor" does not exist`,
+		},
+		{
+			name: "login named twice",
+			req: func(group, login, _, _ string) provider.EnsureRolesRequest {
+				return provider.EnsureRolesRequest{Group: group, Logins: []string{login, login}}
+			},
+			wantErr: "named twice",
+		},
+		{
+			name: "login is the group",
+			req: func(group, _, _, _ string) provider.EnsureRolesRequest {
+				return provider.EnsureRolesRequest{Group: group, Logins: []string{group}}
+			},
+			wantErr: "named twice",
+		},
+		{
+			name: "no logins",
+			req: func(group, _, _, _ string) provider.EnsureRolesRequest {
+				return provider.EnsureRolesRequest{Group: group}
+			},
+			wantErr: "no login roles",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env, ctx := newEnv(t), t.Context()
+			group, login, other := pgtest.UniqueName(t, "grp"), pgtest.UniqueName(t, "login"), pgtest.UniqueName(t, "other")
+			dropAtCleanup(t, c, group, login, other)
+			if tt.setup != "" {
+				admin := pgtest.Connect(ctx, t, env.AdminURL)
+				sql := strings.NewReplacer("{group}", quote(group), "{login}", quote(login), "{other}", quote(other)).Replace(tt.setup)
+				_, err := admin.Exec(ctx, sql)
+				require.NoError(t, err)
+			}
+			req := provider.EnsureRolesRequest{Group: group, Logins: []string{login}}
+			if tt.req != nil {
+				req = tt.req(group, login, other, env.Database)
+			}
+			_, err := env.Provider.EnsureRoles(ctx, req)
+			require.ErrorIs(t, err, provider.ErrInvalid)
+			require.ErrorContains(t, err, tt.wantErr)
+
+			// One transaction: a refused run leaves no half-made layout.
+			check, err := env.Provider.Check(ctx, provider.CheckRequest{Roles: req.Logins})
+			require.NoError(t, err)
+			if tt.setup == "" {
+				for _, l := range req.Logins {
+					require.Contains(t, strings.Join(check.Notes, "\n"), l+`" does not exist`)
+				}
+			}
+		})
+	}
+}
+
+func TestParityFindsEachKindOfDifference(t *testing.T) {
+	t.Parallel()
+	c := pgtest.Shared(t)
+	tests := []struct {
+		name string
+		// setup runs as superuser in the test's database; {blue}, {green},
+		// {db} and {extra} are quoted names. Only blue gets something.
+		setup string
+		want  string
+	}{
+		{"attribute", "ALTER ROLE {blue} CREATEDB", "{green} lacks attribute CREATEDB that {blue} has"},
+		{"connection limit", "ALTER ROLE {blue} CONNECTION LIMIT 5", "{green} has connection limit none but {blue} has 5"},
+		{"membership", "CREATE ROLE {extra}; GRANT {extra} TO {blue}", "{green} lacks membership in role {extra} that {blue} has"},
+		{"setting", "ALTER ROLE {blue} SET search_path = audit", "{green} lacks setting search_path=audit that {blue} has"},
+		{"setting in one database", "ALTER ROLE {blue} IN DATABASE {db} SET work_mem = '8MB'", "{green} lacks setting work_mem=8MB in database {db} that {blue} has"},
+		{"table", "CREATE TABLE orders (id int); GRANT SELECT ON orders TO {blue}", "{green} lacks SELECT on table public.orders that {blue} has"},
+		{"view", "CREATE VIEW v AS SELECT 1 AS one; GRANT SELECT ON v TO {blue}", "{green} lacks SELECT on view public.v that {blue} has"},
+		{"column", "CREATE TABLE t (id int, secret text); GRANT SELECT (id) ON t TO {blue}", "{green} lacks SELECT on column public.t.id that {blue} has"},
+		{"sequence", "CREATE SEQUENCE seq; GRANT USAGE ON SEQUENCE seq TO {blue}", "{green} lacks USAGE on sequence public.seq that {blue} has"},
+		{"schema", "CREATE SCHEMA audit; GRANT USAGE ON SCHEMA audit TO {blue}", "{green} lacks USAGE on schema audit that {blue} has"},
+		{"database", "GRANT CREATE ON DATABASE {db} TO {blue}", "{green} lacks CREATE on database {db} that {blue} has"},
+		{"function", "CREATE FUNCTION f(n int) RETURNS int LANGUAGE sql AS 'SELECT n'; REVOKE EXECUTE ON FUNCTION f(int) FROM PUBLIC; GRANT EXECUTE ON FUNCTION f(int) TO {blue}", "{green} lacks EXECUTE on function public.f(n integer) that {blue} has"},
+		{"grant option", "CREATE TABLE t (id int); GRANT SELECT ON t TO {green}; GRANT SELECT ON t TO {blue} WITH GRANT OPTION", "{green} lacks the grant option for SELECT on table public.t that {blue} has"},
+		{"ownership", "CREATE TABLE mine (id int); ALTER TABLE mine OWNER TO {blue}", "{green} lacks ownership of table public.mine that {blue} has"},
+		{"green has more", "CREATE TABLE orders (id int); GRANT INSERT ON orders TO {green}", "{blue} lacks INSERT on table public.orders that {green} has"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env, ctx := newEnv(t), t.Context()
+			group, blue, green, extra := pgtest.UniqueName(t, "app"), pgtest.UniqueName(t, "blue"), pgtest.UniqueName(t, "green"), pgtest.UniqueName(t, "extra")
+			dropAtCleanup(t, c, group, blue, green, extra)
+			_, err := env.Provider.EnsureRoles(ctx, provider.EnsureRolesRequest{Group: group, Logins: []string{blue, green}, Database: env.Database})
+			require.NoError(t, err)
+
+			admin := pgtest.Connect(ctx, t, env.AdminURL)
+			quoted := strings.NewReplacer("{blue}", quote(blue), "{green}", quote(green), "{db}", quote(env.Database), "{extra}", quote(extra))
+			_, err = admin.Exec(ctx, quoted.Replace(tt.setup))
+			require.NoError(t, err)
+
+			got, err := env.Provider.Parity(ctx, provider.ParityRequest{Roles: []string{blue, green}})
+			require.NoError(t, err)
+			plain := strings.NewReplacer("{blue}", blue, "{green}", green, "{db}", env.Database, "{extra}", extra)
+			require.Equal(t, []string{plain.Replace(tt.want)}, got.Differences)
+		})
+	}
+}
+
+func TestCheckNotes(t *testing.T) {
+	t.Parallel()
+	env, ctx := newEnv(t), t.Context()
+	ok, nologin := pgtest.UniqueName(t, "ok"), pgtest.UniqueName(t, "nologin")
+	env.CreateRole(t, ok, secret.New("ok-Pw-1"))
+	env.CreateRole(t, nologin, secret.New("nologin-Pw-1"))
+	_, err := env.Provider.Retire(ctx, provider.RetireRequest{Role: nologin, Method: provider.RetireNoLogin})
+	require.NoError(t, err)
+
+	got, err := env.Provider.Check(ctx, provider.CheckRequest{Roles: []string{ok, nologin}})
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(got.ServerVersion, "PostgreSQL "), got.ServerVersion)
+	require.Equal(t, []string{`role "` + nologin + `" has no LOGIN; the next password change gives it back`}, got.Notes)
+}
+
+// TestConcurrentCalls shares one provider between goroutines; run with
+// -race it checks the connection pool.
+func TestConcurrentCalls(t *testing.T) {
+	t.Parallel()
+	env, ctx := newEnv(t), t.Context()
+	const n = 8
+	roles := make([]string, n)
+	pws := make([]secret.String, n)
+	for i := range n {
+		roles[i], pws[i] = pgtest.UniqueName(t, "conc"), secret.New(pgtest.UniqueName(t, "Pw"))
+		env.CreateRole(t, roles[i], secret.New("old-Pw-1"))
+	}
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			v, err := secret.SCRAMVerifier(nil, pws[i])
+			if err == nil {
+				_, err = env.Provider.SetPassword(ctx, provider.SetPasswordRequest{Role: roles[i], Password: pws[i], Verifier: v})
+			}
+			if err == nil {
+				_, err = env.Provider.Sessions(ctx, provider.SessionsRequest{Role: roles[i]})
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		require.NoError(t, <-errs)
+	}
+	for i := range n {
+		require.NoError(t, pgtest.CanLogin(ctx, env.LoginURL(roles[i], pws[i])))
+	}
+}
+
+func quote(name string) string { return pgx.Identifier{name}.Sanitize() }
+
+func dropAtCleanup(t *testing.T, c *pgcluster.Cluster, names ...string) {
+	t.Helper()
+	t.Cleanup(func() {
+		for _, n := range names {
+			if err := pgtest.DropRole(context.Background(), c, n); err != nil {
+				t.Errorf("%v", err)
+			}
+		}
+	})
+}

@@ -1,0 +1,219 @@
+// Package provider defines the seam between rotor's engine and the place a
+// role's password lives and is changed (a database provider, DESIGN.md).
+//
+// Implementations live in subpackages (postgres, neon); the registry that
+// maps a config `type:` to a Factory is in provider/builtin. Every
+// implementation must pass providertest.Exercise against a real PostgreSQL.
+//
+// Checklist for a new provider:
+//  1. Implement Provider; end the file with `var _ provider.Provider = (*X)(nil)`.
+//  2. Map backend errors to the sentinels below at the seam (wrap with %w at the end).
+//  3. Never put a plaintext password in SQL text, an error, a log line or argv.
+//  4. Add it to provider/builtin and run providertest.Exercise against it.
+package provider
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/rotorhq/rotor/internal/secret"
+)
+
+// Sentinels every provider maps its backend errors to.
+var (
+	// ErrRoleNotFound: the role does not exist on the server.
+	ErrRoleNotFound = errors.New("role not found")
+	// ErrPermission: the admin identity may not do what was asked.
+	ErrPermission = errors.New("permission denied")
+	// ErrUnsupported: this provider (or this mode of it) cannot do this.
+	ErrUnsupported = errors.New("not supported by this provider")
+	// ErrUnavailable: the backend could not be reached; safe to retry later.
+	ErrUnavailable = errors.New("backend unavailable")
+	// ErrInvalid: the request itself is wrong (bad role name, bad option).
+	ErrInvalid = errors.New("invalid request")
+)
+
+// Provider changes role passwords and observes role sessions.
+//
+// All methods take ctx first, must be safe for concurrent use, and must
+// never include a plaintext password or SCRAM verifier in an error.
+type Provider interface {
+	// Check verifies, without changing anything, that the admin connection
+	// works and that each named role exists and can be altered. It returns
+	// problems as human-readable notes in the response when they are not
+	// fatal (e.g. "role app_green has no LOGIN"); it errors when the
+	// provider cannot be used at all.
+	Check(ctx context.Context, req CheckRequest) (CheckResponse, error)
+
+	// SetPassword makes req.Role log in with the password whose SCRAM
+	// verifier is req.Verifier, and gives the role LOGIN. It must be
+	// idempotent: setting the same verifier twice succeeds and changes
+	// nothing else. It must send only the verifier, never req.Password, to
+	// the server, except where the backend itself generates passwords
+	// (Neon API mode), in which case it returns the generated password in
+	// the response and the caller must store it at once.
+	// Returns ErrRoleNotFound when the role does not exist.
+	SetPassword(ctx context.Context, req SetPasswordRequest) (SetPasswordResponse, error)
+
+	// Snapshot returns the role's stored password verifier as the server
+	// holds it, so a failed single-strategy rotation can put it back.
+	// Returns ErrUnsupported when the admin identity cannot read it (not a
+	// superuser, managed service); callers must cope.
+	Snapshot(ctx context.Context, req SnapshotRequest) (SnapshotResponse, error)
+
+	// Retire makes req.Role unusable for new logins: NOLOGIN, or a fresh
+	// random verifier nobody knows. Existing sessions are untouched (see
+	// Terminate). Idempotent; must not error if the role is already retired.
+	Retire(ctx context.Context, req RetireRequest) (RetireResponse, error)
+
+	// Sessions lists the client sessions currently logged in as req.Role
+	// (excluding the provider's own admin session), optionally only those
+	// that started before req.StartedBefore.
+	Sessions(ctx context.Context, req SessionsRequest) (SessionsResponse, error)
+
+	// Terminate ends the sessions Sessions would list for the same request.
+	// Idempotent: zero sessions is not an error.
+	Terminate(ctx context.Context, req TerminateRequest) (TerminateResponse, error)
+
+	// EnsureRoles creates or repairs the dual-strategy layout: a NOLOGIN
+	// owner group role, the login roles as its members, and
+	// `ALTER ROLE <login> SET role = <group>` so objects they create belong
+	// to the group. It never drops anything and never changes a password of
+	// an existing role. New login roles get a random password nobody knows.
+	EnsureRoles(ctx context.Context, req EnsureRolesRequest) (EnsureRolesResponse, error)
+
+	// Parity compares the privileges of the given roles (memberships, role
+	// attributes, per-role settings, and object privileges granted directly
+	// to them) and returns every difference. An empty Differences slice
+	// means the roles are interchangeable.
+	Parity(ctx context.Context, req ParityRequest) (ParityResponse, error)
+
+	// Close releases the provider's connections.
+	Close() error
+}
+
+type CheckRequest struct {
+	Roles []string
+}
+
+type CheckResponse struct {
+	// ServerVersion is informational, e.g. "PostgreSQL 15.18".
+	ServerVersion string
+	// Notes are non-fatal findings, one sentence each.
+	Notes []string
+}
+
+type SetPasswordRequest struct {
+	Role string
+	// Password is the plaintext, for providers that must send it (none of
+	// the SQL ones do) and for checks; never logged.
+	Password secret.String
+	// Verifier is the SCRAM-SHA-256 verifier (RFC 5803 form) of Password.
+	Verifier secret.String
+	// ValidUntil, when non-nil, is set as the role's VALID UNTIL.
+	ValidUntil *time.Time
+}
+
+type SetPasswordResponse struct {
+	// Password is set only when the backend generated the password itself.
+	Password secret.String
+}
+
+type SnapshotRequest struct {
+	Role string
+}
+
+type SnapshotResponse struct {
+	// Verifier is the stored password verifier (may be empty when the role
+	// has no password).
+	Verifier secret.String
+	// Login reports whether the role had LOGIN.
+	Login bool
+}
+
+// RetireMethod says how an old role is made unusable.
+type RetireMethod string
+
+const (
+	// RetireScramble sets a random verifier nobody knows; the role keeps
+	// LOGIN so it can be reused by the next rotation without DDL.
+	RetireScramble RetireMethod = "password"
+	// RetireNoLogin sets NOLOGIN; the next SetPassword gives LOGIN back.
+	RetireNoLogin RetireMethod = "nologin"
+)
+
+type RetireRequest struct {
+	Role   string
+	Method RetireMethod
+}
+
+type RetireResponse struct{}
+
+type SessionsRequest struct {
+	Role string
+	// StartedBefore, when non-zero, limits the result to sessions whose
+	// backend started before this instant.
+	StartedBefore time.Time
+}
+
+// Session is one client connection seen on the server.
+type Session struct {
+	PID             int
+	Database        string
+	ApplicationName string
+	ClientAddr      string
+	BackendStart    time.Time
+	State           string
+}
+
+type SessionsResponse struct {
+	Sessions []Session
+}
+
+type TerminateRequest struct {
+	Role          string
+	StartedBefore time.Time
+}
+
+type TerminateResponse struct {
+	Terminated int
+}
+
+type EnsureRolesRequest struct {
+	// Group is the NOLOGIN owner role.
+	Group string
+	// Logins are the login roles that alternate (two for dual).
+	Logins []string
+	// Database, when set, receives CONNECT for the group.
+	Database string
+}
+
+type EnsureRolesResponse struct {
+	// Changes describes what was created or repaired, one sentence each;
+	// empty when everything was already in place.
+	Changes []string
+}
+
+type ParityRequest struct {
+	Roles []string
+}
+
+type ParityResponse struct {
+	Differences []string
+}
+
+// Params is what a Factory gets to build a provider. Decode strictly
+// decodes the provider's own options from the config (unknown keys are
+// errors with file:line). Env resolves ${VAR} references already; it is
+// here for providers that take tokens from named variables.
+type Params struct {
+	Decode     func(v any) error
+	HTTPClient *http.Client
+	Now        func() time.Time
+}
+
+// Factory builds a provider from its config. It must not do I/O; the first
+// I/O happens in Check or a later call.
+type Factory func(p Params) (Provider, error)

@@ -1,0 +1,120 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rotorhq/rotor/internal/store"
+)
+
+// AcquireLease implements store.Store. A lease whose expiry equals p.Now has
+// expired: the holder's TTL is a promise up to, not including, that instant.
+func (s *Store) AcquireLease(ctx context.Context, p store.AcquireLeaseParams) (*store.Lease, error) {
+	if p.Name == "" || p.Holder == "" || p.TTL <= 0 {
+		return nil, fmt.Errorf("acquire lease %q: name, holder and a positive ttl are required", p.Name)
+	}
+	var out *store.Lease
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		cur, err := getLease(ctx, tx, p.Name)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return err
+		case cur.Holder == p.Holder,
+			!p.Now.Before(cur.ExpiresAt),
+			p.TakeOverFrom != "" && cur.Holder == p.TakeOverFrom:
+		default:
+			out = cur
+			return store.ErrLeaseHeld
+		}
+		out, err = putLease(ctx, tx, p.Name, p.Holder, p.Now.Add(p.TTL))
+		return err
+	})
+	if errors.Is(err, store.ErrLeaseHeld) {
+		return out, fmt.Errorf("acquire lease %q: held by %s: %w", p.Name, out.Holder, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("acquire lease %q: %w", p.Name, err)
+	}
+	return out, nil
+}
+
+// RenewLease implements store.Store. A holder whose lease expired but that
+// nobody took over may renew it: no one else can have acted under it.
+func (s *Store) RenewLease(ctx context.Context, p store.RenewLeaseParams) (*store.Lease, error) {
+	if p.TTL <= 0 {
+		return nil, fmt.Errorf("renew lease %q: ttl must be positive", p.Name)
+	}
+	var out *store.Lease
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		cur, err := getLease(ctx, tx, p.Name)
+		if errors.Is(err, store.ErrNotFound) {
+			return store.ErrLeaseLost
+		}
+		if err != nil {
+			return err
+		}
+		if cur.Holder != p.Holder {
+			return store.ErrLeaseLost
+		}
+		out, err = putLease(ctx, tx, p.Name, p.Holder, p.Now.Add(p.TTL))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("renew lease %q: %w", p.Name, err)
+	}
+	return out, nil
+}
+
+// ReleaseLease implements store.Store. Releasing a lease that is already
+// gone is ErrLeaseLost too: the caller no longer holds it either way.
+func (s *Store) ReleaseLease(ctx context.Context, p store.ReleaseLeaseParams) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM leases WHERE name = ? AND holder = ?`, p.Name, p.Holder)
+	if err != nil {
+		return fmt.Errorf("release lease %q: %w", p.Name, mapErr(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("release lease %q: %w", p.Name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("release lease %q: %w", p.Name, store.ErrLeaseLost)
+	}
+	return nil
+}
+
+// GetLease implements store.Store.
+func (s *Store) GetLease(ctx context.Context, name string) (*store.Lease, error) {
+	l, err := getLease(ctx, s.db, name)
+	if err != nil {
+		return nil, fmt.Errorf("get lease %q: %w", name, err)
+	}
+	return l, nil
+}
+
+func getLease(ctx context.Context, q querier, name string) (*store.Lease, error) {
+	return scanLease(q.QueryRowContext(ctx, `SELECT name, holder, expires_at FROM leases WHERE name = ?`, name))
+}
+
+func putLease(ctx context.Context, tx *sql.Tx, name, holder string, expiresAt time.Time) (*store.Lease, error) {
+	return scanLease(tx.QueryRowContext(ctx, `
+		INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+		RETURNING name, holder, expires_at`,
+		name, holder, timeArg(expiresAt)))
+}
+
+func scanLease(row rowScanner) (*store.Lease, error) {
+	var (
+		l   store.Lease
+		exp sql.NullInt64
+	)
+	if err := row.Scan(&l.Name, &l.Holder, &exp); err != nil {
+		return nil, mapErr(err)
+	}
+	l.ExpiresAt = timeVal(exp)
+	return &l, nil
+}

@@ -1,0 +1,295 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/rotorhq/rotor/internal/store"
+)
+
+const rotationColumns = `id, credential, status, strategy, triggered_by, revoke, step, error,
+	from_version_id, to_version_id, rollback_sealed, outcome, started_at, updated_at, finished_at`
+
+// InsertRotation implements store.Store.
+func (s *Store) InsertRotation(ctx context.Context, p store.InsertRotationParams) (*store.Rotation, error) {
+	r, err := scanRotation(s.db.QueryRowContext(ctx, `
+		INSERT INTO rotations (credential, status, strategy, triggered_by, revoke, from_version_id, started_at, updated_at)
+		VALUES (?, 'active', ?, ?, ?, ?, ?, ?)
+		RETURNING `+rotationColumns,
+		p.Credential, p.Strategy, p.Trigger, p.Revoke, idArg(p.FromVersionID), timeArg(p.Now), timeArg(p.Now)))
+	if err != nil {
+		return nil, fmt.Errorf("insert rotation for %q: %w", p.Credential, err)
+	}
+	return r, nil
+}
+
+// GetRotation implements store.Store.
+func (s *Store) GetRotation(ctx context.Context, id int64) (*store.Rotation, error) {
+	r, err := getRotation(ctx, s.db, id)
+	if err != nil {
+		return nil, fmt.Errorf("get rotation %d: %w", id, err)
+	}
+	return r, nil
+}
+
+func getRotation(ctx context.Context, q querier, id int64) (*store.Rotation, error) {
+	return scanRotation(q.QueryRowContext(ctx, `SELECT `+rotationColumns+` FROM rotations WHERE id = ?`, id))
+}
+
+// ListRotations implements store.Store. An empty Credential lists every
+// credential's rotations.
+func (s *Store) ListRotations(ctx context.Context, p store.ListRotationsParams) ([]*store.Rotation, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if p.Credential != "" {
+		where = append(where, "credential = ?")
+		args = append(args, p.Credential)
+	}
+	if p.Active {
+		where = append(where, "status = 'active'")
+	}
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT `+rotationColumns+` FROM rotations`+whereClause(where)+` ORDER BY id DESC`+limitClause(p.Limit), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list rotations: %w", mapErr(err))
+	}
+	rs, err := collect(rows, scanRotation)
+	if err != nil {
+		return nil, fmt.Errorf("list rotations: %w", err)
+	}
+	return rs, nil
+}
+
+// UpdateRotation implements store.Store. A finished rotation is history and
+// cannot be edited: ErrConflict. A non-nil ToVersionID of 0 clears it.
+func (s *Store) UpdateRotation(ctx context.Context, p store.UpdateRotationParams) (*store.Rotation, error) {
+	sets := []string{"updated_at = ?"}
+	args := []any{timeArg(p.Now)}
+	if p.Step != nil {
+		sets = append(sets, "step = ?")
+		args = append(args, *p.Step)
+	}
+	if p.Error != nil {
+		sets = append(sets, "error = ?")
+		args = append(args, *p.Error)
+	}
+	if p.ToVersionID != nil {
+		sets = append(sets, "to_version_id = ?")
+		args = append(args, idArg(*p.ToVersionID))
+	}
+	if p.Rollback != nil {
+		sets = append(sets, "rollback_sealed = ?")
+		args = append(args, p.Rollback)
+	}
+	if p.Outcome != nil {
+		sets = append(sets, "outcome = ?")
+		args = append(args, *p.Outcome)
+	}
+	args = append(args, p.ID)
+
+	var out *store.Rotation
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := requireActive(ctx, tx, p.ID); err != nil {
+			return err
+		}
+		var err error
+		out, err = scanRotation(tx.QueryRowContext(ctx,
+			`UPDATE rotations SET `+strings.Join(sets, ", ")+` WHERE id = ? RETURNING `+rotationColumns, args...))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update rotation %d: %w", p.ID, err)
+	}
+	return out, nil
+}
+
+func requireActive(ctx context.Context, q querier, id int64) error {
+	r, err := getRotation(ctx, q, id)
+	if err != nil {
+		return err
+	}
+	if r.Status != store.StatusActive {
+		return fmt.Errorf("rotation is %s: %w", r.Status, store.ErrConflict)
+	}
+	return nil
+}
+
+// FinishRotation implements store.Store.
+//
+// With Promote, the version to promote is ToVersionID, or, when that was
+// never recorded, the pending version the rotation inserted. Without
+// Promote, every pending version of the rotation is retired and wiped, found
+// by ToVersionID or by its RotationID: a crash between InsertVersion and
+// UpdateRotation must not leave a pending version that blocks every later
+// rotation of the credential.
+//
+// Audit fields left blank default to the rotation's credential, its id and
+// p.Now.
+func (s *Store) FinishRotation(ctx context.Context, p store.FinishRotationParams) (*store.Rotation, error) {
+	if !p.Status.Terminal() {
+		return nil, fmt.Errorf("finish rotation %d: status %q is not terminal", p.ID, p.Status)
+	}
+	now := timeArg(p.Now)
+	var out *store.Rotation
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		r, err := getRotation(ctx, tx, p.ID)
+		if err != nil {
+			return err
+		}
+		if r.Status != store.StatusActive {
+			return fmt.Errorf("rotation is already %s: %w", r.Status, store.ErrConflict)
+		}
+
+		toID := r.ToVersionID
+		if p.Promote {
+			v, err := versionToPromote(ctx, tx, r)
+			if err != nil {
+				return err
+			}
+			toID = v.ID
+			// Oldest first: each partial unique index (one version per live
+			// stage) is checked after every statement, not at commit.
+			if err := retireAndWipe(ctx, tx, r.Credential, store.StagePrevious, now); err != nil {
+				return err
+			}
+			if p.RetirePrevious {
+				err = retireAndWipe(ctx, tx, r.Credential, store.StageCurrent, now)
+			} else {
+				_, err = tx.ExecContext(ctx, `UPDATE versions SET stage = 'previous' WHERE credential = ? AND stage = 'current'`, r.Credential)
+			}
+			if err != nil {
+				return mapErr(err)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE versions SET stage = 'current', activated_at = ? WHERE id = ?`, now, v.ID); err != nil {
+				return mapErr(err)
+			}
+		} else {
+			if _, err := tx.ExecContext(ctx, `
+				UPDATE versions SET stage = 'retired', sealed = NULL, retired_at = COALESCE(retired_at, ?)
+				WHERE credential = ? AND stage = 'pending' AND (rotation_id = ? OR id = ?)`,
+				now, r.Credential, r.ID, r.ToVersionID); err != nil {
+				return mapErr(err)
+			}
+		}
+
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE rotations SET status = ?, outcome = ?, error = ?, to_version_id = ?, updated_at = ?, finished_at = ?
+			WHERE id = ?`,
+			string(p.Status), p.Outcome, p.Error, idArg(toID), now, now, r.ID); err != nil {
+			return mapErr(err)
+		}
+
+		a := p.Audit
+		if a.Credential == "" {
+			a.Credential = r.Credential
+		}
+		if a.RotationID == 0 {
+			a.RotationID = r.ID
+		}
+		if a.Now.IsZero() {
+			a.Now = p.Now
+		}
+		if _, err := appendAudit(ctx, tx, a); err != nil {
+			return err
+		}
+		out, err = getRotation(ctx, tx, r.ID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("finish rotation %d: %w", p.ID, err)
+	}
+	return out, nil
+}
+
+func versionToPromote(ctx context.Context, tx *sql.Tx, r *store.Rotation) (*store.Version, error) {
+	var (
+		v   *store.Version
+		err error
+	)
+	if r.ToVersionID != 0 {
+		v, err = getVersion(ctx, tx, r.ToVersionID)
+	} else {
+		v, err = scanVersion(tx.QueryRowContext(ctx, `SELECT `+versionColumns+` FROM versions WHERE rotation_id = ?`, r.ID))
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		// Not ErrNotFound: the rotation exists, and callers read that
+		// sentinel as "no such rotation".
+		return nil, errors.New("rotation has no pending version to promote")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if v.Credential != r.Credential {
+		return nil, fmt.Errorf("version %d belongs to %q, not %q", v.ID, v.Credential, r.Credential)
+	}
+	if v.Stage != store.StagePending {
+		return nil, fmt.Errorf("version %d is %s, not pending: %w", v.ID, v.Stage, store.ErrConflict)
+	}
+	return v, nil
+}
+
+func scanRotation(row rowScanner) (*store.Rotation, error) {
+	var (
+		r                          store.Rotation
+		status                     string
+		fromID, toID               sql.NullInt64
+		started, updated, finished sql.NullInt64
+	)
+	if err := row.Scan(&r.ID, &r.Credential, &status, &r.Strategy, &r.Trigger, &r.Revoke, &r.Step, &r.Error,
+		&fromID, &toID, &r.Rollback, &r.Outcome, &started, &updated, &finished); err != nil {
+		return nil, mapErr(err)
+	}
+	r.Status = store.Status(status)
+	r.FromVersionID = fromID.Int64
+	r.ToVersionID = toID.Int64
+	r.StartedAt = timeVal(started)
+	r.UpdatedAt = timeVal(updated)
+	r.FinishedAt = timeVal(finished)
+	return &r, nil
+}
+
+// AppendStep implements store.Store. Steps may be appended to a finished
+// rotation: the engine journals "finish done" after FinishRotation commits.
+func (s *Store) AppendStep(ctx context.Context, p store.AppendStepParams) (*store.Step, error) {
+	st, err := scanStep(s.db.QueryRowContext(ctx, `
+		INSERT INTO steps (rotation_id, name, status, detail, at) VALUES (?, ?, ?, ?, ?)
+		RETURNING id, rotation_id, name, status, detail, at`,
+		p.RotationID, p.Name, string(p.Status), p.Detail, timeArg(p.Now)))
+	if err != nil {
+		return nil, fmt.Errorf("append step %q to rotation %d: %w", p.Name, p.RotationID, err)
+	}
+	return st, nil
+}
+
+// ListSteps implements store.Store. An unknown rotation has no steps.
+func (s *Store) ListSteps(ctx context.Context, rotationID int64) ([]*store.Step, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT id, rotation_id, name, status, detail, at FROM steps WHERE rotation_id = ? ORDER BY id`, rotationID)
+	if err != nil {
+		return nil, fmt.Errorf("list steps of rotation %d: %w", rotationID, mapErr(err))
+	}
+	steps, err := collect(rows, scanStep)
+	if err != nil {
+		return nil, fmt.Errorf("list steps of rotation %d: %w", rotationID, err)
+	}
+	return steps, nil
+}
+
+func scanStep(row rowScanner) (*store.Step, error) {
+	var (
+		st     store.Step
+		status string
+		at     sql.NullInt64
+	)
+	if err := row.Scan(&st.ID, &st.RotationID, &st.Name, &status, &st.Detail, &at); err != nil {
+		return nil, mapErr(err)
+	}
+	st.Status = store.StepStatus(status)
+	st.At = timeVal(at)
+	return &st, nil
+}

@@ -1,0 +1,220 @@
+// Package sqlite is rotor's embedded store: one SQLite file, pure Go
+// (modernc.org/sqlite), shared safely by several rotor processes.
+//
+// Durability: the file runs in WAL mode with synchronous=FULL, so a write
+// whose call has returned survives a SIGKILL or power loss. Concurrency:
+// every write transaction starts with BEGIN IMMEDIATE, so two processes that
+// read-then-write (leases, version sequence numbers, finishing a rotation)
+// are serialized by SQLite's write lock instead of interleaving, and they
+// wait for each other up to busyTimeout instead of failing.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/rotorhq/rotor/internal/store"
+)
+
+// busyTimeout bounds how long a call waits for another process's write
+// transaction. Rotor's transactions are a handful of rows, so 10s means
+// something is stuck rather than busy.
+const busyTimeout = 10 * time.Second
+
+// Store is a store.Store backed by one SQLite file.
+type Store struct {
+	db        *sql.DB
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) the state file at path and brings its
+// schema up to date. A new file and its directory are private (0600, 0700);
+// an existing file that group or others can access is refused rather than
+// fixed, because it may already have leaked and the operator should know.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if err := prepareFile(path); err != nil {
+		return nil, err
+	}
+
+	db, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	s := &Store{db: db}
+	if err := s.init(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func prepareFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create state directory: %w", err)
+	}
+	// O_EXCL so that a file created by a racing process is checked below
+	// like any existing one.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create state file: %w", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("check state file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("state file %s is not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("state file %s is readable by others (mode %04o); chmod 600 %s", path, perm, path)
+	}
+	return nil
+}
+
+// dsn sets the per-connection pragmas: database/sql opens several
+// connections and each must be durable and patient on its own.
+func dsn(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(FULL)")
+	// Read-only transactions (sql.TxOptions.ReadOnly) still use a plain,
+	// deferred BEGIN.
+	q.Set("_txlock", "immediate")
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+func (s *Store) init(ctx context.Context) error {
+	// journal_mode is a property of the file, not the connection, so it is
+	// set once here rather than in the DSN for every new connection.
+	var mode string
+	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
+		return fmt.Errorf("enable WAL: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("enable WAL: journal mode is %q (does the filesystem support shared memory?)", mode)
+	}
+	return migrate(ctx, s.db)
+}
+
+// Close releases the store. Calling it again returns the first result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.db.Close() })
+	return s.closeErr
+}
+
+// write runs fn in one BEGIN IMMEDIATE transaction (see _txlock in dsn):
+// the write lock is taken up front, so whatever fn reads cannot change
+// before it writes.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return mapErr(tx.Commit())
+}
+
+// mapErr turns SQLite's answers into the store's sentinels, keeping the
+// original error in the chain for diagnostics. Constraint messages name
+// tables and columns only, never values, so they are safe to surface.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return fmt.Errorf("%w: %w", err, store.ErrConflict)
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			// The only references are to rotations and versions that the
+			// caller named: a dangling one means the caller's id is unknown.
+			return fmt.Errorf("%w: %w", err, store.ErrNotFound)
+		}
+	}
+	return err
+}
+
+// querier is what *sql.DB and *sql.Tx have in common, so reads can run
+// inside or outside a write transaction.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// rowScanner is what *sql.Row and *sql.Rows have in common.
+type rowScanner interface {
+	Scan(dest ...any) error
+}
+
+// nanoTime is a time argument stored as UTC unix nanoseconds, the zero
+// time as NULL, so NOT NULL columns reject a missing clock instead of
+// storing year 1. Times int64 nanoseconds cannot hold are refused rather
+// than wrapped around.
+type nanoTime time.Time
+
+var (
+	minNanoTime = time.Unix(0, math.MinInt64)
+	maxNanoTime = time.Unix(0, math.MaxInt64)
+)
+
+func (t nanoTime) Value() (driver.Value, error) {
+	tt := time.Time(t)
+	if tt.IsZero() {
+		return nil, nil
+	}
+	if tt.Before(minNanoTime) || tt.After(maxNanoTime) {
+		return nil, fmt.Errorf("time %s is outside the range the store holds (%d to %d)", tt, minNanoTime.Year(), maxNanoTime.Year())
+	}
+	return tt.UnixNano(), nil
+}
+
+func timeArg(t time.Time) nanoTime { return nanoTime(t) }
+
+func timeVal(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64).UTC()
+}
+
+// idArg stores the "none" id 0 as NULL so foreign keys ignore it.
+func idArg(id int64) sql.NullInt64 {
+	return sql.NullInt64{Int64: id, Valid: id != 0}
+}
+
+// limitClause renders a LIMIT for n > 0; 0 (or less) means no limit.
+func limitClause(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" LIMIT %d", n)
+}
+
+var _ store.Store = (*Store)(nil)

@@ -1,0 +1,225 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotorhq/rotor/internal/store"
+	"github.com/rotorhq/rotor/internal/store/sqlite"
+	"github.com/rotorhq/rotor/internal/store/storetest"
+)
+
+func open(t testing.TB, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), path)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storetest.Exercise(t, func(t *testing.T) store.Store {
+		return open(t, filepath.Join(t.TempDir(), "state.db"))
+	})
+}
+
+func TestOpenCreatesPrivateFiles(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "nested", "rotor")
+	path := filepath.Join(dir, "state.db")
+	s := open(t, path)
+	// Force a write so the WAL exists and its mode can be checked too.
+	_, err := s.AppendAudit(t.Context(), store.AppendAuditParams{Event: "x", Now: time.Now()})
+	require.NoError(t, err)
+
+	requireMode(t, dir, 0o700)
+	requireMode(t, path, 0o600)
+	requireMode(t, path+"-wal", 0o600)
+}
+
+func requireMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, want, fi.Mode().Perm(), "%s", path)
+}
+
+func TestOpenRefusesLooseFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	require.NoError(t, os.WriteFile(path, nil, 0o600))
+	require.NoError(t, os.Chmod(path, 0o644))
+
+	_, err := sqlite.Open(t.Context(), path)
+	require.ErrorContains(t, err, fmt.Sprintf("state file %s is readable by others (mode 0644); chmod 600 %s", path, path))
+	requireMode(t, path, 0o644) // refused, not silently fixed
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := sqlite.Open(t.Context(), path)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	_, err = db.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '0999_future.sql', 0)`)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	_, err = sqlite.Open(t.Context(), path)
+	require.ErrorContains(t, err, "schema version 999")
+	require.ErrorContains(t, err, "upgrade rotor")
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := sqlite.Open(t.Context(), path)
+	require.NoError(t, err)
+	v, err := s.InsertVersion(t.Context(), store.InsertVersionParams{
+		Credential: "app-db", Role: "app", Stage: store.StageCurrent, Sealed: []byte{1, 2, 3}, Now: time.Unix(0, 1),
+	})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	s = open(t, path) // migrations are not re-applied to a current file
+	got, err := s.GetVersion(t.Context(), v.ID)
+	require.NoError(t, err)
+	require.Equal(t, v, got)
+}
+
+// Several processes may start on a new file at once: each migration must
+// be applied exactly once and every Open must succeed.
+func TestConcurrentOpenOfNewFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	const n = 4
+	stores := make([]*sqlite.Store, n)
+	errs := make([]error, n)
+	done := make(chan struct{})
+	for i := range n {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			stores[i], errs[i] = sqlite.Open(t.Context(), path)
+		}()
+	}
+	for range n {
+		<-done
+	}
+	for i := range n {
+		require.NoError(t, errs[i])
+		require.NoError(t, stores[i].Close())
+	}
+}
+
+// Nanoseconds in an int64 span the years 1678 to 2262; anything else, and
+// a missing clock, must fail loudly rather than wrap around.
+func TestTimeOutOfRangeIsRefused(t *testing.T) {
+	t.Parallel()
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	_, err := s.AcquireLease(t.Context(), store.AcquireLeaseParams{Name: "app-db", Holder: "a", TTL: time.Minute})
+	require.ErrorContains(t, err, "outside the range")
+	_, err = s.AppendAudit(t.Context(), store.AppendAuditParams{Event: "x", Now: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)})
+	require.ErrorContains(t, err, "outside the range")
+	_, err = s.AppendAudit(t.Context(), store.AppendAuditParams{Event: "x"})
+	require.Error(t, err, "a zero time is NULL and at is NOT NULL")
+}
+
+// Two handles on one file stand in for two rotor processes: each has its
+// own connection pool, so only SQLite's file locking keeps them consistent.
+func TestTwoHandlesShareState(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	a, b := open(t, path), open(t, path)
+	ctx := t.Context()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+	r, err := a.InsertRotation(ctx, store.InsertRotationParams{Credential: "app-db", Strategy: "dual", Trigger: "manual", Now: now})
+	require.NoError(t, err)
+	got, err := b.GetRotation(ctx, r.ID)
+	require.NoError(t, err)
+	require.Equal(t, r, got)
+
+	_, err = b.InsertRotation(ctx, store.InsertRotationParams{Credential: "app-db", Strategy: "dual", Trigger: "manual", Now: now})
+	require.ErrorIs(t, err, store.ErrConflict)
+
+	va, err := a.InsertVersion(ctx, store.InsertVersionParams{Credential: "app-db", Role: "app", Stage: store.StageRetired, Now: now})
+	require.NoError(t, err)
+	vb, err := b.InsertVersion(ctx, store.InsertVersionParams{Credential: "app-db", Role: "app", Stage: store.StageRetired, Now: now})
+	require.NoError(t, err)
+	require.Equal(t, va.Seq+1, vb.Seq)
+}
+
+func TestTwoHandlesRaceForLease(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	handles := []*sqlite.Store{open(t, path), open(t, path)}
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+	const racers = 20
+	errs := make([]error, racers)
+	start := make(chan struct{})
+	done := make(chan struct{})
+	for i := range racers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			<-start
+			_, errs[i] = handles[i%2].AcquireLease(t.Context(), store.AcquireLeaseParams{
+				Name: "app-db", Holder: fmt.Sprintf("process-%d", i), TTL: time.Minute, Now: now,
+			})
+		}()
+	}
+	close(start)
+	for range racers {
+		<-done
+	}
+
+	var won []int
+	for i, err := range errs {
+		if err == nil {
+			won = append(won, i)
+			continue
+		}
+		require.ErrorIs(t, err, store.ErrLeaseHeld)
+	}
+	require.Len(t, won, 1)
+	for _, h := range handles {
+		l, err := h.GetLease(t.Context(), "app-db")
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprintf("process-%d", won[0]), l.Holder)
+	}
+}
+
+func BenchmarkFinishRotation(b *testing.B) {
+	s := open(b, filepath.Join(b.TempDir(), "state.db"))
+	ctx := b.Context()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	rotations := 0
+	for b.Loop() {
+		r, err := s.InsertRotation(ctx, store.InsertRotationParams{Credential: "app-db", Strategy: "dual", Trigger: "schedule", Now: now})
+		require.NoError(b, err)
+		v, err := s.InsertVersion(ctx, store.InsertVersionParams{
+			Credential: "app-db", Role: "app_blue", Stage: store.StagePending, RotationID: r.ID,
+			Sealed: make([]byte, 96), Fingerprint: "fp", Now: now,
+		})
+		require.NoError(b, err)
+		_, err = s.UpdateRotation(ctx, store.UpdateRotationParams{ID: r.ID, ToVersionID: &v.ID, Now: now})
+		require.NoError(b, err)
+		_, err = s.FinishRotation(ctx, store.FinishRotationParams{
+			ID: r.ID, Status: store.StatusSucceeded, Promote: true, Now: now,
+			Audit: store.AppendAuditParams{Event: "rotation.succeeded"},
+		})
+		require.NoError(b, err)
+		rotations++
+	}
+	b.ReportMetric(float64(rotations)/b.Elapsed().Seconds(), "rotations/s")
+}

@@ -1,0 +1,363 @@
+// Package store defines rotor's durable state: versions (sealed), rotations
+// with their step journal, deliveries to targets, audit events and
+// per-credential leases.
+//
+// The store never sees a plaintext password: version secrets arrive sealed
+// by the engine (secret.Sealer) and leave the same way.
+//
+// Drivers: store/sqlite (embedded default) and, later, store/postgres (for
+// several replicas). Both must pass storetest.Exercise. A driver maps its
+// backend's "no rows" to ErrNotFound and unique violations to ErrConflict.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+var (
+	// ErrNotFound: no such row.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the write would break a uniqueness rule (e.g. a second
+	// pending version for one credential).
+	ErrConflict = errors.New("conflict")
+	// ErrLeaseHeld: another holder has the credential's lease.
+	ErrLeaseHeld = errors.New("lease held by another process")
+	// ErrLeaseLost: the caller no longer holds the lease it tries to renew
+	// or release.
+	ErrLeaseLost = errors.New("lease lost")
+)
+
+// Store is rotor's durable state. All methods are safe for concurrent use
+// by several goroutines and, for leases and rotations, by several
+// processes sharing the same database.
+type Store interface {
+	// AcquireLease takes the lease on p.Name for p.Holder until p.Now+p.TTL.
+	// It succeeds when nobody holds it, the lease has expired, the caller
+	// already holds it (renewing it), or the current holder equals
+	// p.TakeOverFrom. Otherwise it returns the current lease and
+	// ErrLeaseHeld.
+	AcquireLease(ctx context.Context, p AcquireLeaseParams) (*Lease, error)
+	// RenewLease extends a lease the caller holds; ErrLeaseLost otherwise.
+	RenewLease(ctx context.Context, p RenewLeaseParams) (*Lease, error)
+	// ReleaseLease drops a lease the caller holds; releasing a lease held
+	// by someone else returns ErrLeaseLost and changes nothing.
+	ReleaseLease(ctx context.Context, p ReleaseLeaseParams) error
+	// GetLease returns the lease row for name, expired or not; ErrNotFound
+	// when there has never been one or it was released.
+	GetLease(ctx context.Context, name string) (*Lease, error)
+
+	// InsertVersion adds a version. A second pending version for the same
+	// credential, or a second version for the same rotation, is ErrConflict.
+	// Seq is assigned by the store: one more than the credential's highest.
+	InsertVersion(ctx context.Context, p InsertVersionParams) (*Version, error)
+	// GetVersion returns one version; ErrNotFound if absent.
+	GetVersion(ctx context.Context, id int64) (*Version, error)
+	// ListVersions returns a credential's versions, newest first, optionally
+	// only those in the given stages.
+	ListVersions(ctx context.Context, p ListVersionsParams) ([]*Version, error)
+	// RetireVersion sets a version's stage to retired and, when p.Wipe,
+	// drops its sealed secret.
+	RetireVersion(ctx context.Context, p RetireVersionParams) error
+
+	// InsertRotation starts a rotation in StatusActive. A second active
+	// rotation for the same credential is ErrConflict.
+	InsertRotation(ctx context.Context, p InsertRotationParams) (*Rotation, error)
+	// GetRotation returns one rotation; ErrNotFound if absent.
+	GetRotation(ctx context.Context, id int64) (*Rotation, error)
+	// ListRotations returns rotations newest first, filtered.
+	ListRotations(ctx context.Context, p ListRotationsParams) ([]*Rotation, error)
+	// UpdateRotation changes the mutable fields of an active rotation.
+	UpdateRotation(ctx context.Context, p UpdateRotationParams) (*Rotation, error)
+
+	// AppendStep journals one step event of a rotation.
+	AppendStep(ctx context.Context, p AppendStepParams) (*Step, error)
+	// ListSteps returns a rotation's journal in order.
+	ListSteps(ctx context.Context, rotationID int64) ([]*Step, error)
+
+	// UpsertDelivery records the state of one target in one rotation,
+	// keyed by (RotationID, Target).
+	UpsertDelivery(ctx context.Context, p UpsertDeliveryParams) (*Delivery, error)
+	// ListDeliveries returns deliveries filtered by rotation or credential.
+	ListDeliveries(ctx context.Context, p ListDeliveriesParams) ([]*Delivery, error)
+
+	// FinishRotation atomically ends a rotation: the rotation gets its
+	// final status; on success the pending version becomes current, the
+	// current one previous, the previous one retired (secret wiped), and an
+	// audit event is appended — all or nothing.
+	FinishRotation(ctx context.Context, p FinishRotationParams) (*Rotation, error)
+
+	// AppendAudit appends an audit event.
+	AppendAudit(ctx context.Context, p AppendAuditParams) (*AuditEvent, error)
+	// ListAudit returns audit events newest first.
+	ListAudit(ctx context.Context, p ListAuditParams) ([]*AuditEvent, error)
+
+	// Close releases the store.
+	Close() error
+}
+
+// Stage is a version's place in its life.
+type Stage string
+
+const (
+	StagePending  Stage = "pending"
+	StageCurrent  Stage = "current"
+	StagePrevious Stage = "previous"
+	StageRetired  Stage = "retired"
+)
+
+// Status is a rotation's overall state.
+type Status string
+
+const (
+	// StatusActive: running, or stopped at a failed step and resumable.
+	StatusActive Status = "active"
+	// StatusSucceeded: finished; the old credential is retired (or kept
+	// until the next rotation when configured so).
+	StatusSucceeded Status = "succeeded"
+	// StatusOldInUse: finished and published, but the old role still had
+	// sessions at the drain deadline, so it was not retired.
+	StatusOldInUse Status = "published_old_in_use"
+	// StatusRolledBack: the test step failed and the previous password was
+	// put back; nothing was published.
+	StatusRolledBack Status = "rolled_back"
+	// StatusAbandoned: an operator gave up on the rotation; nothing that
+	// consumers use was changed by it.
+	StatusAbandoned Status = "abandoned"
+)
+
+// Terminal reports whether a rotation in this status is over.
+func (s Status) Terminal() bool { return s != StatusActive }
+
+type Lease struct {
+	Name      string
+	Holder    string
+	ExpiresAt time.Time
+}
+
+type AcquireLeaseParams struct {
+	Name         string
+	Holder       string
+	TTL          time.Duration
+	Now          time.Time
+	TakeOverFrom string
+}
+
+type RenewLeaseParams struct {
+	Name   string
+	Holder string
+	TTL    time.Duration
+	Now    time.Time
+}
+
+type ReleaseLeaseParams struct {
+	Name   string
+	Holder string
+}
+
+// Version is one generated password for one role.
+type Version struct {
+	ID         int64
+	Credential string
+	Seq        int64
+	Role       string
+	Stage      Stage
+	RotationID int64
+	// Sealed is the encrypted secret material (password and verifier);
+	// nil once wiped.
+	Sealed []byte
+	// Fingerprint is an HMAC of the password, safe to show and compare.
+	Fingerprint string
+	CreatedAt   time.Time
+	// ActivatedAt is when the version became current (zero before).
+	ActivatedAt time.Time
+	// RetiredAt is when the version was retired (zero before).
+	RetiredAt time.Time
+}
+
+type InsertVersionParams struct {
+	Credential  string
+	Role        string
+	Stage       Stage
+	RotationID  int64
+	Sealed      []byte
+	Fingerprint string
+	Now         time.Time
+}
+
+type ListVersionsParams struct {
+	Credential string
+	Stages     []Stage
+	Limit      int
+}
+
+type RetireVersionParams struct {
+	ID   int64
+	Wipe bool
+	Now  time.Time
+}
+
+// Rotation is one run of the state machine for one credential.
+type Rotation struct {
+	ID         int64
+	Credential string
+	Status     Status
+	Strategy   string
+	// Trigger says who started it: "manual", "schedule", "resume".
+	Trigger string
+	Revoke  bool
+	// Step is the last step journaled; StepError the error that stopped it.
+	Step  string
+	Error string
+	// FromVersionID is the version current when the rotation started (0 if none).
+	FromVersionID int64
+	// ToVersionID is the pending version (0 before prepare).
+	ToVersionID int64
+	// Rollback is the sealed snapshot of what the server held before apply
+	// (single strategy), nil when not captured.
+	Rollback []byte
+	// Outcome is a one-line secret-free summary for humans.
+	Outcome    string
+	StartedAt  time.Time
+	UpdatedAt  time.Time
+	FinishedAt time.Time
+}
+
+type InsertRotationParams struct {
+	Credential    string
+	Strategy      string
+	Trigger       string
+	Revoke        bool
+	FromVersionID int64
+	Now           time.Time
+}
+
+type ListRotationsParams struct {
+	Credential string
+	// Active, when true, returns only StatusActive rotations.
+	Active bool
+	Limit  int
+}
+
+// UpdateRotationParams sets each non-nil field.
+type UpdateRotationParams struct {
+	ID          int64
+	Step        *string
+	Error       *string
+	ToVersionID *int64
+	Rollback    []byte
+	Outcome     *string
+	Now         time.Time
+}
+
+// StepStatus is the state of one journaled step event.
+type StepStatus string
+
+const (
+	StepStarted StepStatus = "started"
+	StepDone    StepStatus = "done"
+	StepFailed  StepStatus = "failed"
+)
+
+type Step struct {
+	ID         int64
+	RotationID int64
+	Name       string
+	Status     StepStatus
+	// Detail is secret-free JSON or text.
+	Detail string
+	At     time.Time
+}
+
+type AppendStepParams struct {
+	RotationID int64
+	Name       string
+	Status     StepStatus
+	Detail     string
+	Now        time.Time
+}
+
+// DeliveryState is how far one target got in one rotation.
+type DeliveryState string
+
+const (
+	DeliveryPending    DeliveryState = "pending"
+	DeliveryWritten    DeliveryState = "written"
+	DeliveryReloaded   DeliveryState = "reloaded"
+	DeliveryVerified   DeliveryState = "verified"
+	DeliveryUnverified DeliveryState = "unverifiable"
+	DeliveryMismatch   DeliveryState = "mismatch"
+	DeliveryFailed     DeliveryState = "failed"
+)
+
+type Delivery struct {
+	RotationID  int64
+	Credential  string
+	Target      string
+	State       DeliveryState
+	Fingerprint string
+	Attempts    int
+	Error       string
+	Detail      string
+	UpdatedAt   time.Time
+}
+
+// UpsertDeliveryParams creates or replaces the (RotationID, Target) row.
+type UpsertDeliveryParams struct {
+	RotationID  int64
+	Credential  string
+	Target      string
+	State       DeliveryState
+	Fingerprint string
+	Attempts    int
+	Error       string
+	Detail      string
+	Now         time.Time
+}
+
+type ListDeliveriesParams struct {
+	RotationID int64
+	Credential string
+	Limit      int
+}
+
+type FinishRotationParams struct {
+	ID      int64
+	Status  Status
+	Outcome string
+	Error   string
+	// Promote, when true (a successful rotation), moves the rotation's
+	// pending version to current and shifts the older stages.
+	Promote bool
+	// RetirePrevious, with Promote, also retires (and wipes) the version
+	// that was current until now instead of keeping it as previous.
+	RetirePrevious bool
+	Audit          AppendAuditParams
+	Now            time.Time
+}
+
+type AuditEvent struct {
+	ID         int64
+	At         time.Time
+	Credential string
+	RotationID int64
+	Event      string
+	Actor      string
+	// Detail is secret-free JSON.
+	Detail string
+}
+
+type AppendAuditParams struct {
+	Credential string
+	RotationID int64
+	Event      string
+	Actor      string
+	Detail     string
+	Now        time.Time
+}
+
+type ListAuditParams struct {
+	Credential string
+	Limit      int
+}

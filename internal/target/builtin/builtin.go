@@ -1,0 +1,38 @@
+// Package builtin is the registry of target types: the one place a config
+// `type:` becomes a target.Factory (STYLE.md habit 5). A new target adds
+// one line here.
+package builtin
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/target/dotenv"
+)
+
+// Targets maps each target type to its factory. Treat it as read-only;
+// it is a variable only so that it reads as the list it is.
+var Targets = map[string]target.Factory{
+	dotenv.Type: dotenv.New,
+}
+
+// Lookup returns the factory for typ; an unknown type fails with the known
+// ones so the user can fix a typo without reading the docs.
+func Lookup(typ string) (target.Factory, error) {
+	if f, ok := Targets[typ]; ok {
+		return f, nil
+	}
+	return nil, fmt.Errorf("unknown target type %q (known: %s)", typ, strings.Join(Names(), ", "))
+}
+
+// Names returns the known target types, sorted.
+func Names() []string {
+	names := make([]string, 0, len(Targets))
+	for name := range Targets {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,86 @@
+package builtin_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/target/builtin"
+)
+
+func TestLookup(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		typ     string
+		wantErr string
+	}{
+		{typ: "dotenv"},
+		{typ: "dotENV", wantErr: `unknown target type "dotENV" (known: dotenv)`},
+		{typ: "", wantErr: `unknown target type "" (known: dotenv)`},
+		{typ: "vercell", wantErr: `unknown target type "vercell" (known: dotenv)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.typ, func(t *testing.T) {
+			t.Parallel()
+			f, err := builtin.Lookup(tt.typ)
+			if tt.wantErr != "" {
+				require.EqualError(t, err, tt.wantErr)
+				require.Nil(t, f)
+				return
+			}
+			require.NoError(t, err)
+			require.NotNil(t, f)
+		})
+	}
+}
+
+func TestNamesSortedAndComplete(t *testing.T) {
+	t.Parallel()
+	names := builtin.Names()
+	require.IsIncreasing(t, names)
+	require.Len(t, names, len(builtin.Targets))
+	for _, name := range names {
+		require.NotNil(t, builtin.Targets[name], name)
+	}
+}
+
+// TestFactoriesReportTheirType guards against registering a factory under
+// a name other than the one its targets report in Info().Type, which the
+// journal and `rotor status` show.
+func TestFactoriesReportTheirType(t *testing.T) {
+	t.Parallel()
+	for _, name := range builtin.Names() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			opts, ok := minimalOptions[name]
+			require.True(t, ok, "add %s to minimalOptions", name)
+			tg, err := builtin.Targets[name](target.Params{
+				Name:    "x",
+				BaseDir: t.TempDir(),
+				Decode:  decodeYAML(opts),
+				Getenv:  func(string) string { return "" },
+			})
+			require.NoError(t, err)
+			require.Equal(t, name, tg.Info().Type)
+		})
+	}
+}
+
+// minimalOptions holds each type's smallest valid options as YAML; a new
+// type without an entry fails TestFactoriesReportTheirType.
+var minimalOptions = map[string]string{
+	"dotenv": "path: .env",
+}
+
+// decodeYAML mimics the config layer's strict Decode.
+func decodeYAML(src string) func(v any) error {
+	return func(v any) error {
+		dec := yaml.NewDecoder(strings.NewReader(src))
+		dec.KnownFields(true)
+		return dec.Decode(v)
+	}
+}
