@@ -45,28 +45,28 @@ func WriteFile(path string, data []byte, perm os.FileMode) (changed bool, err er
 // writeFile takes the effective uid as a parameter so tests can exercise
 // the non-root ownership rules while running as root, and the reverse.
 func writeFile(path string, data []byte, perm os.FileMode, euid int) (bool, error) {
-	real, err := resolve(path)
+	dest, err := resolve(path)
 	if err != nil {
 		return false, err
 	}
-	dir := filepath.Dir(real)
+	dir := filepath.Dir(dest)
 
 	mode := perm & keptModeBits
 	uid, gid := -1, -1
-	fi, err := os.Stat(real)
+	fi, err := os.Stat(dest)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// A new file: nothing to compare with or keep.
 	case errors.Is(err, syscall.ENOTDIR):
 		return false, dirError(path, dir, err)
 	case err != nil:
-		return false, readError(path, real, err)
+		return false, readError(path, dest, err)
 	case !fi.Mode().IsRegular():
 		return false, fmt.Errorf("cannot write %s: it is not a regular file (%s); point the target at a file: %w", path, fi.Mode().Type(), ErrNotRegular)
 	default:
-		old, err := os.ReadFile(real)
+		old, err := os.ReadFile(dest)
 		if err != nil {
-			return false, readError(path, real, err)
+			return false, readError(path, dest, err)
 		}
 		if bytes.Equal(old, data) {
 			return false, nil
@@ -78,7 +78,7 @@ func writeFile(path string, data []byte, perm os.FileMode, euid int) (bool, erro
 		}
 	}
 
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(real)+".rotor-*.tmp")
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".rotor-*.tmp")
 	if err != nil {
 		return false, dirError(path, dir, err)
 	}
@@ -96,22 +96,21 @@ func writeFile(path string, data []byte, perm os.FileMode, euid int) (bool, erro
 	if _, err := tmp.Write(data); err != nil {
 		return false, fmt.Errorf("cannot write %s: writing the temporary file in %s failed; check free space and quotas: %w", path, dir, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return false, fmt.Errorf("cannot write %s: fsync of the temporary file in %s failed; check the filesystem: %w", path, dir, err)
-	}
-	// Chown before chmod: chown clears setuid/setgid bits.
-	if uid != -1 || gid != -1 {
-		if err := tmp.Chown(uid, gid); err != nil {
-			return false, fmt.Errorf("cannot write %s: cannot give the new file the old owner %d:%d; run rotor as that user or as root: %w", path, uid, gid, err)
-		}
+	// Owner and mode are set before the fsync so that they are as durable
+	// as the content; chown comes first because it clears setuid/setgid.
+	if err := chown(tmp, path, uid, gid); err != nil {
+		return false, err
 	}
 	if err := tmp.Chmod(mode); err != nil {
 		return false, fmt.Errorf("cannot write %s: cannot set mode %v on the new file; check the filesystem supports permissions: %w", path, mode, err)
 	}
+	if err := tmp.Sync(); err != nil {
+		return false, fmt.Errorf("cannot write %s: fsync of the temporary file in %s failed; check the filesystem: %w", path, dir, err)
+	}
 	if err := tmp.Close(); err != nil {
 		return false, fmt.Errorf("cannot write %s: closing the temporary file in %s failed; check free space and quotas: %w", path, dir, err)
 	}
-	if err := os.Rename(tmpName, real); err != nil {
+	if err := os.Rename(tmpName, dest); err != nil {
 		return false, dirError(path, dir, err)
 	}
 	renamed = true
@@ -119,6 +118,20 @@ func writeFile(path string, data []byte, perm os.FileMode, euid int) (bool, erro
 		return true, fmt.Errorf("wrote %s but could not fsync directory %s, so the change may not survive a power loss; check the filesystem: %w", path, dir, err)
 	}
 	return true, nil
+}
+
+func chown(f *os.File, path string, uid, gid int) error {
+	if uid == -1 && gid == -1 {
+		return nil
+	}
+	err := f.Chown(uid, gid)
+	switch {
+	case err == nil:
+		return nil
+	case uid == -1:
+		return fmt.Errorf("cannot write %s: cannot give the new file the old file's group %d; add rotor's user to that group or run rotor as root: %w", path, gid, err)
+	}
+	return fmt.Errorf("cannot write %s: cannot give the new file the old file's owner %d:%d; run rotor as root or as that user: %w", path, uid, gid, err)
 }
 
 // ErrNotRegular: the destination exists but is a directory, device, socket…
@@ -132,11 +145,11 @@ var ErrForeignOwner = errors.New("file owned by another user")
 // replace or create path: its directory exists and this process may
 // create files in it, and path, if present, is a regular file.
 func CheckWritable(path string) error {
-	real, err := resolve(path)
+	dest, err := resolve(path)
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(real)
+	dir := filepath.Dir(dest)
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return dirError(path, dir, err)
@@ -147,12 +160,12 @@ func CheckWritable(path string) error {
 	if err := accessWrite(dir); err != nil {
 		return dirError(path, dir, err)
 	}
-	fi, err = os.Stat(real)
+	fi, err = os.Stat(dest)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err != nil:
-		return readError(path, real, err)
+		return readError(path, dest, err)
 	case !fi.Mode().IsRegular():
 		return fmt.Errorf("cannot write %s: it is not a regular file (%s); point the target at a file: %w", path, fi.Mode().Type(), ErrNotRegular)
 	}
@@ -202,10 +215,10 @@ func dirError(path, dir string, err error) error {
 	return fmt.Errorf("cannot write %s in directory %s; check the directory: %w", path, dir, err)
 }
 
-func readError(path, real string, err error) error {
+func readError(path, dest string, err error) error {
 	name := path
-	if real != path {
-		name = fmt.Sprintf("%s (via symbolic link to %s)", path, real)
+	if dest != path {
+		name = fmt.Sprintf("%s (via symbolic link to %s)", path, dest)
 	}
 	if errors.Is(err, fs.ErrPermission) {
 		return fmt.Errorf("cannot read %s to compare it with the new content: permission denied; fix its permissions: %w", name, err)

@@ -25,6 +25,8 @@ type RotateOptions struct {
 	Revoke   bool
 	Force    bool
 	Progress bool
+	// Parallel is how many credentials rotate at once.
+	Parallel int
 	// Resume-only mode (`rotor resume`).
 	ResumeOnly bool
 	Abandon    string
@@ -58,6 +60,9 @@ terminated and it is made unusable at once, without waiting for a drain.`,
 			if opts.Due && opts.All {
 				return &UsageError{errors.New("--due and --all cannot be combined")}
 			}
+			if opts.Parallel < 1 {
+				return &UsageError{fmt.Errorf("--parallel %d: must be at least 1", opts.Parallel)}
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -69,6 +74,7 @@ terminated and it is made unusable at once, without waiting for a drain.`,
 	cmd.Flags().BoolVar(&opts.Revoke, "revoke", false, "the old password leaked: terminate its sessions and make it unusable at once")
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "reuse a dual role even though it still has sessions")
 	cmd.Flags().BoolVar(&opts.Progress, "progress", false, "print live progress even when stderr is not a terminal")
+	cmd.Flags().IntVarP(&opts.Parallel, "parallel", "p", 1, "rotate up to this many credentials at once")
 	return cmd
 }
 
@@ -128,31 +134,52 @@ func runRotate(ctx context.Context, opts *RotateOptions) error {
 	case opts.Due:
 		trigger = "schedule"
 	}
-	var results []*engine.Result
-	var failures []error
-	attention := false
-	for _, cr := range creds {
+	one := func(cr *config.Credential) (*engine.Result, error) {
 		if opts.Due {
 			due, err := eng.Due(ctx, cr)
 			if err != nil {
-				failures = append(failures, err)
-				continue
+				return nil, err
 			}
 			// An unfinished rotation is always worth finishing.
-			active, _ := eng.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Active: true, Limit: 1})
+			active, err := eng.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Active: true, Limit: 1})
+			if err != nil {
+				return nil, err
+			}
 			if !due && len(active) == 0 {
-				continue
+				return nil, nil
 			}
 		}
-		res, err := eng.Rotate(ctx, cr, engine.Options{Trigger: trigger, Revoke: opts.Revoke, Force: opts.Force, ResumeOnly: opts.ResumeOnly})
-		if res != nil {
-			results = append(results, res)
-			if res.Status == store.StatusOldInUse {
+		return eng.Rotate(ctx, cr, engine.Options{Trigger: trigger, Revoke: opts.Revoke, Force: opts.Force, ResumeOnly: opts.ResumeOnly})
+	}
+	type outcome struct {
+		res *engine.Result
+		err error
+	}
+	outs := make([]outcome, len(creds))
+	sem := make(chan struct{}, max(opts.Parallel, 1))
+	var wg sync.WaitGroup
+	for i, cr := range creds {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			res, err := one(cr)
+			outs[i] = outcome{res, err}
+		}()
+	}
+	wg.Wait()
+	var results []*engine.Result
+	var failures []error
+	attention := false
+	for _, o := range outs {
+		if o.res != nil {
+			results = append(results, o.res)
+			if o.res.Status == store.StatusOldInUse {
 				attention = true
 			}
 		}
-		if err != nil {
-			failures = append(failures, err)
+		if o.err != nil {
+			failures = append(failures, o.err)
 		}
 	}
 	if f.JSON {
@@ -319,5 +346,3 @@ func orDash(s string) string {
 	}
 	return s
 }
-
-var _ = config.StrategyDual

@@ -39,6 +39,7 @@ type Config struct {
 	KeyFile     string
 	Credentials []*Credential
 	file        string
+	providers   map[string]provider.Provider
 }
 
 // Credential returns the credential named name, or an error listing the
@@ -58,10 +59,8 @@ func (c *Config) Credential(name string) (*Credential, error) {
 
 // Close releases every provider the config built.
 func (c *Config) Close() error {
-	for _, cr := range c.Credentials {
-		if cr.Provider != nil {
-			cr.Provider.Close()
-		}
+	for _, p := range c.providers {
+		p.Close()
 	}
 	return nil
 }
@@ -348,6 +347,15 @@ func (c *Config) provider(d *decoder, n *yaml.Node, path string, interpolated ma
 		d.errorf(n, "%s has no type; add type: postgres (or neon)", path)
 		return "", nil
 	}
+	// Credentials with identical provider settings (typically all of them,
+	// through defaults:) share one provider and so one admin connection pool.
+	key := typ
+	if b, err := yaml.Marshal(own); err == nil {
+		key += "\x00" + string(b)
+	}
+	if p, ok := c.providers[key]; ok {
+		return typ, p
+	}
 	factory, err := reg.Provider(typ)
 	if err != nil {
 		d.errorf(n, "%s: %v", path, err)
@@ -364,6 +372,10 @@ func (c *Config) provider(d *decoder, n *yaml.Node, path string, interpolated ma
 		}
 		return typ, nil
 	}
+	if c.providers == nil {
+		c.providers = map[string]provider.Provider{}
+	}
+	c.providers[key] = p
 	return typ, p
 }
 

@@ -14,8 +14,9 @@
 //     (libpq), never a space.
 //   - keyword/value form (a "DSN"): host=db.example.com user=app
 //     password='it\'s secret' dbname=app. Values may be single-quoted, with
-//     \' and \\ as escapes; unknown keywords are kept as Params. As in libpq,
-//     "password= host=x" gives the password the value "host=x".
+//     \' and \\ as escapes; unknown keywords are kept as Params. Where libpq
+//     would read "user= password=x" as the user "password=x", Parse fails:
+//     the password would land in a field that gets printed.
 //
 // Conn.URL always writes the URL form with every byte of user, password,
 // database and parameters that is not an RFC 3986 unreserved character

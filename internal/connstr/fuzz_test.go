@@ -176,9 +176,13 @@ func FuzzParse(f *testing.F) {
 		cRot, errRot := Parse(inRot)
 		requireNoLeakVsRotated(t, errString(err), errString(errRot), pw, "Parse error")
 		requireNoLeakVsRotated(t, redactedString(c), redactedString(cRot), pw, "Redacted()")
-		// Documented limit of Redact: in free text a URL ends at its line
-		// or at the next URL.
-		beyondLimit := freeTextLayout(int(layout)%len(fuzzLayouts)) && (lineOrURLBreak(user) || lineOrURLBreak(pw))
+		// Documented limits of Redact: in free text a URL ends at its line
+		// or at the next URL, and a raw '@' in the user name, or in a
+		// password that also holds whitespace or quotes, can end the user
+		// information early.
+		beyondLimit := freeTextLayout(int(layout)%len(fuzzLayouts)) &&
+			(lineOrURLBreak(user) || lineOrURLBreak(pw) || strings.IndexByte(user, '@') >= 0 ||
+				strings.IndexByte(pw, '@') >= 0 && strings.ContainsAny(pw, wordBreaks))
 		if !beyondLimit {
 			requireNoLeakVsRotated(t, Redact(in), Redact(inRot), pw, "Redact")
 		}

@@ -248,7 +248,8 @@ func validatePorts(ports string) error {
 // parseDSN follows libpq's conninfo_parse: pairs are separated by
 // whitespace, whitespace around '=' is allowed, a value is either
 // single-quoted (with \' and \\) or runs to the next whitespace (where a
-// backslash escapes the next byte).
+// backslash escapes the next byte). One deliberate difference: libpq reads
+// "user= password=x" as the user "password=x"; that is an error here.
 func parseDSN(s string) (*Conn, error) {
 	c := &Conn{Form: FormKeyValue}
 	i, n := 0, 0
@@ -277,7 +278,20 @@ func parseDSN(s string) (*Conn, error) {
 			return nil, invalid(fmt.Sprintf("keyword/value pair %d has no keyword before '=' — write key=value", n))
 		}
 		i++
+		valueAt := i
 		skipSpace()
+		if i > valueAt && i < len(s) && s[i] != '\'' {
+			next := s[i:]
+			if end := strings.IndexAny(next, dsnSpace); end >= 0 {
+				next = next[:end]
+			}
+			if strings.IndexByte(next, '=') >= 0 {
+				// libpq would take the next pair as this value, and a
+				// password could end up in a field that gets printed.
+				return nil, invalid(fmt.Sprintf("keyword/value pair %d has no value but is followed by another pair"+
+					" — write key='' for an empty value", n))
+			}
+		}
 
 		var b strings.Builder
 		if i < len(s) && s[i] == '\'' {

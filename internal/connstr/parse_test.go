@@ -163,9 +163,9 @@ func TestParseDSN(t *testing.T) {
 			want: Conn{User: "u", Host: "/var/run/postgresql", Database: "d"},
 		},
 		{
-			name: "an empty unquoted value takes the next word, as in libpq",
-			in:   "password= host=h",
-			want: Conn{Password: secret.New("host=h")},
+			name: "spaces around '=' and an empty quoted value",
+			in:   "user = alice password= '' host =h",
+			want: Conn{User: "alice", Host: "h"},
 		},
 		{
 			name: "empty value at the end",
@@ -237,6 +237,7 @@ func TestParseErrors(t *testing.T) {
 		{"space in host", "postgresql://u:p@my host/d", "host contains whitespace"},
 		{"unquoted space in DSN password", "host=h password=" + pw + " more user=u", "keyword/value pair 3 has no '='"},
 		{"DSN without keyword", "host=h =" + pw, "pair 2 has no keyword before '='"},
+		{"DSN empty value swallowing the next pair", "host=h user= password=" + pw, "pair 2 has no value but is followed by another pair — write key=''"},
 		{"DSN unterminated quote", "host=h password='" + pw, "pair 2 has no closing quote — end it with '"},
 	}
 	for _, tt := range tests {

@@ -12,7 +12,9 @@ import "strings"
 // the user's ':' and the last '@' that could end the user information. A
 // URL found inside free text is scanned to the end of its line or the next
 // URL, so a password holding a newline or a URL of its own is only caught
-// when s is the whole connection string.
+// when s is the whole connection string; the same goes for a raw '@' in a
+// user name, or in a password that also holds whitespace or quotes
+// ("postgresql://u:p@ss word@h" reads as the password "p").
 func Redact(s string) string {
 	// Only a URL is rewritten from its parsed form; keyword/value text keeps
 	// its layout (an env file can parse as one), and the keyword scan below
@@ -30,7 +32,7 @@ func Redact(s string) string {
 // redactText redacts URLs then keywords. whole says s is one broken URL,
 // so its user information may run across lines and words.
 func redactText(s string, whole bool) string {
-	return redactKeywords(redactURLs(s, whole))
+	return redactKeywords(redactURLs(s, whole), whole)
 }
 
 func redactURLs(s string, whole bool) string {
@@ -97,13 +99,16 @@ func nextScheme(lower string, from int) (int, int) {
 	return -1, 0
 }
 
+// wordBreaks end a URL inside free text.
+const wordBreaks = dsnSpace + "\"'<>`"
+
 // userinfoEnd returns the index of the '@' that ends a URL's user
 // information within seg (the text after "://"), or -1. A clean word — one
 // '@', inside the authority — is taken at its word. Anything else takes the
 // last '@' of seg, over-redacting rather than guessing.
 func userinfoEnd(seg string, greedy bool) int {
 	if !greedy {
-		w := strings.IndexAny(seg, dsnSpace+"\"'<>`")
+		w := strings.IndexAny(seg, wordBreaks)
 		if w < 0 {
 			w = len(seg)
 		}
@@ -121,9 +126,9 @@ func userinfoEnd(seg string, greedy bool) int {
 
 // redactKeywords replaces the value of every "password=" (any case, any
 // prefix such as PG or DB_). In a URL query the value ends at '&', '#' or
-// whitespace; elsewhere it follows libpq: quoted, or up to whitespace with
+// (unless s is one whole URL) whitespace; elsewhere it follows libpq: quoted, or up to whitespace with
 // backslash escapes. An unterminated quote redacts to the end.
-func redactKeywords(s string) string {
+func redactKeywords(s string, whole bool) string {
 	const kw = "password"
 	lower := asciiLower(s)
 	var b strings.Builder
@@ -148,7 +153,8 @@ func redactKeywords(s string) string {
 		start, end := j, j
 		switch {
 		case inQuery:
-			for end < len(s) && s[end] != '&' && s[end] != '#' && !isSpace(s[end]) && !closesQuote(s, end) {
+			// A whole broken URL may hold raw spaces, as libpq allows.
+			for end < len(s) && s[end] != '&' && s[end] != '#' && (whole || !isSpace(s[end]) && !closesQuote(s, end)) {
 				end++
 			}
 		default:

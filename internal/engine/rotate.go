@@ -243,15 +243,7 @@ func (r *run) journalStep(ctx context.Context, name string, st store.StepStatus,
 		return fmt.Errorf("%s: journal %s: %w", r.cr.Name, name, err)
 	}
 	r.journal[name] = st
-	if st != store.StepFailed {
-		n := name
-		empty := ""
-		rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{ID: r.rot.ID, Step: &n, Error: &empty, Now: r.e.now()})
-		if err != nil {
-			return fmt.Errorf("%s: journal %s: %w", r.cr.Name, name, err)
-		}
-		r.rot = rot
-	}
+	r.rot.Step, r.rot.Error = name, ""
 	return nil
 }
 
@@ -266,12 +258,7 @@ func (r *run) fail(ctx context.Context, step string, err error, hint string) err
 	// lease): the record of why we stopped matters most then.
 	wctx := context.WithoutCancel(ctx)
 	r.e.Store.AppendStep(wctx, store.AppendStepParams{RotationID: r.rot.ID, Name: step, Status: store.StepFailed, Detail: msg, Now: r.e.now()})
-	if !r.rot.Status.Terminal() {
-		s := step
-		if rot, uerr := r.e.Store.UpdateRotation(wctx, store.UpdateRotationParams{ID: r.rot.ID, Step: &s, Error: &msg, Now: r.e.now()}); uerr == nil {
-			r.rot = rot
-		}
-	}
+	r.rot.Step, r.rot.Error = step, msg
 	r.e.audit(wctx, r.cr.Name, r.rot.ID, "rotation.failed", map[string]any{"step": step, "error": msg})
 	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: step, Status: "failed", Detail: msg})
 	r.res.Status = r.rot.Status

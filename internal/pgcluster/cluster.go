@@ -103,7 +103,15 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	ok := false
 	defer func() {
-		if !ok && c.removeDir {
+		if ok {
+			return
+		}
+		// pg_ctl -w gives up after its timeout but leaves the server
+		// starting; stop it before its directory goes away.
+		if c.DataDir != "" && c.running() {
+			_, _ = c.run(context.WithoutCancel(ctx), "pg_ctl", "-w", "-D", c.DataDir, "-m", "immediate", "stop")
+		}
+		if c.removeDir {
 			_ = os.RemoveAll(c.Dir)
 		}
 	}()

@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"testing"
 
@@ -53,9 +52,9 @@ func TestPolicyAlphabet(t *testing.T) {
 	}
 }
 
-// TestPolicyEntropyBits checks the inclusion–exclusion count against a
-// brute-force count: every way to assign a class to each position, kept
-// when all classes occur, weighted by the product of the class sizes.
+// TestPolicyEntropyBits checks the inclusion–exclusion formula against an
+// exact count by dynamic programming: the number of strings of each length
+// that use exactly a given set of classes.
 func TestPolicyEntropyBits(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -75,28 +74,27 @@ func TestPolicyEntropyBits(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			classes := tt.policy.classes()
-			valid := new(big.Int)
-			assignment := make([]int, tt.policy.length())
-			var walk func(int)
-			walk = func(i int) {
-				if i == len(assignment) {
-					used := make([]bool, len(classes))
-					count := big.NewInt(1)
-					for _, c := range assignment {
-						used[c] = true
-						count.Mul(count, big.NewInt(int64(len(classes[c]))))
-					}
-					if !slices.Contains(used, false) {
-						valid.Add(valid, count)
-					}
-					return
-				}
-				for c := range classes {
-					assignment[i] = c
-					walk(i + 1)
-				}
+			all := 1<<len(classes) - 1
+			// count[set] = strings so far that use exactly the classes in set
+			count := make([]*big.Int, all+1)
+			for set := range count {
+				count[set] = new(big.Int)
 			}
-			walk(0)
+			count[0].SetInt64(1)
+			for range tt.policy.length() {
+				next := make([]*big.Int, all+1)
+				for set := range next {
+					next[set] = new(big.Int)
+				}
+				for set, n := range count {
+					for c, chars := range classes {
+						grown := new(big.Int).Mul(n, big.NewInt(int64(len(chars))))
+						next[set|1<<c].Add(next[set|1<<c], grown)
+					}
+				}
+				count = next
+			}
+			valid := count[all]
 			want := 0.0
 			if valid.Sign() > 0 {
 				f, _ := new(big.Float).SetInt(valid).Float64()
@@ -226,7 +224,7 @@ func TestGenerateDistribution(t *testing.T) {
 	}{
 		{"default", DefaultPolicy(), 1},
 		{"with symbols", Policy{Length: 32, Lower: true, Upper: true, Digits: true, Symbols: true}, 2},
-		{"short, custom symbols", Policy{Length: 20, Lower: true, Upper: true, Digits: true, Symbols: true, SymbolSet: "!#%*+,/:=@^"}, 3},
+		{"short, custom symbols", Policy{Length: 21, Lower: true, Upper: true, Digits: true, Symbols: true, SymbolSet: "!#%*+,/:=@^"}, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -278,17 +276,18 @@ func TestGenerateNoModuloBias(t *testing.T) {
 		policy Policy
 	}{
 		// 256 = 9·26 + 22: modulo alone would make a…v 10/9 as likely.
-		{"lower", Policy{Length: 234, Lower: true}},
+		{"lower", Policy{Length: 4 * 234, Lower: true}},
 		// 256 = 4·62 + 8.
-		{"default classes", Policy{Length: 248, Lower: true, Upper: true, Digits: true}},
+		{"default classes", Policy{Length: 4 * 248, Lower: true, Upper: true, Digits: true}},
 		// 256 = 4·64: nothing to reject.
-		{"power of two", Policy{Length: 256, Lower: true, Upper: true, Digits: true, Symbols: true, SymbolSet: "-_"}},
+		{"power of two", Policy{Length: 4 * 256, Lower: true, Upper: true, Digits: true, Symbols: true, SymbolSet: "-_"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			alphabet := tt.policy.Alphabet()
-			// One password consumes exactly one cycle of the reader.
+			// Uniform sampling uses exactly four cycles of the reader and
+			// draws every character equally often; a biased one does not.
 			s, err := Generate(&cycleReader{}, tt.policy)
 			require.NoError(t, err)
 			per := tt.policy.Length / len(alphabet)

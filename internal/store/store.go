@@ -71,7 +71,9 @@ type Store interface {
 	// UpdateRotation changes the mutable fields of an active rotation.
 	UpdateRotation(ctx context.Context, p UpdateRotationParams) (*Rotation, error)
 
-	// AppendStep journals one step event of a rotation.
+	// AppendStep journals one step event of a rotation and, in the same
+	// transaction, makes it the rotation's Step (and, for a failed event,
+	// its Error; otherwise Error is cleared) when the rotation is active.
 	AppendStep(ctx context.Context, p AppendStepParams) (*Step, error)
 	// ListSteps returns a rotation's journal in order.
 	ListSteps(ctx context.Context, rotationID int64) ([]*Step, error)

@@ -213,8 +213,12 @@ func testWeirdRoleNames(t *testing.T, h Harness) {
 			group := "group " + name + suffix
 			other := "other " + name + suffix
 			dropRolesAtCleanup(t, env, group, other)
-			_, err = env.Provider.EnsureRoles(ctx, provider.EnsureRolesRequest{Group: group, Logins: []string{role, other}, Database: env.Database})
+			layout := provider.EnsureRolesRequest{Group: group, Logins: []string{role, other}, Database: env.Database}
+			_, err = env.Provider.EnsureRoles(ctx, layout)
 			require.NoError(t, err)
+			again, err := env.Provider.EnsureRoles(ctx, layout)
+			require.NoError(t, err)
+			require.Empty(t, again.Changes, "the layout must be recognised under quoting")
 			parity, err := env.Provider.Parity(ctx, provider.ParityRequest{Roles: []string{role, other}})
 			require.NoError(t, err)
 			require.Empty(t, parity.Differences)

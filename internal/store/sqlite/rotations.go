@@ -256,10 +256,27 @@ func scanRotation(row rowScanner) (*store.Rotation, error) {
 // AppendStep implements store.Store. Steps may be appended to a finished
 // rotation: the engine journals "finish done" after FinishRotation commits.
 func (s *Store) AppendStep(ctx context.Context, p store.AppendStepParams) (*store.Step, error) {
-	st, err := scanStep(s.db.QueryRowContext(ctx, `
-		INSERT INTO steps (rotation_id, name, status, detail, at) VALUES (?, ?, ?, ?, ?)
-		RETURNING id, rotation_id, name, status, detail, at`,
-		p.RotationID, p.Name, string(p.Status), p.Detail, timeArg(p.Now)))
+	var st *store.Step
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		st, err = scanStep(tx.QueryRowContext(ctx, `
+			INSERT INTO steps (rotation_id, name, status, detail, at) VALUES (?, ?, ?, ?, ?)
+			RETURNING id, rotation_id, name, status, detail, at`,
+			p.RotationID, p.Name, string(p.Status), p.Detail, timeArg(p.Now)))
+		if err != nil {
+			return err
+		}
+		// The rotation row mirrors its journal's last event in the same
+		// transaction, so status never disagrees with the journal.
+		errText := ""
+		if p.Status == store.StepFailed {
+			errText = p.Detail
+		}
+		_, err = tx.ExecContext(ctx, `
+			UPDATE rotations SET step = ?, error = ?, updated_at = ? WHERE id = ? AND status = ?`,
+			p.Name, errText, timeArg(p.Now), p.RotationID, string(store.StatusActive))
+		return mapErr(err)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("append step %q to rotation %d: %w", p.Name, p.RotationID, err)
 	}

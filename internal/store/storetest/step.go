@@ -47,6 +47,33 @@ func exerciseStep(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.Empty(t, none)
 	})
 
+	t.Run("MirrorsLastEventOnRotation", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		r := insertRotation(t, s, "app-db", 0)
+		_, err := s.AppendStep(ctx, store.AppendStepParams{RotationID: r.ID, Name: "publish", Status: store.StepFailed, Detail: "target env: disk full", Now: t0})
+		require.NoError(t, err)
+		got, err := s.GetRotation(ctx, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, "publish", got.Step)
+		require.Equal(t, "target env: disk full", got.Error)
+
+		_, err = s.AppendStep(ctx, store.AppendStepParams{RotationID: r.ID, Name: "publish", Status: store.StepStarted, Now: t0.Add(time.Second)})
+		require.NoError(t, err)
+		got, err = s.GetRotation(ctx, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, "publish", got.Step)
+		require.Empty(t, got.Error, "a new attempt clears the last error")
+
+		finish(t, s, r.ID, store.StatusAbandoned, false)
+		_, err = s.AppendStep(ctx, store.AppendStepParams{RotationID: r.ID, Name: "late", Status: store.StepFailed, Detail: "x", Now: t0.Add(2 * time.Second)})
+		require.NoError(t, err)
+		got, err = s.GetRotation(ctx, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, "publish", got.Step, "a finished rotation's summary is frozen")
+	})
+
 	t.Run("FinishedRotationStillJournals", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)

@@ -151,9 +151,9 @@ func TestEdit(t *testing.T) {
 			want:    "DATABASE_URL=\"postgres://app:it's@h/db\"\n",
 		},
 		{
-			name:    "line breaks in the value: escaped in double quotes",
-			values:  map[string]string{"DATABASE_URL": "a\nb\r\nc"},
-			want:    "DATABASE_URL=\"a\\nb\\r\\nc\"\n",
+			name:   "line breaks in the value: escaped in double quotes",
+			values: map[string]string{"DATABASE_URL": "a\nb\r\nc"},
+			want:   "DATABASE_URL=\"a\\nb\\r\\nc\"\n",
 		},
 		{
 			name:   "characters that need no escaping in single quotes",

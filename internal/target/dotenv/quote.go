@@ -12,10 +12,12 @@ import (
 // Go's github.com/joho/godotenv v1.5.1 and Node's dotenv 16 (motdotla). They
 // disagree, so only their common ground is written:
 //
-//   - Single quotes are literal in both. The value cannot hold ' (neither
-//     parser has an escape for it), a line break (Node folds "\r" into
-//     "\n") or end in a backslash (godotenv then does not see the closing
-//     quote).
+//   - Single quotes are literal in both. Edit puts no ' in them (godotenv
+//     ends the value at a ' unless a backslash precedes it, and strips
+//     quotes at either end), no line break (Node folds "\r" into "\n"; a
+//     raw "\n" would read back, but one statement per line keeps the file
+//     usable by line-based tools such as docker --env-file and systemd)
+//     and no trailing backslash (godotenv then misses the closing quote).
 //   - Double quotes turn \n and \r into line breaks in both, and that is
 //     all they share: godotenv unescapes every other \X and expands $VAR,
 //     ${VAR} and $(VAR); Node does neither. So a double-quoted value cannot
