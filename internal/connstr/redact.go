@@ -125,16 +125,19 @@ func userinfoEnd(seg string, greedy bool) int {
 }
 
 // redactKeywords replaces the value of every "password=" (any case, any
-// prefix such as PG or DB_). In a URL query the value ends at '&', '#' or
-// (unless s is one whole URL) whitespace; elsewhere it follows libpq: quoted, or up to whitespace with
+// prefix such as PG or DB_). In a URL query the value ends at '&' (in a
+// whole broken URL, only at one that starts another key=value) and, in free
+// text, at '#' or whitespace; elsewhere it follows libpq: quoted, or up to whitespace with
 // backslash escapes. An unterminated quote redacts to the end.
 func redactKeywords(s string, whole bool) string {
 	const kw = "password"
 	lower := asciiLower(s)
-	var b strings.Builder
-	copied := 0
-	i := 0
-	for {
+	// Every occurrence is measured on the original text and the ranges are
+	// merged afterwards: a quoted value that runs too far must not hide the
+	// next password= from the scan.
+	type span struct{ start, end int }
+	var spans []span
+	for i := 0; ; {
 		k := strings.Index(lower[i:], kw)
 		if k < 0 {
 			break
@@ -153,8 +156,20 @@ func redactKeywords(s string, whole bool) string {
 		start, end := j, j
 		switch {
 		case inQuery:
-			// A whole broken URL may hold raw spaces, as libpq allows.
-			for end < len(s) && s[end] != '&' && s[end] != '#' && (whole || !isSpace(s[end]) && !closesQuote(s, end)) {
+			// Parse has already turned a whole URL down, so a raw space or
+			// '#' in it is more likely a mistyped password than the end.
+			for end < len(s) && (whole || s[end] != '#' && !isSpace(s[end]) && !closesQuote(s, end)) {
+				if s[end] == '&' {
+					next := s[end+1:]
+					if amp := strings.IndexByte(next, '&'); amp >= 0 {
+						next = next[:amp]
+					}
+					// What follows is no key=value, so this '&' is
+					// more likely part of the password.
+					if !whole || strings.IndexByte(next, '=') >= 0 {
+						break
+					}
+				}
 				end++
 			}
 		default:
@@ -182,15 +197,24 @@ func redactKeywords(s string, whole bool) string {
 			}
 			end = min(end, len(s))
 		}
-		if end > start {
-			b.WriteString(s[copied:start])
-			b.WriteString(redactedMarker)
-			copied = end
+		if end <= start {
+			continue
 		}
-		i = max(i, end)
+		if n := len(spans); n > 0 && start <= spans[n-1].end {
+			spans[n-1].end = max(spans[n-1].end, end)
+			continue
+		}
+		spans = append(spans, span{start, end})
 	}
-	if copied == 0 {
+	if len(spans) == 0 {
 		return s
+	}
+	var b strings.Builder
+	copied := 0
+	for _, sp := range spans {
+		b.WriteString(s[copied:sp.start])
+		b.WriteString(redactedMarker)
+		copied = sp.end
 	}
 	b.WriteString(s[copied:])
 	return b.String()

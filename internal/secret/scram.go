@@ -44,15 +44,15 @@ func SCRAMVerifier(r io.Reader, password String) (String, error) {
 // iteration count.
 func SCRAMVerifierWithSalt(password String, salt []byte, iterations int) (String, error) {
 	if iterations < 1 {
-		return String{}, errors.New("scram: iterations must be positive")
+		return String{}, errors.New("scram: iterations must be positive; use SCRAMIterations")
 	}
 	if len(salt) == 0 {
-		return String{}, errors.New("scram: salt must not be empty")
+		return String{}, errors.New("scram: salt must not be empty; use 16 random bytes, as SCRAMVerifier does")
 	}
-	// Clients (libpq, pgx) run SASLprep on the password before hashing, and
-	// for most non-ASCII text it changes the bytes (NFKC, mapped spaces). A
-	// verifier computed from the raw bytes would then lock the role out, and
-	// reproducing SASLprep needs Unicode 3.2 tables; for ASCII, which is all
+	// Clients (libpq, pgx) run SASLprep on the password before hashing. For
+	// some non-ASCII text that changes the bytes (NFKC, mapped spaces, dropped
+	// soft hyphens), and a verifier of the raw bytes would lock the role out;
+	// telling which text needs SASLprep's Unicode 3.2 tables. For ASCII, all
 	// rotor generates, SASLprep is the identity or falls back to the raw bytes.
 	plaintext := password.Reveal()
 	for i := 0; i < len(plaintext); i++ {

@@ -13,7 +13,9 @@
 //
 // Each subtest builds its own target with Harness.New and runs in
 // parallel, so New must return an instance whose destination nothing else
-// shares (a fresh temp file, a fresh fake server or project).
+// shares (a fresh temp file, a fresh fake server or project). Read, Seed
+// and Break get the target New returned; a harness around a fake finds
+// the fake from it, e.g. through a map filled by New or the Destination.
 //
 // Values are compared with secret.String.Equal and failure messages name
 // the case, never the value.
@@ -65,8 +67,8 @@ type Harness struct {
 	NoChangeDetection bool
 
 	// Break makes every later Put on tg fail (a fake that starts answering
-	// 500, a directory made read-only), to check that error messages do
-	// not carry values. Optional.
+	// 500, a file replaced by a directory), to check that error messages
+	// do not carry values. Optional.
 	Break func(t *testing.T, tg target.Target)
 }
 

@@ -1,0 +1,312 @@
+// Package webapi is what every HTTP target shares: JSON requests with a
+// bearer (or other) token, answers mapped to the target sentinels, 429 and
+// 5xx turned into *target.RetryableError with the backend's Retry-After,
+// and response bodies scrubbed of the values in flight before they reach an
+// error message (APIs like to echo what they were sent).
+//
+// It is deliberately small: targets keep their own request and response
+// types and call Do.
+package webapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/target"
+)
+
+// Client talks JSON to one API.
+type Client struct {
+	// HTTP is the client requests go through (tests inject one).
+	HTTP *http.Client
+	// BaseURL is prefixed to every path, without a trailing slash.
+	BaseURL string
+	// Auth sets credentials on each request (e.g. Authorization: Bearer).
+	Auth func(*http.Request)
+	// Target names the target in errors: `vercel target "prod"`.
+	Target string
+	// Now is used to turn reset timestamps into waits.
+	Now func() time.Time
+	// UserAgent is sent on every request.
+	UserAgent string
+}
+
+// Request is one call.
+type Request struct {
+	Method string
+	// Path is appended to BaseURL; include the query string.
+	Path string
+	// Body is marshalled as JSON when non-nil.
+	Body any
+	// Header adds headers.
+	Header http.Header
+	// Secrets are scrubbed from any error text built from the response.
+	Secrets []secret.String
+	// Retryable says whether a 429/5xx may be retried (the write is
+	// idempotent). Non-retryable calls still get the sentinel errors.
+	Retryable bool
+}
+
+// Response is a successful answer (2xx).
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// StatusError is a non-2xx answer; its message holds a scrubbed, shortened
+// body.
+type StatusError struct {
+	Target string
+	Method string
+	Path   string
+	Status int
+	// Message is the API's own error text, scrubbed.
+	Message string
+	// Code is the API's error code when it has one.
+	Code string
+	kind error
+}
+
+func (e *StatusError) Error() string {
+	msg := fmt.Sprintf("%s: %s %s answered %d", e.Target, e.Method, e.Path, e.Status)
+	if e.Code != "" {
+		msg += " " + e.Code
+	}
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	if hint := hintFor(e.Status); hint != "" {
+		msg += " (" + hint + ")"
+	}
+	return msg
+}
+
+// Unwrap gives the target sentinel matching the status, if any.
+func (e *StatusError) Unwrap() error { return e.kind }
+
+func hintFor(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "check the token"
+	case http.StatusForbidden:
+		return "the token lacks a permission or scope"
+	case http.StatusNotFound:
+		return "check the project/service id"
+	}
+	return ""
+}
+
+// Do sends r and returns the 2xx response, or an error that is a
+// *StatusError (possibly inside a *target.RetryableError).
+func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
+	var body io.Reader
+	if r.Body != nil {
+		b, err := json.Marshal(r.Body)
+		if err != nil {
+			return nil, fmt.Errorf("%s: encode request: %w", c.Target, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, c.BaseURL+r.Path, body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: build request: %w", c.Target, err)
+	}
+	if r.Body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.UserAgent != "" {
+		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	if c.Auth != nil {
+		c.Auth(req)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		// Network errors: the request may or may not have arrived.
+		err = secret.Scrub(err, r.Secrets...)
+		if r.Retryable {
+			return nil, &target.RetryableError{Err: fmt.Errorf("%s: %s %s: %w", c.Target, r.Method, pathOnly(r.Path), err)}
+		}
+		return nil, fmt.Errorf("%s: %s %s: %w", c.Target, r.Method, pathOnly(r.Path), err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s: read answer: %w", c.Target, err)
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return &Response{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
+	}
+	se := &StatusError{Target: c.Target, Method: r.Method, Path: pathOnly(r.Path), Status: resp.StatusCode}
+	se.Code, se.Message = errorText(data)
+	se.Message = secret.ScrubString(se.Message, r.Secrets...)
+	se.Code = secret.ScrubString(se.Code, r.Secrets...)
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		se.kind = target.ErrAuth
+	case resp.StatusCode == http.StatusNotFound:
+		se.kind = target.ErrNotFound
+	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusLocked && resp.StatusCode != http.StatusRequestTimeout:
+		se.kind = target.ErrInvalid
+	}
+	if Transient(resp.StatusCode) && r.Retryable {
+		return nil, &target.RetryableError{Err: se, RetryAfter: RetryAfter(resp.Header, c.now())}
+	}
+	return nil, se
+}
+
+func (c *Client) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// Transient reports whether a status may succeed when sent again.
+func Transient(status int) bool {
+	return status == http.StatusTooManyRequests || status == http.StatusRequestTimeout ||
+		status == http.StatusLocked || status >= 500
+}
+
+// RetryAfter reads how long the backend asked us to wait: Retry-After in
+// seconds or as an HTTP date, else a rate-limit reset header holding a unix
+// time (RateLimit-Reset, X-RateLimit-Reset) when the remaining count is 0.
+// Zero means "no advice".
+func RetryAfter(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+			return time.Duration(secs) * time.Second
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			return max(t.Sub(now), 0)
+		}
+	}
+	for _, prefix := range []string{"Ratelimit", "X-Ratelimit"} {
+		if h.Get(prefix+"-Remaining") != "0" {
+			continue
+		}
+		if v := h.Get(prefix + "-Reset"); v != "" {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				// A small number is "seconds from now", a large one a unix time.
+				if n < 1e9 {
+					return time.Duration(n) * time.Second
+				}
+				return max(time.Unix(n, 0).Sub(now), 0)
+			}
+		}
+	}
+	return 0
+}
+
+// errorText pulls a code and message out of the common error body shapes:
+// {"error":{"code","message"}}, {"code","message"}, {"message"},
+// {"errors":[{"message"}]}, {"messages":[…]}, or a plain-text body.
+func errorText(body []byte) (code, message string) {
+	var v struct {
+		Code     any    `json:"code"`
+		Message  string `json:"message"`
+		ErrorObj any    `json:"error"`
+		Errors   []struct {
+			Message string `json:"message"`
+		} `json:"errors"`
+		Messages []string `json:"messages"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return "", shorten(strings.TrimSpace(string(body)))
+	}
+	code, message = stringify(v.Code), v.Message
+	switch e := v.ErrorObj.(type) {
+	case string:
+		message = firstNonEmpty(message, e)
+	case map[string]any:
+		code = firstNonEmpty(code, stringify(e["code"]))
+		if m, ok := e["message"].(string); ok {
+			message = firstNonEmpty(message, m)
+		}
+	}
+	for _, e := range v.Errors {
+		message = firstNonEmpty(message, e.Message)
+	}
+	if message == "" && len(v.Messages) > 0 {
+		message = strings.Join(v.Messages, "; ")
+	}
+	return shorten(code), shorten(message)
+}
+
+func stringify(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func shorten(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
+}
+
+func pathOnly(p string) string {
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		return p[:i]
+	}
+	return p
+}
+
+// Bearer returns an Auth func setting Authorization: Bearer token.
+func Bearer(token string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) }
+}
+
+// Decode unmarshals a response body, naming the target on failure.
+func (c *Client) Decode(resp *Response, v any) error {
+	if err := json.Unmarshal(resp.Body, v); err != nil {
+		return fmt.Errorf("%s: unexpected answer (not the documented JSON): %w", c.Target, errors.Unwrap(err))
+	}
+	return nil
+}
+
+// Token reads a required token from the environment variable named in a
+// target's options, failing with a message that says what to set.
+func Token(getenv func(string) string, targetDesc, envName string) (string, error) {
+	if envName == "" {
+		return "", fmt.Errorf("%s: no token_env; name the environment variable that holds the API token: %w", targetDesc, target.ErrInvalid)
+	}
+	v := getenv(envName)
+	if v == "" {
+		return "", fmt.Errorf("%s: environment variable %s is empty or unset; export the API token there: %w", targetDesc, envName, target.ErrAuth)
+	}
+	return v, nil
+}
