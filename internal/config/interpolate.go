@@ -12,14 +12,15 @@ var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 // interpolate replaces ${VAR} in every scalar with the environment value;
 // "$$" is a literal "$". A variable that is not set is an error at its
 // line: rotor must not quietly rotate against an empty admin URL. It
-// returns the set of nodes whose value came from the environment, so
-// secret-holding keys can insist on it.
-func (d *decoder) interpolate(n *yaml.Node, getenv func(string) (string, bool)) map[*yaml.Node]bool {
-	from := map[*yaml.Node]bool{}
+// returns the text as written of every scalar it rewrote, so secret-holding
+// keys can tell what came from the environment and what was typed into the
+// file.
+func (d *decoder) interpolate(n *yaml.Node, getenv func(string) (string, bool)) map[*yaml.Node]string {
+	written := map[*yaml.Node]string{}
 	var walk func(*yaml.Node)
 	walk = func(n *yaml.Node) {
 		if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "$") {
-			used := false
+			raw, used := n.Value, false
 			n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
 				if m == "$$" {
 					return "$"
@@ -33,8 +34,10 @@ func (d *decoder) interpolate(n *yaml.Node, getenv func(string) (string, bool)) 
 				used = true
 				return v
 			})
+			if n.Value != raw {
+				written[n] = raw
+			}
 			if used {
-				from[n] = true
 				// A value from the environment is a string, even if it
 				// looks like a number or a boolean.
 				n.Tag = "!!str"
@@ -46,5 +49,23 @@ func (d *decoder) interpolate(n *yaml.Node, getenv func(string) (string, bool)) 
 		}
 	}
 	walk(n)
-	return from
+	return written
+}
+
+// envMarker stands in for ${VAR} references when a value as written is
+// parsed: letters only, so it is valid in every part of a URL.
+const envMarker = "rotorenvref"
+
+// fromEnv reports whether raw (a value as written) references the
+// environment, and returns it with every reference replaced by envMarker
+// and "$$" by "$".
+func fromEnv(raw string) (masked string, refs bool) {
+	masked = envRef.ReplaceAllStringFunc(raw, func(m string) string {
+		if m == "$$" {
+			return "$"
+		}
+		refs = true
+		return envMarker
+	})
+	return masked, refs
 }

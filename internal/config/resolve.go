@@ -305,7 +305,7 @@ func (c *Config) credential(d *decoder, key *yaml.Node, cc, def *CredentialConfi
 	}
 	seen := map[string]bool{}
 	for i := range targets {
-		t := c.target(d, &targets[i], fmt.Sprintf("%s.targets[%d]", path, i), reg)
+		t := c.target(d, &targets[i], fmt.Sprintf("%s.targets[%d]", path, i), interpolated, reg)
 		if t == nil {
 			continue
 		}
@@ -392,7 +392,7 @@ func holdsSecret(key, value string) bool {
 	return err != nil || !cs.Password.IsZero()
 }
 
-func (c *Config) target(d *decoder, n *yaml.Node, path string, reg Registry) *Target {
+func (c *Config) target(d *decoder, n *yaml.Node, path string, interpolated map[*yaml.Node]bool, reg Registry) *Target {
 	if n.Kind != yaml.MappingNode {
 		d.errorf(n, "%s must be a mapping with name:, type: and values:", path)
 		return nil
@@ -411,6 +411,12 @@ func (c *Config) target(d *decoder, n *yaml.Node, path string, reg Registry) *Ta
 		return nil
 	}
 	path = fmt.Sprintf("%s (%s)", path, tc.Name)
+	for i := 0; i+1 < len(own.Content); i += 2 {
+		k, v := own.Content[i], own.Content[i+1]
+		if secretKeys[k.Value] && !interpolated[v] && holdsSecret(k.Value, v.Value) {
+			d.errorf(v, "%s.%s holds a secret in the config file; put it in an environment variable and write %s: ${%s_TOKEN}", path, k.Value, k.Value, strings.ToUpper(tc.Type))
+		}
+	}
 	if tc.Type == "" {
 		d.errorf(n, "%s has no type; add type: dotenv (or another target type)", path)
 		return nil

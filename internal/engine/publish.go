@@ -14,6 +14,7 @@ import (
 
 	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/connstr"
+	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/render"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
@@ -22,20 +23,21 @@ import (
 
 // vars are the template fields for the pending version.
 func (r *run) vars() render.Vars {
-	return VarsFor(r.cr, r.to.Role, r.pending.password())
+	return VarsFor(r.conn, r.pooled, r.to.Role, r.pending.password())
 }
 
-// VarsFor builds the template fields for role and password.
-func VarsFor(cr *config.Credential, role string, pw secret.String) render.Vars {
-	if cr.Conn == nil {
+// VarsFor builds the template fields for role and password from how
+// consumers connect (conn) and, when there is one, the pooled variant.
+func VarsFor(conn, pooledConn *connstr.Conn, role string, pw secret.String) render.Vars {
+	if conn == nil {
 		return render.Vars{User: role, Password: pw}
 	}
-	base := cr.Conn.WithUser(role).WithPassword(pw)
+	base := conn.WithUser(role).WithPassword(pw)
 	direct := base.WithHost(connstr.DirectHost(base.Host))
 	pooled := base
 	switch {
-	case cr.Pooled != nil:
-		pooled = cr.Pooled.WithUser(role).WithPassword(pw)
+	case pooledConn != nil:
+		pooled = pooledConn.WithUser(role).WithPassword(pw)
 	case connstr.IsNeonHost(base.Host):
 		if h, err := connstr.PooledHost(base.Host); err == nil {
 			pooled = base.WithHost(h)
@@ -45,6 +47,34 @@ func VarsFor(cr *config.Credential, role string, pw secret.String) render.Vars {
 		URL: base.URL(), DirectURL: direct.URL(), PooledURL: pooled.URL(),
 		User: role, Password: pw, Host: base.Host, Port: orDefault(base.Port, "5432"), Database: base.Database,
 	}
+}
+
+// endpoints returns how consumers connect: the config's connection.url, or
+// what the provider discovers (Neon) when the config leaves it out.
+func (e *Engine) endpoints(ctx context.Context, cr *config.Credential) (conn, pooled *connstr.Conn, err error) {
+	if cr.Conn != nil {
+		return cr.Conn, cr.Pooled, nil
+	}
+	ep, ok := cr.Provider.(provider.Endpointer)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s has no connection.url and its provider cannot discover one; add connection: {url: …}", cr.Name)
+	}
+	resp, err := ep.Endpoints(ctx, provider.EndpointsRequest{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: discover endpoints: %w", cr.Name, err)
+	}
+	if conn, err = connstr.Parse(resp.Direct); err != nil {
+		return nil, nil, fmt.Errorf("%s: discovered endpoint: %w", cr.Name, err)
+	}
+	if cr.Pooled != nil {
+		return conn, cr.Pooled, nil
+	}
+	if resp.Pooled != "" {
+		if pooled, err = connstr.Parse(resp.Pooled); err != nil {
+			return nil, nil, fmt.Errorf("%s: discovered pooled endpoint: %w", cr.Name, err)
+		}
+	}
+	return conn, pooled, nil
 }
 
 func (r *run) urls() []secret.String {

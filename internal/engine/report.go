@@ -147,6 +147,13 @@ func (e *Engine) Status(ctx context.Context, cr *config.Credential, opts StatusO
 		}
 		st.Targets = append(st.Targets, ts)
 	}
+	if rep, ok := cr.Provider.(provider.Reporter); ok && opts.Live {
+		if resp, err := rep.Report(ctx, provider.ReportRequest{Roles: cr.Roles}); err == nil {
+			st.Warnings = append(st.Warnings, resp.Warnings...)
+		} else {
+			st.Warnings = append(st.Warnings, "provider report failed: "+err.Error())
+		}
+	}
 	if opts.Live && cr.Strategy == config.StrategyDual && cur != nil {
 		for _, role := range cr.Roles {
 			if role == cur.Role {

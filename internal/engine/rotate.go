@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rotorhq/rotor/internal/config"
+	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
@@ -68,6 +69,8 @@ type run struct {
 	pending material       // its secret material
 	journal map[string]store.StepStatus
 	applied time.Time // when apply finished (for revoke in single)
+	// conn and pooled are how consumers connect (config or discovered).
+	conn, pooled *connstr.Conn
 }
 
 // material is what a version's sealed blob holds.
@@ -178,6 +181,9 @@ func (r *run) execute(ctx context.Context) error {
 			// store was edited by hand); continuing would publish over it.
 			return r.fail(ctx, StepPrepare, errors.New("the version this rotation started from is no longer current"), "abandon this rotation with `rotor resume --abandon "+r.cr.Name+"`")
 		}
+	}
+	if r.conn, r.pooled, err = r.e.endpoints(ctx, r.cr); err != nil {
+		return r.fail(ctx, StepPrepare, err, "")
 	}
 	r.stepResult(StepLock, "done", "lease held by "+r.e.Holder, 0)
 	for _, step := range []struct {

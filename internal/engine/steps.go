@@ -180,15 +180,34 @@ func (r *run) apply(ctx context.Context) (string, error) {
 		t := r.e.now().Add(r.cr.ExpireAfter)
 		until = &t
 	}
-	if _, err := r.cr.Provider.SetPassword(ctx, provider.SetPasswordRequest{
+	resp, err := r.cr.Provider.SetPassword(ctx, provider.SetPasswordRequest{
 		Role: r.to.Role, Password: r.pending.password(), Verifier: r.pending.verifier(), ValidUntil: until,
-	}); err != nil {
+	})
+	if err != nil {
 		return "", fmt.Errorf("set password of role %s: %w", r.to.Role, err)
+	}
+	if !resp.Password.IsZero() && !resp.Password.Equal(r.pending.password()) {
+		// The backend chose the password (Neon API mode): store it before
+		// anything else, it is the only copy.
+		m := material{Password: resp.Password.Reveal()}
+		sealed, err := r.e.seal(r.cr.Name, r.to.Role, m)
+		if err != nil {
+			return "", err
+		}
+		fp := r.e.Sealer.Fingerprint("password", r.cr.Name, m.Password)
+		if err := r.e.Store.ReplacePendingSecret(ctx, store.ReplacePendingSecretParams{ID: r.to.ID, Sealed: sealed, Fingerprint: fp}); err != nil {
+			return "", fmt.Errorf("store the password the backend generated: %w", err)
+		}
+		r.pending, r.to.Fingerprint = m, fp
 	}
 	if r.applied.IsZero() {
 		r.applied = r.e.now()
 	}
-	return fmt.Sprintf("password set on role %s at %s", r.to.Role, r.applied.Format(time.RFC3339Nano)), nil
+	detail := fmt.Sprintf("password set on role %s", r.to.Role)
+	if resp.Detail != "" {
+		detail += " (" + resp.Detail + ")"
+	}
+	return detail + " at " + r.applied.Format(time.RFC3339Nano), nil
 }
 
 // test logs in exactly as consumers will. Single strategy: a failure puts

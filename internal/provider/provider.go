@@ -119,6 +119,8 @@ type SetPasswordRequest struct {
 type SetPasswordResponse struct {
 	// Password is set only when the backend generated the password itself.
 	Password secret.String
+	// Detail is a secret-free summary, e.g. per-branch results.
+	Detail string
 }
 
 type SnapshotRequest struct {
@@ -202,6 +204,38 @@ type ParityRequest struct {
 
 type ParityResponse struct {
 	Differences []string
+}
+
+// Endpointer is implemented by providers that know how consumers reach
+// the database (Neon discovers its endpoints through its API). The engine
+// asks it when the credential's config has no connection.url.
+type Endpointer interface {
+	Endpoints(ctx context.Context, req EndpointsRequest) (EndpointsResponse, error)
+}
+
+type EndpointsRequest struct{}
+
+type EndpointsResponse struct {
+	// Direct is the consumer connection string without user and password
+	// (e.g. postgresql://ep-x.region.aws.neon.tech/db?sslmode=require).
+	Direct string
+	// Pooled is the pooled variant, "" when there is none.
+	Pooled string
+}
+
+// Reporter is implemented by providers with something to add to `rotor
+// status --live`, e.g. Neon branches that still hold an old password.
+type Reporter interface {
+	Report(ctx context.Context, req ReportRequest) (ReportResponse, error)
+}
+
+type ReportRequest struct {
+	Roles []string
+}
+
+type ReportResponse struct {
+	// Warnings are one sentence each.
+	Warnings []string
 }
 
 // Params is what a Factory gets to build a provider. Decode strictly

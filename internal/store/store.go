@@ -60,6 +60,11 @@ type Store interface {
 	// RetireVersion sets a version's stage to retired and, when p.Wipe,
 	// drops its sealed secret.
 	RetireVersion(ctx context.Context, p RetireVersionParams) error
+	// ReplacePendingSecret swaps the sealed secret and fingerprint of a
+	// pending version, for backends that generate the password themselves
+	// (it must be stored the moment it is known). A version that is not
+	// pending is ErrConflict; an unknown id ErrNotFound.
+	ReplacePendingSecret(ctx context.Context, p ReplacePendingSecretParams) error
 
 	// InsertRotation starts a rotation in StatusActive. A second active
 	// rotation for the same credential is ErrConflict.
@@ -186,6 +191,12 @@ type InsertVersionParams struct {
 	Sealed      []byte
 	Fingerprint string
 	Now         time.Time
+}
+
+type ReplacePendingSecretParams struct {
+	ID          int64
+	Sealed      []byte
+	Fingerprint string
 }
 
 type ListVersionsParams struct {

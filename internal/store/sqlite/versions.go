@@ -112,6 +112,25 @@ func (s *Store) RetireVersion(ctx context.Context, p store.RetireVersionParams) 
 	return nil
 }
 
+// ReplacePendingSecret implements store.Store.
+func (s *Store) ReplacePendingSecret(ctx context.Context, p store.ReplacePendingSecretParams) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		var stage string
+		err := tx.QueryRowContext(ctx, `SELECT stage FROM versions WHERE id = ?`, p.ID).Scan(&stage)
+		if err != nil {
+			return fmt.Errorf("replace secret of version %d: %w", p.ID, mapErr(err))
+		}
+		if stage != string(store.StagePending) {
+			return fmt.Errorf("replace secret of version %d: it is %s, not pending: %w", p.ID, stage, store.ErrConflict)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE versions SET sealed = ?, fingerprint = ? WHERE id = ?`, p.Sealed, p.Fingerprint, p.ID)
+		if err != nil {
+			return fmt.Errorf("replace secret of version %d: %w", p.ID, mapErr(err))
+		}
+		return nil
+	})
+}
+
 // retireAndWipe retires every version of credential in stage, dropping its
 // secret. Used by FinishRotation, where a retired secret has no further use.
 func retireAndWipe(ctx context.Context, tx *sql.Tx, credential string, stage store.Stage, now nanoTime) error {

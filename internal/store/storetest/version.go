@@ -25,6 +25,26 @@ func insertVersion(t *testing.T, s store.Store, cred string, stage store.Stage, 
 }
 
 func exerciseVersion(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Run("ReplacePendingSecret", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		r := insertRotation(t, s, "app-db", 0)
+		v := insertVersion(t, s, "app-db", store.StagePending, r.ID)
+		require.NoError(t, s.ReplacePendingSecret(ctx, store.ReplacePendingSecretParams{ID: v.ID, Sealed: []byte{9, 0, 9}, Fingerprint: "fp-new"}))
+		got, err := s.GetVersion(ctx, v.ID)
+		require.NoError(t, err)
+		require.Equal(t, []byte{9, 0, 9}, got.Sealed)
+		require.Equal(t, "fp-new", got.Fingerprint)
+		require.Equal(t, store.StagePending, got.Stage)
+
+		cur := insertVersion(t, s, "app-db", store.StageCurrent, 0)
+		err = s.ReplacePendingSecret(ctx, store.ReplacePendingSecretParams{ID: cur.ID, Sealed: []byte{1}, Fingerprint: "x"})
+		require.ErrorIs(t, err, store.ErrConflict, "only a pending secret may be replaced")
+		err = s.ReplacePendingSecret(ctx, store.ReplacePendingSecretParams{ID: cur.ID + 1000, Sealed: []byte{1}, Fingerprint: "x"})
+		require.ErrorIs(t, err, store.ErrNotFound)
+	})
+
 	t.Run("InsertAndGet", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
