@@ -90,7 +90,7 @@ type Store interface {
 	ListDeliveries(ctx context.Context, p ListDeliveriesParams) ([]*Delivery, error)
 
 	// FinishRotation atomically ends a rotation: the rotation gets its
-	// final status; on success the pending version becomes current, the
+	// final status and its Rollback snapshot is wiped; on success the pending version becomes current, the
 	// current one previous, the previous one retired (secret wiped), and an
 	// audit event is appended — all or nothing.
 	FinishRotation(ctx context.Context, p FinishRotationParams) (*Rotation, error)

@@ -178,7 +178,8 @@ func (s *Store) FinishRotation(ctx context.Context, p store.FinishRotationParams
 		}
 
 		if _, err := tx.ExecContext(ctx, `
-			UPDATE rotations SET status = ?, outcome = ?, error = ?, to_version_id = ?, updated_at = ?, finished_at = ?
+			UPDATE rotations SET status = ?, outcome = ?, error = ?, to_version_id = ?, updated_at = ?, finished_at = ?,
+				rollback_sealed = NULL
 			WHERE id = ?`,
 			string(p.Status), p.Outcome, p.Error, idArg(toID), now, now, r.ID); err != nil {
 			return mapErr(err)

@@ -53,6 +53,19 @@ func requireVersion(t *testing.T, s store.Store, id int64, stage store.Stage, ha
 }
 
 func exerciseFinish(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Run("WipesRollbackSnapshot", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		r, _ := rotate(t, s, "app-db")
+		_, err := s.UpdateRotation(t.Context(), store.UpdateRotationParams{ID: r.ID, Rollback: []byte{7, 7}, Now: t0})
+		require.NoError(t, err)
+		got := finish(t, s, r.ID, store.StatusSucceeded, true)
+		require.Nil(t, got.Rollback, "the old password's snapshot has no use once the rotation is over")
+		again, err := s.GetRotation(t.Context(), r.ID)
+		require.NoError(t, err)
+		require.Nil(t, again.Rollback)
+	})
+
 	t.Run("PromoteShiftsStages", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
