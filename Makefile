@@ -42,9 +42,12 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
 
-## bench: benchmarks (rotations per second, start-up time, memory); see docs/benchmarks.md
+## bench: the load scenario table, then the benchmarks (rotations per second,
+## start-up time, memory); docs/benchmarks.md records the figures
+ROTATIONS ?= 20
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./internal/bench/
+	$(GO) run ./cmd/rotor-bench -rotations $(ROTATIONS)
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./internal/bench/
 
 ## soak: the SIGKILL crash matrix with many random kill points
 SOAK_KILLS ?= 200

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/rotorhq/rotor/internal/loadsim"
 	"github.com/rotorhq/rotor/internal/pgcluster"
 	"github.com/rotorhq/rotor/internal/secret"
 )
@@ -114,7 +115,7 @@ func Run(ctx context.Context, opts Options) ([]Row, error) {
 		{"demo-dual", "dual", ".env.dual"},
 		{"demo-single", "single", ".env.single"},
 	} {
-		app := &App{Name: c.name, EnvFile: filepath.Join(dir, c.env), Workers: 4, Recycle: time.Second}
+		app := &loadsim.App{Name: c.name, EnvFile: filepath.Join(dir, c.env), Workers: 4, Pool: 4, Recycle: time.Second}
 		actx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { app.Run(actx); close(done) }()

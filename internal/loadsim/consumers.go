@@ -1,7 +1,13 @@
-package demo
+// Package loadsim simulates the consumers of a connection string: request
+// workers that open a new connection for every request with whatever the
+// .env file says at that moment, and a pool of long-lived sessions that
+// reconnect periodically, as a real connection pool does. `rotor demo` and
+// the load scenario of `make bench` use it to count what a rotation breaks.
+package loadsim
 
 import (
 	"context"
+	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -14,15 +20,18 @@ import (
 	"github.com/rotorhq/rotor/internal/secret"
 )
 
-// App simulates consumers of one .env file: workers that open a new
-// connection for every request, each time with whatever DATABASE_URL the
-// file holds at that moment, and a long-lived "pool" session that is
-// recycled periodically, as a real connection pool would.
+// App is one simulated application reading DATABASE_URL from EnvFile.
 type App struct {
 	Name    string
 	EnvFile string
+	// Key is the variable holding the URL (default DATABASE_URL).
+	Key string
+	// Workers each open, use and close a new connection in a loop.
 	Workers int
-	// Recycle is how often the pool session reconnects with the current file.
+	// Pool is the number of long-lived sessions.
+	Pool int
+	// Recycle is how long a pool session lives before it reconnects with
+	// the current file (randomised ±50% so sessions do not move together).
 	Recycle time.Duration
 
 	ok, failed, poolDropped atomic.Int64
@@ -32,22 +41,31 @@ type App struct {
 	burstStart, lastFail time.Time
 	window               time.Duration
 	lastErr              string
+	since                time.Time
 }
 
 // burstGap separates two failure windows: failures further apart than
 // this belong to different rotations.
 const burstGap = 250 * time.Millisecond
 
-// Stats is what the app observed.
+// Stats is what the app observed since the last Snapshot.
 type Stats struct {
-	OK, Failed, PoolDropped int64
+	OK, Failed int64
+	// PoolDropped counts long-lived sessions that broke without the app
+	// closing them (terminated or killed by the server).
+	PoolDropped int64
 	// Window is the longest stretch during which new connections failed.
-	Window    time.Duration
+	Window time.Duration
+	// PerSecond is the rate of connection attempts.
+	PerSecond float64
 	LastError string
 }
 
 // Run works until ctx ends.
 func (a *App) Run(ctx context.Context) {
+	a.mu.Lock()
+	a.since = time.Now()
+	a.mu.Unlock()
 	var wg sync.WaitGroup
 	for i := 0; i < a.Workers; i++ {
 		wg.Add(1)
@@ -58,11 +76,13 @@ func (a *App) Run(ctx context.Context) {
 			}
 		}()
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		a.pool(ctx)
-	}()
+	for i := 0; i < a.Pool; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.session(ctx)
+		}()
+	}
 	wg.Wait()
 }
 
@@ -75,7 +95,11 @@ func (a *App) url() string {
 	if err != nil {
 		return ""
 	}
-	return env["DATABASE_URL"]
+	key := a.Key
+	if key == "" {
+		key = "DATABASE_URL"
+	}
+	return env[key]
 }
 
 func (a *App) request(ctx context.Context) {
@@ -107,19 +131,19 @@ func (a *App) request(ctx context.Context) {
 	a.mu.Unlock()
 }
 
-// pool holds one session open, checks it every 50ms, and reconnects with
-// the current file every Recycle. A check that fails on a session rotor did
-// not mean to end counts as a dropped session.
-func (a *App) pool(ctx context.Context) {
+// session holds one connection open, checks it every 50ms, and reconnects
+// with the current file when its lifetime is up. A check that fails on a
+// session the app did not close counts as a dropped session.
+func (a *App) session(ctx context.Context) {
 	var conn *pgx.Conn
-	var since time.Time
+	var deadline time.Time
 	defer func() {
 		if conn != nil {
 			conn.Close(context.Background())
 		}
 	}()
 	for ctx.Err() == nil {
-		if conn == nil || time.Since(since) > a.Recycle {
+		if conn == nil || time.Now().After(deadline) {
 			if conn != nil {
 				conn.Close(context.Background())
 				conn = nil
@@ -128,7 +152,8 @@ func (a *App) pool(ctx context.Context) {
 			c, err := pgx.Connect(cctx, a.url())
 			cancel()
 			if err == nil {
-				conn, since = c, time.Now()
+				life := time.Duration(float64(a.Recycle) * (0.5 + rand.Float64()))
+				conn, deadline = c, time.Now().Add(life)
 			}
 		}
 		if conn != nil {
@@ -148,12 +173,15 @@ func (a *App) pool(ctx context.Context) {
 	}
 }
 
-// Snapshot returns the counters so far and resets them.
+// Snapshot returns the counters since the last call and resets them.
 func (a *App) Snapshot() Stats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := Stats{OK: a.ok.Swap(0), Failed: a.failed.Swap(0), PoolDropped: a.poolDropped.Swap(0), LastError: a.lastErr, Window: a.window}
-	a.burstStart, a.lastFail, a.lastErr, a.window = time.Time{}, time.Time{}, "", 0
+	if el := time.Since(a.since).Seconds(); el > 0 {
+		s.PerSecond = float64(s.OK+s.Failed) / el
+	}
+	a.burstStart, a.lastFail, a.lastErr, a.window, a.since = time.Time{}, time.Time{}, "", 0, time.Now()
 	return s
 }
 
