@@ -113,54 +113,89 @@ func FuzzRoundTrip(f *testing.F) {
 type fuzzLayout struct {
 	build func(user, pw, host, db, query string) string
 	// placed reports whether the password sits where a reader would look
-	// for it. When raw neighbours rewrite the structure (user=\ escapes the
-	// space before "password=") the password is just more text, and no
+	// for it. When raw text around it rewrites the structure (a host "?"
+	// starts the query early, user=\ escapes the space before "password=",
+	// a raw password opens a quote) the password is just more text, and no
 	// leak check applies. nil means always.
-	placed func(user, pw, host, db string) bool
+	placed func(user, pw, host string) bool
 	// redactable reports whether Redact promises to catch this input
 	// (see the limits in Redact's comment). nil means always.
-	redactable func(user, pw, host, db string) bool
+	redactable func(user, pw string) bool
+}
+
+// rawURLPartsOK reports whether raw URL parts keep the URL's structure.
+func rawURLPartsOK(parts ...string) bool {
+	for _, p := range parts {
+		if strings.ContainsAny(p, "/?#@") {
+			return false
+		}
+	}
+	return true
 }
 
 var fuzzLayouts = []fuzzLayout{
-	{build: func(user, pw, host, db, query string) string {
-		return "postgresql://" + escape(user) + ":" + escape(pw) + "@" + host + "/" + escape(db) + "?" + query
-	}},
-	{build: func(user, pw, host, db, query string) string {
-		return "postgresql://" + user + ":" + pw + "@" + host + "/" + db + "?" + query
-	}},
+	{
+		build: func(user, pw, host, db, query string) string {
+			return "postgresql://" + escape(user) + ":" + escape(pw) + "@" + host + "/" + escape(db) + "?" + query
+		},
+		placed: func(_, _, host string) bool { return rawURLPartsOK(host) },
+	},
+	{
+		build: func(user, pw, host, db, query string) string {
+			return "postgresql://" + user + ":" + pw + "@" + host + "/" + db + "?" + query
+		},
+		placed: func(user, _, host string) bool { return rawURLPartsOK(user, host) },
+	},
 	{
 		build: func(user, pw, host, db, query string) string {
 			return "postgres://" + user + "@" + host + "/" + db + "?" + query + "&password=" + pw
 		},
 		// "&password=&a=b" holds an empty password by any reading.
-		redactable: func(_, pw, _, _ string) bool { return !strings.HasPrefix(pw, "&") },
+		placed: func(user, pw, host string) bool { return rawURLPartsOK(user, host) && !strings.HasPrefix(pw, "&") },
 	},
-	{build: func(user, pw, host, db, query string) string {
-		return "postgres://" + escape(user) + "@" + host + "/" + escape(db) + "?password=" + escape(pw) + "&" + query
-	}},
-	{build: func(user, pw, host, db, query string) string {
-		return "host=" + host + " user=" + quoteDSN(user) + " password=" + quoteDSN(pw) + " dbname=" + quoteDSN(db) + " " + query
-	}},
+	{
+		build: func(user, pw, host, db, query string) string {
+			return "postgres://" + escape(user) + "@" + host + "/" + escape(db) + "?password=" + escape(pw) + "&" + query
+		},
+		placed: func(_, _, host string) bool { return rawURLPartsOK(host) },
+	},
+	{
+		build: func(user, pw, host, db, query string) string {
+			return "host=" + host + " user=" + quoteDSN(user) + " password=" + quoteDSN(pw) + " dbname=" + quoteDSN(db) + " " + query
+		},
+		placed: func(_, _, host string) bool { return !strings.ContainsAny(host, `\'`) },
+	},
 	{
 		build: func(user, pw, host, db, query string) string {
 			return "host=" + host + " user=" + user + " password=" + pw + " dbname=" + db + " " + query
 		},
-		placed: func(user, _, host, _ string) bool { return !strings.ContainsAny(user+host, `\'`) },
+		placed: func(user, pw, host string) bool {
+			return !strings.ContainsAny(user+host, `\'`) && !opensQuote(pw)
+		},
 	},
-	{build: func(user, pw, host, db, query string) string {
-		return "# app\nDATABASE_URL=postgresql://" + escape(user) + ":" + escape(pw) + "@" + host + "/" + db +
-			"\nPGPASSWORD=" + pw + "\nPGUSER=" + user + "\n"
-	}},
+	{
+		build: func(user, pw, host, db, query string) string {
+			return "# app\nDATABASE_URL=postgresql://" + escape(user) + ":" + escape(pw) + "@" + host + "/" + db +
+				"\nPGPASSWORD=" + pw + "\nPGUSER=" + user + "\n"
+		},
+		placed: func(_, pw, host string) bool { return rawURLPartsOK(host) && !opensQuote(pw) },
+	},
 	{
 		build: func(user, pw, host, db, query string) string {
 			return "error connecting to postgresql://" + user + ":" + pw + "@" + host + "/" + db + ": " + query
 		},
-		redactable: func(user, pw, _, _ string) bool {
-			return !lineOrURLBreak(user) && !lineOrURLBreak(pw) && strings.IndexByte(user, '@') < 0 &&
+		placed: func(user, _, host string) bool { return rawURLPartsOK(user, host) },
+		redactable: func(user, pw string) bool {
+			return !lineOrURLBreak(user) && !lineOrURLBreak(pw) &&
 				(strings.IndexByte(pw, '@') < 0 || !strings.ContainsAny(pw, wordBreaks))
 		},
 	},
+}
+
+// opensQuote reports whether a raw value starts a quoted one.
+func opensQuote(v string) bool {
+	v = strings.TrimLeft(v, dsnSpace)
+	return strings.HasPrefix(v, "'") || strings.HasPrefix(v, `"`)
 }
 
 func lineOrURLBreak(s string) bool {
@@ -204,10 +239,10 @@ func FuzzParse(f *testing.F) {
 		c, err := Parse(in)
 		cRot, errRot := Parse(inRot)
 		out, outRot := Redact(in), Redact(inRot)
-		if l.placed == nil || l.placed(user, pw, host, db) {
+		if l.placed == nil || l.placed(user, pw, host) {
 			requireNoLeakVsRotated(t, errString(err), errString(errRot), pw, "Parse error")
 			requireNoLeakVsRotated(t, redactedString(c), redactedString(cRot), pw, "Redacted()")
-			if l.redactable == nil || l.redactable(user, pw, host, db) {
+			if l.redactable == nil || l.redactable(user, pw) {
 				requireNoLeakVsRotated(t, out, outRot, pw, "Redact")
 			}
 		}

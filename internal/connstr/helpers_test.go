@@ -87,9 +87,25 @@ func rotate(s string) string {
 
 // requireNoLeakVsRotated checks output built from input holding pw against
 // the output built from the same input holding rotate(pw) (see rotate).
+// The marker becomes a byte the password lacks first, so that "REDACTED"
+// followed by a leftover such as " 00" is not taken for the password "D 00".
 func requireNoLeakVsRotated(t *testing.T, out, outRotated, pw, what string) {
 	t.Helper()
-	if len(pw) < 4 || strings.Contains(outRotated, pw) {
+	if len(pw) < 4 {
+		return
+	}
+	var sentinel string
+	for b := 0; b < 256; b++ {
+		if strings.IndexByte(pw, byte(b)) < 0 {
+			sentinel = string([]byte{byte(b)})
+			break
+		}
+	}
+	if sentinel != "" {
+		out = strings.ReplaceAll(out, redactedMarker, sentinel)
+		outRotated = strings.ReplaceAll(outRotated, redactedMarker, sentinel)
+	}
+	if strings.Contains(outRotated, pw) {
 		return
 	}
 	requireNoLeak(t, out, pw, what)

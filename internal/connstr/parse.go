@@ -23,8 +23,10 @@ const (
 )
 
 // Parse reads a connection string in URL or keyword/value form. Leading and
-// trailing whitespace is ignored. Errors wrap ErrInvalid, say what is wrong
-// and how to fix it, and never contain the input or the password.
+// trailing whitespace is ignored. Where libpq would quietly read part of a
+// mistyped password as a host, port, database or another keyword, Parse
+// fails instead. Errors wrap ErrInvalid, say what is wrong and how to fix
+// it, and never contain the input or the password.
 func Parse(s string) (*Conn, error) {
 	t := strings.Trim(s, dsnSpace)
 	switch {

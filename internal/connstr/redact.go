@@ -1,11 +1,16 @@
 package connstr
 
-import "strings"
+import (
+	"cmp"
+	"slices"
+	"strings"
+)
 
-// Redact hides PostgreSQL passwords in arbitrary text. A string that
-// parses as one connection string comes back as its Redacted form;
-// anything else is scanned for postgres:// and postgresql:// URLs and for
-// password=… keywords (PGPASSWORD=…, ?password=…, password='…').
+// Redact hides PostgreSQL passwords in arbitrary text, for logs and for
+// `rotor connstr redact`. A string that parses as one URL comes back as its
+// Redacted form; anything else keeps its layout and is scanned for
+// postgres:// and postgresql:// URLs and for password=… keywords
+// (PGPASSWORD=…, ?password=…, password='…'), whose values become REDACTED.
 //
 // Where the text is ambiguous the whole region that might be a password
 // goes, even if that takes the host with it: in a URL, everything between
@@ -29,16 +34,43 @@ func Redact(s string) string {
 	return redactText(s, whole)
 }
 
-// redactText redacts URLs then keywords. whole says s is one broken URL,
-// so its user information may run across lines and words.
+// span is a byte range [start, end) of text to replace.
+type span struct{ start, end int }
+
+// redactText replaces the spans both scanners find in s. Both read the
+// original text and their spans are merged, so that one scanner's
+// over-reach cannot hide what the other would have found.
 func redactText(s string, whole bool) string {
-	return redactKeywords(redactURLs(s, whole), whole)
+	spans := append(urlSpans(s, whole), keywordSpans(s, whole)...)
+	if len(spans) == 0 {
+		return s
+	}
+	slices.SortFunc(spans, func(x, y span) int { return cmp.Compare(x.start, y.start) })
+	merged := spans[:1]
+	for _, sp := range spans[1:] {
+		if last := &merged[len(merged)-1]; sp.start <= last.end {
+			last.end = max(last.end, sp.end)
+			continue
+		}
+		merged = append(merged, sp)
+	}
+	var b strings.Builder
+	copied := 0
+	for _, sp := range merged {
+		b.WriteString(s[copied:sp.start])
+		b.WriteString(redactedMarker)
+		copied = sp.end
+	}
+	b.WriteString(s[copied:])
+	return b.String()
 }
 
-func redactURLs(s string, whole bool) string {
+// urlSpans finds the passwords in the user information of URLs. whole says
+// s is one broken URL, so its user information may run across lines and
+// words.
+func urlSpans(s string, whole bool) []span {
 	lower := asciiLower(s)
-	var b strings.Builder
-	copied := 0 // s[:copied] is already in b
+	var spans []span
 	i := 0
 	first := true
 	for {
@@ -66,17 +98,11 @@ func redactURLs(s string, whole bool) string {
 			continue
 		}
 		if colon := strings.IndexByte(s[a:a+at], ':'); colon >= 0 && colon+1 < at {
-			b.WriteString(s[copied : a+colon+1])
-			b.WriteString(redactedMarker)
-			copied = a + at
+			spans = append(spans, span{a + colon + 1, a + at})
 		}
 		i = a + at
 	}
-	if copied == 0 {
-		return s
-	}
-	b.WriteString(s[copied:])
-	return b.String()
+	return spans
 }
 
 // nextScheme finds the next postgres:// or postgresql:// in lowered text
@@ -124,18 +150,17 @@ func userinfoEnd(seg string, greedy bool) int {
 	return strings.LastIndexByte(seg, '@')
 }
 
-// redactKeywords replaces the value of every "password=" (any case, any
+// keywordSpans finds the value of every "password=" (any case, any
 // prefix such as PG or DB_). In a URL query the value ends at '&' (in a
-// whole broken URL, only at one that starts another key=value) and, in free
-// text, at '#' or whitespace; elsewhere it follows libpq: quoted, or up to whitespace with
-// backslash escapes. An unterminated quote redacts to the end.
-func redactKeywords(s string, whole bool) string {
+// whole broken URL, only at one that starts another key=value) and, in
+// free text, at '#' or whitespace. Elsewhere it follows libpq: quoted, or
+// up to whitespace with backslash escapes. An unterminated quote redacts to
+// the end.
+func keywordSpans(s string, whole bool) []span {
 	const kw = "password"
 	lower := asciiLower(s)
-	// Every occurrence is measured on the original text and the ranges are
-	// merged afterwards: a quoted value that runs too far must not hide the
-	// next password= from the scan.
-	type span struct{ start, end int }
+	// Every occurrence is measured on its own: a quoted value that runs too
+	// far must not hide the next password= from the scan.
 	var spans []span
 	for i := 0; ; {
 		k := strings.Index(lower[i:], kw)
@@ -187,6 +212,14 @@ func redactKeywords(s string, whole bool) string {
 					}
 					end++
 				}
+				// A closing quote glued to more text ('…'x) did not close
+				// the password; take the rest of the word too.
+				if end+1 < len(s) && !isSpace(s[end+1]) {
+					end++
+					for end < len(s) && !isSpace(s[end]) {
+						end++
+					}
+				}
 			} else {
 				for end < len(s) && !isSpace(s[end]) && !closesQuote(s, end) {
 					if s[end] == '\\' {
@@ -197,27 +230,11 @@ func redactKeywords(s string, whole bool) string {
 			}
 			end = min(end, len(s))
 		}
-		if end <= start {
-			continue
+		if end > start {
+			spans = append(spans, span{start, end})
 		}
-		if n := len(spans); n > 0 && start <= spans[n-1].end {
-			spans[n-1].end = max(spans[n-1].end, end)
-			continue
-		}
-		spans = append(spans, span{start, end})
 	}
-	if len(spans) == 0 {
-		return s
-	}
-	var b strings.Builder
-	copied := 0
-	for _, sp := range spans {
-		b.WriteString(s[copied:sp.start])
-		b.WriteString(redactedMarker)
-		copied = sp.end
-	}
-	b.WriteString(s[copied:])
-	return b.String()
+	return spans
 }
 
 // closesQuote reports whether s[i] is a quote that ends the surrounding
