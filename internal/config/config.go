@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -138,33 +140,73 @@ func Parse(path string, data []byte, getenv func(string) (string, bool), reg Reg
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &Error{File: path, Line: yamlErrorLine(err), Msg: "not valid YAML: " + cleanYAMLError(err)}
+		line, msg := yamlSyntaxError(err)
+		return nil, &Error{File: path, Line: line, Msg: "not valid YAML: " + msg}
 	}
-	if root.Kind == 0 || len(root.Content) == 0 {
+	if root.Kind == 0 || len(root.Content) == 0 || root.Content[0].Tag == "!!null" {
 		return nil, &Error{File: path, Msg: "the file is empty; start from `rotor init`"}
 	}
+	doc := root.Content[0]
 	d := &decoder{file: path}
-	interpolated := d.interpolate(root.Content[0], getenv)
+	written := d.interpolate(doc, getenv)
 	var f File
-	d.decode(root.Content[0], &f, "")
+	d.decode(doc, &f, "")
 	if len(d.errs) > 0 {
-		return nil, d.errs
+		return nil, d.sorted()
 	}
 	c := &Config{Path: abs, Dir: filepath.Dir(abs), file: path}
-	c.build(d, &f, interpolated, reg)
+	c.build(d, doc, &f, written, reg)
 	if len(d.errs) > 0 {
-		return nil, d.errs
+		c.Close()
+		return nil, d.sorted()
 	}
 	return c, nil
 }
 
-func yamlErrorLine(err error) int {
-	var line int
+var yamlSyntaxRE = regexp.MustCompile(`^yaml: (?:line ([0-9]+): )?`)
+
+// yamlParserProblems are the messages of yaml.v3's parser, as opposed to
+// its scanner. yaml.v3 reports a parser problem's line counting from 0
+// (a scanner problem's from 1), and none at all for the first line.
+var yamlParserProblems = []string{
+	"did not find expected <stream-start>", "did not find expected <document start>",
+	"did not find expected node content", "did not find expected key",
+	"did not find expected '-' indicator", "did not find expected ',' or ']'",
+	"did not find expected ',' or '}'", "found incompatible YAML document",
+	"found duplicate %YAML directive", "found duplicate %TAG directive",
+	"found undefined tag handle",
+}
+
+// yamlReaderProblems are yaml.v3's complaints about the bytes themselves,
+// which carry no line.
+var yamlReaderProblems = []string{
+	"control characters are not allowed", "invalid Unicode character",
+	"invalid leading UTF-8 octet", "invalid trailing UTF-8 octet",
+	"incomplete UTF-8 octet sequence", "invalid length of a UTF-8 sequence",
+	"incomplete UTF-16 character", "incomplete UTF-16 surrogate pair",
+	"expected low surrogate area", "unexpected low surrogate area",
+}
+
+// yamlSyntaxError returns the 1-based line of a yaml.Unmarshal syntax error
+// (0 when unknown) and its message without yaml.v3's "yaml: line N:" prefix.
+func yamlSyntaxError(err error) (int, string) {
 	s := err.Error()
-	if i := strings.Index(s, "line "); i >= 0 {
-		fmt.Sscanf(s[i:], "line %d", &line)
+	m := yamlSyntaxRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, s
 	}
-	return line
+	msg := s[len(m[0]):]
+	line := 0
+	switch {
+	case m[1] != "":
+		line, _ = strconv.Atoi(m[1])
+		if slices.Contains(yamlParserProblems, msg) {
+			line++
+		}
+	case !slices.Contains(yamlReaderProblems, msg) && !strings.HasPrefix(msg, "input error"):
+		line = 1 // yaml.v3 leaves out a line it counts as 0
+	}
+	return line, msg
 }
 
 // splitTarget separates a target entry into its shared part and a mapping

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -32,30 +34,36 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
 // ParseDuration accepts Go durations (90s, 15m, 1h30m) and whole or
-// fractional days (30d, 1.5d), optionally combined with Go units (1d12h).
+// fractional days (30d, 1.5d), optionally followed by Go units (1d12h).
 func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
+	in := strings.TrimSpace(s)
+	if in == "" {
 		return 0, fmt.Errorf("empty duration; write e.g. 90s, 15m, 12h or 30d")
 	}
+	bad := fmt.Errorf("bad duration %q; write e.g. 90s, 15m, 12h or 30d", in)
 	var days time.Duration
-	if i := strings.Index(s, "d"); i >= 0 {
-		n, err := strconv.ParseFloat(s[:i], 64)
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("bad duration %q; write e.g. 90s, 15m, 12h or 30d", s)
+	rest := in
+	if m := daysRE.FindStringSubmatch(in); m != nil {
+		n, err := strconv.ParseFloat(m[1], 64)
+		if err != nil || n*float64(24*time.Hour) >= math.MaxInt64 {
+			return 0, bad
 		}
 		days = time.Duration(n * float64(24*time.Hour))
-		s = s[i+1:]
-		if s == "" {
+		if rest = m[2]; rest == "" {
 			return days, nil
 		}
 	}
-	v, err := time.ParseDuration(s)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("bad duration %q; write e.g. 90s, 15m, 12h or 30d", s)
+	v, err := time.ParseDuration(rest)
+	if err != nil || v < 0 || days+v < days {
+		return 0, bad
 	}
 	return days + v, nil
 }
+
+// daysRE splits "1.5d12h" into its days and the Go duration after them.
+// Only plain decimals count as days: ParseFloat alone would also take
+// "Inf", "NaN", "1e9" and "0x1p4".
+var daysRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)d(.*)$`)
 
 // FormatDuration prints whole days as "Nd" and everything else as Go does.
 func FormatDuration(d time.Duration) string {

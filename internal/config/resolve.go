@@ -109,9 +109,11 @@ type Target struct {
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
 
-func (c *Config) build(d *decoder, f *File, interpolated map[*yaml.Node]bool, reg Registry) {
-	if f.Version != 1 {
-		d.errorf(nil, "version: %d is not supported; this rotor reads version: 1", f.Version)
+func (c *Config) build(d *decoder, doc *yaml.Node, f *File, written map[*yaml.Node]string, reg Registry) {
+	if vn := valueOf(doc, "version"); vn == nil {
+		d.errorf(nil, "no version: line; add version: 1 at the top")
+	} else if f.Version != 1 {
+		d.errorf(vn, "version: %d is not supported; this rotor reads version: 1", f.Version)
 	}
 	c.State = f.State
 	if c.State == "" {
@@ -128,32 +130,43 @@ func (c *Config) build(d *decoder, f *File, interpolated map[*yaml.Node]bool, re
 		c.KeyFile = filepath.Join(c.Dir, c.KeyFile)
 	}
 	n := &f.Credentials
-	if n.Kind == 0 {
+	switch {
+	case n.Kind == 0:
 		d.errorf(nil, "no credentials: section; add one (see `rotor init`)")
 		return
-	}
-	if n.Kind != yaml.MappingNode {
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!null", n.Kind == yaml.MappingNode && len(n.Content) == 0:
+		// A config that manages nothing is a mistake, not a quiet no-op for
+		// `rotor rotate --all`.
+		d.errorf(n, "credentials: is empty; add one (see `rotor init`)")
+		return
+	case n.Kind != yaml.MappingNode:
 		d.errorf(n, "credentials must be a mapping of credential names to their settings")
 		return
 	}
+	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if !nameRE.MatchString(k.Value) {
 			d.errorf(k, "credential name %q must start with a letter or digit and hold only letters, digits, '_', '.', '-'", k.Value)
 			continue
 		}
+		if line, dup := seen[k.Value]; dup {
+			d.errorf(k, "credential %s is defined twice (first at line %d); names must be unique", k.Value, line)
+			continue
+		}
+		seen[k.Value] = k.Line
 		var cc CredentialConfig
 		if !d.decode(v, &cc, "credentials."+k.Value) {
 			continue
 		}
-		cr := c.credential(d, k, &cc, &f.Defaults, interpolated, reg)
+		cr := c.credential(d, k, &cc, &f.Defaults, written, reg)
 		if cr != nil {
 			c.Credentials = append(c.Credentials, cr)
 		}
 	}
 }
 
-func (c *Config) credential(d *decoder, key *yaml.Node, cc, def *CredentialConfig, interpolated map[*yaml.Node]bool, reg Registry) *Credential {
+func (c *Config) credential(d *decoder, key *yaml.Node, cc, def *CredentialConfig, written map[*yaml.Node]string, reg Registry) *Credential {
 	before := len(d.errs)
 	path := "credentials." + key.Value
 	cr := &Credential{Name: key.Value, Line: key.Line}
@@ -163,33 +176,40 @@ func (c *Config) credential(d *decoder, key *yaml.Node, cc, def *CredentialConfi
 	if pn == nil {
 		d.errorf(key, "%s has no provider; add provider: {type: postgres, admin_url: ${ROTOR_ADMIN_URL}}", path)
 	} else {
-		cr.ProviderType, cr.Provider = c.provider(d, pn, path+".provider", interpolated, reg)
+		cr.ProviderType, cr.Provider = c.provider(d, pn, path+".provider", written, reg)
 	}
 
 	// Strategy and roles.
 	cr.Strategy = firstString(cc.Strategy, def.Strategy, StrategyDual)
 	cr.Group = firstString(cc.Group, def.Group, "")
+	// role and roles come as a pair: a credential that names its own roles
+	// takes neither from defaults, so single and dual credentials can share
+	// one defaults block.
+	role, roles := cc.Role, cc.Roles
+	if role == "" && len(roles) == 0 {
+		role, roles = def.Role, def.Roles
+	}
 	switch cr.Strategy {
 	case StrategySingle:
-		if cc.Role == "" {
+		if role == "" {
 			d.errorf(key, "%s uses strategy single and needs role: <the login role>", path)
 		}
-		if len(cc.Roles) > 0 {
+		if len(roles) > 0 {
 			d.errorf(key, "%s: roles: is for strategy dual; with single use role:", path)
 		}
-		cr.Roles = []string{cc.Role}
+		cr.Roles = []string{role}
 	case StrategyDual:
-		if len(cc.Roles) != 2 || cc.Roles[0] == cc.Roles[1] || cc.Roles[0] == "" || cc.Roles[1] == "" {
+		if len(roles) != 2 || roles[0] == roles[1] || roles[0] == "" || roles[1] == "" {
 			d.errorf(key, "%s uses strategy dual and needs two different login roles: roles: [app_blue, app_green]", path)
 		}
-		if cc.Role != "" {
+		if role != "" {
 			d.errorf(key, "%s: role: is for strategy single; with dual use roles: [a, b]", path)
 		}
-		cr.Roles = cc.Roles
-		if cr.Group == "" && len(cc.Roles) == 2 {
-			cr.Group = commonStem(cc.Roles[0], cc.Roles[1])
+		cr.Roles = roles
+		if cr.Group == "" && len(roles) == 2 && roles[0] != roles[1] {
+			cr.Group = commonStem(roles[0], roles[1])
 			if cr.Group == "" {
-				d.errorf(key, "%s: set group: <owner role> (the NOLOGIN role that owns the objects); it cannot be derived from %s and %s", path, cc.Roles[0], cc.Roles[1])
+				d.errorf(key, "%s: set group: <owner role> (the NOLOGIN role that owns the objects); it cannot be derived from %s and %s", path, roles[0], roles[1])
 			}
 		}
 	default:
@@ -305,7 +325,7 @@ func (c *Config) credential(d *decoder, key *yaml.Node, cc, def *CredentialConfi
 	}
 	seen := map[string]bool{}
 	for i := range targets {
-		t := c.target(d, &targets[i], fmt.Sprintf("%s.targets[%d]", path, i), interpolated, reg)
+		t := c.target(d, &targets[i], fmt.Sprintf("%s.targets[%d]", path, i), written, reg)
 		if t == nil {
 			continue
 		}
@@ -326,7 +346,7 @@ func (c *Config) credential(d *decoder, key *yaml.Node, cc, def *CredentialConfi
 // password typed into rotor.yaml ends up in git.
 var secretKeys = map[string]bool{"admin_url": true, "token": true, "api_key": true, "secret": true, "password": true, "client_secret": true}
 
-func (c *Config) provider(d *decoder, n *yaml.Node, path string, interpolated map[*yaml.Node]bool, reg Registry) (string, provider.Provider) {
+func (c *Config) provider(d *decoder, n *yaml.Node, path string, written map[*yaml.Node]string, reg Registry) (string, provider.Provider) {
 	if n.Kind != yaml.MappingNode {
 		d.errorf(n, "%s must be a mapping with at least type:", path)
 		return "", nil
@@ -338,15 +358,13 @@ func (c *Config) provider(d *decoder, n *yaml.Node, path string, interpolated ma
 			typ = v.Value
 			continue
 		}
-		if secretKeys[k.Value] && !interpolated[v] && holdsSecret(k.Value, v.Value) {
-			d.errorf(v, "%s.%s holds a secret in the config file; put it in an environment variable and write %s: ${ROTOR_ADMIN_URL}", path, k.Value, k.Value)
-		}
 		own.Content = append(own.Content, k, v)
 	}
 	if typ == "" {
 		d.errorf(n, "%s has no type; add type: postgres (or neon)", path)
 		return "", nil
 	}
+	d.literalSecrets(own, path, typ, written)
 	// Credentials with identical provider settings (typically all of them,
 	// through defaults:) share one provider and so one admin connection pool.
 	key := typ
@@ -361,8 +379,9 @@ func (c *Config) provider(d *decoder, n *yaml.Node, path string, interpolated ma
 		d.errorf(n, "%s: %v", path, err)
 		return typ, nil
 	}
+	decoded := false
 	p, err := factory(provider.Params{
-		Decode:     func(v any) error { return d.decodeOwn(own, v, path) },
+		Decode:     func(v any) error { decoded = true; return d.decodeOwn(own, v, path) },
 		HTTPClient: reg.HTTPClient,
 		Now:        reg.Now,
 	})
@@ -372,6 +391,11 @@ func (c *Config) provider(d *decoder, n *yaml.Node, path string, interpolated ma
 		}
 		return typ, nil
 	}
+	if !decoded && len(own.Content) > 0 {
+		p.Close()
+		d.errorf(own.Content[0], "unknown key %q in %s (known: type): the %s provider takes no options of its own", own.Content[0].Value, path, typ)
+		return typ, nil
+	}
 	if c.providers == nil {
 		c.providers = map[string]provider.Provider{}
 	}
@@ -379,20 +403,52 @@ func (c *Config) provider(d *decoder, n *yaml.Node, path string, interpolated ma
 	return typ, p
 }
 
-// holdsSecret reports whether a literal value would leak a secret: any
-// token, or a connection URL that carries a password.
-func holdsSecret(key, value string) bool {
-	if value == "" {
+// literalSecrets reports every option of own, a provider's or a target's
+// own options, that holds a secret typed into the file.
+func (d *decoder) literalSecrets(own *yaml.Node, path, typ string, written map[*yaml.Node]string) {
+	for i := 0; i+1 < len(own.Content); i += 2 {
+		k, v := own.Content[i], own.Content[i+1]
+		if !secretKeys[k.Value] || v.Kind != yaml.ScalarNode {
+			continue
+		}
+		raw, ok := written[v]
+		if !ok {
+			raw = v.Value
+		}
+		if !holdsSecret(k.Value, raw) {
+			continue
+		}
+		env := strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(typ + "_" + k.Value))
+		if k.Value == "admin_url" {
+			env = "ROTOR_ADMIN_URL"
+		}
+		d.errorf(v, "%s.%s holds a secret in the config file; put it in an environment variable and write %s: ${%s}", path, k.Value, k.Value, env)
+	}
+}
+
+// holdsSecret reports whether raw, a value as written in the file, would
+// leak a secret: a token that does not come from the environment, or a
+// connection URL whose password was typed in, even if other parts of it
+// (postgres://admin:hunter2@${DB_HOST}/postgres) come from the environment.
+func holdsSecret(key, raw string) bool {
+	masked, refs := fromEnv(raw)
+	if masked == "" {
 		return false
 	}
 	if key != "admin_url" {
-		return true
+		return !refs
 	}
-	cs, err := connstr.Parse(value)
-	return err != nil || !cs.Password.IsZero()
+	cs, err := connstr.Parse(masked)
+	if err != nil {
+		// Unparseable with the environment still to come: the provider
+		// judges the value it gets. Unparseable as typed: it may well hold
+		// a password, and the parse error must not be shown.
+		return !refs
+	}
+	return !cs.Password.IsZero() && !strings.Contains(cs.Password.Reveal(), envMarker)
 }
 
-func (c *Config) target(d *decoder, n *yaml.Node, path string, interpolated map[*yaml.Node]bool, reg Registry) *Target {
+func (c *Config) target(d *decoder, n *yaml.Node, path string, written map[*yaml.Node]string, reg Registry) *Target {
 	if n.Kind != yaml.MappingNode {
 		d.errorf(n, "%s must be a mapping with name:, type: and values:", path)
 		return nil
@@ -411,12 +467,7 @@ func (c *Config) target(d *decoder, n *yaml.Node, path string, interpolated map[
 		return nil
 	}
 	path = fmt.Sprintf("%s (%s)", path, tc.Name)
-	for i := 0; i+1 < len(own.Content); i += 2 {
-		k, v := own.Content[i], own.Content[i+1]
-		if secretKeys[k.Value] && !interpolated[v] && holdsSecret(k.Value, v.Value) {
-			d.errorf(v, "%s.%s holds a secret in the config file; put it in an environment variable and write %s: ${%s_TOKEN}", path, k.Value, k.Value, strings.ToUpper(tc.Type))
-		}
-	}
+	d.literalSecrets(own, path, tc.Type, written)
 	if tc.Type == "" {
 		d.errorf(n, "%s has no type; add type: dotenv (or another target type)", path)
 		return nil
@@ -443,9 +494,10 @@ func (c *Config) target(d *decoder, n *yaml.Node, path string, interpolated map[
 		return nil
 	}
 	getenv := reg.Getenv
+	decoded := false
 	impl, err := factory(target.Params{
 		Name:       tc.Name,
-		Decode:     func(v any) error { return d.decodeOwn(own, v, path) },
+		Decode:     func(v any) error { decoded = true; return d.decodeOwn(own, v, path) },
 		BaseDir:    c.Dir,
 		HTTPClient: reg.HTTPClient,
 		Getenv:     getenv,
@@ -455,6 +507,12 @@ func (c *Config) target(d *decoder, n *yaml.Node, path string, interpolated map[
 		if !errors.Is(err, errReported) {
 			d.errorf(n, "%s: %v", path, err)
 		}
+		return nil
+	}
+	if !decoded && len(own.Content) > 0 {
+		// A factory that never decodes its options would otherwise make a
+		// misspelt key vanish without a word.
+		d.errorf(own.Content[0], "unknown key %q in %s (known: %s): the %s target takes no options of its own", own.Content[0].Value, path, strings.Join(targetCommonKeys, ", "), tc.Type)
 		return nil
 	}
 	t.Impl = impl
@@ -479,6 +537,16 @@ var errReported = &reportedError{}
 type reportedError struct{}
 
 func (*reportedError) Error() string { return "invalid options (see above)" }
+
+// valueOf returns the value node of key in the mapping n, or nil.
+func valueOf(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; n != nil && i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
 
 func findKey(n *yaml.Node, key string) *yaml.Node {
 	for i := 0; i+1 < len(n.Content); i += 2 {

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -43,6 +45,13 @@ func (es Errors) Error() string {
 type decoder struct {
 	file string
 	errs Errors
+}
+
+// sorted returns the errors in file order, problems of the whole file
+// first, so the report reads top to bottom whatever order checks ran in.
+func (d *decoder) sorted() Errors {
+	slices.SortStableFunc(d.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+	return d.errs
 }
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
@@ -124,8 +133,15 @@ func (d *decoder) check(n *yaml.Node, t reflect.Type, path string) {
 			d.errorf(n, "%s must be a mapping (key: value lines)", pathOr(path))
 			return
 		}
+		seen := map[string]bool{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			d.check(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value))
+			k := n.Content[i]
+			if seen[k.Value] {
+				d.errorf(k, "%s is set twice", join(path, k.Value))
+				continue
+			}
+			seen[k.Value] = true
+			d.check(n.Content[i+1], t.Elem(), join(path, k.Value))
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {

@@ -5,6 +5,9 @@
 // Jitter is deterministic per credential and per previous rotation, so
 // `rotor rotate --due` run from cron every few minutes gives the same answer
 // each time instead of rolling dice on every invocation.
+//
+// Cron expressions are read in UTC, like windows without a zone, whatever
+// the machine's zone; prefix one with CRON_TZ=Europe/Berlin for another.
 package schedule
 
 import (
@@ -42,6 +45,9 @@ func Parse(every time.Duration, cronExpr, window string, jitter time.Duration) (
 		return nil, fmt.Errorf("every %s is shorter than a minute; rotations need time to publish and drain", every)
 	}
 	if s.cron != "" {
+		if strings.Contains(s.cron, "@every") {
+			return nil, fmt.Errorf("cron %q: write every: instead of @every (e.g. every: 30d)", s.cron)
+		}
 		c, err := cronParser.Parse(s.cron)
 		if err != nil {
 			return nil, fmt.Errorf("bad cron expression %q: %v; use five fields (minute hour day-of-month month day-of-week) or @daily/@weekly", s.cron, err)
@@ -98,7 +104,7 @@ func (s *Schedule) Next(name string, last time.Time) time.Time {
 	case s.Every > 0:
 		base = last.Add(s.Every)
 	default:
-		base = s.Cron.Next(last)
+		base = s.Cron.Next(last.UTC())
 	}
 	if s.Jitter > 0 && !last.IsZero() {
 		base = base.Add(jitterFor(name, last, s.Jitter))

@@ -8,10 +8,13 @@ import (
 
 // Window is a recurring maintenance window: "Sat,Sun 02:00-05:00
 // Europe/Berlin", "Mon-Fri 22:00-02:00 UTC", or just "02:00-05:00" (every
-// day, UTC). A window that crosses midnight belongs to the day it starts.
+// day, UTC). A window that crosses midnight belongs to the day it starts;
+// "24:00" ends a window at midnight. Times are wall-clock times in the
+// window's zone, so on the days clocks change a window still closes at its
+// written end (and may open late or be shorter, never longer).
 type Window struct {
 	days       [7]bool // indexed by time.Weekday
-	start, end int     // minutes after midnight
+	start, end int     // minutes after midnight; end may be 24*60
 	loc        *time.Location
 	text       string
 }
@@ -51,11 +54,13 @@ func ParseWindow(s string) (*Window, error) {
 	if w.start, err = parseClock(from); err != nil {
 		return nil, fmt.Errorf("bad window %q: %v%s", s, err, hint)
 	}
-	if w.end, err = parseClock(to); err != nil {
+	if to == "24:00" {
+		w.end = 24 * 60
+	} else if w.end, err = parseClock(to); err != nil {
 		return nil, fmt.Errorf("bad window %q: %v%s", s, err, hint)
 	}
 	if w.start == w.end {
-		return nil, fmt.Errorf("bad window %q: start and end are equal%s", s, hint)
+		return nil, fmt.Errorf("bad window %q: start and end are equal; for a whole day write 00:00-24:00%s", s, hint)
 	}
 	i++
 	if i < len(fields) {
@@ -107,13 +112,8 @@ func parseClock(s string) (int, error) {
 
 func (w *Window) String() string { return w.text }
 
-// length of one opening.
-func (w *Window) length() time.Duration {
-	m := w.end - w.start
-	if m < 0 {
-		m += 24 * 60
-	}
-	return time.Duration(m) * time.Minute
+func sameClock(a, b time.Time) bool {
+	return a.Day() == b.Day() && a.Hour() == b.Hour() && a.Minute() == b.Minute()
 }
 
 // openingOn returns the start of the window opening on the calendar day of
@@ -123,19 +123,19 @@ func (w *Window) openingOn(t time.Time) time.Time {
 	return time.Date(y, m, d, w.start/60, w.start%60, 0, 0, w.loc)
 }
 
-// Contains reports whether t lies inside an opening of the window.
+// Contains reports whether t lies inside an opening of the window. It
+// compares wall-clock times: measuring an opening as start plus a length
+// would end it an hour late or early on the days clocks change.
 func (w *Window) Contains(t time.Time) bool {
 	lt := t.In(w.loc)
-	for back := 0; back <= 1; back++ {
-		open := w.openingOn(lt.AddDate(0, 0, -back))
-		if !w.days[open.Weekday()] {
-			continue
-		}
-		if !lt.Before(open) && lt.Before(open.Add(w.length())) {
-			return true
-		}
+	m := lt.Hour()*60 + lt.Minute()
+	today := lt.Weekday()
+	if w.start < w.end {
+		return w.days[today] && m >= w.start && m < w.end
 	}
-	return false
+	// Crosses midnight: the evening belongs to today's opening, the early
+	// morning to yesterday's.
+	return (w.days[today] && m >= w.start) || (w.days[(today+6)%7] && m < w.end)
 }
 
 // NextOpen returns t if it is inside the window, else the start of the next
@@ -147,7 +147,20 @@ func (w *Window) NextOpen(t time.Time) time.Time {
 	lt := t.In(w.loc)
 	for ahead := 0; ahead <= 8; ahead++ {
 		open := w.openingOn(lt.AddDate(0, 0, ahead))
-		if w.days[open.Weekday()] && open.After(t) {
+		// When the clocks skip the start time, time.Date moves it; the
+		// moved instant opens the window only if it is still inside it.
+		if !w.days[open.Weekday()] || !w.Contains(open) {
+			continue
+		}
+		// When the clocks fall back, the start time happens twice and
+		// time.Date may pick the second; the window opens at the first.
+		for _, shift := range []time.Duration{2 * time.Hour, time.Hour, 30 * time.Minute} {
+			if e := open.Add(-shift); sameClock(e.In(w.loc), open) {
+				open = e
+				break
+			}
+		}
+		if open.After(t) {
 			return open.UTC()
 		}
 	}
