@@ -21,6 +21,10 @@ passing it as an argument: arguments end up in shell history and in ` + "`ps`" +
 
   echo "$DATABASE_URL" | rotor connstr redact
   rotor connstr parse < .env.url`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return &UsageError{errors.New("name a subcommand: redact or parse (see `rotor connstr --help`)")}
+		},
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "redact [string]",
@@ -31,8 +35,9 @@ passing it as an argument: arguments end up in shell history and in ` + "`ps`" +
 			if err != nil {
 				return err
 			}
-			fmt.Fprint(f.IO.Out, connstr.Redact(in))
-			if !strings.HasSuffix(in, "\n") {
+			out := connstr.Redact(in)
+			fmt.Fprint(f.IO.Out, out)
+			if !strings.HasSuffix(out, "\n") {
 				fmt.Fprintln(f.IO.Out)
 			}
 			return nil

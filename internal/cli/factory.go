@@ -38,6 +38,11 @@ type Factory struct {
 	// Hooks reach the engine in tests (crash injection).
 	Hooks *engine.Hooks
 
+	// ReadOnly is set by commands that promise to change nothing (plan,
+	// status, history, validate): a missing state file or key is then not
+	// created; an empty throwaway store stands in for it.
+	ReadOnly bool
+
 	cfg   *config.Config
 	st    store.Store
 	eng   *engine.Engine
@@ -47,12 +52,16 @@ type Factory struct {
 
 // NewFactory returns a factory wired to the real process.
 func NewFactory() *Factory {
-	return &Factory{
+	f := &Factory{
 		IO:         System(),
 		LookupEnv:  os.LookupEnv,
 		Now:        time.Now,
 		HTTPClient: &http.Client{Timeout: 60 * time.Second},
 	}
+	if installTestHooks != nil {
+		installTestHooks(f)
+	}
+	return f
 }
 
 func (f *Factory) getenv(k string) string {
@@ -121,7 +130,18 @@ func (f *Factory) Store(ctx context.Context) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := OpenStore(ctx, cfg.State)
+	location := cfg.State
+	if f.ReadOnly && !strings.Contains(location, "://") {
+		if _, err := os.Stat(location); errors.Is(err, os.ErrNotExist) {
+			tmp, err := os.MkdirTemp("", "rotor-empty-state-")
+			if err != nil {
+				return nil, err
+			}
+			f.close = append(f.close, func() { os.RemoveAll(tmp) })
+			location = filepath.Join(tmp, "state.db")
+		}
+	}
+	st, err := OpenStore(ctx, location)
 	if err != nil {
 		return nil, err
 	}
@@ -160,18 +180,16 @@ func (f *Factory) Engine(ctx context.Context) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	create := true
-	for _, cr := range cfg.Credentials {
-		vs, err := st.ListVersions(ctx, store.ListVersionsParams{Credential: cr.Name, Limit: 1})
-		if err != nil {
-			return nil, err
-		}
-		if len(vs) > 0 {
-			create = false
-			break
-		}
+	create := !f.storeHasVersions(ctx, cfg, st)
+	if f.ReadOnly {
+		create = false
 	}
 	key, source, err := secret.LoadKey(f.getenv, cfg.KeyFile, create)
+	if err != nil && f.ReadOnly && errors.Is(err, os.ErrNotExist) && !f.storeHasVersions(ctx, cfg, st) {
+		// Nothing is encrypted yet, so a throwaway key reads the state.
+		source = "none yet (nothing rotated)"
+		key, err = secret.GenerateKey(nil)
+	}
 	if err != nil {
 		if !create && errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("the state store holds encrypted passwords but the key is missing (%s not found and ROTOR_KEY unset); restore the key file or set ROTOR_KEY", cfg.KeyFile)
@@ -185,6 +203,18 @@ func (f *Factory) Engine(ctx context.Context) (*engine.Engine, error) {
 	f.Logger().Debug("encryption key loaded", "source", source)
 	f.eng = &engine.Engine{Store: st, Sealer: sealer, Now: f.Now, Logger: f.Logger(), Hooks: f.Hooks}
 	return f.eng, nil
+}
+
+// storeHasVersions reports whether the store holds any encrypted secret
+// of the configured credentials.
+func (f *Factory) storeHasVersions(ctx context.Context, cfg *config.Config, st store.Store) bool {
+	for _, cr := range cfg.Credentials {
+		vs, err := st.ListVersions(ctx, store.ListVersionsParams{Credential: cr.Name, Limit: 1})
+		if err != nil || len(vs) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Close releases everything the factory opened.
@@ -202,7 +232,12 @@ func selectCredentials(cfg *config.Config, names []string) ([]*config.Credential
 		return cfg.Credentials, nil
 	}
 	var out []*config.Credential
+	seen := map[string]bool{}
 	for _, n := range names {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
 		cr, err := cfg.Credential(n)
 		if err != nil {
 			return nil, &UsageError{err}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -30,6 +31,9 @@ func NewCmdInit(f *Factory, runF func(*InitOptions) error) *cobra.Command {
 		Short: "Write a commented starter rotor.yaml and an encryption key",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !credentialNameRE.MatchString(opts.Credential) {
+				return &UsageError{fmt.Errorf("--credential %q: use letters, digits, '_', '.', '-' (starting with a letter or digit)", opts.Credential)}
+			}
 			if opts.Strategy != "dual" && opts.Strategy != "single" {
 				return &UsageError{fmt.Errorf("--strategy %q: use dual or single", opts.Strategy)}
 			}
@@ -80,6 +84,8 @@ func runInit(opts *InitOptions) error {
 	}
 	return nil
 }
+
+var credentialNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
 
 // StarterConfig returns the commented config `rotor init` writes.
 func StarterConfig(name, strategy string) string {

@@ -42,6 +42,7 @@ func NewCmdPlan(f *Factory, runF func(*PlanOptions) error) *cobra.Command {
 
 func runPlan(ctx context.Context, opts *PlanOptions) error {
 	f := opts.F
+	f.ReadOnly = true
 	cfg, err := f.Config()
 	if err != nil {
 		return err
@@ -144,6 +145,7 @@ type Check struct {
 
 func runValidate(ctx context.Context, opts *ValidateOptions) error {
 	f := opts.F
+	f.ReadOnly = true
 	cfg, err := f.Config()
 	if err != nil {
 		return err

@@ -43,6 +43,11 @@ func TestUsageExitCodes(t *testing.T) {
 		{args: []string{"rotate", "--due", "--all"}, wantErr: "rotor: --due and --all cannot be combined"},
 		{args: []string{"init", "--strategy", "triple"}, wantErr: `rotor: --strategy "triple": use dual or single`},
 		{args: []string{"connstr", "parse", "a", "b"}, wantErr: "rotor: accepts at most 1 arg(s), received 2"},
+		{args: []string{"bogus"}, wantErr: `rotor: unknown command "bogus"`},
+		{args: []string{"connstr"}, wantErr: "rotor: name a subcommand: redact or parse"},
+		{args: []string{"history", "-n", "0"}, wantErr: "rotor: --limit 0: must be at least 1"},
+		{args: []string{"init", "--credential", "bad name!"}, wantErr: `rotor: --credential "bad name!"`},
+		{args: []string{"rotate", "--all", "--parallel", "0"}, wantErr: "rotor: --parallel 0: must be at least 1"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -325,6 +330,23 @@ func TestValidateOfflineStarterConfig(t *testing.T) {
 	require.Equal(t, ExitUsage, code)
 	require.Contains(t, errOut, "environment variable ROTOR_ADMIN_URL is not set")
 	require.NotContains(t, errOut, canary)
+}
+
+// TestReadOnlyCommandsCreateNothing: plan, status and history promise to
+// change nothing, so a first look must not create the state file or key.
+func TestReadOnlyCommandsCreateNothing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rotor.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(StarterConfig("app-db", "dual")), 0o600))
+	env := testEnv{"ROTOR_ADMIN_URL": "postgresql://admin@db.internal/postgres"}
+	for _, args := range [][]string{{"plan", "--offline"}, {"status"}, {"history"}} {
+		code, out, errOut := run(t, env, "", append(args, "--config", path)...)
+		require.Equal(t, ExitOK, code, errOut)
+		require.NotEmpty(t, out)
+	}
+	_, err := os.Stat(filepath.Join(dir, ".rotor"))
+	require.ErrorIs(t, err, os.ErrNotExist, "read-only commands must not create .rotor/")
 }
 
 func requireMode(t *testing.T, path string, want os.FileMode) {

@@ -41,6 +41,7 @@ func NewCmdStatus(f *Factory, runF func(*StatusOptions) error) *cobra.Command {
 
 func runStatus(ctx context.Context, opts *StatusOptions) error {
 	f := opts.F
+	f.ReadOnly = true
 	cfg, err := f.Config()
 	if err != nil {
 		return err
@@ -155,6 +156,9 @@ func NewCmdHistory(f *Factory, runF func(*HistoryOptions) error) *cobra.Command 
 			if len(args) == 1 {
 				opts.Name = args[0]
 			}
+			if opts.Limit < 1 {
+				return &UsageError{fmt.Errorf("--limit %d: must be at least 1", opts.Limit)}
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -167,6 +171,7 @@ func NewCmdHistory(f *Factory, runF func(*HistoryOptions) error) *cobra.Command 
 
 func runHistory(ctx context.Context, opts *HistoryOptions) error {
 	f := opts.F
+	f.ReadOnly = true
 	cfg, err := f.Config()
 	if err != nil {
 		return err

@@ -94,9 +94,19 @@ func (c *Conn) buildURL(redact bool) string {
 		}
 	}
 	for _, p := range c.Params {
-		param(p.Key, p.Value)
+		v := p.Value
+		if redact && secretParam(p.Key) {
+			v = redactedMarker
+		}
+		param(p.Key, v)
 	}
 	return b.String()
+}
+
+// secretParam reports whether a parameter holds a secret of its own (the
+// client key's passphrase), which Redacted must hide like the password.
+func secretParam(key string) bool {
+	return strings.EqualFold(key, "sslpassword")
 }
 
 // authorityCanHold reports whether the hosts and ports can be written as
@@ -167,7 +177,11 @@ func (c *Conn) buildDSN(redact bool) string {
 		add(keyDBName, c.Database)
 	}
 	for _, p := range c.Params {
-		add(p.Key, p.Value)
+		v := p.Value
+		if redact && secretParam(p.Key) {
+			v = redactedMarker
+		}
+		add(p.Key, v)
 	}
 	return strings.Join(parts, " ")
 }

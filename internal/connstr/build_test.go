@@ -227,3 +227,16 @@ func TestCloneAndWith(t *testing.T) {
 	}
 	require.Nil(t, (*Conn)(nil).Clone())
 }
+
+func TestRedactedHidesSSLPassword(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		"postgresql://u@h/db?sslkey=k.pem&sslpassword=keypass123",
+		"host=h user=u sslpassword=keypass123 dbname=db",
+	} {
+		c, err := Parse(in)
+		require.NoError(t, err)
+		require.NotContains(t, c.Redacted(), "keypass123")
+		require.Contains(t, c.Redacted(), "sslpassword=")
+	}
+}

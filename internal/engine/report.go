@@ -94,7 +94,7 @@ func (e *Engine) Status(ctx context.Context, cr *config.Credential, opts StatusO
 		st.Warnings = append(st.Warnings, "never rotated by rotor")
 	}
 	if cr.Schedule.Periodic() {
-		next := cr.Schedule.Next(cr.Name, last)
+		next := cr.Schedule.NextFrom(cr.Name, last, now)
 		st.NextDue = &next
 		st.Due = cr.Schedule.Due(cr.Name, last, now)
 	}

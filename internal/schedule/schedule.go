@@ -115,6 +115,22 @@ func (s *Schedule) Next(name string, last time.Time) time.Time {
 	return base
 }
 
+// NextFrom is Next seen from now: a credential already overdue (or never
+// rotated) is due now, or at the next opening of its window.
+func (s *Schedule) NextFrom(name string, last, now time.Time) time.Time {
+	next := s.Next(name, last)
+	if next.IsZero() {
+		return next
+	}
+	if next.Before(now) {
+		next = now
+	}
+	if s.Window != nil {
+		next = s.Window.NextOpen(next)
+	}
+	return next
+}
+
 // Due reports whether the credential should rotate at now.
 func (s *Schedule) Due(name string, last, now time.Time) bool {
 	if !s.Periodic() {

@@ -400,3 +400,15 @@ func TestWindowNextOpen(t *testing.T) {
 		})
 	}
 }
+
+func TestNextFromNeverRotatedHonoursWindow(t *testing.T) {
+	t.Parallel()
+	s, err := schedule.Parse(24*time.Hour, "", "02:00-04:00 UTC", 0)
+	require.NoError(t, err)
+	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	require.Equal(t, time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC), s.NextFrom("app", time.Time{}, now))
+	inside := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+	require.Equal(t, inside, s.NextFrom("app", time.Time{}, inside))
+	last := time.Date(2026, 11, 20, 2, 30, 0, 0, time.UTC)
+	require.Equal(t, time.Date(2026, 11, 21, 2, 30, 0, 0, time.UTC), s.NextFrom("app", last, time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)))
+}
