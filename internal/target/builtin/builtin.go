@@ -10,12 +10,18 @@ import (
 
 	"github.com/rotorhq/rotor/internal/target"
 	"github.com/rotorhq/rotor/internal/target/dotenv"
+	"github.com/rotorhq/rotor/internal/target/fly"
+	"github.com/rotorhq/rotor/internal/target/render"
+	"github.com/rotorhq/rotor/internal/target/vercel"
 )
 
 // Targets maps each target type to its factory. Treat it as read-only;
 // it is a variable only so that it reads as the list it is.
 var Targets = map[string]target.Factory{
 	dotenv.Type: dotenv.New,
+	fly.Type:    fly.New,
+	render.Type: render.New,
+	vercel.Type: vercel.New,
 }
 
 // Lookup returns the factory for typ; an unknown type fails with the known

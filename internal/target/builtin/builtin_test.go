@@ -13,15 +13,16 @@ import (
 
 func TestLookup(t *testing.T) {
 	t.Parallel()
+	known := strings.Join(builtin.Names(), ", ")
 
 	tests := []struct {
 		typ     string
 		wantErr string
 	}{
 		{typ: "dotenv"},
-		{typ: "dotENV", wantErr: `unknown target type "dotENV" (known: dotenv)`},
-		{typ: "", wantErr: `unknown target type "" (known: dotenv)`},
-		{typ: "vercell", wantErr: `unknown target type "vercell" (known: dotenv)`},
+		{typ: "dotENV", wantErr: `unknown target type "dotENV" (known: ` + known + `)`},
+		{typ: "", wantErr: `unknown target type "" (known: ` + known + `)`},
+		{typ: "vercell", wantErr: `unknown target type "vercell" (known: ` + known + `)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ, func(t *testing.T) {
@@ -74,6 +75,9 @@ func TestFactoriesReportTheirType(t *testing.T) {
 // type without an entry fails TestFactoriesReportTheirType.
 var minimalOptions = map[string]string{
 	"dotenv": "path: .env",
+	"vercel": "project: prj_1\ntoken: t",
+	"render": "service_id: srv-1\ntoken: t",
+	"fly":    "app: my-app\ntoken: t",
 }
 
 // decodeYAML mimics the config layer's strict Decode.

@@ -1,0 +1,435 @@
+// Package fly is the Fly.io target: it sets app secrets through the
+// Machines API and then, like `fly secrets deploy`, updates every machine
+// of the app so it restarts with them (targets-api.md §3).
+//
+// Setting secrets never restarts anything; they are only staged. Reload
+// re-submits each machine's own config with min_secrets_version, the
+// version the write returned, so no machine can start with older secrets.
+// Fly.io never reveals secret values to the API, only a digest and
+// timestamps: Check reports every key as unreadable with that metadata.
+package fly
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/target/webapi"
+)
+
+// Type is the registry name of this target.
+const Type = "fly"
+
+// DefaultAPIURL is the public Machines API (paths carry the /v1 prefix).
+const DefaultAPIURL = "https://api.machines.dev"
+
+// Options are the target's own config keys.
+type Options struct {
+	// App is the Fly.io app name.
+	App string `yaml:"app"`
+	// Deploy makes Reload update every machine so it picks the secrets up
+	// (what `fly secrets deploy` does). Default true; false leaves them
+	// staged for the next `fly deploy`.
+	Deploy *bool `yaml:"deploy"`
+	// Token is a Fly.io API token (`fly tokens create deploy`), always
+	// given as ${FLY_API_TOKEN}.
+	Token string `yaml:"token"`
+	// APIURL overrides the API base URL (tests point it at a fake; inside
+	// Fly's network http://_api.internal:4280 also works).
+	APIURL string `yaml:"api_url"`
+}
+
+// Target keeps the secrets of one Fly.io app.
+type Target struct {
+	name string
+	app  string
+	api  *webapi.Client
+
+	mu sync.Mutex
+	// version is the secrets version the last Put produced (0: none in
+	// this process); Reload passes it as min_secrets_version and Check
+	// lists secrets at it, so both see that write.
+	version uint64
+	// digests are what Fly.io reported for each key at the last Put, to
+	// tell in Check whether someone else has set it since.
+	digests map[string]string
+	// updated remembers, per rotation, the machines Reload already
+	// updated, so an engine retry restarts only the rest.
+	updated map[string]map[string]bool
+}
+
+// deployer is a Target that also updates machines; with deploy: false the
+// target does not implement target.Reloader.
+type deployer struct{ *Target }
+
+var appName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+
+// New builds a Fly.io target from its options. It does no I/O.
+func New(p target.Params) (target.Target, error) {
+	opts := Options{APIURL: DefaultAPIURL}
+	if p.Decode == nil {
+		return nil, fmt.Errorf("fly target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
+	}
+	if err := p.Decode(&opts); err != nil {
+		return nil, fmt.Errorf("fly target %q: %w", p.Name, err)
+	}
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("fly target %q: "+format+": %w", append([]any{p.Name}, append(args, target.ErrInvalid)...)...)
+	}
+	switch {
+	case opts.App == "":
+		return nil, fail("no app; add app: <name> (as in fly.toml or `fly apps list`)")
+	case !appName.MatchString(opts.App):
+		return nil, fail("app %q is not a Fly.io app name (lower-case letters, digits and dashes)", opts.App)
+	}
+	if opts.Token == "" {
+		return nil, fmt.Errorf("fly target %q has no token; add token: ${FLY_API_TOKEN} and export FLY_API_TOKEN (from `fly tokens create deploy -a %s`): %w", p.Name, opts.App, target.ErrAuth)
+	}
+	u, err := url.Parse(opts.APIURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fail("api_url %q is not an http(s) URL; leave it out to use %s", opts.APIURL, DefaultAPIURL)
+	}
+	hc := p.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	now := p.Now
+	if now == nil {
+		now = time.Now
+	}
+	t := &Target{
+		name: p.Name,
+		app:  opts.App,
+		api: &webapi.Client{
+			HTTP: hc, BaseURL: strings.TrimSuffix(opts.APIURL, "/"), Auth: auth(opts.Token),
+			Target: "Fly.io Machines API", Now: now, UserAgent: "rotor",
+		},
+		digests: map[string]string{},
+		updated: map[string]map[string]bool{},
+	}
+	if opts.Deploy == nil || *opts.Deploy {
+		return &deployer{t}, nil
+	}
+	return t, nil
+}
+
+// auth sends macaroon tokens (`FlyV1 fm2_…`, what `fly tokens create`
+// prints) as they are, and anything else as a bearer token, as flyctl does.
+func auth(token string) func(*http.Request) {
+	if strings.HasPrefix(token, "FlyV1 ") {
+		return func(r *http.Request) { r.Header.Set("Authorization", token) }
+	}
+	return webapi.Bearer(token)
+}
+
+// Info implements target.Target.
+func (t *Target) Info() target.Info {
+	return target.Info{Type: Type, Name: t.name, Destination: "fly app " + t.app, Idempotent: true}
+}
+
+// Put implements target.Target: every key in one call, which Fly.io
+// applies as one new secrets version. Fly.io does not say whether a value
+// changed, so Changed is always true.
+func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
+	keys := orderedKeys(req)
+	values := make(map[string]string, len(keys))
+	secrets := make([]secret.String, 0, len(keys))
+	for _, k := range keys {
+		values[k] = req.Values[k].Reveal()
+		secrets = append(secrets, req.Values[k])
+	}
+	resp, err := t.api.Do(ctx, webapi.Request{
+		Method: http.MethodPost, Path: t.appPath("/secrets"),
+		Body: map[string]any{"values": values}, Secrets: secrets, Retryable: true,
+	})
+	if err != nil {
+		return target.PutResponse{}, t.fail("cannot set "+strings.Join(keys, ", "), err)
+	}
+	var out struct {
+		Secrets []appSecret `json:"secrets"`
+		Version uint64      `json:"version"`
+	}
+	if err := t.api.Decode(resp, &out); err != nil {
+		return target.PutResponse{}, t.fail("cannot read the answer to setting secrets", err)
+	}
+	t.mu.Lock()
+	t.version = max(t.version, out.Version)
+	for _, s := range out.Secrets {
+		if _, ours := values[s.Name]; ours {
+			t.digests[s.Name] = s.Digest
+		}
+	}
+	t.mu.Unlock()
+	return target.PutResponse{Changed: true, Ref: "secrets version " + strconv.FormatUint(out.Version, 10)}, nil
+}
+
+// Check implements target.Checker. Values never leave Fly.io; each key
+// that exists is Unreadable, with its digest and update time in Notes.
+func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.CheckResponse, error) {
+	list, err := t.list(ctx)
+	if err != nil {
+		return target.CheckResponse{}, err
+	}
+	byName := make(map[string]appSecret, len(list))
+	for _, s := range list {
+		byName[s.Name] = s
+	}
+	t.mu.Lock()
+	written := make(map[string]string, len(t.digests))
+	for k, d := range t.digests {
+		written[k] = d
+	}
+	t.mu.Unlock()
+	resp := target.CheckResponse{Values: map[string]secret.String{}}
+	for _, k := range req.Keys {
+		s, ok := byName[k]
+		if !ok {
+			continue
+		}
+		resp.Unreadable = append(resp.Unreadable, k)
+		note := k + " is write-only on Fly.io"
+		if s.Digest != "" {
+			note += "; digest " + s.Digest
+		}
+		if when := firstNonEmpty(s.UpdatedAt, s.CreatedAt); when != "" {
+			note += ", set " + when
+		}
+		switch d, ours := written[k]; {
+		case !ours || d == "" || s.Digest == "":
+		case d == s.Digest:
+			note += "; unchanged since rotor set it"
+		default:
+			note += "; the digest differs from the one Fly.io returned when rotor set it, so something else has set " + k + " since"
+		}
+		resp.Notes = append(resp.Notes, note)
+	}
+	return resp, nil
+}
+
+// Validate implements target.Validator: listing the app's secrets proves
+// the token and the app; with deploy, listing its machines proves the
+// token may see them. Nothing is written.
+func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target.ValidateResponse, error) {
+	if _, err := t.list(ctx); err != nil {
+		return target.ValidateResponse{}, err
+	}
+	return target.ValidateResponse{}, nil
+}
+
+// Validate implements target.Validator for a deploying target.
+func (d *deployer) Validate(ctx context.Context, req target.ValidateRequest) (target.ValidateResponse, error) {
+	resp, err := d.Target.Validate(ctx, req)
+	if err != nil {
+		return resp, err
+	}
+	ms, err := d.machines(ctx)
+	if err != nil {
+		return target.ValidateResponse{}, err
+	}
+	if len(ms) == 0 {
+		resp.Notes = append(resp.Notes, "app "+d.app+" has no machines; the secrets will apply at its first deploy")
+	}
+	return resp, nil
+}
+
+// Reload implements target.Reloader: each machine is updated with its own
+// config and min_secrets_version, one after the other. Stopped and
+// suspended machines stay stopped; they read the secrets when they start.
+func (d *deployer) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
+	t := d.Target
+	ms, err := t.machines(ctx)
+	if err != nil {
+		return target.ReloadResponse{}, err
+	}
+	t.mu.Lock()
+	version := t.version
+	t.mu.Unlock()
+	restarted, kept, skipped := 0, 0, 0
+	for _, m := range ms {
+		if m.State == "destroyed" || m.State == "destroying" {
+			continue
+		}
+		t.mu.Lock()
+		done := t.updated[req.RotationID][m.ID]
+		t.mu.Unlock()
+		if done {
+			skipped++
+			continue
+		}
+		stays, err := t.update(ctx, m.ID, version)
+		if err != nil {
+			return target.ReloadResponse{Detail: fmt.Sprintf("%d machine(s) updated before the failure", restarted+kept+skipped)}, err
+		}
+		t.mu.Lock()
+		if t.updated[req.RotationID] == nil {
+			t.updated[req.RotationID] = map[string]bool{}
+		}
+		t.updated[req.RotationID][m.ID] = true
+		t.mu.Unlock()
+		if stays {
+			kept++
+		} else {
+			restarted++
+		}
+	}
+	if restarted+kept+skipped == 0 {
+		return target.ReloadResponse{Detail: "app " + t.app + " has no machines; the secrets apply at its first deploy"}, nil
+	}
+	detail := fmt.Sprintf("updated %d machine(s)", restarted+kept+skipped)
+	if version > 0 {
+		detail += fmt.Sprintf(" to secrets version %d", version)
+	} else {
+		detail += " (secrets version unknown in this process; machines get the latest Fly.io has)"
+	}
+	if kept > 0 {
+		detail += fmt.Sprintf("; %d stopped machine(s) left stopped", kept)
+	}
+	return target.ReloadResponse{Detail: detail}, nil
+}
+
+// update re-submits one machine's current config so it restarts with the
+// new secrets; stays reports a stopped machine that was left stopped.
+func (t *Target) update(ctx context.Context, id string, version uint64) (stays bool, err error) {
+	resp, err := t.api.Do(ctx, webapi.Request{Method: http.MethodGet, Path: t.appPath("/machines/" + url.PathEscape(id)), Retryable: true})
+	if err != nil {
+		return false, t.fail("cannot read machine "+id, err)
+	}
+	var m machine
+	if err := t.api.Decode(resp, &m); err != nil {
+		return false, t.fail("cannot read machine "+id, err)
+	}
+	if len(m.Config) == 0 || string(m.Config) == "null" {
+		return false, fmt.Errorf("fly target %q: machine %s came back without a config, so it cannot be updated in place; run `fly secrets deploy -a %s`: %w", t.name, id, t.app, target.ErrInvalid)
+	}
+	// flyctl leaves stopped machines stopped; starting one here would wake
+	// an app that is meant to scale to zero.
+	stays = m.State == "stopped" || m.State == "suspended"
+	body := updateBody{Config: m.Config, Region: m.Region, SkipLaunch: stays}
+	if version > 0 {
+		body.MinSecretsVersion = &version
+	}
+	// Re-submitting the same config converges, so a retry is safe; at
+	// worst the machine restarts twice.
+	if _, err := t.api.Do(ctx, webapi.Request{Method: http.MethodPost, Path: t.appPath("/machines/" + url.PathEscape(id)), Body: body, Retryable: true}); err != nil {
+		return false, t.fail("cannot update machine "+id, err)
+	}
+	return stays, nil
+}
+
+func (t *Target) machines(ctx context.Context) ([]machine, error) {
+	resp, err := t.api.Do(ctx, webapi.Request{Method: http.MethodGet, Path: t.appPath("/machines"), Retryable: true})
+	if err != nil {
+		return nil, t.fail("cannot list the app's machines", err)
+	}
+	var ms []machine
+	if err := t.api.Decode(resp, &ms); err != nil {
+		return nil, t.fail("cannot read the machine list", err)
+	}
+	return ms, nil
+}
+
+func (t *Target) list(ctx context.Context) ([]appSecret, error) {
+	path := t.appPath("/secrets")
+	t.mu.Lock()
+	if t.version > 0 {
+		// Reads may lag writes; asking for at least our version makes the
+		// list include what this process just set.
+		path += "?version=" + strconv.FormatUint(t.version, 10)
+	}
+	t.mu.Unlock()
+	resp, err := t.api.Do(ctx, webapi.Request{Method: http.MethodGet, Path: path, Retryable: true})
+	if err != nil {
+		return nil, t.fail("cannot list the app's secrets", err)
+	}
+	var out struct {
+		Secrets []appSecret `json:"secrets"`
+	}
+	if err := t.api.Decode(resp, &out); err != nil {
+		return nil, t.fail("cannot read the secrets list", err)
+	}
+	return out.Secrets, nil
+}
+
+func (t *Target) appPath(suffix string) string {
+	return "/v1/apps/" + url.PathEscape(t.app) + suffix
+}
+
+// fail wraps an API error with what rotor was doing and how to fix the
+// usual causes.
+func (t *Target) fail(doing string, err error) error {
+	hint := ""
+	switch {
+	case errors.Is(err, target.ErrAuth):
+		hint = fmt.Sprintf("; the token was refused: set token: ${FLY_API_TOKEN} to a token that may manage app %s's secrets and machines (`fly tokens create deploy -a %s`)", t.app, t.app)
+	case errors.Is(err, target.ErrNotFound):
+		hint = fmt.Sprintf("; check that app %q exists (`fly apps list`) and that the token's organization owns it", t.app)
+	}
+	return fmt.Errorf("fly target %q: %s%s: %w", t.name, doing, hint, err)
+}
+
+func orderedKeys(req target.PutRequest) []string {
+	keys := make([]string, 0, len(req.Values))
+	seen := map[string]bool{}
+	for _, k := range req.Keys {
+		if _, ok := req.Values[k]; ok && !seen[k] {
+			keys, seen[k] = append(keys, k), true
+		}
+	}
+	var rest []string
+	for k := range req.Values {
+		if !seen[k] {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	return append(keys, rest...)
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+type appSecret struct {
+	Name      string `json:"name"`
+	Digest    string `json:"digest"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+type machine struct {
+	ID     string `json:"id"`
+	State  string `json:"state"`
+	Region string `json:"region"`
+	// Config is passed back untouched: fields rotor does not know about
+	// must survive the update.
+	Config json.RawMessage `json:"config"`
+}
+
+type updateBody struct {
+	Config            json.RawMessage `json:"config"`
+	Region            string          `json:"region,omitempty"`
+	MinSecretsVersion *uint64         `json:"min_secrets_version,omitempty"`
+	SkipLaunch        bool            `json:"skip_launch,omitempty"`
+}
+
+var (
+	_ target.Target    = (*Target)(nil)
+	_ target.Checker   = (*Target)(nil)
+	_ target.Validator = (*Target)(nil)
+	_ target.Reloader  = (*deployer)(nil)
+	_ target.Validator = (*deployer)(nil)
+)

@@ -1,0 +1,584 @@
+// Package vercelfake is an httptest contract fake of the parts of Vercel's
+// REST API the vercel target uses. It follows
+// /work/shared/reference/targets-api.md §1 "Vercel":
+//
+//   - auth: Authorization: Bearer <token>; a wrong or missing token gets 401
+//     and the documented error body {"error":{"code","message"}};
+//   - GET /v10/projects/{idOrName}/env lists variables as {"envs":[…]} with
+//     encrypted values left encrypted (decrypted: false);
+//   - POST /v10/projects/{idOrName}/env takes one object or an array; with
+//     upsert=true an existing variable (same key, overlapping targets) is
+//     updated, without it the clash is ENV_CONFLICT; success is 201
+//     {"created","failed"} and failures can hide in `failed`;
+//   - GET /v1/projects/{idOrName}/env/{id} decrypts encrypted and plain
+//     values; sensitive ones are never handed out;
+//   - GET /v7/deployments?projectId&target&state&limit and POST
+//     /v13/deployments?forceNew=1 {name,project,deploymentId,target} (200);
+//   - team projects answer 404 unless ?teamId= names their team;
+//   - 429 with Retry-After (seconds) when rate limited.
+//
+// The state (plaintext values included) is inspectable so tests can assert
+// what landed; knobs inject rate limits, 5xx answers that echo the request
+// body (as real APIs do, to test scrubbing), delays and per-key failures.
+package vercelfake
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Options configure a fake. Zero values get usable defaults.
+type Options struct {
+	// Token is the only token allowed to read and write. Default
+	// "vercel-test-token".
+	Token string
+	// ReadOnlyToken, when set, may read but every write answers 403, like
+	// a token whose scope lacks write access.
+	ReadOnlyToken string
+	// ProjectID and ProjectName name the one project. Defaults prj_rotor
+	// and rotor-app.
+	ProjectID   string
+	ProjectName string
+	// TeamID makes the project a team project: requests without
+	// ?teamId=TeamID do not find it.
+	TeamID string
+	// Now is the fake's clock (updatedAt). Default time.Now.
+	Now func() time.Time
+}
+
+// Env is one environment variable, with its plaintext value.
+type Env struct {
+	ID        string
+	Key       string
+	Value     string
+	Type      string
+	Target    []string
+	GitBranch string
+	UpdatedAt int64
+}
+
+// Deployment is one deployment of the project.
+type Deployment struct {
+	UID    string
+	Name   string
+	Target string
+	State  string
+	// RedeployOf is the deployment this one was created from, if any.
+	RedeployOf string
+	// Env is what a redeploy saw: the production values at the time it
+	// was created, by key.
+	Env map[string]string
+}
+
+// Request is one request the fake received.
+type Request struct {
+	Method string
+	Path   string
+	Query  url.Values
+}
+
+// Server is a running fake.
+type Server struct {
+	URL  string
+	opts Options
+
+	mu          sync.Mutex
+	envs        []*Env
+	deployments []*Deployment
+	nextID      int
+	requests    []Request
+	failNext    int
+	failStatus  int
+	limiting    bool
+	limitAfter  int
+	retryAfter  time.Duration
+	served      int
+	delay       time.Duration
+	failKeys    map[string][2]string
+}
+
+// New starts a fake that is closed when t ends.
+func New(t testing.TB, opts Options) *Server {
+	t.Helper()
+	if opts.Token == "" {
+		opts.Token = "vercel-test-token"
+	}
+	if opts.ProjectID == "" {
+		opts.ProjectID = "prj_rotor"
+	}
+	if opts.ProjectName == "" {
+		opts.ProjectName = "rotor-app"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{opts: opts, failKeys: map[string][2]string{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v10/projects/{project}/env", s.listEnvs)
+	mux.HandleFunc("POST /v10/projects/{project}/env", s.createEnvs)
+	mux.HandleFunc("GET /v1/projects/{project}/env/{id}", s.getEnv)
+	mux.HandleFunc("GET /v7/deployments", s.listDeployments)
+	mux.HandleFunc("POST /v13/deployments", s.createDeployment)
+	srv := httptest.NewServer(s.middleware(mux))
+	t.Cleanup(srv.Close)
+	s.URL = srv.URL
+	return s
+}
+
+// Token returns the token the fake accepts.
+func (s *Server) Token() string { return s.opts.Token }
+
+// ProjectID returns the project's id.
+func (s *Server) ProjectID() string { return s.opts.ProjectID }
+
+// FailNext makes the next n requests answer status, with a body that
+// echoes the request body.
+func (s *Server) FailNext(n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failNext, s.failStatus = n, status
+}
+
+// RateLimit lets after more requests through, then answers every further
+// one 429 with Retry-After until NoRateLimit.
+func (s *Server) RateLimit(after int, retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limiting, s.limitAfter, s.retryAfter, s.served = true, after, retryAfter, 0
+}
+
+// NoRateLimit turns RateLimit off.
+func (s *Server) NoRateLimit() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limiting = false
+}
+
+// SetDelay delays every answer by d (or until the client gives up).
+func (s *Server) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}
+
+// FailKey makes every upsert of key land in the 201's `failed` list with
+// code and message, the way Vercel reports per-variable failures.
+func (s *Server) FailKey(key, code, message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failKeys[key] = [2]string{code, message}
+}
+
+// SeedEnv stores a variable as if someone had created it, and returns its
+// id.
+func (s *Server) SeedEnv(e Env) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.Type == "" {
+		e.Type = "encrypted"
+	}
+	e.ID = s.newID("env")
+	e.UpdatedAt = s.opts.Now().UnixMilli()
+	s.envs = append(s.envs, &e)
+	return e.ID
+}
+
+// Env returns the variable named key that applies to environment, with
+// its plaintext value.
+func (s *Server) Env(key, environment string) (Env, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.envs {
+		if e.Key == key && e.GitBranch == "" && slices.Contains(e.Target, environment) {
+			c := *e
+			c.Target = slices.Clone(e.Target)
+			return c, true
+		}
+	}
+	return Env{}, false
+}
+
+// Envs returns every variable.
+func (s *Server) Envs() []Env {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Env, len(s.envs))
+	for i, e := range s.envs {
+		out[i] = *e
+		out[i].Target = slices.Clone(e.Target)
+	}
+	return out
+}
+
+// AddDeployment records a deployment of the project.
+func (s *Server) AddDeployment(uid, target, state string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deployments = append(s.deployments, &Deployment{UID: uid, Name: s.opts.ProjectName, Target: target, State: state})
+}
+
+// Deployments returns every deployment, oldest first.
+func (s *Server) Deployments() []Deployment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Deployment, len(s.deployments))
+	for i, d := range s.deployments {
+		out[i] = *d
+	}
+	return out
+}
+
+// Requests returns every request received, in order.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
+}
+
+// Writes returns the requests that were not reads.
+func (s *Server) Writes() []Request {
+	var out []Request
+	for _, r := range s.Requests() {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		s.mu.Lock()
+		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()})
+		delay := s.delay
+		s.mu.Unlock()
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+
+		auth := r.Header.Get("Authorization")
+		readOnly := s.opts.ReadOnlyToken != "" && auth == "Bearer "+s.opts.ReadOnlyToken
+		if auth != "Bearer "+s.opts.Token && !readOnly {
+			writeError(w, http.StatusUnauthorized, "unauthorized", "The request is not authorized.")
+			return
+		}
+
+		s.mu.Lock()
+		s.served++
+		limited := s.limiting && s.served > s.limitAfter
+		retryAfter := s.retryAfter
+		failing := s.failNext > 0
+		status := s.failStatus
+		if failing {
+			s.failNext--
+		}
+		s.mu.Unlock()
+		if limited {
+			w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
+			writeError(w, http.StatusTooManyRequests, "rate_limited", "Rate limit exceeded")
+			return
+		}
+		if failing {
+			writeError(w, status, "internal_server_error", "An unexpected error occurred while handling "+string(body))
+			return
+		}
+		if readOnly && r.Method != http.MethodGet {
+			writeError(w, http.StatusForbidden, "forbidden", "You don't have permission to perform this action. The token's scope is read-only.")
+			return
+		}
+		if s.opts.TeamID != "" && r.URL.Query().Get("teamId") != s.opts.TeamID {
+			writeError(w, http.StatusNotFound, "not_found", "Project not found")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) project(w http.ResponseWriter, idOrName string) bool {
+	if idOrName == s.opts.ProjectID || idOrName == s.opts.ProjectName {
+		return true
+	}
+	writeError(w, http.StatusNotFound, "not_found", "Project not found")
+	return false
+}
+
+type envJSON struct {
+	ID        string   `json:"id"`
+	Key       string   `json:"key"`
+	Value     string   `json:"value,omitempty"`
+	Type      string   `json:"type"`
+	Target    []string `json:"target"`
+	GitBranch string   `json:"gitBranch,omitempty"`
+	Decrypted bool     `json:"decrypted"`
+	UpdatedAt int64    `json:"updatedAt"`
+}
+
+// listed is how a variable appears in a list: encrypted values stay
+// encrypted, sensitive ones are absent.
+func listed(e *Env) envJSON {
+	j := envJSON{ID: e.ID, Key: e.Key, Type: e.Type, Target: e.Target, GitBranch: e.GitBranch, UpdatedAt: e.UpdatedAt}
+	switch e.Type {
+	case "plain":
+		j.Value, j.Decrypted = e.Value, true
+	case "sensitive":
+	default:
+		sum := sha256.Sum256([]byte(e.ID + strconv.FormatInt(e.UpdatedAt, 10)))
+		j.Value = "enc:" + hex.EncodeToString(sum[:12])
+	}
+	return j
+}
+
+func (s *Server) listEnvs(w http.ResponseWriter, r *http.Request) {
+	if !s.project(w, r.PathValue("project")) {
+		return
+	}
+	s.mu.Lock()
+	envs := make([]envJSON, len(s.envs))
+	for i, e := range s.envs {
+		envs[i] = listed(e)
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"envs": envs, "pagination": map[string]any{"count": len(envs), "next": nil, "prev": nil}})
+}
+
+func (s *Server) getEnv(w http.ResponseWriter, r *http.Request) {
+	if !s.project(w, r.PathValue("project")) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.envs {
+		if e.ID != r.PathValue("id") {
+			continue
+		}
+		j := listed(e)
+		if e.Type != "sensitive" {
+			j.Value, j.Decrypted = e.Value, true
+		}
+		writeJSON(w, http.StatusOK, j)
+		return
+	}
+	writeError(w, http.StatusNotFound, "not_found", "Environment Variable not found")
+}
+
+type createItem struct {
+	Key       string   `json:"key"`
+	Value     *string  `json:"value"`
+	Type      string   `json:"type"`
+	Target    []string `json:"target"`
+	GitBranch string   `json:"gitBranch"`
+}
+
+func (s *Server) createEnvs(w http.ResponseWriter, r *http.Request) {
+	if !s.project(w, r.PathValue("project")) {
+		return
+	}
+	raw, _ := io.ReadAll(r.Body)
+	var items []createItem
+	isList := strings.HasPrefix(strings.TrimSpace(string(raw)), "[")
+	var err error
+	if isList {
+		err = json.Unmarshal(raw, &items)
+	} else {
+		var one createItem
+		err = json.Unmarshal(raw, &one)
+		items = []createItem{one}
+	}
+	if err != nil || len(items) == 0 {
+		writeError(w, http.StatusBadRequest, "bad_request", "Invalid request: the body must be an environment variable or a list of them")
+		return
+	}
+	for _, it := range items {
+		if msg := invalid(it); msg != "" {
+			writeError(w, http.StatusBadRequest, "bad_request", "Invalid request: "+msg)
+			return
+		}
+	}
+	upsert := r.URL.Query().Get("upsert") == "true"
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	created := []envJSON{}
+	failed := []map[string]any{}
+	for _, it := range items {
+		fail := func(code, msg string) {
+			failed = append(failed, map[string]any{"error": map[string]any{
+				"code": code, "message": msg, "key": it.Key, "envVarKey": it.Key,
+				"value": *it.Value, "target": it.Target, "action": "create",
+			}})
+		}
+		if f, ok := s.failKeys[it.Key]; ok {
+			fail(f[0], f[1])
+			continue
+		}
+		if it.Type == "sensitive" && slices.Contains(it.Target, "development") {
+			fail("bad_request", "Sensitive Environment Variables cannot be created in the Development environment")
+			continue
+		}
+		var clash []*Env
+		for _, e := range s.envs {
+			if e.Key == it.Key && e.GitBranch == it.GitBranch && overlaps(e.Target, it.Target) {
+				clash = append(clash, e)
+			}
+		}
+		switch {
+		case len(clash) > 0 && !upsert:
+			writeError(w, http.StatusBadRequest, "ENV_CONFLICT", fmt.Sprintf("A variable with the name `%s` already exists for the target %s", it.Key, strings.Join(clash[0].Target, ",")))
+			return
+		case len(clash) > 1:
+			fail("ENV_CONFLICT", fmt.Sprintf("More than one variable named `%s` overlaps the given targets", it.Key))
+			continue
+		case len(clash) == 1:
+			e := clash[0]
+			e.Value, e.Type, e.Target, e.UpdatedAt = *it.Value, it.Type, slices.Clone(it.Target), s.opts.Now().UnixMilli()
+			created = append(created, listed(e))
+		default:
+			e := &Env{ID: s.newID("env"), Key: it.Key, Value: *it.Value, Type: it.Type, Target: slices.Clone(it.Target), GitBranch: it.GitBranch, UpdatedAt: s.opts.Now().UnixMilli()}
+			s.envs = append(s.envs, e)
+			created = append(created, listed(e))
+		}
+	}
+	var c any = created
+	if !isList && len(created) == 1 {
+		c = created[0]
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"created": c, "failed": failed})
+}
+
+func invalid(it createItem) string {
+	switch {
+	case it.Key == "":
+		return "`key` is required"
+	case it.Value == nil:
+		return "`value` is required"
+	case len(it.Target) == 0:
+		return "`target` must list at least one environment"
+	}
+	switch it.Type {
+	case "encrypted", "sensitive", "plain", "system":
+	default:
+		return "`type` must be one of encrypted, sensitive, plain, system"
+	}
+	for _, t := range it.Target {
+		if t != "production" && t != "preview" && t != "development" {
+			return "`target` holds an unknown environment"
+		}
+	}
+	if it.GitBranch != "" && !slices.Equal(it.Target, []string{"preview"}) {
+		return "`gitBranch` is only allowed for preview"
+	}
+	return ""
+}
+
+func overlaps(a, b []string) bool {
+	return slices.ContainsFunc(a, func(x string) bool { return slices.Contains(b, x) })
+}
+
+type deploymentJSON struct {
+	UID        string `json:"uid"`
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	URL        string `json:"url"`
+	State      string `json:"state"`
+	ReadyState string `json:"readyState"`
+	Target     string `json:"target"`
+}
+
+func (s *Server) deploymentJSON(d *Deployment) deploymentJSON {
+	return deploymentJSON{UID: d.UID, ID: d.UID, Name: d.Name, URL: d.UID + "-" + s.opts.ProjectName + ".vercel.app", State: d.State, ReadyState: d.State, Target: d.Target}
+}
+
+func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if p := q.Get("projectId"); p != "" && p != s.opts.ProjectID && p != s.opts.ProjectName {
+		writeError(w, http.StatusNotFound, "not_found", "Project not found")
+		return
+	}
+	limit := 20
+	if l, err := strconv.Atoi(q.Get("limit")); err == nil && l > 0 {
+		limit = l
+	}
+	s.mu.Lock()
+	out := []deploymentJSON{}
+	for i := len(s.deployments) - 1; i >= 0 && len(out) < limit; i-- {
+		d := s.deployments[i]
+		if (q.Get("target") == "" || q.Get("target") == d.Target) && (q.Get("state") == "" || q.Get("state") == d.State) {
+			out = append(out, s.deploymentJSON(d))
+		}
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"deployments": out, "pagination": map[string]any{"count": len(out), "next": nil, "prev": nil}})
+}
+
+func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Name         string `json:"name"`
+		Project      string `json:"project"`
+		DeploymentID string `json:"deploymentId"`
+		Target       string `json:"target"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Name == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", "Invalid request: `name` is required")
+		return
+	}
+	if body.Project != "" && body.Project != s.opts.ProjectID && body.Project != s.opts.ProjectName {
+		writeError(w, http.StatusNotFound, "not_found", "Project not found")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var from *Deployment
+	for _, d := range s.deployments {
+		if d.UID == body.DeploymentID {
+			from = d
+		}
+	}
+	if body.DeploymentID != "" && from == nil {
+		writeError(w, http.StatusNotFound, "not_found", "Deployment not found")
+		return
+	}
+	d := &Deployment{UID: s.newID("dpl"), Name: body.Name, Target: body.Target, State: "QUEUED", RedeployOf: body.DeploymentID, Env: map[string]string{}}
+	if d.Target == "" {
+		d.Target = "preview"
+	}
+	for _, e := range s.envs {
+		if e.GitBranch == "" && slices.Contains(e.Target, d.Target) {
+			d.Env[e.Key] = e.Value
+		}
+	}
+	s.deployments = append(s.deployments, d)
+	writeJSON(w, http.StatusOK, s.deploymentJSON(d))
+}
+
+func (s *Server) newID(prefix string) string {
+	s.nextID++
+	return fmt.Sprintf("%s_%04d", prefix, s.nextID)
+}
+
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": message}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
