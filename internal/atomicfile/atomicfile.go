@@ -10,7 +10,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 )
 
 // maxLinkHops matches the kernel's limit (MAXSYMLINKS) so a loop fails the
@@ -78,7 +81,8 @@ func writeFile(path string, data []byte, perm os.FileMode, euid int) (bool, erro
 		}
 	}
 
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".rotor-*.tmp")
+	sweepStale(dir, filepath.Base(dest))
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dest)+".rotor-"+strconv.Itoa(os.Getpid())+"-*.tmp")
 	if err != nil {
 		return false, dirError(path, dir, err)
 	}
@@ -233,4 +237,47 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// staleAfter is how old a leftover temp file of unknown origin must be
+// before it is removed: older than any write in flight.
+const staleAfter = time.Hour
+
+// sweepStale removes temp files a killed writer left next to base. They
+// hold a full copy of the file (a password, for a .env), so they must not
+// outlive the crash. A temp file names its writer's pid: it is removed at
+// once when that process is gone, and otherwise only when it is old (a
+// writer on another host sharing the directory). Errors are ignored: this
+// is tidying, not the write.
+func sweepStale(dir, base string) {
+	prefix := "." + base + ".rotor-"
+	matches, _ := filepath.Glob(filepath.Join(dir, globEscape(prefix)+"*.tmp"))
+	for _, m := range matches {
+		fi, err := os.Lstat(m)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if writerGone(strings.TrimPrefix(filepath.Base(m), prefix)) || time.Since(fi.ModTime()) > staleAfter {
+			_ = os.Remove(m)
+		}
+	}
+}
+
+// writerGone reports whether rest ("<pid>-<random>.tmp") names a process
+// that no longer exists on this host.
+func writerGone(rest string) bool {
+	pidText, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return false
+	}
+	pid, err := strconv.Atoi(pidText)
+	if err != nil || pid <= 0 || pid == os.Getpid() {
+		return false
+	}
+	return processGone(pid)
+}
+
+func globEscape(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`)
+	return r.Replace(s)
 }

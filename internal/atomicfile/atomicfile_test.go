@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -351,4 +352,30 @@ func requireNoTempFiles(t *testing.T, dir string) {
 	hidden, err := filepath.Glob(filepath.Join(dir, ".*.rotor-*.tmp"))
 	require.NoError(t, err)
 	require.Empty(t, append(matches, hidden...), "temporary files left behind")
+}
+
+func TestWriteFileSweepsStaleTempFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, ".env")
+	// pid 2^22+1 is above Linux's pid_max default and never alive.
+	dead := filepath.Join(dir, "..env.rotor-4194305-123.tmp")
+	live := filepath.Join(dir, "..env.rotor-1-456.tmp")
+	old := filepath.Join(dir, "..env.rotor-x.tmp")
+	other := filepath.Join(dir, ".other.rotor-4194305-789.tmp")
+	for _, p := range []string{dead, live, old, other} {
+		require.NoError(t, os.WriteFile(p, []byte("left by a killed writer"), 0o600))
+	}
+	long := time.Now().Add(-2 * time.Hour)
+	require.NoError(t, os.Chtimes(old, long, long))
+
+	_, err := atomicfile.WriteFile(path, []byte("A=1\n"), 0o600)
+	require.NoError(t, err)
+	require.NoFileExists(t, dead, "a killed writer's copy must not outlive the crash")
+	require.NoFileExists(t, old, "an old temp file of unknown origin is removed")
+	require.FileExists(t, live, "a live process's write may still be in flight")
+	require.FileExists(t, other, "only this file's temp files are touched")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, entries, 3, "no temp file of our own is left either")
 }

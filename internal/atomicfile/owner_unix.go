@@ -3,6 +3,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"syscall"
@@ -34,4 +35,9 @@ func ownerToKeep(path string, fi fs.FileInfo, euid int) (uid, gid int, err error
 func accessWrite(dir string) error {
 	const wOK, xOK = 0x2, 0x1
 	return syscall.Access(dir, wOK|xOK)
+}
+
+// processGone reports whether no process with pid exists on this host.
+func processGone(pid int) bool {
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
 	"github.com/rotorhq/rotor/internal/store/sqlite"
-	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -41,9 +40,11 @@ type bundle struct {
 	eng     *engine.Engine
 	events  []engine.Event
 	envFile string
+	mem     *memoryTarget
 }
 
 type setupOpts struct {
+	memory   bool     // add a "memory" target (see memory_test.go)
 	strategy string
 	roles    []string // created with pgtest.NewRole (random passwords) unless skipCreate
 	extra    string   // extra YAML lines under the credential (indented 4 spaces)
@@ -104,12 +105,12 @@ credentials:
         values:
           DATABASE_URL: "{{.URL}}"
           PGUSER: "{{.User}}"
-`, cl.Host, cl.Port, urlDB, o.strategy, roleLine, drain, o.extra, b.envFile)
+%s`, cl.Host, cl.Port, urlDB, o.strategy, roleLine, drain, o.extra, b.envFile, memoryTargetYAML(o.memory))
 	env := map[string]string{"ADMIN_URL": cl.AdminURL(db).Reveal()}
 	cfgPath := filepath.Join(b.dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
 	cfg, err := config.Load(cfgPath, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, config.Registry{
-		Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup, Now: time.Now, Getenv: func(string) string { return "" },
+		Provider: pbuiltin.Lookup, Target: lookupWithMemory(b), Now: time.Now, Getenv: func(string) string { return "" },
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { cfg.Close() })

@@ -218,7 +218,11 @@ func (r *run) write(ctx context.Context, rd *rendered, prior *store.Delivery) Ta
 		attempts = prior.Attempts
 	}
 	var resp target.PutResponse
-	err := r.retry(ctx, rd.t, info.Idempotent, &attempts, func(ctx context.Context) error {
+	mode := writeRetries
+	if !info.Idempotent {
+		mode = noRetries
+	}
+	err := r.retry(ctx, rd.t, mode, &attempts, func(ctx context.Context) error {
 		var err error
 		resp, err = rd.t.Impl.Put(ctx, target.PutRequest{
 			Values: rd.values, Keys: rd.t.Keys, RotationID: strconv.FormatInt(r.rot.ID, 10),
@@ -259,16 +263,18 @@ func (r *run) reload(ctx context.Context, rd *rendered, tr *TargetResult, prior 
 	}
 	start := r.e.Now()
 	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish, Target: rd.t.Name, Status: "start", Detail: "reload"})
-	attempts := tr.Attempts
+	// A reload (a redeploy, a restart) is retried only when the target
+	// says so explicitly: after a timeout it may already be under way.
+	attempts := 0
 	var resp target.ReloadResponse
-	err := r.retry(ctx, rd.t, true, &attempts, func(ctx context.Context) error {
+	err := r.retry(ctx, rd.t, reloadRetries, &attempts, func(ctx context.Context) error {
 		var err error
 		resp, err = rl.Reload(ctx, target.ReloadRequest{RotationID: strconv.FormatInt(r.rot.ID, 10)})
 		return err
 	})
-	tr.Attempts, tr.Duration = attempts, tr.Duration+r.e.Now().Sub(start)
+	tr.Duration += r.e.Now().Sub(start)
 	if err != nil {
-		tr.State, tr.Error = store.DeliveryFailed, "reload: "+r.scrub(err).Error()
+		tr.State, tr.Error = store.DeliveryFailed, fmt.Sprintf("reload (%d attempt(s)): %v", attempts, r.scrub(err))
 	} else {
 		tr.State, tr.Detail = store.DeliveryReloaded, resp.Detail
 	}
@@ -290,13 +296,26 @@ func (r *run) record(ctx context.Context, rd *rendered, tr TargetResult) {
 
 func (r *run) scrub(err error) error { return secret.Scrub(err, r.secrets()...) }
 
-// retry calls fn until it succeeds, the error is not retryable, or the
-// attempts run out. Non-idempotent targets get exactly one attempt per run.
-// Backoff is capped exponential with full jitter; a Retry-After from the
-// backend is honoured (up to 5 minutes).
-func (r *run) retry(ctx context.Context, t *config.Target, idempotent bool, attempts *int, fn func(context.Context) error) error {
+// retryMode says which failures may be tried again.
+type retryMode int
+
+const (
+	// noRetries: one attempt per run (the write is not idempotent).
+	noRetries retryMode = iota
+	// writeRetries: RetryableError, timeouts and network errors (the
+	// write is idempotent, so a duplicate is harmless).
+	writeRetries
+	// reloadRetries: only an explicit RetryableError; a reload that timed
+	// out may be running already.
+	reloadRetries
+)
+
+// retry calls fn until it succeeds, the error is not retryable under mode,
+// or the attempts run out. Backoff is capped exponential with full jitter;
+// a Retry-After from the backend is honoured (up to 5 minutes).
+func (r *run) retry(ctx context.Context, t *config.Target, mode retryMode, attempts *int, fn func(context.Context) error) error {
 	limit := r.cr.Attempts
-	if !idempotent {
+	if mode == noRetries {
 		limit = 1
 	}
 	var err error
@@ -309,7 +328,7 @@ func (r *run) retry(ctx context.Context, t *config.Target, idempotent bool, atte
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil || i == limit-1 || !retryable(err, timedOut) {
+		if ctx.Err() != nil || i == limit-1 || !retryable(err, timedOut, mode) {
 			return err
 		}
 		wait := backoff(i, r.cr.MaxBackoff)
@@ -326,9 +345,15 @@ func (r *run) retry(ctx context.Context, t *config.Target, idempotent bool, atte
 	return err
 }
 
-func retryable(err error, timedOut bool) bool {
+func retryable(err error, timedOut bool, mode retryMode) bool {
 	var re *target.RetryableError
-	if errors.As(err, &re) || timedOut {
+	if errors.As(err, &re) {
+		return true
+	}
+	if mode != writeRetries {
+		return false
+	}
+	if timedOut {
 		return true
 	}
 	var ne net.Error
@@ -368,20 +393,43 @@ func (r *run) verifyTargets(ctx context.Context) (string, error) {
 		case err != nil:
 			tr.State, tr.Error = store.DeliveryMismatch, "read back: "+r.scrub(err).Error()
 			mismatched = append(mismatched, rd.t.Name+": "+tr.Error)
-		case len(resp.Unreadable) > 0:
-			tr.State = store.DeliveryUnverified
-			unverifiable++
 		default:
-			got := map[string]secret.String{}
-			for _, k := range rd.t.Keys {
-				got[k] = resp.Values[k]
+			unreadable := map[string]bool{}
+			for _, k := range resp.Unreadable {
+				unreadable[k] = true
 			}
-			if r.e.fingerprintValues(rd.t, got) == rd.fingerprint {
+			var missing, differ, hidden []string
+			for _, k := range rd.t.Keys {
+				got, ok := resp.Values[k]
+				switch {
+				case unreadable[k]:
+					hidden = append(hidden, k)
+				case !ok:
+					missing = append(missing, k)
+				case !got.Equal(rd.values[k]):
+					differ = append(differ, k)
+				}
+			}
+			switch {
+			case len(missing) > 0 || len(differ) > 0:
+				var parts []string
+				if len(differ) > 0 {
+					parts = append(parts, "holds a different value for "+strings.Join(differ, ", "))
+				}
+				if len(missing) > 0 {
+					parts = append(parts, "is missing "+strings.Join(missing, ", "))
+				}
+				tr.State, tr.Error = store.DeliveryMismatch, "read back: "+strings.Join(parts, " and ")
+				mismatched = append(mismatched, rd.t.Name+": "+tr.Error)
+			case len(hidden) > 0:
+				tr.State, tr.Detail = store.DeliveryUnverified, "write-only: "+strings.Join(hidden, ", ")
+				if len(resp.Notes) > 0 {
+					tr.Detail += " (" + strings.Join(resp.Notes, "; ") + ")"
+				}
+				unverifiable++
+			default:
 				tr.State = store.DeliveryVerified
 				verified++
-			} else {
-				tr.State, tr.Error = store.DeliveryMismatch, "read back a different value than was written"
-				mismatched = append(mismatched, rd.t.Name+": "+tr.Error)
 			}
 		}
 		r.setTargetResult(tr)

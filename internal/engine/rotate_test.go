@@ -16,6 +16,7 @@ import (
 	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/store"
+	"github.com/rotorhq/rotor/internal/target"
 )
 
 func ensureReq(b *bundle, roles []string) provider.EnsureRolesRequest {
@@ -366,4 +367,67 @@ func TestPlanAndStatus(t *testing.T) {
 	require.Equal(t, roles[0], p.FromRole)
 	require.Equal(t, roles[1], p.ToRole)
 	_ = context.Background
+}
+
+func TestTransientTargetFailureIsRetried(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	b := setup(t, setupOpts{strategy: "dual", roles: roles, memory: true})
+	b.mem.failPuts = 2
+	res := b.rotate(engine.Options{})
+	require.Equal(t, store.StatusSucceeded, res.Status)
+	require.Equal(t, 3, b.mem.puts, "two 503s, then success")
+	require.Equal(t, 1, b.mem.reloads)
+	require.True(t, b.mem.get("DATABASE_URL").Equal(b.envURL()), "every target holds the same new URL")
+	for _, tr := range res.Targets {
+		if tr.Name == "mem" {
+			require.Equal(t, 3, tr.Attempts)
+			require.Equal(t, store.DeliveryVerified, tr.State)
+		}
+	}
+}
+
+func TestPermanentTargetFailureStopsBeforeReloads(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	b := setup(t, setupOpts{strategy: "dual", roles: roles, memory: true})
+	b.mem.failPuts = 1
+	b.mem.failErr = target.ErrAuth
+	_, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	var se *engine.StepError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, engine.StepPublish, se.Step)
+	require.Equal(t, 1, b.mem.puts, "a non-retryable error is not retried")
+	require.Equal(t, 0, b.mem.reloads, "no reload while any write failed")
+
+	res, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{ResumeOnly: true})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusSucceeded, res.Status)
+	require.Equal(t, 1, b.mem.reloads)
+}
+
+func TestReadBackFindsMissingKey(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	b := setup(t, setupOpts{strategy: "dual", roles: roles, memory: true})
+	b.mem.dropOnRead = "DATABASE_URL"
+	_, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	var se *engine.StepError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, engine.StepConfirm, se.Step)
+	require.Contains(t, err.Error(), "is missing DATABASE_URL")
+}
+
+func TestWriteOnlyTargetIsUnverifiable(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	b := setup(t, setupOpts{strategy: "dual", roles: roles, memory: true})
+	b.mem.writeOnly = true
+	res := b.rotate(engine.Options{})
+	for _, tr := range res.Targets {
+		if tr.Name == "mem" {
+			require.Equal(t, store.DeliveryUnverified, tr.State)
+			require.Contains(t, tr.Detail, "write-only")
+		}
+	}
 }

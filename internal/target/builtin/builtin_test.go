@@ -74,10 +74,13 @@ func TestFactoriesReportTheirType(t *testing.T) {
 // minimalOptions holds each type's smallest valid options as YAML; a new
 // type without an entry fails TestFactoriesReportTheirType.
 var minimalOptions = map[string]string{
-	"dotenv": "path: .env",
-	"vercel": "project: prj_1\ntoken: t",
-	"render": "service_id: srv-1\ntoken: t",
-	"fly":    "app: my-app\ntoken: t",
+	"dotenv":         "path: .env",
+	"vercel":         "project: prj_1\ntoken: t",
+	"render":         "service_id: srv-1\ntoken: t",
+	"fly":            "app: my-app\ntoken: t",
+	"github-actions": "repo: o/r\ntoken: t",
+	"gitlab":         "project: g/p\ntoken: t",
+	"railway":        "project_id: p\nenvironment_id: e\ntoken: t",
 }
 
 // decodeYAML mimics the config layer's strict Decode.

@@ -1,0 +1,105 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/target"
+	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
+)
+
+// memoryTarget is an in-process target for engine tests that need to
+// control what a backend answers: failures, write-only keys, drift.
+type memoryTarget struct {
+	mu         sync.Mutex
+	values     map[string]secret.String
+	puts       int
+	reloads    int
+	failPuts   int   // fail this many Puts
+	failErr    error // with this error (default a RetryableError)
+	writeOnly  bool  // Check reports every key as unreadable
+	dropOnRead string
+}
+
+// memoryTargetYAML(true) is the YAML for a memory target; the harness wires
+// the instance into the bundle.
+func memoryTargetYAML(on bool) string {
+	if !on {
+		return ""
+	}
+	return `      - name: mem
+        type: memory
+        values:
+          DATABASE_URL: "{{.URL}}"
+`
+}
+
+func lookupWithMemory(b *bundle) func(string) (target.Factory, error) {
+	return func(typ string) (target.Factory, error) {
+		if typ != "memory" {
+			return tbuiltin.Lookup(typ)
+		}
+		return func(p target.Params) (target.Target, error) {
+			b.mem = &memoryTarget{values: map[string]secret.String{}}
+			return b.mem, nil
+		}, nil
+	}
+}
+
+func (m *memoryTarget) Info() target.Info {
+	return target.Info{Type: "memory", Name: "mem", Destination: "memory", Idempotent: true}
+}
+
+func (m *memoryTarget) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.puts++
+	if m.failPuts > 0 {
+		m.failPuts--
+		if m.failErr != nil {
+			return target.PutResponse{}, m.failErr
+		}
+		return target.PutResponse{}, &target.RetryableError{Err: errors.New("memory: 503 service unavailable")}
+	}
+	for k, v := range req.Values {
+		m.values[k] = v
+	}
+	return target.PutResponse{Changed: true}, nil
+}
+
+func (m *memoryTarget) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reloads++
+	return target.ReloadResponse{Detail: "reloaded"}, nil
+}
+
+func (m *memoryTarget) Check(ctx context.Context, req target.CheckRequest) (target.CheckResponse, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	resp := target.CheckResponse{Values: map[string]secret.String{}}
+	for _, k := range req.Keys {
+		if m.writeOnly {
+			resp.Unreadable = append(resp.Unreadable, k)
+			continue
+		}
+		if v, ok := m.values[k]; ok && k != m.dropOnRead {
+			resp.Values[k] = v
+		}
+	}
+	return resp, nil
+}
+
+func (m *memoryTarget) get(k string) secret.String {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.values[k]
+}
+
+var (
+	_ target.Target   = (*memoryTarget)(nil)
+	_ target.Reloader = (*memoryTarget)(nil)
+	_ target.Checker  = (*memoryTarget)(nil)
+)

@@ -1,0 +1,517 @@
+// Package gitlab is the GitLab CI/CD target: it keeps project or group
+// CI/CD variables up to date (targets-api.md §6) through GitLab's client-go.
+//
+// GitLab has no upsert. For each key Put reads the variable of the
+// configured environment scope (GET with filter[environment_scope]) and
+// then updates it (PUT) or creates it (POST); a create that loses a race
+// ("has already been taken") becomes an update, so Put stays idempotent.
+// Variables are raw by default: GitLab would otherwise expand every $ in a
+// password when a job starts. Masking is checked before anything is
+// written, because GitLab refuses to mask most connection strings.
+package gitlab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	gl "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/rotorhq/rotor/internal/connstr"
+	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/target"
+)
+
+// Type is the registry name of this target.
+const Type = "gitlab"
+
+// DefaultAPIURL is GitLab.com's REST API.
+const DefaultAPIURL = "https://gitlab.com/api/v4"
+
+// Options are the target's own config keys.
+type Options struct {
+	// Token is a personal, project or group access token with the api
+	// scope, given as ${GITLAB_TOKEN}.
+	Token string `yaml:"token"`
+	// Project is the project's numeric id or full path (group/app).
+	Project string `yaml:"project"`
+	// Group is the group's numeric id or full path; it excludes Project.
+	Group string `yaml:"group"`
+	// EnvironmentScope is the variables' environment scope. Default "*".
+	EnvironmentScope string `yaml:"environment_scope"`
+	// Masked hides the values in job logs; GitLab accepts it only for
+	// values it can mask (see CanMask).
+	Masked bool `yaml:"masked"`
+	// Hidden creates variables masked and hidden (masked_and_hidden):
+	// nobody can read them back, rotor included.
+	Hidden bool `yaml:"hidden"`
+	// Protected exposes the variables only to protected branches and tags.
+	Protected bool `yaml:"protected"`
+	// Raw stops GitLab from expanding $ references in the values.
+	// Default true.
+	Raw *bool `yaml:"raw"`
+	// VariableType is env_var (default) or file.
+	VariableType string `yaml:"variable_type"`
+	// Pipeline starts a pipeline on Ref after every target was written.
+	Pipeline *PipelineOptions `yaml:"pipeline"`
+	// APIURL is the REST API root (self-managed:
+	// https://gitlab.example.com/api/v4); tests point it at a fake.
+	APIURL string `yaml:"api_url"`
+}
+
+// PipelineOptions name the ref Reload runs a pipeline on.
+type PipelineOptions struct {
+	Ref string `yaml:"ref"`
+}
+
+// Target writes CI/CD variables of one project or group. A target with
+// pipeline: is a *Pipelining.
+type Target struct {
+	name, desc string
+	token      secret.String
+	// id is the project or group as client-go takes it: an int, or a
+	// path string it escapes.
+	id           any
+	ref          string // the id as the user wrote it, for messages
+	group        bool
+	scope        string
+	masked       bool
+	hidden       bool
+	protected    bool
+	raw          bool
+	variableType gl.VariableTypeValue
+	client       *gl.Client
+	now          func() time.Time
+}
+
+// Pipelining is a Target whose Reload starts a pipeline.
+type Pipelining struct {
+	*Target
+	pipelineRef string
+}
+
+// New builds a GitLab target from its options. It does no I/O.
+func New(p target.Params) (target.Target, error) {
+	desc := fmt.Sprintf("gitlab target %q", p.Name)
+	if p.Decode == nil {
+		return nil, fmt.Errorf("%s: no options decoder; this is a bug in the caller: %w", desc, target.ErrInvalid)
+	}
+	opts := Options{APIURL: DefaultAPIURL, EnvironmentScope: "*", VariableType: string(gl.EnvVariableType)}
+	if err := p.Decode(&opts); err != nil {
+		return nil, fmt.Errorf("%s: %w", desc, err)
+	}
+	t := &Target{
+		name: p.Name, desc: desc,
+		scope:     opts.EnvironmentScope,
+		masked:    opts.Masked || opts.Hidden,
+		hidden:    opts.Hidden,
+		protected: opts.Protected,
+		raw:       opts.Raw == nil || *opts.Raw,
+		now:       p.Now,
+	}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	if opts.Token == "" {
+		return nil, fmt.Errorf("%s has no token; add token: ${GITLAB_TOKEN} and export an access token with the api scope: %w", desc, target.ErrAuth)
+	}
+	t.token = secret.New(opts.Token)
+	switch {
+	case opts.Project != "" && opts.Group != "":
+		return nil, fmt.Errorf("%s sets both project and group; use one: %w", desc, target.ErrInvalid)
+	case opts.Project == "" && opts.Group == "":
+		return nil, fmt.Errorf("%s needs project: (numeric id or path like group/app) or group: %w", desc, target.ErrInvalid)
+	case opts.Group != "":
+		t.group, t.ref = true, opts.Group
+	default:
+		t.ref = opts.Project
+	}
+	t.id = t.ref
+	if n, err := strconv.Atoi(t.ref); err == nil {
+		t.id = n
+	}
+	if t.scope == "" {
+		return nil, fmt.Errorf("%s: environment_scope is empty; use * (all environments) or an environment name: %w", desc, target.ErrInvalid)
+	}
+	switch gl.VariableTypeValue(opts.VariableType) {
+	case gl.EnvVariableType, gl.FileVariableType:
+		t.variableType = gl.VariableTypeValue(opts.VariableType)
+	default:
+		return nil, fmt.Errorf("%s: variable_type %q is not env_var or file: %w", desc, opts.VariableType, target.ErrInvalid)
+	}
+	u, err := url.Parse(opts.APIURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("%s: api_url %q is not an http(s) URL; leave it out for GitLab.com or use https://HOST/api/v4: %w", desc, opts.APIURL, target.ErrInvalid)
+	}
+	clientOpts := []gl.ClientOptionFunc{
+		gl.WithBaseURL(opts.APIURL),
+		// The engine owns retries and backoff: client-go must neither
+		// retry nor sleep on its own.
+		gl.WithoutRetries(),
+		gl.WithCustomLimiter(noWait{}),
+		gl.WithUserAgent("rotor"),
+		gl.WithURLWarningLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+	}
+	if p.HTTPClient != nil {
+		clientOpts = append(clientOpts, gl.WithHTTPClient(p.HTTPClient))
+	}
+	if t.client, err = gl.NewClient(opts.Token, clientOpts...); err != nil {
+		return nil, fmt.Errorf("%s: cannot build the GitLab client; check api_url: %w", desc, err)
+	}
+	if opts.Pipeline == nil {
+		return t, nil
+	}
+	if opts.Pipeline.Ref == "" {
+		return nil, fmt.Errorf("%s: pipeline needs ref, e.g. pipeline: {ref: main}: %w", desc, target.ErrInvalid)
+	}
+	if t.group {
+		return nil, fmt.Errorf("%s: pipeline runs in a project; groups have no pipelines, so drop pipeline or add a gitlab target for the project: %w", desc, target.ErrInvalid)
+	}
+	return &Pipelining{Target: t, pipelineRef: opts.Pipeline.Ref}, nil
+}
+
+type noWait struct{}
+
+func (noWait) Wait(context.Context) error { return nil }
+
+// Info implements target.Target.
+func (t *Target) Info() target.Info {
+	kind := "project"
+	if t.group {
+		kind = "group"
+	}
+	return target.Info{
+		Type:        Type,
+		Name:        t.name,
+		Destination: fmt.Sprintf("gitlab %s %s CI/CD variables (environment scope %s)", kind, t.ref, t.scope),
+		Idempotent:  true,
+	}
+}
+
+// variableKey is GitLab's rule for variable keys.
+var variableKey = regexp.MustCompile(`^[A-Za-z0-9_]{1,255}$`)
+
+// Put implements target.Target: for each key it reads the variable of the
+// configured scope and updates it when the value or a flag differs, or
+// creates it. Nothing is written if any key or value would be refused.
+func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
+	keys := orderedKeys(req)
+	secrets := t.secrets(req.Values)
+	for _, k := range keys {
+		if !variableKey.MatchString(k) {
+			return target.PutResponse{}, fmt.Errorf("%s: %q cannot be a GitLab variable key: use up to 255 letters, digits and '_'; rename the key under values: %w", t.desc, k, target.ErrInvalid)
+		}
+		if t.masked {
+			if why := CanMask(req.Values[k].Reveal(), t.raw); why != "" {
+				return target.PutResponse{}, fmt.Errorf("%s: GitLab cannot mask the value for %s: it %s. GitLab masks only values of at least 8 characters on one line without spaces (with raw: false, only letters, digits and _ + = / @ : . ~ -), which a connection URL rarely is. Set masked: false here and mask a separate key that holds only the password, e.g. another gitlab target with values {PGPASSWORD: \"{{.Password}}\"} and masked: true: %w", t.desc, k, why, target.ErrInvalid)
+			}
+		}
+	}
+	changed := false
+	for _, k := range keys {
+		c, err := t.putOne(ctx, k, req.Values[k], secrets)
+		if err != nil {
+			return target.PutResponse{Changed: changed}, err
+		}
+		changed = changed || c
+	}
+	return target.PutResponse{Changed: changed}, nil
+}
+
+// variable is the part of a project or group variable rotor compares.
+type variable struct {
+	Value        string
+	VariableType gl.VariableTypeValue
+	Protected    bool
+	Masked       bool
+	Hidden       bool
+	Raw          bool
+	Scope        string
+}
+
+func (t *Target) putOne(ctx context.Context, key string, value secret.String, secrets []secret.String) (bool, error) {
+	cur, resp, err := t.get(ctx, key)
+	switch {
+	case err == nil:
+		if err := t.checkScope(key, cur); err != nil {
+			return false, err
+		}
+		if cur.Hidden && !t.hidden {
+			return false, fmt.Errorf("%s: %s (scope %s) is hidden in GitLab, and hidden variables stay masked; set hidden: true for this target: %w", t.desc, key, t.scope, target.ErrInvalid)
+		}
+		if t.hidden && !cur.Hidden {
+			return false, fmt.Errorf("%s: %s (scope %s) exists but is not hidden, and GitLab hides variables only when creating them; delete it under Settings → CI/CD → Variables so rotor creates it hidden, or set hidden: false: %w", t.desc, key, t.scope, target.ErrInvalid)
+		}
+		// A hidden value cannot be read, so it cannot be compared.
+		if !cur.Hidden && secret.New(cur.Value).Equal(value) && t.flagsMatch(cur) {
+			return false, nil
+		}
+		return true, t.update(ctx, key, value, secrets)
+	case statusOf(resp) == 404:
+		err := t.create(ctx, key, value, secrets)
+		var e *Error
+		if errors.As(err, &e) && e.Status == 400 && strings.Contains(e.Message, "has already been taken") {
+			// Another writer (a concurrent retry) created it between the
+			// GET and the POST: update it instead.
+			return true, t.update(ctx, key, value, secrets)
+		}
+		return true, err
+	default:
+		return false, t.apiError("read variable "+key, resp, err, true, secrets)
+	}
+}
+
+func (t *Target) flagsMatch(v variable) bool {
+	return v.Protected == t.protected && v.Masked == t.masked && v.Raw == t.raw &&
+		v.VariableType == t.variableType && v.Scope == t.scope
+}
+
+func (t *Target) get(ctx context.Context, key string) (variable, *gl.Response, error) {
+	filter := &gl.VariableFilter{EnvironmentScope: t.scope}
+	if t.group {
+		v, resp, err := t.client.GroupVariables.GetVariable(t.id, key, &gl.GetGroupVariableOptions{Filter: filter}, gl.WithContext(ctx))
+		if err != nil {
+			return variable{}, resp, err
+		}
+		return variable{v.Value, v.VariableType, v.Protected, v.Masked, v.Hidden, v.Raw, v.EnvironmentScope}, resp, nil
+	}
+	v, resp, err := t.client.ProjectVariables.GetVariable(t.id, key, &gl.GetProjectVariableOptions{Filter: filter}, gl.WithContext(ctx))
+	if err != nil {
+		return variable{}, resp, err
+	}
+	return variable{v.Value, v.VariableType, v.Protected, v.Masked, v.Hidden, v.Raw, v.EnvironmentScope}, resp, nil
+}
+
+// checkScope refuses a variable of another environment scope: a GitLab
+// that ignores filter[environment_scope] answers with whichever variable
+// has the key, and updating that one would move it to rotor's scope.
+func (t *Target) checkScope(key string, v variable) error {
+	if v.Scope == t.scope {
+		return nil
+	}
+	return fmt.Errorf("%s: asked for %s in environment scope %s, GitLab answered with the one of scope %s: this GitLab ignores filter[environment_scope] (it needs GitLab 16.9+, Premium for groups); keep one scope per key, or set environment_scope: %s if that is the variable to rotate: %w",
+		t.desc, key, t.scope, v.Scope, v.Scope, target.ErrInvalid)
+}
+
+func (t *Target) update(ctx context.Context, key string, value secret.String, secrets []secret.String) error {
+	val, vt := value.Reveal(), t.variableType
+	filter := &gl.VariableFilter{EnvironmentScope: t.scope}
+	var (
+		resp *gl.Response
+		err  error
+	)
+	if t.group {
+		_, resp, err = t.client.GroupVariables.UpdateVariable(t.id, key, &gl.UpdateGroupVariableOptions{
+			Value: &val, EnvironmentScope: &t.scope, Filter: filter,
+			Masked: &t.masked, Protected: &t.protected, Raw: &t.raw, VariableType: &vt,
+		}, gl.WithContext(ctx))
+	} else {
+		_, resp, err = t.client.ProjectVariables.UpdateVariable(t.id, key, &gl.UpdateProjectVariableOptions{
+			Value: &val, EnvironmentScope: &t.scope, Filter: filter,
+			Masked: &t.masked, Protected: &t.protected, Raw: &t.raw, VariableType: &vt,
+		}, gl.WithContext(ctx))
+	}
+	if err != nil {
+		return t.apiError("update variable "+key, resp, err, true, secrets)
+	}
+	return nil
+}
+
+func (t *Target) create(ctx context.Context, key string, value secret.String, secrets []secret.String) error {
+	val, vt := value.Reveal(), t.variableType
+	var hidden *bool
+	if t.hidden {
+		hidden = &t.hidden
+	}
+	var (
+		resp *gl.Response
+		err  error
+	)
+	if t.group {
+		_, resp, err = t.client.GroupVariables.CreateVariable(t.id, &gl.CreateGroupVariableOptions{
+			Key: &key, Value: &val, EnvironmentScope: &t.scope, MaskedAndHidden: hidden,
+			Masked: &t.masked, Protected: &t.protected, Raw: &t.raw, VariableType: &vt,
+		}, gl.WithContext(ctx))
+	} else {
+		_, resp, err = t.client.ProjectVariables.CreateVariable(t.id, &gl.CreateProjectVariableOptions{
+			Key: &key, Value: &val, EnvironmentScope: &t.scope, MaskedAndHidden: hidden,
+			Masked: &t.masked, Protected: &t.protected, Raw: &t.raw, VariableType: &vt,
+		}, gl.WithContext(ctx))
+	}
+	if err != nil {
+		return t.apiError("create variable "+key, resp, err, true, secrets)
+	}
+	return nil
+}
+
+// Check implements target.Checker: values are read back, except those of
+// hidden variables, which GitLab never shows again.
+func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.CheckResponse, error) {
+	resp := target.CheckResponse{Values: map[string]secret.String{}}
+	for _, k := range req.Keys {
+		if !variableKey.MatchString(k) {
+			continue // no such variable can exist
+		}
+		v, r, err := t.get(ctx, k)
+		switch {
+		case statusOf(r) == 404:
+			continue
+		case err != nil:
+			return target.CheckResponse{}, t.apiError("read variable "+k, r, err, true, []secret.String{t.token})
+		case t.checkScope(k, v) != nil:
+			return target.CheckResponse{}, t.checkScope(k, v)
+		case v.Hidden:
+			resp.Unreadable = append(resp.Unreadable, k)
+			resp.Notes = append(resp.Notes, k+" is hidden in GitLab; hidden values cannot be read back")
+		default:
+			resp.Values[k] = secret.New(v.Value)
+		}
+	}
+	return resp, nil
+}
+
+// Validate implements target.Validator: the project or group exists, the
+// token's role can manage CI/CD variables, and the variables can be
+// listed. It writes nothing.
+func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target.ValidateResponse, error) {
+	var resp target.ValidateResponse
+	secrets := []secret.String{t.token}
+	if t.group {
+		if _, r, err := t.client.Groups.GetGroup(t.id, nil, gl.WithContext(ctx)); err != nil {
+			return resp, t.apiError("look up group "+t.ref, r, err, true, secrets)
+		}
+		if _, r, err := t.client.GroupVariables.ListVariables(t.id, &gl.ListGroupVariablesOptions{ListOptions: gl.ListOptions{PerPage: 1}}, gl.WithContext(ctx)); err != nil {
+			return resp, t.apiError("list variables", r, err, true, secrets)
+		}
+		resp.Notes = append(resp.Notes, "group variables need the Owner role on the group")
+		return resp, nil
+	}
+	p, r, err := t.client.Projects.GetProject(t.id, nil, gl.WithContext(ctx))
+	if err != nil {
+		return resp, t.apiError("look up project "+t.ref, r, err, true, secrets)
+	}
+	if level, known := accessLevel(p); known && level < gl.MaintainerPermissions {
+		return resp, fmt.Errorf("%s: the token's user has access level %d on project %s, but managing CI/CD variables needs Maintainer (40); raise the role or use a project access token with the Maintainer role: %w", t.desc, level, t.ref, target.ErrAuth)
+	} else if !known {
+		resp.Notes = append(resp.Notes, "GitLab did not report the token's role on the project; managing CI/CD variables needs Maintainer")
+	}
+	if _, r, err := t.client.ProjectVariables.ListVariables(t.id, &gl.ListProjectVariablesOptions{ListOptions: gl.ListOptions{PerPage: 1}}, gl.WithContext(ctx)); err != nil {
+		return resp, t.apiError("list variables", r, err, true, secrets)
+	}
+	return resp, nil
+}
+
+func accessLevel(p *gl.Project) (gl.AccessLevelValue, bool) {
+	if p.Permissions == nil {
+		return 0, false
+	}
+	var level gl.AccessLevelValue
+	known := false
+	if pa := p.Permissions.ProjectAccess; pa != nil {
+		level, known = max(level, pa.AccessLevel), true
+	}
+	if ga := p.Permissions.GroupAccess; ga != nil {
+		level, known = max(level, ga.AccessLevel), true
+	}
+	return level, known
+}
+
+// Validate also checks that the pipeline's ref exists.
+func (p *Pipelining) Validate(ctx context.Context, req target.ValidateRequest) (target.ValidateResponse, error) {
+	resp, err := p.Target.Validate(ctx, req)
+	if err != nil {
+		return resp, err
+	}
+	if _, r, err := p.client.Commits.GetCommit(p.id, url.PathEscape(p.pipelineRef), nil, gl.WithContext(ctx)); err != nil {
+		return resp, p.apiError("look up ref "+p.pipelineRef, r, err, true, []secret.String{p.token})
+	}
+	resp.Notes = append(resp.Notes, fmt.Sprintf("Reload starts a pipeline on %s in project %s", p.pipelineRef, p.ref))
+	return resp, nil
+}
+
+// Reload implements target.Reloader: it starts a pipeline on the ref so
+// jobs run with the new variables. A pipeline is not idempotent (each
+// call is a run), so only rate limits, refused before anything ran, are
+// retryable.
+func (p *Pipelining) Reload(ctx context.Context, _ target.ReloadRequest) (target.ReloadResponse, error) {
+	ref := p.pipelineRef
+	pl, r, err := p.client.Pipelines.CreatePipeline(p.id, &gl.CreatePipelineOptions{Ref: &ref}, gl.WithContext(ctx))
+	if err != nil {
+		return target.ReloadResponse{}, p.apiError("start a pipeline on "+ref, r, err, false, []secret.String{p.token})
+	}
+	return target.ReloadResponse{Detail: fmt.Sprintf("pipeline %d started on %s in project %s", pl.ID, ref, p.ref)}, nil
+}
+
+// CanMask returns "" when GitLab can mask value, else why not (to finish
+// "it …"). The rules are GitLab's Ci::Maskable: at least 8 characters
+// and no whitespace for raw variables; for expanded ones, only the base64
+// alphabet plus @ : . ~ (and - _ + = /).
+func CanMask(value string, raw bool) string {
+	if len(value) < 8 {
+		return "is shorter than 8 characters"
+	}
+	if strings.ContainsAny(value, "\n\r") {
+		return "spans several lines"
+	}
+	if strings.ContainsAny(value, " \t\f\v") {
+		return "contains spaces"
+	}
+	if !raw && strings.IndexFunc(value, notMaskableExpanded) >= 0 {
+		return "contains characters other than letters, digits and _ + = / @ : . ~ - (raw: false)"
+	}
+	return ""
+}
+
+func notMaskableExpanded(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return false
+	}
+	return !strings.ContainsRune("_+=/@:.~-", r)
+}
+
+// secrets lists what must never appear in an error: each value, the
+// password inside a connection-string value, and the token.
+func (t *Target) secrets(values map[string]secret.String) []secret.String {
+	s := make([]secret.String, 0, 2*len(values)+1)
+	for _, v := range values {
+		s = append(s, v)
+		if c, err := connstr.Parse(v.Reveal()); err == nil && !c.Password.IsZero() {
+			s = append(s, c.Password)
+		}
+	}
+	return append(s, t.token)
+}
+
+func orderedKeys(req target.PutRequest) []string {
+	keys := make([]string, 0, len(req.Values))
+	for _, k := range req.Keys {
+		if _, ok := req.Values[k]; ok && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	var rest []string
+	for k := range req.Values {
+		if !slices.Contains(keys, k) {
+			rest = append(rest, k)
+		}
+	}
+	slices.Sort(rest)
+	return append(keys, rest...)
+}
+
+var (
+	_ target.Target    = (*Target)(nil)
+	_ target.Checker   = (*Target)(nil)
+	_ target.Validator = (*Target)(nil)
+	_ target.Reloader  = (*Pipelining)(nil)
+	_ target.Validator = (*Pipelining)(nil)
+)
