@@ -44,7 +44,7 @@ type bundle struct {
 }
 
 type setupOpts struct {
-	memory   bool     // add a "memory" target (see memory_test.go)
+	memory   bool // add a "memory" target (see memory_test.go)
 	strategy string
 	roles    []string // created with pgtest.NewRole (random passwords) unless skipCreate
 	extra    string   // extra YAML lines under the credential (indented 4 spaces)
