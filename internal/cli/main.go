@@ -85,6 +85,7 @@ or ` + "`rotor init`" + ` to write a starter rotor.yaml.`,
 		NewCmdStatus(f, nil),
 		NewCmdHistory(f, nil),
 		NewCmdConnstr(f),
+		NewCmdNeon(f),
 		NewCmdDemo(f, nil),
 	)
 	return root

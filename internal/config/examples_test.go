@@ -20,8 +20,10 @@ func TestExamplesLoad(t *testing.T) {
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(files), 3, "examples/ holds single.yaml, dual.yaml and neon.yaml")
 	env := map[string]string{
-		"ROTOR_ADMIN_URL": "postgresql://admin:admin-pw@db.internal:5432/postgres?sslmode=require",
-		"NEON_ADMIN_URL":  "postgresql://neondb_owner:npg-pw@ep-cool-darkness-123456.eu-central-1.aws.neon.tech/neondb?sslmode=require",
+		"ROTOR_ADMIN_URL":     "postgresql://admin:admin-pw@db.internal:5432/postgres?sslmode=require",
+		"NEON_ADMIN_URL":      "postgresql://neondb_owner:npg-pw@ep-cool-darkness-123456.eu-central-1.aws.neon.tech/neondb?sslmode=require",
+		"NEON_API_KEY":        "napi_example",
+		"NEON_ADMIN_PASSWORD": "npg-example",
 	}
 	reg := config.Registry{Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup, Getenv: func(string) string { return "" }}
 	for _, file := range files {

@@ -344,7 +344,7 @@ func (c *Config) credential(d *decoder, key *yaml.Node, cc, def *CredentialConfi
 
 // secretKeys must take their value from the environment: a token or a
 // password typed into rotor.yaml ends up in git.
-var secretKeys = map[string]bool{"admin_url": true, "token": true, "api_key": true, "secret": true, "password": true, "client_secret": true}
+var secretKeys = map[string]bool{"admin_url": true, "token": true, "api_key": true, "secret": true, "password": true, "client_secret": true, "admin_password": true}
 
 func (c *Config) provider(d *decoder, n *yaml.Node, path string, written map[*yaml.Node]string, reg Registry) (string, provider.Provider) {
 	if n.Kind != yaml.MappingNode {

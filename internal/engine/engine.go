@@ -59,8 +59,9 @@ type Engine struct {
 	Holder   string
 	LeaseTTL time.Duration
 
-	// Events receives live progress; it must not block for long. Nil
-	// drops events.
+	// Events receives live progress. It is called from several goroutines
+	// at once (targets publish in parallel), so it must be safe for
+	// concurrent use, and it must not block for long. Nil drops events.
 	Events func(Event)
 	Logger *slog.Logger
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +39,7 @@ type bundle struct {
 	cfg     *config.Config
 	store   store.Store
 	eng     *engine.Engine
+	mu      sync.Mutex // guards events: the engine emits from parallel target goroutines
 	events  []engine.Event
 	envFile string
 	mem     *memoryTarget
@@ -136,7 +138,11 @@ var testKey = func() []byte {
 func (b *bundle) newEngine() *engine.Engine {
 	sealer, err := secret.NewSealer(testKey)
 	require.NoError(b.t, err)
-	return &engine.Engine{Store: b.store, Sealer: sealer, Events: func(ev engine.Event) { b.events = append(b.events, ev) }}
+	return &engine.Engine{Store: b.store, Sealer: sealer, Events: func(ev engine.Event) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.events = append(b.events, ev)
+	}}
 }
 
 func (b *bundle) cred() *config.Credential {

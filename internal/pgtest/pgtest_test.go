@@ -77,7 +77,6 @@ func TestNewRole(t *testing.T) {
 	ctx := t.Context()
 	c := pgtest.Shared(t)
 	db, dbURL := pgtest.NewDatabase(t)
-	admin := pgtest.Connect(ctx, t, dbURL)
 	tests := []struct{ name, role, password string }{
 		{"plain", pgtest.UniqueName(t, "plain"), "plain-Pw-1"},
 		{"quotes and URL characters", `we"ird; DROP TABLE x; --` + pgtest.UniqueName(t, ""), `p@ss:w/o?r#d%'"\`},
@@ -85,6 +84,9 @@ func TestNewRole(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			// One admin connection per subtest: a pgx.Conn is not safe
+			// for concurrent use.
+			admin := pgtest.Connect(ctx, t, dbURL)
 			// Not parallel: the check below runs after its cleanup.
 			t.Run("create and use", func(t *testing.T) {
 				pw := secret.New(tt.password)

@@ -8,11 +8,13 @@ import (
 	"strings"
 
 	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/provider/neon"
 	"github.com/rotorhq/rotor/internal/provider/postgres"
 )
 
 // Providers maps a config `type:` to its factory. Add new providers here.
 var Providers = map[string]provider.Factory{
+	"neon":     neon.New,
 	"postgres": postgres.New,
 }
 

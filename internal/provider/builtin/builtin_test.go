@@ -51,6 +51,7 @@ func TestFactoriesDoNoIO(t *testing.T) {
 	t.Parallel()
 	configs := map[string]string{
 		"postgres": "admin_url: postgresql://admin:pw@127.0.0.1:1/db",
+		"neon":     "api_key: napi_x\nproject_id: p\napi_url: http://127.0.0.1:1/api/v2",
 	}
 	for _, name := range builtin.Names() {
 		t.Run(name, func(t *testing.T) {

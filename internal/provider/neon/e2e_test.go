@@ -1,0 +1,344 @@
+package neon_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/joho/godotenv"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotorhq/rotor/internal/config"
+	"github.com/rotorhq/rotor/internal/connstr"
+	"github.com/rotorhq/rotor/internal/engine"
+	"github.com/rotorhq/rotor/internal/pgtest"
+	"github.com/rotorhq/rotor/internal/provider"
+	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
+	"github.com/rotorhq/rotor/internal/provider/neon"
+	"github.com/rotorhq/rotor/internal/provider/neon/neonapi"
+	"github.com/rotorhq/rotor/internal/provider/neon/neonfake"
+	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/store"
+	"github.com/rotorhq/rotor/internal/store/sqlite"
+	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
+)
+
+// rig is one engine-level test: a config that names a neon credential
+// with a dotenv target, loaded through config.Parse with neon in the
+// registry, a store, and an engine whose logins reach the fake's clusters.
+type rig struct {
+	*world
+	dir     string
+	envFile string
+	cfg     *config.Config
+	store   store.Store
+	eng     *engine.Engine
+
+	mu     sync.Mutex
+	sleeps []time.Duration
+}
+
+type rigOpts struct {
+	method   string
+	strategy string
+	roles    []string
+	provider []string // extra provider lines
+}
+
+func newRig(t *testing.T, w *world, o rigOpts) *rig {
+	t.Helper()
+	r := &rig{world: w, dir: t.TempDir()}
+	r.envFile = filepath.Join(r.dir, ".env")
+	require.NoError(t, os.WriteFile(r.envFile, []byte("# app settings\nOTHER=keep-me\n"), 0o600))
+	roleLine := fmt.Sprintf("    role: %q\n", o.roles[0])
+	if o.strategy == "dual" {
+		roleLine = fmt.Sprintf("    roles: [%q, %q]\n", o.roles[0], o.roles[1])
+	}
+	var prov strings.Builder
+	for _, l := range append([]string{"type: neon", "api_key: ${NEON_API_KEY}", "api_url: " + w.fake.URL,
+		"project_id: " + w.fake.ProjectID, "database: " + w.db, "method: " + o.method}, o.provider...) {
+		prov.WriteString("      " + l + "\n")
+	}
+	doc := fmt.Sprintf(`version: 1
+credentials:
+  app:
+    provider:
+%s    strategy: %s
+%s    drain:
+      timeout: 2s
+      poll: 100ms
+    targets:
+      - name: env
+        type: dotenv
+        path: %q
+        values:
+          DATABASE_URL: "{{.PooledURL}}"
+          DATABASE_URL_UNPOOLED: "{{.DirectURL}}"
+`, prov.String(), o.strategy, roleLine, r.envFile)
+	tune := func(c *neonapi.Client) {
+		c.MaxAttempts = 50
+		c.Sleep = func(ctx context.Context, d time.Duration) error {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.sleeps = append(r.sleeps, d)
+			return ctx.Err()
+		}
+	}
+	lookup := func(typ string) (provider.Factory, error) {
+		if typ == "neon" {
+			return neon.FactoryForTest(w.fake.Route, nil, tune), nil
+		}
+		return pbuiltin.Lookup(typ)
+	}
+	env := map[string]string{"NEON_API_KEY": w.fake.APIKey}
+	cfg, err := config.Parse(filepath.Join(r.dir, "rotor.yaml"), []byte(doc), func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+		config.Registry{Provider: lookup, Target: tbuiltin.Lookup, HTTPClient: http.DefaultClient, Now: time.Now, Getenv: func(string) string { return "" }})
+	require.NoError(t, err)
+	t.Cleanup(func() { cfg.Close() })
+	r.cfg = cfg
+	r.store, err = sqlite.Open(t.Context(), filepath.Join(r.dir, "state.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { r.store.Close() })
+	r.eng = r.newEngine()
+	return r
+}
+
+func (r *rig) newEngine() *engine.Engine {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	sealer, err := secret.NewSealer(key)
+	require.NoError(r.t, err)
+	return &engine.Engine{Store: r.store, Sealer: sealer,
+		Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
+		Dial:  func(ctx context.Context, url secret.String) error { return engine.DialPostgres(ctx, r.routed(url)) }}
+}
+
+func (r *rig) cred() *config.Credential {
+	cr, err := r.cfg.Credential("app")
+	require.NoError(r.t, err)
+	return cr
+}
+
+// routed points a consumer's Neon connection string at the cluster that
+// plays its branch, as Neon's DNS would.
+func (w *world) routed(url secret.String) secret.String {
+	w.t.Helper()
+	c, err := connstr.Parse(url.Reveal())
+	require.NoError(w.t, err)
+	ip, port, ok := w.fake.Route(c.Host)
+	require.True(w.t, ok, "host %s is no endpoint of the fake", c.Host)
+	c = c.WithHost(ip)
+	c.Port = strconv.Itoa(port)
+	return c.URL()
+}
+
+// env returns the .env file's values.
+func (r *rig) env() map[string]string {
+	r.t.Helper()
+	m, err := godotenv.Read(r.envFile)
+	require.NoError(r.t, err)
+	return m
+}
+
+// published returns the role and password the .env file holds, checking
+// that both URLs are Neon's: the pooled host for DATABASE_URL, the direct
+// one for DATABASE_URL_UNPOOLED, TLS with channel binding.
+func (r *rig) published() (string, secret.String) {
+	r.t.Helper()
+	m := r.env()
+	require.Equal(r.t, "keep-me", m["OTHER"])
+	pooled, err := connstr.Parse(m["DATABASE_URL"])
+	require.NoError(r.t, err)
+	direct, err := connstr.Parse(m["DATABASE_URL_UNPOOLED"])
+	require.NoError(r.t, err)
+	wantPooled, err := connstr.PooledHost(r.main.Host)
+	require.NoError(r.t, err)
+	require.Equal(r.t, wantPooled, pooled.Host)
+	require.Equal(r.t, r.main.Host, direct.Host)
+	for _, c := range []*connstr.Conn{pooled, direct} {
+		require.Equal(r.t, r.db, c.Database)
+		for _, kv := range [][2]string{{"sslmode", "require"}, {"channel_binding", "require"}} {
+			v, ok := c.Param(kv[0])
+			require.True(r.t, ok)
+			require.Equal(r.t, kv[1], v)
+		}
+	}
+	require.Equal(r.t, pooled.User, direct.User)
+	require.True(r.t, pooled.Password.Equal(direct.Password))
+	return direct.User, direct.Password
+}
+
+func (w *world) login(role string, pw secret.String) error {
+	return pgtest.CanLogin(w.t.Context(), w.main.Cluster.URL(role, pw, w.db, "channel_binding=require"))
+}
+
+func (r *rig) requestsTo(suffix string) []int {
+	var codes []int
+	for _, e := range r.fake.Requests() {
+		if strings.HasSuffix(e.Path, suffix) {
+			codes = append(codes, e.Status)
+		}
+	}
+	return codes
+}
+
+func TestEngineSingleSQL(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, neonfake.Config{})
+	role, oldPW := pgtest.UniqueName(t, "app"), secret.New("Old-pw-"+pgtest.UniqueName(t, "x"))
+	pgtest.NewRole(t, w.main.Cluster, role, oldPW)
+	r := newRig(t, w, rigOpts{method: neon.MethodSQL, strategy: "single", roles: []string{role}})
+
+	res, err := r.eng.Rotate(t.Context(), r.cred(), engine.Options{})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusSucceeded, res.Status)
+	gotRole, first := r.published()
+	require.Equal(t, role, gotRole)
+	require.NoError(t, pgtest.CanLogin(t.Context(), r.routed(secret.New(r.env()["DATABASE_URL"]))), "the published pooled URL logs in")
+	require.Error(t, w.login(role, oldPW), "the old password is gone")
+	require.Empty(t, r.requestsTo("/reset_password"), "the sql method never resets through the API")
+
+	res, err = r.eng.Rotate(t.Context(), r.cred(), engine.Options{})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, res.Version)
+	_, second := r.published()
+	require.False(t, first.Equal(second))
+	require.NoError(t, w.login(role, second))
+	require.Error(t, w.login(role, first))
+}
+
+func TestEngineDualAPI(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, neonfake.Config{})
+	blue, green := pgtest.UniqueName(t, "app_blue"), pgtest.UniqueName(t, "app_green")
+	r := newRig(t, w, rigOpts{method: neon.MethodAPI, strategy: "dual", roles: []string{blue, green}})
+	cr := r.cred()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, role := range []string{blue, green, cr.Group} {
+			_ = pgtest.DropRole(ctx, w.main.Cluster, role)
+		}
+	})
+	// What `rotor setup-roles` does; no database in the request (the
+	// config has no connection.url), so the provider's database gets CONNECT.
+	setup, err := cr.Provider.EnsureRoles(t.Context(), provider.EnsureRolesRequest{Group: cr.Group, Logins: cr.Roles})
+	require.NoError(t, err)
+	require.Contains(t, strings.Join(setup.Changes, "\n"), fmt.Sprintf("created login role %q without a password", blue))
+	require.Contains(t, strings.Join(setup.Changes, "\n"), "granted CONNECT on database")
+
+	res, err := r.eng.Rotate(t.Context(), cr, engine.Options{})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusSucceeded, res.Status)
+	role1, pw1 := r.published()
+	require.Equal(t, blue, role1)
+	require.Regexp(t, `^npg_[A-Za-z0-9]{12}$`, pw1.Reveal(), "the password is the one Neon generated")
+	require.NoError(t, w.login(blue, pw1))
+	require.Contains(t, stepDetail(res, engine.StepApply), "reset through the Neon API")
+
+	res, err = r.eng.Rotate(t.Context(), cr, engine.Options{})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusSucceeded, res.Status)
+	role2, pw2 := r.published()
+	require.Equal(t, green, role2)
+	require.NoError(t, w.login(green, pw2))
+	require.Error(t, w.login(blue, pw1), "the old role is retired once drained")
+	// Two rotations reset two passwords, and retiring blue reset it again.
+	require.Equal(t, []int{200, 200, 200}, r.requestsTo("/reset_password"))
+}
+
+func stepDetail(res *engine.Result, step string) string {
+	for _, s := range res.Steps {
+		if s.Name == step {
+			return s.Detail
+		}
+	}
+	return ""
+}
+
+func TestEngineAPIRetriesLockedAndRateLimited(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, neonfake.Config{})
+	role := pgtest.UniqueName(t, "app")
+	oldPW := secret.New("Old-pw-" + pgtest.UniqueName(t, "x"))
+	pgtest.NewRole(t, w.main.Cluster, role, oldPW)
+	r := newRig(t, w, rigOpts{method: neon.MethodAPI, strategy: "single", roles: []string{role}})
+	w.fake.Inject(neonfake.Fault{Method: http.MethodPost, PathSuffix: "/reset_password", Status: http.StatusLocked,
+		Message: "project already has running operations, scheduling of new ones is prohibited", Count: 2})
+	w.fake.Inject(neonfake.Fault{Method: http.MethodPost, PathSuffix: "/reset_password", Status: http.StatusTooManyRequests,
+		Message: "rate limit exceeded", RetryAfter: 3 * time.Second})
+
+	res, err := r.eng.Rotate(t.Context(), r.cred(), engine.Options{})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusSucceeded, res.Status)
+	require.Equal(t, []int{423, 423, 429, 200}, r.requestsTo("/reset_password"))
+	r.mu.Lock()
+	require.Contains(t, r.sleeps, 3*time.Second, "the 429's Retry-After is honoured")
+	r.mu.Unlock()
+	_, pw := r.published()
+	require.NoError(t, w.login(role, pw))
+	require.Error(t, w.login(role, oldPW))
+}
+
+func TestEngineAPIOperationFailureThenResume(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, neonfake.Config{})
+	role := pgtest.UniqueName(t, "app")
+	oldPW := secret.New("Old-pw-" + pgtest.UniqueName(t, "x"))
+	pgtest.NewRole(t, w.main.Cluster, role, oldPW)
+	r := newRig(t, w, rigOpts{method: neon.MethodAPI, strategy: "single", roles: []string{role}})
+	w.fake.FailOperations(1, "compute ep-x is not responding")
+
+	res, err := r.eng.Rotate(t.Context(), r.cred(), engine.Options{})
+	var se *engine.StepError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, engine.StepApply, se.Step)
+	require.Contains(t, err.Error(), "apply_config")
+	require.Contains(t, err.Error(), "ended failed: compute ep-x is not responding")
+	require.Contains(t, err.Error(), "rotor resume")
+	require.ErrorIs(t, err, provider.ErrUnavailable)
+	require.Equal(t, store.StatusActive, res.Status)
+	require.NotContains(t, err.Error(), oldPW.Reveal())
+	require.NoError(t, w.login(role, oldPW), "a failed reset leaves the old password working")
+	require.NotContains(t, r.env(), "DATABASE_URL", "nothing was published")
+
+	res2, err := r.eng.Rotate(t.Context(), r.cred(), engine.Options{ResumeOnly: true})
+	require.NoError(t, err)
+	require.True(t, res2.Resumed)
+	require.Equal(t, res.RotationID, res2.RotationID)
+	require.Equal(t, store.StatusSucceeded, res2.Status)
+	_, pw := r.published()
+	require.NoError(t, w.login(role, pw))
+	require.Error(t, w.login(role, oldPW))
+}
+
+// TestEngineOwnerRoleAPI rotates the database owner, which is also the
+// provider's admin role: after each reset the admin connection must come
+// back with the password Neon now stores.
+func TestEngineOwnerRoleAPI(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, neonfake.Config{})
+	r := newRig(t, w, rigOpts{method: neon.MethodAPI, strategy: "single", roles: []string{w.owner}})
+	check, err := r.cred().Provider.Check(t.Context(), provider.CheckRequest{Roles: []string{w.owner}})
+	require.NoError(t, err)
+	require.NotContains(t, strings.Join(check.Notes, "\n"), "also the admin role", "the api method copes with rotating its admin")
+
+	prev := w.ownerPW
+	for i := range 2 {
+		res, err := r.eng.Rotate(t.Context(), r.cred(), engine.Options{})
+		require.NoError(t, err, "rotation %d", i+1)
+		require.Equal(t, store.StatusSucceeded, res.Status)
+		_, pw := r.published()
+		require.NoError(t, w.login(w.owner, pw))
+		require.Error(t, w.login(w.owner, prev))
+		prev = pw
+	}
+}

@@ -1,0 +1,273 @@
+package neon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/secret"
+)
+
+// prefix labels per-branch findings once there is more than one branch.
+func prefix(st *state, b *branch, s string) string {
+	if len(st.branches) == 1 {
+		return s
+	}
+	return "branch " + b.name + ": " + s
+}
+
+// Check resolves the project through the API and runs the postgres
+// provider's checks on every configured branch.
+func (n *Neon) Check(ctx context.Context, req provider.CheckRequest) (provider.CheckResponse, error) {
+	for _, r := range req.Roles {
+		if err := checkRoleName("check the neon provider", r); err != nil {
+			return provider.CheckResponse{}, err
+		}
+	}
+	st, err := n.resolve(ctx)
+	if err != nil {
+		return provider.CheckResponse{}, err
+	}
+	var resp provider.CheckResponse
+	for _, b := range st.branches {
+		pg, err := n.admin(ctx, st, b)
+		if err != nil {
+			return provider.CheckResponse{}, err
+		}
+		got, err := pg.Check(ctx, req)
+		if err != nil {
+			return provider.CheckResponse{}, fmt.Errorf("neon provider: on branch %s: %w", b, err)
+		}
+		if resp.ServerVersion == "" {
+			resp.ServerVersion = got.ServerVersion + " on Neon (branch " + b.name + ")"
+		}
+		for _, note := range got.Notes {
+			resp.Notes = append(resp.Notes, prefix(st, b, note))
+		}
+	}
+	for _, r := range req.Roles {
+		switch {
+		case r != st.adminRole:
+		case n.method == MethodSQL:
+			resp.Notes = append(resp.Notes, fmt.Sprintf("role %q is also the admin role; once rotor changes its password over SQL, Neon's stored password no longer matches and the next admin connection fails: rotate another role, or use method: api", r))
+		case !n.adminPassword.IsZero():
+			resp.Notes = append(resp.Notes, fmt.Sprintf("role %q is also the admin role, and admin_password goes stale at its first reset; leave admin_password out so that rotor asks Neon for the new password", r))
+		}
+	}
+	if n.method == MethodSQL {
+		resp.Notes = append(resp.Notes, "method sql sends ALTER ROLE with a SCRAM verifier, while Neon documents that it accepts plaintext passwords only; if the apply step reports that Neon refused it, switch to method: api")
+	}
+	return resp, nil
+}
+
+// EnsureRoles repairs the dual layout on every configured branch. Login
+// roles that do not exist yet are first created LOGIN without any
+// password (nobody can log in until the first rotation sets one), so that
+// no password, hashed or not, is sent for them; the postgres provider then
+// adds the group, memberships, settings and CONNECT. With no database in
+// the request, the credential's Neon database gets CONNECT.
+func (n *Neon) EnsureRoles(ctx context.Context, req provider.EnsureRolesRequest) (provider.EnsureRolesResponse, error) {
+	op := fmt.Sprintf("set up group role %q with login roles %s", req.Group, strings.Join(req.Logins, ", "))
+	if err := checkRoleName(op, req.Group); err != nil {
+		return provider.EnsureRolesResponse{}, err
+	}
+	for _, l := range req.Logins {
+		if err := checkRoleName(op, l); err != nil {
+			return provider.EnsureRolesResponse{}, err
+		}
+		if l == req.Group {
+			return provider.EnsureRolesResponse{}, fmt.Errorf("neon provider: %s: role %q is named twice; the group and each login role need distinct names: %w", op, l, provider.ErrInvalid)
+		}
+	}
+	st, err := n.resolve(ctx)
+	if err != nil {
+		return provider.EnsureRolesResponse{}, err
+	}
+	if req.Database == "" {
+		req.Database = st.database
+	}
+	var changes []string
+	for _, b := range st.branches {
+		pg, err := n.admin(ctx, st, b)
+		if err != nil {
+			return provider.EnsureRolesResponse{}, err
+		}
+		created, err := n.createLogins(ctx, st, b, req.Logins)
+		if err != nil {
+			return provider.EnsureRolesResponse{}, err
+		}
+		for _, c := range created {
+			changes = append(changes, prefix(st, b, fmt.Sprintf("created login role %q without a password (the first rotation sets one)", c)))
+		}
+		got, err := pg.EnsureRoles(ctx, req)
+		if err != nil {
+			return provider.EnsureRolesResponse{}, fmt.Errorf("neon provider: on branch %s: %w", b, err)
+		}
+		for _, c := range got.Changes {
+			changes = append(changes, prefix(st, b, c))
+		}
+	}
+	return provider.EnsureRolesResponse{Changes: changes}, nil
+}
+
+// Parity compares the roles on every configured branch.
+func (n *Neon) Parity(ctx context.Context, req provider.ParityRequest) (provider.ParityResponse, error) {
+	st, err := n.resolve(ctx)
+	if err != nil {
+		return provider.ParityResponse{}, err
+	}
+	var diffs []string
+	for _, b := range st.branches {
+		pg, err := n.admin(ctx, st, b)
+		if err != nil {
+			return provider.ParityResponse{}, err
+		}
+		got, err := pg.Parity(ctx, req)
+		if err != nil {
+			return provider.ParityResponse{}, fmt.Errorf("neon provider: on branch %s: %w", b, err)
+		}
+		for _, d := range got.Differences {
+			diffs = append(diffs, prefix(st, b, d))
+		}
+	}
+	return provider.ParityResponse{Differences: diffs}, nil
+}
+
+// Sessions lists the role's sessions on every configured branch. A role
+// missing from a branch other than the primary has no sessions there.
+func (n *Neon) Sessions(ctx context.Context, req provider.SessionsRequest) (provider.SessionsResponse, error) {
+	st, err := n.resolve(ctx)
+	if err != nil {
+		return provider.SessionsResponse{}, err
+	}
+	var all []provider.Session
+	for i, b := range st.branches {
+		pg, err := n.admin(ctx, st, b)
+		if err != nil {
+			return provider.SessionsResponse{}, err
+		}
+		got, err := pg.Sessions(ctx, req)
+		switch {
+		case err == nil:
+			all = append(all, got.Sessions...)
+		case i > 0 && errors.Is(err, provider.ErrRoleNotFound):
+		default:
+			return provider.SessionsResponse{}, fmt.Errorf("neon provider: on branch %s: %w", b, err)
+		}
+	}
+	return provider.SessionsResponse{Sessions: all}, nil
+}
+
+// Terminate ends the role's sessions on every configured branch.
+func (n *Neon) Terminate(ctx context.Context, req provider.TerminateRequest) (provider.TerminateResponse, error) {
+	st, err := n.resolve(ctx)
+	if err != nil {
+		return provider.TerminateResponse{}, err
+	}
+	total := 0
+	for i, b := range st.branches {
+		pg, err := n.admin(ctx, st, b)
+		if err != nil {
+			return provider.TerminateResponse{}, err
+		}
+		got, err := pg.Terminate(ctx, req)
+		switch {
+		case err == nil:
+			total += got.Terminated
+		case i > 0 && errors.Is(err, provider.ErrRoleNotFound):
+		default:
+			return provider.TerminateResponse{}, fmt.Errorf("neon provider: on branch %s: %w", b, err)
+		}
+	}
+	return provider.TerminateResponse{Terminated: total}, nil
+}
+
+// withConn runs fn on a fresh admin connection to the branch, for the
+// few statements the postgres provider has no call for. None of them
+// carries a password.
+func (n *Neon) withConn(ctx context.Context, st *state, b *branch, fn func(*pgx.Conn) error) error {
+	url, err := n.adminURL(ctx, st, b)
+	if err != nil {
+		return err
+	}
+	cfg, err := pgx.ParseConfig(url.Reveal())
+	if err != nil {
+		return fmt.Errorf("neon provider: the admin connection string for branch %s does not parse: %w", b, provider.ErrInvalid)
+	}
+	if d, err := time.ParseDuration(n.connectTimeout); err == nil {
+		cfg.ConnectTimeout = d
+	}
+	cfg.RuntimeParams["application_name"] = "rotor"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return sqlFail("connect to branch "+b.String(), "", err, url, secret.New(cfg.Password))
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return fn(conn)
+}
+
+// createLogins creates the missing login roles with LOGIN and no password.
+func (n *Neon) createLogins(ctx context.Context, st *state, b *branch, logins []string) ([]string, error) {
+	var created []string
+	err := n.withConn(ctx, st, b, func(conn *pgx.Conn) error {
+		for _, l := range logins {
+			var exists bool
+			if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, l).Scan(&exists); err != nil {
+				return sqlFail("look up role on branch "+b.String(), l, err)
+			}
+			if exists {
+				continue
+			}
+			if _, err := conn.Exec(ctx, "CREATE ROLE "+pgx.Identifier{l}.Sanitize()+" LOGIN"); err != nil {
+				return sqlFail("create role on branch "+b.String(), l, err)
+			}
+			created = append(created, l)
+		}
+		return nil
+	})
+	return created, err
+}
+
+// alterLogin gives the role LOGIN and its VALID UNTIL (infinity when nil,
+// so that an older expiry cannot keep the new password from working).
+func (n *Neon) alterLogin(ctx context.Context, st *state, b *branch, role string, validUntil *time.Time) error {
+	until := "infinity"
+	if validUntil != nil {
+		until = validUntil.UTC().Format("2006-01-02T15:04:05.999999Z07:00")
+	}
+	return n.withConn(ctx, st, b, func(conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, "ALTER ROLE "+pgx.Identifier{role}.Sanitize()+" WITH LOGIN VALID UNTIL '"+until+"'")
+		if err != nil {
+			return sqlFail("give role LOGIN and VALID UNTIL on branch "+b.String(), role, err)
+		}
+		return nil
+	})
+}
+
+// sqlFail maps a server error of rotor's own statements to a sentinel,
+// with every given secret scrubbed from the wording.
+func sqlFail(op, role string, err error, secrets ...secret.String) error {
+	err = secret.Scrub(err, secrets...)
+	var pgErr *pgconn.PgError
+	var sentinel error
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "42704":
+		sentinel = provider.ErrRoleNotFound
+	case errors.As(err, &pgErr) && (pgErr.Code == "42501" || strings.HasPrefix(pgErr.Code, "28")):
+		sentinel = provider.ErrPermission
+	case errors.As(err, &pgErr):
+		return fmt.Errorf("neon provider: %s: %s (SQLSTATE %s)", op, pgErr.Message, pgErr.Code)
+	default:
+		sentinel = provider.ErrUnavailable
+	}
+	if role != "" {
+		op += fmt.Sprintf(" (role %q)", role)
+	}
+	return fmt.Errorf("neon provider: %s: %s: %w", op, err.Error(), sentinel)
+}
