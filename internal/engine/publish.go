@@ -368,72 +368,42 @@ func backoff(attempt int, cap time.Duration) time.Duration {
 	return time.Duration(rand.Int64N(int64(base)) + 1)
 }
 
-// verifyTargets reads back every Checker target and compares fingerprints.
+// verifyTargets reads back every Checker target (in parallel, bounded
+// like publish) and compares each key with what was written.
 func (r *run) verifyTargets(ctx context.Context) (string, error) {
 	rds, err := r.renderAll()
 	if err != nil {
 		return "", err
 	}
+	results := make([]TargetResult, len(rds))
+	checked := make([]bool, len(rds))
+	r.parallel(ctx, len(rds), func(ctx context.Context, i int) {
+		rd := rds[i]
+		ck, ok := rd.t.Impl.(target.Checker)
+		if !ok {
+			return
+		}
+		checked[i] = true
+		results[i] = r.check(ctx, rd, ck)
+	})
 	var mismatched []string
 	verified, unverifiable := 0, 0
 	for i, rd := range rds {
-		ck, ok := rd.t.Impl.(target.Checker)
-		tr := r.targetResult(rd)
-		if !ok {
+		if !checked[i] {
 			unverifiable++
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, r.cr.TargetTimeout)
-		resp, err := ck.Check(cctx, target.CheckRequest{Keys: rd.t.Keys})
-		cancel()
-		switch {
-		case err != nil && errors.Is(err, target.ErrUnreadable):
-			tr.State = store.DeliveryUnverified
+		tr := results[i]
+		switch tr.State {
+		case store.DeliveryVerified:
+			verified++
+		case store.DeliveryUnverified:
 			unverifiable++
-		case err != nil:
-			tr.State, tr.Error = store.DeliveryMismatch, "read back: "+r.scrub(err).Error()
-			mismatched = append(mismatched, rd.t.Name+": "+tr.Error)
 		default:
-			unreadable := map[string]bool{}
-			for _, k := range resp.Unreadable {
-				unreadable[k] = true
-			}
-			var missing, differ, hidden []string
-			for _, k := range rd.t.Keys {
-				got, ok := resp.Values[k]
-				switch {
-				case unreadable[k]:
-					hidden = append(hidden, k)
-				case !ok:
-					missing = append(missing, k)
-				case !got.Equal(rd.values[k]):
-					differ = append(differ, k)
-				}
-			}
-			switch {
-			case len(missing) > 0 || len(differ) > 0:
-				var parts []string
-				if len(differ) > 0 {
-					parts = append(parts, "holds a different value for "+strings.Join(differ, ", "))
-				}
-				if len(missing) > 0 {
-					parts = append(parts, "is missing "+strings.Join(missing, ", "))
-				}
-				tr.State, tr.Error = store.DeliveryMismatch, "read back: "+strings.Join(parts, " and ")
-				mismatched = append(mismatched, rd.t.Name+": "+tr.Error)
-			case len(hidden) > 0:
-				tr.State, tr.Detail = store.DeliveryUnverified, "write-only: "+strings.Join(hidden, ", ")
-				if len(resp.Notes) > 0 {
-					tr.Detail += " (" + strings.Join(resp.Notes, "; ") + ")"
-				}
-				unverifiable++
-			default:
-				tr.State = store.DeliveryVerified
-				verified++
-			}
+			mismatched = append(mismatched, rd.t.Name+": "+tr.Error)
 		}
 		r.setTargetResult(tr)
-		r.record(ctx, rds[i], tr)
+		r.record(ctx, rd, tr)
 	}
 	if len(mismatched) > 0 {
 		sort.Strings(mismatched)
@@ -442,6 +412,58 @@ func (r *run) verifyTargets(ctx context.Context) (string, error) {
 			Hint: "something else may be writing these targets. Check them, then `rotor resume` publishes again and re-checks."}
 	}
 	return fmt.Sprintf("%d target(s) verified by read-back, %d not readable", verified, unverifiable), nil
+}
+
+// check reads one target back and classifies it: verified, unverifiable
+// (write-only keys) or mismatch (a key missing or different).
+func (r *run) check(ctx context.Context, rd *rendered, ck target.Checker) TargetResult {
+	tr := r.targetResult(rd)
+	cctx, cancel := context.WithTimeout(ctx, r.cr.TargetTimeout)
+	resp, err := ck.Check(cctx, target.CheckRequest{Keys: rd.t.Keys})
+	cancel()
+	switch {
+	case err != nil && errors.Is(err, target.ErrUnreadable):
+		tr.State = store.DeliveryUnverified
+		return tr
+	case err != nil:
+		tr.State, tr.Error = store.DeliveryMismatch, "read back: "+r.scrub(err).Error()
+		return tr
+	}
+	unreadable := map[string]bool{}
+	for _, k := range resp.Unreadable {
+		unreadable[k] = true
+	}
+	var missing, differ, hidden []string
+	for _, k := range rd.t.Keys {
+		got, ok := resp.Values[k]
+		switch {
+		case unreadable[k]:
+			hidden = append(hidden, k)
+		case !ok:
+			missing = append(missing, k)
+		case !got.Equal(rd.values[k]):
+			differ = append(differ, k)
+		}
+	}
+	switch {
+	case len(missing) > 0 || len(differ) > 0:
+		var parts []string
+		if len(differ) > 0 {
+			parts = append(parts, "holds a different value for "+strings.Join(differ, ", "))
+		}
+		if len(missing) > 0 {
+			parts = append(parts, "is missing "+strings.Join(missing, ", "))
+		}
+		tr.State, tr.Error = store.DeliveryMismatch, "read back: "+strings.Join(parts, " and ")
+	case len(hidden) > 0:
+		tr.State, tr.Detail = store.DeliveryUnverified, "write-only: "+strings.Join(hidden, ", ")
+		if len(resp.Notes) > 0 {
+			tr.Detail += " (" + strings.Join(resp.Notes, "; ") + ")"
+		}
+	default:
+		tr.State = store.DeliveryVerified
+	}
+	return tr
 }
 
 func (r *run) targetResult(rd *rendered) TargetResult {

@@ -72,6 +72,8 @@ func (s *Store) RenewLease(ctx context.Context, p store.RenewLeaseParams) (*stor
 // ReleaseLease implements store.Store. Releasing a lease that is already
 // gone is ErrLeaseLost too: the caller no longer holds it either way.
 func (s *Store) ReleaseLease(ctx context.Context, p store.ReleaseLeaseParams) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	res, err := s.db.ExecContext(ctx, `DELETE FROM leases WHERE name = ? AND holder = ?`, p.Name, p.Holder)
 	if err != nil {
 		return fmt.Errorf("release lease %q: %w", p.Name, mapErr(err))

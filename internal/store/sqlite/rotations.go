@@ -15,6 +15,8 @@ const rotationColumns = `id, credential, status, strategy, triggered_by, revoke,
 
 // InsertRotation implements store.Store.
 func (s *Store) InsertRotation(ctx context.Context, p store.InsertRotationParams) (*store.Rotation, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	r, err := scanRotation(s.db.QueryRowContext(ctx, `
 		INSERT INTO rotations (credential, status, strategy, triggered_by, revoke, from_version_id, started_at, updated_at)
 		VALUES (?, 'active', ?, ?, ?, ?, ?, ?)

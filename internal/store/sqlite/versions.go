@@ -92,6 +92,8 @@ func (s *Store) ListVersions(ctx context.Context, p store.ListVersionsParams) ([
 // RetireVersion implements store.Store. Retiring a retired version keeps
 // its first RetiredAt, so a repeated call (a resumed rotation) is harmless.
 func (s *Store) RetireVersion(ctx context.Context, p store.RetireVersionParams) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	res, err := s.db.ExecContext(ctx, `
 		UPDATE versions SET
 			stage = 'retired',

@@ -81,6 +81,9 @@ var minimalOptions = map[string]string{
 	"github-actions": "repo: o/r\ntoken: t",
 	"gitlab":         "project: g/p\ntoken: t",
 	"railway":        "project_id: p\nenvironment_id: e\ntoken: t",
+	"exec":           "command: [/bin/true]\nenv: true",
+	"pgbouncer":      "auth_file: userlist.txt\nadmin_url: postgresql://a:b@127.0.0.1:6432/pgbouncer",
+	"webhook":        "url: https://hooks.example.com/rotor\nsecret: 0123456789abcdef0123",
 }
 
 // decodeYAML mimics the config layer's strict Decode.

@@ -1,0 +1,553 @@
+// Package exec is the exec target: it hands the rendered values to a
+// command of the user's — a script that updates a system rotor has no
+// target for — on its standard input or in its environment, never in its
+// argv, which every user of the machine can read (/proc/<pid>/cmdline,
+// ps). DESIGN.md "Security rules": values appear only where they are meant
+// to be held.
+//
+// The command decides success by its exit status. What it prints is kept
+// (the last few KiB of each stream) and, scrubbed of every value, put in
+// the error when it fails. A command that runs past its timeout is
+// stopped with its whole process group: SIGTERM, then SIGKILL.
+//
+// rotor cannot know whether running a command twice is harmless, so the
+// target is retried by the engine only when the config says idempotent:
+// true. Such a command may exit 75 (EX_TEMPFAIL, sysexits.h) to ask for a
+// retry.
+package exec
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rotorhq/rotor/internal/connstr"
+	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/target/dotenv"
+)
+
+// Type is the registry name of this target.
+const Type = "exec"
+
+// Stdin formats.
+const (
+	StdinJSON   = "json"
+	StdinDotenv = "dotenv"
+	StdinNone   = "none"
+)
+
+const (
+	defaultTimeout = 60 * time.Second
+	// killGrace is how long a timed-out command's process group has
+	// between SIGTERM and SIGKILL.
+	killGrace = 2 * time.Second
+	// outputLimit bounds what is kept of each of stdout and stderr, and so
+	// what an error message (and rotor's journal) carries of them.
+	outputLimit = 2 << 10
+	// exitTempFail is sysexits.h EX_TEMPFAIL: "try again later".
+	exitTempFail = 75
+	defaultPath  = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+)
+
+// ErrFailed: the command ran and exited unsuccessfully (or was stopped).
+var ErrFailed = errors.New("command failed")
+
+// Options are the target's own config keys.
+type Options struct {
+	// Command is the argv to run; the first element is an absolute path,
+	// a path relative to the config file's directory, or a name looked up
+	// in PATH. It is not a template: values never go in argv.
+	Command []string `yaml:"command"`
+	// Env puts each value in the command's environment under its key.
+	Env bool `yaml:"env"`
+	// Stdin is json (default unless env is true), dotenv or none.
+	Stdin string `yaml:"stdin"`
+	// Timeout bounds each run, e.g. "30s". Default 60s.
+	Timeout string `yaml:"timeout"`
+	// Dir is the working directory; default the config file's directory.
+	Dir string `yaml:"dir"`
+	// ReloadCommand, when set, runs after every target was written (the
+	// engine's reload phase), without values.
+	ReloadCommand []string `yaml:"reload_command"`
+	// Idempotent declares that running the command again with the same
+	// values is harmless, which lets the engine retry it.
+	Idempotent bool `yaml:"idempotent"`
+	// PassEnv names variables of rotor's own environment the command also
+	// gets. Nothing else of rotor's environment (tokens, ROTOR_KEY) is
+	// passed on, except PATH, HOME, LANG, LC_ALL, TZ and TMPDIR.
+	PassEnv []string `yaml:"pass_env"`
+}
+
+// Target runs a command with the values.
+type Target struct {
+	name       string
+	desc       string
+	command    []string
+	reload     []string
+	env        bool
+	stdin      string
+	timeout    time.Duration
+	dir        string
+	idempotent bool
+	baseEnv    []string
+}
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// inheritedEnv is what a command gets of rotor's environment without
+// asking: enough to find programs and behave like a login shell would.
+var inheritedEnv = []string{"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"}
+
+// New builds an exec target from its options. It does no I/O.
+func New(p target.Params) (target.Target, error) {
+	desc := fmt.Sprintf("exec target %q", p.Name)
+	var opts Options
+	if p.Decode == nil {
+		return nil, fmt.Errorf("%s: no options decoder; this is a bug in the caller: %w", desc, target.ErrInvalid)
+	}
+	if err := p.Decode(&opts); err != nil {
+		return nil, fmt.Errorf("%s: %w", desc, err)
+	}
+	if len(opts.Command) == 0 || opts.Command[0] == "" {
+		return nil, fmt.Errorf("%s has no command; add command: [/usr/local/bin/update-secret, --name, app] (values reach it on stdin or in its environment): %w", desc, target.ErrInvalid)
+	}
+	for _, argv := range [][]string{opts.Command, opts.ReloadCommand} {
+		for _, a := range argv {
+			if strings.Contains(a, "{{") {
+				return nil, fmt.Errorf("%s: command arguments are not templates, and values must never be in argv, where any user of the machine can read them (ps); read them from stdin (stdin: json or dotenv) or the environment (env: true): %w", desc, target.ErrInvalid)
+			}
+		}
+	}
+	if len(opts.ReloadCommand) > 0 && opts.ReloadCommand[0] == "" {
+		return nil, fmt.Errorf("%s: reload_command's first element is empty; name the program to run: %w", desc, target.ErrInvalid)
+	}
+	stdin := opts.Stdin
+	if stdin == "" {
+		stdin = StdinJSON
+		if opts.Env {
+			stdin = StdinNone
+		}
+	}
+	switch stdin {
+	case StdinJSON, StdinDotenv, StdinNone:
+	default:
+		return nil, fmt.Errorf("%s: stdin %q is not one of json, dotenv, none: %w", desc, opts.Stdin, target.ErrInvalid)
+	}
+	if stdin == StdinNone && !opts.Env {
+		return nil, fmt.Errorf("%s: with stdin: none and env: false the command would get no values; set stdin: json or env: true: %w", desc, target.ErrInvalid)
+	}
+	timeout := defaultTimeout
+	if opts.Timeout != "" {
+		d, err := time.ParseDuration(opts.Timeout)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%s: timeout %q is not a positive duration like 30s or 2m: %w", desc, opts.Timeout, target.ErrInvalid)
+		}
+		timeout = d
+	}
+	dir := p.BaseDir
+	if opts.Dir != "" {
+		dir = opts.Dir
+		if !filepath.IsAbs(dir) {
+			if p.BaseDir == "" {
+				return nil, fmt.Errorf("%s: dir %s is relative but there is no config directory to resolve it against; use an absolute path: %w", desc, dir, target.ErrInvalid)
+			}
+			dir = filepath.Join(p.BaseDir, dir)
+		}
+	}
+	getenv := p.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var baseEnv []string
+	for _, name := range inheritedEnv {
+		v := getenv(name)
+		if name == "PATH" && v == "" {
+			v = defaultPath
+		}
+		if v != "" {
+			baseEnv = append(baseEnv, name+"="+v)
+		}
+	}
+	for _, name := range opts.PassEnv {
+		if !envNameRE.MatchString(name) {
+			return nil, fmt.Errorf("%s: pass_env entry %q is not an environment variable name: %w", desc, name, target.ErrInvalid)
+		}
+		if strings.HasPrefix(name, "ROTOR_") {
+			return nil, fmt.Errorf("%s: pass_env cannot pass %s: ROTOR_ variables are rotor's own (its key, its tokens); %w", desc, name, target.ErrInvalid)
+		}
+		if v := getenv(name); v != "" {
+			baseEnv = append(baseEnv, name+"="+v)
+		}
+	}
+	var err error
+	t := &Target{
+		name: p.Name, desc: desc, env: opts.Env, stdin: stdin, timeout: timeout, dir: dir,
+		idempotent: opts.Idempotent, baseEnv: baseEnv,
+	}
+	if t.command, err = resolveArgv(opts.Command, p.BaseDir); err != nil {
+		return nil, fmt.Errorf("%s: command: %w", desc, err)
+	}
+	if len(opts.ReloadCommand) > 0 {
+		if t.reload, err = resolveArgv(opts.ReloadCommand, p.BaseDir); err != nil {
+			return nil, fmt.Errorf("%s: reload_command: %w", desc, err)
+		}
+	}
+	return t, nil
+}
+
+// resolveArgv makes a relative program path absolute against the config
+// directory; bare names are looked up in PATH when the command runs.
+func resolveArgv(argv []string, baseDir string) ([]string, error) {
+	out := append([]string(nil), argv...)
+	if prog := out[0]; strings.Contains(prog, "/") && !filepath.IsAbs(prog) {
+		if baseDir == "" {
+			return nil, fmt.Errorf("%s is relative but there is no config directory to resolve it against; use an absolute path: %w", prog, target.ErrInvalid)
+		}
+		out[0] = filepath.Join(baseDir, prog)
+	}
+	return out, nil
+}
+
+// Info implements target.Target.
+func (t *Target) Info() target.Info {
+	return target.Info{Type: Type, Name: t.name, Destination: "command " + t.command[0], Idempotent: t.idempotent}
+}
+
+// Put implements target.Target: it runs the command once with the values
+// and reports Changed (a command cannot say whether it changed anything).
+func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
+	if err := ctx.Err(); err != nil {
+		return target.PutResponse{}, err
+	}
+	keys := orderedKeys(req)
+	secrets := scrubList(req)
+	env := append([]string(nil), t.baseEnv...)
+	env = append(env, t.metaEnv(req, keys)...)
+	if t.env {
+		for _, k := range keys {
+			if !envNameRE.MatchString(k) {
+				return target.PutResponse{}, fmt.Errorf("%s: value %s cannot be an environment variable (names are letters, digits and '_', not starting with a digit); rename it or use stdin: %w", t.desc, k, target.ErrInvalid)
+			}
+			if isReserved(k) {
+				return target.PutResponse{}, fmt.Errorf("%s: value %s would replace the command's own %s; rename it: %w", t.desc, k, k, target.ErrInvalid)
+			}
+			v := req.Values[k].Reveal()
+			if strings.IndexByte(v, 0) >= 0 {
+				return target.PutResponse{}, fmt.Errorf("%s: value %s holds a NUL byte, which no environment variable can; use stdin: json: %w", t.desc, k, target.ErrInvalid)
+			}
+			env = append(env, k+"="+v)
+		}
+	}
+	var input []byte
+	switch t.stdin {
+	case StdinJSON:
+		input = encodeJSON(req.Values, keys)
+	case StdinDotenv:
+		plain := make(map[string]string, len(req.Values))
+		for k, v := range req.Values {
+			plain[k] = v.Reveal()
+		}
+		out, err := dotenv.Edit(nil, plain, keys)
+		if err != nil {
+			return target.PutResponse{}, fmt.Errorf("%s: cannot write the values as dotenv for stdin (use stdin: json): %w", t.desc, secret.Scrub(err, secrets...))
+		}
+		input = out
+	}
+	if err := t.run(ctx, t.command, env, input, secrets); err != nil {
+		return target.PutResponse{}, err
+	}
+	return target.PutResponse{Changed: true}, nil
+}
+
+// Reload implements target.Reloader: it runs reload_command, if any,
+// with the run's metadata but no values.
+func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
+	if len(t.reload) == 0 {
+		return target.ReloadResponse{Detail: "no reload_command"}, nil
+	}
+	env := append([]string(nil), t.baseEnv...)
+	env = append(env, "ROTOR_TARGET="+t.name, "ROTOR_ROTATION_ID="+req.RotationID)
+	if err := t.run(ctx, t.reload, env, nil, nil); err != nil {
+		return target.ReloadResponse{}, fmt.Errorf("reload_command: %w", err)
+	}
+	return target.ReloadResponse{Detail: "ran " + filepath.Base(t.reload[0])}, nil
+}
+
+// Check implements target.Checker: a command cannot be asked what it
+// holds, so every key is Unreadable.
+func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.CheckResponse, error) {
+	if err := ctx.Err(); err != nil {
+		return target.CheckResponse{}, err
+	}
+	return target.CheckResponse{
+		Values:     map[string]secret.String{},
+		Unreadable: req.Keys,
+		Notes:      []string{"the exec target cannot read values back; the command's exit status is the only confirmation"},
+	}, nil
+}
+
+// Validate implements target.Validator without running anything: the
+// working directory exists and the programs resolve to executable files.
+func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target.ValidateResponse, error) {
+	if err := ctx.Err(); err != nil {
+		return target.ValidateResponse{}, err
+	}
+	if t.dir != "" {
+		fi, err := os.Stat(t.dir)
+		if err != nil || !fi.IsDir() {
+			return target.ValidateResponse{}, fmt.Errorf("%s: working directory %s does not exist or is not a directory; fix dir: %w", t.desc, t.dir, target.ErrNotFound)
+		}
+	}
+	for _, argv := range [][]string{t.command, t.reload} {
+		if len(argv) == 0 {
+			continue
+		}
+		if _, err := t.lookPath(argv[0]); err != nil {
+			return target.ValidateResponse{}, err
+		}
+	}
+	var notes []string
+	if !t.idempotent {
+		notes = append(notes, "not idempotent: a failed run is not retried; set idempotent: true if running the command twice is harmless")
+	}
+	return target.ValidateResponse{Notes: notes}, nil
+}
+
+func (t *Target) metaEnv(req target.PutRequest, keys []string) []string {
+	return []string{
+		"ROTOR_TARGET=" + t.name,
+		"ROTOR_ROTATION_ID=" + req.RotationID,
+		"ROTOR_VERSION=" + strconv.FormatInt(req.Version, 10),
+		"ROTOR_ROLE=" + req.Role,
+		"ROTOR_KEYS=" + strings.Join(keys, ","),
+	}
+}
+
+func isReserved(k string) bool {
+	if strings.HasPrefix(k, "ROTOR_") {
+		return true
+	}
+	for _, n := range inheritedEnv {
+		if k == n {
+			return true
+		}
+	}
+	return false
+}
+
+// lookPath finds prog in the PATH the command itself gets.
+func (t *Target) lookPath(prog string) (string, error) {
+	if strings.Contains(prog, "/") {
+		if err := executable(prog); err != nil {
+			return "", fmt.Errorf("%s: %s is not an executable file (%v); fix command or its permissions: %w", t.desc, prog, err, target.ErrNotFound)
+		}
+		return prog, nil
+	}
+	path := defaultPath
+	for _, kv := range t.baseEnv {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			continue
+		}
+		p := filepath.Join(dir, prog)
+		if executable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: %s not found in PATH (%s); use an absolute path or fix PATH: %w", t.desc, prog, path, target.ErrNotFound)
+}
+
+func executable(p string) error {
+	fi, err := os.Stat(p)
+	switch {
+	case err != nil:
+		return err
+	case fi.IsDir():
+		return errors.New("a directory")
+	case fi.Mode()&0o111 == 0:
+		return fs.ErrPermission
+	}
+	return nil
+}
+
+// run runs argv and turns anything but a zero exit into an error carrying
+// the scrubbed tail of its output.
+func (t *Target) run(ctx context.Context, argv, env []string, input []byte, secrets []secret.String) error {
+	prog, err := t.lookPath(argv[0])
+	if err != nil {
+		return err
+	}
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	cmd := osexec.CommandContext(ctx, prog, argv[1:]...)
+	cmd.Args[0] = argv[0]
+	cmd.Dir = t.dir
+	cmd.Env = env
+	cmd.Stdin = bytes.NewReader(input)
+	var stdout, stderr tailBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// Its own process group, so that a timeout stops what it started too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		pgid := cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		time.AfterFunc(killGrace, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+		return nil
+	}
+	// A background child that keeps stdout open must not hang rotor.
+	cmd.WaitDelay = killGrace + time.Second
+	start := time.Now()
+	err = cmd.Run()
+	elapsed := time.Since(start).Round(time.Millisecond)
+	if err == nil || errors.Is(err, osexec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		return nil
+	}
+	output := describeOutput(&stdout, &stderr, secrets)
+	var exitErr *osexec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		why := fmt.Sprintf("did not finish within its timeout (%s)", t.timeout)
+		if parent.Err() != nil {
+			why = "was still running when rotor's own deadline passed (publish.timeout)"
+		}
+		err := fmt.Errorf("%s: %s %s and was stopped with its process group%s: %w", t.desc, argv[0], why, output, ErrFailed)
+		if t.idempotent {
+			return &target.RetryableError{Err: err}
+		}
+		return err
+	case errors.As(err, &exitErr):
+		status := exitErr.ExitCode()
+		what := fmt.Sprintf("exited with status %d", status)
+		if status < 0 {
+			what = "was killed by " + exitErr.ProcessState.String()
+		}
+		err := fmt.Errorf("%s: %s %s after %s%s: %w", t.desc, argv[0], what, elapsed, output, ErrFailed)
+		if status == exitTempFail && t.idempotent {
+			return &target.RetryableError{Err: err}
+		}
+		return err
+	}
+	return fmt.Errorf("%s: cannot run %s; check command: %w", t.desc, argv[0], secret.Scrub(err, secrets...))
+}
+
+func describeOutput(stdout, stderr *tailBuffer, secrets []secret.String) string {
+	var parts []string
+	for _, s := range []struct {
+		name string
+		b    *tailBuffer
+	}{{"stderr", stderr}, {"stdout", stdout}} {
+		text := strings.TrimSpace(secret.ScrubString(s.b.String(), secrets...))
+		if text == "" {
+			continue
+		}
+		if s.b.dropped > 0 {
+			text = "…" + text
+		}
+		parts = append(parts, fmt.Sprintf("%s: %q", s.name, text))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
+}
+
+// tailBuffer keeps the last outputLimit bytes written to it: a failing
+// command's last words are the ones that explain it.
+type tailBuffer struct {
+	buf     []byte
+	dropped int
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - outputLimit; over > 0 {
+		b.dropped += over
+		b.buf = append(b.buf[:0], b.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string { return string(b.buf) }
+
+// encodeJSON writes {"KEY":"value",…} in config order, without HTML
+// escaping, so scripts can use jq -r .DATABASE_URL.
+func encodeJSON(values map[string]secret.String, keys []string) []byte {
+	var out bytes.Buffer
+	out.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			out.WriteByte(',')
+		}
+		out.Write(jsonString(k))
+		out.WriteByte(':')
+		out.Write(jsonString(values[k].Reveal()))
+	}
+	out.WriteString("}\n")
+	return out.Bytes()
+}
+
+func jsonString(s string) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// orderedKeys is req.Keys plus any value keys it lacks.
+func orderedKeys(req target.PutRequest) []string {
+	keys := append([]string(nil), req.Keys...)
+	seen := map[string]bool{}
+	for _, k := range keys {
+		seen[k] = true
+	}
+	var extra []string
+	for k := range req.Values {
+		if !seen[k] {
+			extra = append(extra, k)
+		}
+	}
+	slices.Sort(extra)
+	return append(keys, extra...)
+}
+
+// scrubList is every value, and the password inside each value that is a
+// connection string: a script may well print only that part.
+func scrubList(req target.PutRequest) []secret.String {
+	var out []secret.String
+	for _, v := range req.Values {
+		out = append(out, v)
+		if c, err := connstr.Parse(v.Reveal()); err == nil && !c.Password.IsZero() {
+			out = append(out, c.Password)
+		}
+	}
+	if !req.Verifier.IsZero() {
+		out = append(out, req.Verifier)
+	}
+	return out
+}
+
+var (
+	_ target.Target    = (*Target)(nil)
+	_ target.Reloader  = (*Target)(nil)
+	_ target.Checker   = (*Target)(nil)
+	_ target.Validator = (*Target)(nil)
+)

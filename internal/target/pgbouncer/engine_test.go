@@ -1,0 +1,273 @@
+package pgbouncer_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/joho/godotenv"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotorhq/rotor/internal/config"
+	"github.com/rotorhq/rotor/internal/connstr"
+	"github.com/rotorhq/rotor/internal/engine"
+	"github.com/rotorhq/rotor/internal/pgbouncertest"
+	"github.com/rotorhq/rotor/internal/pgtest"
+	"github.com/rotorhq/rotor/internal/provider"
+	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
+	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/store"
+	"github.com/rotorhq/rotor/internal/store/sqlite"
+	"github.com/rotorhq/rotor/internal/target"
+	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
+	"github.com/rotorhq/rotor/internal/target/pgbouncer"
+)
+
+// lookup is target/builtin plus this target, which builtin does not list
+// yet.
+func lookup(typ string) (target.Factory, error) {
+	if typ == pgbouncer.Type {
+		return pgbouncer.New, nil
+	}
+	return tbuiltin.Lookup(typ)
+}
+
+// TestDualRotationThroughPgBouncerDropsNoConnection runs whole dual
+// rotations with the engine while consumers keep connecting through
+// PgBouncer with whatever credential the .env file holds at that moment.
+// Not one connection may fail: PgBouncer must accept each new password
+// before any consumer can read it, and keep accepting the old one while
+// consumers may still present it.
+//
+// The configuration is the one docs/targets/pgbouncer.md recommends with
+// today's engine:
+//   - rotor tests the new password against the server directly: the
+//     pooled path cannot work before the auth_file is published;
+//   - the pgbouncer target is published first, alone (concurrency 1), so
+//     PgBouncer has reloaded before the .env file changes;
+//   - retire: next-rotation, because the engine's drain watches the
+//     server's sessions, and PgBouncer's clients do not show there (RELOAD
+//     even closes the pooled server connections), so "drained" would be
+//     seen while consumers still connect with the old role.
+func TestDualRotationThroughPgBouncerDropsNoConnection(t *testing.T) {
+	t.Parallel()
+	cl := pgtest.Shared(t)
+	db, _ := pgtest.NewDatabase(t)
+	// An explicit [databases] entry without a user, so SCRAM passes
+	// through. Pooled server connections of a role consumers left close
+	// after a second, so the role can be rotated again soon.
+	b := pgbouncertest.StartTB(t, pgbouncertest.Options{ServerHost: cl.Host, ServerPort: cl.Port,
+		Databases: map[string]string{db: fmt.Sprintf("host=%s port=%d dbname=%s", cl.Host, cl.Port, db)},
+		Settings:  map[string]string{"server_idle_timeout": "1"}})
+	ctx := t.Context()
+
+	base := pgtest.UniqueName(t, "pgb")
+	roles := []string{base + "_b", base + "_g"}
+	group := base + "_grp"
+	for _, r := range roles {
+		pgtest.NewRole(t, cl, r, password(t))
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = pgtest.DropRole(ctx, cl, group)
+	})
+
+	dir := t.TempDir()
+	envFile := filepath.Join(dir, ".env")
+	require.NoError(t, os.WriteFile(envFile, []byte("# app\nOTHER=keep\n"), 0o600))
+	yaml := fmt.Sprintf(`version: 1
+credentials:
+  app:
+    provider:
+      type: postgres
+      admin_url: ${ADMIN_URL}
+    connection:
+      url: postgresql://%s:%d/%s?sslmode=require&channel_binding=require
+      pooled_url: postgresql://%s:%d/%s?sslmode=disable
+    strategy: dual
+    roles: [%q, %q]
+    group: %q
+    test:
+      pooled: false
+    retire: next-rotation
+    publish:
+      concurrency: 1
+    targets:
+      - name: bouncer
+        type: pgbouncer
+        auth_file: %q
+        admin_url: ${PGBOUNCER_ADMIN_URL}
+        values:
+          DATABASE_URL: "{{.PooledURL}}"
+      - name: env
+        type: dotenv
+        path: %q
+        values:
+          DATABASE_URL: "{{.PooledURL}}"
+`, cl.Host, cl.Port, db, b.Host, b.Port, db, roles[0], roles[1], group, b.AuthFile, envFile)
+	env := map[string]string{"ADMIN_URL": cl.AdminURL(db).Reveal(), "PGBOUNCER_ADMIN_URL": b.AdminURL().Reveal()}
+	cfgPath := filepath.Join(dir, "rotor.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
+	cfg, err := config.Load(cfgPath, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, config.Registry{
+		Provider: pbuiltin.Lookup, Target: lookup, Now: time.Now, Getenv: func(string) string { return "" },
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { cfg.Close() })
+	cr, err := cfg.Credential("app")
+	require.NoError(t, err)
+	_, err = cr.Provider.EnsureRoles(ctx, provider.EnsureRolesRequest{Group: group, Logins: roles, Database: db})
+	require.NoError(t, err)
+
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "state.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	key := make([]byte, 32)
+	_, err = rand.Read(key)
+	require.NoError(t, err)
+	sealer, err := secret.NewSealer(key)
+	require.NoError(t, err)
+	eng := &engine.Engine{Store: st, Sealer: sealer}
+
+	rotate := func() *engine.Result {
+		t.Helper()
+		res, err := eng.Rotate(ctx, cr, engine.Options{})
+		require.NoError(t, err)
+		require.Equal(t, store.StatusSucceeded, res.Status, res.Outcome)
+		return res
+	}
+
+	// The first rotation gives the consumers something to use.
+	res := rotate()
+	require.Equal(t, roles[0], res.Role)
+
+	c := startConsumers(t, envFile, 3)
+	c.waitFor(t, roles[0], 20)
+
+	// Two more rotations: to green, whose entry is added, then back to
+	// blue, whose entry is rewritten in place while green's stays.
+	res = rotate()
+	require.Equal(t, roles[1], res.Role)
+	require.Equal(t, roles[0], res.OldRole)
+	require.Contains(t, res.Outcome, "stays valid until the next rotation")
+	c.waitFor(t, roles[1], 20)
+	// The next rotation changes blue's password, which it refuses while
+	// blue has sessions: wait for PgBouncer to close the pooled ones.
+	require.Eventually(t, func() bool {
+		s, err := cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: roles[0]})
+		return err == nil && len(s.Sessions) == 0
+	}, time.Minute, 50*time.Millisecond, "PgBouncer keeps server connections of %s open", roles[0])
+
+	res = rotate()
+	require.Equal(t, roles[0], res.Role)
+	require.Equal(t, roles[1], res.OldRole)
+	c.waitFor(t, roles[0], 20)
+
+	failures, errs := c.stop()
+	require.Zero(t, failures, "connections through PgBouncer failed during the rotations: %v", errs)
+
+	// Both roles keep an entry in the auth_file, the current one holding
+	// the verifier the server holds.
+	content, err := os.ReadFile(b.AuthFile)
+	require.NoError(t, err)
+	entries, err := pgbouncer.ParseAuthFile(content)
+	require.NoError(t, err)
+	users := map[string]int{}
+	for _, e := range entries {
+		users[e.User]++
+	}
+	require.Equal(t, map[string]int{pgbouncertest.AdminUser: 1, roles[0]: 1, roles[1]: 1}, users)
+}
+
+// consumers connect through PgBouncer in a loop, each time with the
+// DATABASE_URL the .env file holds, as an application re-reading its
+// configuration would; they count failures and which roles succeeded.
+type consumers struct {
+	envFile  string
+	stopped  chan struct{}
+	wg       sync.WaitGroup
+	failures atomic.Int64
+	mu       sync.Mutex
+	errs     []string
+	success  map[string]int
+}
+
+func startConsumers(t *testing.T, envFile string, n int) *consumers {
+	c := &consumers{envFile: envFile, stopped: make(chan struct{}), success: map[string]int{}}
+	for range n {
+		c.wg.Go(c.loop)
+	}
+	t.Cleanup(func() { c.stop() })
+	return c
+}
+
+func (c *consumers) loop() {
+	for {
+		select {
+		case <-c.stopped:
+			return
+		default:
+		}
+		role, err := c.once()
+		c.mu.Lock()
+		if err != nil {
+			c.failures.Add(1)
+			if len(c.errs) < 5 {
+				c.errs = append(c.errs, err.Error())
+			}
+		} else {
+			c.success[role]++
+		}
+		c.mu.Unlock()
+	}
+}
+
+func (c *consumers) once() (string, error) {
+	m, err := godotenv.Read(c.envFile)
+	if err != nil {
+		return "", fmt.Errorf("read .env: %w", err)
+	}
+	u := secret.New(m["DATABASE_URL"])
+	cs, err := connstr.Parse(u.Reveal())
+	if err != nil {
+		return "", fmt.Errorf("parse DATABASE_URL: %w", secret.Scrub(err, u))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := pgtest.CanLogin(ctx, u); err != nil {
+		return "", fmt.Errorf("as %s: %w", cs.User, secret.Scrub(err, u, cs.Password))
+	}
+	return cs.User, nil
+}
+
+// waitFor returns once role has had n more successful connections; a
+// consumer that cannot connect shows up as failures, not as a hang.
+func (c *consumers) waitFor(t *testing.T, role string, n int) {
+	t.Helper()
+	c.mu.Lock()
+	want := c.success[role] + n
+	c.mu.Unlock()
+	require.Eventually(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.success[role] >= want || c.failures.Load() > 0
+	}, time.Minute, 10*time.Millisecond, "consumers did not connect as %s", role)
+}
+
+func (c *consumers) stop() (int64, []string) {
+	select {
+	case <-c.stopped:
+	default:
+		close(c.stopped)
+	}
+	c.wg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failures.Load(), c.errs
+}
