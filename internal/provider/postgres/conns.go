@@ -3,10 +3,13 @@ package postgres
 import (
 	"context"
 	"errors"
+	"io"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // conns is a small pool of admin connections. (pgxpool would do, but its
@@ -30,6 +33,12 @@ func newConns(cfg *pgx.ConnConfig, size int) *conns {
 
 // with runs fn on a connection that is idle and alive, and returns it to
 // the pool unless fn left it broken or inside a transaction.
+//
+// Every provider operation is idempotent, so fn is run again (up to
+// transientAttempts times, on a fresh connection) when the server ended
+// the session under it (an administrator's terminate, a Neon API reset
+// dropping compute connections, a restart) or a concurrent catalog update
+// made it fail: a rotation should not stop over either.
 func (c *conns) with(ctx context.Context, fn func(*pgx.Conn) error) error {
 	select {
 	case c.sem <- struct{}{}:
@@ -37,13 +46,45 @@ func (c *conns) with(ctx context.Context, fn func(*pgx.Conn) error) error {
 		return ctx.Err()
 	}
 	defer func() { <-c.sem }()
-	conn, err := c.acquire(ctx)
-	if err != nil {
-		return err
+	var err error
+	for attempt := 0; attempt < transientAttempts; attempt++ {
+		var conn *pgx.Conn
+		conn, err = c.acquire(ctx)
+		if err != nil {
+			return err
+		}
+		err = fn(conn)
+		c.release(conn)
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 50 * time.Millisecond):
+		}
 	}
-	err = fn(conn)
-	c.release(conn)
 	return err
+}
+
+const transientAttempts = 3
+
+// transient reports whether err is worth running an idempotent operation
+// again for: the session was ended by the server, or PostgreSQL reported a
+// concurrent update of the same catalog row, a serialization failure or a
+// deadlock.
+func transient(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03", "40001", "40P01":
+			return true
+		case "XX000":
+			return strings.Contains(pgErr.Message, "tuple concurrently updated")
+		}
+		return false
+	}
+	return pgconn.SafeToRetry(err) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func (c *conns) acquire(ctx context.Context) (*pgx.Conn, error) {

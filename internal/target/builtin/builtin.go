@@ -9,14 +9,18 @@ import (
 	"strings"
 
 	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/target/doppler"
 	"github.com/rotorhq/rotor/internal/target/dotenv"
 	"github.com/rotorhq/rotor/internal/target/exec"
 	"github.com/rotorhq/rotor/internal/target/fly"
 	"github.com/rotorhq/rotor/internal/target/github"
 	"github.com/rotorhq/rotor/internal/target/gitlab"
+	"github.com/rotorhq/rotor/internal/target/infisical"
+	"github.com/rotorhq/rotor/internal/target/kubernetes"
 	"github.com/rotorhq/rotor/internal/target/pgbouncer"
 	"github.com/rotorhq/rotor/internal/target/railway"
 	"github.com/rotorhq/rotor/internal/target/render"
+	"github.com/rotorhq/rotor/internal/target/vault"
 	"github.com/rotorhq/rotor/internal/target/vercel"
 	"github.com/rotorhq/rotor/internal/target/webhook"
 )
@@ -24,16 +28,20 @@ import (
 // Targets maps each target type to its factory. Treat it as read-only;
 // it is a variable only so that it reads as the list it is.
 var Targets = map[string]target.Factory{
-	dotenv.Type:    dotenv.New,
-	exec.Type:      exec.New,
-	fly.Type:       fly.New,
-	pgbouncer.Type: pgbouncer.New,
-	webhook.Type:   webhook.New,
-	github.Type:    github.New,
-	gitlab.Type:    gitlab.New,
-	railway.Type:   railway.New,
-	render.Type:    render.New,
-	vercel.Type:    vercel.New,
+	doppler.Type:    doppler.New,
+	dotenv.Type:     dotenv.New,
+	infisical.Type:  infisical.New,
+	kubernetes.Type: kubernetes.New,
+	vault.Type:      vault.New,
+	exec.Type:       exec.New,
+	fly.Type:        fly.New,
+	pgbouncer.Type:  pgbouncer.New,
+	webhook.Type:    webhook.New,
+	github.Type:     github.New,
+	gitlab.Type:     gitlab.New,
+	railway.Type:    railway.New,
+	render.Type:     render.New,
+	vercel.Type:     vercel.New,
 }
 
 // Lookup returns the factory for typ; an unknown type fails with the known

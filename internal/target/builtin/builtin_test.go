@@ -82,6 +82,10 @@ var minimalOptions = map[string]string{
 	"gitlab":         "project: g/p\ntoken: t",
 	"railway":        "project_id: p\nenvironment_id: e\ntoken: t",
 	"exec":           "command: [/bin/true]\nenv: true",
+	"doppler":        "project: p\nconfig: prd\ntoken: t",
+	"infisical":      "client_id: c\nclient_secret: s\nproject_id: p\nenvironment: prod",
+	"kubernetes":     "namespace: app\nsecret_name: db",
+	"vault":          "address: https://vault.example.com:8200\ntoken: t\npath: app/db",
 	"pgbouncer":      "auth_file: userlist.txt\nadmin_url: postgresql://a:b@127.0.0.1:6432/pgbouncer",
 	"webhook":        "url: https://hooks.example.com/rotor\nsecret: 0123456789abcdef0123",
 }

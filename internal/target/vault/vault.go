@@ -1,0 +1,517 @@
+// Package vault is the HashiCorp Vault KV v2 target: it keeps some keys of
+// one KV v2 secret up to date and leaves the secret's other keys alone
+// (targets-api.md §8).
+//
+// A KV v2 write replaces the whole data map, so Put never writes blindly:
+// it reads the current version, changes only the managed keys and writes
+// back with cas=<that version> (or, with method: patch, sends a JSON merge
+// patch of just those keys, also guarded by cas). When another writer got
+// in between, Vault answers "check-and-set parameter did not match the
+// current version" and Put reads again; nothing is lost either way, which
+// is what makes Put safe to retry.
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	vapi "github.com/hashicorp/vault/api"
+
+	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/target/webapi"
+)
+
+// Type is the registry name of this target.
+const Type = "vault"
+
+// Write methods.
+const (
+	MethodCAS   = "cas"
+	MethodPatch = "patch"
+)
+
+// casAttempts bounds how often Put re-reads after losing a check-and-set
+// race; a path rewritten that often is better retried later by the engine.
+const casAttempts = 5
+
+// Options are the target's own config keys.
+type Options struct {
+	// Address is Vault's URL; default $VAULT_ADDR.
+	Address string `yaml:"address"`
+	// Token authenticates; write token: ${VAULT_TOKEN}. Default $VAULT_TOKEN.
+	Token string `yaml:"token"`
+	// Namespace is the Enterprise/HCP namespace; default $VAULT_NAMESPACE.
+	Namespace string `yaml:"namespace"`
+	// Mount is the KV v2 mount; default "secret".
+	Mount string `yaml:"mount"`
+	// Path is the secret's path inside the mount, e.g. "apps/web".
+	Path string `yaml:"path"`
+	// Method is "cas" (read, then write with check-and-set; default) or
+	// "patch" (HTTP PATCH merge, which needs the patch capability).
+	Method string `yaml:"method"`
+}
+
+// Target keeps values in one KV v2 secret.
+type Target struct {
+	name      string
+	address   string
+	token     string
+	namespace string
+	mount     string
+	path      string
+	method    string
+	http      *http.Client
+	now       func() time.Time
+
+	mu     sync.Mutex
+	client *vapi.Client
+}
+
+// New builds a Vault target from its options. It does no I/O: the client,
+// which reads Vault's TLS settings (VAULT_CACERT, …), is built on first use.
+func New(p target.Params) (target.Target, error) {
+	if p.Decode == nil {
+		return nil, fmt.Errorf("vault target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
+	}
+	opts := Options{Mount: "secret", Method: MethodCAS}
+	if err := p.Decode(&opts); err != nil {
+		return nil, fmt.Errorf("vault target %q: %w", p.Name, err)
+	}
+	getenv := p.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	desc := fmt.Sprintf("vault target %q", p.Name)
+
+	address := strings.TrimRight(firstNonEmpty(opts.Address, getenv("VAULT_ADDR")), "/")
+	if address == "" {
+		return nil, fmt.Errorf("%s has no address; add address: https://vault.example.com:8200 or export VAULT_ADDR: %w", desc, target.ErrInvalid)
+	}
+	if u, err := url.Parse(address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%s: address %q is not an http(s) URL; write it like https://vault.example.com:8200: %w", desc, address, target.ErrInvalid)
+	}
+	mount := strings.Trim(opts.Mount, "/")
+	if mount == "" {
+		return nil, fmt.Errorf("%s: mount is empty; name the KV v2 mount, e.g. mount: secret: %w", desc, target.ErrInvalid)
+	}
+	if strings.HasSuffix(mount, "/data") || strings.HasSuffix(mount, "/metadata") {
+		return nil, fmt.Errorf("%s: mount %q ends in the API's data/ segment; give the mount alone (e.g. secret) and the rest as path: %w", desc, mount, target.ErrInvalid)
+	}
+	path := strings.Trim(opts.Path, "/")
+	if path == "" {
+		return nil, fmt.Errorf("%s has no path; add the secret's path inside the mount, e.g. path: apps/web: %w", desc, target.ErrInvalid)
+	}
+	if first, _, _ := strings.Cut(path, "/"); first == "data" || first == "metadata" {
+		return nil, fmt.Errorf("%s: path %q starts with %s/, which the API adds itself; drop it (path: %s): %w", desc, path, first, strings.TrimPrefix(path, first+"/"), target.ErrInvalid)
+	}
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return nil, fmt.Errorf("%s: path %q has an empty, . or .. segment; write it like apps/web: %w", desc, path, target.ErrInvalid)
+		}
+	}
+	if opts.Method != MethodCAS && opts.Method != MethodPatch {
+		return nil, fmt.Errorf("%s: method %q is not one of cas, patch; use cas unless the token has the patch capability and no read-then-write: %w", desc, opts.Method, target.ErrInvalid)
+	}
+	now := p.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Target{
+		name:      p.Name,
+		address:   address,
+		token:     firstNonEmpty(opts.Token, getenv("VAULT_TOKEN")),
+		namespace: strings.Trim(firstNonEmpty(opts.Namespace, getenv("VAULT_NAMESPACE")), "/"),
+		mount:     mount,
+		path:      path,
+		method:    opts.Method,
+		http:      p.HTTPClient,
+		now:       now,
+	}, nil
+}
+
+// Info implements target.Target.
+func (t *Target) Info() target.Info {
+	dest := fmt.Sprintf("vault %s/%s at %s", t.mount, t.path, t.address)
+	if t.namespace != "" {
+		dest += " (namespace " + t.namespace + ")"
+	}
+	return target.Info{Type: Type, Name: t.name, Destination: dest, Idempotent: true}
+}
+
+// Put implements target.Target: the managed keys get their values, every
+// other key of the secret keeps its own, and nothing is written when the
+// secret already holds the values.
+func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
+	secrets := slices.Collect(maps.Values(req.Values))
+	for range casAttempts {
+		c, obs, err := t.api()
+		if err != nil {
+			return target.PutResponse{}, err
+		}
+		cur, err := t.read(ctx, c)
+		if err != nil {
+			return target.PutResponse{}, t.fail("read", err, obs, secrets)
+		}
+		if cur.holds(req.Values) {
+			return target.PutResponse{Changed: false, Ref: "version " + strconv.Itoa(cur.version)}, nil
+		}
+		managed := map[string]any{}
+		for k, v := range req.Values {
+			managed[k] = v.Reveal()
+		}
+		var s *vapi.Secret
+		op := "write"
+		if t.method == MethodPatch && cur.live {
+			op = "patch"
+			s, err = c.Logical().JSONMergePatch(ctx, t.dataPath(), map[string]any{
+				"options": map[string]any{"cas": cur.version}, "data": managed,
+			})
+		} else {
+			// A deleted latest version's keys are gone; there is nothing
+			// to carry over.
+			data := maps.Clone(cur.data)
+			if data == nil {
+				data = map[string]any{}
+			}
+			maps.Copy(data, managed)
+			s, err = c.Logical().WriteWithContext(ctx, t.dataPath(), map[string]any{
+				"options": map[string]any{"cas": cur.version}, "data": data,
+			})
+		}
+		if lostRace(err) {
+			continue
+		}
+		if err != nil {
+			return target.PutResponse{}, t.fail(op, err, obs, secrets)
+		}
+		ref := "written"
+		if v, ok := versionOf(s, false); ok {
+			ref = "version " + strconv.Itoa(v)
+		}
+		return target.PutResponse{Changed: true, Ref: ref}, nil
+	}
+	return target.PutResponse{}, &target.RetryableError{Err: fmt.Errorf(
+		"vault target %q: %s/%s changed under every one of %d check-and-set attempts; something else keeps writing it (nothing was lost; the write can be retried): %w",
+		t.name, t.mount, t.path, casAttempts, target.ErrInvalid)}
+}
+
+// Check implements target.Checker. A path with no live version holds no
+// keys.
+func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.CheckResponse, error) {
+	c, obs, err := t.api()
+	if err != nil {
+		return target.CheckResponse{}, err
+	}
+	cur, err := t.read(ctx, c)
+	if err != nil {
+		return target.CheckResponse{}, t.fail("read", err, obs, nil)
+	}
+	resp := target.CheckResponse{Values: map[string]secret.String{}}
+	if !cur.live {
+		resp.Notes = append(resp.Notes, fmt.Sprintf("%s/%s holds no live version", t.mount, t.path))
+		return resp, nil
+	}
+	for _, k := range req.Keys {
+		switch v := cur.data[k].(type) {
+		case nil:
+		case string:
+			resp.Values[k] = secret.New(v)
+		default:
+			resp.Notes = append(resp.Notes, fmt.Sprintf("%s holds a %s, not a string", k, jsonKind(v)))
+		}
+	}
+	return resp, nil
+}
+
+// Validate implements target.Validator: the token is valid, its policy
+// grants what Put needs on the path, and the path's metadata is readable.
+// It writes nothing.
+func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target.ValidateResponse, error) {
+	c, obs, err := t.api()
+	if err != nil {
+		return target.ValidateResponse{}, err
+	}
+	var resp target.ValidateResponse
+	self, err := c.Auth().Token().LookupSelfWithContext(ctx)
+	if err != nil {
+		var re *vapi.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
+			return resp, fmt.Errorf("vault target %q: %s rejected the token (expired, revoked, or from another namespace); create a new one and export it as VAULT_TOKEN: %w", t.name, t.address, target.ErrAuth)
+		}
+		return resp, t.fail("look up the token", err, obs, nil)
+	}
+	if self != nil {
+		if ttl, ok := self.Data["ttl"].(json.Number); ok {
+			if secs, err := ttl.Int64(); err == nil && secs > 0 {
+				resp.Notes = append(resp.Notes, fmt.Sprintf("the token expires in %s; rotations after that fail until it is renewed", time.Duration(secs)*time.Second))
+			}
+		}
+	}
+
+	need := []string{"read"}
+	if t.method == MethodPatch {
+		need = append(need, "patch")
+	} else {
+		need = append(need, "update")
+	}
+	caps, err := c.Sys().CapabilitiesSelfWithContext(ctx, t.dataPath())
+	switch {
+	case err != nil:
+		resp.Notes = append(resp.Notes, "could not ask Vault for the token's capabilities (sys/capabilities-self); the first rotation will tell")
+	case slices.Contains(caps, "root"):
+	default:
+		var missing []string
+		for _, n := range need {
+			if !slices.Contains(caps, n) {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) > 0 {
+			return resp, fmt.Errorf("vault target %q: the token's policy lacks %s on %s (it has: %s); grant it as shown in docs/targets/vault.md: %w",
+				t.name, strings.Join(missing, ", "), t.dataPath(), strings.Join(caps, ", "), target.ErrAuth)
+		}
+		if !slices.Contains(caps, "create") {
+			resp.Notes = append(resp.Notes, "the token cannot create "+t.dataPath()+"; that is fine only while the secret exists")
+		}
+	}
+
+	md, err := c.Logical().ReadWithContext(ctx, t.mount+"/metadata/"+t.path)
+	switch {
+	case err != nil:
+		return resp, t.fail("read the metadata of", err, obs, nil)
+	case md == nil:
+		resp.Notes = append(resp.Notes, fmt.Sprintf("%s/%s does not exist yet; the first rotation creates it", t.mount, t.path))
+	default:
+		if v, ok := md.Data["current_version"].(json.Number); ok {
+			resp.Notes = append(resp.Notes, fmt.Sprintf("%s/%s is at version %s", t.mount, t.path, v))
+		}
+	}
+	return resp, nil
+}
+
+// current is what the path holds now.
+type current struct {
+	// version is the latest version's number, 0 when there is none; it is
+	// the cas for the next write.
+	version int
+	// live is false when there is no version or the latest was deleted.
+	live bool
+	data map[string]any
+}
+
+func (c current) holds(values map[string]secret.String) bool {
+	if !c.live {
+		return false
+	}
+	for k, v := range values {
+		s, ok := c.data[k].(string)
+		if !ok || !secret.New(s).Equal(v) {
+			return false
+		}
+	}
+	return true
+}
+
+func (t *Target) read(ctx context.Context, c *vapi.Client) (current, error) {
+	s, err := c.Logical().ReadWithContext(ctx, t.dataPath())
+	if err != nil {
+		return current{}, err
+	}
+	if s == nil || s.Data == nil {
+		return current{}, nil
+	}
+	v, _ := versionOf(s, true)
+	data, _ := s.Data["data"].(map[string]any)
+	return current{version: v, live: data != nil, data: data}, nil
+}
+
+// versionOf reads the version number from a read (nested under metadata)
+// or a write response (top level).
+func versionOf(s *vapi.Secret, nested bool) (int, bool) {
+	if s == nil || s.Data == nil {
+		return 0, false
+	}
+	md := s.Data
+	if nested {
+		md, _ = s.Data["metadata"].(map[string]any)
+	}
+	n, ok := md["version"].(json.Number)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.Atoi(n.String())
+	return v, err == nil
+}
+
+func (t *Target) dataPath() string { return t.mount + "/data/" + t.path }
+
+// observed keeps the headers of the last answer, for Retry-After: the
+// SDK's errors do not carry them.
+type observed struct {
+	mu     sync.Mutex
+	header http.Header
+}
+
+func (o *observed) retryAfter(now time.Time) time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.header == nil {
+		return 0
+	}
+	return webapi.RetryAfter(o.header, now)
+}
+
+// api returns the shared client with a per-call observer of answers.
+func (t *Target) api() (*vapi.Client, *observed, error) {
+	if t.token == "" {
+		return nil, nil, fmt.Errorf("vault target %q has no token; write token: ${VAULT_TOKEN} and export VAULT_TOKEN: %w", t.name, target.ErrAuth)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.client == nil {
+		c, err := t.newClient()
+		if err != nil {
+			return nil, nil, err
+		}
+		t.client = c
+	}
+	obs := &observed{}
+	c := t.client.WithResponseCallbacks(func(r *vapi.Response) {
+		obs.mu.Lock()
+		obs.header = r.Header.Clone()
+		obs.mu.Unlock()
+	})
+	return c, obs, nil
+}
+
+func (t *Target) newClient() (*vapi.Client, error) {
+	cfg := vapi.DefaultConfig()
+	if cfg.Error != nil {
+		return nil, fmt.Errorf("vault target %q: Vault's TLS environment (VAULT_CACERT, VAULT_CLIENT_CERT, …) is unusable; fix or unset it: %w", t.name, cfg.Error)
+	}
+	cfg.Address = t.address
+	// VAULT_AGENT_ADDR would silently win over the configured address.
+	cfg.AgentAddress = ""
+	// The engine retries, with backoff and the journal; the SDK must not
+	// multiply its attempts.
+	cfg.MaxRetries = 0
+	if t.http != nil {
+		if t.http.Transport != nil {
+			cfg.HttpClient = t.http
+		}
+		if t.http.Timeout > 0 {
+			cfg.Timeout = t.http.Timeout
+		}
+	}
+	c, err := vapi.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("vault target %q: cannot set up the Vault client for %s: %w", t.name, t.address, err)
+	}
+	c.SetToken(t.token)
+	if t.namespace != "" {
+		c.SetNamespace(t.namespace)
+	} else {
+		c.ClearNamespace()
+	}
+	return c, nil
+}
+
+// lostRace reports a check-and-set mismatch, or a patch of a version that
+// was deleted meanwhile: both mean "read again".
+func lostRace(err error) bool {
+	var re *vapi.ResponseError
+	if !errors.As(err, &re) {
+		return false
+	}
+	if re.StatusCode == http.StatusBadRequest {
+		for _, e := range re.Errors {
+			if strings.Contains(e, "check-and-set parameter did not match") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// fail turns an SDK error into one that names the target, says what to
+// do, carries a sentinel and holds no value.
+func (t *Target) fail(op string, err error, obs *observed, secrets []secret.String) error {
+	secrets = append(slices.Clip(secrets), secret.New(t.token))
+	var re *vapi.ResponseError
+	if !errors.As(err, &re) {
+		// Transport errors stay in the chain: the engine retries net.Errors.
+		return secret.Scrub(fmt.Errorf("vault target %q: %s %s/%s at %s: %w", t.name, op, t.mount, t.path, t.address, err), secrets...)
+	}
+	msg := secret.ScrubString(strings.TrimSpace(strings.Join(re.Errors, "; ")), secrets...)
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	text := fmt.Sprintf("vault target %q: %s %s/%s answered %d", t.name, op, t.mount, t.path, re.StatusCode)
+	if msg != "" {
+		text += " (" + msg + ")"
+	}
+	var kind error
+	switch {
+	case re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden:
+		kind = target.ErrAuth
+		text += fmt.Sprintf("; check that the token is valid (vault token lookup) and that its policy grants %s on %s and read on %s/metadata/%s (docs/targets/vault.md)",
+			t.needs(), t.dataPath(), t.mount, t.path)
+	case re.StatusCode == http.StatusNotFound:
+		kind = target.ErrNotFound
+		text += fmt.Sprintf("; check that %s is a KV version 2 mount (vault secrets list -detailed)", t.mount)
+	case re.StatusCode == http.StatusTooManyRequests || re.StatusCode >= 500:
+		return &target.RetryableError{Err: fmt.Errorf("%s: %w", text, errTransient), RetryAfter: obs.retryAfter(t.now())}
+	default:
+		kind = target.ErrInvalid
+	}
+	return fmt.Errorf("%s: %w", text, kind)
+}
+
+var errTransient = errors.New("the server is throttling or unavailable")
+
+func (t *Target) needs() string {
+	if t.method == MethodPatch {
+		return "create, read, patch"
+	}
+	return "create, read, update"
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case json.Number:
+		return "number"
+	case bool:
+		return "boolean"
+	case map[string]any:
+		return "object"
+	case []any:
+		return "list"
+	}
+	return "non-string value"
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+var (
+	_ target.Target    = (*Target)(nil)
+	_ target.Checker   = (*Target)(nil)
+	_ target.Validator = (*Target)(nil)
+)
