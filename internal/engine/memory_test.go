@@ -21,6 +21,7 @@ type memoryTarget struct {
 	failErr    error // with this error (default a RetryableError)
 	writeOnly  bool  // Check reports every key as unreadable
 	dropOnRead string
+	notified   []target.Notification
 }
 
 // memoryTargetYAML(true) is the YAML for a memory target; the harness wires
@@ -92,6 +93,13 @@ func (m *memoryTarget) Check(ctx context.Context, req target.CheckRequest) (targ
 	return resp, nil
 }
 
+func (m *memoryTarget) Notify(ctx context.Context, n target.Notification) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.notified = append(m.notified, n)
+	return nil
+}
+
 func (m *memoryTarget) get(k string) secret.String {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -102,4 +110,5 @@ var (
 	_ target.Target   = (*memoryTarget)(nil)
 	_ target.Reloader = (*memoryTarget)(nil)
 	_ target.Checker  = (*memoryTarget)(nil)
+	_ target.Notifier = (*memoryTarget)(nil)
 )

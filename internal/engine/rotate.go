@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
+	"github.com/rotorhq/rotor/internal/target"
 )
 
 // Result is what one Rotate call did, secret-free.
@@ -139,10 +141,43 @@ func (e *Engine) Rotate(ctx context.Context, cr *config.Credential, opts Options
 	r.res.RotationID = r.rot.ID
 	err = r.execute(ctx)
 	r.res.Duration = e.Now().Sub(started)
+	r.notify(context.WithoutCancel(ctx), err)
 	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
 		err = fmt.Errorf("%w (%v)", err, cause)
 	}
 	return r.res, err
+}
+
+// notify tells every Notifier target how the rotation ended. Failures are
+// logged, never returned: a notification must not fail a rotation.
+func (r *run) notify(ctx context.Context, runErr error) {
+	n := target.Notification{
+		Credential: r.cr.Name, RotationID: strconv.FormatInt(r.rot.ID, 10), Role: r.res.Role, OldRole: r.res.OldRole,
+		Version: r.res.Version, Status: string(r.rot.Status), Outcome: r.res.Outcome, Time: r.e.now(),
+	}
+	var se *StepError
+	switch {
+	case runErr != nil && errors.As(runErr, &se) && !r.rot.Status.Terminal():
+		n.Type, n.Step, n.Error = "rotation.failed", se.Step, secret.ScrubString(se.Err.Error(), r.secrets()...)
+	case runErr != nil && !r.rot.Status.Terminal():
+		n.Type, n.Step, n.Error = "rotation.failed", r.rot.Step, secret.ScrubString(runErr.Error(), r.secrets()...)
+	case r.rot.Status.Terminal():
+		n.Type = "rotation." + string(r.rot.Status)
+	default:
+		return
+	}
+	for _, t := range r.cr.Targets {
+		nt, ok := t.Impl.(target.Notifier)
+		if !ok {
+			continue
+		}
+		nctx, cancel := context.WithTimeout(ctx, r.cr.TargetTimeout)
+		if err := nt.Notify(nctx, n); err != nil {
+			r.e.Logger.Warn("notification failed", "credential", r.cr.Name, "target", t.Name, "error", secret.ScrubString(err.Error(), r.secrets()...))
+			r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepFinish, Target: t.Name, Status: "note", Detail: "notification failed"})
+		}
+		cancel()
+	}
 }
 
 func (e *Engine) currentVersion(ctx context.Context, name string) (*store.Version, error) {

@@ -404,6 +404,14 @@ func TestPermanentTargetFailureStopsBeforeReloads(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, store.StatusSucceeded, res.Status)
 	require.Equal(t, 1, b.mem.reloads)
+
+	// Notifier targets hear about the failure and the success.
+	require.Len(t, b.mem.notified, 2)
+	require.Equal(t, "rotation.failed", b.mem.notified[0].Type)
+	require.Equal(t, engine.StepPublish, b.mem.notified[0].Step)
+	require.Contains(t, b.mem.notified[0].Error, "target rejected the credentials")
+	require.Equal(t, "rotation.succeeded", b.mem.notified[1].Type)
+	require.Equal(t, res.Role, b.mem.notified[1].Role)
 }
 
 func TestReadBackFindsMissingKey(t *testing.T) {

@@ -88,6 +88,33 @@ type Validator interface {
 	Validate(ctx context.Context, req ValidateRequest) (ValidateResponse, error)
 }
 
+// Notifier is implemented by targets that also want to hear how each
+// rotation ended, successful or not (webhook). Notify must not block the
+// rotation for long and its failure never fails the rotation.
+type Notifier interface {
+	Notify(ctx context.Context, n Notification) error
+}
+
+// Notification is how a rotation ended, secret-free.
+type Notification struct {
+	// Type is "rotation." + the final status ("rotation.succeeded",
+	// "rotation.published_old_in_use", "rotation.rolled_back") or
+	// "rotation.failed" when it stopped at a step.
+	Type       string
+	Credential string
+	RotationID string
+	Version    int64
+	Role       string
+	OldRole    string
+	// Status is the rotation's store status.
+	Status string
+	// Step is where a failed rotation stopped.
+	Step    string
+	Error   string
+	Outcome string
+	Time    time.Time
+}
+
 type PutRequest struct {
 	// Values are the rendered values, keyed by the name they are stored
 	// under (e.g. DATABASE_URL). Keys are in Keys order.

@@ -210,22 +210,7 @@ func (t *Target) Info() target.Info {
 // Event is what Notify delivers: the outcome of a rotation. It never
 // holds a value; Error must already be scrubbed by the caller (the engine
 // scrubs its errors before recording them).
-type Event struct {
-	// Type is one of the Event* constants other than EventPublished.
-	Type       string
-	Credential string
-	RotationID string
-	Version    int64
-	Role       string
-	OldRole    string
-	// Status is the rotation's store status (succeeded, rolled_back, …).
-	Status string
-	// Step is where a failed rotation stopped.
-	Step    string
-	Error   string
-	Outcome string
-	Time    time.Time
-}
+type Event = target.Notification
 
 // payload is the JSON body of every delivery.
 type payload struct {
@@ -423,4 +408,5 @@ var (
 	_ target.Target    = (*Target)(nil)
 	_ target.Checker   = (*Target)(nil)
 	_ target.Validator = (*Target)(nil)
+	_ target.Notifier  = (*Target)(nil)
 )
