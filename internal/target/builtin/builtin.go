@@ -9,10 +9,12 @@ import (
 	"strings"
 
 	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/target/awssm"
 	"github.com/rotorhq/rotor/internal/target/doppler"
 	"github.com/rotorhq/rotor/internal/target/dotenv"
 	"github.com/rotorhq/rotor/internal/target/exec"
 	"github.com/rotorhq/rotor/internal/target/fly"
+	"github.com/rotorhq/rotor/internal/target/gcpsm"
 	"github.com/rotorhq/rotor/internal/target/github"
 	"github.com/rotorhq/rotor/internal/target/gitlab"
 	"github.com/rotorhq/rotor/internal/target/infisical"
@@ -20,6 +22,7 @@ import (
 	"github.com/rotorhq/rotor/internal/target/pgbouncer"
 	"github.com/rotorhq/rotor/internal/target/railway"
 	"github.com/rotorhq/rotor/internal/target/render"
+	"github.com/rotorhq/rotor/internal/target/ssm"
 	"github.com/rotorhq/rotor/internal/target/vault"
 	"github.com/rotorhq/rotor/internal/target/vercel"
 	"github.com/rotorhq/rotor/internal/target/webhook"
@@ -28,7 +31,10 @@ import (
 // Targets maps each target type to its factory. Treat it as read-only;
 // it is a variable only so that it reads as the list it is.
 var Targets = map[string]target.Factory{
+	awssm.Type:      awssm.New,
 	doppler.Type:    doppler.New,
+	gcpsm.Type:      gcpsm.New,
+	ssm.Type:        ssm.New,
 	dotenv.Type:     dotenv.New,
 	infisical.Type:  infisical.New,
 	kubernetes.Type: kubernetes.New,

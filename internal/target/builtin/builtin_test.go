@@ -74,20 +74,23 @@ func TestFactoriesReportTheirType(t *testing.T) {
 // minimalOptions holds each type's smallest valid options as YAML; a new
 // type without an entry fails TestFactoriesReportTheirType.
 var minimalOptions = map[string]string{
-	"dotenv":         "path: .env",
-	"vercel":         "project: prj_1\ntoken: t",
-	"render":         "service_id: srv-1\ntoken: t",
-	"fly":            "app: my-app\ntoken: t",
-	"github-actions": "repo: o/r\ntoken: t",
-	"gitlab":         "project: g/p\ntoken: t",
-	"railway":        "project_id: p\nenvironment_id: e\ntoken: t",
-	"exec":           "command: [/bin/true]\nenv: true",
-	"doppler":        "project: p\nconfig: prd\ntoken: t",
-	"infisical":      "client_id: c\nclient_secret: s\nproject_id: p\nenvironment: prod",
-	"kubernetes":     "namespace: app\nsecret_name: db",
-	"vault":          "address: https://vault.example.com:8200\ntoken: t\npath: app/db",
-	"pgbouncer":      "auth_file: userlist.txt\nadmin_url: postgresql://a:b@127.0.0.1:6432/pgbouncer",
-	"webhook":        "url: https://hooks.example.com/rotor\nsecret: 0123456789abcdef0123",
+	"dotenv":              "path: .env",
+	"vercel":              "project: prj_1\ntoken: t",
+	"render":              "service_id: srv-1\ntoken: t",
+	"fly":                 "app: my-app\ntoken: t",
+	"github-actions":      "repo: o/r\ntoken: t",
+	"gitlab":              "project: g/p\ntoken: t",
+	"railway":             "project_id: p\nenvironment_id: e\ntoken: t",
+	"exec":                "command: [/bin/true]\nenv: true",
+	"doppler":             "project: p\nconfig: prd\ntoken: t",
+	"aws-secrets-manager": "secret_id: app/db\nregion: eu-central-1",
+	"aws-ssm":             "parameters: {DATABASE_URL: /app/db/url}\nregion: eu-central-1",
+	"gcp-secret-manager":  "project: my-project\nsecret_id: db-url",
+	"infisical":           "client_id: c\nclient_secret: s\nproject_id: p\nenvironment: prod",
+	"kubernetes":          "namespace: app\nsecret_name: db",
+	"vault":               "address: https://vault.example.com:8200\ntoken: t\npath: app/db",
+	"pgbouncer":           "auth_file: userlist.txt\nadmin_url: postgresql://a:b@127.0.0.1:6432/pgbouncer",
+	"webhook":             "url: https://hooks.example.com/rotor\nsecret: 0123456789abcdef0123",
 }
 
 // decodeYAML mimics the config layer's strict Decode.
