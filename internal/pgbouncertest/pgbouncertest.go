@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rotorhq/rotor/internal/osuser"
 	"github.com/rotorhq/rotor/internal/secret"
 )
 
@@ -74,7 +75,7 @@ type Bouncer struct {
 	LogFile  string
 
 	adminPassword secret.String
-	runAs         *osUser
+	runAs         *osuser.User
 	removeDir     bool
 	cmd           *exec.Cmd
 	exited        chan struct{}
@@ -117,7 +118,7 @@ func Start(ctx context.Context, opts Options) (*Bouncer, error) {
 			return nil, err
 		}
 	}
-	runAs, err := serverUser(ctx)
+	runAs, err := osuser.ForServer(ctx, "PgBouncer")
 	if err != nil {
 		return nil, err
 	}
@@ -181,10 +182,10 @@ func (b *Bouncer) makeDir(dir string) error {
 		}
 		b.Dir = abs
 	}
-	if err := b.runAs.chown(b.Dir); err != nil {
+	if err := b.runAs.Chown(b.Dir); err != nil {
 		return err
 	}
-	return b.runAs.checkReachable(b.Dir)
+	return b.runAs.CheckReachable(b.Dir)
 }
 
 // writeAuthFile starts the auth_file with the admin user, whose SCRAM
@@ -198,7 +199,7 @@ func (b *Bouncer) writeAuthFile() error {
 	if err := os.WriteFile(b.AuthFile, []byte(content), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", b.AuthFile, err)
 	}
-	return b.runAs.chown(b.AuthFile)
+	return b.runAs.Chown(b.AuthFile)
 }
 
 // Entry is one auth_file line: both fields double-quoted, a quote doubled.
@@ -245,7 +246,7 @@ func (b *Bouncer) writeConfig(port int, opts Options) error {
 	if err := os.WriteFile(b.ConfigFile, []byte(sb.String()), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", b.ConfigFile, err)
 	}
-	return b.runAs.chown(b.ConfigFile)
+	return b.runAs.Chown(b.ConfigFile)
 }
 
 func (b *Bouncer) start(ctx context.Context, bin string, port int) error {
@@ -257,7 +258,7 @@ func (b *Bouncer) start(ctx context.Context, bin string, port int) error {
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LANG=C"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	dieWithParent(cmd.SysProcAttr)
-	b.runAs.apply(cmd)
+	b.runAs.Apply(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", bin, err)
 	}
@@ -371,7 +372,7 @@ func (b *Bouncer) Log() ([]byte, error) {
 // ChownToServer gives path to the OS user PgBouncer runs as (when the
 // caller is root), so a file a test writes next to the auth_file stays
 // readable by the bouncer.
-func (b *Bouncer) ChownToServer(path string) error { return b.runAs.chown(path) }
+func (b *Bouncer) ChownToServer(path string) error { return b.runAs.Chown(path) }
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rotorhq/rotor/internal/osuser"
 	"github.com/rotorhq/rotor/internal/secret"
 )
 
@@ -57,7 +58,7 @@ type Cluster struct {
 	BinDir     string
 
 	superPassword secret.String
-	runAs         *osUser
+	runAs         *osuser.User
 	removeDir     bool
 	progress      io.Writer
 
@@ -82,7 +83,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	runAs, err := serverUser(ctx)
+	runAs, err := osuser.ForServer(ctx, "PostgreSQL")
 	if err != nil {
 		return nil, err
 	}
@@ -155,10 +156,10 @@ func (c *Cluster) makeDir(dir string) error {
 		}
 		c.Dir = abs
 	}
-	if err := c.runAs.chown(c.Dir); err != nil {
+	if err := c.runAs.Chown(c.Dir); err != nil {
 		return err
 	}
-	return c.runAs.checkReachable(c.Dir)
+	return c.runAs.CheckReachable(c.Dir)
 }
 
 func (c *Cluster) initdb(ctx context.Context) error {
@@ -170,7 +171,7 @@ func (c *Cluster) initdb(ctx context.Context) error {
 		return fmt.Errorf("write initdb password file: %w", err)
 	}
 	defer os.Remove(pwFile)
-	if err := c.runAs.chown(pwFile); err != nil {
+	if err := c.runAs.Chown(pwFile); err != nil {
 		return err
 	}
 	_, err := c.run(ctx, "initdb",
@@ -196,7 +197,7 @@ func (c *Cluster) writeTLS() error {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
-		if err := c.runAs.chown(path); err != nil {
+		if err := c.runAs.Chown(path); err != nil {
 			return err
 		}
 	}
@@ -216,7 +217,7 @@ func (c *Cluster) writeHBA() error {
 	if err := os.WriteFile(path, []byte(hba), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return c.runAs.chown(path)
+	return c.runAs.Chown(path)
 }
 
 // start writes rotor.conf and runs pg_ctl start, picking another port when
@@ -307,7 +308,7 @@ func (c *Cluster) writeConf(port int, opts Options) error {
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return c.runAs.chown(path)
+	return c.runAs.Chown(path)
 }
 
 func (c *Cluster) portTaken(logStart int64) bool {
@@ -408,7 +409,7 @@ func (c *Cluster) run(ctx context.Context, name string, args ...string) ([]byte,
 	cmd := exec.CommandContext(ctx, filepath.Join(c.BinDir, name), args...)
 	cmd.Dir = c.Dir
 	cmd.Env = serverEnv(c.runAs != nil)
-	c.runAs.apply(cmd)
+	c.runAs.Apply(cmd)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// pg_ctl's postmaster redirects its own output to the log file, but a

@@ -1,6 +1,9 @@
 //go:build unix
 
-package pgbouncertest
+// Package osuser runs server programs that refuse to run as root
+// (PostgreSQL, PgBouncer) under the postgres OS account when rotor or its
+// tests run as root, and hands them the files they need.
+package osuser
 
 import (
 	"context"
@@ -14,33 +17,33 @@ import (
 	"syscall"
 )
 
-// osUser is the account PgBouncer runs as. PgBouncer refuses to run as
-// root ("PgBouncer should not run as root"), so a root caller hands the
-// process and its files to the postgres user, as pgcluster does for the
-// server.
-type osUser struct {
+// User is the account server processes run as. A nil *User means "the
+// current user": every method is then a no-op.
+type User struct {
 	uid, gid int
 	home     string
 }
 
-// serverUser returns nil when the current user can run PgBouncer itself.
-func serverUser(ctx context.Context) (*osUser, error) {
+// ForServer returns the postgres OS user (creating it if missing) when the
+// caller is root, or nil when the current user can run program itself.
+// program names the server in messages ("PostgreSQL", "PgBouncer").
+func ForServer(ctx context.Context, program string) (*User, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
 	u, err := user.Lookup("postgres")
 	var unknown user.UnknownUserError
 	if errors.As(err, &unknown) {
-		// Test binaries may race here; a loser's useradd fails but the
-		// lookup then finds the winner's user.
+		// Several test binaries may race here; a loser's useradd fails but
+		// the lookup below then finds the winner's user.
 		out, addErr := exec.CommandContext(ctx, "useradd", "--system", "--user-group", "--no-create-home", "postgres").CombinedOutput()
 		u, err = user.Lookup("postgres")
 		if err != nil && addErr != nil {
-			return nil, fmt.Errorf("PgBouncer refuses to run as root and there is no postgres OS user; creating one failed (%s), create it with `useradd --system postgres`: %w", out, addErr)
+			return nil, fmt.Errorf("%s refuses to run as root and there is no postgres OS user; creating one failed (%s), create it with `useradd --system postgres`: %w", program, out, addErr)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("look up the postgres OS user (PgBouncer refuses to run as root): %w", err)
+		return nil, fmt.Errorf("look up the postgres OS user (%s refuses to run as root): %w", program, err)
 	}
 	uid, err := strconv.Atoi(u.Uid)
 	if err != nil {
@@ -50,18 +53,24 @@ func serverUser(ctx context.Context) (*osUser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres OS user has a non-numeric gid %q: %w", u.Gid, err)
 	}
-	return &osUser{uid: uid, gid: gid, home: u.HomeDir}, nil
+	return &User{uid: uid, gid: gid, home: u.HomeDir}, nil
 }
 
-func (u *osUser) apply(cmd *exec.Cmd) {
+// Apply makes cmd run as u, keeping any other SysProcAttr settings.
+func (u *User) Apply(cmd *exec.Cmd) {
 	if u == nil {
 		return
+	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(u.uid), Gid: uint32(u.gid), Groups: []uint32{}}
 	cmd.Env = append(cmd.Env, "HOME="+u.home, "USER=postgres", "LOGNAME=postgres")
 }
 
-func (u *osUser) chown(path string) error {
+// Chown gives path to u, so that files root wrote (keys, config, the data
+// dir's parent) are usable by the server.
+func (u *User) Chown(path string) error {
 	if u == nil {
 		return nil
 	}
@@ -71,10 +80,9 @@ func (u *osUser) chown(path string) error {
 	return nil
 }
 
-// checkReachable fails early, with a fix, when a parent of dir is closed
-// to the postgres user; PgBouncer's own message would only say it cannot
-// open its config.
-func (u *osUser) checkReachable(dir string) error {
+// CheckReachable fails early, with a fix, when a parent of dir is closed
+// to u; the servers' own messages for this are obscure.
+func (u *User) CheckReachable(dir string) error {
 	if u == nil {
 		return nil
 	}
