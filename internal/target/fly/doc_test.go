@@ -1,73 +1,15 @@
 package fly_test
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/stretchr/testify/require"
-
-	"github.com/rotorhq/rotor/internal/config"
-	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
-	"github.com/rotorhq/rotor/internal/target"
 	"github.com/rotorhq/rotor/internal/target/fly"
+	"github.com/rotorhq/rotor/internal/target/targettest"
 )
 
-// TestDocExampleLoads loads the example of docs/targets/fly.md through
-// the real config layer, so the documented keys are the ones the target
-// takes, and the token must come from the environment.
+// TestDocExampleLoads keeps docs/targets/fly.md honest: its example loads
+// through the real config layer, and a literal token is refused.
 func TestDocExampleLoads(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "targets", "fly.md"))
-	require.NoError(t, err)
-	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
-	require.True(t, ok, "the doc opens with a yaml example")
-	example, _, ok := strings.Cut(rest, "```")
-	require.True(t, ok)
-
-	cases := []struct {
-		name    string
-		edit    func(string) string
-		wantErr string
-	}{
-		{name: "as documented", edit: func(s string) string { return s }},
-		{name: "literal token", edit: func(s string) string { return strings.ReplaceAll(s, "${FLY_API_TOKEN}", "literal-token") }, wantErr: "holds a secret in the config file"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			var b strings.Builder
-			b.WriteString("version: 1\nstate: state.db\ncredentials:\n  app-db:\n    provider:\n      type: postgres\n      admin_url: ${ROTOR_ADMIN_URL}\n")
-			b.WriteString("    connection: {url: postgresql://db.internal:5432/app}\n    strategy: single\n    role: app\n")
-			for _, line := range strings.Split(strings.TrimRight(tc.edit(example), "\n"), "\n") {
-				b.WriteString("    " + line + "\n")
-			}
-			path := filepath.Join(t.TempDir(), "rotor.yaml")
-			require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o600))
-			env := map[string]string{"ROTOR_ADMIN_URL": "postgresql://admin:pw@db.internal/postgres", "FLY_API_TOKEN": "tok"}
-			reg := config.Registry{
-				Provider: pbuiltin.Lookup,
-				Target: func(typ string) (target.Factory, error) {
-					if typ != fly.Type {
-						return nil, fmt.Errorf("unknown target type %q", typ)
-					}
-					return fly.New, nil
-				},
-				Getenv: func(string) string { return "" },
-			}
-			cfg, err := config.Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, reg)
-			if tc.wantErr != "" {
-				require.ErrorContains(t, err, tc.wantErr)
-				return
-			}
-			require.NoError(t, err)
-			t.Cleanup(func() { cfg.Close() })
-			require.NotEmpty(t, cfg.Credentials[0].Targets)
-			for _, tg := range cfg.Credentials[0].Targets {
-				require.Equal(t, fly.Type, tg.Impl.Info().Type)
-			}
-		})
-	}
+	targettest.DocExample(t, "fly.md", fly.Type, fly.New, "FLY_API_TOKEN")
 }
