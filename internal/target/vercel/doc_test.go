@@ -3,8 +3,8 @@ package vercel_test
 import (
 	"testing"
 
-	"github.com/rotorhq/rotor/internal/target/vercel"
 	"github.com/rotorhq/rotor/internal/target/targettest"
+	"github.com/rotorhq/rotor/internal/target/vercel"
 )
 
 // TestDocExampleLoads keeps docs/targets/vercel.md honest: its example loads
