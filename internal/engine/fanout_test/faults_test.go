@@ -225,15 +225,8 @@ func badToken(t *testing.T, name string) {
 	}
 	require.Equal(t, 1, n, "exactly one request reached %s", name)
 	require.Empty(t, w.recordedSleeps())
-	if name == "railway" {
-		// Known gap: railway.go's authHint says "check token: …" but, unlike
-		// the other five targets, never names ${RAILWAY_TOKEN}. Tighten
-		// this to the check below once it does.
-		require.Contains(t, tr.Error, "check token")
-	} else {
-		require.Contains(t, tr.Error, f.tokenEnv, "the message names the variable the token comes from")
-		require.Contains(t, rot.err.Error(), f.tokenEnv)
-	}
+	require.Contains(t, tr.Error, f.tokenEnv, "the message names the variable the token comes from")
+	require.Contains(t, rot.err.Error(), f.tokenEnv)
 	require.NotContains(t, tr.Error, "rotor-test-wrong-token")
 	newURL := w.envURL()
 	requireNoSecret(t, rot.err.Error(), mustParse(t, newURL).Password, "the publish error")

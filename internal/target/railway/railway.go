@@ -354,9 +354,9 @@ func orderedKeys(req target.PutRequest) []string {
 
 func (t *Target) authHint() string {
 	if t.kind == TokenProject {
-		return "check token: it must be a project token of project " + t.projectID + " for environment " + t.environmentID + " (Project Settings → Tokens); if it is an account or workspace token set token_kind: account"
+		return "check the token in ${RAILWAY_TOKEN}: it must be a project token of project " + t.projectID + " for environment " + t.environmentID + " (Project Settings → Tokens); if it is an account or workspace token set token_kind: account"
 	}
-	return "check token: an account or workspace token must have access to project " + t.projectID + "; if it is a project token set token_kind: project"
+	return "check the token in ${RAILWAY_TOKEN}: an account or workspace token must have access to project " + t.projectID + "; if it is a project token set token_kind: project"
 }
 
 var (

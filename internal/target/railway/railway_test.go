@@ -243,7 +243,7 @@ func TestErrors(t *testing.T) {
 			opts:       strings.Replace(projectOpts, railwayfake.ProjectToken, "wrong-token", 1) + serviceOpt,
 			wantIs:     target.ErrAuth,
 			wantStatus: 200,
-			wantErr:    "Not Authorized; check token: it must be a project token of project prj-rotor-test for environment env-production",
+			wantErr:    "Not Authorized; check the token in ${RAILWAY_TOKEN}: it must be a project token of project prj-rotor-test for environment env-production",
 		},
 		{
 			name:       "account token sent as a project token",
