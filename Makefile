@@ -36,7 +36,8 @@ FUZZTIME ?= 20s
 fuzz:
 	@set -e; for spec in \
 		./internal/connstr:FuzzRoundTrip ./internal/connstr:FuzzParse \
-		./internal/target/dotenv:FuzzEdit ./internal/target/dotenv:FuzzScan ; do \
+		./internal/target/dotenv:FuzzEdit ./internal/target/dotenv:FuzzScan \
+		./internal/config:FuzzParse ./internal/render:FuzzCompile ; do \
 		pkg=$${spec%%:*}; fn=$${spec##*:}; \
 		echo "== $$fn ($$pkg)"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
