@@ -22,6 +22,7 @@ type memoryTarget struct {
 	writeOnly  bool  // Check reports every key as unreadable
 	dropOnRead string
 	notified   []target.Notification
+	gatekeeper bool
 }
 
 // memoryTargetYAML(true) is the YAML for a memory target; the harness wires
@@ -50,7 +51,7 @@ func lookupWithMemory(b *bundle) func(string) (target.Factory, error) {
 }
 
 func (m *memoryTarget) Info() target.Info {
-	return target.Info{Type: "memory", Name: "mem", Destination: "memory", Idempotent: true}
+	return target.Info{Type: "memory", Name: "mem", Destination: "memory", Idempotent: true, Gatekeeper: m.gatekeeper}
 }
 
 func (m *memoryTarget) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {

@@ -140,7 +140,17 @@ func (r *run) publish(ctx context.Context) (string, error) {
 	}
 
 	results := make([]TargetResult, len(rds))
+	// Gatekeepers (PgBouncer) first, written and reloaded on their own:
+	// once any other target hands out the new credential, the gatekeeper
+	// must already accept it.
+	if err := r.writeGatekeepers(ctx, rds, done, results); err != nil {
+		r.res.Targets = results
+		return "", err
+	}
 	r.parallel(ctx, len(rds), func(ctx context.Context, i int) {
+		if rds[i].t.Impl.Info().Gatekeeper {
+			return
+		}
 		results[i] = r.write(ctx, rds[i], done[rds[i].t.Name])
 	})
 	var failed []string
@@ -158,6 +168,9 @@ func (r *run) publish(ctx context.Context) (string, error) {
 
 	// Phase two: reloads, only now that every copy holds the new value.
 	r.parallel(ctx, len(rds), func(ctx context.Context, i int) {
+		if rds[i].t.Impl.Info().Gatekeeper {
+			return
+		}
 		r.reload(ctx, rds[i], &results[i], done[rds[i].t.Name])
 	})
 	r.res.Targets = results
@@ -179,6 +192,61 @@ func (r *run) publish(ctx context.Context) (string, error) {
 		}
 	}
 	return fmt.Sprintf("%d target(s) written (%d changed)", len(rds), changed), nil
+}
+
+// writeGatekeepers writes and reloads every gatekeeper target, one by one,
+// filling results. A gatekeeper already written in this rotation (same
+// fingerprint) is skipped.
+func (r *run) writeGatekeepers(ctx context.Context, rds []*rendered, done map[string]*store.Delivery, results []TargetResult) error {
+	for i, rd := range rds {
+		if !rd.t.Impl.Info().Gatekeeper {
+			continue
+		}
+		results[i] = r.write(ctx, rd, done[rd.t.Name])
+		if results[i].State != store.DeliveryFailed {
+			r.reload(ctx, rd, &results[i], done[rd.t.Name])
+		}
+		if results[i].State == store.DeliveryFailed {
+			return &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish,
+				Err:  fmt.Errorf("gatekeeper target %s failed, so no other target was written: %s", rd.t.Name, results[i].Error),
+				Hint: r.publishHint()}
+		}
+	}
+	return nil
+}
+
+// gatekeepersBeforeTest publishes the gatekeepers ahead of the login test
+// (dual strategy: the new role is not in use yet, so this is harmless), so
+// the test can log in through them exactly as consumers will.
+func (r *run) gatekeepersBeforeTest(ctx context.Context) error {
+	has := false
+	for _, t := range r.cr.Targets {
+		has = has || t.Impl.Info().Gatekeeper
+	}
+	if !has {
+		return nil
+	}
+	rds, err := r.renderAll()
+	if err != nil {
+		return err
+	}
+	prior, err := r.e.Store.ListDeliveries(ctx, store.ListDeliveriesParams{RotationID: r.rot.ID})
+	if err != nil {
+		return err
+	}
+	done := map[string]*store.Delivery{}
+	for _, d := range prior {
+		done[d.Target] = d
+	}
+	results := make([]TargetResult, len(rds))
+	if err := r.writeGatekeepers(ctx, rds, done, results); err != nil {
+		var se *StepError
+		if errors.As(err, &se) {
+			se.Step = StepTest
+		}
+		return err
+	}
+	return nil
 }
 
 func (r *run) publishHint() string {

@@ -439,3 +439,30 @@ func TestWriteOnlyTargetIsUnverifiable(t *testing.T) {
 		}
 	}
 }
+
+func TestGatekeeperGoesFirstAndStopsPublishOnFailure(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	b := setup(t, setupOpts{strategy: "dual", roles: roles, memory: true})
+	b.mem.gatekeeper = true
+	b.mem.failPuts = 1
+	b.mem.failErr = target.ErrAuth
+	before, err := os.ReadFile(b.envFile)
+	require.NoError(t, err)
+
+	_, err = b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	var se *engine.StepError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, engine.StepTest, se.Step, "dual: gatekeepers are written before the login test")
+	require.Contains(t, err.Error(), "gatekeeper target mem failed")
+	after, err := os.ReadFile(b.envFile)
+	require.NoError(t, err)
+	require.Equal(t, before, after, "no other target is written while a gatekeeper fails")
+
+	res, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{ResumeOnly: true})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusSucceeded, res.Status)
+	require.Equal(t, 2, b.mem.puts, "written once more on resume, then skipped by fingerprint in publish")
+	require.Equal(t, 1, b.mem.reloads)
+	require.True(t, b.mem.get("DATABASE_URL").Equal(b.envURL()))
+}

@@ -213,6 +213,11 @@ func (r *run) apply(ctx context.Context) (string, error) {
 // test logs in exactly as consumers will. Single strategy: a failure puts
 // the previous password back and ends the rotation as rolled back.
 func (r *run) test(ctx context.Context) (string, error) {
+	if r.cr.Strategy == config.StrategyDual {
+		if err := r.gatekeepersBeforeTest(ctx); err != nil {
+			return "", err
+		}
+	}
 	var lastErr error
 	var tried []string
 	for attempt := 0; attempt < 3; attempt++ {

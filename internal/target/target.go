@@ -64,6 +64,12 @@ type Info struct {
 	Destination string
 	// Idempotent reports whether Put may be retried safely.
 	Idempotent bool
+	// Gatekeeper marks a target that consumers authenticate through
+	// (PgBouncer's auth_file). The engine writes and reloads gatekeepers
+	// before every other target — and, for the dual strategy, before the
+	// login test — so no consumer is handed a credential the gatekeeper
+	// would still reject.
+	Gatekeeper bool
 }
 
 // Reloader is implemented by targets whose consumers must be told to pick

@@ -45,12 +45,10 @@ func lookup(typ string) (target.Factory, error) {
 // before any consumer can read it, and keep accepting the old one while
 // consumers may still present it.
 //
-// The configuration is the one docs/targets/pgbouncer.md recommends with
-// today's engine:
-//   - rotor tests the new password against the server directly: the
-//     pooled path cannot work before the auth_file is published;
-//   - the pgbouncer target is published first, alone (concurrency 1), so
-//     PgBouncer has reloaded before the .env file changes;
+// The pgbouncer target is a gatekeeper: the engine writes and reloads it
+// before the login test (which therefore goes through PgBouncer too, as
+// consumers do) and before any other target, whatever the order and the
+// publish concurrency. The one setting still needed:
 //   - retire: next-rotation, because the engine's drain watches the
 //     server's sessions, and PgBouncer's clients do not show there (RELOAD
 //     even closes the pooled server connections), so "drained" would be
@@ -94,24 +92,21 @@ credentials:
     strategy: dual
     roles: [%q, %q]
     group: %q
-    test:
-      pooled: false
     retire: next-rotation
-    publish:
-      concurrency: 1
     targets:
+      - name: env
+        type: dotenv
+        path: %q
+        values:
+          DATABASE_URL: "{{.PooledURL}}"
+      # Listed last on purpose: gatekeepers go first anyway.
       - name: bouncer
         type: pgbouncer
         auth_file: %q
         admin_url: ${PGBOUNCER_ADMIN_URL}
         values:
           DATABASE_URL: "{{.PooledURL}}"
-      - name: env
-        type: dotenv
-        path: %q
-        values:
-          DATABASE_URL: "{{.PooledURL}}"
-`, cl.Host, cl.Port, db, b.Host, b.Port, db, roles[0], roles[1], group, b.AuthFile, envFile)
+`, cl.Host, cl.Port, db, b.Host, b.Port, db, roles[0], roles[1], group, envFile, b.AuthFile)
 	env := map[string]string{"ADMIN_URL": cl.AdminURL(db).Reveal(), "PGBOUNCER_ADMIN_URL": b.AdminURL().Reveal()}
 	cfgPath := filepath.Join(dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))

@@ -124,7 +124,7 @@ func New(p target.Params) (target.Target, error) {
 // Info implements target.Target. Rewriting the same entry and reloading
 // again is harmless, so Put may be retried.
 func (t *Target) Info() target.Info {
-	return target.Info{Type: Type, Name: t.name, Destination: t.path, Idempotent: true}
+	return target.Info{Type: Type, Name: t.name, Destination: t.path, Idempotent: true, Gatekeeper: true}
 }
 
 // Put implements target.Target: the entry of req.Role holds req.Verifier
