@@ -275,7 +275,9 @@ func (r *run) write(ctx context.Context, rd *rendered, prior *store.Delivery) Ta
 	info := rd.t.Impl.Info()
 	tr := TargetResult{Name: rd.t.Name, Type: rd.t.Type, Destination: info.Destination}
 	if prior != nil && prior.Fingerprint == rd.fingerprint && delivered(prior.State) {
-		tr.State, tr.Attempts, tr.Detail = prior.State, prior.Attempts, "already written"
+		// Written earlier in this rotation (before the test, or by a run
+		// that was interrupted): it did change for this rotation.
+		tr.State, tr.Attempts, tr.Changed, tr.Detail = prior.State, prior.Attempts, true, "written earlier in this rotation"
 		r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish, Target: rd.t.Name, Status: "skip", Detail: "already written"})
 		return tr
 	}
