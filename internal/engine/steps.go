@@ -13,6 +13,7 @@ import (
 	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
+	"github.com/rotorhq/rotor/internal/target"
 )
 
 // prepare chooses the role, generates the password and stores it sealed as
@@ -143,10 +144,11 @@ func (r *run) chooseRole(ctx context.Context) (string, error) {
 	if r.opts.Force {
 		return next, nil
 	}
-	s, err := r.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: next})
+	sessions, err := r.roleSessions(ctx, next)
 	if err != nil {
-		return "", fmt.Errorf("list sessions of role %s: %w", next, err)
+		return "", err
 	}
+	s := provider.SessionsResponse{Sessions: sessions}
 	if n := len(s.Sessions); n > 0 {
 		return "", &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPrepare,
 			Err: fmt.Errorf("role %s, which this rotation would give a new password, still has %d session(s): %s", next, n, describeSessions(s.Sessions)),
@@ -350,10 +352,11 @@ func (r *run) confirm(ctx context.Context) (string, error) {
 func (r *run) drain(ctx context.Context, old string) (string, error) {
 	deadline := r.e.Now().Add(r.cr.DrainTimeout)
 	for {
-		s, err := r.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: old})
+		sessions, err := r.roleSessions(ctx, old)
 		if err != nil {
-			return "", fmt.Errorf("list sessions of %s: %w", old, err)
+			return "", err
 		}
+		s := provider.SessionsResponse{Sessions: sessions}
 		if len(s.Sessions) == 0 {
 			return "old role " + old + " drained", nil
 		}
@@ -394,10 +397,11 @@ func (r *run) finish(ctx context.Context) (string, error) {
 	default:
 		// Look again right before retiring: this also covers a resume
 		// whose confirm step ran in a process that died.
-		s, err := r.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: old})
+		sessions, err := r.roleSessions(ctx, old)
 		if err != nil {
-			return "", fmt.Errorf("list sessions of %s: %w", old, err)
+			return "", err
 		}
+		s := provider.SessionsResponse{Sessions: sessions}
 		if len(s.Sessions) > 0 && !r.cr.DrainTerminate {
 			r.res.OldSessions = s.Sessions
 			status = store.StatusOldInUse
@@ -439,6 +443,32 @@ func (r *run) fromRole() string {
 		return ""
 	}
 	return r.from.Role
+}
+
+// roleSessions lists who is still logged in as role: the database's own
+// sessions and the clients gatekeeper targets (PgBouncer) hold, which the
+// database cannot see.
+func (r *run) roleSessions(ctx context.Context, role string) ([]provider.Session, error) {
+	s, err := r.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: role})
+	if err != nil {
+		return nil, fmt.Errorf("list sessions of %s: %w", role, err)
+	}
+	out := s.Sessions
+	for _, t := range r.cr.Targets {
+		sl, ok := t.Impl.(target.SessionLister)
+		if !ok {
+			continue
+		}
+		resp, err := sl.ListSessions(ctx, target.ListSessionsRequest{Role: role})
+		if err != nil {
+			return nil, fmt.Errorf("list clients of %s on target %s: %w", role, t.Name, err)
+		}
+		for _, c := range resp.Sessions {
+			out = append(out, provider.Session{Database: c.Database, ApplicationName: c.ApplicationName,
+				ClientAddr: orDefault(c.ClientAddr, "?") + " via " + t.Name, State: c.State})
+		}
+	}
+	return out, nil
 }
 
 func describeSessions(ss []provider.Session) string {

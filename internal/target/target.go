@@ -94,6 +94,30 @@ type Validator interface {
 	Validate(ctx context.Context, req ValidateRequest) (ValidateResponse, error)
 }
 
+// SessionLister is implemented by gatekeepers that see client sessions the
+// database cannot (PgBouncer's clients: waiting for a server connection,
+// or idle between transactions, they hold no server session). A dual
+// rotation's drain waits for these too before it retires the old role.
+type SessionLister interface {
+	ListSessions(ctx context.Context, req ListSessionsRequest) (ListSessionsResponse, error)
+}
+
+type ListSessionsRequest struct {
+	Role string
+}
+
+type ListSessionsResponse struct {
+	Sessions []ClientSession
+}
+
+// ClientSession is one client logged in through a gatekeeper.
+type ClientSession struct {
+	ApplicationName string
+	ClientAddr      string
+	Database        string
+	State           string
+}
+
 // Notifier is implemented by targets that also want to hear how each
 // rotation ended, successful or not (webhook). Notify must not block the
 // rotation for long and its failure never fails the rotation.

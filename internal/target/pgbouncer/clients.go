@@ -3,6 +3,8 @@ package pgbouncer
 import (
 	"context"
 	"fmt"
+
+	"github.com/rotorhq/rotor/internal/target"
 )
 
 // Client is one client connection PgBouncer holds (SHOW CLIENTS).
@@ -65,3 +67,18 @@ func (t *Target) Clients(ctx context.Context, req ClientsRequest) (ClientsRespon
 	}
 	return resp, nil
 }
+
+// ListSessions implements target.SessionLister with SHOW CLIENTS.
+func (t *Target) ListSessions(ctx context.Context, req target.ListSessionsRequest) (target.ListSessionsResponse, error) {
+	resp, err := t.Clients(ctx, ClientsRequest{Role: req.Role})
+	if err != nil {
+		return target.ListSessionsResponse{}, err
+	}
+	out := target.ListSessionsResponse{}
+	for _, c := range resp.Clients {
+		out.Sessions = append(out.Sessions, target.ClientSession{ApplicationName: c.ApplicationName, ClientAddr: c.Addr, Database: c.Database, State: c.State})
+	}
+	return out, nil
+}
+
+var _ target.SessionLister = (*Target)(nil)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/joho/godotenv"
 	"github.com/stretchr/testify/require"
 
@@ -48,13 +49,35 @@ func lookup(typ string) (target.Factory, error) {
 // The pgbouncer target is a gatekeeper: the engine writes and reloads it
 // before the login test (which therefore goes through PgBouncer too, as
 // consumers do) and before any other target, whatever the order and the
-// publish concurrency. The one setting still needed:
-//   - retire: next-rotation, because the engine's drain watches the
-//     server's sessions, and PgBouncer's clients do not show there (RELOAD
-//     even closes the pooled server connections), so "drained" would be
-//     seen while consumers still connect with the old role.
+// publish concurrency. It also lists its clients (SHOW CLIENTS) to the
+// drain, which PgBouncer's clients would otherwise slip past (they hold no
+// server session while waiting, and RELOAD closes idle server
+// connections), so the old role can be retired at once as well as kept
+// until the next rotation.
 func TestDualRotationThroughPgBouncerDropsNoConnection(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct{ retire, outcome string }{
+		{"next-rotation", "stays valid until the next rotation"},
+		{"immediately", " retired"},
+	} {
+		t.Run(tc.retire, func(t *testing.T) {
+			t.Parallel()
+			dualThroughPgBouncer(t, tc.retire, tc.outcome)
+		})
+	}
+}
+
+// pgbWorld is a dual credential whose consumers go through a real
+// PgBouncer: the engine, the credential, the .env file they read.
+type pgbWorld struct {
+	eng     *engine.Engine
+	cr      *config.Credential
+	envFile string
+	roles   []string
+	b       *pgbouncertest.Bouncer
+}
+
+func newPgbWorld(t *testing.T, retire, drain string, settings map[string]string) *pgbWorld {
 	cl := pgtest.Shared(t)
 	db, _ := pgtest.NewDatabase(t)
 	// An explicit [databases] entry without a user, so SCRAM passes
@@ -62,7 +85,7 @@ func TestDualRotationThroughPgBouncerDropsNoConnection(t *testing.T) {
 	// after a second, so the role can be rotated again soon.
 	b := pgbouncertest.StartTB(t, pgbouncertest.Options{ServerHost: cl.Host, ServerPort: cl.Port,
 		Databases: map[string]string{db: fmt.Sprintf("host=%s port=%d dbname=%s", cl.Host, cl.Port, db)},
-		Settings:  map[string]string{"server_idle_timeout": "1"}})
+		Settings:  settings})
 	ctx := t.Context()
 
 	base := pgtest.UniqueName(t, "pgb")
@@ -92,7 +115,8 @@ credentials:
     strategy: dual
     roles: [%q, %q]
     group: %q
-    retire: next-rotation
+    retire: %s
+    drain: {timeout: %s, poll: 100ms}
     targets:
       - name: env
         type: dotenv
@@ -106,7 +130,7 @@ credentials:
         admin_url: ${PGBOUNCER_ADMIN_URL}
         values:
           DATABASE_URL: "{{.PooledURL}}"
-`, cl.Host, cl.Port, db, b.Host, b.Port, db, roles[0], roles[1], group, envFile, b.AuthFile)
+`, cl.Host, cl.Port, db, b.Host, b.Port, db, roles[0], roles[1], group, retire, drain, envFile, b.AuthFile)
 	env := map[string]string{"ADMIN_URL": cl.AdminURL(db).Reveal(), "PGBOUNCER_ADMIN_URL": b.AdminURL().Reveal()}
 	cfgPath := filepath.Join(dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
@@ -129,6 +153,12 @@ credentials:
 	sealer, err := secret.NewSealer(key)
 	require.NoError(t, err)
 	eng := &engine.Engine{Store: st, Sealer: sealer}
+	return &pgbWorld{eng: eng, cr: cr, envFile: envFile, roles: roles, b: b}
+}
+
+func dualThroughPgBouncer(t *testing.T, retire, wantOutcome string) {
+	w := newPgbWorld(t, retire, "30s", map[string]string{"server_idle_timeout": "1"})
+	ctx, eng, cr, envFile, roles, b := t.Context(), w.eng, w.cr, w.envFile, w.roles, w.b
 
 	rotate := func() *engine.Result {
 		t.Helper()
@@ -150,7 +180,7 @@ credentials:
 	res = rotate()
 	require.Equal(t, roles[1], res.Role)
 	require.Equal(t, roles[0], res.OldRole)
-	require.Contains(t, res.Outcome, "stays valid until the next rotation")
+	require.Contains(t, res.Outcome, wantOutcome)
 	c.waitFor(t, roles[1], 20)
 	// The next rotation changes blue's password, which it refuses while
 	// blue has sessions: wait for PgBouncer to close the pooled ones.
@@ -265,4 +295,38 @@ func (c *consumers) stop() (int64, []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.failures.Load(), c.errs
+}
+
+// TestDrainWaitsForPgBouncerClients: with transaction pooling, a client
+// idle between transactions holds no server session, so the database sees
+// nobody on the old role. The drain must ask PgBouncer (SHOW CLIENTS)
+// and leave the old role working while that client is still there.
+func TestDrainWaitsForPgBouncerClients(t *testing.T) {
+	t.Parallel()
+	w := newPgbWorld(t, "immediately", "1s", map[string]string{"pool_mode": "transaction", "server_idle_timeout": "1"})
+	ctx := t.Context()
+	res, err := w.eng.Rotate(ctx, w.cr, engine.Options{})
+	require.NoError(t, err)
+	require.Equal(t, w.roles[0], res.Role)
+
+	env, err := godotenv.Read(w.envFile)
+	require.NoError(t, err)
+	legacy, err := pgx.Connect(ctx, env["DATABASE_URL"]+"&application_name=legacy-worker")
+	require.NoError(t, err)
+	defer legacy.Close(context.Background())
+	_, err = legacy.Exec(ctx, "SELECT 1")
+	require.NoError(t, err)
+	// Between transactions the client holds no server connection; wait
+	// until PgBouncer has let the server connection go.
+	require.Eventually(t, func() bool {
+		s, err := w.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: w.roles[0]})
+		return err == nil && len(s.Sessions) == 0
+	}, time.Minute, 50*time.Millisecond)
+
+	res, err = w.eng.Rotate(ctx, w.cr, engine.Options{})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusOldInUse, res.Status, res.Outcome)
+	require.Contains(t, res.Outcome, "via bouncer")
+	_, err = legacy.Exec(ctx, "SELECT 1")
+	require.NoError(t, err, "the client still on the old role keeps working")
 }
