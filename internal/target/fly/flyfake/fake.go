@@ -37,6 +37,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rotorhq/rotor/internal/target/webapi/fakefaults"
 )
 
 // Options configure a fake. Zero values get usable defaults.
@@ -86,18 +88,13 @@ type Server struct {
 	URL  string
 	opts Options
 
-	mu         sync.Mutex
-	secrets    map[string]*Secret
-	version    uint64
-	machines   []*Machine
-	requests   []Request
-	failNext   int
-	failStatus int
-	limiting   bool
-	limitAfter int
-	retryAfter time.Duration
-	served     int
-	delay      time.Duration
+	fakefaults.Faults
+
+	mu       sync.Mutex
+	secrets  map[string]*Secret
+	version  uint64
+	machines []*Machine
+	requests []Request
 }
 
 // New starts a fake that is closed when t ends.
@@ -175,36 +172,6 @@ func (s *Server) Version() uint64 {
 	return s.version
 }
 
-// FailNext makes the next n requests answer status, with a body that
-// echoes the request body.
-func (s *Server) FailNext(n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failNext, s.failStatus = n, status
-}
-
-// RateLimit lets after more requests through, then answers every further
-// one 429 (with Retry-After when retryAfter > 0) until NoRateLimit.
-func (s *Server) RateLimit(after int, retryAfter time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.limiting, s.limitAfter, s.retryAfter, s.served = true, after, retryAfter, 0
-}
-
-// NoRateLimit turns RateLimit off.
-func (s *Server) NoRateLimit() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.limiting = false
-}
-
-// SetDelay delays every answer by d (or until the client gives up).
-func (s *Server) SetDelay(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.delay = d
-}
-
 // Requests returns every request received, in order.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
@@ -239,14 +206,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		r.Body = io.NopCloser(strings.NewReader(string(body)))
 		s.mu.Lock()
 		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery})
-		delay := s.delay
 		s.mu.Unlock()
-		if delay > 0 {
-			select {
-			case <-time.After(delay):
-			case <-r.Context().Done():
-				return
-			}
+		if !s.Delay(r) {
+			return
 		}
 		want := "Bearer " + s.opts.Token
 		if strings.HasPrefix(s.opts.Token, "FlyV1 ") {
@@ -256,19 +218,11 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "unauthorized")
 			return
 		}
-		s.mu.Lock()
-		s.served++
-		limited := s.limiting && s.served > s.limitAfter
-		retryAfter := s.retryAfter
-		failing := s.failNext > 0
-		status := s.failStatus
-		if failing {
-			s.failNext--
-		}
-		s.mu.Unlock()
+		v := s.Next()
+		limited, failing, status := v.Limited, v.Fail, v.Status
 		if limited {
-			if retryAfter > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
+			if v.Wait > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(int(v.Wait/time.Second)))
 			}
 			writeError(w, http.StatusTooManyRequests, "rate limit exceeded")
 			return

@@ -38,6 +38,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rotorhq/rotor/internal/target/webapi/fakefaults"
 )
 
 // Options configure a fake. Zero values get usable defaults.
@@ -94,18 +96,13 @@ type Server struct {
 	URL  string
 	opts Options
 
+	fakefaults.Faults
+
 	mu           sync.Mutex
 	services     map[string]*service
 	groups       map[string]*group
 	requests     []Request
 	nextID       int
-	failNext     int
-	failStatus   int
-	limiting     bool
-	limitAfter   int
-	resetAfter   time.Duration
-	served       int
-	delay        time.Duration
 	queueDeploys bool
 }
 
@@ -205,37 +202,6 @@ func (s *Server) QueueDeploys(on bool) {
 	s.queueDeploys = on
 }
 
-// FailNext makes the next n requests answer status, with a body that
-// echoes the request body.
-func (s *Server) FailNext(n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failNext, s.failStatus = n, status
-}
-
-// RateLimit lets after more requests through, then answers every further
-// one 429 with Ratelimit-Reset resetAfter from the fake's clock, until
-// NoRateLimit.
-func (s *Server) RateLimit(after int, resetAfter time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.limiting, s.limitAfter, s.resetAfter, s.served = true, after, resetAfter, 0
-}
-
-// NoRateLimit turns RateLimit off.
-func (s *Server) NoRateLimit() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.limiting = false
-}
-
-// SetDelay delays every answer by d (or until the client gives up).
-func (s *Server) SetDelay(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.delay = d
-}
-
 // Requests returns every request received, in order.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
@@ -270,29 +236,17 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		r.Body = io.NopCloser(strings.NewReader(string(body)))
 		s.mu.Lock()
 		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path})
-		delay := s.delay
 		s.mu.Unlock()
-		if delay > 0 {
-			select {
-			case <-time.After(delay):
-			case <-r.Context().Done():
-				return
-			}
+		if !s.Delay(r) {
+			return
 		}
 		if r.Header.Get("Authorization") != "Bearer "+s.opts.Token {
 			writeError(w, http.StatusUnauthorized, "unauthorized")
 			return
 		}
-		s.mu.Lock()
-		s.served++
-		limited := s.limiting && s.served > s.limitAfter
-		reset := s.opts.Now().Add(s.resetAfter).Unix()
-		failing := s.failNext > 0
-		status := s.failStatus
-		if failing {
-			s.failNext--
-		}
-		s.mu.Unlock()
+		v := s.Next()
+		limited, failing, status := v.Limited, v.Fail, v.Status
+		reset := s.opts.Now().Add(v.Wait).Unix()
 		w.Header().Set("Ratelimit-Limit", "30")
 		if limited {
 			w.Header().Set("Ratelimit-Remaining", "0")

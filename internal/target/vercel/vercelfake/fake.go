@@ -37,6 +37,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rotorhq/rotor/internal/target/webapi/fakefaults"
 )
 
 // Options configure a fake. Zero values get usable defaults.
@@ -94,18 +96,13 @@ type Server struct {
 	URL  string
 	opts Options
 
+	fakefaults.Faults
+
 	mu          sync.Mutex
 	envs        []*Env
 	deployments []*Deployment
 	nextID      int
 	requests    []Request
-	failNext    int
-	failStatus  int
-	limiting    bool
-	limitAfter  int
-	retryAfter  time.Duration
-	served      int
-	delay       time.Duration
 	failKeys    map[string][2]string
 }
 
@@ -142,36 +139,6 @@ func (s *Server) Token() string { return s.opts.Token }
 
 // ProjectID returns the project's id.
 func (s *Server) ProjectID() string { return s.opts.ProjectID }
-
-// FailNext makes the next n requests answer status, with a body that
-// echoes the request body.
-func (s *Server) FailNext(n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failNext, s.failStatus = n, status
-}
-
-// RateLimit lets after more requests through, then answers every further
-// one 429 with Retry-After until NoRateLimit.
-func (s *Server) RateLimit(after int, retryAfter time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.limiting, s.limitAfter, s.retryAfter, s.served = true, after, retryAfter, 0
-}
-
-// NoRateLimit turns RateLimit off.
-func (s *Server) NoRateLimit() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.limiting = false
-}
-
-// SetDelay delays every answer by d (or until the client gives up).
-func (s *Server) SetDelay(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.delay = d
-}
 
 // FailKey makes every upsert of key land in the 201's `failed` list with
 // code and message, the way Vercel reports per-variable failures.
@@ -264,14 +231,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		r.Body = io.NopCloser(strings.NewReader(string(body)))
 		s.mu.Lock()
 		s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()})
-		delay := s.delay
 		s.mu.Unlock()
-		if delay > 0 {
-			select {
-			case <-time.After(delay):
-			case <-r.Context().Done():
-				return
-			}
+		if !s.Delay(r) {
+			return
 		}
 
 		auth := r.Header.Get("Authorization")
@@ -281,16 +243,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			return
 		}
 
-		s.mu.Lock()
-		s.served++
-		limited := s.limiting && s.served > s.limitAfter
-		retryAfter := s.retryAfter
-		failing := s.failNext > 0
-		status := s.failStatus
-		if failing {
-			s.failNext--
-		}
-		s.mu.Unlock()
+		v := s.Next()
+		limited, failing, status := v.Limited, v.Fail, v.Status
+		retryAfter := v.Wait
 		if limited {
 			w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
 			writeError(w, http.StatusTooManyRequests, "rate_limited", "Rate limit exceeded")
