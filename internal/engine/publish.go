@@ -398,6 +398,9 @@ func (r *run) retry(ctx context.Context, t *config.Target, mode retryMode, attem
 		if err == nil {
 			return nil
 		}
+		if timedOut {
+			err = fmt.Errorf("%w (no complete answer within publish.timeout, %s)", err, config.FormatDuration(r.cr.TargetTimeout))
+		}
 		if ctx.Err() != nil || i == limit-1 || !retryable(err, timedOut, mode) {
 			return err
 		}
@@ -417,7 +420,8 @@ func (r *run) retry(ctx context.Context, t *config.Target, mode retryMode, attem
 
 func retryable(err error, timedOut bool, mode retryMode) bool {
 	var re *target.RetryableError
-	if errors.As(err, &re) {
+	if errors.As(err, &re) || target.NotSent(err) {
+		// NotSent: the request never left, so even a reload may be sent.
 		return true
 	}
 	if mode != writeRetries {

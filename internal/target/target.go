@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -212,6 +213,19 @@ func (e *RetryableError) Error() string {
 }
 
 func (e *RetryableError) Unwrap() error { return e.Err }
+
+// NotSent reports whether err says a request never reached the backend:
+// the connection was refused or reset while dialling, or the name did not
+// resolve. Sending such a request again is safe even when it is not
+// idempotent (a deploy, a restart), because the first one did nothing.
+func NotSent(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
 
 // Params is what a Factory gets to build a target.
 type Params struct {

@@ -133,6 +133,7 @@ type world struct {
 	mu      sync.Mutex
 	sleeps  []time.Duration
 	onSleep func()
+	evs     []engine.Event
 }
 
 type worldOpts struct {
@@ -221,7 +222,7 @@ credentials:
 	t.Cleanup(func() { w.store.Close() })
 	sealer, err := secret.NewSealer(w.key)
 	require.NoError(t, err)
-	w.eng = &engine.Engine{Store: w.store, Sealer: sealer, Sleep: w.sleep}
+	w.eng = &engine.Engine{Store: w.store, Sealer: sealer, Sleep: w.sleep, Events: w.event}
 	_, err = w.cred().Provider.EnsureRoles(w.ctx, provider.EnsureRolesRequest{Group: group, Logins: w.roles, Database: db})
 	require.NoError(t, err)
 	return w
@@ -248,6 +249,20 @@ func (w *world) sleep(ctx context.Context, d time.Duration) error {
 		hook()
 	}
 	return ctx.Err()
+}
+
+// event is the engine's Events sink.
+func (w *world) event(ev engine.Event) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.evs = append(w.evs, ev)
+}
+
+// events is every progress event the engine reported so far.
+func (w *world) events() []engine.Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.evs)
 }
 
 func (w *world) recordedSleeps() []time.Duration {
@@ -698,6 +713,8 @@ type httpEvent struct {
 	// seen is, for a reload, what every destination held when it was
 	// sent.
 	seen map[string]secret.String
+	// diverted: a network fault took the request instead of the fake.
+	diverted bool
 }
 
 // recorder is the http.RoundTripper every target's client goes through.
@@ -707,8 +724,9 @@ type recorder struct {
 	seq   atomic.Int64
 	hosts map[string]*fake
 
-	mu     sync.Mutex
-	events []httpEvent
+	mu      sync.Mutex
+	events  []httpEvent
+	diverts map[string]*divert
 }
 
 func newRecorder(w *world) *recorder {
@@ -766,6 +784,13 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if ev.kind == kindReload {
 		ev.seen = r.w.values()
 	}
+	if addr, ok := r.takeDivert(ev.target, ev.kind); ok {
+		// A network fault (see netfaults_test.go): the request goes to a
+		// real socket that misbehaves instead of to the fake.
+		req = req.Clone(req.Context())
+		req.URL.Host, req.Host = addr, addr
+		ev.diverted = true
+	}
 	ev.sent = r.seq.Add(1)
 	resp, err := r.base.RoundTrip(req)
 	ev.answer = r.seq.Add(1)
@@ -793,7 +818,7 @@ func (r *recorder) since(mark int) []httpEvent {
 func count(evs []httpEvent, target string, k kind) int {
 	n := 0
 	for _, e := range evs {
-		if e.target == target && e.kind == k {
+		if e.target == target && e.kind == k && !e.diverted {
 			n++
 		}
 	}

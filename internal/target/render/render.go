@@ -293,7 +293,7 @@ func (t *Target) deploy(ctx context.Context, service string) (string, error) {
 		Retryable: true,
 	})
 	if err != nil {
-		return "", t.fail("cannot deploy service "+service, onlyRateLimitRetries(err))
+		return "", t.fail("cannot deploy service "+service, webapi.OnlyRateLimitRetries(err))
 	}
 	if resp.Status == http.StatusAccepted {
 		return "deploy queued for " + service, nil
@@ -356,20 +356,6 @@ func (t *Target) fail(doing string, err error) error {
 		hint = "; check service_id/env_group_id (and deploy_services), and that the API key belongs to the service's workspace"
 	}
 	return fmt.Errorf("render target %q: %s%s: %w", t.name, doing, hint, err)
-}
-
-// onlyRateLimitRetries keeps a *target.RetryableError only for 429, for
-// calls that are not safe to repeat after a 5xx or a lost answer.
-func onlyRateLimitRetries(err error) error {
-	var re *target.RetryableError
-	if !errors.As(err, &re) {
-		return err
-	}
-	var se *webapi.StatusError
-	if errors.As(re.Err, &se) && se.Status == http.StatusTooManyRequests {
-		return err
-	}
-	return re.Err
 }
 
 func orderedKeys(req target.PutRequest) []string {

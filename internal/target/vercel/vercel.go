@@ -381,7 +381,7 @@ func (r *redeployer) Reload(ctx context.Context, req target.ReloadRequest) (targ
 		Retryable: true,
 	})
 	if err != nil {
-		return target.ReloadResponse{}, t.fail("cannot redeploy production deployment "+d.UID, onlyRateLimitRetries(err))
+		return target.ReloadResponse{}, t.fail("cannot redeploy production deployment "+d.UID, webapi.OnlyRateLimitRetries(err))
 	}
 	var out deployment
 	if err := t.api.Decode(resp, &out); err != nil {
@@ -505,20 +505,6 @@ func (t *Target) failed(entries []failure, secrets []secret.String) error {
 	}
 	return fmt.Errorf("vercel target %q: Vercel accepted the request but did not store %d variable(s) (%s); fix the cause and run `rotor resume`: %w",
 		t.name, len(entries), strings.Join(parts, "; "), target.ErrInvalid)
-}
-
-// onlyRateLimitRetries keeps a *target.RetryableError only for 429, for
-// calls that are not safe to repeat after a 5xx or a lost answer.
-func onlyRateLimitRetries(err error) error {
-	var re *target.RetryableError
-	if !errors.As(err, &re) {
-		return err
-	}
-	var se *webapi.StatusError
-	if errors.As(re.Err, &se) && se.Status == http.StatusTooManyRequests {
-		return err
-	}
-	return re.Err
 }
 
 func orderedKeys(req target.PutRequest) []string {

@@ -144,7 +144,7 @@ func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
 	if err != nil {
 		// Network errors: the request may or may not have arrived.
 		err = secret.Scrub(err, r.Secrets...)
-		if r.Retryable {
+		if r.Retryable || target.NotSent(err) {
 			return nil, &target.RetryableError{Err: fmt.Errorf("%s: %s %s: %w", c.Target, r.Method, pathOnly(r.Path), err)}
 		}
 		return nil, fmt.Errorf("%s: %s %s: %w", c.Target, r.Method, pathOnly(r.Path), err)
@@ -152,7 +152,13 @@ func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return nil, fmt.Errorf("%s: read answer: %w", c.Target, err)
+		// The answer broke off (or trickled past the deadline): the
+		// request arrived, so only an idempotent one may be sent again.
+		err = fmt.Errorf("%s: %s %s: read answer (status %d): %w", c.Target, r.Method, pathOnly(r.Path), resp.StatusCode, secret.Scrub(err, r.Secrets...))
+		if r.Retryable {
+			return nil, &target.RetryableError{Err: err}
+		}
+		return nil, err
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return &Response{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
@@ -180,6 +186,23 @@ func (c *Client) now() time.Time {
 		return c.Now()
 	}
 	return time.Now()
+}
+
+// OnlyRateLimitRetries is for requests that are not idempotent (a deploy,
+// a redeploy) but went out as Retryable to get the sentinel errors: it
+// keeps a *target.RetryableError only for a 429, which APIs answer before
+// doing anything, and for a request that never reached the backend.
+// Anything else — a 5xx, a timeout — may have started the operation.
+func OnlyRateLimitRetries(err error) error {
+	var re *target.RetryableError
+	if !errors.As(err, &re) || target.NotSent(err) {
+		return err
+	}
+	var se *StatusError
+	if errors.As(re.Err, &se) && se.Status == http.StatusTooManyRequests {
+		return err
+	}
+	return re.Err
 }
 
 // Transient reports whether a status may succeed when sent again.

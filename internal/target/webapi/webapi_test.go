@@ -3,6 +3,7 @@ package webapi_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -79,12 +80,61 @@ func TestRetryAfterHTTPDate(t *testing.T) {
 	require.Zero(t, webapi.RetryAfter(http.Header{}, now))
 }
 
-func TestNetworkErrorIsRetryableOnlyWhenAllowed(t *testing.T) {
+// A request that reached the server and then lost its answer may be sent
+// again only when the caller says it is idempotent; one that was refused
+// never arrived, so it may always be sent again.
+func TestNetworkErrorIsRetryableOnlyWhenSafe(t *testing.T) {
 	t.Parallel()
-	c := &webapi.Client{BaseURL: "http://127.0.0.1:1", Target: "t"}
-	_, err := c.Do(t.Context(), webapi.Request{Method: "GET", Path: "/", Retryable: true})
 	var re *target.RetryableError
-	require.ErrorAs(t, err, &re)
-	_, err = c.Do(t.Context(), webapi.Request{Method: "GET", Path: "/"})
-	require.False(t, errors.As(err, &re))
+
+	refused := &webapi.Client{BaseURL: "http://" + closedPort(t), Target: "t"}
+	for _, idempotent := range []bool{true, false} {
+		_, err := refused.Do(t.Context(), webapi.Request{Method: "POST", Path: "/deploys", Retryable: idempotent})
+		require.True(t, target.NotSent(err), "a refused connection is a request never sent: %v", err)
+		require.ErrorAs(t, err, &re, "never sent, so safe to send again (idempotent=%v)", idempotent)
+		require.ErrorAs(t, webapi.OnlyRateLimitRetries(err), &re, "a deploy that never left may be sent again")
+	}
+
+	// The server reads the request, then drops the connection unanswered.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			c.Close()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	dropped := &webapi.Client{BaseURL: srv.URL, Target: "t"}
+	_, err := dropped.Do(t.Context(), webapi.Request{Method: "PUT", Path: "/var", Retryable: true})
+	require.False(t, target.NotSent(err), "the request arrived: %v", err)
+	require.ErrorAs(t, err, &re, "an idempotent write may be sent again")
+	require.False(t, errors.As(webapi.OnlyRateLimitRetries(err), &re), "a deploy that arrived may be under way")
+	_, err = dropped.Do(t.Context(), webapi.Request{Method: "POST", Path: "/deploys"})
+	require.Error(t, err)
+	require.False(t, errors.As(err, &re), "not idempotent and it arrived: not retryable")
+}
+
+func TestOnlyRateLimitRetriesKeeps429(t *testing.T) {
+	t.Parallel()
+	for status, keep := range map[int]bool{429: true, 500: false, 503: false} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "3")
+			w.WriteHeader(status)
+		}))
+		c := &webapi.Client{BaseURL: srv.URL, Target: "t"}
+		_, err := c.Do(t.Context(), webapi.Request{Method: "POST", Path: "/deploys", Retryable: true})
+		srv.Close()
+		var re *target.RetryableError
+		require.Equal(t, keep, errors.As(webapi.OnlyRateLimitRetries(err), &re), "status %d", status)
+		var se *webapi.StatusError
+		require.ErrorAs(t, webapi.OnlyRateLimitRetries(err), &se, "the answer stays in the error")
+	}
+}
+
+// closedPort is a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
 }
