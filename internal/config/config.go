@@ -146,8 +146,12 @@ func Parse(path string, data []byte, getenv func(string) (string, bool), reg Reg
 	if root.Kind == 0 || len(root.Content) == 0 || root.Content[0].Tag == "!!null" {
 		return nil, &Error{File: path, Msg: "the file is empty; start from `rotor init`"}
 	}
-	doc := root.Content[0]
 	d := &decoder{file: path}
+	doc := d.expandAliases(root.Content[0])
+	if len(d.errs) > 0 {
+		return nil, d.sorted()
+	}
+	dropExtensions(doc)
 	written := d.interpolate(doc, getenv)
 	var f File
 	d.decode(doc, &f, "")

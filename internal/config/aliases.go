@@ -1,0 +1,118 @@
+package config
+
+import (
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// maxExpandedNodes bounds what anchors may expand to, so a file of nested
+// aliases ("billion laughs") is refused instead of eating the memory.
+const maxExpandedNodes = 100_000
+
+// expandAliases rewrites the document so that the rest of the loader never
+// meets YAML's sharing: every alias (*name) becomes a copy of the anchored
+// node, and every merge key (<<: *name, or a list of them) is replaced by
+// the anchored mapping's pairs that the mapping does not set itself. Copies
+// keep the anchor's line numbers, so an error inside shared settings points
+// at the lines where they are written. Copies, not shared nodes: ${ENV}
+// interpolation rewrites scalars in place.
+func (d *decoder) expandAliases(n *yaml.Node) *yaml.Node {
+	budget := maxExpandedNodes
+	var expand func(n *yaml.Node, depth int) *yaml.Node
+	expand = func(n *yaml.Node, depth int) *yaml.Node {
+		if n == nil || budget < 0 {
+			return n
+		}
+		budget--
+		if budget < 0 || depth > 100 {
+			budget = -1
+			d.errorf(n, "the YAML anchors and aliases expand to more than %d nodes; write the settings out instead of nesting aliases", maxExpandedNodes)
+			return n
+		}
+		if n.Kind == yaml.AliasNode {
+			if n.Alias == nil {
+				return n
+			}
+			return expand(n.Alias, depth+1)
+		}
+		c := *n
+		c.Anchor = ""
+		c.Content = nil
+		if n.Kind == yaml.MappingNode {
+			var merged []*yaml.Node
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
+					merged = append(merged, d.mergeSources(expand(v, depth+1))...)
+					continue
+				}
+				c.Content = append(c.Content, expand(k, depth+1), expand(v, depth+1))
+			}
+			c.Content = mergeInto(c.Content, merged)
+			return &c
+		}
+		for _, child := range n.Content {
+			c.Content = append(c.Content, expand(child, depth+1))
+		}
+		return &c
+	}
+	return expand(n, 0)
+}
+
+// mergeSources is the mappings a merge key names: one mapping or a
+// sequence of them (earlier ones win, as YAML's merge key says).
+func (d *decoder) mergeSources(v *yaml.Node) []*yaml.Node {
+	switch v.Kind {
+	case yaml.MappingNode:
+		return []*yaml.Node{v}
+	case yaml.SequenceNode:
+		var out []*yaml.Node
+		for _, m := range v.Content {
+			if m.Kind != yaml.MappingNode {
+				d.errorf(m, "<< merges mappings only; this item is a %s", kindName(m.Kind))
+				continue
+			}
+			out = append(out, m)
+		}
+		return out
+	}
+	d.errorf(v, "<< merges a mapping (<<: *name) or a list of them, not a %s", kindName(v.Kind))
+	return nil
+}
+
+// mergeInto appends the pairs of each source whose key own (and earlier
+// sources) do not set.
+func mergeInto(own []*yaml.Node, sources []*yaml.Node) []*yaml.Node {
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(own); i += 2 {
+		seen[own[i].Value] = true
+	}
+	for _, src := range sources {
+		for i := 0; i+1 < len(src.Content); i += 2 {
+			if k := src.Content[i]; !seen[k.Value] {
+				seen[k.Value] = true
+				own = append(own, k, src.Content[i+1])
+			}
+		}
+	}
+	return own
+}
+
+// dropExtensions removes the top-level keys starting with "x-": blocks
+// that exist only to hold anchors (x-shared: {provider: &pg …}), as in
+// Docker Compose files. Run after expandAliases, which has copied what
+// they hold to wherever it is used.
+func dropExtensions(doc *yaml.Node) {
+	if doc.Kind != yaml.MappingNode {
+		return
+	}
+	kept := doc.Content[:0]
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		if k := doc.Content[i]; k.Kind == yaml.ScalarNode && strings.HasPrefix(k.Value, "x-") {
+			continue
+		}
+		kept = append(kept, doc.Content[i], doc.Content[i+1])
+	}
+	doc.Content = kept
+}
