@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/rotorhq/rotor/internal/osuser"
+	"github.com/rotorhq/rotor/internal/pgcluster"
 	"github.com/rotorhq/rotor/internal/secret"
 )
 
@@ -60,6 +61,10 @@ type Options struct {
 	Dir string
 	// Binary is the pgbouncer executable; "" finds it.
 	Binary string
+	// ClientTLS makes the bouncer require TLS from clients (a throwaway
+	// self-signed certificate for 127.0.0.1, CACertFile); URL then asks
+	// for sslmode=require.
+	ClientTLS bool
 }
 
 // Bouncer is a running PgBouncer.
@@ -73,8 +78,12 @@ type Bouncer struct {
 	// admin user's entry; tests add roles to it (the pgbouncer target).
 	AuthFile string
 	LogFile  string
+	// CACertFile is the certificate clients can verify the bouncer with
+	// (verify-full); set only with Options.ClientTLS.
+	CACertFile string
 
 	adminPassword secret.String
+	clientTLS     bool
 	runAs         *osuser.User
 	removeDir     bool
 	cmd           *exec.Cmd
@@ -142,6 +151,11 @@ func Start(ctx context.Context, opts Options) (*Bouncer, error) {
 	if err := b.writeAuthFile(); err != nil {
 		return nil, err
 	}
+	if opts.ClientTLS {
+		if err := b.writeTLS(); err != nil {
+			return nil, err
+		}
+	}
 	var lastErr error
 	for range startAttempts {
 		port, err := freePort()
@@ -202,6 +216,25 @@ func (b *Bouncer) writeAuthFile() error {
 	return b.runAs.Chown(b.AuthFile)
 }
 
+// writeTLS writes the certificate and key PgBouncer serves clients with.
+func (b *Bouncer) writeTLS() error {
+	certPEM, keyPEM, err := pgcluster.SelfSignedCert(time.Now())
+	if err != nil {
+		return err
+	}
+	b.clientTLS = true
+	b.CACertFile = filepath.Join(b.Dir, "client.crt")
+	for path, data := range map[string][]byte{b.CACertFile: certPEM, filepath.Join(b.Dir, "client.key"): keyPEM} {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+		if err := b.runAs.Chown(path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Entry is one auth_file line: both fields double-quoted, a quote doubled.
 func Entry(user, secretText string) string {
 	q := func(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
@@ -230,6 +263,11 @@ func (b *Bouncer) writeConfig(port int, opts Options) error {
 		"default_pool_size":         "20",
 		"server_login_retry":        "1",
 		"ignore_startup_parameters": "extra_float_digits",
+	}
+	if b.clientTLS {
+		settings["client_tls_sslmode"] = "require"
+		settings["client_tls_cert_file"] = b.CACertFile
+		settings["client_tls_key_file"] = filepath.Join(b.Dir, "client.key")
 	}
 	for k, v := range opts.Settings {
 		settings[k] = v
@@ -345,7 +383,9 @@ func (b *Bouncer) AdminURL() secret.String {
 func (b *Bouncer) AdminPassword() secret.String { return b.adminPassword }
 
 // URL returns a postgresql:// URL through the bouncer for user on
-// database. The bouncer serves clients without TLS, so sslmode=disable.
+// database: sslmode=require with Options.ClientTLS, else sslmode=disable.
+// (PgBouncer does not offer SCRAM channel binding, so no
+// channel_binding=require.)
 func (b *Bouncer) URL(user string, password secret.String, database string) secret.String {
 	u := url.URL{
 		Scheme:   "postgresql",
@@ -353,6 +393,9 @@ func (b *Bouncer) URL(user string, password secret.String, database string) secr
 		Host:     net.JoinHostPort(b.Host, strconv.Itoa(b.Port)),
 		Path:     "/" + database,
 		RawQuery: "sslmode=disable",
+	}
+	if b.clientTLS {
+		u.RawQuery = "sslmode=require"
 	}
 	if !password.IsZero() {
 		u.User = url.UserPassword(user, password.Reveal())

@@ -3,6 +3,7 @@ package pgbouncertest_test
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -22,9 +23,22 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // does not.
 func TestLoginThroughBouncer(t *testing.T) {
 	t.Parallel()
+	for _, tls := range []bool{false, true} {
+		name := "plain"
+		if tls {
+			name = "client TLS"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			loginThroughBouncer(t, tls)
+		})
+	}
+}
+
+func loginThroughBouncer(t *testing.T, tls bool) {
 	cl := pgtest.Shared(t)
 	db, _ := pgtest.NewDatabase(t)
-	b := pgbouncertest.StartTB(t, pgbouncertest.Options{ServerHost: cl.Host, ServerPort: cl.Port})
+	b := pgbouncertest.StartTB(t, pgbouncertest.Options{ServerHost: cl.Host, ServerPort: cl.Port, ClientTLS: tls})
 	ctx := t.Context()
 
 	// The admin console answers only the simple protocol.
@@ -58,6 +72,18 @@ func TestLoginThroughBouncer(t *testing.T) {
 	require.NoError(t, err)
 
 	require.NoError(t, pgtest.CanLogin(ctx, b.URL(role, pw, db)))
+	if !tls {
+		require.Contains(t, b.URL(role, pw, db).Reveal(), "sslmode=disable")
+		return
+	}
+	// The bouncer requires TLS, with a certificate clients can verify.
+	url := b.URL(role, pw, db).Reveal()
+	require.Contains(t, url, "sslmode=require")
+	verified := strings.Replace(url, "sslmode=require", "sslmode=verify-full&sslrootcert="+b.CACertFile, 1)
+	require.NoError(t, pgtest.CanLogin(ctx, secret.New(verified)))
+	err = pgtest.CanLogin(ctx, secret.New(strings.Replace(url, "sslmode=require", "sslmode=disable", 1)))
+	require.Error(t, err, "a client without TLS must be refused")
+	require.Empty(t, secret.Leaks([]byte(err.Error()), pw))
 }
 
 func TestStartNeedsServer(t *testing.T) {

@@ -187,7 +187,7 @@ func (c *Cluster) initdb(ctx context.Context) error {
 }
 
 func (c *Cluster) writeTLS() error {
-	certPEM, keyPEM, err := selfSignedCert(time.Now())
+	certPEM, keyPEM, err := SelfSignedCert(time.Now())
 	if err != nil {
 		return err
 	}

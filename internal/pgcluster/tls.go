@@ -13,10 +13,10 @@ import (
 	"time"
 )
 
-// selfSignedCert returns a PEM certificate and PKCS#8 key for 127.0.0.1 and
+// SelfSignedCert returns a PEM certificate and PKCS#8 key for 127.0.0.1 and
 // localhost. The certificate is its own CA so that clients can use it as
 // sslrootcert and exercise sslmode=verify-full too.
-func selfSignedCert(now time.Time) (certPEM, keyPEM []byte, err error) {
+func SelfSignedCert(now time.Time) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate TLS key: %w", err)
