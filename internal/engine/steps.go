@@ -220,18 +220,19 @@ func (r *run) test(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
-	var lastErr error
-	var tried []string
-	for attempt := 0; attempt < 3; attempt++ {
-		tried, lastErr = r.login(ctx)
-		if lastErr == nil {
-			return "logged in via " + strings.Join(tried, " and "), nil
+	// Single strategy behind a gatekeeper (PgBouncer): the pooled login
+	// cannot work until the gatekeeper holds the new password, and writing
+	// it is the first thing publish does, so the pooled login is tested
+	// there, right after it.
+	pooled := r.cr.Strategy == config.StrategyDual || !r.hasGatekeeper()
+	tried, lastErr := r.loginRetrying(ctx, true, pooled)
+	if lastErr == nil {
+		detail := "logged in via " + strings.Join(tried, " and ")
+		if !pooled && r.testsPooled() {
+			detail += "; the pooled login is tested once the gatekeeper holds the new password"
 		}
-		if err := r.e.Sleep(ctx, time.Duration(attempt+1)*500*time.Millisecond); err != nil {
-			break
-		}
+		return detail, nil
 	}
-	lastErr = secret.Scrub(lastErr, r.secrets()...)
 	if r.cr.Strategy == config.StrategyDual {
 		return "", &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepTest,
 			Err:  fmt.Errorf("the new password of %s does not log in: %w", r.to.Role, lastErr),
@@ -240,13 +241,54 @@ func (r *run) test(ctx context.Context) (string, error) {
 	return "", r.rollback(ctx, lastErr)
 }
 
-func (r *run) login(ctx context.Context) ([]string, error) {
+// loginRetrying tries login three times, with a short growing pause, and
+// returns the last error scrubbed of the password.
+func (r *run) loginRetrying(ctx context.Context, direct, pooled bool) ([]string, error) {
+	var lastErr error
+	var tried []string
+	for attempt := 0; attempt < 3; attempt++ {
+		tried, lastErr = r.login(ctx, direct, pooled)
+		if lastErr == nil {
+			return tried, nil
+		}
+		if err := r.e.Sleep(ctx, time.Duration(attempt+1)*500*time.Millisecond); err != nil {
+			break
+		}
+	}
+	return tried, secret.Scrub(lastErr, r.secrets()...)
+}
+
+// testsPooled reports whether the login test covers a pooled URL that
+// differs from the direct one.
+func (r *run) testsPooled() bool {
 	vars := r.vars()
-	urls := []struct {
+	return r.cr.TestPooled && !vars.PooledURL.Equal(vars.DirectURL)
+}
+
+func (r *run) hasGatekeeper() bool {
+	for _, t := range r.cr.Targets {
+		if t.Impl.Info().Gatekeeper {
+			return true
+		}
+	}
+	return false
+}
+
+// login connects as consumers will: directly, and through the pooled URL
+// when there is one and it is asked for.
+func (r *run) login(ctx context.Context, direct, pooled bool) ([]string, error) {
+	vars := r.vars()
+	var urls []struct {
 		name string
 		url  secret.String
-	}{{"direct", vars.DirectURL}}
-	if r.cr.TestPooled && !vars.PooledURL.Equal(vars.DirectURL) {
+	}
+	if direct {
+		urls = append(urls, struct {
+			name string
+			url  secret.String
+		}{"direct", vars.DirectURL})
+	}
+	if pooled && r.testsPooled() {
 		urls = append(urls, struct {
 			name string
 			url  secret.String

@@ -77,7 +77,18 @@ type pgbWorld struct {
 	b       *pgbouncertest.Bouncer
 }
 
-func newPgbWorld(t *testing.T, retire, drain string, settings map[string]string) *pgbWorld {
+// pgbOpts shape a pgbWorld: retire and drain for the dual strategy, or
+// single; settings are extra PgBouncer settings; pooledDB, when set, is
+// the database name consumers ask PgBouncer for (to break the pooled path).
+type pgbOpts struct {
+	retire, drain string
+	single        bool
+	settings      map[string]string
+	pooledDB      string
+}
+
+func newPgbWorld(t *testing.T, o pgbOpts) *pgbWorld {
+	retire, drain, settings := o.retire, o.drain, o.settings
 	cl := pgtest.Shared(t)
 	db, _ := pgtest.NewDatabase(t)
 	// An explicit [databases] entry without a user, so SCRAM passes
@@ -103,6 +114,14 @@ func newPgbWorld(t *testing.T, retire, drain string, settings map[string]string)
 	dir := t.TempDir()
 	envFile := filepath.Join(dir, ".env")
 	require.NoError(t, os.WriteFile(envFile, []byte("# app\nOTHER=keep\n"), 0o600))
+	strategy := fmt.Sprintf("strategy: dual\n    roles: [%q, %q]\n    group: %q\n    retire: %s\n    drain: {timeout: %s, poll: 100ms}", roles[0], roles[1], group, retire, drain)
+	if o.single {
+		strategy = fmt.Sprintf("strategy: single\n    role: %q", roles[0])
+	}
+	pooledDB := db
+	if o.pooledDB != "" {
+		pooledDB = o.pooledDB
+	}
 	yaml := fmt.Sprintf(`version: 1
 credentials:
   app:
@@ -112,11 +131,7 @@ credentials:
     connection:
       url: postgresql://%s:%d/%s?sslmode=require&channel_binding=require
       pooled_url: postgresql://%s:%d/%s?sslmode=disable
-    strategy: dual
-    roles: [%q, %q]
-    group: %q
-    retire: %s
-    drain: {timeout: %s, poll: 100ms}
+    %s
     targets:
       - name: env
         type: dotenv
@@ -130,7 +145,7 @@ credentials:
         admin_url: ${PGBOUNCER_ADMIN_URL}
         values:
           DATABASE_URL: "{{.PooledURL}}"
-`, cl.Host, cl.Port, db, b.Host, b.Port, db, roles[0], roles[1], group, retire, drain, envFile, b.AuthFile)
+`, cl.Host, cl.Port, db, b.Host, b.Port, pooledDB, strategy, envFile, b.AuthFile)
 	env := map[string]string{"ADMIN_URL": cl.AdminURL(db).Reveal(), "PGBOUNCER_ADMIN_URL": b.AdminURL().Reveal()}
 	cfgPath := filepath.Join(dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
@@ -157,7 +172,7 @@ credentials:
 }
 
 func dualThroughPgBouncer(t *testing.T, retire, wantOutcome string) {
-	w := newPgbWorld(t, retire, "30s", map[string]string{"server_idle_timeout": "1"})
+	w := newPgbWorld(t, pgbOpts{retire: retire, drain: "30s", settings: map[string]string{"server_idle_timeout": "1"}})
 	ctx, eng, cr, envFile, roles, b := t.Context(), w.eng, w.cr, w.envFile, w.roles, w.b
 
 	rotate := func() *engine.Result {
@@ -303,7 +318,7 @@ func (c *consumers) stop() (int64, []string) {
 // and leave the old role working while that client is still there.
 func TestDrainWaitsForPgBouncerClients(t *testing.T) {
 	t.Parallel()
-	w := newPgbWorld(t, "immediately", "1s", map[string]string{"pool_mode": "transaction", "server_idle_timeout": "1"})
+	w := newPgbWorld(t, pgbOpts{retire: "immediately", drain: "1s", settings: map[string]string{"pool_mode": "transaction", "server_idle_timeout": "1"}})
 	ctx := t.Context()
 	res, err := w.eng.Rotate(ctx, w.cr, engine.Options{})
 	require.NoError(t, err)
@@ -329,4 +344,70 @@ func TestDrainWaitsForPgBouncerClients(t *testing.T) {
 	require.Contains(t, res.Outcome, "via bouncer")
 	_, err = legacy.Exec(ctx, "SELECT 1")
 	require.NoError(t, err, "the client still on the old role keeps working")
+}
+
+// TestSingleRotationThroughPgBouncer: with the single strategy the login
+// test cannot go through PgBouncer before PgBouncer has the new password,
+// and the old one stopped working at ALTER ROLE, so the engine tests the
+// direct login first, gives PgBouncer the new verifier first thing in
+// publish, and then tests the pooled login before any other target is
+// written.
+func TestSingleRotationThroughPgBouncer(t *testing.T) {
+	t.Parallel()
+	w := newPgbWorld(t, pgbOpts{single: true})
+	ctx := t.Context()
+	var oldURL secret.String
+	for i := range 2 {
+		res, err := w.eng.Rotate(ctx, w.cr, engine.Options{})
+		require.NoError(t, err, "rotation %d", i+1)
+		require.Equal(t, store.StatusSucceeded, res.Status, res.Outcome)
+		require.Equal(t, w.roles[0], res.Role)
+		test := stepDetail(t, res, engine.StepTest)
+		require.Contains(t, test, "logged in via direct")
+		require.Contains(t, test, "pooled login is tested once the gatekeeper holds the new password")
+
+		env, err := godotenv.Read(w.envFile)
+		require.NoError(t, err)
+		url := secret.New(env["DATABASE_URL"])
+		require.Contains(t, url.Reveal(), fmt.Sprintf("127.0.0.1:%d", w.b.Port), "consumers use the pooled URL")
+		require.NoError(t, pgtest.CanLogin(ctx, url), "the published URL logs in through PgBouncer")
+		if !oldURL.IsZero() {
+			require.Error(t, pgtest.CanLogin(ctx, oldURL), "the previous password no longer works")
+		}
+		oldURL = url
+	}
+}
+
+// TestSingleRotationStopsWhenThePooledLoginFails: PgBouncer got the new
+// verifier, but logging in through it fails (here: it serves no such
+// database). The rotation stops at publish before any other target is
+// written, and says what worked and what did not.
+func TestSingleRotationStopsWhenThePooledLoginFails(t *testing.T) {
+	t.Parallel()
+	w := newPgbWorld(t, pgbOpts{single: true, pooledDB: "no_such_db"})
+	before, err := os.ReadFile(w.envFile)
+	require.NoError(t, err)
+
+	res, err := w.eng.Rotate(t.Context(), w.cr, engine.Options{})
+	var se *engine.StepError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, engine.StepPublish, se.Step)
+	require.Contains(t, se.Error(), "logs in directly but not through the pooler")
+	require.Contains(t, se.Hint, "no other target was written")
+	require.Contains(t, se.Hint, "rotor resume")
+	require.Equal(t, store.StatusActive, res.Status, "the rotation stays open for resume")
+	after, err := os.ReadFile(w.envFile)
+	require.NoError(t, err)
+	require.Equal(t, string(before), string(after), "the .env file was not written")
+}
+
+func stepDetail(t *testing.T, res *engine.Result, step string) string {
+	t.Helper()
+	for _, s := range res.Steps {
+		if s.Name == step {
+			return s.Detail
+		}
+	}
+	require.FailNow(t, "step missing from the result", "step %s", step)
+	return ""
 }
