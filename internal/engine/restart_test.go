@@ -51,6 +51,8 @@ func TestDatabaseTroubleMidRotation(t *testing.T) {
 		{"restart before confirm", "dual", engine.StepConfirm, "restart"},
 		{"admin session ended before apply", "single", engine.StepApply, "terminate"},
 		{"admin session ended before finish", "dual", engine.StepFinish, "terminate"},
+		{"admin session ended in the middle of ALTER ROLE", "single", engine.StepApply, "terminate-mid-alter"},
+		{"admin session ended in the middle of ALTER ROLE (dual)", "dual", engine.StepApply, "terminate-mid-alter"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Sequential: a restart would break a sibling's connections.
@@ -104,6 +106,7 @@ credentials:
 			require.NoError(t, err)
 
 			fired := false
+			midAlter := make(chan error, 1)
 			eng.Hooks = &engine.Hooks{BeforeStep: func(step string) error {
 				if step != tc.step || fired {
 					return nil
@@ -112,6 +115,15 @@ credentials:
 				switch tc.trouble {
 				case "restart":
 					return cl.Restart(context.Background())
+				case "terminate-mid-alter":
+					// Another transaction holds the roles' pg_authid rows, so
+					// rotor's ALTER ROLE waits on its lock; the session is
+					// ended while it waits.
+					locked := roles
+					if tc.strategy == "single" {
+						locked = roles[:1]
+					}
+					return stallThenTerminateAlterRole(cl, db, locked, midAlter)
 				default:
 					c, err := pgx.Connect(context.Background(), cl.AdminURL("postgres").Reveal())
 					if err != nil {
@@ -124,6 +136,9 @@ credentials:
 			}}
 			res, err := eng.Rotate(ctx, cr, engine.Options{})
 			require.True(t, fired)
+			if tc.trouble == "terminate-mid-alter" {
+				require.NoError(t, <-midAlter, "rotor's ALTER ROLE must have been caught waiting and ended")
+			}
 			if err != nil {
 				// Stopped: nothing may be lost; resume finishes the job.
 				var se *engine.StepError
@@ -149,4 +164,54 @@ credentials:
 
 func ensureReqFor(roles []string, db string) provider.EnsureRolesRequest {
 	return provider.EnsureRolesRequest{Group: roles[0] + "_grp", Logins: roles, Database: db}
+}
+
+// stallThenTerminateAlterRole locks the roles' rows in pg_authid in an
+// open transaction and, in the background, waits for a session of db to
+// block on that lock (rotor's ALTER ROLE), terminates it, then lets the
+// lock go. done receives nil once a waiting ALTER ROLE was terminated.
+func stallThenTerminateAlterRole(cl *pgcluster.Cluster, db string, roles []string, done chan<- error) error {
+	ctx := context.Background()
+	blocker, err := pgx.Connect(ctx, cl.AdminURL("postgres").Reveal())
+	if err != nil {
+		return err
+	}
+	tx, err := blocker.Begin(ctx)
+	if err != nil {
+		blocker.Close(ctx)
+		return err
+	}
+	for _, r := range roles {
+		if _, err := tx.Exec(ctx, "ALTER ROLE "+pgx.Identifier{r}.Sanitize()+" CONNECTION LIMIT -1"); err != nil {
+			blocker.Close(ctx)
+			return err
+		}
+	}
+	go func() {
+		defer blocker.Close(ctx)
+		defer tx.Rollback(ctx)
+		watcher, err := pgx.Connect(ctx, cl.AdminURL("postgres").Reveal())
+		if err != nil {
+			done <- err
+			return
+		}
+		defer watcher.Close(ctx)
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			var n int
+			err := watcher.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+				WHERE datname = $1 AND wait_event_type = 'Lock' AND query ILIKE 'ALTER ROLE%PASSWORD%'`, db).Scan(&n)
+			if err != nil {
+				done <- err
+				return
+			}
+			if n > 0 {
+				done <- nil
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		done <- fmt.Errorf("no ALTER ROLE waited on the lock within 30s")
+	}()
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotorhq/rotor/internal/engine"
+	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/store"
 )
 
@@ -54,7 +55,7 @@ func TestCrashMatrix(t *testing.T) {
 }
 
 func crashMatrix(t *testing.T, strategy string, randomKills int) {
-	w := newWorld(t, nil, credSpec{name: "app", strategy: strategy})
+	w := newWorld(t, nil, credSpec{name: "app", strategy: strategy, many: true})
 	if strategy == "dual" {
 		w.mustRotor(t, "setup-roles", "app")
 	}
@@ -85,7 +86,7 @@ func crashMatrix(t *testing.T, strategy string, randomKills int) {
 			require.Len(t, s.active, 1, "the killed rotation stays active: %s", s.describe())
 			requireStoppedBefore(t, s, step)
 			require.True(t, w.unfinishedShown(t, "app"), "`rotor status` must report the unfinished rotation")
-			cur = w.resume(t, "app", cur)
+			cur = w.resumeSame(t, "app", cur, s)
 		})
 		if !ok {
 			return
@@ -136,7 +137,7 @@ func crashMatrix(t *testing.T, strategy string, randomKills int) {
 					require.Equal(t, 0, r.code, "resume was not killed, so it must have succeeded:\n%s", w.scrub(r.output()))
 				}
 			}
-			cur = w.resume(t, "app", cur)
+			cur = w.resumeSame(t, "app", cur, s)
 		})
 		if !ok {
 			return
@@ -195,8 +196,43 @@ func (w *world) requireCrashSafe(t *testing.T, cred string, before *version) sna
 	if w.creds[cred].strategy == "dual" && len(s.current) == 1 && !(len(s.active) == 1 && s.journaled(engine.StepFinish, store.StepStarted)) {
 		require.NoError(t, curErr, "dual: the current role must keep working until the finish step retires it (%s)", s.describe())
 	}
+	w.requireTargetsSafe(t, cred, s)
 	w.sweepKilledTempFiles(t, cred)
 	return s
+}
+
+// requireTargetsSafe checks every copy a kill left: each holds the
+// store's current or pending password and nothing else, and a copy that
+// consumers would use right now works — in dual every copy (the old role
+// keeps working until every copy has moved), in single every copy that
+// already holds the new password (the others hold the one ALTER ROLE
+// replaced: the single strategy's window).
+func (w *world) requireTargetsSafe(t *testing.T, cred string, s snapshot) {
+	t.Helper()
+	if len(s.current) == 0 {
+		return // the first rotation: copies hold what was there before rotor
+	}
+	ctx := t.Context()
+	known := map[int64]*store.Version{s.current[0].ID: s.current[0]}
+	for _, p := range s.pending {
+		known[p.ID] = p
+	}
+	for _, f := range w.creds[cred].files {
+		conn, url := w.fileConn(t, f)
+		if conn == nil {
+			continue // a target written for the first time by this rotation
+		}
+		var holds *store.Version
+		for id, v := range known {
+			if v.Role == conn.User && s.secrets[id].Equal(conn.Password) {
+				holds = v
+			}
+		}
+		require.NotNil(t, holds, "%s holds a password that is neither the store's current nor its pending one (%s)", f, s.describe())
+		if w.creds[cred].strategy == "dual" || holds.Stage == store.StagePending {
+			require.NoError(t, pgtest.CanLogin(ctx, url), "%s (version %d, %s) must log in (%s)", f, holds.Seq, holds.Stage, s.describe())
+		}
+	}
 }
 
 // sweepKilledTempFiles checks what a kill between atomicfile's CreateTemp
@@ -255,6 +291,22 @@ func (w *world) resume(t *testing.T, cred string, before *version) *version {
 	require.Equal(t, 0, r.code, "rotor resume:\n%s", w.scrub(r.output()))
 	now := w.requireSettled(t, cred, before)
 	require.False(t, w.unfinishedShown(t, cred), "`rotor status` must not report an unfinished rotation after resume")
+	return now
+}
+
+// resumeSame resumes after a kill and checks that recovery finished the
+// rotation the kill interrupted with the password that rotation had
+// generated: a pending version at the kill becomes the current one, same
+// role, same password — never a second password for the same step.
+func (w *world) resumeSame(t *testing.T, cred string, before *version, killed snapshot) *version {
+	t.Helper()
+	now := w.resume(t, cred, before)
+	if len(killed.pending) == 1 {
+		p := killed.pending[0]
+		require.Equal(t, p.Seq, now.seq, "resume must finish version %d, the one the killed rotation prepared", p.Seq)
+		require.Equal(t, p.Role, now.role)
+		require.True(t, killed.secrets[p.ID].Equal(now.pw), "resume must publish the password generated before the kill")
+	}
 	return now
 }
 

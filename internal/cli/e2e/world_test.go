@@ -35,10 +35,16 @@ type credSpec struct {
 	envFile string
 	// extra is YAML added under the credential, indented four spaces.
 	extra string
+	// many adds targets: two more .env files, a slow exec target and a
+	// flaky one (exits 75, "try again", on 30% of its runs; 12 attempts), each
+	// leaving a dotenv file with DATABASE_URL behind.
+	many bool
 
 	// Filled in by newWorld.
 	roles []string
 	group string
+	// files are the dotenv files every target leaves, envFile first.
+	files []string
 }
 
 // world is one test's rotor installation: a database of its own, roles of
@@ -128,6 +134,32 @@ credentials:
         values:
           DATABASE_URL: "{{.URL}}"
 `, s.envFile)
+		s.files = []string{s.envFile}
+		if s.many {
+			for i := 2; i <= 3; i++ {
+				f := fmt.Sprintf("%s.%d", s.envFile, i)
+				fmt.Fprintf(&yaml, "      - {name: env%d, type: dotenv, path: %s, values: {DATABASE_URL: \"{{.URL}}\"}}\n", i, f)
+				s.files = append(s.files, f)
+			}
+			// The exec targets write what they read on stdin (dotenv) to a
+			// file through a rename, as a careful script would.
+			slow, flaky := s.envFile+".slow", s.envFile+".flaky"
+			fmt.Fprintf(&yaml, `      - name: slow
+        type: exec
+        command: [sh, -c, 'sleep 0.2; cat > %[1]s.part && mv %[1]s.part %[1]s']
+        stdin: dotenv
+        idempotent: true
+        values: {DATABASE_URL: "{{.URL}}"}
+      - name: flaky
+        type: exec
+        command: [sh, -c, 'n=$$(od -An -N1 -tu1 /dev/urandom); [ $$n -ge 77 ] || exit 75; cat > %[2]s.part && mv %[2]s.part %[2]s']
+        stdin: dotenv
+        idempotent: true
+        values: {DATABASE_URL: "{{.URL}}"}
+    publish: {max_backoff: 100ms, attempts: 12}
+`, slow, flaky)
+			s.files = append(s.files, slow, flaky)
+		}
 		w.creds[s.name] = &s
 	}
 	w.cfgPath = filepath.Join(w.dir, "rotor.yaml")
@@ -294,7 +326,16 @@ func (w *world) login(ctx context.Context, role string, pw secret.String) error 
 // nil when the file or the key does not exist yet.
 func (w *world) envConn(t *testing.T, cred string) (*connstr.Conn, secret.String) {
 	t.Helper()
-	m, err := godotenv.Read(w.envPath(cred))
+	return w.fileConn(t, w.creds[cred].envFile)
+}
+
+// fileConn is DATABASE_URL as the dotenv file name (relative to the
+// world's directory) holds it now; nil when the file or the key does not
+// exist yet.
+func (w *world) fileConn(t *testing.T, name string) (*connstr.Conn, secret.String) {
+	t.Helper()
+	path := filepath.Join(w.dir, name)
+	m, err := godotenv.Read(path)
 	if os.IsNotExist(err) {
 		return nil, secret.String{}
 	}
@@ -306,7 +347,7 @@ func (w *world) envConn(t *testing.T, cred string) (*connstr.Conn, secret.String
 	url := secret.New(raw)
 	w.learn(url)
 	c, err := connstr.Parse(raw)
-	require.NoError(t, secret.Scrub(err, url), "DATABASE_URL in %s does not parse", w.envPath(cred))
+	require.NoError(t, secret.Scrub(err, url), "DATABASE_URL in %s does not parse", path)
 	w.learn(c.Password)
 	return c, url
 }
@@ -349,6 +390,11 @@ func (w *world) requireSettled(t *testing.T, cred string, before *version) *vers
 		require.Equal(t, "require", v, "DATABASE_URL must keep %s=require", p)
 	}
 	require.NoError(t, pgtest.CanLogin(ctx, url), "DATABASE_URL from %s must log in", cs.envFile)
+	for _, f := range cs.files[1:] {
+		other, otherURL := w.fileConn(t, f)
+		require.NotNil(t, other, "%s must hold DATABASE_URL", f)
+		require.True(t, otherURL.Equal(url), "%s must hold the same DATABASE_URL as %s", f, cs.envFile)
+	}
 
 	requireNoStrayTempFiles(t, filepath.Dir(w.envPath(cred)))
 
