@@ -227,6 +227,16 @@ func NotSent(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
+// KeyChecker is implemented by targets whose destination constrains the
+// keys of values (a variable name's syntax, the fields a format needs).
+// The config loader calls it once with the keys, in config order, without
+// I/O — so a key the target would refuse is reported with file:line by
+// `rotor validate` and every command, not at the publish step of a
+// rotation. Put still checks; both use the same rule.
+type KeyChecker interface {
+	CheckKeys(keys []string) error
+}
+
 // Params is what a Factory gets to build a target.
 type Params struct {
 	// Name is the user's name for the target.

@@ -147,6 +147,9 @@ func New(p target.Params) (target.Target, error) {
 }
 
 // Info implements target.Target.
+// CheckKeys implements target.KeyChecker (format rds-json's fields).
+func (t *Target) CheckKeys(keys []string) error { return checkKeys(t.format, keys) }
+
 func (t *Target) Info() target.Info {
 	region := firstNonEmpty(t.region, t.getenv("AWS_REGION"), t.getenv("AWS_DEFAULT_REGION"), "default region")
 	dest := fmt.Sprintf("aws secrets manager %s (%s)", t.secretID, region)
@@ -499,8 +502,9 @@ func firstNonEmpty(vs ...string) string {
 }
 
 var (
-	_ target.Target    = (*Target)(nil)
-	_ target.Reloader  = (*Target)(nil)
-	_ target.Checker   = (*Target)(nil)
-	_ target.Validator = (*Target)(nil)
+	_ target.Target     = (*Target)(nil)
+	_ target.KeyChecker = (*Target)(nil)
+	_ target.Reloader   = (*Target)(nil)
+	_ target.Checker    = (*Target)(nil)
+	_ target.Validator  = (*Target)(nil)
 )

@@ -50,6 +50,24 @@ func parseDocument(current *string) (document, error) {
 	return doc, nil
 }
 
+// checkKeys: format rds-json needs a value for every field of rdsFields.
+func checkKeys(format string, keys []string) error {
+	if format != FormatRDSJSON {
+		return nil
+	}
+	var missing []string
+	for _, f := range rdsFields {
+		if !slices.Contains(keys, f) {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("format rds-json needs values named %s; missing: %s (see docs/targets/aws-secrets-manager.md): %w",
+			strings.Join(rdsFields, ", "), strings.Join(missing, ", "), target.ErrInvalid)
+	}
+	return nil
+}
+
 // compose merges values into the current document and encodes it
 // deterministically (sorted fields), so a retry sends the same bytes
 // under the same ClientRequestToken.
@@ -59,15 +77,8 @@ func compose(format string, doc document, values map[string]secret.String) (stri
 		out = document{}
 	}
 	if format == FormatRDSJSON {
-		var missing []string
-		for _, f := range rdsFields {
-			if _, ok := values[f]; !ok {
-				missing = append(missing, f)
-			}
-		}
-		if len(missing) > 0 {
-			return "", fmt.Errorf("format rds-json needs values named %s; missing: %s (see docs/targets/aws-secrets-manager.md): %w",
-				strings.Join(rdsFields, ", "), strings.Join(missing, ", "), target.ErrInvalid)
+		if err := checkKeys(format, slices.Collect(maps.Keys(values))); err != nil {
+			return "", err
 		}
 		if _, ok := values["engine"]; !ok {
 			out["engine"] = json.RawMessage(`"postgres"`)

@@ -3,10 +3,13 @@ package builtin_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rotorhq/rotor/internal/config"
+	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
 	"github.com/rotorhq/rotor/internal/target"
 	"github.com/rotorhq/rotor/internal/target/builtin"
 )
@@ -99,5 +102,51 @@ func decodeYAML(src string) func(v any) error {
 		dec := yaml.NewDecoder(strings.NewReader(src))
 		dec.KnownFields(true)
 		return dec.Decode(v)
+	}
+}
+
+// TestKeysCheckedAtLoad: a values key the destination would refuse is a
+// config error at the values line when the file is loaded (`rotor
+// validate`, every command), not a failure in the middle of a rotation.
+func TestKeysCheckedAtLoad(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		typ, opts, values, want string
+	}{
+		{"dotenv", "path: .env", "{DATABASE-URL: \"{{.URL}}\"}", `key "DATABASE-URL" is not a name both godotenv and Node's dotenv accept`},
+		{"github-actions", "repo: o/r\n        token: ${TOKEN}", "{GITHUB_DB: \"{{.URL}}\"}", `"GITHUB_DB" cannot be a GitHub secret name`},
+		{"gitlab", "project: g/p\n        token: ${TOKEN}", "{DB.URL: \"{{.URL}}\"}", `"DB.URL" cannot be a GitLab variable key`},
+		{"exec", "command: [/bin/true]\n        env: true", "{PATH: \"{{.URL}}\"}", "value PATH would replace the command's own PATH"},
+		{"aws-ssm", "parameters: {DATABASE_URL: /app/db/url}\n        region: eu-central-1", "{DATABASE_URL: \"{{.URL}}\", PGPASSWORD: \"{{.Password}}\"}", "key PGPASSWORD has no parameter"},
+		{"aws-ssm", "path_prefix: /app/db\n        region: eu-central-1", "{\"DB URL\": \"{{.URL}}\"}", `key DB URL: parameter name "/app/db/DB URL" may only hold`},
+		{"aws-secrets-manager", "secret_id: app/db\n        region: eu-central-1\n        format: rds-json", "{username: \"{{.User}}\", password: \"{{.Password}}\"}", "missing: host, port, dbname"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.typ+" "+tc.want[:12], func(t *testing.T) {
+			t.Parallel()
+			src := `version: 1
+credentials:
+  app:
+    provider: {type: postgres, admin_url: "${ADMIN_URL}"}
+    connection: {url: "postgresql://db.internal/app?sslmode=require"}
+    role: app
+    strategy: single
+    targets:
+      - name: t
+        type: ` + tc.typ + `
+        ` + tc.opts + `
+        values: ` + tc.values + `
+`
+			env := map[string]string{"ADMIN_URL": "postgresql://admin:pw@db.internal/postgres", "TOKEN": "t"}
+			_, err := config.Parse("rotor.yaml", []byte(src), func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+				config.Registry{Provider: pbuiltin.Lookup, Target: builtin.Lookup, Getenv: func(string) string { return "" }, Now: time.Now})
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+			var list config.Errors
+			require.ErrorAs(t, err, &list)
+			require.Len(t, list, 1, err.Error())
+			require.Equal(t, strings.Count(src[:strings.Index(src, "values:")], "\n")+1, list[0].Line, "the error points at the values line")
+
+		})
 	}
 }

@@ -75,6 +75,9 @@ func New(p target.Params) (target.Target, error) {
 }
 
 // Info implements target.Target.
+// CheckKeys implements target.KeyChecker.
+func (t *Target) CheckKeys(keys []string) error { return checkKeys(keys) }
+
 func (t *Target) Info() target.Info {
 	return target.Info{Type: Type, Name: t.name, Destination: t.path, Idempotent: true}
 }
@@ -186,7 +189,8 @@ func lockPath(path string) (unlock func()) {
 }
 
 var (
-	_ target.Target    = (*Target)(nil)
-	_ target.Checker   = (*Target)(nil)
-	_ target.Validator = (*Target)(nil)
+	_ target.Target     = (*Target)(nil)
+	_ target.KeyChecker = (*Target)(nil)
+	_ target.Checker    = (*Target)(nil)
+	_ target.Validator  = (*Target)(nil)
 )

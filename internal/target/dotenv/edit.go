@@ -132,6 +132,17 @@ func (e Editor) Edit(content []byte, values map[string]string, keys []string) ([
 	return result, nil
 }
 
+// checkKeys refuses a key that is not a name both godotenv and Node's
+// dotenv read back.
+func checkKeys(keys []string) error {
+	for _, k := range keys {
+		if !keyRE.MatchString(k) {
+			return fmt.Errorf("key %q is not a name both godotenv and Node's dotenv accept (letters, digits and '_', not starting with a digit); rename it in the target's values: %w", k, target.ErrInvalid)
+		}
+	}
+	return nil
+}
+
 // managedOrder returns the keys to write: keys first, in order and without
 // repeats, then keys of values that keys does not list, sorted so that the
 // file's layout does not depend on map order.
@@ -153,10 +164,8 @@ func managedOrder(values map[string]string, keys []string) ([]string, error) {
 	}
 	sort.Strings(extra)
 	order = append(order, extra...)
-	for _, k := range order {
-		if !keyRE.MatchString(k) {
-			return nil, fmt.Errorf("key %q is not a name both godotenv and Node's dotenv accept (letters, digits and '_', not starting with a digit); rename it in the target's values: %w", k, target.ErrInvalid)
-		}
+	if err := checkKeys(order); err != nil {
+		return nil, err
 	}
 	return order, nil
 }

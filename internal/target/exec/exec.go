@@ -222,6 +222,23 @@ func resolveArgv(argv []string, baseDir string) ([]string, error) {
 }
 
 // Info implements target.Target.
+// CheckKeys implements target.KeyChecker: with env: true every key
+// becomes an environment variable name.
+func (t *Target) CheckKeys(keys []string) error {
+	if !t.env {
+		return nil
+	}
+	for _, k := range keys {
+		if !envNameRE.MatchString(k) {
+			return fmt.Errorf("value %s cannot be an environment variable (names are letters, digits and '_', not starting with a digit); rename it or use stdin: %w", k, target.ErrInvalid)
+		}
+		if isReserved(k) {
+			return fmt.Errorf("value %s would replace the command's own %s; rename it: %w", k, k, target.ErrInvalid)
+		}
+	}
+	return nil
+}
+
 func (t *Target) Info() target.Info {
 	return target.Info{Type: Type, Name: t.name, Destination: "command " + t.command[0], Idempotent: t.idempotent}
 }
@@ -236,14 +253,11 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 	secrets := scrubList(req)
 	env := append([]string(nil), t.baseEnv...)
 	env = append(env, t.metaEnv(req, keys)...)
+	if err := t.CheckKeys(keys); err != nil {
+		return target.PutResponse{}, fmt.Errorf("%s: %w", t.desc, err)
+	}
 	if t.env {
 		for _, k := range keys {
-			if !envNameRE.MatchString(k) {
-				return target.PutResponse{}, fmt.Errorf("%s: value %s cannot be an environment variable (names are letters, digits and '_', not starting with a digit); rename it or use stdin: %w", t.desc, k, target.ErrInvalid)
-			}
-			if isReserved(k) {
-				return target.PutResponse{}, fmt.Errorf("%s: value %s would replace the command's own %s; rename it: %w", t.desc, k, k, target.ErrInvalid)
-			}
 			v := req.Values[k].Reveal()
 			if strings.IndexByte(v, 0) >= 0 {
 				return target.PutResponse{}, fmt.Errorf("%s: value %s holds a NUL byte, which no environment variable can; use stdin: json: %w", t.desc, k, target.ErrInvalid)
@@ -546,8 +560,9 @@ func scrubList(req target.PutRequest) []secret.String {
 }
 
 var (
-	_ target.Target    = (*Target)(nil)
-	_ target.Reloader  = (*Target)(nil)
-	_ target.Checker   = (*Target)(nil)
-	_ target.Validator = (*Target)(nil)
+	_ target.Target     = (*Target)(nil)
+	_ target.KeyChecker = (*Target)(nil)
+	_ target.Reloader   = (*Target)(nil)
+	_ target.Checker    = (*Target)(nil)
+	_ target.Validator  = (*Target)(nil)
 )

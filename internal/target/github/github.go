@@ -228,6 +228,16 @@ func splitRepo(s string) (owner, repo string, err error) {
 }
 
 // Info implements target.Target.
+// CheckKeys implements target.KeyChecker: GitHub's secret-name rule.
+func (t *Target) CheckKeys(keys []string) error {
+	for _, k := range keys {
+		if !secretName.MatchString(k) || strings.HasPrefix(strings.ToUpper(k), "GITHUB_") {
+			return fmt.Errorf("%q cannot be a GitHub secret name: use letters, digits and '_', not starting with a digit or GITHUB_; rename the key under values: %w", k, target.ErrInvalid)
+		}
+	}
+	return nil
+}
+
 func (t *Target) Info() target.Info {
 	var dest string
 	switch t.scope {
@@ -250,10 +260,10 @@ var secretName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
 	keys := orderedKeys(req)
 	secrets := t.secrets(req.Values)
+	if err := t.CheckKeys(keys); err != nil {
+		return target.PutResponse{}, fmt.Errorf("%s: %w", t.desc, err)
+	}
 	for _, k := range keys {
-		if !secretName.MatchString(k) || strings.HasPrefix(strings.ToUpper(k), "GITHUB_") {
-			return target.PutResponse{}, fmt.Errorf("%s: %q cannot be a GitHub secret name: use letters, digits and '_', not starting with a digit or GITHUB_; rename the key under values: %w", t.desc, k, target.ErrInvalid)
-		}
 		if n := len(req.Values[k].Reveal()); n > maxValueBytes {
 			return target.PutResponse{}, fmt.Errorf("%s: the value for %s is %d bytes; GitHub secrets hold at most 48 KB: %w", t.desc, k, n, target.ErrInvalid)
 		}
@@ -498,9 +508,10 @@ func orderedKeys(req target.PutRequest) []string {
 }
 
 var (
-	_ target.Target    = (*Target)(nil)
-	_ target.Checker   = (*Target)(nil)
-	_ target.Validator = (*Target)(nil)
-	_ target.Reloader  = (*Dispatching)(nil)
-	_ target.Validator = (*Dispatching)(nil)
+	_ target.Target     = (*Target)(nil)
+	_ target.KeyChecker = (*Target)(nil)
+	_ target.Checker    = (*Target)(nil)
+	_ target.Validator  = (*Target)(nil)
+	_ target.Reloader   = (*Dispatching)(nil)
+	_ target.Validator  = (*Dispatching)(nil)
 )

@@ -183,6 +183,16 @@ type noWait struct{}
 func (noWait) Wait(context.Context) error { return nil }
 
 // Info implements target.Target.
+// CheckKeys implements target.KeyChecker: GitLab's variable-key rule.
+func (t *Target) CheckKeys(keys []string) error {
+	for _, k := range keys {
+		if !variableKey.MatchString(k) {
+			return fmt.Errorf("%q cannot be a GitLab variable key: use up to 255 letters, digits and '_'; rename the key under values: %w", k, target.ErrInvalid)
+		}
+	}
+	return nil
+}
+
 func (t *Target) Info() target.Info {
 	kind := "project"
 	if t.group {
@@ -205,10 +215,10 @@ var variableKey = regexp.MustCompile(`^[A-Za-z0-9_]{1,255}$`)
 func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
 	keys := orderedKeys(req)
 	secrets := t.secrets(req.Values)
+	if err := t.CheckKeys(keys); err != nil {
+		return target.PutResponse{}, fmt.Errorf("%s: %w", t.desc, err)
+	}
 	for _, k := range keys {
-		if !variableKey.MatchString(k) {
-			return target.PutResponse{}, fmt.Errorf("%s: %q cannot be a GitLab variable key: use up to 255 letters, digits and '_'; rename the key under values: %w", t.desc, k, target.ErrInvalid)
-		}
 		if t.masked {
 			if why := CanMask(req.Values[k].Reveal(), t.raw); why != "" {
 				return target.PutResponse{}, fmt.Errorf("%s: GitLab cannot mask the value for %s: it %s. GitLab masks only values of at least 8 characters on one line without spaces (with raw: false, only letters, digits and _ + = / @ : . ~ -), which a connection URL rarely is. Set masked: false here and mask a separate key that holds only the password, e.g. another gitlab target with values {PGPASSWORD: \"{{.Password}}\"} and masked: true: %w", t.desc, k, why, target.ErrInvalid)
@@ -509,9 +519,10 @@ func orderedKeys(req target.PutRequest) []string {
 }
 
 var (
-	_ target.Target    = (*Target)(nil)
-	_ target.Checker   = (*Target)(nil)
-	_ target.Validator = (*Target)(nil)
-	_ target.Reloader  = (*Pipelining)(nil)
-	_ target.Validator = (*Pipelining)(nil)
+	_ target.Target     = (*Target)(nil)
+	_ target.KeyChecker = (*Target)(nil)
+	_ target.Checker    = (*Target)(nil)
+	_ target.Validator  = (*Target)(nil)
+	_ target.Reloader   = (*Pipelining)(nil)
+	_ target.Validator  = (*Pipelining)(nil)
 )

@@ -166,6 +166,23 @@ func checkName(n string) error {
 	return nil
 }
 
+// CheckKeys implements target.KeyChecker: every key needs a parameter,
+// and one named after path_prefix must follow Parameter Store's rules.
+func (t *Target) CheckKeys(keys []string) error {
+	for _, k := range keys {
+		n, ok := t.nameFor(k)
+		if !ok {
+			return fmt.Errorf("key %s has no parameter; add it to parameters: (e.g. %s: /app/prod/%s): %w", k, k, strings.ToLower(k), target.ErrInvalid)
+		}
+		if t.params == nil {
+			if err := checkName(n); err != nil {
+				return fmt.Errorf("key %s: %w", k, err)
+			}
+		}
+	}
+	return nil
+}
+
 // Info implements target.Target.
 func (t *Target) Info() target.Info {
 	region := firstNonEmpty(t.region, t.getenv("AWS_REGION"), t.getenv("AWS_DEFAULT_REGION"), "default region")
@@ -198,11 +215,11 @@ func (t *Target) nameFor(key string) (string, bool) {
 func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
 	keys := orderedKeys(req)
 	names := make([]string, 0, len(keys))
+	if err := t.CheckKeys(keys); err != nil {
+		return target.PutResponse{}, fmt.Errorf("%s: %w", t.desc(), err)
+	}
 	for _, k := range keys {
-		n, ok := t.nameFor(k)
-		if !ok {
-			return target.PutResponse{}, fmt.Errorf("%s: key %s has no parameter; add it to parameters: (e.g. %s: /app/prod/%s): %w", t.desc(), k, k, strings.ToLower(k), target.ErrInvalid)
-		}
+		n, _ := t.nameFor(k)
 		if v := req.Values[k].Reveal(); v == "" || len(v) > maxValue {
 			return target.PutResponse{}, fmt.Errorf("%s: the value of %s is %d bytes; a Standard-tier parameter holds 1 to %d: %w", t.desc(), k, len(v), maxValue, target.ErrInvalid)
 		}
@@ -435,7 +452,8 @@ func firstNonEmpty(vs ...string) string {
 }
 
 var (
-	_ target.Target    = (*Target)(nil)
-	_ target.Checker   = (*Target)(nil)
-	_ target.Validator = (*Target)(nil)
+	_ target.Target     = (*Target)(nil)
+	_ target.KeyChecker = (*Target)(nil)
+	_ target.Checker    = (*Target)(nil)
+	_ target.Validator  = (*Target)(nil)
 )
