@@ -119,6 +119,8 @@ func TestKeysCheckedAtLoad(t *testing.T) {
 		{"exec", "command: [/bin/true]\n        env: true", "{PATH: \"{{.URL}}\"}", "value PATH would replace the command's own PATH"},
 		{"aws-ssm", "parameters: {DATABASE_URL: /app/db/url}\n        region: eu-central-1", "{DATABASE_URL: \"{{.URL}}\", PGPASSWORD: \"{{.Password}}\"}", "key PGPASSWORD has no parameter"},
 		{"aws-ssm", "path_prefix: /app/db\n        region: eu-central-1", "{\"DB URL\": \"{{.URL}}\"}", `key DB URL: parameter name "/app/db/DB URL" may only hold`},
+		{"kubernetes", "namespace: app\n        secret_name: db", "{\"database url\": \"{{.URL}}\"}", `"database url" cannot be a Secret key`},
+		{"gcp-secret-manager", "project: my-project\n        secret_id: db-url\n        format: plain", "{A: \"{{.URL}}\", B: \"{{.Password}}\"}", "format plain stores one value, but values has 2 keys (A, B)"},
 		{"aws-secrets-manager", "secret_id: app/db\n        region: eu-central-1\n        format: rds-json", "{username: \"{{.User}}\", password: \"{{.Password}}\"}", "missing: host, port, dbname"},
 	}
 	for _, tc := range cases {

@@ -177,6 +177,15 @@ func (t *Target) desc() string { return fmt.Sprintf("gcp-secret-manager target %
 
 func (t *Target) resource() string { return "projects/" + t.project + "/secrets/" + t.secretID }
 
+// CheckKeys implements target.KeyChecker: format plain holds one value.
+func (t *Target) CheckKeys(keys []string) error {
+	if t.format == FormatPlain && len(keys) != 1 {
+		return fmt.Errorf("format plain stores one value, but values has %d keys (%s); use format: json, or one target per key: %w",
+			len(keys), strings.Join(keys, ", "), target.ErrInvalid)
+	}
+	return nil
+}
+
 // Put implements target.Target: unless the latest version already holds
 // the values, it adds a version (creating the secret on first use); with
 // disable_previous it then disables all but the newest two versions.
@@ -187,9 +196,8 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 			return target.PutResponse{}, fmt.Errorf("%s: the value of %s is not valid UTF-8, which a JSON payload cannot hold: %w", t.desc(), k, target.ErrInvalid)
 		}
 	}
-	if t.format == FormatPlain && len(req.Values) != 1 {
-		return target.PutResponse{}, fmt.Errorf("%s: format plain stores one value, but values has %d keys (%s); use format: json, or one target per key: %w",
-			t.desc(), len(req.Values), strings.Join(slices.Sorted(maps.Keys(req.Values)), ", "), target.ErrInvalid)
+	if err := t.CheckKeys(slices.Sorted(maps.Keys(req.Values))); err != nil {
+		return target.PutResponse{}, fmt.Errorf("%s: %w", t.desc(), err)
 	}
 	latest, err := t.latest(ctx, scrub)
 	if err != nil {
@@ -661,7 +669,8 @@ func firstNonEmpty(vs ...string) string {
 }
 
 var (
-	_ target.Target    = (*Target)(nil)
-	_ target.Checker   = (*Target)(nil)
-	_ target.Validator = (*Target)(nil)
+	_ target.Target     = (*Target)(nil)
+	_ target.KeyChecker = (*Target)(nil)
+	_ target.Checker    = (*Target)(nil)
+	_ target.Validator  = (*Target)(nil)
 )

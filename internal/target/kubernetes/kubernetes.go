@@ -187,13 +187,21 @@ func (t *Target) Info() target.Info {
 	return target.Info{Type: Type, Name: t.name, Destination: dest, Idempotent: true}
 }
 
+// CheckKeys implements target.KeyChecker: Secret data keys.
+func (t *Target) CheckKeys(keys []string) error {
+	for _, k := range keys {
+		if errs := validation.IsConfigMapKey(k); len(errs) > 0 {
+			return fmt.Errorf("%q cannot be a Secret key (%s); rename it in values: %w", k, strings.Join(errs, "; "), target.ErrInvalid)
+		}
+	}
+	return nil
+}
+
 // Put implements target.Target: it applies the managed keys and reports
 // Changed=false without writing when the Secret already holds them.
 func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
-	for k := range req.Values {
-		if errs := validation.IsConfigMapKey(k); len(errs) > 0 {
-			return target.PutResponse{}, fmt.Errorf("kubernetes target %q: %q cannot be a Secret key (%s); rename it in values: %w", t.name, k, strings.Join(errs, "; "), target.ErrInvalid)
-		}
+	if err := t.CheckKeys(slices.Sorted(maps.Keys(req.Values))); err != nil {
+		return target.PutResponse{}, fmt.Errorf("kubernetes target %q: %w", t.name, err)
 	}
 	cs, err := t.clientset()
 	if err != nil {
@@ -567,8 +575,9 @@ func qualified(group, resource string) string {
 }
 
 var (
-	_ target.Target    = (*Target)(nil)
-	_ target.Reloader  = (*Target)(nil)
-	_ target.Checker   = (*Target)(nil)
-	_ target.Validator = (*Target)(nil)
+	_ target.Target     = (*Target)(nil)
+	_ target.KeyChecker = (*Target)(nil)
+	_ target.Reloader   = (*Target)(nil)
+	_ target.Checker    = (*Target)(nil)
+	_ target.Validator  = (*Target)(nil)
 )
