@@ -415,18 +415,76 @@ func (t *Target) currentProduction(ctx context.Context) (*deployment, error) {
 	return &out.Deployments[0], nil
 }
 
+// maxListPages bounds how many pages of the variable list rotor reads. At
+// Vercel's default page size (20) that is 2,000 variables, far more than a
+// project holds; an API that keeps answering with a next cursor past it is
+// misbehaving, and rotor stops with an error instead of looping.
+const maxListPages = 100
+
+// list returns every variable of the project, reading every page.
+//
+// Pagination follows Vercel's REST API reference
+// (https://vercel.com/docs/rest-api/reference#pagination): a list that has
+// more records than the page size (default 20, at most 100) carries
+// "pagination": {"count", "next", "prev"}, where next is a timestamp in
+// milliseconds; the next page is the same request with until=<next>, and
+// the last page has next: null. The endpoint's own page
+// (https://vercel.com/docs/rest-api/projects/retrieve-the-environment-variables-of-a-project-by-id-or-name)
+// lists neither until nor limit among its query parameters but documents
+// the pagination object in its answer, so rotor sends until only when
+// Vercel hands it a next cursor and never sends limit: the first request is
+// exactly the one that has always worked. A list without a pagination
+// object is one page.
 func (t *Target) list(ctx context.Context) ([]envVar, error) {
-	resp, err := t.api.Do(ctx, webapi.Request{Method: http.MethodGet, Path: t.projectPath("/v10", "/env", nil), Retryable: true})
-	if err != nil {
-		return nil, err
+	var (
+		all   []envVar
+		ids   = map[string]bool{}
+		used  = map[string]bool{}
+		until string
+	)
+	for page := 1; ; page++ {
+		q := url.Values{}
+		if until != "" {
+			q.Set("until", until)
+		}
+		resp, err := t.api.Do(ctx, webapi.Request{Method: http.MethodGet, Path: t.projectPath("/v10", "/env", q), Retryable: true})
+		if err != nil {
+			return nil, err
+		}
+		var out struct {
+			Envs       []envVar `json:"envs"`
+			Pagination *struct {
+				Next *json.Number `json:"next"`
+			} `json:"pagination"`
+		}
+		if err := t.api.Decode(resp, &out); err != nil {
+			return nil, err
+		}
+		for _, e := range out.Envs {
+			// A variable on the boundary of two timestamp pages may be
+			// listed twice; counting it twice would look like a key split
+			// over two variables.
+			if e.ID != "" {
+				if ids[e.ID] {
+					continue
+				}
+				ids[e.ID] = true
+			}
+			all = append(all, e)
+		}
+		if out.Pagination == nil || out.Pagination.Next == nil {
+			return all, nil
+		}
+		next := out.Pagination.Next.String()
+		if used[next] || next == "" {
+			return nil, fmt.Errorf("page %d of the variable list came back with pagination.next=%s, a cursor Vercel had already given, so the list would never end; rotor stops rather than loop. Run again later; if it persists, report it with this message", page, next)
+		}
+		if page >= maxListPages {
+			return nil, fmt.Errorf("the variable list still had more pages after %d requests (pagination.next was never null); rotor stops rather than loop. Run again later; if it persists, report it with this message", maxListPages)
+		}
+		used[next] = true
+		until = next
 	}
-	var out struct {
-		Envs []envVar `json:"envs"`
-	}
-	if err := t.api.Decode(resp, &out); err != nil {
-		return nil, err
-	}
-	return out.Envs, nil
 }
 
 // read fetches one variable's decrypted value; ok is false when the API
@@ -558,6 +616,9 @@ func describeScopes(envs []envVar) string {
 	for i, e := range envs {
 		scopes[i] = strings.Join(e.Target.sorted(), "+")
 	}
+	// The list's order is Vercel's (and spans pages); the message should
+	// not depend on it.
+	slices.Sort(scopes)
 	if len(scopes) == 1 {
 		return scopes[0]
 	}

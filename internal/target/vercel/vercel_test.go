@@ -31,8 +31,12 @@ func TestConformance(t *testing.T) {
 		opts      string
 		sensitive bool
 		redeploy  bool
+		// fillers are unrelated variables seeded first, so that with a
+		// small page size every list spans several pages.
+		fillers int
 	}{
 		{name: "encrypted", opts: "environments: [production]"},
+		{name: "encrypted, list over several pages", fake: vercelfake.Options{PageSize: 2}, opts: "environments: [production]", fillers: 5},
 		{name: "encrypted in a team with redeploy", fake: vercelfake.Options{TeamID: "team_rotor"}, opts: "{team_id: team_rotor, environments: [production, preview, development], redeploy: true}", redeploy: true},
 		{name: "sensitive", opts: "{sensitive: true, environments: [production, preview]}", sensitive: true},
 	}
@@ -43,6 +47,9 @@ func TestConformance(t *testing.T) {
 			h := targettest.Harness{
 				New: func(t *testing.T) target.Target {
 					f := vercelfake.New(t, tc.fake)
+					for i := range tc.fillers {
+						f.SeedEnv(vercelfake.Env{Key: fmt.Sprintf("FILLER_%02d", i), Value: "x", Target: []string{"production"}})
+					}
 					f.AddDeployment("dpl_live", "production", "READY")
 					tg := newTarget(t, f, tc.opts)
 					fakes.Store(tg, f)
@@ -291,7 +298,7 @@ func TestPutRefusesToRescope(t *testing.T) {
 				{Key: "DATABASE_URL", Value: "a", Target: []string{"production"}},
 				{Key: "DATABASE_URL", Value: "b", Target: []string{"preview"}},
 			},
-			wantErr: "separate variables production and preview",
+			wantErr: "separate variables preview and production",
 		},
 		{
 			name:    "sensitive would become readable",

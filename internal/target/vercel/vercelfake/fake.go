@@ -4,8 +4,21 @@
 //
 //   - auth: Authorization: Bearer <token>; a wrong or missing token gets 401
 //     and the documented error body {"error":{"code","message"}};
-//   - GET /v10/projects/{idOrName}/env lists variables as {"envs":[…]} with
-//     encrypted values left encrypted (decrypted: false);
+//   - GET /v10/projects/{idOrName}/env lists variables as
+//     {"envs":[…],"pagination"} (targets-api.md §1 "Find an id") with
+//     encrypted values left encrypted (decrypted: false). The list is
+//     paged the way Vercel's REST API reference describes pagination
+//     (https://vercel.com/docs/rest-api/reference#pagination): a page holds
+//     at most `limit` records (default 20, at most 100; Options.PageSize
+//     and SetPageSize change the default so tests can page small lists);
+//     when the project has more records than that, every page carries
+//     "pagination": {"count","next","prev"}, next being a timestamp in
+//     milliseconds, and the next page is the same request with
+//     until=<next>; the last page has next: null. A list that fits on one
+//     page has no pagination object. Variables are listed newest first by
+//     createdAt and until=T returns those created before T; the fake gives
+//     every variable a distinct createdAt, so no page boundary is
+//     ambiguous. A bad until or limit is a 400;
 //   - POST /v10/projects/{idOrName}/env takes one object or an array; with
 //     upsert=true an existing variable (same key, overlapping targets) is
 //     updated, without it the clash is ENV_CONFLICT; success is 201
@@ -23,6 +36,7 @@
 package vercelfake
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -56,9 +70,19 @@ type Options struct {
 	// TeamID makes the project a team project: requests without
 	// ?teamId=TeamID do not find it.
 	TeamID string
-	// Now is the fake's clock (updatedAt). Default time.Now.
+	// Now is the fake's clock (createdAt, updatedAt). Default time.Now.
 	Now func() time.Time
+	// PageSize is how many variables a page of the env list holds when the
+	// request has no limit. Default 20, Vercel's documented default.
+	PageSize int
 }
+
+// DefaultPageSize is Vercel's documented default page size, and
+// MaxPageSize the largest limit it accepts.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+)
 
 // Env is one environment variable, with its plaintext value.
 type Env struct {
@@ -68,6 +92,9 @@ type Env struct {
 	Type      string
 	Target    []string
 	GitBranch string
+	// CreatedAt (ms) orders the env list and is what its pagination cursor
+	// counts in. The fake sets it, distinct for every variable.
+	CreatedAt int64
 	UpdatedAt int64
 }
 
@@ -99,6 +126,8 @@ type Server struct {
 	fakefaults.Faults
 
 	mu          sync.Mutex
+	pageSize    int
+	lastCreated int64
 	envs        []*Env
 	deployments []*Deployment
 	nextID      int
@@ -121,7 +150,10 @@ func New(t testing.TB, opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, failKeys: map[string][2]string{}}
+	if opts.PageSize <= 0 {
+		opts.PageSize = DefaultPageSize
+	}
+	s := &Server{opts: opts, pageSize: opts.PageSize, failKeys: map[string][2]string{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v10/projects/{project}/env", s.listEnvs)
 	mux.HandleFunc("POST /v10/projects/{project}/env", s.createEnvs)
@@ -148,8 +180,20 @@ func (s *Server) FailKey(key, code, message string) {
 	s.failKeys[key] = [2]string{code, message}
 }
 
+// SetPageSize changes how many variables a page of the env list holds
+// when the request has no limit (1 to MaxPageSize).
+func (s *Server) SetPageSize(n int) {
+	if n < 1 || n > MaxPageSize {
+		panic(fmt.Sprintf("vercelfake: page size %d is not between 1 and %d", n, MaxPageSize))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pageSize = n
+}
+
 // SeedEnv stores a variable as if someone had created it, and returns its
-// id.
+// id. Each seeded variable is newer than the ones before it, so it is
+// listed before them: seed first what should sit on the last page.
 func (s *Server) SeedEnv(e Env) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -157,6 +201,7 @@ func (s *Server) SeedEnv(e Env) string {
 		e.Type = "encrypted"
 	}
 	e.ID = s.newID("env")
+	e.CreatedAt = s.newCreatedAt()
 	e.UpdatedAt = s.opts.Now().UnixMilli()
 	s.envs = append(s.envs, &e)
 	return e.ID
@@ -283,13 +328,14 @@ type envJSON struct {
 	Target    []string `json:"target"`
 	GitBranch string   `json:"gitBranch,omitempty"`
 	Decrypted bool     `json:"decrypted"`
+	CreatedAt int64    `json:"createdAt"`
 	UpdatedAt int64    `json:"updatedAt"`
 }
 
 // listed is how a variable appears in a list: encrypted values stay
 // encrypted, sensitive ones are absent.
 func listed(e *Env) envJSON {
-	j := envJSON{ID: e.ID, Key: e.Key, Type: e.Type, Target: e.Target, GitBranch: e.GitBranch, UpdatedAt: e.UpdatedAt}
+	j := envJSON{ID: e.ID, Key: e.Key, Type: e.Type, Target: e.Target, GitBranch: e.GitBranch, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt}
 	switch e.Type {
 	case "plain":
 		j.Value, j.Decrypted = e.Value, true
@@ -305,13 +351,53 @@ func (s *Server) listEnvs(w http.ResponseWriter, r *http.Request) {
 	if !s.project(w, r.PathValue("project")) {
 		return
 	}
+	q := r.URL.Query()
 	s.mu.Lock()
-	envs := make([]envJSON, len(s.envs))
+	limit := s.pageSize
+	s.mu.Unlock()
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n < 1 || n > MaxPageSize {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("Invalid request: query.limit should be an integer from 1 to %d", MaxPageSize))
+			return
+		}
+		limit = n
+	}
+	var until int64
+	if q.Has("until") {
+		n, err := strconv.ParseInt(q.Get("until"), 10, 64)
+		if err != nil || n <= 0 {
+			writeError(w, http.StatusBadRequest, "bad_request", "Invalid request: query.until should be a timestamp in milliseconds")
+			return
+		}
+		until = n
+	}
+
+	s.mu.Lock()
+	all := make([]envJSON, len(s.envs))
 	for i, e := range s.envs {
-		envs[i] = listed(e)
+		all[i] = listed(e)
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"envs": envs, "pagination": map[string]any{"count": len(envs), "next": nil, "prev": nil}})
+	slices.SortFunc(all, func(a, b envJSON) int { return cmp.Compare(b.CreatedAt, a.CreatedAt) })
+	total := len(all)
+	rest := all
+	if until != 0 {
+		rest = slices.DeleteFunc(slices.Clone(all), func(e envJSON) bool { return e.CreatedAt >= until })
+	}
+	page := rest[:min(limit, len(rest))]
+	body := map[string]any{"envs": page}
+	if total > limit {
+		var next, prev any
+		if len(rest) > len(page) {
+			next = page[len(page)-1].CreatedAt
+		}
+		if until != 0 && len(page) > 0 {
+			prev = page[0].CreatedAt
+		}
+		body["pagination"] = map[string]any{"count": len(page), "next": next, "prev": prev}
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) getEnv(w http.ResponseWriter, r *http.Request) {
@@ -406,7 +492,7 @@ func (s *Server) createEnvs(w http.ResponseWriter, r *http.Request) {
 			e.Value, e.Type, e.Target, e.UpdatedAt = *it.Value, it.Type, slices.Clone(it.Target), s.opts.Now().UnixMilli()
 			created = append(created, listed(e))
 		default:
-			e := &Env{ID: s.newID("env"), Key: it.Key, Value: *it.Value, Type: it.Type, Target: slices.Clone(it.Target), GitBranch: it.GitBranch, UpdatedAt: s.opts.Now().UnixMilli()}
+			e := &Env{ID: s.newID("env"), Key: it.Key, Value: *it.Value, Type: it.Type, Target: slices.Clone(it.Target), GitBranch: it.GitBranch, CreatedAt: s.newCreatedAt(), UpdatedAt: s.opts.Now().UnixMilli()}
 			s.envs = append(s.envs, e)
 			created = append(created, listed(e))
 		}
@@ -521,6 +607,18 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) {
 	}
 	s.deployments = append(s.deployments, d)
 	writeJSON(w, http.StatusOK, s.deploymentJSON(d))
+}
+
+// newCreatedAt is the clock in milliseconds, moved on past the previous
+// variable's so that every createdAt, and so every page cursor, is
+// distinct even with a frozen clock. s.mu must be held.
+func (s *Server) newCreatedAt() int64 {
+	ms := s.opts.Now().UnixMilli()
+	if ms <= s.lastCreated {
+		ms = s.lastCreated + 1
+	}
+	s.lastCreated = ms
+	return ms
 }
 
 func (s *Server) newID(prefix string) string {
