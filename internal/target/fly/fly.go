@@ -5,6 +5,9 @@
 // Setting secrets never restarts anything; they are only staged. Reload
 // re-submits each machine's own config with min_secrets_version, the
 // version the write returned, so no machine can start with older secrets.
+// It is rolling: each machine is updated only after the one before it is
+// started again and passing its health checks, so the app keeps serving
+// from the others (see rolling.go).
 // Fly.io never reveals secret values to the API, only a digest and
 // timestamps: Check reports every key as unreadable with that metadata.
 package fly
@@ -48,7 +51,16 @@ type Options struct {
 	// APIURL overrides the API base URL (tests point it at a fake; inside
 	// Fly's network http://_api.internal:4280 also works).
 	APIURL string `yaml:"api_url"`
+	// WaitTimeout bounds how long Reload waits for one updated machine to
+	// be started again and pass its health checks before it gives up and
+	// leaves the remaining machines alone, e.g. "2m". Default 5m, as
+	// flyctl's --wait-timeout.
+	WaitTimeout string `yaml:"wait_timeout"`
 }
+
+// DefaultWaitTimeout is how long Reload waits for each machine by default
+// (flyctl's `fly machine wait --wait-timeout` default).
+const DefaultWaitTimeout = 5 * time.Minute
 
 // Target keeps the secrets of one Fly.io app.
 type Target struct {
@@ -65,8 +77,16 @@ type Target struct {
 	// tell in Check whether someone else has set it since.
 	digests map[string]string
 	// updated remembers, per rotation, the machines Reload already
-	// updated, so an engine retry restarts only the rest.
-	updated map[string]map[string]bool
+	// updated and whether they came back, so an engine retry neither
+	// restarts a machine twice nor moves on before it is healthy.
+	updated map[string]map[string]*progress
+
+	// waitTimeout bounds the wait for each machine (wait_timeout).
+	waitTimeout time.Duration
+	// pollEvery is the pause between health-check polls.
+	pollEvery time.Duration
+	// waitChunk caps how long one wait request may block.
+	waitChunk time.Duration
 }
 
 // deployer is a Target that also updates machines; with deploy: false the
@@ -96,6 +116,14 @@ func New(p target.Params) (target.Target, error) {
 	if opts.Token == "" {
 		return nil, fmt.Errorf("fly target %q has no token; add token: ${FLY_API_TOKEN} and export FLY_API_TOKEN (from `fly tokens create deploy -a %s`): %w", p.Name, opts.App, target.ErrAuth)
 	}
+	waitTimeout := DefaultWaitTimeout
+	if opts.WaitTimeout != "" {
+		d, err := time.ParseDuration(opts.WaitTimeout)
+		if err != nil || d <= 0 {
+			return nil, fail("wait_timeout %q is not a positive duration like 90s or 5m", opts.WaitTimeout)
+		}
+		waitTimeout = d
+	}
 	u, err := url.Parse(opts.APIURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fail("api_url %q is not an http(s) URL; leave it out to use %s", opts.APIURL, DefaultAPIURL)
@@ -115,8 +143,11 @@ func New(p target.Params) (target.Target, error) {
 			HTTP: hc, BaseURL: strings.TrimSuffix(opts.APIURL, "/"), Auth: auth(opts.Token),
 			Target: "Fly.io Machines API", Now: now, UserAgent: "rotor",
 		},
-		digests: map[string]string{},
-		updated: map[string]map[string]bool{},
+		digests:     map[string]string{},
+		updated:     map[string]map[string]*progress{},
+		waitTimeout: waitTimeout,
+		pollEvery:   defaultPollEvery,
+		waitChunk:   maxWaitChunk,
 	}
 	if opts.Deploy == nil || *opts.Deploy {
 		return &deployer{t}, nil
@@ -243,90 +274,6 @@ func (d *deployer) Validate(ctx context.Context, req target.ValidateRequest) (ta
 	return resp, nil
 }
 
-// Reload implements target.Reloader: each machine is updated with its own
-// config and min_secrets_version, one after the other. Stopped and
-// suspended machines stay stopped; they read the secrets when they start.
-func (d *deployer) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
-	t := d.Target
-	ms, err := t.machines(ctx)
-	if err != nil {
-		return target.ReloadResponse{}, err
-	}
-	t.mu.Lock()
-	version := t.version
-	t.mu.Unlock()
-	restarted, kept, skipped := 0, 0, 0
-	for _, m := range ms {
-		if m.State == "destroyed" || m.State == "destroying" {
-			continue
-		}
-		t.mu.Lock()
-		done := t.updated[req.RotationID][m.ID]
-		t.mu.Unlock()
-		if done {
-			skipped++
-			continue
-		}
-		stays, err := t.update(ctx, m.ID, version)
-		if err != nil {
-			return target.ReloadResponse{Detail: fmt.Sprintf("%d machine(s) updated before the failure", restarted+kept+skipped)}, err
-		}
-		t.mu.Lock()
-		if t.updated[req.RotationID] == nil {
-			t.updated[req.RotationID] = map[string]bool{}
-		}
-		t.updated[req.RotationID][m.ID] = true
-		t.mu.Unlock()
-		if stays {
-			kept++
-		} else {
-			restarted++
-		}
-	}
-	if restarted+kept+skipped == 0 {
-		return target.ReloadResponse{Detail: "app " + t.app + " has no machines; the secrets apply at its first deploy"}, nil
-	}
-	detail := fmt.Sprintf("updated %d machine(s)", restarted+kept+skipped)
-	if version > 0 {
-		detail += fmt.Sprintf(" to secrets version %d", version)
-	} else {
-		detail += " (secrets version unknown in this process; machines get the latest Fly.io has)"
-	}
-	if kept > 0 {
-		detail += fmt.Sprintf("; %d stopped machine(s) left stopped", kept)
-	}
-	return target.ReloadResponse{Detail: detail}, nil
-}
-
-// update re-submits one machine's current config so it restarts with the
-// new secrets; stays reports a stopped machine that was left stopped.
-func (t *Target) update(ctx context.Context, id string, version uint64) (stays bool, err error) {
-	resp, err := t.api.Do(ctx, webapi.Request{Method: http.MethodGet, Path: t.appPath("/machines/" + url.PathEscape(id)), Retryable: true})
-	if err != nil {
-		return false, t.fail("cannot read machine "+id, err)
-	}
-	var m machine
-	if err := t.api.Decode(resp, &m); err != nil {
-		return false, t.fail("cannot read machine "+id, err)
-	}
-	if len(m.Config) == 0 || string(m.Config) == "null" {
-		return false, fmt.Errorf("fly target %q: machine %s came back without a config, so it cannot be updated in place; run `fly secrets deploy -a %s`: %w", t.name, id, t.app, target.ErrInvalid)
-	}
-	// flyctl leaves stopped machines stopped; starting one here would wake
-	// an app that is meant to scale to zero.
-	stays = m.State == "stopped" || m.State == "suspended"
-	body := updateBody{Config: m.Config, Region: m.Region, SkipLaunch: stays}
-	if version > 0 {
-		body.MinSecretsVersion = &version
-	}
-	// Re-submitting the same config converges, so a retry is safe; at
-	// worst the machine restarts twice.
-	if _, err := t.api.Do(ctx, webapi.Request{Method: http.MethodPost, Path: t.appPath("/machines/" + url.PathEscape(id)), Body: body, Retryable: true}); err != nil {
-		return false, t.fail("cannot update machine "+id, err)
-	}
-	return stays, nil
-}
-
 func (t *Target) machines(ctx context.Context) ([]machine, error) {
 	resp, err := t.api.Do(ctx, webapi.Request{Method: http.MethodGet, Path: t.appPath("/machines"), Retryable: true})
 	if err != nil {
@@ -414,9 +361,21 @@ type machine struct {
 	ID     string `json:"id"`
 	State  string `json:"state"`
 	Region string `json:"region"`
+	// InstanceID names the machine's current version; every update
+	// changes it.
+	InstanceID string `json:"instance_id"`
 	// Config is passed back untouched: fields rotor does not know about
 	// must survive the update.
 	Config json.RawMessage `json:"config"`
+	// Checks are the health checks' current results.
+	Checks []checkStatus `json:"checks"`
+}
+
+// checkStatus is one health check's result: "passing", "warning" or
+// "critical" (fly-go's ConsulCheckStatus).
+type checkStatus struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
 }
 
 type updateBody struct {

@@ -76,6 +76,10 @@ func TestNew(t *testing.T) {
 		{name: "no token", opts: "{app: my-app}", wantErr: "add token: ${FLY_API_TOKEN}", sentinel: target.ErrAuth},
 		{name: "bad api_url", opts: "{app: my-app, token: t, api_url: ':'}", wantErr: "is not an http(s) URL", sentinel: target.ErrInvalid},
 		{name: "unknown option", opts: "{app: my-app, token: t, stage: true}", wantErr: "field stage not found"},
+		{name: "wait_timeout", opts: "{app: my-app, token: t, wait_timeout: 90s}", reloader: true},
+		{name: "bad wait_timeout", opts: "{app: my-app, token: t, wait_timeout: soon}", wantErr: `wait_timeout "soon" is not a positive duration`, sentinel: target.ErrInvalid},
+		{name: "negative wait_timeout", opts: "{app: my-app, token: t, wait_timeout: -1m}", wantErr: `wait_timeout "-1m" is not a positive duration`, sentinel: target.ErrInvalid},
+		{name: "wait_timeout as a number", opts: "{app: my-app, token: t, wait_timeout: 300}", wantErr: `wait_timeout "300" is not a positive duration`, sentinel: target.ErrInvalid},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -281,7 +285,7 @@ func TestReload(t *testing.T) {
 
 		resp, err := tg.(target.Reloader).Reload(t.Context(), target.ReloadRequest{RotationID: "5"})
 		require.NoError(t, err)
-		require.Equal(t, "updated 3 machine(s) to secrets version 2; 1 stopped machine(s) left stopped", resp.Detail)
+		require.Equal(t, "updated 3 machine(s) to secrets version 2, rolling: 2 restarted, each started again before the next was updated; 1 stopped machine(s) left stopped", resp.Detail)
 
 		var lines []string
 		for _, c := range rec.all()[before:] {
@@ -289,10 +293,12 @@ func TestReload(t *testing.T) {
 		}
 		require.Equal(t, []string{
 			"GET /v1/apps/rotor-app/machines",
-			"GET /v1/apps/rotor-app/machines/m-web-1", "POST /v1/apps/rotor-app/machines/m-web-1",
-			"GET /v1/apps/rotor-app/machines/m-web-2", "POST /v1/apps/rotor-app/machines/m-web-2",
+			"GET /v1/apps/rotor-app/machines/m-web-1", "POST /v1/apps/rotor-app/machines/m-web-1", "GET /v1/apps/rotor-app/machines/m-web-1/wait",
+			"GET /v1/apps/rotor-app/machines/m-web-2", "POST /v1/apps/rotor-app/machines/m-web-2", "GET /v1/apps/rotor-app/machines/m-web-2/wait",
 			"GET /v1/apps/rotor-app/machines/m-stopped", "POST /v1/apps/rotor-app/machines/m-stopped",
-		}, lines)
+		}, lines, "each started machine is waited for; the stopped one is not")
+		wait := rec.all()[before+3]
+		require.Equal(t, "instance_id=m-web-1-1&state=started&timeout=60", wait.query, "the wait names the instance the update created")
 		post := rec.all()[before+2]
 		require.JSONEq(t, `{"config":`+webConfig+`,"region":"fra","min_secrets_version":2}`, string(post.body))
 

@@ -17,9 +17,45 @@
 //   - 429 for back-off; Retry-After only when the knob sets one (no headers
 //     are documented).
 //
+// Restarts and waiting are not in targets-api.md; they follow Fly.io's
+// Machines API reference (superfly/docs machines/api/machines-resource
+// .html.markerb, https://fly.io/docs/machines/api/machines-resource/) and
+// its machine states page (machines/machine-states.html.markerb):
+//
+//   - an update without skip_launch restarts the machine as a new version:
+//     a new instance_id, then "replacing" for the first half of its start
+//     delay, "starting" for the second, then "started" (or "failed" with
+//     FailStart). The delay is Options.StartDelay (0 by default: started
+//     at once, so tests that do not care stay fast) or SetStartDelay's;
+//     Never keeps it "starting" for good, like a wedged machine;
+//   - the machine object carries state, instance_id and checks
+//     [{"name","status"}], status "passing" or "critical" (fly-go's
+//     ConsulCheckStatus also has "warning"). A check added with AddCheck is
+//     "critical" while the machine is not started and for passAfter after
+//     each start, then "passing"; with Never it does not pass again after
+//     the next restart. Before any update the checks pass: the app was
+//     healthy before the rotation;
+//   - GET /v1/apps/{app}/machines/{id}/wait?state=&instance_id=&timeout=
+//     blocks until the machine is in state (started, stopped or destroyed;
+//     default started) and answers 200 {"ok":true}, or 408 once timeout
+//     seconds (default 60) pass first, with the body clients have recorded
+//     from Fly.io ({"error":"deadline_exceeded: machine failed to reach
+//     desired state, started, currently created"}); 400 for another state,
+//     a timeout that is not a positive integer, or state=stopped without
+//     instance_id ("Required when waiting for Machine to be in stopped
+//     state"). An
+//     instance_id other than the current one is answered 400 too: that
+//     version was replaced and can never reach the state, and the fake
+//     would rather fail a client bug loudly than time out (the reference
+//     does not say what Fly.io answers).
+//
+// Machine timing runs on the wall clock, not Options.Now: tests freeze Now
+// for timestamps, and a frozen clock would never start a machine.
+//
 // The state (plaintext values, machines and the secrets each runs with) is
-// inspectable; knobs inject rate limits, 5xx answers that echo the request
-// body, and delays.
+// inspectable, and UpdateLog records what every other machine looked like
+// when each update arrived (to prove a reload is rolling); knobs inject
+// rate limits, 5xx answers that echo the request body, and delays.
 package flyfake
 
 import (
@@ -50,7 +86,14 @@ type Options struct {
 	App string
 	// Now is the fake's clock (secret timestamps). Default time.Now.
 	Now func() time.Time
+	// StartDelay is how long a machine an update launches takes to be
+	// "started" again. Default 0: at once.
+	StartDelay time.Duration
 }
+
+// Never is a delay that does not end: a machine that never starts, a check
+// that never passes.
+const Never time.Duration = -1
 
 // Secret is one app secret with its plaintext value.
 type Secret struct {
@@ -60,12 +103,15 @@ type Secret struct {
 	UpdatedAt time.Time
 }
 
-// Machine is one machine of the app.
+// Machine is one machine of the app, as it is at the moment it is looked at.
 type Machine struct {
 	ID     string
 	Region string
-	State  string
-	Config json.RawMessage
+	// State is the current state: "replacing"/"starting" while an update
+	// restarts it, then "started" (or "failed").
+	State      string
+	InstanceID string
+	Config     json.RawMessage
 	// Updates counts the updates the machine received.
 	Updates int
 	// MinSecretsVersion is what the last update asked for.
@@ -74,6 +120,60 @@ type Machine struct {
 	SkipLaunch bool
 	// Env is the secrets the machine runs with since its last update.
 	Env map[string]string
+	// Checks are the health checks' current results.
+	Checks []Check
+}
+
+// Healthy reports a started machine whose checks all pass.
+func (m Machine) Healthy() bool {
+	if m.State != "started" {
+		return false
+	}
+	for _, c := range m.Checks {
+		if c.Status != "passing" {
+			return false
+		}
+	}
+	return true
+}
+
+// Check is one health check's result.
+type Check struct {
+	Name   string
+	Status string
+}
+
+// Update is one machine update the fake accepted.
+type Update struct {
+	Machine    string
+	SkipLaunch bool
+	// Others is every other machine as it was when the update arrived.
+	Others map[string]Machine
+}
+
+// machine is the fake's record; Machine is what it looks like at a moment.
+type machine struct {
+	id, region string
+	// state is the persistent state; "started" after a launch means "on
+	// its way", see at.
+	state             string
+	config            json.RawMessage
+	updates           int
+	minSecretsVersion uint64
+	skipLaunch        bool
+	env               map[string]string
+	// launchedAt is when the last update launched it (zero: never).
+	launchedAt time.Time
+	// startDelay overrides Options.StartDelay when set.
+	startDelay    time.Duration
+	hasStartDelay bool
+	failStart     bool
+	checks        []check
+}
+
+type check struct {
+	name      string
+	passAfter time.Duration
 }
 
 // Request is one request the fake received.
@@ -90,11 +190,12 @@ type Server struct {
 
 	fakefaults.Faults
 
-	mu       sync.Mutex
-	secrets  map[string]*Secret
-	version  uint64
-	machines []*Machine
-	requests []Request
+	mu        sync.Mutex
+	secrets   map[string]*Secret
+	version   uint64
+	machines  []*machine
+	requests  []Request
+	updateLog []Update
 }
 
 // New starts a fake that is closed when t ends.
@@ -115,6 +216,7 @@ func New(t testing.TB, opts Options) *Server {
 	mux.HandleFunc("POST /v1/apps/{app}/secrets", s.updateSecrets)
 	mux.HandleFunc("GET /v1/apps/{app}/machines", s.listMachines)
 	mux.HandleFunc("GET /v1/apps/{app}/machines/{id}", s.getMachine)
+	mux.HandleFunc("GET /v1/apps/{app}/machines/{id}/wait", s.waitMachine)
 	mux.HandleFunc("POST /v1/apps/{app}/machines/{id}", s.updateMachine)
 	srv := httptest.NewServer(s.middleware(mux))
 	t.Cleanup(srv.Close)
@@ -132,16 +234,96 @@ func (s *Server) App() string { return s.opts.App }
 func (s *Server) AddMachine(id, region, state string, config json.RawMessage) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.machines = append(s.machines, &Machine{ID: id, Region: region, State: state, Config: config})
+	s.machines = append(s.machines, &machine{id: id, region: region, state: state, config: config})
 }
 
-// Machines returns the app's machines.
+// SetStartDelay sets how long machine id takes to be started again after
+// an update (Never: it stays "starting").
+func (s *Server) SetStartDelay(id string, d time.Duration) {
+	s.with(id, func(m *machine) { m.startDelay, m.hasStartDelay = d, true })
+}
+
+// FailStart makes machine id end up "failed" instead of "started" after
+// its next updates.
+func (s *Server) FailStart(id string) {
+	s.with(id, func(m *machine) { m.failStart = true })
+}
+
+// AddCheck gives machine id a health check that passes passAfter after
+// each start (Never: not again after the next restart).
+func (s *Server) AddCheck(id, name string, passAfter time.Duration) {
+	s.with(id, func(m *machine) { m.checks = append(m.checks, check{name: name, passAfter: passAfter}) })
+}
+
+func (s *Server) with(id string, f func(*machine)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.machines {
+		if m.id == id {
+			f(m)
+			return
+		}
+	}
+	panic("flyfake: no machine " + id)
+}
+
+// Machines returns the app's machines as they are now.
 func (s *Server) Machines() []Machine {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	out := make([]Machine, len(s.machines))
 	for i, m := range s.machines {
-		out[i] = *m
+		out[i] = s.at(m, now)
+	}
+	return out
+}
+
+// UpdateLog returns the accepted machine updates, in order.
+func (s *Server) UpdateLog() []Update {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.updateLog)
+}
+
+// at is machine m as it is at now.
+func (s *Server) at(m *machine, now time.Time) Machine {
+	out := Machine{
+		ID: m.id, Region: m.region, State: m.state, InstanceID: fmt.Sprintf("%s-%d", m.id, m.updates), Config: m.config,
+		Updates: m.updates, MinSecretsVersion: m.minSecretsVersion, SkipLaunch: m.skipLaunch, Env: m.env,
+	}
+	var startedFor time.Duration // how long it has been started
+	launched := !m.launchedAt.IsZero() && m.state == "started"
+	if launched {
+		delay := s.opts.StartDelay
+		if m.hasStartDelay {
+			delay = m.startDelay
+		}
+		since := now.Sub(m.launchedAt)
+		switch {
+		case delay == Never:
+			out.State = "starting"
+		case since < delay/2:
+			out.State = "replacing"
+		case since < delay:
+			out.State = "starting"
+		case m.failStart:
+			out.State = "failed"
+		default:
+			out.State = "started"
+			startedFor = since - delay
+		}
+	}
+	for _, c := range m.checks {
+		status := "critical"
+		switch {
+		case out.State != "started":
+		case !launched:
+			status = "passing"
+		case c.passAfter != Never && startedFor >= c.passAfter:
+			status = "passing"
+		}
+		out.Checks = append(out.Checks, Check{Name: c.name, Status: status})
 	}
 	return out
 }
@@ -318,10 +500,22 @@ type machineJSON struct {
 	Region     string          `json:"region"`
 	InstanceID string          `json:"instance_id"`
 	Config     json.RawMessage `json:"config"`
+	Checks     []checkJSON     `json:"checks,omitempty"`
 }
 
-func toJSON(m *Machine) machineJSON {
-	return machineJSON{ID: m.ID, Name: "machine-" + m.ID, State: m.State, Region: m.Region, InstanceID: fmt.Sprintf("%s-%d", m.ID, m.Updates), Config: m.Config}
+type checkJSON struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+}
+
+// toJSON answers machine m as it is now; call with s.mu held.
+func (s *Server) toJSON(m *machine) machineJSON {
+	v := s.at(m, time.Now())
+	out := machineJSON{ID: v.ID, Name: "machine-" + v.ID, State: v.State, Region: v.Region, InstanceID: v.InstanceID, Config: v.Config}
+	for _, c := range v.Checks {
+		out.Checks = append(out.Checks, checkJSON(c))
+	}
+	return out
 }
 
 func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
@@ -332,14 +526,14 @@ func (s *Server) listMachines(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	out := make([]machineJSON, len(s.machines))
 	for i, m := range s.machines {
-		out[i] = toJSON(m)
+		out[i] = s.toJSON(m)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) machine(w http.ResponseWriter, r *http.Request) *Machine {
+func (s *Server) machine(w http.ResponseWriter, r *http.Request) *machine {
 	for _, m := range s.machines {
-		if m.ID == r.PathValue("id") {
+		if m.id == r.PathValue("id") {
 			return m
 		}
 	}
@@ -354,7 +548,72 @@ func (s *Server) getMachine(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if m := s.machine(w, r); m != nil {
-		writeJSON(w, http.StatusOK, toJSON(m))
+		writeJSON(w, http.StatusOK, s.toJSON(m))
+	}
+}
+
+// waitMachine is GET …/machines/{id}/wait: it blocks until the machine is
+// in the asked state, or answers 408 when timeout seconds pass first.
+func (s *Server) waitMachine(w http.ResponseWriter, r *http.Request) {
+	if !s.appOK(w, r) {
+		return
+	}
+	q := r.URL.Query()
+	state := q.Get("state")
+	switch state {
+	case "":
+		state = "started"
+	case "started", "stopped", "destroyed":
+	default:
+		writeError(w, http.StatusBadRequest, "state must be started, stopped or destroyed")
+		return
+	}
+	timeout := 60 * time.Second
+	if v := q.Get("timeout"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, "timeout must be a positive number of seconds")
+			return
+		}
+		timeout = time.Duration(n) * time.Second
+	}
+	instance := q.Get("instance_id")
+	if state == "stopped" && instance == "" {
+		writeError(w, http.StatusBadRequest, "instance_id is required to wait for stopped")
+		return
+	}
+	s.mu.Lock()
+	m := s.machine(w, r)
+	if m == nil {
+		s.mu.Unlock()
+		return
+	}
+	if current := s.at(m, time.Now()).InstanceID; instance != "" && instance != current {
+		s.mu.Unlock()
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("machine version %s was replaced by %s", instance, current))
+		return
+	}
+	s.mu.Unlock()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		now := s.at(m, time.Now()).State
+		s.mu.Unlock()
+		if now == state {
+			writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+			return
+		}
+		if !time.Now().Before(deadline) {
+			writeError(w, http.StatusRequestTimeout, fmt.Sprintf("deadline_exceeded: machine failed to reach desired state, %s, currently %s", state, now))
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+		}
 	}
 }
 
@@ -378,7 +637,7 @@ func (s *Server) updateMachine(w http.ResponseWriter, r *http.Request) {
 	if m == nil {
 		return
 	}
-	if body.Region != "" && body.Region != m.Region {
+	if body.Region != "" && body.Region != m.region {
 		writeError(w, http.StatusBadRequest, "a machine cannot change region in an update")
 		return
 	}
@@ -388,16 +647,24 @@ func (s *Server) updateMachine(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusPreconditionFailed, fmt.Sprintf("min_secrets_version %d is not yet available", body.MinSecretsVersion))
 		return
 	}
-	m.Config, m.MinSecretsVersion, m.SkipLaunch = body.Config, body.MinSecretsVersion, body.SkipLaunch
-	m.Updates++
-	m.Env = map[string]string{}
+	now := time.Now()
+	u := Update{Machine: m.id, SkipLaunch: body.SkipLaunch, Others: map[string]Machine{}}
+	for _, o := range s.machines {
+		if o != m {
+			u.Others[o.id] = s.at(o, now)
+		}
+	}
+	s.updateLog = append(s.updateLog, u)
+	m.config, m.minSecretsVersion, m.skipLaunch = body.Config, body.MinSecretsVersion, body.SkipLaunch
+	m.updates++
+	m.env = map[string]string{}
 	for n, sec := range s.secrets {
-		m.Env[n] = sec.Value
+		m.env[n] = sec.Value
 	}
 	if !body.SkipLaunch {
-		m.State = "started"
+		m.state, m.launchedAt = "started", now
 	}
-	writeJSON(w, http.StatusOK, toJSON(m))
+	writeJSON(w, http.StatusOK, s.toJSON(m))
 }
 
 func (s *Server) appOK(w http.ResponseWriter, r *http.Request) bool {
