@@ -21,29 +21,32 @@ import (
 // it.
 func TestPlatformFaults(t *testing.T) {
 	t.Parallel()
+	eachPlatform(t, []faultCase{
+		{"500 that clears within the attempts", transient500},
+		{"500 that persists, then resume", persistent500},
+		{"429 with Retry-After", rateLimited},
+		{"timeout", timeout},
+		{"bad token", badToken},
+	})
+}
+
+// faultCase is one fault, run against one platform by name.
+type faultCase struct {
+	name string
+	run  func(t *testing.T, platform string)
+}
+
+// eachPlatform runs every case against every HTTP target, in parallel.
+func eachPlatform(t *testing.T, cases []faultCase) {
 	for _, name := range httpTargets {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			t.Run("500 that clears within the attempts", func(t *testing.T) {
-				t.Parallel()
-				transient500(t, name)
-			})
-			t.Run("500 that persists, then resume", func(t *testing.T) {
-				t.Parallel()
-				persistent500(t, name)
-			})
-			t.Run("429 with Retry-After", func(t *testing.T) {
-				t.Parallel()
-				rateLimited(t, name)
-			})
-			t.Run("timeout", func(t *testing.T) {
-				t.Parallel()
-				timeout(t, name)
-			})
-			t.Run("bad token", func(t *testing.T) {
-				t.Parallel()
-				badToken(t, name)
-			})
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					t.Parallel()
+					c.run(t, name)
+				})
+			}
 		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/store"
+	"github.com/rotorhq/rotor/internal/target/webapi/fakefaults"
 )
 
 // Network faults that an HTTP fake cannot produce by answering badly: a
@@ -53,13 +54,10 @@ func (r *recorder) takeDivert(target string, k kind) (string, bool) {
 	return d.addr, true
 }
 
-// refusedAddr is a loopback port nobody listens on: it was bound and
-// closed, so connecting to it is refused.
+// refusedAddr is a loopback port nobody listens on.
 func refusedAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := fakefaults.ClosedAddr()
 	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
 	return addr
 }
 
@@ -146,31 +144,13 @@ func (l *loris) serve(c net.Conn, done <-chan struct{}) {
 // platform while the other five and the .env file behave.
 func TestPlatformNetworkFaults(t *testing.T) {
 	t.Parallel()
-	for _, name := range httpTargets {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			t.Run("connection refused once", func(t *testing.T) {
-				t.Parallel()
-				refusedOnce(t, name)
-			})
-			t.Run("connection refused for good, then resume", func(t *testing.T) {
-				t.Parallel()
-				refusedForGood(t, name)
-			})
-			t.Run("connection refused at reload", func(t *testing.T) {
-				t.Parallel()
-				refusedAtReload(t, name)
-			})
-			t.Run("slow-loris headers", func(t *testing.T) {
-				t.Parallel()
-				slowLoris(t, name, true)
-			})
-			t.Run("slow-loris body", func(t *testing.T) {
-				t.Parallel()
-				slowLoris(t, name, false)
-			})
-		})
-	}
+	eachPlatform(t, []faultCase{
+		{"connection refused once", refusedOnce},
+		{"connection refused for good, then resume", refusedForGood},
+		{"connection refused at reload", refusedAtReload},
+		{"slow-loris headers", func(t *testing.T, name string) { slowLoris(t, name, true) }},
+		{"slow-loris body", func(t *testing.T, name string) { slowLoris(t, name, false) }},
+	})
 }
 
 // refusedOnce: the first request is refused; the write is tried again at

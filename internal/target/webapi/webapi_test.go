@@ -3,7 +3,6 @@ package webapi_test
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
 	"github.com/rotorhq/rotor/internal/target/webapi"
+	"github.com/rotorhq/rotor/internal/target/webapi/fakefaults"
 )
 
 func TestDoMapsStatuses(t *testing.T) {
@@ -132,9 +132,7 @@ func TestOnlyRateLimitRetriesKeeps429(t *testing.T) {
 
 // closedPort is a loopback address nothing listens on.
 func closedPort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := fakefaults.ClosedAddr()
 	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
 	return addr
 }

@@ -6,6 +6,7 @@
 package fakefaults
 
 import (
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -92,4 +93,16 @@ func (f *Faults) Next() Verdict {
 		f.failNext--
 	}
 	return v
+}
+
+// ClosedAddr is a loopback host:port where nothing listens: it was bound
+// and closed, so connecting to it is refused by the kernel — a real
+// "connection refused" for a target's client to meet.
+func ClosedAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	return addr, ln.Close()
 }
