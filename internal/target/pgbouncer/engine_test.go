@@ -175,11 +175,17 @@ func dualThroughPgBouncer(t *testing.T, retire, wantOutcome string) {
 	w := newPgbWorld(t, pgbOpts{retire: retire, drain: "30s", settings: map[string]string{"server_idle_timeout": "1"}})
 	ctx, eng, cr, envFile, roles, b := t.Context(), w.eng, w.cr, w.envFile, w.roles, w.b
 
+	var passwords []secret.String
 	rotate := func() *engine.Result {
 		t.Helper()
 		res, err := eng.Rotate(ctx, cr, engine.Options{})
 		require.NoError(t, err)
 		require.Equal(t, store.StatusSucceeded, res.Status, res.Outcome)
+		env, err := godotenv.Read(envFile)
+		require.NoError(t, err)
+		cs, err := connstr.Parse(env["DATABASE_URL"])
+		require.NoError(t, err)
+		passwords = append(passwords, cs.Password)
 		return res
 	}
 
@@ -211,6 +217,15 @@ func dualThroughPgBouncer(t *testing.T, retire, wantOutcome string) {
 
 	failures, errs := c.stop()
 	require.Zero(t, failures, "connections through PgBouncer failed during the rotations: %v", errs)
+
+	// Leak scan: PgBouncer saw every password go by (clients log in with
+	// it), yet neither its log nor the auth_file holds one in any form.
+	for _, f := range []string{b.LogFile, b.AuthFile} {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		require.NotEmpty(t, data)
+		require.Empty(t, secret.Leaks(data, passwords...), "%s holds a password", filepath.Base(f))
+	}
 
 	// Both roles keep an entry in the auth_file, the current one holding
 	// the verifier the server holds.
