@@ -23,8 +23,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/rotorhq/rotor/internal/secret"
@@ -225,6 +227,25 @@ func NotSent(err error) bool {
 	}
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// OrderedKeys is the order to write the values in: Keys (the config's
+// order) as far as they have a value, each once, then any other value
+// keys, sorted — so what a target does never depends on map order.
+func (r PutRequest) OrderedKeys() []string {
+	keys := make([]string, 0, len(r.Values))
+	seen := make(map[string]bool, len(r.Values))
+	for _, k := range r.Keys {
+		if _, ok := r.Values[k]; ok && !seen[k] {
+			keys, seen[k] = append(keys, k), true
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(r.Values)) {
+		if !seen[k] {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // KeyChecker is implemented by targets whose destination constrains the

@@ -27,7 +27,6 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -249,7 +248,7 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 	if err := ctx.Err(); err != nil {
 		return target.PutResponse{}, err
 	}
-	keys := orderedKeys(req)
+	keys := req.OrderedKeys()
 	secrets := scrubList(req)
 	env := append([]string(nil), t.baseEnv...)
 	env = append(env, t.metaEnv(req, keys)...)
@@ -524,23 +523,6 @@ func jsonString(s string) []byte {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(s) // a string always encodes
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
-}
-
-// orderedKeys is req.Keys plus any value keys it lacks.
-func orderedKeys(req target.PutRequest) []string {
-	keys := append([]string(nil), req.Keys...)
-	seen := map[string]bool{}
-	for _, k := range keys {
-		seen[k] = true
-	}
-	var extra []string
-	for k := range req.Values {
-		if !seen[k] {
-			extra = append(extra, k)
-		}
-	}
-	slices.Sort(extra)
-	return append(keys, extra...)
 }
 
 // scrubList is every value, and the password inside each value that is a

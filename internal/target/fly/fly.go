@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -173,7 +172,7 @@ func (t *Target) Info() target.Info {
 // applies as one new secrets version. Fly.io does not say whether a value
 // changed, so Changed is always true.
 func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
-	keys := orderedKeys(req)
+	keys := req.OrderedKeys()
 	values := make(map[string]string, len(keys))
 	secrets := make([]secret.String, 0, len(keys))
 	for _, k := range keys {
@@ -323,24 +322,6 @@ func (t *Target) fail(doing string, err error) error {
 		hint = fmt.Sprintf("; check that app %q exists (`fly apps list`) and that the token's organization owns it", t.app)
 	}
 	return fmt.Errorf("fly target %q: %s%s: %w", t.name, doing, hint, err)
-}
-
-func orderedKeys(req target.PutRequest) []string {
-	keys := make([]string, 0, len(req.Values))
-	seen := map[string]bool{}
-	for _, k := range req.Keys {
-		if _, ok := req.Values[k]; ok && !seen[k] {
-			keys, seen[k] = append(keys, k), true
-		}
-	}
-	var rest []string
-	for k := range req.Values {
-		if !seen[k] {
-			rest = append(rest, k)
-		}
-	}
-	sort.Strings(rest)
-	return append(keys, rest...)
 }
 
 func firstNonEmpty(a, b string) string {

@@ -258,7 +258,7 @@ var secretName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // destination's public key and PUTs it (create or replace). GitHub cannot
 // say whether a secret already held the value, so Changed is always true.
 func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
-	keys := orderedKeys(req)
+	keys := req.OrderedKeys()
 	secrets := t.secrets(req.Values)
 	if err := t.CheckKeys(keys); err != nil {
 		return target.PutResponse{}, fmt.Errorf("%s: %w", t.desc, err)
@@ -488,23 +488,6 @@ func (t *Target) secrets(values map[string]secret.String) []secret.String {
 		}
 	}
 	return append(s, t.token)
-}
-
-func orderedKeys(req target.PutRequest) []string {
-	keys := make([]string, 0, len(req.Values))
-	for _, k := range req.Keys {
-		if _, ok := req.Values[k]; ok && !slices.Contains(keys, k) {
-			keys = append(keys, k)
-		}
-	}
-	var rest []string
-	for k := range req.Values {
-		if !slices.Contains(keys, k) {
-			rest = append(rest, k)
-		}
-	}
-	slices.Sort(rest)
-	return append(keys, rest...)
 }
 
 var (

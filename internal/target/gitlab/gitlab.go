@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -213,7 +212,7 @@ var variableKey = regexp.MustCompile(`^[A-Za-z0-9_]{1,255}$`)
 // configured scope and updates it when the value or a flag differs, or
 // creates it. Nothing is written if any key or value would be refused.
 func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
-	keys := orderedKeys(req)
+	keys := req.OrderedKeys()
 	secrets := t.secrets(req.Values)
 	if err := t.CheckKeys(keys); err != nil {
 		return target.PutResponse{}, fmt.Errorf("%s: %w", t.desc, err)
@@ -499,23 +498,6 @@ func (t *Target) secrets(values map[string]secret.String) []secret.String {
 		}
 	}
 	return append(s, t.token)
-}
-
-func orderedKeys(req target.PutRequest) []string {
-	keys := make([]string, 0, len(req.Values))
-	for _, k := range req.Keys {
-		if _, ok := req.Values[k]; ok && !slices.Contains(keys, k) {
-			keys = append(keys, k)
-		}
-	}
-	var rest []string
-	for k := range req.Values {
-		if !slices.Contains(keys, k) {
-			rest = append(rest, k)
-		}
-	}
-	slices.Sort(rest)
-	return append(keys, rest...)
 }
 
 var (

@@ -169,7 +169,7 @@ func (t *Target) Info() target.Info {
 // Put implements target.Target: it reads the current variables (unless
 // sealed), then upserts the keys whose value differs, without deploying.
 func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
-	keys := orderedKeys(req)
+	keys := req.OrderedKeys()
 	secrets := t.secrets(req.Values)
 	for _, k := range keys {
 		// Railway expands ${{ … }} as a reference to another variable when
@@ -331,25 +331,6 @@ func (t *Target) secrets(values map[string]secret.String) []secret.String {
 		}
 	}
 	return append(s, t.token)
-}
-
-// orderedKeys is req.Keys restricted to the keys that have a value, then
-// any valued key Keys forgot, sorted.
-func orderedKeys(req target.PutRequest) []string {
-	keys := make([]string, 0, len(req.Values))
-	for _, k := range req.Keys {
-		if _, ok := req.Values[k]; ok && !slices.Contains(keys, k) {
-			keys = append(keys, k)
-		}
-	}
-	var rest []string
-	for k := range req.Values {
-		if !slices.Contains(keys, k) {
-			rest = append(rest, k)
-		}
-	}
-	slices.Sort(rest)
-	return append(keys, rest...)
 }
 
 func (t *Target) authHint() string {

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -184,7 +183,7 @@ func (t *Target) Info() target.Info {
 // Put implements target.Target: one add-or-update per key whose value
 // differs.
 func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
-	keys := orderedKeys(req)
+	keys := req.OrderedKeys()
 	secrets := make([]secret.String, 0, len(keys))
 	for _, k := range keys {
 		secrets = append(secrets, req.Values[k])
@@ -356,24 +355,6 @@ func (t *Target) fail(doing string, err error) error {
 		hint = "; check service_id/env_group_id (and deploy_services), and that the API key belongs to the service's workspace"
 	}
 	return fmt.Errorf("render target %q: %s%s: %w", t.name, doing, hint, err)
-}
-
-func orderedKeys(req target.PutRequest) []string {
-	keys := make([]string, 0, len(req.Values))
-	seen := map[string]bool{}
-	for _, k := range req.Keys {
-		if _, ok := req.Values[k]; ok && !seen[k] {
-			keys, seen[k] = append(keys, k), true
-		}
-	}
-	var rest []string
-	for k := range req.Values {
-		if !seen[k] {
-			rest = append(rest, k)
-		}
-	}
-	sort.Strings(rest)
-	return append(keys, rest...)
 }
 
 var (

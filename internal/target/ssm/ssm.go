@@ -213,7 +213,7 @@ func (t *Target) nameFor(key string) (string, bool) {
 // new version; the others, and every parameter rotor does not manage, are
 // left alone.
 func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
-	keys := orderedKeys(req)
+	keys := req.OrderedKeys()
 	names := make([]string, 0, len(keys))
 	if err := t.CheckKeys(keys); err != nil {
 		return target.PutResponse{}, fmt.Errorf("%s: %w", t.desc(), err)
@@ -410,25 +410,6 @@ func (t *Target) fail(what string, err error, retryable bool, secrets []secret.S
 			key + " (docs/targets/ssm.md)",
 		NotFound: "check the parameter names and region",
 	}, t.now(), secrets...)
-}
-
-// orderedKeys lists the keys to write: req.Keys order, then any value
-// Keys leaves out, sorted.
-func orderedKeys(req target.PutRequest) []string {
-	keys := make([]string, 0, len(req.Values))
-	seen := map[string]bool{}
-	for _, k := range req.Keys {
-		if _, ok := req.Values[k]; ok && !seen[k] {
-			keys = append(keys, k)
-			seen[k] = true
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(req.Values)) {
-		if !seen[k] {
-			keys = append(keys, k)
-		}
-	}
-	return keys
 }
 
 func valuesOf(m map[string]secret.String) []secret.String {

@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -195,7 +194,7 @@ func (t *Target) Info() target.Info {
 // Put implements target.Target. Keys that already hold their value in
 // every managed environment are not written; the rest go in one upsert.
 func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
-	keys := orderedKeys(req)
+	keys := req.OrderedKeys()
 	secrets := make([]secret.String, 0, len(keys))
 	for _, k := range keys {
 		secrets = append(secrets, req.Values[k])
@@ -563,24 +562,6 @@ func (t *Target) failed(entries []failure, secrets []secret.String) error {
 	}
 	return fmt.Errorf("vercel target %q: Vercel accepted the request but did not store %d variable(s) (%s); fix the cause and run `rotor resume`: %w",
 		t.name, len(entries), strings.Join(parts, "; "), target.ErrInvalid)
-}
-
-func orderedKeys(req target.PutRequest) []string {
-	keys := make([]string, 0, len(req.Values))
-	seen := map[string]bool{}
-	for _, k := range req.Keys {
-		if _, ok := req.Values[k]; ok && !seen[k] {
-			keys, seen[k] = append(keys, k), true
-		}
-	}
-	var rest []string
-	for k := range req.Values {
-		if !seen[k] {
-			rest = append(rest, k)
-		}
-	}
-	sort.Strings(rest)
-	return append(keys, rest...)
 }
 
 func keyList(ws []upsertEnv) string {

@@ -243,7 +243,7 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 	key := []byte(t.secret.Reveal())
 	p := payload{
 		Type: EventPublished, Target: t.name, RotationID: req.RotationID, Version: req.Version, Role: req.Role,
-		Keys: orderedKeys(req), Fingerprints: map[string]string{},
+		Keys: req.OrderedKeys(), Fingerprints: map[string]string{},
 	}
 	if t.includeValues {
 		p.Values = map[string]string{}
@@ -376,19 +376,6 @@ func (t *Target) sign(req *http.Request) {
 	ts := t.now().Unix()
 	req.Header.Set(HeaderTimestamp, fmt.Sprint(ts))
 	req.Header.Set(HeaderSignature, Sign([]byte(t.secret.Reveal()), ts, body))
-}
-
-// orderedKeys is req.Keys plus any value keys it lacks, sorted, so the
-// body is the same on every retry.
-func orderedKeys(req target.PutRequest) []string {
-	var extra []string
-	for k := range req.Values {
-		if !slices.Contains(req.Keys, k) {
-			extra = append(extra, k)
-		}
-	}
-	slices.Sort(extra)
-	return append(slices.Clone(req.Keys), extra...)
 }
 
 // scrubList is every value and the password inside each connection
