@@ -225,6 +225,26 @@ func (f *Factory) Close() {
 	f.close = nil
 }
 
+// readOnly is what the commands that only look (plan, status) start
+// with: the config, the named credentials (all when none is named) and an
+// engine over the store opened read-only.
+func (f *Factory) readOnly(ctx context.Context, names []string) ([]*config.Credential, *engine.Engine, error) {
+	f.ReadOnly = true
+	cfg, err := f.Config()
+	if err != nil {
+		return nil, nil, err
+	}
+	creds, err := selectCredentials(cfg, names)
+	if err != nil {
+		return nil, nil, err
+	}
+	eng, err := f.Engine(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return creds, eng, nil
+}
+
 // selectCredentials returns the named credentials, or all when names is
 // empty and all is allowed.
 func selectCredentials(cfg *config.Config, names []string) ([]*config.Credential, error) {

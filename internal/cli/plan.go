@@ -42,16 +42,7 @@ func NewCmdPlan(f *Factory, runF func(*PlanOptions) error) *cobra.Command {
 
 func runPlan(ctx context.Context, opts *PlanOptions) error {
 	f := opts.F
-	f.ReadOnly = true
-	cfg, err := f.Config()
-	if err != nil {
-		return err
-	}
-	creds, err := selectCredentials(cfg, opts.Names)
-	if err != nil {
-		return err
-	}
-	eng, err := f.Engine(ctx)
+	creds, eng, err := f.readOnly(ctx, opts.Names)
 	if err != nil {
 		return err
 	}

@@ -41,16 +41,7 @@ func NewCmdStatus(f *Factory, runF func(*StatusOptions) error) *cobra.Command {
 
 func runStatus(ctx context.Context, opts *StatusOptions) error {
 	f := opts.F
-	f.ReadOnly = true
-	cfg, err := f.Config()
-	if err != nil {
-		return err
-	}
-	creds, err := selectCredentials(cfg, opts.Names)
-	if err != nil {
-		return err
-	}
-	eng, err := f.Engine(ctx)
+	creds, eng, err := f.readOnly(ctx, opts.Names)
 	if err != nil {
 		return err
 	}
