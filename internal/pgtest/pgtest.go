@@ -123,6 +123,26 @@ func NewRole(t testing.TB, c *pgcluster.Cluster, name string, password secret.St
 	})
 }
 
+// RetryCatalogRace runs fn again (up to 10 times) while it fails with
+// "tuple concurrently updated": tests running in parallel that grant,
+// revoke and drop roles touch the same shared catalog rows (pg_authid,
+// pg_auth_members), and PostgreSQL refuses the second of two concurrent
+// updates of one row instead of waiting. Any other error is returned.
+func RetryCatalogRace(ctx context.Context, fn func() error) error {
+	var err error
+	for i := 0; i < 10; i++ {
+		if err = fn(); err == nil || !strings.Contains(err.Error(), "tuple concurrently updated") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(i+1) * 20 * time.Millisecond):
+		}
+	}
+	return err
+}
+
 // DropRole ends the role's sessions, drops what it owns and its grants in
 // every database that records a dependency on it, then drops the role. A
 // role that does not exist is not an error.
@@ -162,10 +182,10 @@ func DropRole(ctx context.Context, c *pgcluster.Cluster, name string) error {
 	}
 	// DROP OWNED in any database also revokes grants on shared objects
 	// (databases), and the loop above skipped "postgres" itself.
-	if _, err := conn.Exec(ctx, "DROP OWNED BY "+ident); err != nil {
+	if err := RetryCatalogRace(ctx, func() error { _, err := conn.Exec(ctx, "DROP OWNED BY "+ident); return err }); err != nil {
 		return fmt.Errorf("drop role %q: drop what it owns: %w", name, err)
 	}
-	if _, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+ident); err != nil {
+	if err := RetryCatalogRace(ctx, func() error { _, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+ident); return err }); err != nil {
 		return fmt.Errorf("drop role %q: %w", name, err)
 	}
 	return nil

@@ -624,7 +624,7 @@ func dropRolesAtCleanup(t *testing.T, env Env, names ...string) {
 			}
 			id := pgx.Identifier{name}.Sanitize()
 			_, _ = conn.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, name)
-			if _, err := conn.Exec(ctx, "DROP OWNED BY "+id+"; DROP ROLE "+id); err != nil {
+			if err := pgtest.RetryCatalogRace(ctx, func() error { _, err := conn.Exec(ctx, "DROP OWNED BY "+id+"; DROP ROLE "+id); return err }); err != nil {
 				t.Errorf("drop role %q: %v", name, err)
 			}
 		}

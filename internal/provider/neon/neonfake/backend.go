@@ -144,12 +144,14 @@ func setPassword(ctx context.Context, c *pgcluster.Cluster, role string, pw secr
 	return nil
 }
 
-// dropConnections ends every client session on the compute but the
-// superuser's, which stands in for Neon's own machinery.
-func dropConnections(ctx context.Context, c *pgcluster.Cluster) error {
+// dropConnections ends every client session on the compute's databases
+// but the superuser's, which stands in for Neon's own machinery. Only the
+// branch's databases: a Neon compute serves nothing else, and a cluster
+// shared by parallel tests serves other tests' databases too.
+func dropConnections(ctx context.Context, c *pgcluster.Cluster, dbs []string) error {
 	return exec(ctx, c, "postgres", `
 		SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND usename <> $1`, c.SuperUser)
+		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND usename <> $1 AND datname = ANY($2)`, c.SuperUser, dbs)
 }
 
 // copyRoles gives child the parent's roles as a new branch gets them:

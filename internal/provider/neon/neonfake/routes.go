@@ -308,6 +308,10 @@ func (s *Server) resetPassword(ctx context.Context, w *recorder, id string, b *B
 	}
 	meta.password, meta.updatedAt = pw, now
 	cluster, keep := b.Cluster, s.cfg.KeepConnectionsOnReset
+	dbs := make([]string, 0, len(b.databases))
+	for _, d := range b.databases {
+		dbs = append(dbs, d.name)
+	}
 	// The new password takes over when the last operation finishes, and
 	// the compute's connections are dropped then.
 	ops := s.startOps(b, func(ctx context.Context) error {
@@ -317,7 +321,7 @@ func (s *Server) resetPassword(ctx context.Context, w *recorder, id string, b *B
 		if keep {
 			return nil
 		}
-		return dropConnections(ctx, cluster)
+		return dropConnections(ctx, cluster, dbs)
 	})
 	writeJSON(w, http.StatusOK, map[string]any{"role": s.roleJSON(b, name, pw), "operations": ops})
 }
