@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rotorhq/rotor/internal/atomicfile"
+	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/secret"
 )
 
@@ -31,7 +31,7 @@ func NewCmdInit(f *Factory, runF func(*InitOptions) error) *cobra.Command {
 		Short: "Write a commented starter rotor.yaml and an encryption key",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !credentialNameRE.MatchString(opts.Credential) {
+			if !config.ValidName(opts.Credential) {
 				return &UsageError{fmt.Errorf("--credential %q: use letters, digits, '_', '.', '-' (starting with a letter or digit)", opts.Credential)}
 			}
 			if opts.Strategy != "dual" && opts.Strategy != "single" {
@@ -85,7 +85,6 @@ func runInit(opts *InitOptions) error {
 	return nil
 }
 
-var credentialNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
 
 // StarterConfig returns the commented config `rotor init` writes.
 func StarterConfig(name, strategy string) string {

@@ -107,7 +107,13 @@ type Target struct {
 	Impl   target.Target
 }
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// ValidName reports whether s may name a credential or a target: 1 to 63
+// letters, digits, '_', '.' and '-', starting with a letter or digit. (The
+// length is checked apart from the pattern: a bounded repetition compiles
+// to one copy per allowed character, paid at every start of rotor.)
+func ValidName(s string) bool { return len(s) <= 63 && nameRE.MatchString(s) }
 
 func (c *Config) build(d *decoder, doc *yaml.Node, f *File, written map[*yaml.Node]string, reg Registry) {
 	if vn := valueOf(doc, "version"); vn == nil {
@@ -146,7 +152,7 @@ func (c *Config) build(d *decoder, doc *yaml.Node, f *File, written map[*yaml.No
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if !nameRE.MatchString(k.Value) {
+		if !ValidName(k.Value) {
 			d.errorf(k, "credential name %q must start with a letter or digit and hold only letters, digits, '_', '.', '-'", k.Value)
 			continue
 		}
@@ -462,7 +468,7 @@ func (c *Config) target(d *decoder, n *yaml.Node, path string, written map[*yaml
 		d.errorf(n, "%s has no name; give it one, e.g. name: production-env", path)
 		return nil
 	}
-	if !nameRE.MatchString(tc.Name) {
+	if !ValidName(tc.Name) {
 		d.errorf(n, "%s: target name %q must hold only letters, digits, '_', '.', '-'", path, tc.Name)
 		return nil
 	}

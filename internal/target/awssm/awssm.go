@@ -88,8 +88,10 @@ type Target struct {
 
 var (
 	regionRE = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-	nameRE   = regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]{1,512}$`)
-	arnRE    = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$`)
+	// The length (1–512) is checked apart: a bounded repetition like
+	// {1,512} compiles to 512 copies and costs every start of rotor 2 ms.
+	nameRE = regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]+$`)
+	arnRE  = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$`)
 )
 
 // New builds the target from its options. It does no I/O: the SDK
@@ -122,7 +124,7 @@ func New(p target.Params) (target.Target, error) {
 		t.isARN, arnRegion = true, m[1]
 	case strings.HasPrefix(opts.SecretID, "arn:"):
 		return nil, fmt.Errorf("%s: secret_id %q is not a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>): %w", desc, opts.SecretID, target.ErrInvalid)
-	case !nameRE.MatchString(opts.SecretID):
+	case len(opts.SecretID) > 512 || !nameRE.MatchString(opts.SecretID):
 		return nil, fmt.Errorf("%s: secret_id %q is not a valid secret name (1–512 letters, digits and /_+=.@-): %w", desc, opts.SecretID, target.ErrInvalid)
 	}
 	if opts.Region != "" && !regionRE.MatchString(opts.Region) {

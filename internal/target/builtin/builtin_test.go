@@ -152,3 +152,22 @@ credentials:
 		})
 	}
 }
+
+// TestNameLengthLimits: the documented maximum lengths hold exactly.
+func TestNameLengthLimits(t *testing.T) {
+	t.Parallel()
+	build := func(typ, opts string) error {
+		_, err := builtin.Targets[typ](target.Params{Name: "x", BaseDir: t.TempDir(), Decode: decodeYAML(opts), Getenv: func(string) string { return "" }})
+		return err
+	}
+	require.NoError(t, build("aws-secrets-manager", "secret_id: "+strings.Repeat("a", 512)+"\nregion: eu-central-1"))
+	require.ErrorContains(t, build("aws-secrets-manager", "secret_id: "+strings.Repeat("a", 513)+"\nregion: eu-central-1"), "1–512")
+	require.NoError(t, build("gcp-secret-manager", "project: my-project\nsecret_id: "+strings.Repeat("a", 255)))
+	require.ErrorContains(t, build("gcp-secret-manager", "project: my-project\nsecret_id: "+strings.Repeat("a", 256)), "at most 255")
+
+	gl, err := builtin.Targets["gitlab"](target.Params{Name: "x", Decode: decodeYAML("project: g/p\ntoken: t"), Getenv: func(string) string { return "" }})
+	require.NoError(t, err)
+	kc := gl.(target.KeyChecker)
+	require.NoError(t, kc.CheckKeys([]string{strings.Repeat("K", 255)}))
+	require.ErrorContains(t, kc.CheckKeys([]string{strings.Repeat("K", 256)}), "up to 255")
+}

@@ -107,8 +107,9 @@ type Target struct {
 }
 
 var (
-	projectRE  = regexp.MustCompile(`^([a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]{1,20})$`)
-	secretIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+	projectRE = regexp.MustCompile(`^([a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]{1,20})$`)
+	// At most 255, checked apart: {1,255} compiles to 255 copies.
+	secretIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	locationRE = regexp.MustCompile(`^[a-z]+-[a-z]+[0-9]+$`)
 )
 
@@ -140,7 +141,7 @@ func New(p target.Params) (target.Target, error) {
 		return nil, fmt.Errorf("%s has no secret_id; add the secret's id, e.g. secret_id: app-database-url: %w", desc, target.ErrInvalid)
 	case strings.HasPrefix(opts.SecretID, "projects/"):
 		return nil, fmt.Errorf("%s: secret_id %q is a resource name; give the project as project: and the last part as secret_id: %w", desc, opts.SecretID, target.ErrInvalid)
-	case !secretIDRE.MatchString(opts.SecretID):
+	case len(opts.SecretID) > 255 || !secretIDRE.MatchString(opts.SecretID):
 		return nil, fmt.Errorf("%s: secret_id %q may hold only letters, digits, '-' and '_' (at most 255): %w", desc, opts.SecretID, target.ErrInvalid)
 	case opts.Format != FormatPlain && opts.Format != FormatJSON:
 		return nil, fmt.Errorf("%s: format %q is not one of plain, json: %w", desc, opts.Format, target.ErrInvalid)

@@ -185,7 +185,7 @@ func (noWait) Wait(context.Context) error { return nil }
 // CheckKeys implements target.KeyChecker: GitLab's variable-key rule.
 func (t *Target) CheckKeys(keys []string) error {
 	for _, k := range keys {
-		if !variableKey.MatchString(k) {
+		if !validKey(k) {
 			return fmt.Errorf("%q cannot be a GitLab variable key: use up to 255 letters, digits and '_'; rename the key under values: %w", k, target.ErrInvalid)
 		}
 	}
@@ -205,8 +205,12 @@ func (t *Target) Info() target.Info {
 	}
 }
 
-// variableKey is GitLab's rule for variable keys.
-var variableKey = regexp.MustCompile(`^[A-Za-z0-9_]{1,255}$`)
+// variableKey is GitLab's rule for variable keys: up to 255 of these
+// characters (validKey checks the length; {1,255} would compile to 255
+// copies of the class at every start of rotor).
+var variableKey = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+
+func validKey(k string) bool { return len(k) <= 255 && variableKey.MatchString(k) }
 
 // Put implements target.Target: for each key it reads the variable of the
 // configured scope and updates it when the value or a flag differs, or
@@ -366,7 +370,7 @@ func (t *Target) create(ctx context.Context, key string, value secret.String, se
 func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.CheckResponse, error) {
 	resp := target.CheckResponse{Values: map[string]secret.String{}}
 	for _, k := range req.Keys {
-		if !variableKey.MatchString(k) {
+		if !validKey(k) {
 			continue // no such variable can exist
 		}
 		v, r, err := t.get(ctx, k)
