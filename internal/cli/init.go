@@ -85,7 +85,6 @@ func runInit(opts *InitOptions) error {
 	return nil
 }
 
-
 // StarterConfig returns the commented config `rotor init` writes.
 func StarterConfig(name, strategy string) string {
 	roles := "    roles: [app_blue, app_green]   # two login roles that alternate\n    group: app                      # NOLOGIN role that owns the objects (rotor setup-roles creates it)\n"
