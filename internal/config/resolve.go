@@ -393,7 +393,7 @@ func (c *Config) provider(d *decoder, n *yaml.Node, path string, written map[*ya
 	})
 	if err != nil {
 		if !errors.Is(err, errReported) {
-			d.errorf(n, "%s: %v", path, err)
+			d.errorf(n, "%s: %s", path, plain(err))
 		}
 		return typ, nil
 	}
@@ -511,7 +511,7 @@ func (c *Config) target(d *decoder, n *yaml.Node, path string, written map[*yaml
 	})
 	if err != nil {
 		if !errors.Is(err, errReported) {
-			d.errorf(n, "%s: %v", path, err)
+			d.errorf(n, "%s: %s", path, plain(err))
 		}
 		return nil
 	}
@@ -523,12 +523,25 @@ func (c *Config) target(d *decoder, n *yaml.Node, path string, written map[*yaml
 	}
 	if kc, ok := impl.(target.KeyChecker); ok && len(t.Keys) == len(valuesNode.Content)/2 {
 		if err := kc.CheckKeys(t.Keys); err != nil {
-			d.errorf(valuesNode, "%s.values: %v", path, err)
+			d.errorf(valuesNode, "%s.values: %s", path, plain(err))
 			return nil
 		}
 	}
 	t.Impl = impl
 	return t
+}
+
+// plain is err's message without the sentinel that ends it (": target
+// refused the request"), which tells code what kind of failure it is but
+// tells a reader of rotor.yaml nothing.
+func plain(err error) string {
+	msg := err.Error()
+	for _, s := range []error{target.ErrInvalid, target.ErrNotFound, target.ErrAuth, provider.ErrInvalid} {
+		if errors.Is(err, s) {
+			msg = strings.TrimSuffix(msg, ": "+s.Error())
+		}
+	}
+	return msg
 }
 
 // decodeOwn is the Decode given to factories: strict, located errors. It

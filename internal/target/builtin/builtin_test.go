@@ -144,6 +144,7 @@ credentials:
 				config.Registry{Provider: pbuiltin.Lookup, Target: builtin.Lookup, Getenv: func(string) string { return "" }, Now: time.Now})
 			require.Error(t, err)
 			require.Contains(t, err.Error(), tc.want)
+			require.NotContains(t, err.Error(), target.ErrInvalid.Error(), "the sentinel means nothing to a reader of rotor.yaml")
 			var list config.Errors
 			require.ErrorAs(t, err, &list)
 			require.Len(t, list, 1, err.Error())
