@@ -397,4 +397,9 @@ func printTable(w io.Writer, rows []row, o options) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nby hand: ALTER ROLE, then %d places updated one after another, %s each (PgBouncer's userlist + RELOAD first, .env last).\n", o.targets, o.delay)
+	for _, r := range rows {
+		if r.stats.LastError != "" {
+			fmt.Fprintf(w, "%s, %s: the last failure said: %s\n", r.way, r.path, r.stats.LastError)
+		}
+	}
 }

@@ -147,15 +147,6 @@ func (r *run) publish(ctx context.Context) (string, error) {
 		r.res.Targets = results
 		return "", err
 	}
-	if r.cr.Strategy == config.StrategySingle && r.hasGatekeeper() && r.testsPooled() {
-		// The test step left the pooled login for now (see test).
-		if _, err := r.loginRetrying(ctx, false, true); err != nil {
-			r.res.Targets = results
-			return "", &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish,
-				Err:  fmt.Errorf("the new password of %s logs in directly but not through the pooler, which was given it first: %w", r.to.Role, err),
-				Hint: "no other target was written. " + r.publishHint()}
-		}
-	}
 	r.parallel(ctx, len(rds), func(ctx context.Context, i int) {
 		if rds[i].t.Impl.Info().Gatekeeper {
 			return
@@ -228,34 +219,10 @@ func (r *run) writeGatekeepers(ctx context.Context, rds []*rendered, done map[st
 // (dual strategy: the new role is not in use yet, so this is harmless), so
 // the test can log in through them exactly as consumers will.
 func (r *run) gatekeepersBeforeTest(ctx context.Context) error {
-	has := false
-	for _, t := range r.cr.Targets {
-		has = has || t.Impl.Info().Gatekeeper
-	}
-	if !has {
+	if !r.hasGatekeeper() {
 		return nil
 	}
-	rds, err := r.renderAll()
-	if err != nil {
-		return err
-	}
-	prior, err := r.e.Store.ListDeliveries(ctx, store.ListDeliveriesParams{RotationID: r.rot.ID})
-	if err != nil {
-		return err
-	}
-	done := map[string]*store.Delivery{}
-	for _, d := range prior {
-		done[d.Target] = d
-	}
-	results := make([]TargetResult, len(rds))
-	if err := r.writeGatekeepers(ctx, rds, done, results); err != nil {
-		var se *StepError
-		if errors.As(err, &se) {
-			se.Step = StepTest
-		}
-		return err
-	}
-	return nil
+	return r.publishGatekeepers(ctx, StepTest)
 }
 
 func (r *run) publishHint() string {

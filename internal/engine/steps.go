@@ -177,6 +177,19 @@ func (r *run) checkParity(ctx context.Context) error {
 // apply sets the pending password on the database. Idempotent: replaying
 // sets the same verifier again.
 func (r *run) apply(ctx context.Context) (string, error) {
+	gatekeepersFirst := r.cr.Strategy == config.StrategySingle && r.hasGatekeeper() && !r.pending.verifier().IsZero()
+	if gatekeepersFirst {
+		// Single strategy behind a gatekeeper (PgBouncer passing SCRAM
+		// through): give it the new verifier before the server. A consumer
+		// still on the old password is then refused by PgBouncer itself,
+		// rather than let through to a server login that fails — which
+		// would make PgBouncer turn every client of the pool away for
+		// server_login_retry (15 s by default).
+		if err := r.publishGatekeepers(ctx, StepApply); err != nil {
+			return "", r.restoreGatekeepersAfter(ctx, err, r.previousVerifier(ctx))
+		}
+		r.settleGatekeepers(ctx)
+	}
 	var until *time.Time
 	if r.cr.ExpireAfter > 0 {
 		t := r.e.now().Add(r.cr.ExpireAfter)
@@ -186,7 +199,11 @@ func (r *run) apply(ctx context.Context) (string, error) {
 		Role: r.to.Role, Password: r.pending.password(), Verifier: r.pending.verifier(), ValidUntil: until,
 	})
 	if err != nil {
-		return "", fmt.Errorf("set password of role %s: %w", r.to.Role, err)
+		err = fmt.Errorf("set password of role %s: %w", r.to.Role, err)
+		if gatekeepersFirst {
+			err = r.undoGatekeepersAfterFailedApply(ctx, err)
+		}
+		return "", err
 	}
 	if !resp.Password.IsZero() && !resp.Password.Equal(r.pending.password()) {
 		// The backend chose the password (Neon API mode): store it before
@@ -220,18 +237,10 @@ func (r *run) test(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
-	// Single strategy behind a gatekeeper (PgBouncer): the pooled login
-	// cannot work until the gatekeeper holds the new password, and writing
-	// it is the first thing publish does, so the pooled login is tested
-	// there, right after it.
-	pooled := r.cr.Strategy == config.StrategyDual || !r.hasGatekeeper()
-	tried, lastErr := r.loginRetrying(ctx, true, pooled)
+	// (Single strategy: gatekeepers got the new password in apply.)
+	tried, lastErr := r.loginRetrying(ctx)
 	if lastErr == nil {
-		detail := "logged in via " + strings.Join(tried, " and ")
-		if !pooled && r.testsPooled() {
-			detail += "; the pooled login is tested once the gatekeeper holds the new password"
-		}
-		return detail, nil
+		return "logged in via " + strings.Join(tried, " and "), nil
 	}
 	if r.cr.Strategy == config.StrategyDual {
 		return "", &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepTest,
@@ -243,11 +252,11 @@ func (r *run) test(ctx context.Context) (string, error) {
 
 // loginRetrying tries login three times, with a short growing pause, and
 // returns the last error scrubbed of the password.
-func (r *run) loginRetrying(ctx context.Context, direct, pooled bool) ([]string, error) {
+func (r *run) loginRetrying(ctx context.Context) ([]string, error) {
 	var lastErr error
 	var tried []string
 	for attempt := 0; attempt < 3; attempt++ {
-		tried, lastErr = r.login(ctx, direct, pooled)
+		tried, lastErr = r.login(ctx)
 		if lastErr == nil {
 			return tried, nil
 		}
@@ -276,19 +285,13 @@ func (r *run) hasGatekeeper() bool {
 
 // login connects as consumers will: directly, and through the pooled URL
 // when there is one and it is asked for.
-func (r *run) login(ctx context.Context, direct, pooled bool) ([]string, error) {
+func (r *run) login(ctx context.Context) ([]string, error) {
 	vars := r.vars()
-	var urls []struct {
+	urls := []struct {
 		name string
 		url  secret.String
-	}
-	if direct {
-		urls = append(urls, struct {
-			name string
-			url  secret.String
-		}{"direct", vars.DirectURL})
-	}
-	if pooled && r.testsPooled() {
+	}{{"direct", vars.DirectURL}}
+	if r.testsPooled() {
 		urls = append(urls, struct {
 			name string
 			url  secret.String
@@ -307,19 +310,25 @@ func (r *run) login(ctx context.Context, direct, pooled bool) ([]string, error) 
 	return names, nil
 }
 
-func (r *run) rollback(ctx context.Context, cause error) error {
-	var restore secret.String
+// previousVerifier is what the server held for the role before this
+// rotation (single strategy): the snapshot prepare took, else the version
+// rotor stored last. Zero when neither is known.
+func (r *run) previousVerifier(ctx context.Context) secret.String {
 	switch {
 	case r.rot.Rollback != nil:
-		m, err := r.e.openBlob(r.cr.Name, r.to.Role, r.rot.Rollback)
-		if err == nil {
-			restore = m.verifier()
+		if m, err := r.e.openBlob(r.cr.Name, r.to.Role, r.rot.Rollback); err == nil {
+			return m.verifier()
 		}
 	case r.from != nil && r.from.Role == r.to.Role:
 		if m, err := r.e.open(r.from); err == nil {
-			restore = m.verifier()
+			return m.verifier()
 		}
 	}
+	return secret.String{}
+}
+
+func (r *run) rollback(ctx context.Context, cause error) error {
+	restore := r.previousVerifier(ctx)
 	if restore.IsZero() {
 		return &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepTest,
 			Err:  fmt.Errorf("the new password of %s does not log in (%w), and rotor cannot put the old one back (the admin role cannot read pg_authid and rotor never stored it)", r.to.Role, cause),
@@ -329,6 +338,11 @@ func (r *run) rollback(ctx context.Context, cause error) error {
 		return &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepTest,
 			Err:  fmt.Errorf("the new password of %s does not log in (%w), and putting the old one back failed: %v", r.to.Role, cause, secret.Scrub(err, restore)),
 			Hint: "run `rotor resume` to retry the rollback once the database is reachable."}
+	}
+	if err := restoreGatekeepers(ctx, r.cr, r.to.Role, restore); err != nil {
+		// The server is back on the old password; say what still holds the
+		// new one, and finish the rollback anyway.
+		cause = fmt.Errorf("%w; restoring the gatekeeper failed too, fix it by hand: %v", cause, secret.Scrub(err, r.secrets()...))
 	}
 	rot, err := r.e.Store.FinishRotation(ctx, store.FinishRotationParams{
 		ID: r.rot.ID, Status: store.StatusRolledBack, Outcome: "test failed; previous password restored", Error: cause.Error(),
@@ -545,4 +559,123 @@ func orDefault(s, def string) string {
 func jsonDetail(m map[string]any) string {
 	b, _ := json.Marshal(m)
 	return string(b)
+}
+
+// publishGatekeepers writes and reloads the gatekeeper targets now,
+// reporting a failure as step's.
+func (r *run) publishGatekeepers(ctx context.Context, step string) error {
+	rds, err := r.renderAll()
+	if err != nil {
+		return err
+	}
+	prior, err := r.e.Store.ListDeliveries(ctx, store.ListDeliveriesParams{RotationID: r.rot.ID})
+	if err != nil {
+		return err
+	}
+	done := map[string]*store.Delivery{}
+	for _, d := range prior {
+		done[d.Target] = d
+	}
+	results := make([]TargetResult, len(rds))
+	if err := r.writeGatekeepers(ctx, rds, done, results); err != nil {
+		var se *StepError
+		if errors.As(err, &se) {
+			se.Step = step
+		}
+		return err
+	}
+	return nil
+}
+
+// restoreGatekeepersAfter handles a gatekeeper that failed before the
+// server was touched (single strategy, apply): it puts the previous
+// verifier back where it may already have landed, and says so.
+func (r *run) restoreGatekeepersAfter(ctx context.Context, cause error, previous secret.String) error {
+	var se *StepError
+	if !errors.As(cause, &se) {
+		return cause
+	}
+	se.Hint = "the database still has the old password, so consumers are unaffected. Fix the gatekeeper, then `rotor resume` (or `rotor resume --abandon`)."
+	if previous.IsZero() {
+		return se
+	}
+	if err := restoreGatekeepers(ctx, r.cr, r.to.Role, previous); err != nil {
+		se.Hint = "the database still has the old password, but a gatekeeper may hold the new one and refuse consumers: " + secret.Scrub(err, r.secrets()...).Error() + ". Fix it, then `rotor resume`."
+		return se
+	}
+	r.forgetGatekeeperDeliveries(ctx)
+	return se
+}
+
+// settleWait bounds how long apply waits for gatekeepers to settle.
+const settleWait = 5 * time.Second
+
+// settleGatekeepers waits (briefly, bounded) until no gatekeeper is still
+// letting a consumer through with the previous password: one already
+// admitted and waiting for a server login would fail it once the server
+// has the new password. Past the bound rotor carries on and reports it.
+func (r *run) settleGatekeepers(ctx context.Context) {
+	for _, t := range r.cr.Targets {
+		s, ok := t.Impl.(target.Settler)
+		if !ok || !t.Impl.Info().Gatekeeper {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, settleWait)
+		err := s.Settle(sctx, r.to.Role)
+		cancel()
+		if err != nil {
+			r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepApply, Target: t.Name, Status: "note",
+				Detail: "carrying on without waiting for PgBouncer to settle: " + secret.Scrub(err, r.secrets()...).Error()})
+		}
+	}
+}
+
+// undoGatekeepersAfterFailedApply: the gatekeepers hold the new verifier
+// but setting it on the server failed. If the server certainly still has
+// another one, the gatekeepers get the previous verifier back so
+// consumers keep working until the rotation is resumed; if rotor cannot
+// tell (no pg_authid access), they are left alone and the error says so.
+func (r *run) undoGatekeepersAfterFailedApply(ctx context.Context, cause error) error {
+	previous := r.previousVerifier(ctx)
+	snap, err := r.cr.Provider.Snapshot(ctx, provider.SnapshotRequest{Role: r.to.Role})
+	switch {
+	case err != nil || snap.Verifier.IsZero() || previous.IsZero():
+		return fmt.Errorf("%w; the gatekeeper targets already hold the new password and rotor cannot tell whether the server does, so consumers going through them may be refused until `rotor resume` finishes", cause)
+	case snap.Verifier.Equal(r.pending.verifier()):
+		return cause // the server has it after all; resume carries on
+	}
+	if err := restoreGatekeepers(ctx, r.cr, r.to.Role, previous); err != nil {
+		return fmt.Errorf("%w; putting the previous password back on the gatekeeper targets failed too, so consumers going through them are refused until `rotor resume` finishes: %v", cause, secret.Scrub(err, r.secrets()...))
+	}
+	r.forgetGatekeeperDeliveries(ctx)
+	return cause
+}
+
+// forgetGatekeeperDeliveries records that the gatekeepers no longer hold
+// this rotation's password, so a resume writes them again.
+func (r *run) forgetGatekeeperDeliveries(ctx context.Context) {
+	for _, t := range r.cr.Targets {
+		if t.Impl.Info().Gatekeeper {
+			r.e.Store.UpsertDelivery(context.WithoutCancel(ctx), store.UpsertDeliveryParams{
+				RotationID: r.rot.ID, Credential: r.cr.Name, Target: t.Name, State: store.DeliveryFailed,
+				Error: "put back to the previous password", Now: r.e.now(),
+			})
+		}
+	}
+}
+
+// restoreGatekeepers gives every gatekeeper target role's previous
+// verifier back (a single-strategy rotation rolled back or abandoned after
+// apply wrote them). A gatekeeper works from Role and Verifier alone.
+func restoreGatekeepers(ctx context.Context, cr *config.Credential, role string, verifier secret.String) error {
+	var errs []error
+	for _, t := range cr.Targets {
+		if !t.Impl.Info().Gatekeeper {
+			continue
+		}
+		if _, err := t.Impl.Put(ctx, target.PutRequest{Role: role, Verifier: verifier, RotationID: "restore"}); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", t.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }

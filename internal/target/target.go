@@ -248,6 +248,16 @@ func (r PutRequest) OrderedKeys() []string {
 	return keys
 }
 
+// Settler is implemented by gatekeepers that may still be letting
+// consumers through with the previous password right after a write:
+// PgBouncer clients that logged in against the old entry and wait for a
+// server login. Settle returns once none is left for role (or ctx ends).
+// The single strategy calls it between writing the gatekeepers and
+// changing the server's password.
+type Settler interface {
+	Settle(ctx context.Context, role string) error
+}
+
 // KeyChecker is implemented by targets whose destination constrains the
 // keys of values (a variable name's syntax, the fields a format needs).
 // The config loader calls it once with the keys, in config order, without

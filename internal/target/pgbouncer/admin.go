@@ -81,13 +81,19 @@ func isAuthFailure(e *pgconn.PgError) bool {
 		strings.Contains(e.Message, "no such user")
 }
 
-// exec runs one admin command and returns its results.
+// exec runs one admin command on a connection of its own and returns its
+// results.
 func (a *admin) exec(ctx context.Context, command string) ([]*pgconn.Result, error) {
 	conn, err := a.connect(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	return a.run(ctx, conn, command)
+}
+
+// run runs one admin command on conn.
+func (a *admin) run(ctx context.Context, conn *pgx.Conn, command string) ([]*pgconn.Result, error) {
 	results, err := conn.PgConn().Exec(ctx, command).ReadAll()
 	if err != nil {
 		err = secret.Scrub(err, a.url)

@@ -3,6 +3,10 @@ package pgbouncer
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/rotorhq/rotor/internal/target"
 )
@@ -82,3 +86,69 @@ func (t *Target) ListSessions(ctx context.Context, req target.ListSessionsReques
 }
 
 var _ target.SessionLister = (*Target)(nil)
+
+// settlePoll is how often Settle asks PgBouncer again.
+const settlePoll = 10 * time.Millisecond
+
+// Settle implements target.Settler: it returns once no client of role is
+// waiting for a server connection and no server login of role is under
+// way (SHOW POOLS: cl_waiting and sv_login are 0). Those clients logged in
+// against the previous entry; let through to a server login after the
+// server's password changed, it would fail, and PgBouncer would then turn
+// every client of the pool away for server_login_retry.
+func (t *Target) Settle(ctx context.Context, role string) error {
+	if t.admin == nil {
+		return nil // without the console there is nothing to ask
+	}
+	conn, err := t.admin.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for {
+		busy, err := t.busy(ctx, conn, role)
+		if err != nil || busy == 0 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %d client(s) or server login(s) of %s still pending: %w", t.desc, busy, role, ctx.Err())
+		case <-time.After(settlePoll):
+		}
+	}
+}
+
+// busy is cl_waiting + sv_login over role's pools.
+func (t *Target) busy(ctx context.Context, conn *pgx.Conn, role string) (int, error) {
+	results, err := t.admin.run(ctx, conn, "SHOW POOLS")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range results {
+		col := map[string]int{}
+		for i, fd := range r.FieldDescriptions {
+			col[fd.Name] = i
+		}
+		for _, name := range []string{"user", "cl_waiting", "sv_login"} {
+			if _, ok := col[name]; !ok {
+				return 0, fmt.Errorf("%s: SHOW POOLS on %s answered without a %s column; is admin_url really a PgBouncer admin console?", t.desc, t.admin.where, name)
+			}
+		}
+		for _, row := range r.Rows {
+			if string(row[col["user"]]) != role {
+				continue
+			}
+			for _, name := range []string{"cl_waiting", "sv_login"} {
+				v, err := strconv.Atoi(string(row[col[name]]))
+				if err != nil {
+					return 0, fmt.Errorf("%s: SHOW POOLS: %s is %q, not a number", t.desc, name, row[col[name]])
+				}
+				n += v
+			}
+		}
+	}
+	return n, nil
+}
+
+var _ target.Settler = (*Target)(nil)

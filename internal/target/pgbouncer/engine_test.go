@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -361,12 +362,10 @@ func TestDrainWaitsForPgBouncerClients(t *testing.T) {
 	require.NoError(t, err, "the client still on the old role keeps working")
 }
 
-// TestSingleRotationThroughPgBouncer: with the single strategy the login
-// test cannot go through PgBouncer before PgBouncer has the new password,
-// and the old one stopped working at ALTER ROLE, so the engine tests the
-// direct login first, gives PgBouncer the new verifier first thing in
-// publish, and then tests the pooled login before any other target is
-// written.
+// TestSingleRotationThroughPgBouncer: with the single strategy the engine
+// gives PgBouncer the new verifier before the server (apply), so the login
+// test goes through PgBouncer as consumers will, and the old password is
+// refused by PgBouncer itself rather than by a server login.
 func TestSingleRotationThroughPgBouncer(t *testing.T) {
 	t.Parallel()
 	w := newPgbWorld(t, pgbOpts{single: true})
@@ -377,9 +376,7 @@ func TestSingleRotationThroughPgBouncer(t *testing.T) {
 		require.NoError(t, err, "rotation %d", i+1)
 		require.Equal(t, store.StatusSucceeded, res.Status, res.Outcome)
 		require.Equal(t, w.roles[0], res.Role)
-		test := stepDetail(t, res, engine.StepTest)
-		require.Contains(t, test, "logged in via direct")
-		require.Contains(t, test, "pooled login is tested once the gatekeeper holds the new password")
+		require.Equal(t, "logged in via direct and pooled", stepDetail(t, res, engine.StepTest))
 
 		env, err := godotenv.Read(w.envFile)
 		require.NoError(t, err)
@@ -393,11 +390,65 @@ func TestSingleRotationThroughPgBouncer(t *testing.T) {
 	}
 }
 
-// TestSingleRotationStopsWhenThePooledLoginFails: PgBouncer got the new
-// verifier, but logging in through it fails (here: it serves no such
-// database). The rotation stops at publish before any other target is
-// written, and says what worked and what did not.
-func TestSingleRotationStopsWhenThePooledLoginFails(t *testing.T) {
+// TestSingleRotationKeepsPgBouncerPoolOpen: a consumer still presenting
+// the old password during a single rotation must not make PgBouncer lock
+// the pool. Were the server changed first, PgBouncer would accept that
+// client against its old entry, try a server login with it, fail, and
+// then refuse every client of the pool for server_login_retry (30 s here)
+// — new password or not. Because PgBouncer gets the new verifier first,
+// it refuses the old password itself, and the new one works at once.
+func TestSingleRotationKeepsPgBouncerPoolOpen(t *testing.T) {
+	t.Parallel()
+	w := newPgbWorld(t, pgbOpts{single: true, settings: map[string]string{"server_login_retry": "30", "server_idle_timeout": "1"}})
+	ctx := t.Context()
+	_, err := w.eng.Rotate(ctx, w.cr, engine.Options{})
+	require.NoError(t, err)
+	env, err := godotenv.Read(w.envFile)
+	require.NoError(t, err)
+	oldURL := secret.New(env["DATABASE_URL"])
+	// No pooled server connection may be left to reuse: the old-password
+	// client below must need a fresh server login.
+	require.Eventually(t, func() bool {
+		s, err := w.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: w.roles[0]})
+		return err == nil && len(s.Sessions) == 0
+	}, time.Minute, 50*time.Millisecond)
+
+	var oldErr error
+	w.eng.Hooks = &engine.Hooks{BeforeStep: func(step string) error {
+		if step == engine.StepTest {
+			// Between apply and the first consumer reading the new .env.
+			oldErr = pgtest.CanLogin(ctx, oldURL)
+		}
+		return nil
+	}}
+	res, err := w.eng.Rotate(ctx, w.cr, engine.Options{})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusSucceeded, res.Status, res.Outcome)
+	require.Error(t, oldErr, "the old password must be refused once apply ran")
+	// PgBouncer's own refusal (it checks SCRAM against its auth_file),
+	// not a server's "password authentication failed" passed on.
+	require.Contains(t, oldErr.Error(), "SASL authentication failed")
+	require.NotContains(t, oldErr.Error(), "server login")
+
+	env, err = godotenv.Read(w.envFile)
+	require.NoError(t, err)
+	require.NoError(t, pgtest.CanLogin(ctx, secret.New(env["DATABASE_URL"])),
+		"the new password must log in through PgBouncer at once, not after server_login_retry")
+	log, err := os.ReadFile(w.b.LogFile)
+	require.NoError(t, err)
+	// Client lines are "C-0x…", server connections' "S-0x…": no server
+	// login may have failed.
+	for _, line := range strings.Split(string(log), "\n") {
+		require.False(t, strings.Contains(line, " S-0x") && strings.Contains(strings.ToLower(line), "fail"),
+			"PgBouncer tried a server login that failed: %s", line)
+	}
+}
+
+// TestSingleRotationRollsBackPgBouncer: the pooled login fails (here:
+// PgBouncer serves no such database), so the single rotation is rolled
+// back — the server gets its previous password again, and so does
+// PgBouncer's auth_file, which apply had already given the new one.
+func TestSingleRotationRollsBackPgBouncer(t *testing.T) {
 	t.Parallel()
 	w := newPgbWorld(t, pgbOpts{single: true, pooledDB: "no_such_db"})
 	before, err := os.ReadFile(w.envFile)
@@ -406,14 +457,29 @@ func TestSingleRotationStopsWhenThePooledLoginFails(t *testing.T) {
 	res, err := w.eng.Rotate(t.Context(), w.cr, engine.Options{})
 	var se *engine.StepError
 	require.ErrorAs(t, err, &se)
-	require.Equal(t, engine.StepPublish, se.Step)
-	require.Contains(t, se.Error(), "logs in directly but not through the pooler")
-	require.Contains(t, se.Hint, "no other target was written")
-	require.Contains(t, se.Hint, "rotor resume")
-	require.Equal(t, store.StatusActive, res.Status, "the rotation stays open for resume")
+	require.Equal(t, engine.StepTest, se.Step)
+	require.Contains(t, se.Error(), "pooled connection")
+	require.Contains(t, se.Hint, "previous password was put back")
+	require.Equal(t, store.StatusRolledBack, res.Status)
 	after, err := os.ReadFile(w.envFile)
 	require.NoError(t, err)
 	require.Equal(t, string(before), string(after), "the .env file was not written")
+
+	// The auth_file entry holds what the server holds again.
+	snap, err := w.cr.Provider.Snapshot(t.Context(), provider.SnapshotRequest{Role: w.roles[0]})
+	require.NoError(t, err)
+	content, err := os.ReadFile(w.b.AuthFile)
+	require.NoError(t, err)
+	entries, err := pgbouncer.ParseAuthFile(content)
+	require.NoError(t, err)
+	found := false
+	for _, e := range entries {
+		if e.User == w.roles[0] {
+			found = true
+			require.True(t, snap.Verifier.Equal(e.Secret), "the auth_file must hold the server's (previous) verifier again")
+		}
+	}
+	require.True(t, found, "apply wrote an entry for the role")
 }
 
 func stepDetail(t *testing.T, res *engine.Result, step string) string {
@@ -425,4 +491,35 @@ func stepDetail(t *testing.T, res *engine.Result, step string) string {
 	}
 	require.FailNow(t, "step missing from the result", "step %s", step)
 	return ""
+}
+
+// TestSingleAbandonRestoresPgBouncer: a single rotation stopped after
+// apply (which gave PgBouncer the new verifier first) and abandoned puts
+// the previous password back on the server and in the auth_file, so the
+// consumers' old URL works through PgBouncer again.
+func TestSingleAbandonRestoresPgBouncer(t *testing.T) {
+	t.Parallel()
+	w := newPgbWorld(t, pgbOpts{single: true})
+	ctx := t.Context()
+	_, err := w.eng.Rotate(ctx, w.cr, engine.Options{})
+	require.NoError(t, err)
+	env, err := godotenv.Read(w.envFile)
+	require.NoError(t, err)
+	oldURL := secret.New(env["DATABASE_URL"])
+
+	w.eng.Hooks = &engine.Hooks{BeforeStep: func(step string) error {
+		if step == engine.StepTest {
+			return fmt.Errorf("stopped for the test")
+		}
+		return nil
+	}}
+	_, err = w.eng.Rotate(ctx, w.cr, engine.Options{})
+	require.Error(t, err)
+	require.Error(t, pgtest.CanLogin(ctx, oldURL), "after apply the old password is refused")
+	w.eng.Hooks = nil
+
+	rot, err := w.eng.Abandon(ctx, w.cr)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusAbandoned, rot.Status)
+	require.NoError(t, pgtest.CanLogin(ctx, oldURL), "the old URL works through PgBouncer again")
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -483,4 +484,43 @@ func TestClients(t *testing.T) {
 	noAdmin := mustTarget(t, options(b.AuthFile, secret.String{}))
 	_, err = noAdmin.Clients(t.Context(), pgbouncer.ClientsRequest{Role: role})
 	require.ErrorContains(t, err, "set admin_url")
+}
+
+// TestSettleWaitsForWaitingClients: with one server connection per pool,
+// a second client of the role waits in PgBouncer (cl_waiting). Settle
+// must not return while it waits, and must return once it got through.
+func TestSettleWaitsForWaitingClients(t *testing.T) {
+	t.Parallel()
+	cl := pgtest.Shared(t)
+	db, _ := pgtest.NewDatabase(t)
+	b := pgbouncertest.StartTB(t, pgbouncertest.Options{ServerHost: cl.Host, ServerPort: cl.Port,
+		Settings: map[string]string{"default_pool_size": "1", "pool_mode": "session"}})
+	role := pgtest.UniqueName(t, "settle")
+	pw := password(t)
+	pgtest.NewRole(t, cl, role, password(t))
+	v := verifier(t, pw)
+	setPassword(t, cl, db, role, v)
+	tg := mustTarget(t, options(b.AuthFile, b.AdminURL()))
+	put(t, tg, role, v)
+	ctx := t.Context()
+
+	require.NoError(t, tg.Settle(ctx, role), "nobody waits: settled at once")
+
+	first := pgtest.Connect(ctx, t, b.URL(role, pw, db)) // holds the pool's only server connection
+	_, err := first.Exec(ctx, "SELECT 1")
+	require.NoError(t, err)
+	second := make(chan error, 1)
+	go func() { second <- pgtest.CanLogin(ctx, b.URL(role, pw, db)) }()
+	// Until the second client waits, Settle returns nil at once; then it
+	// waits for it, up to its deadline.
+	require.Eventually(t, func() bool {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		err := tg.Settle(sctx, role)
+		return err != nil && strings.Contains(err.Error(), "still pending")
+	}, 30*time.Second, 20*time.Millisecond, "Settle must report the waiting client")
+
+	require.NoError(t, first.Close(ctx)) // frees the server connection
+	require.NoError(t, <-second, "the waiting client gets through")
+	require.NoError(t, tg.Settle(ctx, role))
 }
