@@ -18,9 +18,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -398,8 +400,13 @@ func printTable(w io.Writer, rows []row, o options) {
 	tw.Flush()
 	fmt.Fprintf(w, "\nby hand: ALTER ROLE, then %d places updated one after another, %s each (PgBouncer's userlist + RELOAD first, .env last).\n", o.targets, o.delay)
 	for _, r := range rows {
-		if r.stats.LastError != "" {
-			fmt.Fprintf(w, "%s, %s: the last failure said: %s\n", r.way, r.path, r.stats.LastError)
+		if len(r.stats.Kinds) == 0 {
+			continue
 		}
+		var kinds []string
+		for _, k := range slices.Sorted(maps.Keys(r.stats.Kinds)) {
+			kinds = append(kinds, fmt.Sprintf("%d × %q", r.stats.Kinds[k], k))
+		}
+		fmt.Fprintf(w, "%s, %s: failures: %s\n", r.way, r.path, strings.Join(kinds, ", "))
 	}
 }

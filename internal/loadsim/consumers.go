@@ -9,6 +9,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,7 @@ type App struct {
 	burstStart, lastFail time.Time
 	window               time.Duration
 	lastErr              string
+	kinds                map[string]int64
 	since                time.Time
 }
 
@@ -59,6 +61,8 @@ type Stats struct {
 	// PerSecond is the rate of connection attempts.
 	PerSecond float64
 	LastError string
+	// Kinds counts the failures by the server's (or PgBouncer's) message.
+	Kinds map[string]int64
 }
 
 // Run works until ctx ends.
@@ -128,6 +132,10 @@ func (a *App) request(ctx context.Context) {
 	a.lastFail = now
 	a.window = max(a.window, now.Sub(a.burstStart))
 	a.lastErr = scrubURL(err.Error(), url)
+	if a.kinds == nil {
+		a.kinds = map[string]int64{}
+	}
+	a.kinds[kindOf(a.lastErr)]++
 	a.mu.Unlock()
 }
 
@@ -177,7 +185,8 @@ func (a *App) session(ctx context.Context) {
 func (a *App) Snapshot() Stats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	s := Stats{OK: a.ok.Swap(0), Failed: a.failed.Swap(0), PoolDropped: a.poolDropped.Swap(0), LastError: a.lastErr, Window: a.window}
+	s := Stats{OK: a.ok.Swap(0), Failed: a.failed.Swap(0), PoolDropped: a.poolDropped.Swap(0), LastError: a.lastErr, Window: a.window, Kinds: a.kinds}
+	a.kinds = nil
 	if el := time.Since(a.since).Seconds(); el > 0 {
 		s.PerSecond = float64(s.OK+s.Failed) / el
 	}
@@ -192,4 +201,19 @@ func scrubURL(msg, url string) string {
 		return secret.ScrubString(msg, secret.New(url))
 	}
 	return secret.ScrubString(msg, c.Password, secret.New(url))
+}
+
+// kindOf is the part of a connection error that names the failure: the
+// server's message after "FATAL: ", without the role name.
+func kindOf(msg string) string {
+	if _, after, ok := strings.Cut(msg, "FATAL: "); ok {
+		msg = after
+	}
+	if i := strings.Index(msg, " for user "); i >= 0 {
+		msg = msg[:i]
+	}
+	if i := strings.Index(msg, " (SQLSTATE"); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
 }

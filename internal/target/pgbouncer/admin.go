@@ -106,12 +106,6 @@ func (a *admin) run(ctx context.Context, conn *pgx.Conn, command string) ([]*pgc
 	return results, nil
 }
 
-// reload makes PgBouncer read its configuration and auth_file again.
-func (a *admin) reload(ctx context.Context) error {
-	_, err := a.exec(ctx, "RELOAD")
-	return err
-}
-
 // config returns SHOW CONFIG as key → value.
 func (a *admin) config(ctx context.Context) (map[string]string, error) {
 	results, err := a.exec(ctx, "SHOW CONFIG")

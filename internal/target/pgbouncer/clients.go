@@ -118,8 +118,49 @@ func (t *Target) Settle(ctx context.Context, role string) error {
 	}
 }
 
+// loginWait bounds how long a RELOAD waits for role's server logins.
+const loginWait = 2 * time.Second
+
+// reloadBetweenLogins sends RELOAD at a moment when no server login of
+// role is under way (SHOW POOLS: sv_login is 0), waiting up to loginWait
+// for one. PgBouncer 1.18 aborts the server logins in progress of a user
+// whose auth_file entry changed ("closing because: connect string
+// changed"), counts that as a failed login, and then refuses every client
+// of the pool for server_login_retry (15 s by default). The two commands
+// go over one connection, one right after the other, so the gap in which
+// a new login could start is as short as it can be.
+func (t *Target) reloadBetweenLogins(ctx context.Context, role string) error {
+	conn, err := t.admin.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	deadline := time.Now().Add(loginWait)
+	for role != "" && time.Now().Before(deadline) {
+		logins, err := t.pending(ctx, conn, role, "sv_login")
+		if err != nil {
+			return err
+		}
+		if logins == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+	_, err = t.admin.run(ctx, conn, "RELOAD")
+	return err
+}
+
 // busy is cl_waiting + sv_login over role's pools.
 func (t *Target) busy(ctx context.Context, conn *pgx.Conn, role string) (int, error) {
+	return t.pending(ctx, conn, role, "cl_waiting", "sv_login")
+}
+
+// pending sums the SHOW POOLS columns over role's pools.
+func (t *Target) pending(ctx context.Context, conn *pgx.Conn, role string, columns ...string) (int, error) {
 	results, err := t.admin.run(ctx, conn, "SHOW POOLS")
 	if err != nil {
 		return 0, err
@@ -130,7 +171,7 @@ func (t *Target) busy(ctx context.Context, conn *pgx.Conn, role string) (int, er
 		for i, fd := range r.FieldDescriptions {
 			col[fd.Name] = i
 		}
-		for _, name := range []string{"user", "cl_waiting", "sv_login"} {
+		for _, name := range append([]string{"user"}, columns...) {
 			if _, ok := col[name]; !ok {
 				return 0, fmt.Errorf("%s: SHOW POOLS on %s answered without a %s column; is admin_url really a PgBouncer admin console?", t.desc, t.admin.where, name)
 			}
@@ -139,7 +180,7 @@ func (t *Target) busy(ctx context.Context, conn *pgx.Conn, role string) (int, er
 			if string(row[col["user"]]) != role {
 				continue
 			}
-			for _, name := range []string{"cl_waiting", "sv_login"} {
+			for _, name := range columns {
 				v, err := strconv.Atoi(string(row[col[name]]))
 				if err != nil {
 					return 0, fmt.Errorf("%s: SHOW POOLS: %s is %q, not a number", t.desc, name, row[col[name]])

@@ -173,7 +173,11 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 }
 
 func (t *Target) reload(ctx context.Context, entry *entryState) error {
-	if err := t.admin.reload(ctx); err != nil {
+	role := "" // a resumed rotation's Reload knows no entry: just RELOAD
+	if entry != nil {
+		role = entry.role
+	}
+	if err := t.reloadBetweenLogins(ctx, role); err != nil {
 		return err
 	}
 	t.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -523,4 +524,53 @@ func TestSettleWaitsForWaitingClients(t *testing.T) {
 	require.NoError(t, first.Close(ctx)) // frees the server connection
 	require.NoError(t, <-second, "the waiting client gets through")
 	require.NoError(t, tg.Settle(ctx, role))
+}
+
+// TestReloadWaitsForServerLogins: a server login of the role that hangs
+// (its database points at a server that accepts and never answers) is
+// seen as pending (SHOW POOLS sv_login), and Put still reloads once the
+// bounded wait is over rather than blocking the rotation.
+func TestReloadWaitsForServerLogins(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() }) // hold it open, say nothing
+		}
+	}()
+	cl := pgtest.Shared(t)
+	port := ln.Addr().(*net.TCPAddr).Port
+	b := pgbouncertest.StartTB(t, pgbouncertest.Options{ServerHost: cl.Host, ServerPort: cl.Port,
+		Databases: map[string]string{"silent": fmt.Sprintf("host=127.0.0.1 port=%d dbname=silent", port)},
+		Settings:  map[string]string{"server_connect_timeout": "30", "server_tls_sslmode": "disable"}})
+	role := pgtest.UniqueName(t, "hang")
+	pw := password(t)
+	v := verifier(t, pw)
+	tg := mustTarget(t, options(b.AuthFile, b.AdminURL()))
+	put(t, tg, role, v)
+	ctx := t.Context()
+
+	go func() {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		_ = pgtest.CanLogin(cctx, b.URL(role, pw, "silent")) // waits on the silent server
+	}()
+	require.Eventually(t, func() bool {
+		n, err := tg.PendingLogins(ctx, role)
+		return err == nil && n == 1
+	}, 30*time.Second, 20*time.Millisecond, "the hanging server login shows as sv_login")
+
+	// A new verifier: Put waits for the login (up to its bound), then
+	// reloads anyway; Reload then has nothing left to do.
+	pw2 := password(t)
+	put(t, tg, role, verifier(t, pw2))
+	resp, err := tg.Reload(ctx, target.ReloadRequest{})
+	require.NoError(t, err)
+	require.Contains(t, resp.Detail, "reloaded when the entry was written")
 }
