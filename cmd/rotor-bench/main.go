@@ -136,9 +136,10 @@ func run(ctx context.Context, o options) (rows []row, skipped string, err error)
 				Databases: map[string]string{"load": fmt.Sprintf("host=%s port=%d dbname=load", cl.Host, cl.Port)},
 				// Pooled server connections of a role nobody uses any more
 				// close after a second, so a dual rotation's drain ends.
-				// server_login_retry (PgBouncer's default is 15 s) is how long
-				// a pool refuses clients after one failed server login; it
-				// bounds the single strategy's window through PgBouncer.
+				// server_login_retry: how long a pool refuses every client
+				// after one failed (or aborted) server login. PgBouncer's
+				// default is 15 s; 1 s is what docs/targets/pgbouncer.md
+				// advises for a PgBouncer that rotor rotates behind.
 				Settings: map[string]string{"server_idle_timeout": "1", "max_client_conn": "500", "default_pool_size": "40", "server_login_retry": "1"}})
 			if err != nil {
 				return nil, "", err

@@ -28,6 +28,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 
 	"github.com/rotorhq/rotor/internal/atomicfile"
@@ -302,8 +303,15 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 	if at := cfg["auth_type"]; at != "" && at != "scram-sha-256" && at != "hba" {
 		resp.Notes = append(resp.Notes, fmt.Sprintf("PgBouncer's auth_type is %s; SCRAM pass-through to the server needs auth_type = scram-sha-256 (or hba with scram-sha-256 lines)", at))
 	}
+	if v, err := strconv.Atoi(cfg["server_login_retry"]); err == nil && v > maxLoginRetry {
+		resp.Notes = append(resp.Notes, fmt.Sprintf("PgBouncer's server_login_retry is %d s: should a server login fail or be aborted during a rotation, PgBouncer refuses every client of that pool for that long; set it to %d (see docs/targets/pgbouncer.md)", v, maxLoginRetry))
+	}
 	return resp, nil
 }
+
+// maxLoginRetry is the server_login_retry (seconds) above which validate
+// advises lowering it.
+const maxLoginRetry = 1
 
 func (t *Target) fileError(op string, err error) error {
 	switch {

@@ -428,6 +428,16 @@ func TestValidate(t *testing.T) {
 		notes := strings.Join(resp.Notes, "\n")
 		require.Contains(t, notes, "lists")
 		require.NotContains(t, notes, "but this target writes")
+		require.NotContains(t, notes, "server_login_retry", "1 s is what rotor advises")
+	})
+	t.Run("PgBouncer's default server_login_retry is noted", func(t *testing.T) {
+		t.Parallel()
+		cl := pgtest.Shared(t)
+		b15 := pgbouncertest.StartTB(t, pgbouncertest.Options{ServerHost: cl.Host, ServerPort: cl.Port,
+			Settings: map[string]string{"server_login_retry": "15"}})
+		resp, err := mustTarget(t, options(b15.AuthFile, b15.AdminURL())).Validate(t.Context(), target.ValidateRequest{})
+		require.NoError(t, err)
+		require.Contains(t, strings.Join(resp.Notes, "\n"), "server_login_retry is 15 s")
 	})
 	t.Run("another file than PgBouncer reads is noted", func(t *testing.T) {
 		t.Parallel()
