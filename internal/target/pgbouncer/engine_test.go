@@ -523,3 +523,41 @@ func TestSingleAbandonRestoresPgBouncer(t *testing.T) {
 	require.Equal(t, store.StatusAbandoned, rot.Status)
 	require.NoError(t, pgtest.CanLogin(ctx, oldURL), "the old URL works through PgBouncer again")
 }
+
+// TestSingleResumeThroughPgBouncerFromEveryStep stops a single rotation
+// before each step (as a crash would) and resumes it: PgBouncer and the
+// server end up with the same new verifier, the .env URL logs in through
+// PgBouncer, and the previous password is refused.
+func TestSingleResumeThroughPgBouncerFromEveryStep(t *testing.T) {
+	t.Parallel()
+	w := newPgbWorld(t, pgbOpts{single: true})
+	ctx := t.Context()
+	_, err := w.eng.Rotate(ctx, w.cr, engine.Options{})
+	require.NoError(t, err)
+	for _, step := range engine.Steps[1:] {
+		env, err := godotenv.Read(w.envFile)
+		require.NoError(t, err)
+		before := secret.New(env["DATABASE_URL"])
+
+		stop := true
+		w.eng.Hooks = &engine.Hooks{BeforeStep: func(s string) error {
+			if s == step && stop {
+				stop = false
+				return fmt.Errorf("stopped before %s", s)
+			}
+			return nil
+		}}
+		_, err = w.eng.Rotate(ctx, w.cr, engine.Options{})
+		require.ErrorContains(t, err, "stopped before "+step)
+		res, err := w.eng.Rotate(ctx, w.cr, engine.Options{ResumeOnly: true})
+		require.NoError(t, err, "resume after a stop before %s", step)
+		require.Equal(t, store.StatusSucceeded, res.Status, "%s: %s", step, res.Outcome)
+
+		env, err = godotenv.Read(w.envFile)
+		require.NoError(t, err)
+		after := secret.New(env["DATABASE_URL"])
+		require.False(t, after.Equal(before), "%s: a new password was published", step)
+		require.NoError(t, pgtest.CanLogin(ctx, after), "%s: the new URL logs in through PgBouncer", step)
+		require.Error(t, pgtest.CanLogin(ctx, before), "%s: the previous password is refused", step)
+	}
+}
