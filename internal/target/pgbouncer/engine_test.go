@@ -401,11 +401,7 @@ func TestSingleRotationKeepsPgBouncerPoolOpen(t *testing.T) {
 	t.Parallel()
 	w := newPgbWorld(t, pgbOpts{single: true, settings: map[string]string{"server_login_retry": "30", "server_idle_timeout": "1"}})
 	ctx := t.Context()
-	_, err := w.eng.Rotate(ctx, w.cr, engine.Options{})
-	require.NoError(t, err)
-	env, err := godotenv.Read(w.envFile)
-	require.NoError(t, err)
-	oldURL := secret.New(env["DATABASE_URL"])
+	oldURL := w.rotatedURL(t)
 	// No pooled server connection may be left to reuse: the old-password
 	// client below must need a fresh server login.
 	require.Eventually(t, func() bool {
@@ -421,18 +417,14 @@ func TestSingleRotationKeepsPgBouncerPoolOpen(t *testing.T) {
 		}
 		return nil
 	}}
-	res, err := w.eng.Rotate(ctx, w.cr, engine.Options{})
-	require.NoError(t, err)
-	require.Equal(t, store.StatusSucceeded, res.Status, res.Outcome)
+	newURL := w.rotatedURL(t)
 	require.Error(t, oldErr, "the old password must be refused once apply ran")
 	// PgBouncer's own refusal (it checks SCRAM against its auth_file),
 	// not a server's "password authentication failed" passed on.
 	require.Contains(t, oldErr.Error(), "SASL authentication failed")
 	require.NotContains(t, oldErr.Error(), "server login")
 
-	env, err = godotenv.Read(w.envFile)
-	require.NoError(t, err)
-	require.NoError(t, pgtest.CanLogin(ctx, secret.New(env["DATABASE_URL"])),
+	require.NoError(t, pgtest.CanLogin(ctx, newURL),
 		"the new password must log in through PgBouncer at once, not after server_login_retry")
 	log, err := os.ReadFile(w.b.LogFile)
 	require.NoError(t, err)
@@ -482,6 +474,18 @@ func TestSingleRotationRollsBackPgBouncer(t *testing.T) {
 	require.True(t, found, "apply wrote an entry for the role")
 }
 
+// rotatedURL runs one rotation that must succeed and returns the URL the
+// .env file holds afterwards.
+func (w *pgbWorld) rotatedURL(t *testing.T) secret.String {
+	t.Helper()
+	res, err := w.eng.Rotate(t.Context(), w.cr, engine.Options{})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusSucceeded, res.Status, res.Outcome)
+	env, err := godotenv.Read(w.envFile)
+	require.NoError(t, err)
+	return secret.New(env["DATABASE_URL"])
+}
+
 func stepDetail(t *testing.T, res *engine.Result, step string) string {
 	t.Helper()
 	for _, s := range res.Steps {
@@ -501,11 +505,7 @@ func TestSingleAbandonRestoresPgBouncer(t *testing.T) {
 	t.Parallel()
 	w := newPgbWorld(t, pgbOpts{single: true})
 	ctx := t.Context()
-	_, err := w.eng.Rotate(ctx, w.cr, engine.Options{})
-	require.NoError(t, err)
-	env, err := godotenv.Read(w.envFile)
-	require.NoError(t, err)
-	oldURL := secret.New(env["DATABASE_URL"])
+	oldURL := w.rotatedURL(t)
 
 	w.eng.Hooks = &engine.Hooks{BeforeStep: func(step string) error {
 		if step == engine.StepTest {
@@ -513,7 +513,7 @@ func TestSingleAbandonRestoresPgBouncer(t *testing.T) {
 		}
 		return nil
 	}}
-	_, err = w.eng.Rotate(ctx, w.cr, engine.Options{})
+	_, err := w.eng.Rotate(ctx, w.cr, engine.Options{})
 	require.Error(t, err)
 	require.Error(t, pgtest.CanLogin(ctx, oldURL), "after apply the old password is refused")
 	w.eng.Hooks = nil

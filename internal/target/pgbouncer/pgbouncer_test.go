@@ -466,16 +466,7 @@ func TestValidate(t *testing.T) {
 // rotation's drain needs (see Target.Clients).
 func TestClients(t *testing.T) {
 	t.Parallel()
-	cl := pgtest.Shared(t)
-	db, _ := pgtest.NewDatabase(t)
-	b := pgbouncertest.StartTB(t, pgbouncertest.Options{ServerHost: cl.Host, ServerPort: cl.Port})
-	role := pgtest.UniqueName(t, "client")
-	pw := password(t)
-	pgtest.NewRole(t, cl, role, password(t))
-	v := verifier(t, pw)
-	setPassword(t, cl, db, role, v)
-	tg := mustTarget(t, options(b.AuthFile, b.AdminURL()))
-	put(t, tg, role, v)
+	db, b, role, pw, tg := roleBehindBouncer(t, "client", nil)
 
 	resp, err := tg.Clients(t.Context(), pgbouncer.ClientsRequest{Role: role})
 	require.NoError(t, err)
@@ -502,17 +493,7 @@ func TestClients(t *testing.T) {
 // must not return while it waits, and must return once it got through.
 func TestSettleWaitsForWaitingClients(t *testing.T) {
 	t.Parallel()
-	cl := pgtest.Shared(t)
-	db, _ := pgtest.NewDatabase(t)
-	b := pgbouncertest.StartTB(t, pgbouncertest.Options{ServerHost: cl.Host, ServerPort: cl.Port,
-		Settings: map[string]string{"default_pool_size": "1", "pool_mode": "session"}})
-	role := pgtest.UniqueName(t, "settle")
-	pw := password(t)
-	pgtest.NewRole(t, cl, role, password(t))
-	v := verifier(t, pw)
-	setPassword(t, cl, db, role, v)
-	tg := mustTarget(t, options(b.AuthFile, b.AdminURL()))
-	put(t, tg, role, v)
+	db, b, role, pw, tg := roleBehindBouncer(t, "settle", map[string]string{"default_pool_size": "1", "pool_mode": "session"})
 	ctx := t.Context()
 
 	require.NoError(t, tg.Settle(ctx, role), "nobody waits: settled at once")
@@ -583,4 +564,22 @@ func TestReloadWaitsForServerLogins(t *testing.T) {
 	resp, err := tg.Reload(ctx, target.ReloadRequest{})
 	require.NoError(t, err)
 	require.Contains(t, resp.Detail, "reloaded when the entry was written")
+}
+
+// roleBehindBouncer starts a bouncer (with extra settings) in front of a
+// new database, creates a role whose verifier the server and the
+// auth_file (written by the target) share, and returns them.
+func roleBehindBouncer(t *testing.T, prefix string, settings map[string]string) (db string, b *pgbouncertest.Bouncer, role string, pw secret.String, tg *pgbouncer.Target) {
+	t.Helper()
+	cl := pgtest.Shared(t)
+	db, _ = pgtest.NewDatabase(t)
+	b = pgbouncertest.StartTB(t, pgbouncertest.Options{ServerHost: cl.Host, ServerPort: cl.Port, Settings: settings})
+	role = pgtest.UniqueName(t, prefix)
+	pw = password(t)
+	pgtest.NewRole(t, cl, role, password(t))
+	v := verifier(t, pw)
+	setPassword(t, cl, db, role, v)
+	tg = mustTarget(t, options(b.AuthFile, b.AdminURL()))
+	put(t, tg, role, v)
+	return db, b, role, pw, tg
 }
