@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotorhq/rotor/internal/connstr"
+	"github.com/rotorhq/rotor/internal/pgbouncertest"
 	"github.com/rotorhq/rotor/internal/pgcluster"
 	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/secret"
@@ -37,7 +38,8 @@ type credSpec struct {
 	extra string
 	// many adds targets: two more .env files, a slow exec target and a
 	// flaky one (exits 75, "try again", on 30% of its runs; 12 attempts), each
-	// leaving a dotenv file with DATABASE_URL behind.
+	// leaving a dotenv file with DATABASE_URL behind — and a real PgBouncer
+	// (a gatekeeper target) with a .env file of its pooled URL.
 	many bool
 
 	// Filled in by newWorld.
@@ -64,6 +66,8 @@ type world struct {
 
 	// strayTemps counts temporary files a SIGKILL left next to a target.
 	strayTemps int
+	// bouncerAdmin is the admin console of a credential's PgBouncer.
+	bouncerAdmin secret.String
 }
 
 const cleanupTimeout = 30 * time.Second
@@ -127,6 +131,22 @@ credentials:
 			t.Fatalf("unknown strategy %q", s.strategy)
 		}
 		yaml.WriteString(s.extra)
+		var bouncerTargets string
+		var pooled string
+		if s.many {
+			b := pgbouncertest.StartTB(t, pgbouncertest.Options{ServerHost: w.cl.Host, ServerPort: w.cl.Port,
+				Databases: map[string]string{w.db: fmt.Sprintf("host=%s port=%d dbname=%s", w.cl.Host, w.cl.Port, w.db)},
+				Settings:  map[string]string{"server_idle_timeout": "1"}})
+			w.bouncerAdmin = b.AdminURL()
+			w.known = append(w.known, b.AdminPassword())
+			pooled = s.envFile + ".pooled"
+			fmt.Fprintf(&yaml, `    connection:
+      url: postgresql://%[1]s:%[2]d/%[3]s?sslmode=require&channel_binding=require
+      pooled_url: postgresql://%[4]s:%[5]d/%[3]s?sslmode=disable
+`, w.cl.Host, w.cl.Port, w.db, b.Host, b.Port)
+			bouncerTargets = fmt.Sprintf("      - {name: bouncer, type: pgbouncer, auth_file: %q, admin_url: \"${PGBOUNCER_ADMIN_URL}\", values: {DATABASE_URL: \"{{.PooledURL}}\"}}\n", b.AuthFile) +
+				fmt.Sprintf("      - {name: pooled, type: dotenv, path: %s, values: {DATABASE_URL: \"{{.PooledURL}}\"}}\n", pooled)
+		}
 		fmt.Fprintf(&yaml, `    targets:
       - name: env
         type: dotenv
@@ -136,6 +156,8 @@ credentials:
 `, s.envFile)
 		s.files = []string{s.envFile}
 		if s.many {
+			yaml.WriteString(bouncerTargets)
+			s.files = append(s.files, pooled)
 			for i := 2; i <= 3; i++ {
 				f := fmt.Sprintf("%s.%d", s.envFile, i)
 				fmt.Fprintf(&yaml, "      - {name: env%d, type: dotenv, path: %s, values: {DATABASE_URL: \"{{.URL}}\"}}\n", i, f)
@@ -173,6 +195,9 @@ credentials:
 		w.env = append(w.env, kv)
 	}
 	w.env = append(w.env, "ADMIN_URL="+w.cl.AdminURL(w.db).Reveal(), "ROTOR_CONFIG="+w.cfgPath)
+	if !w.bouncerAdmin.IsZero() {
+		w.env = append(w.env, "PGBOUNCER_ADMIN_URL="+w.bouncerAdmin.Reveal())
+	}
 	return w
 }
 
@@ -393,6 +418,12 @@ func (w *world) requireSettled(t *testing.T, cred string, before *version) *vers
 	for _, f := range cs.files[1:] {
 		other, otherURL := w.fileConn(t, f)
 		require.NotNil(t, other, "%s must hold DATABASE_URL", f)
+		if strings.HasSuffix(f, ".pooled") {
+			require.Equal(t, conn.User, other.User, "%s must name the current role", f)
+			require.True(t, other.Password.Equal(conn.Password), "%s must hold the current password", f)
+			require.NoError(t, pgtest.CanLogin(ctx, otherURL), "%s must log in through PgBouncer", f)
+			continue
+		}
 		require.True(t, otherURL.Equal(url), "%s must hold the same DATABASE_URL as %s", f, cs.envFile)
 	}
 
