@@ -39,6 +39,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/nacl/box"
+
+	"github.com/rotorhq/rotor/internal/target/webapi/fakefaults"
 )
 
 // What the fake serves, and the tokens it accepts.
@@ -117,25 +119,20 @@ type Fake struct {
 	now        func() time.Time
 	keySerial  int
 
-	failNext     int
-	failStatus   int
-	secondaryIn  int // requests before the secondary limit; <0: off
-	retryAfter   time.Duration
-	primaryIn    int // requests before the primary limit; <0: off
+	faults       fakefaults.Faults // FailNext, the secondary limit, Delay
+	primaryIn    int               // requests before the primary limit; <0: off
 	primaryReset time.Duration
-	delay        time.Duration
 	forbidWrites bool
 }
 
 // New starts a fake that stops when the test ends.
 func New(t testing.TB) *Fake {
 	f := &Fake{
-		t:           t,
-		keys:        map[string]*keyPair{},
-		secrets:     map[string]map[string]*Secret{RepoScope: {}, EnvScope: {}, OrgScope: {}},
-		now:         time.Now,
-		secondaryIn: -1,
-		primaryIn:   -1,
+		t:         t,
+		keys:      map[string]*keyPair{},
+		secrets:   map[string]map[string]*Secret{RepoScope: {}, EnvScope: {}, OrgScope: {}},
+		now:       time.Now,
+		primaryIn: -1,
 	}
 	for _, s := range []string{RepoScope, EnvScope, OrgScope} {
 		f.keys[s] = f.newKey()
@@ -227,19 +224,12 @@ func (f *Fake) Dispatches() []Dispatch {
 }
 
 // FailNext makes the next n requests answer status.
-func (f *Fake) FailNext(n, status int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failNext, f.failStatus = n, status
-}
+func (f *Fake) FailNext(n, status int) { f.faults.FailNext(n, status) }
 
 // Limit lets n more requests through, then answers every request with
-// GitHub's secondary rate limit: 429, Retry-After: retryAfter.
-func (f *Fake) Limit(n int, retryAfter time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.secondaryIn, f.retryAfter = n, retryAfter
-}
+// GitHub's secondary rate limit: 429, Retry-After: retryAfter (n < 0: no
+// limit).
+func (f *Fake) Limit(n int, retryAfter time.Duration) { f.faults.Limit(n, retryAfter) }
 
 // PrimaryLimit lets n more requests through, then answers every request
 // with the primary rate limit: 403, X-RateLimit-Remaining: 0 and a reset
@@ -251,11 +241,7 @@ func (f *Fake) PrimaryLimit(n int, reset time.Duration) {
 }
 
 // Delay makes every answer wait d (or until the request is cancelled).
-func (f *Fake) Delay(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.delay = d
-}
+func (f *Fake) Delay(d time.Duration) { f.faults.SetDelay(d) }
 
 // ForbidWrites makes every later non-GET request fail the test.
 func (f *Fake) ForbidWrites() {
@@ -276,15 +262,8 @@ func (r *statusRecorder) WriteHeader(status int) {
 
 func (f *Fake) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		delay := f.delay
-		f.mu.Unlock()
-		if delay > 0 {
-			select {
-			case <-time.After(delay):
-			case <-r.Context().Done():
-				return
-			}
+		if !f.faults.Delay(r) {
+			return
 		}
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		f.gate(rec, r, next)
@@ -315,21 +294,16 @@ func (f *Fake) gate(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	}
 	w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(max(4999-len(f.calls), 1)))
 	w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(now.Add(time.Hour).Unix(), 10))
-	if f.secondaryIn == 0 {
-		wait := f.retryAfter
+	v := f.faults.Next()
+	if v.Limited {
 		f.mu.Unlock()
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
+		w.Header().Set("Retry-After", strconv.Itoa(int(v.Wait/time.Second)))
 		writeError(w, http.StatusTooManyRequests, "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.", "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits")
 		return
 	}
-	if f.secondaryIn > 0 {
-		f.secondaryIn--
-	}
-	if f.failNext > 0 {
-		f.failNext--
-		status := f.failStatus
+	if v.Fail {
 		f.mu.Unlock()
-		writeError(w, status, "Server Error", "")
+		writeError(w, v.Status, "Server Error", "")
 		return
 	}
 	forbid := f.forbidWrites

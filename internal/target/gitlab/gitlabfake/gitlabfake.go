@@ -38,6 +38,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rotorhq/rotor/internal/target/webapi/fakefaults"
 )
 
 // What the fake serves, and the tokens it accepts.
@@ -104,11 +106,7 @@ type Fake struct {
 	calls     []Call
 	pipelines []Pipeline
 
-	failNext      int
-	failStatus    int
-	limit         int // requests before 429; <0: off
-	retryAfter    time.Duration
-	delay         time.Duration
+	faults        fakefaults.Faults
 	forbidWrites  bool
 	ignoreFilter  bool
 	raceOnCreate  *Variable
@@ -118,7 +116,7 @@ type Fake struct {
 
 // New starts a fake that stops when the test ends.
 func New(t testing.TB) *Fake {
-	f := &Fake{t: t, vars: map[string][]*Variable{Project: nil, Group: nil}, limit: -1}
+	f := &Fake{t: t, vars: map[string][]*Variable{Project: nil, Group: nil}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	f.URL = f.srv.URL + "/api/v4"
@@ -197,27 +195,15 @@ func (f *Fake) Pipelines() []Pipeline {
 }
 
 // FailNext makes the next n requests answer status.
-func (f *Fake) FailNext(n, status int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failNext, f.failStatus = n, status
-}
+func (f *Fake) FailNext(n, status int) { f.faults.FailNext(n, status) }
 
 // Limit lets n more requests through, then answers every request with
-// 429; Retry-After is sent when retryAfter > 0, as GitLab sometimes omits
-// it (and the RateLimit-* headers) on a 429.
-func (f *Fake) Limit(n int, retryAfter time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.limit, f.retryAfter = n, retryAfter
-}
+// 429 (n < 0: no limit); Retry-After is sent when retryAfter > 0, as
+// GitLab sometimes omits it (and the RateLimit-* headers) on a 429.
+func (f *Fake) Limit(n int, retryAfter time.Duration) { f.faults.Limit(n, retryAfter) }
 
 // Delay makes every answer wait d (or until the request is cancelled).
-func (f *Fake) Delay(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.delay = d
-}
+func (f *Fake) Delay(d time.Duration) { f.faults.SetDelay(d) }
 
 // ForbidWrites makes every later non-GET request fail the test.
 func (f *Fake) ForbidWrites() {
@@ -254,15 +240,8 @@ func (r *statusRecorder) WriteHeader(status int) {
 }
 
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	delay := f.delay
-	f.mu.Unlock()
-	if delay > 0 {
-		select {
-		case <-time.After(delay):
-		case <-r.Context().Done():
-			return
-		}
+	if !f.faults.Delay(r) {
+		return
 	}
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	f.mu.Lock()
@@ -274,24 +253,21 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 // handle answers one request; f.mu is held.
 func (f *Fake) handle(w http.ResponseWriter, r *http.Request) {
 	f.requestsTotal++
-	if f.limit == 0 {
-		if f.retryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int(f.retryAfter/time.Second)))
+	v := f.faults.Next()
+	if v.Limited {
+		if v.Wait > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(v.Wait/time.Second)))
 			w.Header().Set("RateLimit-Limit", "600")
 			w.Header().Set("RateLimit-Remaining", "0")
 		}
 		writeJSON(w, http.StatusTooManyRequests, map[string]string{"message": "Retry later"})
 		return
 	}
-	if f.limit > 0 {
-		f.limit--
-	}
 	w.Header().Set("RateLimit-Limit", "2000")
 	w.Header().Set("RateLimit-Observed", strconv.Itoa(f.requestsTotal))
 	w.Header().Set("RateLimit-Remaining", strconv.Itoa(max(2000-f.requestsTotal, 0)))
-	if f.failNext > 0 {
-		f.failNext--
-		writeJSON(w, f.failStatus, map[string]string{"message": fmt.Sprintf("%d %s", f.failStatus, http.StatusText(f.failStatus))})
+	if v.Fail {
+		writeJSON(w, v.Status, map[string]string{"message": fmt.Sprintf("%d %s", v.Status, http.StatusText(v.Status))})
 		return
 	}
 	var role int

@@ -29,6 +29,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rotorhq/rotor/internal/target/webapi/fakefaults"
 )
 
 // The one project the fake serves, and the tokens it accepts.
@@ -81,14 +83,11 @@ type Fake struct {
 	calls   []Call
 	deploys []Deploy
 
-	failNext      int
-	failStatus    int
+	faults        fakefaults.Faults // FailNext, the HTTP 429 limit, Delay
 	errorOn       map[string][]string
 	sealNew       bool
 	gqlLimitNext  int
-	limit         int // requests allowed before 429; <0 means no limit
-	retryAfter    time.Duration
-	delay         time.Duration
+	gqlRetryAfter time.Duration
 	forbidWrites  bool
 	requestsTotal int
 }
@@ -100,7 +99,7 @@ type variable struct {
 
 // New starts a fake that stops when the test ends.
 func New(t testing.TB) *Fake {
-	f := &Fake{t: t, vars: map[string]map[string]map[string]*variable{}, limit: -1}
+	f := &Fake{t: t, vars: map[string]map[string]map[string]*variable{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	f.URL = f.srv.URL + Path
@@ -174,11 +173,7 @@ func (f *Fake) Mutations() int {
 
 // FailNext makes the next n requests answer HTTP status with a GraphQL
 // error body.
-func (f *Fake) FailNext(n, status int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failNext, f.failStatus = n, status
-}
+func (f *Fake) FailNext(n, status int) { f.faults.FailNext(n, status) }
 
 // ErrorOn makes the next call of operation (e.g. "variableCollectionUpsert")
 // answer HTTP 200 with a GraphQL error carrying message; several calls
@@ -207,23 +202,15 @@ func (f *Fake) SealNewVariables() {
 func (f *Fake) RateLimitInGraphQLNext(n int, retryAfter time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.gqlLimitNext, f.retryAfter = n, retryAfter
+	f.gqlLimitNext, f.gqlRetryAfter = n, retryAfter
 }
 
 // Limit lets n more requests through, then answers every request with
-// HTTP 429 and Retry-After: retryAfter.
-func (f *Fake) Limit(n int, retryAfter time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.limit, f.retryAfter = n, retryAfter
-}
+// HTTP 429 and Retry-After: retryAfter (n < 0: no limit).
+func (f *Fake) Limit(n int, retryAfter time.Duration) { f.faults.Limit(n, retryAfter) }
 
 // Delay makes every answer wait d (or until the request is cancelled).
-func (f *Fake) Delay(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.delay = d
-}
+func (f *Fake) Delay(d time.Duration) { f.faults.SetDelay(d) }
 
 // ForbidWrites makes every later mutation fail the test and be refused.
 func (f *Fake) ForbidWrites() {
@@ -252,15 +239,8 @@ type gqlError struct {
 }
 
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	delay := f.delay
-	f.mu.Unlock()
-	if delay > 0 {
-		select {
-		case <-time.After(delay):
-		case <-r.Context().Done():
-			return
-		}
+	if !f.faults.Delay(r) {
+		return
 	}
 	if r.URL.Path != Path {
 		http.NotFound(w, r)
@@ -309,20 +289,17 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 
 // answer decides the reply; f.mu is held.
 func (f *Fake) answer(w http.ResponseWriter, call *Call, vars map[string]any) (int, any) {
-	if f.limit == 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(f.retryAfter/time.Second)))
+	v := f.faults.Next()
+	if v.Limited {
+		w.Header().Set("Retry-After", strconv.Itoa(int(v.Wait/time.Second)))
 		return http.StatusTooManyRequests, map[string]any{"errors": []gqlError{{Message: "Rate limit exceeded. Please try again later."}}}
 	}
-	if f.limit > 0 {
-		f.limit--
-	}
-	if f.failNext > 0 {
-		f.failNext--
-		return f.failStatus, map[string]any{"errors": []gqlError{{Message: "Internal Server Error"}}}
+	if v.Fail {
+		return v.Status, map[string]any{"errors": []gqlError{{Message: "Internal Server Error"}}}
 	}
 	if f.gqlLimitNext > 0 {
 		f.gqlLimitNext--
-		w.Header().Set("Retry-After", strconv.Itoa(int(f.retryAfter/time.Second)))
+		w.Header().Set("Retry-After", strconv.Itoa(int(f.gqlRetryAfter/time.Second)))
 		return http.StatusOK, map[string]any{"data": nil, "errors": []gqlError{{
 			Message:    "Rate limit exceeded. Please try again later.",
 			Extensions: map[string]any{"code": "RATE_LIMITED"},

@@ -1,5 +1,5 @@
 // Package fakefaults holds the fault knobs the HTTP contract fakes share
-// (Vercel, Render, Fly.io): fail the next requests, rate-limit after a
+// (Vercel, Render, Fly.io, Railway, GitHub, GitLab): fail the next requests, rate-limit after a
 // number of requests, delay every answer. Each fake embeds Faults, so the
 // knobs are methods of the fake, and writes the answers in its own API's
 // shape (error bodies, rate-limit headers).
@@ -40,6 +40,15 @@ func (f *Faults) RateLimit(after int, wait time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.limiting, f.limitAfter, f.wait, f.served = true, after, wait, 0
+}
+
+// Limit is RateLimit(n, wait), or NoRateLimit for n < 0.
+func (f *Faults) Limit(n int, wait time.Duration) {
+	if n < 0 {
+		f.NoRateLimit()
+		return
+	}
+	f.RateLimit(n, wait)
 }
 
 // NoRateLimit turns RateLimit off.
@@ -88,8 +97,10 @@ func (f *Faults) Next() Verdict {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.served++
-	v := Verdict{Limited: f.limiting && f.served > f.limitAfter, Wait: f.wait, Fail: f.failNext > 0, Status: f.failStatus}
-	if v.Fail {
+	v := Verdict{Limited: f.limiting && f.served > f.limitAfter, Wait: f.wait}
+	if !v.Limited && f.failNext > 0 {
+		// A request answered 429 does not use up an injected failure.
+		v.Fail, v.Status = true, f.failStatus
 		f.failNext--
 	}
 	return v
