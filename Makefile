@@ -35,7 +35,7 @@ test: testdeps vet
 FUZZTIME ?= 20s
 fuzz:
 	@set -e; for spec in \
-		./internal/connstr:FuzzRoundTrip ./internal/connstr:FuzzParse \
+		./internal/connstr:FuzzRoundTrip ./internal/connstr:FuzzParse ./internal/connstr:FuzzRedact \
 		./internal/target/dotenv:FuzzEdit ./internal/target/dotenv:FuzzScan \
 		./internal/config:FuzzParse ./internal/render:FuzzCompile ; do \
 		pkg=$${spec%%:*}; fn=$${spec##*:}; \

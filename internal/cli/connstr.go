@@ -66,17 +66,33 @@ passing it as an argument: arguments end up in shell history and in ` + "`ps`" +
 				params[p.Key] = p.Value
 				keys = append(keys, p.Key)
 			}
+			hosts, err := c.Hosts()
+			if err != nil {
+				return &UsageError{err}
+			}
 			pooled, perr := connstr.PooledHost(c.Host)
 			if f.JSON {
+				// host and port stay libpq's comma-separated lists;
+				// hosts pairs them up.
 				out := map[string]any{"form": c.Form.String(), "user": c.User, "password": pw, "host": c.Host, "port": c.Port,
-					"database": c.Database, "params": params, "redacted": c.Redacted(), "neon": connstr.IsNeonHost(c.Host)}
+					"hosts": hosts, "database": c.Database, "params": params, "redacted": c.Redacted(), "neon": connstr.IsNeonHost(c.Host)}
 				if perr == nil {
 					out["pooled_host"], out["direct_host"] = pooled, connstr.DirectHost(c.Host)
 				}
 				return printJSON(f, out)
 			}
 			w := f.IO.Out
-			fmt.Fprintf(w, "form      %s\nuser      %s\npassword  %s\nhost      %s\nport      %s\ndatabase  %s\n", c.Form, c.User, pw, c.Host, orDash(c.Port), c.Database)
+			fmt.Fprintf(w, "form      %s\nuser      %s\npassword  %s\n", c.Form, c.User, pw)
+			if len(hosts) == 1 {
+				fmt.Fprintf(w, "host      %s\nport      %s\n", c.Host, orDash(c.Port))
+			} else {
+				// One line per host: the raw port list (",5433") reads as
+				// a typo.
+				for _, h := range hosts {
+					fmt.Fprintf(w, "host      %s port %s\n", orDash(h.Host), orDefault(h.Port))
+				}
+			}
+			fmt.Fprintf(w, "database  %s\n", c.Database)
 			for _, k := range keys {
 				fmt.Fprintf(w, "param     %s=%s\n", k, params[k])
 			}
@@ -105,4 +121,11 @@ func connstrInput(f *Factory, args []string) (string, error) {
 		return "", &UsageError{errors.New("no input on stdin")}
 	}
 	return string(b), nil
+}
+
+func orDefault(port string) string {
+	if port == "" {
+		return "default"
+	}
+	return port
 }

@@ -3,6 +3,7 @@ package connstr
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/rotorhq/rotor/internal/secret"
 )
@@ -165,6 +166,40 @@ func (c *Conn) SetParam(key, value string) {
 		kept = append(kept, Param{Key: key, Value: value})
 	}
 	c.Params = kept
+}
+
+// HostPort is one host of a connection string with its port; Port is ""
+// for that host's default.
+type HostPort struct {
+	Host string `json:"host"`
+	Port string `json:"port"`
+}
+
+// Hosts pairs each host of the host list with its port, as libpq does: one
+// port applies to every host, otherwise the lists pair up element by
+// element ("h1,h2:5433" is h1 on the default port and h2 on 5433, stored as
+// Host "h1,h2" and Port ",5433"). It fails when the lists cannot pair up.
+func (c *Conn) Hosts() ([]HostPort, error) {
+	hosts := strings.Split(c.Host, ",")
+	var ports []string
+	if c.Port != "" {
+		ports = strings.Split(c.Port, ",")
+	}
+	if len(ports) > 1 && len(ports) != len(hosts) {
+		return nil, invalid(fmt.Sprintf("%d ports for %d hosts — give one port for all hosts, or one per host", len(ports), len(hosts)))
+	}
+	out := make([]HostPort, len(hosts))
+	for i, h := range hosts {
+		out[i].Host = h
+		switch len(ports) {
+		case 0:
+		case 1:
+			out[i].Port = ports[0]
+		default:
+			out[i].Port = ports[i]
+		}
+	}
+	return out, nil
 }
 
 // WithUser returns a copy with another user.

@@ -1,6 +1,7 @@
 package connstr
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -253,15 +254,15 @@ func FuzzParse(f *testing.F) {
 		// host alone, as arbitrary input: the password is whatever Parse
 		// found in it.
 		c, err = Parse(host)
-		out = Redact(host)
+		Redact(host) // arbitrary input must not panic
 		if err == nil {
 			requireReparses(t, c)
 			if p := c.Password.Reveal(); len(p) >= 4 {
 				rot := c.WithPassword(secret.New(rotate(p)))
 				require.Equal(t, c.Redacted(), rot.Redacted(), "Redacted() must not depend on the password")
-				if c.Form == FormURL {
-					require.Equal(t, out, Redact(rot.URL().Reveal()), "Redact must not depend on the password")
-				}
+				// Redact keeps the input's bytes, so both sides are
+				// written by URL() to differ in the password alone.
+				require.Equal(t, Redact(c.URL().Reveal()), Redact(rot.URL().Reveal()), "Redact must not depend on the password")
 			}
 		}
 	})
@@ -293,4 +294,180 @@ func redactedString(c *Conn) string {
 		return ""
 	}
 	return c.Redacted()
+}
+
+// redactForm writes a secret into text the way programs and people print
+// one. It returns the text and the byte range the secret, as written
+// (percent-encoded, quoted, JSON-escaped), takes in it; ok is false when
+// the secret cannot be written that way (an unquoted value with a space).
+type redactForm func(user, pw string) (text string, start, end int, ok bool)
+
+// around writes pw between pre and post.
+func around(pre, pw, post string) (string, int, int, bool) {
+	return pre + pw + post, len(pre), len(pre) + len(pw), true
+}
+
+// plainValueOK reports whether pw can be written unquoted after "=": no
+// whitespace, and no quote at either end, where it would read as quoting.
+func plainValueOK(pw string) bool {
+	return !strings.ContainsAny(pw, dsnSpace) && !opensQuote(pw) &&
+		!strings.HasSuffix(pw, "'") && !strings.HasSuffix(pw, `"`)
+}
+
+// jsonText is s as the inside of a JSON string.
+func jsonText(s string) string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err) // a string always marshals
+	}
+	return string(b[1 : len(b)-1])
+}
+
+// backslashQuoted escapes q and backslashes, as libpq's '…' and a .env's "…"
+// read them.
+func backslashQuoted(s string, q byte) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == q || s[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+var redactSchemes = []string{"postgresql", "postgres", "PostgreSQL", "mysql", "redis", "rediss", "https", "http", "amqp", "mongodb+srv", "sqlserver"}
+
+var redactForms = []redactForm{
+	func(user, pw string) (string, int, int, bool) {
+		return around("postgresql://"+escape(user)+":", escape(pw), "@h1,h2:5433/db?sslmode=require")
+	},
+	func(user, pw string) (string, int, int, bool) {
+		return around("redis://:", escape(pw), "@cache:6379/0")
+	},
+	func(user, pw string) (string, int, int, bool) {
+		return around("https://"+escape(user)+":", escape(pw), "@git.example.com/org/repo.git")
+	},
+	func(user, pw string) (string, int, int, bool) {
+		return around("postgres://"+escape(user)+"@h/db?sslmode=require&password=", escape(pw), "&application_name=api")
+	},
+	func(user, pw string) (string, int, int, bool) {
+		if !plainValueOK(pw) {
+			return "", 0, 0, false
+		}
+		return around("host=h user=u password=", pw, " dbname=d")
+	},
+	func(user, pw string) (string, int, int, bool) {
+		return around("host=h password = '", backslashQuoted(pw, '\''), "' dbname=d")
+	},
+	func(user, pw string) (string, int, int, bool) {
+		if !plainValueOK(pw) {
+			return "", 0, 0, false
+		}
+		return around("PGPASSWORD=", pw, "")
+	},
+	func(user, pw string) (string, int, int, bool) {
+		return around(`DB_PASSWORD="`, backslashQuoted(pw, '"'), `"`)
+	},
+	func(user, pw string) (string, int, int, bool) {
+		return around(`{"user":"`+jsonText(user)+`","password":"`, jsonText(pw), `","port":5432}`)
+	},
+	func(user, pw string) (string, int, int, bool) {
+		return around(`{"PGPASSWORD": "`, jsonText(pw), `"}`)
+	},
+	func(user, pw string) (string, int, int, bool) {
+		// JSON printed inside a JSON string, as structured logs do.
+		return around(`{"msg":"{\"db_password\":\"`, jsonText(jsonText(pw)), `\"}"}`)
+	},
+	func(user, pw string) (string, int, int, bool) {
+		// A raw password in a URL, readable only while it holds nothing
+		// that ends a URL's user information in free text.
+		if strings.ContainsAny(pw, wordBreaks+"/?#@") || strings.Contains(pw, "://") {
+			return "", 0, 0, false
+		}
+		return around("mysql://"+escape(user)+":", pw, "@db:3306/app")
+	},
+}
+
+// FuzzRedact proves Redact's contract on generated text: a secret written
+// in any of redactForms, between arbitrary text, is replaced in full — the
+// output contains neither the secret nor its written form — and, when the
+// text around holds nothing that looks like another secret, every other
+// byte comes back unchanged.
+func FuzzRedact(f *testing.F) {
+	seeds := []struct {
+		before, pw, after, user string
+	}{
+		{"connecting to", "Tr0ub4dor&3", "failed: timeout", "app"},
+		{"", "s", "", ""},
+		{"x", "p@ss:w/o?r#d%'\" \\+&=", "y", "u@s:e/r"},
+		{"log", "line\nbreak\r\n\ttab", "end", "u"},
+		{"{", `"},"password":"`, "}", "u"},
+		{"see https://example.com and", "💥パスワード\x00\xff", "mail me@example.com", "jösé"},
+		{"postgresql://h:5432/db owner", "abc\\", "bob@corp", "u"},
+		{"", "password=inner", "password=outer", "u"},
+		{"a'", "'quoted'", `"b`, "u"},
+	}
+	for _, s := range seeds {
+		for form := range redactForms {
+			f.Add(s.before, s.pw, s.after, s.user, uint8(form), uint8(form))
+		}
+	}
+	seps := []string{" ", "\n", "\t", "\r\n"}
+	f.Fuzz(func(t *testing.T, before, pw, after, user string, form, sep uint8) {
+		if pw == "" {
+			return
+		}
+		emb, pwStart, pwEnd, ok := redactForms[int(form)%len(redactForms)](user, pw)
+		if !ok {
+			return
+		}
+		pre := before + seps[int(sep)%len(seps)]
+		in := pre + emb + seps[int(sep/4)%len(seps)] + after
+		start, end := len(pre)+pwStart, len(pre)+pwEnd
+		written := in[start:end]
+
+		covered := false
+		for _, sp := range mergeSpans(redactSpans(in)) {
+			covered = covered || sp.start <= start && end <= sp.end
+		}
+		require.True(t, covered, "the secret (bytes %d to %d of %d) is not redacted in full", start, end, len(in))
+
+		out := Redact(in)
+		// The output is the input's other bytes and markers; where the
+		// secret also occurs outside its place, it is no leak.
+		var sentinel string
+		for b := 0; b < 256 && sentinel == ""; b++ {
+			if strings.IndexByte(pw, byte(b)) < 0 && strings.IndexByte(written, byte(b)) < 0 {
+				sentinel = string([]byte{byte(b)})
+			}
+		}
+		if sentinel != "" {
+			elsewhere := in[:start] + sentinel + in[end:]
+			outS := strings.ReplaceAll(out, redactedMarker, sentinel)
+			for _, secretForm := range []string{pw, written} {
+				if !strings.Contains(elsewhere, secretForm) {
+					requireNoLeak(t, outS, secretForm, "Redact")
+				}
+			}
+		}
+
+		// Nothing else looks like a secret: only the secret changes.
+		plain := func(s string) bool {
+			l := asciiLower(s)
+			return !strings.Contains(l, "://") && !strings.Contains(l, "password") && !strings.ContainsAny(l, "@\"'\\")
+		}
+		if strings.TrimLeft(before, dsnSpace) != "" && plain(before) && plain(after) && plain(pw) && plain(user) {
+			want := in[:start] + redactedMarker + in[end:]
+			if want != out {
+				// Offsets only: the output may hold the secret.
+				diff := 0
+				for diff < min(len(want), len(out)) && want[diff] == out[diff] {
+					diff++
+				}
+				require.Fail(t, "bytes other than the secret changed",
+					"first difference at byte %d (want %d bytes, got %d; the secret was at %d to %d)", diff, len(want), len(out), start, end)
+			}
+		}
+	})
 }

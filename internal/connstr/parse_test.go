@@ -255,3 +255,37 @@ func TestParseErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestHosts(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want []HostPort
+	}{
+		{"postgresql://u:pw@h1,h2:5433/db", []HostPort{{"h1", ""}, {"h2", "5433"}}},
+		{"postgresql://h1:5432,h2/db", []HostPort{{"h1", "5432"}, {"h2", ""}}},
+		{"postgresql://[::1]:6432,db.internal/db", []HostPort{{"::1", "6432"}, {"db.internal", ""}}},
+		{"postgresql://h/db", []HostPort{{"h", ""}}},
+		{"postgresql:///db", []HostPort{{"", ""}}},
+		{"host=h1,h2 port=6432", []HostPort{{"h1", "6432"}, {"h2", "6432"}}},
+		{"host=h1,h2,h3 port=1,,3", []HostPort{{"h1", "1"}, {"h2", ""}, {"h3", "3"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			t.Parallel()
+			c, err := Parse(tt.in)
+			require.NoError(t, err)
+			got, err := c.Hosts()
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+	t.Run("lists that do not pair up", func(t *testing.T) {
+		t.Parallel()
+		c, err := Parse("host=h1,h2,h3 port=1,2")
+		require.NoError(t, err)
+		_, err = c.Hosts()
+		require.ErrorIs(t, err, ErrInvalid)
+		require.ErrorContains(t, err, "2 ports for 3 hosts")
+	})
+}

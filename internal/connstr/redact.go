@@ -6,11 +6,14 @@ import (
 	"strings"
 )
 
-// Redact hides PostgreSQL passwords in arbitrary text, for logs and for
-// `rotor connstr redact`. A string that parses as one URL comes back as its
-// Redacted form; anything else keeps its layout and is scanned for
-// postgres:// and postgresql:// URLs and for password=… keywords
-// (PGPASSWORD=…, ?password=…, password='…'), whose values become REDACTED.
+// Redact hides passwords in arbitrary text, for logs and for `rotor connstr
+// redact`. Its contract is that no secret survives, and that every byte
+// that is not part of one comes back unchanged: the password in the user
+// information of a URL of any scheme (postgresql://u:…@, mysql://, redis://:…@,
+// https://user:token@), the value of every password=… keyword (PGPASSWORD=…,
+// ?password=…, password='…', DB_PASSWORD="…"), and the value of every JSON
+// key that names a password ("password": "…", also inside a JSON string as
+// \"password\":\"…\"). Each becomes REDACTED.
 //
 // Where the text is ambiguous the whole region that might be a password
 // goes, even if that takes the host with it: in a URL, everything between
@@ -20,40 +23,39 @@ import (
 // when s is the whole connection string; the same goes for a raw '@' in a
 // user name, or in a password that also holds whitespace or quotes
 // ("postgresql://u:p@ss word@h" reads as the password "p").
-func Redact(s string) string {
-	// Only a URL is rewritten from its parsed form; keyword/value text keeps
-	// its layout (an env file can parse as one), and the keyword scan below
-	// reads password values the way libpq does.
+func Redact(s string) string { return replaceSpans(s, redactSpans(s)) }
+
+// redactSpans returns the byte ranges of s that Redact replaces.
+func redactSpans(s string) []span {
+	var spans []span
+	whole := false
 	if c, err := Parse(s); err == nil && c.Form == FormURL {
-		// The parsed form still goes through the scanner: a Param value
-		// may itself hold a URL with a password.
-		return redactText(c.Redacted(), false)
+		// A URL that parses has its password where Parse found it (even
+		// across a newline), and its query read the way Parse reads it, so
+		// a percent-encoded key (pass%77ord=) is caught too.
+		spans = parsedURLSpans(s)
+	} else {
+		// One broken URL: its password may hold what would end a URL in
+		// free text.
+		start, _ := nextScheme(s, 0)
+		whole = start >= 0 && strings.TrimLeft(s[:start], dsnSpace) == ""
 	}
-	t := strings.Trim(s, dsnSpace)
-	whole := strings.HasPrefix(t, schemeLong) || strings.HasPrefix(t, schemeShort)
-	return redactText(s, whole)
+	spans = append(spans, urlSpans(s, whole)...)
+	spans = append(spans, keywordSpans(s, whole)...)
+	return append(spans, jsonSpans(s)...)
 }
 
 // span is a byte range [start, end) of text to replace.
 type span struct{ start, end int }
 
-// redactText replaces the spans both scanners find in s. Both read the
-// original text and their spans are merged, so that one scanner's
-// over-reach cannot hide what the other would have found.
-func redactText(s string, whole bool) string {
-	spans := append(urlSpans(s, whole), keywordSpans(s, whole)...)
+// replaceSpans replaces the spans of s with the marker. The scanners all
+// read the original text and their spans are merged, so that one scanner's
+// over-reach cannot hide what another would have found.
+func replaceSpans(s string, spans []span) string {
 	if len(spans) == 0 {
 		return s
 	}
-	slices.SortFunc(spans, func(x, y span) int { return cmp.Compare(x.start, y.start) })
-	merged := spans[:1]
-	for _, sp := range spans[1:] {
-		if last := &merged[len(merged)-1]; sp.start <= last.end {
-			last.end = max(last.end, sp.end)
-			continue
-		}
-		merged = append(merged, sp)
-	}
+	merged := mergeSpans(spans)
 	var b strings.Builder
 	copied := 0
 	for _, sp := range merged {
@@ -65,27 +67,42 @@ func redactText(s string, whole bool) string {
 	return b.String()
 }
 
+// mergeSpans sorts spans and joins the ones that overlap or touch.
+func mergeSpans(spans []span) []span {
+	if len(spans) == 0 {
+		return nil
+	}
+	slices.SortFunc(spans, func(x, y span) int { return cmp.Compare(x.start, y.start) })
+	merged := []span{spans[0]}
+	for _, sp := range spans[1:] {
+		if last := &merged[len(merged)-1]; sp.start <= last.end {
+			last.end = max(last.end, sp.end)
+			continue
+		}
+		merged = append(merged, sp)
+	}
+	return merged
+}
+
 // urlSpans finds the passwords in the user information of URLs. whole says
-// s is one broken URL, so its user information may run across lines and
-// words.
+// s is one URL that may be broken, so its user information may run across
+// lines and words.
 func urlSpans(s string, whole bool) []span {
-	lower := asciiLower(s)
 	var spans []span
 	i := 0
 	first := true
 	for {
-		start, n := nextScheme(lower, i)
+		start, a := nextScheme(s, i)
 		if start < 0 {
 			break
 		}
-		a := start + n
 		// A broken whole URL is one user information up to its last '@',
 		// even if the password seems to hold another URL or a newline.
 		greedy := whole && first
 		first = false
 		segEnd := len(s)
 		if !greedy {
-			if next, _ := nextScheme(lower, a); next >= 0 {
+			if next, _ := nextScheme(s, a); next >= 0 {
 				segEnd = next
 			}
 			if nl := strings.IndexByte(s[a:segEnd], '\n'); nl >= 0 {
@@ -105,24 +122,36 @@ func urlSpans(s string, whole bool) []span {
 	return spans
 }
 
-// nextScheme finds the next postgres:// or postgresql:// in lowered text
-// and returns its index and length, or -1.
-func nextScheme(lower string, from int) (int, int) {
-	for from < len(lower) {
-		k := strings.Index(lower[from:], "postgres")
+// nextScheme finds the next "scheme://" at or after from, with a scheme as
+// RFC 3986 writes it (a letter, then letters, digits, '+', '-', '.'). It
+// returns the index where the scheme starts and the index after "://", or
+// -1, -1.
+func nextScheme(s string, from int) (int, int) {
+	for from < len(s) {
+		k := strings.Index(s[from:], "://")
 		if k < 0 {
-			return -1, 0
+			return -1, -1
 		}
 		k += from
-		switch {
-		case strings.HasPrefix(lower[k:], schemeLong):
-			return k, len(schemeLong)
-		case strings.HasPrefix(lower[k:], schemeShort):
-			return k, len(schemeShort)
+		start := k
+		for start > from && isSchemeByte(s[start-1]) {
+			start--
+		}
+		for start < k && !isLetter(s[start]) {
+			start++
+		}
+		if start < k {
+			return start, k + len("://")
 		}
 		from = k + 1
 	}
-	return -1, 0
+	return -1, -1
+}
+
+func isLetter(ch byte) bool { return 'a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' }
+
+func isSchemeByte(ch byte) bool {
+	return isLetter(ch) || '0' <= ch && ch <= '9' || ch == '+' || ch == '-' || ch == '.'
 }
 
 // wordBreaks end a URL inside free text.
@@ -243,4 +272,138 @@ func keywordSpans(s string, whole bool) []span {
 // one quote visible.
 func closesQuote(s string, i int) bool {
 	return (s[i] == '\'' || s[i] == '"') && (i+1 == len(s) || isSpace(s[i+1]))
+}
+
+// parsedURLSpans finds, in s, one URL that Parse accepts, the password in
+// its user information and the values of the query parameters whose
+// percent-decoded key is password or sslpassword, exactly where Parse reads
+// them.
+func parsedURLSpans(s string) []span {
+	_, a := nextScheme(s, 0)
+	if a < 0 {
+		return nil
+	}
+	end := len(strings.TrimRight(s, dsnSpace))
+	var spans []span
+	authEnd := strings.IndexAny(s[a:end], "/?")
+	if authEnd < 0 {
+		authEnd = end
+	} else {
+		authEnd += a
+	}
+	if at := strings.LastIndexByte(s[a:authEnd], '@'); at >= 0 {
+		if colon := strings.IndexByte(s[a:a+at], ':'); colon >= 0 && colon+1 < at {
+			spans = append(spans, span{a + colon + 1, a + at})
+		}
+	}
+	q := strings.IndexByte(s[authEnd:end], '?')
+	if q < 0 {
+		return spans
+	}
+	for i := authEnd + q + 1; i < end; {
+		segEnd := strings.IndexByte(s[i:end], '&')
+		if segEnd < 0 {
+			segEnd = end
+		} else {
+			segEnd += i
+		}
+		if eq := strings.IndexByte(s[i:segEnd], '='); eq >= 0 {
+			key, ok := unescape(s[i : i+eq])
+			if ok && (key == keyPassword || secretParam(key)) && i+eq+1 < segEnd {
+				spans = append(spans, span{i + eq + 1, segEnd})
+			}
+		}
+		i = segEnd + 1
+	}
+	return spans
+}
+
+// jsonSpans finds the values of JSON keys that name a password
+// ("password", "DB_PASSWORD", "password_hash"), and the same one level
+// down, in JSON text held in a JSON string ({\"password\":\"…\"}), as logs
+// often print it. A string value is taken to its closing quote (to the end
+// if there is none); a bare value (a number) to the next ',', '}', ']' or
+// whitespace. null, true and false are no secrets and stay.
+func jsonSpans(s string) []span {
+	const kw = "password"
+	lower := asciiLower(s)
+	var spans []span
+	for i := 0; ; {
+		k := strings.Index(lower[i:], kw)
+		if k < 0 {
+			break
+		}
+		k += i
+		j := k + len(kw)
+		i = j
+		for j < len(s) && (isLetter(s[j]) || '0' <= s[j] && s[j] <= '9' || s[j] == '_' || s[j] == '-') {
+			j++
+		}
+		quote := `"`
+		if strings.HasPrefix(s[j:], `\"`) {
+			quote = `\"`
+		} else if !strings.HasPrefix(s[j:], quote) {
+			continue
+		}
+		j = skipJSONSpace(s, j+len(quote))
+		if j == len(s) || s[j] != ':' {
+			continue
+		}
+		j = skipJSONSpace(s, j+1)
+		if strings.HasPrefix(s[j:], quote) {
+			start := j + len(quote)
+			end := jsonStringEnd(s, start, quote != `"`)
+			if end > start {
+				spans = append(spans, span{start, end})
+			}
+			continue
+		}
+		end := j
+		for end < len(s) && strings.IndexByte(",}]\"", s[end]) < 0 && !isSpace(s[end]) {
+			end++
+		}
+		if v := s[j:end]; v != "" && v != "null" && v != "true" && v != "false" {
+			spans = append(spans, span{j, end})
+		}
+	}
+	return spans
+}
+
+func skipJSONSpace(s string, i int) int {
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	return i
+}
+
+// jsonStringEnd returns the index of the quote that closes a JSON string
+// starting at start, or len(s). In nested text (JSON inside a JSON string)
+// the closing quote is written \" and a quote inside the value \\\", so a
+// run of backslashes closes the value only when its length is 1 modulo 4.
+func jsonStringEnd(s string, start int, nested bool) int {
+	for i := start; i < len(s); {
+		if s[i] == '"' && !nested {
+			return i
+		}
+		if s[i] != '\\' {
+			i++
+			continue
+		}
+		run := 0
+		for i+run < len(s) && s[i+run] == '\\' {
+			run++
+		}
+		if i+run < len(s) && s[i+run] == '"' {
+			if nested && run%4 == 1 {
+				return i + run - 1
+			}
+			if !nested && run%2 == 0 {
+				return i + run
+			}
+			i += run + 1
+			continue
+		}
+		i += run
+	}
+	return len(s)
 }

@@ -21,7 +21,7 @@ func TestRedact(t *testing.T) {
 		want string
 	}{
 		{
-			name: "whole URL is normalised",
+			name: "whole URL",
 			in:   "postgres://alex:AbC123dEf@ep-x.neon.tech:5432/db?sslmode=require",
 			pw:   "AbC123dEf",
 			want: "postgres://alex:REDACTED@ep-x.neon.tech:5432/db?sslmode=require",
@@ -89,6 +89,79 @@ func TestRedact(t *testing.T) {
 			in:   "got PostgreSQL://u:Zz9876Zz@h",
 			pw:   "Zz9876Zz",
 			want: "got PostgreSQL://u:REDACTED@h",
+		},
+		// The examples of issue 13: everything but the secret byte-identical.
+		{
+			name: "URL followed by keyword/value text",
+			in:   "postgresql://u:pw@h/db sslmode=require password=kv2secret",
+			pw:   "kv2secret",
+			want: "postgresql://u:REDACTED@h/db sslmode=require password=REDACTED",
+		},
+		{
+			name: "mysql URL",
+			in:   "mysql://u:s3cr3t@h/db",
+			pw:   "s3cr3t",
+			want: "mysql://u:REDACTED@h/db",
+		},
+		{
+			name: "redis URL with a password and no user",
+			in:   "redis://:s3cr3t@h:6379",
+			pw:   "s3cr3t",
+			want: "redis://:REDACTED@h:6379",
+		},
+		{
+			name: "https URL with a token",
+			in:   "https://user:ghp_token1@host/x",
+			pw:   "ghp_token1",
+			want: "https://user:REDACTED@host/x",
+		},
+		{
+			name: "JSON object",
+			in:   `{"user":"u","password":"s3cr3t"}`,
+			pw:   "s3cr3t",
+			want: `{"user":"u","password":"REDACTED"}`,
+		},
+		{
+			name: "JSON with spaces, an escaped quote, a prefixed key and a number",
+			in:   "{\"DB_PASSWORD\" : \"a\\\"b\\\\\", \"pin\": 1, \"password\": 987654, \"password_set\": true}\n",
+			pw:   `a\"b`,
+			want: "{\"DB_PASSWORD\" : \"REDACTED\", \"pin\": 1, \"password\": REDACTED, \"password_set\": true}\n",
+		},
+		{
+			name: "JSON inside a JSON string",
+			in:   `{"msg":"{\"password\":\"s3\\\"cr3t\"}","level":"info"}`,
+			pw:   `s3\\\"cr3t`,
+			want: `{"msg":"{\"password\":\"REDACTED\"}","level":"info"}`,
+		},
+		{
+			name: "multi-host URL keeps its host list",
+			in:   "postgresql://u:pw4321@h1,h2:5433/db",
+			pw:   "pw4321",
+			want: "postgresql://u:REDACTED@h1,h2:5433/db",
+		},
+		{
+			name: "trailing newline and parameters kept as written",
+			in:   "postgresql://u:pw4321@h/db?application_name=a%20b&sslmode=require\n",
+			pw:   "pw4321",
+			want: "postgresql://u:REDACTED@h/db?application_name=a%20b&sslmode=require\n",
+		},
+		{
+			name: "percent-encoded password key in a whole URL",
+			in:   "postgresql://h/db?pass%77ord=s3cr3t&sslpassword=k3y-pass",
+			pw:   "s3cr3t",
+			want: "postgresql://h/db?pass%77ord=REDACTED&sslpassword=REDACTED",
+		},
+		{
+			name: "URL password across a newline in a URL that parses",
+			in:   "postgresql://u:pa\nss99@h/db",
+			pw:   "pa\nss99",
+			want: "postgresql://u:REDACTED@h/db",
+		},
+		{
+			name: "URLs of several schemes in free text",
+			in:   "git remote https://bot:tok-123@github.com/o/r.git; cache rediss://:r3d1s@c:6380 ok",
+			pw:   "tok-123",
+			want: "git remote https://bot:REDACTED@github.com/o/r.git; cache rediss://:REDACTED@c:6380 ok",
 		},
 		{
 			name: "no secrets",
