@@ -115,7 +115,7 @@ func writeFile(path string, data []byte, perm os.FileMode, euid int) (bool, erro
 		return false, fmt.Errorf("cannot write %s: closing the temporary file in %s failed; check free space and quotas: %w", path, dir, err)
 	}
 	if err := os.Rename(tmpName, dest); err != nil {
-		return false, dirError(path, dir, err)
+		return false, renameError(path, dest, dir, err)
 	}
 	renamed = true
 	if err := syncDir(dir); err != nil {
@@ -154,17 +154,17 @@ func CheckWritable(path string) error {
 		return err
 	}
 	dir := filepath.Dir(dest)
-	fi, err := os.Stat(dir)
+	dirInfo, err := os.Stat(dir)
 	if err != nil {
 		return dirError(path, dir, err)
 	}
-	if !fi.IsDir() {
+	if !dirInfo.IsDir() {
 		return fmt.Errorf("cannot write %s: %s is not a directory; point the target elsewhere: %w", path, dir, syscall.ENOTDIR)
 	}
 	if err := accessWrite(dir); err != nil {
 		return dirError(path, dir, err)
 	}
-	fi, err = os.Stat(dest)
+	fi, err := os.Stat(dest)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
@@ -172,6 +172,14 @@ func CheckWritable(path string) error {
 		return readError(path, dest, err)
 	case !fi.Mode().IsRegular():
 		return fmt.Errorf("cannot write %s: it is not a regular file (%s); point the target at a file: %w", path, fi.Mode().Type(), ErrNotRegular)
+	}
+	// The rename over the file is refused for reasons its mode and the
+	// directory's do not show.
+	if attr, letter := lockedAttr(dest); attr != "" {
+		return lockedFileError(path, dest, attr, letter, syscall.EPERM)
+	}
+	if onOtherDevice(fi, dirInfo) {
+		return mountPointError(path, syscall.EBUSY)
 	}
 	return nil
 }
@@ -205,10 +213,45 @@ func resolve(path string) (string, error) {
 	return "", fmt.Errorf("cannot write %s: too many levels of symbolic links; fix the link: %w", path, syscall.ELOOP)
 }
 
+// renameError names what refused the rename of the new file over dest:
+// the file (immutable, append-only, a mount point), the directory, or, when
+// neither shows why, the kernel's policy.
+func renameError(path, dest, dir string, err error) error {
+	if attr, letter := lockedAttr(dest); attr != "" {
+		return lockedFileError(path, dest, attr, letter, err)
+	}
+	if errors.Is(err, syscall.EBUSY) {
+		return mountPointError(path, err)
+	}
+	if errors.Is(err, fs.ErrPermission) && accessWrite(dir) == nil {
+		if attr, _ := lockedAttr(dir); attr == "" {
+			return fmt.Errorf("cannot write %s: renaming the new file over it was refused although directory %s is writable;"+
+				" check the file's flags (lsattr %s) and any security policy (SELinux, AppArmor) that covers it: %w", path, dir, dest, err)
+		}
+	}
+	return dirError(path, dir, err)
+}
+
+func lockedFileError(path, dest, attr, letter string, err error) error {
+	return fmt.Errorf("cannot write %s: the file is %s (chattr +%s), so it cannot be replaced, not even by root;"+
+		" remove the flag with `chattr -%s %s` or point the target elsewhere: %w", path, attr, letter, letter, dest, err)
+}
+
+func mountPointError(path string, err error) error {
+	return fmt.Errorf("cannot write %s: the file is a mount point of its own (a bind mount, such as a Docker volume or a"+
+		" Kubernetes secret), and rotor replaces files by renaming a new one over them; mount its directory instead, or"+
+		" point the target at a file in a writable directory: %w", path, err)
+}
+
 func dirError(path, dir string, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("cannot write %s: directory %s is not writable (permission denied); fix its permissions or point the target elsewhere: %w", path, dir, err)
+		if attr, letter := lockedAttr(dir); attr != "" {
+			return fmt.Errorf("cannot write %s: directory %s is %s (chattr +%s), so no file can be created or renamed in it,"+
+				" not even by root; remove the flag with `chattr -%s %s` or point the target elsewhere: %w", path, dir, attr, letter, letter, dir, err)
+		}
+		return fmt.Errorf("cannot write %s: directory %s is not writable (permission denied); fix its permissions or point the target elsewhere"+
+			" (rotor replaces the file by renaming a new one over it, which needs write access to the directory, not only to the file): %w", path, dir, err)
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("cannot write %s: directory %s does not exist; create it or point the target elsewhere: %w", path, dir, err)
 	case errors.Is(err, syscall.EROFS):

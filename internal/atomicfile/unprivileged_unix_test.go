@@ -126,3 +126,31 @@ func copyFile(t *testing.T, from, to string, mode fs.FileMode) {
 	require.NoError(t, err)
 	require.NoError(t, dst.Close())
 }
+
+// TestWriteFileReadOnlyFile: a file's own mode does not stop its
+// replacement, its directory's does. In a writable directory a read-only
+// file is replaced and stays read-only; in a read-only directory the
+// error names the directory and says why the directory matters.
+func TestWriteFileReadOnlyFile(t *testing.T) {
+	t.Parallel()
+	runUnprivileged(t, func(t *testing.T) {
+		dir := t.TempDir()
+		path := writeExisting(t, dir, ".env", "old\n", 0o400)
+		changed, err := atomicfile.WriteFile(path, []byte("new\n"), 0o600)
+		require.NoError(t, err)
+		require.True(t, changed)
+		fi, err := os.Stat(path)
+		require.NoError(t, err)
+		require.Equal(t, fs.FileMode(0o400), fi.Mode().Perm())
+
+		require.NoError(t, os.Chmod(dir, 0o500))
+		t.Cleanup(func() { _ = os.Chmod(dir, 0o700) })
+		_, err = atomicfile.WriteFile(path, []byte("newer\n"), 0o600)
+		require.ErrorIs(t, err, fs.ErrPermission)
+		require.ErrorContains(t, err, "cannot write "+path+": directory "+dir+" is not writable (permission denied)")
+		require.ErrorContains(t, err, "rotor replaces the file by renaming a new one over it, which needs write access to the directory, not only to the file")
+		got, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.Equal(t, "new\n", string(got))
+	})
+}
