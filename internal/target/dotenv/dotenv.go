@@ -14,6 +14,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/rotorhq/rotor/internal/atomicfile"
@@ -33,6 +35,10 @@ type Options struct {
 	Create bool `yaml:"create"`
 	// Quote is "auto" (default), "single" or "double"; see Quote.
 	Quote string `yaml:"quote"`
+	// Mode, in octal ("0600"), is the mode the file is given at every
+	// write, so a file others can read can be tightened. Unset, an
+	// existing file keeps its mode and a new one is created 0600.
+	Mode string `yaml:"mode"`
 }
 
 // Target keeps values in one dotenv file.
@@ -41,6 +47,8 @@ type Target struct {
 	path   string
 	create bool
 	editor Editor
+	// mode is the Mode option; 0 when unset.
+	mode fs.FileMode
 }
 
 // New builds a dotenv target from its options. It does no I/O.
@@ -59,6 +67,10 @@ func New(p target.Params) (target.Target, error) {
 	if !q.valid() {
 		return nil, fmt.Errorf("dotenv target %q: quote %q is not one of auto, single, double; use auto unless a tool needs one kind: %w", p.Name, opts.Quote, target.ErrInvalid)
 	}
+	mode, err := parseMode(opts.Mode)
+	if err != nil {
+		return nil, fmt.Errorf("dotenv target %q: %w", p.Name, err)
+	}
 	path := opts.Path
 	if !filepath.IsAbs(path) {
 		base := p.BaseDir
@@ -71,7 +83,23 @@ func New(p target.Params) (target.Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dotenv target %q: cannot make %s absolute; use an absolute path: %w", p.Name, path, err)
 	}
-	return &Target{name: p.Name, path: abs, create: opts.Create, editor: Editor{Quote: q}}, nil
+	return &Target{name: p.Name, path: abs, create: opts.Create, editor: Editor{Quote: q}, mode: mode}, nil
+}
+
+// parseMode reads the Mode option: octal permission bits, with or without
+// a leading 0 or 0o, that leave the owner able to read the file back.
+func parseMode(s string) (fs.FileMode, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(strings.TrimPrefix(s, "0o"), 8, 32)
+	if err != nil || n > 0o777 {
+		return 0, fmt.Errorf("mode %q is not an octal file mode; write it like \"0600\" (quoted, so YAML keeps it as written): %w", s, target.ErrInvalid)
+	}
+	if n&0o600 != 0o600 {
+		return 0, fmt.Errorf("mode %q does not let the file's owner read and write it, which rotor needs to update and read it back; use \"0600\": %w", s, target.ErrInvalid)
+	}
+	return fs.FileMode(n), nil
 }
 
 // Info implements target.Target.
@@ -111,7 +139,16 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 	if err != nil {
 		return target.PutResponse{}, fmt.Errorf("dotenv target %q: cannot update %s: %w", t.name, t.path, err)
 	}
-	changed, err := atomicfile.WriteFile(t.path, out, 0o600)
+	perm := fs.FileMode(0o600)
+	if t.mode != 0 {
+		perm = t.mode
+		// Before the write, so the new value is never readable under the
+		// old mode; WriteFile then keeps the new one.
+		if err := t.applyMode(); err != nil {
+			return target.PutResponse{}, err
+		}
+	}
+	changed, err := atomicfile.WriteFile(t.path, out, perm)
 	if err != nil {
 		return target.PutResponse{Changed: changed}, fmt.Errorf("dotenv target %q: %w", t.name, err)
 	}
@@ -156,7 +193,7 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 	content, err := os.ReadFile(t.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && t.create:
-		return target.ValidateResponse{Notes: []string{t.path + " does not exist yet; it will be created with mode 0600"}}, nil
+		return target.ValidateResponse{Notes: []string{fmt.Sprintf("%s does not exist yet; it will be created with mode %04o", t.path, t.newMode())}}, nil
 	case errors.Is(err, fs.ErrNotExist):
 		return target.ValidateResponse{}, fmt.Errorf("dotenv target %q: %s does not exist and create is false; create the file or set create: true: %w", t.name, t.path, target.ErrNotFound)
 	case err != nil:
@@ -165,7 +202,53 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 	if _, err := Parse(content); err != nil {
 		return target.ValidateResponse{}, fmt.Errorf("dotenv target %q: %s: %w", t.name, t.path, err)
 	}
-	return target.ValidateResponse{}, nil
+	var resp target.ValidateResponse
+	fi, err := os.Stat(t.path)
+	if err != nil {
+		return target.ValidateResponse{}, t.fileError("inspect", err)
+	}
+	switch perm := fi.Mode().Perm(); {
+	case t.mode != 0 && perm != t.mode:
+		resp.Notes = append(resp.Notes, fmt.Sprintf("%s has mode %04o; rotor will set it to %04o (the mode option) at the next write", t.path, perm, t.mode))
+	case t.mode == 0 && perm&0o077 != 0:
+		resp.Notes = append(resp.Notes, fmt.Sprintf("warning: %s has mode %04o, so users other than its owner can get at the password it will hold;"+
+			" rotor keeps an existing file's mode: run chmod 600 %s, or set mode: \"0600\" on this target to have rotor tighten it", t.path, perm, t.path))
+	}
+	return resp, nil
+}
+
+// newMode is the mode a file rotor creates gets.
+func (t *Target) newMode() fs.FileMode {
+	if t.mode != 0 {
+		return t.mode
+	}
+	return 0o600
+}
+
+// applyMode gives an existing file the Mode option's mode.
+func (t *Target) applyMode() error {
+	fi, err := os.Stat(t.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return t.fileError("inspect", err)
+	case fi.Mode().Perm() == t.mode:
+		return nil
+	}
+	// An immutable file refuses chmod too; let the write's own check say
+	// so rather than blame ownership.
+	if err := atomicfile.CheckWritable(t.path); err != nil {
+		return fmt.Errorf("dotenv target %q: %w", t.name, err)
+	}
+	if err := os.Chmod(t.path, t.mode); err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("dotenv target %q: cannot set mode %04o on %s (the mode option): only its owner or root may change it;"+
+				" run rotor as its owner, or chmod it yourself and remove the mode option: %w", t.name, t.mode, t.path, err)
+		}
+		return fmt.Errorf("dotenv target %q: cannot set mode %04o on %s (the mode option); check the filesystem supports permissions: %w", t.name, t.mode, t.path, err)
+	}
+	return nil
 }
 
 func (t *Target) fileError(op string, err error) error {

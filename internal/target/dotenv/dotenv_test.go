@@ -67,7 +67,12 @@ func TestNew(t *testing.T) {
 		{name: "no path", opts: "create: true", baseDir: base, wantErr: `dotenv target "app-env" has no path; add path: .env`},
 		{name: "unknown quote", opts: "{path: .env, quote: backtick}", baseDir: base, wantErr: `quote "backtick" is not one of auto, single, double`},
 		{name: "relative path without a config directory", opts: "path: .env", wantErr: "path .env is relative but there is no config directory"},
-		{name: "unknown option", opts: "{path: .env, mode: 0600}", baseDir: base, wantErr: "field mode not found"},
+		{name: "unknown option", opts: "{path: .env, owner: root}", baseDir: base, wantErr: "field owner not found"},
+		{name: "mode", opts: `{path: .env, mode: "0600"}`, baseDir: base, wantDest: filepath.Join(base, ".env")},
+		{name: "mode unquoted, without the 0 and with 0o", opts: "{path: .env, mode: 0640}", baseDir: base, wantDest: filepath.Join(base, ".env")},
+		{name: "mode not octal", opts: "{path: .env, mode: 384}", baseDir: base, wantErr: `mode "384" is not an octal file mode; write it like "0600"`},
+		{name: "mode with more than permission bits", opts: `{path: .env, mode: "4600"}`, baseDir: base, wantErr: `mode "4600" is not an octal file mode`},
+		{name: "mode the owner cannot read back", opts: `{path: .env, mode: "0200"}`, baseDir: base, wantErr: `mode "0200" does not let the file's owner read and write it`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -207,6 +212,50 @@ func TestPut(t *testing.T) {
 			value:     url,
 			wantErrIs: fs.ErrNotExist,
 			wantErr:   "does not exist; create it or point the target elsewhere",
+		},
+		{
+			name: "mode tightens a world-readable file",
+			opts: `{path: .env, mode: "0600"}`,
+			setup: func(t *testing.T, dir string) string {
+				return writeFile(t, dir, ".env", "A=1\nDATABASE_URL=old\n", 0o644)
+			},
+			value:       url,
+			wantChanged: true,
+			wantMode:    0o600,
+			wantContent: "A=1\nDATABASE_URL='" + url + "'\n",
+		},
+		{
+			name: "mode applies when the value is already there",
+			opts: `{path: .env, mode: "0600"}`,
+			setup: func(t *testing.T, dir string) string {
+				return writeFile(t, dir, ".env", "DATABASE_URL='"+url+"'\n", 0o664)
+			},
+			value:       url,
+			wantChanged: false,
+			wantMode:    0o600,
+			wantContent: "DATABASE_URL='" + url + "'\n",
+		},
+		{
+			name: "mode through a symbolic link",
+			opts: `{path: .env, mode: "0600"}`,
+			setup: func(t *testing.T, dir string) string {
+				real := writeFile(t, dir, "shared.env", "A=1\n", 0o644)
+				require.NoError(t, os.Symlink("shared.env", filepath.Join(dir, ".env")))
+				return real
+			},
+			value:       url,
+			wantChanged: true,
+			wantMode:    0o600,
+			wantContent: "A=1\nDATABASE_URL='" + url + "'\n",
+		},
+		{
+			name:        "mode for a new file",
+			opts:        `{path: .env, mode: "0640"}`,
+			setup:       func(t *testing.T, dir string) string { return filepath.Join(dir, ".env") },
+			value:       url,
+			wantChanged: true,
+			wantMode:    0o640,
+			wantContent: "DATABASE_URL='" + url + "'\n",
 		},
 	}
 	for _, tt := range tests {
@@ -350,6 +399,9 @@ func TestValidate(t *testing.T) {
 		opts      string
 		setup     func(t *testing.T, dir string)
 		wantNotes int
+		// wantNote is in the notes when set, with paths relative to the
+		// test's directory.
+		wantNote  string
 		wantErrIs error
 		wantErr   string
 	}{
@@ -386,6 +438,40 @@ func TestValidate(t *testing.T) {
 			wantErr:   "is not a regular file",
 		},
 		{
+			name:      "world-readable file warns",
+			opts:      "path: .env",
+			setup:     func(t *testing.T, dir string) { writeFile(t, dir, ".env", "A=1\n", 0o644) },
+			wantNotes: 1,
+			wantNote: "warning: .env has mode 0644, so users other than its owner can get at the password it will hold;" +
+				" rotor keeps an existing file's mode: run chmod 600 .env, or set mode: \"0600\" on this target to have rotor tighten it",
+		},
+		{
+			name:      "group-readable file warns",
+			opts:      "path: .env",
+			setup:     func(t *testing.T, dir string) { writeFile(t, dir, ".env", "A=1\n", 0o640) },
+			wantNotes: 1,
+			wantNote:  "warning: .env has mode 0640",
+		},
+		{
+			name:      "mode option: says what the next write does",
+			opts:      `{path: .env, mode: "0600"}`,
+			setup:     func(t *testing.T, dir string) { writeFile(t, dir, ".env", "A=1\n", 0o644) },
+			wantNotes: 1,
+			wantNote:  ".env has mode 0644; rotor will set it to 0600 (the mode option) at the next write",
+		},
+		{
+			name:  "mode option already in effect",
+			opts:  `{path: .env, mode: "0640"}`,
+			setup: func(t *testing.T, dir string) { writeFile(t, dir, ".env", "A=1\n", 0o640) },
+		},
+		{
+			name:      "missing file with the mode option",
+			opts:      `{path: .env, mode: "0640"}`,
+			setup:     func(t *testing.T, dir string) {},
+			wantNotes: 1,
+			wantNote:  ".env does not exist yet; it will be created with mode 0640",
+		},
+		{
 			name:      "unparsable file",
 			opts:      "path: .env",
 			setup:     func(t *testing.T, dir string) { writeFile(t, dir, ".env", "A=1\nB=\"canary\n", 0o600) },
@@ -410,6 +496,11 @@ func TestValidate(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Len(t, resp.Notes, tt.wantNotes)
+			if tt.wantNote != "" {
+				// Notes name the file by its absolute path.
+				notes := strings.ReplaceAll(strings.Join(resp.Notes, "\n"), dir+string(filepath.Separator), "")
+				require.Contains(t, notes, tt.wantNote)
+			}
 			entries, err := os.ReadDir(dir)
 			require.NoError(t, err)
 			require.LessOrEqual(t, len(entries), 1, "Validate must not write")
