@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -92,7 +94,7 @@ func printPlan(w io.Writer, p *engine.Plan) {
 		}
 		fmt.Fprintln(w)
 		for _, k := range t.Keys {
-			fmt.Fprintf(w, "      %s = %s\n", k, t.Values[k])
+			fmt.Fprintf(w, "      %s = %s\n", k, planValue(t.Values[k]))
 		}
 	}
 	for _, warn := range p.Warnings {
@@ -236,4 +238,15 @@ func validateCredential(ctx context.Context, cr *config.Credential) []Check {
 		out = append(out, tc)
 	}
 	return out
+}
+
+// planValue shows a template on one line of the plan: one holding a line
+// break, a tab or another control character, or space at either end, is
+// printed Go-quoted ("a\nb"), so that it cannot break the layout or pass
+// for the next line; any other is printed as written.
+func planValue(v string) string {
+	if strings.TrimSpace(v) != v || strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(v)
+	}
+	return v
 }
