@@ -16,7 +16,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Version is set at build time (-ldflags "-X …cli.Version=v1.2.3").
+// Version is set at build time (-ldflags "-X …cli.Version=v1.2.3"); left
+// "dev", the module version from the build info is shown (see BuildInfo).
 var Version = "dev"
 
 // Main runs rotor with os.Args and returns the exit code.
@@ -63,7 +64,7 @@ machine) and proof (login tests and read-back of every target).
 
 Start with ` + "`rotor demo`" + ` to watch it work against a throwaway local database,
 or ` + "`rotor init`" + ` to write a starter rotor.yaml.`,
-		Version:       Version,
+		Version:       currentBuildInfo().String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -87,6 +88,7 @@ or ` + "`rotor init`" + ` to write a starter rotor.yaml.`,
 		NewCmdConnstr(f),
 		NewCmdNeon(f),
 		NewCmdDemo(f, nil),
+		NewCmdVersion(f),
 	)
 	return root
 }
