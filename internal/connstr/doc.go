@@ -1,4 +1,7 @@
 // Package connstr parses, builds and redacts PostgreSQL connection strings.
+// Redact goes further: it hides the secrets of any text (URLs of every
+// scheme, password= keywords, JSON password values) and keeps every other
+// byte.
 //
 // Two forms exist, and Parse accepts both:
 //
