@@ -28,7 +28,7 @@ passing it as an argument: arguments end up in shell history and in ` + "`ps`" +
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "redact [string]",
-		Short: "Print the input with every password replaced by REDACTED",
+		Short: "Print the input with every secret replaced by REDACTED and every other byte as it was",
 		Args:  usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in, err := connstrInput(f, args)
@@ -36,11 +36,11 @@ passing it as an argument: arguments end up in shell history and in ` + "`ps`" +
 				return err
 			}
 			out := connstr.Redact(in)
-			fmt.Fprint(f.IO.Out, out)
 			if !strings.HasSuffix(out, "\n") {
-				fmt.Fprintln(f.IO.Out)
+				out += "\n"
 			}
-			return nil
+			_, err = io.WriteString(f.IO.Out, out)
+			return err
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
