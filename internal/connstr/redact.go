@@ -22,7 +22,10 @@ import (
 // URL, so a password holding a newline or a URL of its own is only caught
 // when s is the whole connection string; the same goes for a raw '@' in a
 // user name, or in a password that also holds whitespace or quotes
-// ("postgresql://u:p@ss word@h" reads as the password "p").
+// ("postgresql://u:p@ss word@h" reads as the password "p"). The price of
+// never guessing is paid by innocent text: in "http://h:8080/x, mail a@b"
+// the port up to the '@' goes, since "8080/x, mail a" could be a mistyped
+// password.
 func Redact(s string) string { return replaceSpans(s, redactSpans(s)) }
 
 // redactSpans returns the byte ranges of s that Redact replaces.
