@@ -119,8 +119,14 @@ var targetCommonKeys = []string{"name", "type", "values"}
 
 // Load reads and validates a config file. getenv resolves ${VAR}
 // references (os.Getenv in production). Every problem found is returned
-// together as Errors.
-func Load(path string, getenv func(string) (string, bool), reg Registry) (*Config, error) {
+// together as Errors, in file order.
+//
+// When the file has problems, the Config returned with them (nil if the
+// file could not be decoded that far) holds the specs that could be read,
+// so that the caller who builds providers and targets from them can add
+// its own problems to the same report (internal/resolve does). Such a
+// Config is incomplete: use it for nothing else.
+func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -128,12 +134,12 @@ func Load(path string, getenv func(string) (string, bool), reg Registry) (*Confi
 		}
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(path, data, getenv, reg)
+	return Parse(path, data, getenv)
 }
 
 // Parse is Load on bytes already read; path is used for messages and to
 // resolve relative paths.
-func Parse(path string, data []byte, getenv func(string) (string, bool), reg Registry) (*Config, error) {
+func Parse(path string, data []byte, getenv func(string) (string, bool)) (*Config, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("config path: %w", err)
@@ -158,11 +164,10 @@ func Parse(path string, data []byte, getenv func(string) (string, bool), reg Reg
 	if len(d.errs) > 0 {
 		return nil, d.sorted()
 	}
-	c := &Config{Path: abs, Dir: filepath.Dir(abs), file: path}
-	c.build(d, doc, &f, written, reg)
+	c := &Config{Path: abs, Dir: filepath.Dir(abs), File: path}
+	c.build(d, doc, &f, written)
 	if len(d.errs) > 0 {
-		c.Close()
-		return nil, d.sorted()
+		return c, d.sorted()
 	}
 	return c, nil
 }
