@@ -1,7 +1,9 @@
 // Package config loads rotor.yaml: strict YAML (an unknown key is an error
 // with file:line), ${ENV} interpolation for secrets, defaults, and
 // validation of everything that can be checked without I/O — strategies,
-// schedules, templates, and each provider's and target's own options.
+// schedules, templates. It produces plain specs and builds nothing: each
+// provider's and target's own options are kept as written (Options) for
+// its factory to decode, as strictly and as located (internal/resolve).
 package config
 
 import (
