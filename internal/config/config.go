@@ -119,16 +119,9 @@ type TargetConfig struct {
 
 var targetCommonKeys = []string{"name", "type", "values"}
 
-// Load reads and validates a config file. getenv resolves ${VAR}
-// references (os.Getenv in production). Every problem found is returned
-// together as Errors, in file order.
-//
-// When the file has problems, the Config returned with them (nil if the
-// file could not be decoded that far) holds the specs that could be read,
-// so that the caller who builds providers and targets from them can add
-// its own problems to the same report (internal/resolve does). Such a
-// Config is incomplete: use it for nothing else.
-func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
+// ReadFile reads a config file, with the message rotor gives for a
+// missing one.
+func ReadFile(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -136,11 +129,19 @@ func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
 		}
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(path, data, getenv)
+	return data, nil
 }
 
-// Parse is Load on bytes already read; path is used for messages and to
-// resolve relative paths.
+// Parse reads and validates a config file's contents; path is used for
+// messages and to resolve relative paths. getenv resolves ${VAR}
+// references (os.LookupEnv in production). Every problem found is returned
+// together as Errors, in file order.
+//
+// When the file has problems, the Config returned with them (nil if the
+// file could not be decoded that far) holds the specs that could be read,
+// so that the caller who builds providers and targets from them can add
+// its own problems to the same report (internal/resolve does). Such a
+// Config is incomplete: use it for nothing else.
 func Parse(path string, data []byte, getenv func(string) (string, bool)) (*Config, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {

@@ -53,8 +53,11 @@ type Config struct {
 // resolves ${VAR} references in the file. Every problem found, in the file
 // or by a factory, is returned together as config.Errors.
 func Load(path string, lookupEnv func(string) (string, bool), reg Registry) (*Config, error) {
-	spec, err := config.Load(path, lookupEnv)
-	return build(spec, err, reg)
+	data, err := config.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, lookupEnv, reg)
 }
 
 // Parse is Load on bytes already read; path is used for messages and to
