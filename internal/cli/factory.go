@@ -15,6 +15,7 @@ import (
 	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/engine"
 	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
+	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
 	"github.com/rotorhq/rotor/internal/store/sqlite"
@@ -43,7 +44,7 @@ type Factory struct {
 	// created; an empty throwaway store stands in for it.
 	ReadOnly bool
 
-	cfg   *config.Config
+	cfg   *resolve.Config
 	st    store.Store
 	eng   *engine.Engine
 	log   *slog.Logger
@@ -92,9 +93,9 @@ func (f *Factory) configPath() string {
 	return config.DefaultFile
 }
 
-// Registry is how config finds providers and targets.
-func (f *Factory) Registry() config.Registry {
-	return config.Registry{
+// Registry is where the config's providers and targets come from.
+func (f *Factory) Registry() resolve.Registry {
+	return resolve.Registry{
 		Provider:   pbuiltin.Lookup,
 		Target:     tbuiltin.Lookup,
 		HTTPClient: f.HTTPClient,
@@ -103,12 +104,12 @@ func (f *Factory) Registry() config.Registry {
 	}
 }
 
-// Config loads the config once.
-func (f *Factory) Config() (*config.Config, error) {
+// Config loads the config once and builds its providers and targets.
+func (f *Factory) Config() (*resolve.Config, error) {
 	if f.cfg != nil {
 		return f.cfg, nil
 	}
-	cfg, err := config.Load(f.configPath(), f.LookupEnv, f.Registry())
+	cfg, err := resolve.Load(f.configPath(), f.LookupEnv, f.Registry())
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +208,7 @@ func (f *Factory) Engine(ctx context.Context) (*engine.Engine, error) {
 
 // storeHasVersions reports whether the store holds any encrypted secret
 // of the configured credentials.
-func (f *Factory) storeHasVersions(ctx context.Context, cfg *config.Config, st store.Store) bool {
+func (f *Factory) storeHasVersions(ctx context.Context, cfg *resolve.Config, st store.Store) bool {
 	for _, cr := range cfg.Credentials {
 		vs, err := st.ListVersions(ctx, store.ListVersionsParams{Credential: cr.Name, Limit: 1})
 		if err != nil || len(vs) > 0 {
@@ -228,7 +229,7 @@ func (f *Factory) Close() {
 // readOnly is what the commands that only look (plan, status) start
 // with: the config, the named credentials (all when none is named) and an
 // engine over the store opened read-only.
-func (f *Factory) readOnly(ctx context.Context, names []string) ([]*config.Credential, *engine.Engine, error) {
+func (f *Factory) readOnly(ctx context.Context, names []string) ([]*engine.Credential, *engine.Engine, error) {
 	f.ReadOnly = true
 	cfg, err := f.Config()
 	if err != nil {
@@ -247,11 +248,11 @@ func (f *Factory) readOnly(ctx context.Context, names []string) ([]*config.Crede
 
 // selectCredentials returns the named credentials, or all when names is
 // empty and all is allowed.
-func selectCredentials(cfg *config.Config, names []string) ([]*config.Credential, error) {
+func selectCredentials(cfg *resolve.Config, names []string) ([]*engine.Credential, error) {
 	if len(names) == 0 {
 		return cfg.Credentials, nil
 	}
-	var out []*config.Credential
+	var out []*engine.Credential
 	seen := map[string]bool{}
 	for _, n := range names {
 		if seen[n] {

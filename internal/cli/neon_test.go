@@ -14,12 +14,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotorhq/rotor/internal/config"
+	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/pgcluster"
 	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/provider"
 	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
 	"github.com/rotorhq/rotor/internal/provider/neon"
 	"github.com/rotorhq/rotor/internal/provider/neon/neonfake"
+	"github.com/rotorhq/rotor/internal/resolve"
 	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
 )
 
@@ -83,7 +85,7 @@ func runNeon(t *testing.T, f *Factory, out *bytes.Buffer, args ...string) (strin
 
 // parseWithNeon loads a config with the neon provider registered, as
 // provider/builtin will once it lists neon.
-func parseWithNeon(t *testing.T, path string, data []byte, env map[string]string) (*config.Config, error) {
+func parseWithNeon(t *testing.T, path string, data []byte, env map[string]string) (*resolve.Config, error) {
 	t.Helper()
 	lookup := func(typ string) (provider.Factory, error) {
 		if typ == "neon" {
@@ -91,8 +93,8 @@ func parseWithNeon(t *testing.T, path string, data []byte, env map[string]string
 		}
 		return pbuiltin.Lookup(typ)
 	}
-	return config.Parse(path, data, func(k string) (string, bool) { v, ok := env[k]; return v, ok },
-		config.Registry{Provider: lookup, Target: tbuiltin.Lookup, HTTPClient: http.DefaultClient, Now: time.Now, Getenv: func(string) string { return "" }})
+	return resolve.Parse(path, data, func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+		resolve.Registry{Provider: lookup, Target: tbuiltin.Lookup, HTTPClient: http.DefaultClient, Now: time.Now, Getenv: func(string) string { return "" }})
 }
 
 func TestNeonImport(t *testing.T) {
@@ -109,7 +111,7 @@ func TestNeonImport(t *testing.T) {
 		require.NoError(t, err, "the imported config must load:\n%s", out)
 		defer cfg.Close()
 		require.Len(t, cfg.Credentials, 2)
-		byName := map[string]*config.Credential{}
+		byName := map[string]*engine.Credential{}
 		for _, cr := range cfg.Credentials {
 			byName[cr.Name] = cr
 			require.Equal(t, "neon", cr.ProviderType)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/target"
@@ -194,7 +193,7 @@ func runValidate(ctx context.Context, opts *ValidateOptions) error {
 	return nil
 }
 
-func validateCredential(ctx context.Context, cr *config.Credential) []Check {
+func validateCredential(ctx context.Context, cr *engine.Credential) []Check {
 	var out []Check
 	pc := Check{Credential: cr.Name, Subject: "provider " + cr.ProviderType}
 	resp, err := cr.Provider.Check(ctx, provider.CheckRequest{Roles: cr.Roles})
@@ -208,7 +207,7 @@ func validateCredential(ctx context.Context, cr *config.Credential) []Check {
 		pc.Notes = append(pc.Notes, resp.Notes...)
 	}
 	out = append(out, pc)
-	if err == nil && cr.Strategy == config.StrategyDual {
+	if err == nil && cr.Strategy == engine.StrategyDual {
 		par := Check{Credential: cr.Name, Subject: "privilege parity of " + strings.Join(cr.Roles, " and ")}
 		p, err := cr.Provider.Parity(ctx, provider.ParityRequest{Roles: cr.Roles})
 		switch {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/store"
 )
@@ -134,52 +133,23 @@ func runRotate(ctx context.Context, opts *RotateOptions) error {
 	case opts.Due:
 		trigger = "schedule"
 	}
-	one := func(cr *config.Credential) (*engine.Result, error) {
-		if opts.Due {
-			due, err := eng.Due(ctx, cr)
-			if err != nil {
-				return nil, err
-			}
-			// An unfinished rotation is always worth finishing.
-			active, err := eng.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Active: true, Limit: 1})
-			if err != nil {
-				return nil, err
-			}
-			if !due && len(active) == 0 {
-				return nil, nil
-			}
-		}
-		return eng.Rotate(ctx, cr, engine.Options{Trigger: trigger, Revoke: opts.Revoke, Force: opts.Force, ResumeOnly: opts.ResumeOnly})
-	}
-	type outcome struct {
-		res *engine.Result
-		err error
-	}
-	outs := make([]outcome, len(creds))
-	sem := make(chan struct{}, max(opts.Parallel, 1))
-	var wg sync.WaitGroup
-	for i, cr := range creds {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			res, err := one(cr)
-			outs[i] = outcome{res, err}
-		}()
-	}
-	wg.Wait()
+	outs := eng.RotateEach(ctx, creds, engine.EachOptions{
+		Options:  engine.Options{Trigger: trigger, Revoke: opts.Revoke, Force: opts.Force, ResumeOnly: opts.ResumeOnly},
+		DueOnly:  opts.Due,
+		Parallel: opts.Parallel,
+	})
 	var results []*engine.Result
 	var failures []error
 	attention := false
 	for _, o := range outs {
-		if o.res != nil {
-			results = append(results, o.res)
-			if o.res.Status == store.StatusOldInUse {
+		if o.Result != nil {
+			results = append(results, o.Result)
+			if o.Result.Status == store.StatusOldInUse {
 				attention = true
 			}
 		}
-		if o.err != nil {
-			failures = append(failures, o.err)
+		if o.Err != nil {
+			failures = append(failures, o.Err)
 		}
 	}
 	if f.JSON {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rotorhq/rotor/internal/config"
 	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
+	"github.com/rotorhq/rotor/internal/resolve"
 	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
 )
 
@@ -251,8 +252,8 @@ func TestInitWritesFiles(t *testing.T) {
 
 			// The starter config loads with the real registries once the
 			// admin URL it references is set.
-			cfg, err := config.Load(path, testEnv{"ROTOR_ADMIN_URL": "postgresql://admin:" + canary + "@db.internal/postgres"}.lookup,
-				config.Registry{Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup, Getenv: func(string) string { return "" }})
+			cfg, err := resolve.Load(path, testEnv{"ROTOR_ADMIN_URL": "postgresql://admin:" + canary + "@db.internal/postgres"}.lookup,
+				resolve.Registry{Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup, Getenv: func(string) string { return "" }})
 			require.NoError(t, err)
 			t.Cleanup(func() { cfg.Close() })
 			require.Len(t, cfg.Credentials, 1)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rotorhq/rotor/internal/config"
+	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/provider"
 )
 
@@ -57,7 +57,7 @@ func runSetupRoles(ctx context.Context, opts *SetupRolesOptions) error {
 	}
 	var results []result
 	for _, cr := range creds {
-		if cr.Strategy != config.StrategyDual {
+		if cr.Strategy != engine.StrategyDual {
 			return &UsageError{fmt.Errorf("%s uses strategy %s; setup-roles prepares the two roles of a dual credential", cr.Name, cr.Strategy)}
 		}
 		db := ""

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/store"
 )
@@ -195,5 +194,3 @@ func runHistory(ctx context.Context, opts *HistoryOptions) error {
 	}
 	return nil
 }
-
-var _ = config.DefaultFile

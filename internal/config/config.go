@@ -1,7 +1,9 @@
 // Package config loads rotor.yaml: strict YAML (an unknown key is an error
 // with file:line), ${ENV} interpolation for secrets, defaults, and
 // validation of everything that can be checked without I/O — strategies,
-// schedules, templates, and each provider's and target's own options.
+// schedules, templates. It produces plain specs and builds nothing: each
+// provider's and target's own options are kept as written (Options) for
+// its factory to decode, as strictly and as located (internal/resolve).
 package config
 
 import (
@@ -117,10 +119,9 @@ type TargetConfig struct {
 
 var targetCommonKeys = []string{"name", "type", "values"}
 
-// Load reads and validates a config file. getenv resolves ${VAR}
-// references (os.Getenv in production). Every problem found is returned
-// together as Errors.
-func Load(path string, getenv func(string) (string, bool), reg Registry) (*Config, error) {
+// ReadFile reads a config file, with the message rotor gives for a
+// missing one.
+func ReadFile(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -128,12 +129,20 @@ func Load(path string, getenv func(string) (string, bool), reg Registry) (*Confi
 		}
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(path, data, getenv, reg)
+	return data, nil
 }
 
-// Parse is Load on bytes already read; path is used for messages and to
-// resolve relative paths.
-func Parse(path string, data []byte, getenv func(string) (string, bool), reg Registry) (*Config, error) {
+// Parse reads and validates a config file's contents; path is used for
+// messages and to resolve relative paths. getenv resolves ${VAR}
+// references (os.LookupEnv in production). Every problem found is returned
+// together as Errors, in file order.
+//
+// When the file has problems, the Config returned with them (nil if the
+// file could not be decoded that far) holds the specs that could be read,
+// so that the caller who builds providers and targets from them can add
+// its own problems to the same report (internal/resolve does). Such a
+// Config is incomplete: use it for nothing else.
+func Parse(path string, data []byte, getenv func(string) (string, bool)) (*Config, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("config path: %w", err)
@@ -158,11 +167,10 @@ func Parse(path string, data []byte, getenv func(string) (string, bool), reg Reg
 	if len(d.errs) > 0 {
 		return nil, d.sorted()
 	}
-	c := &Config{Path: abs, Dir: filepath.Dir(abs), file: path}
-	c.build(d, doc, &f, written, reg)
+	c := &Config{Path: abs, Dir: filepath.Dir(abs), File: path}
+	c.build(d, doc, &f, written)
 	if len(d.errs) > 0 {
-		c.Close()
-		return nil, d.sorted()
+		return c, d.sorted()
 	}
 	return c, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/secret"
 )
 
@@ -285,7 +286,7 @@ func TestStateAndKeyFilePaths(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			src := replace(t, validConfig, "version: 1\n", "version: 1\n"+tt.lines)
-			cfg, err := config.Parse(filepath.Join(dir, "rotor.yaml"), []byte(src), envOf(baseEnv), fakeRegistry())
+			cfg, err := resolve.Parse(filepath.Join(dir, "rotor.yaml"), []byte(src), envOf(baseEnv), fakeRegistry())
 			require.NoError(t, err)
 			require.Equal(t, tt.wantState, cfg.State)
 			require.Equal(t, tt.wantKey, cfg.KeyFile)
@@ -298,17 +299,17 @@ func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(validConfig), 0o600))
-	cfg, err := config.Load(path, envOf(baseEnv), fakeRegistry())
+	cfg, err := resolve.Load(path, envOf(baseEnv), fakeRegistry())
 	require.NoError(t, err)
 	t.Cleanup(func() { cfg.Close() })
 	require.Equal(t, path, cfg.Path)
 	require.Equal(t, filepath.Join(dir, ".rotor", "state.db"), cfg.State)
 
-	_, err = config.Load(filepath.Join(dir, "missing.yaml"), envOf(baseEnv), fakeRegistry())
+	_, err = resolve.Load(filepath.Join(dir, "missing.yaml"), envOf(baseEnv), fakeRegistry())
 	require.ErrorContains(t, err, "missing.yaml not found; create one with `rotor init` or pass --config")
 
 	bad := filepath.Join(dir, "bad.yaml")
 	require.NoError(t, os.WriteFile(bad, []byte(strings.Replace(validConfig, "every: 30d", "every: 30x", 1)), 0o600))
-	_, err = config.Load(bad, envOf(baseEnv), fakeRegistry())
+	_, err = resolve.Load(bad, envOf(baseEnv), fakeRegistry())
 	require.ErrorContains(t, err, bad+":12: credentials.app.schedule.every: bad duration \"30x\"")
 }

@@ -7,7 +7,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotorhq/rotor/internal/config"
+	"github.com/rotorhq/rotor/internal/engine"
 	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
+	"github.com/rotorhq/rotor/internal/resolve"
 	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
 )
 
@@ -25,11 +27,11 @@ func TestExamplesLoad(t *testing.T) {
 		"NEON_API_KEY":        "napi_example",
 		"NEON_ADMIN_PASSWORD": "npg-example",
 	}
-	reg := config.Registry{Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup, Getenv: func(string) string { return "" }}
+	reg := resolve.Registry{Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup, Getenv: func(string) string { return "" }}
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			t.Parallel()
-			cfg, err := config.Load(file, envOf(env), reg)
+			cfg, err := resolve.Load(file, envOf(env), reg)
 			require.NoError(t, err)
 			t.Cleanup(func() { cfg.Close() })
 			require.NotEmpty(t, cfg.Credentials)
@@ -49,10 +51,10 @@ func TestExampleDetails(t *testing.T) {
 		"ROTOR_ADMIN_URL": "postgresql://admin:pw@db.internal/postgres",
 		"NEON_ADMIN_URL":  "postgresql://neondb_owner:pw@ep-cool-darkness-123456.eu-central-1.aws.neon.tech/neondb",
 	})
-	reg := config.Registry{Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup, Getenv: func(string) string { return "" }}
-	load := func(t *testing.T, name string) *config.Credential {
+	reg := resolve.Registry{Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup, Getenv: func(string) string { return "" }}
+	load := func(t *testing.T, name string) *engine.Credential {
 		t.Helper()
-		cfg, err := config.Load(filepath.Join("..", "..", "examples", name), env, reg)
+		cfg, err := resolve.Load(filepath.Join("..", "..", "examples", name), env, reg)
 		require.NoError(t, err)
 		t.Cleanup(func() { cfg.Close() })
 		require.Len(t, cfg.Credentials, 1)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/target"
 )
 
@@ -50,7 +51,7 @@ func (t *fakeTarget) Info() target.Info {
 
 var errInvalid = errors.New("invalid")
 
-func fakeRegistry() config.Registry {
+func fakeRegistry() resolve.Registry {
 	providers := map[string]provider.Factory{
 		"fakepg": func(p provider.Params) (provider.Provider, error) {
 			var o fakeProviderOptions
@@ -78,7 +79,7 @@ func fakeRegistry() config.Registry {
 			return &fakeTarget{name: p.Name, typ: "bare"}, nil
 		},
 	}
-	return config.Registry{
+	return resolve.Registry{
 		Provider: func(typ string) (provider.Factory, error) {
 			if f, ok := providers[typ]; ok {
 				return f, nil
@@ -175,16 +176,16 @@ func configErrors(t *testing.T, err error) []*config.Error {
 	return []*config.Error{one}
 }
 
-func parse(t *testing.T, src string, env map[string]string) (*config.Config, error) {
+func parse(t *testing.T, src string, env map[string]string) (*resolve.Config, error) {
 	t.Helper()
-	cfg, err := config.Parse(testFile, []byte(src), envOf(env), fakeRegistry())
+	cfg, err := resolve.Parse(testFile, []byte(src), envOf(env), fakeRegistry())
 	if cfg != nil {
 		t.Cleanup(func() { cfg.Close() })
 	}
 	return cfg, err
 }
 
-func mustParse(t *testing.T, src string, env map[string]string) *config.Config {
+func mustParse(t *testing.T, src string, env map[string]string) *resolve.Config {
 	t.Helper()
 	cfg, err := parse(t, src, env)
 	require.NoError(t, err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/rotorhq/rotor/internal/config"
+	"github.com/rotorhq/rotor/internal/resolve"
 )
 
 // FuzzParse feeds arbitrary bytes to the loader: it must never panic, and
@@ -33,7 +34,7 @@ func FuzzParse(f *testing.F) {
 		return "", false
 	}
 	f.Fuzz(func(t *testing.T, src string) {
-		cfg, err := config.Parse("rotor.yaml", []byte(src), env, fakeRegistry())
+		cfg, err := resolve.Parse("rotor.yaml", []byte(src), env, fakeRegistry())
 		if err == nil {
 			cfg.Close()
 			return

@@ -38,6 +38,12 @@ func (es Errors) Error() string {
 	return strings.Join(parts, "\n")
 }
 
+// Sort puts the problems in file order, problems of the whole file first,
+// so a report reads top to bottom whatever order checks ran in.
+func (es Errors) Sort() {
+	slices.SortStableFunc(es, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+}
+
 // decoder decodes YAML nodes into structs strictly: a key that no field
 // names is an error with its line, listing the keys that are allowed.
 // yaml.v3's KnownFields exists only on Decoder, and re-encoding a subtree to
@@ -47,10 +53,9 @@ type decoder struct {
 	errs Errors
 }
 
-// sorted returns the errors in file order, problems of the whole file
-// first, so the report reads top to bottom whatever order checks ran in.
+// sorted returns the errors in file order.
 func (d *decoder) sorted() Errors {
-	slices.SortStableFunc(d.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+	d.errs.Sort()
 	return d.errs
 }
 

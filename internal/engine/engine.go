@@ -20,7 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
 )
@@ -184,6 +183,3 @@ func (e *StepError) Error() string {
 }
 
 func (e *StepError) Unwrap() error { return e.Err }
-
-// credentialFor is a tiny indirection so tests can build credentials by hand.
-type credential = config.Credential

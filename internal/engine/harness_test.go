@@ -15,12 +15,12 @@ import (
 	"github.com/joho/godotenv"
 	"github.com/stretchr/testify/require"
 
-	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/pgcluster"
 	"github.com/rotorhq/rotor/internal/pgtest"
 	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
+	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
 	"github.com/rotorhq/rotor/internal/store/sqlite"
@@ -36,7 +36,7 @@ type bundle struct {
 	cl      *pgcluster.Cluster
 	db      string
 	dir     string
-	cfg     *config.Config
+	cfg     *resolve.Config
 	store   store.Store
 	eng     *engine.Engine
 	mu      sync.Mutex // guards events: the engine emits from parallel target goroutines
@@ -111,7 +111,7 @@ credentials:
 	env := map[string]string{"ADMIN_URL": cl.AdminURL(db).Reveal()}
 	cfgPath := filepath.Join(b.dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
-	cfg, err := config.Load(cfgPath, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, config.Registry{
+	cfg, err := resolve.Load(cfgPath, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, resolve.Registry{
 		Provider: pbuiltin.Lookup, Target: lookupWithMemory(b), Now: time.Now, Getenv: func(string) string { return "" },
 	})
 	require.NoError(t, err)
@@ -145,7 +145,7 @@ func (b *bundle) newEngine() *engine.Engine {
 	}}
 }
 
-func (b *bundle) cred() *config.Credential {
+func (b *bundle) cred() *engine.Credential {
 	cr, err := b.cfg.Credential("app")
 	require.NoError(b.t, err)
 	return cr

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/render"
@@ -51,7 +50,7 @@ func VarsFor(conn, pooledConn *connstr.Conn, role string, pw secret.String) rend
 
 // endpoints returns how consumers connect: the config's connection.url, or
 // what the provider discovers (Neon) when the config leaves it out.
-func (e *Engine) endpoints(ctx context.Context, cr *config.Credential) (conn, pooled *connstr.Conn, err error) {
+func (e *Engine) endpoints(ctx context.Context, cr *Credential) (conn, pooled *connstr.Conn, err error) {
 	if cr.Conn != nil {
 		return cr.Conn, cr.Pooled, nil
 	}
@@ -87,7 +86,7 @@ func (r *run) urls() []secret.String {
 
 // rendered is one target's values for the pending version.
 type rendered struct {
-	t           *config.Target
+	t           *Target
 	values      map[string]secret.String
 	fingerprint string
 }
@@ -113,7 +112,7 @@ func (r *run) renderAll() ([]*rendered, error) {
 }
 
 // fingerprintValues is the HMAC recorded for what a target was sent.
-func (e *Engine) fingerprintValues(t *config.Target, values map[string]secret.String) string {
+func (e *Engine) fingerprintValues(t *Target, values map[string]secret.String) string {
 	parts := []string{"target", t.Name}
 	for _, k := range t.Keys {
 		parts = append(parts, k, values[k].Reveal())
@@ -226,7 +225,7 @@ func (r *run) gatekeepersBeforeTest(ctx context.Context) error {
 }
 
 func (r *run) publishHint() string {
-	if r.cr.Strategy == config.StrategyDual {
+	if r.cr.Strategy == StrategyDual {
 		return "every target still holds a working credential (the old role was not touched). Fix the failing target(s), then `rotor resume` finishes the rollout."
 	}
 	return "the database already has the new password, so consumers reading the failed target(s) cannot open new connections. Fix them and run `rotor resume` now."
@@ -359,7 +358,7 @@ const (
 // retry calls fn until it succeeds, the error is not retryable under mode,
 // or the attempts run out. Backoff is capped exponential with full jitter;
 // a Retry-After from the backend is honoured (up to 5 minutes).
-func (r *run) retry(ctx context.Context, t *config.Target, mode retryMode, attempts *int, fn func(context.Context) error) error {
+func (r *run) retry(ctx context.Context, t *Target, mode retryMode, attempts *int, fn func(context.Context) error) error {
 	limit := r.cr.Attempts
 	if mode == noRetries {
 		limit = 1
@@ -375,7 +374,7 @@ func (r *run) retry(ctx context.Context, t *config.Target, mode retryMode, attem
 			return nil
 		}
 		if timedOut {
-			err = fmt.Errorf("%w (no complete answer within publish.timeout, %s)", err, config.FormatDuration(r.cr.TargetTimeout))
+			err = fmt.Errorf("%w (no complete answer within publish.timeout, %s)", err, formatDuration(r.cr.TargetTimeout))
 		}
 		if ctx.Err() != nil || i == limit-1 || !retryable(err, timedOut, mode) {
 			return err

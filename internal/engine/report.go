@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
@@ -77,7 +76,7 @@ type StatusOptions struct {
 }
 
 // Status reports one credential from the store (and, with Live, the database).
-func (e *Engine) Status(ctx context.Context, cr *config.Credential, opts StatusOptions) (*CredentialStatus, error) {
+func (e *Engine) Status(ctx context.Context, cr *Credential, opts StatusOptions) (*CredentialStatus, error) {
 	e.init()
 	now := e.now()
 	st := &CredentialStatus{Name: cr.Name, Strategy: cr.Strategy, Schedule: cr.Schedule.String()}
@@ -99,7 +98,7 @@ func (e *Engine) Status(ctx context.Context, cr *config.Credential, opts StatusO
 		st.Due = cr.Schedule.Due(cr.Name, last, now)
 	}
 	if cur != nil && cr.ExpireAfter > 0 && now.After(cur.ActivatedAt.Add(cr.ExpireAfter)) {
-		st.Warnings = append(st.Warnings, fmt.Sprintf("the password expired (expire_after %s) — rotate now", config.FormatDuration(cr.ExpireAfter)))
+		st.Warnings = append(st.Warnings, fmt.Sprintf("the password expired (expire_after %s) — rotate now", formatDuration(cr.ExpireAfter)))
 	}
 	rots, err := e.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Limit: 1})
 	if err != nil {
@@ -154,7 +153,7 @@ func (e *Engine) Status(ctx context.Context, cr *config.Credential, opts StatusO
 			st.Warnings = append(st.Warnings, "provider report failed: "+err.Error())
 		}
 	}
-	if opts.Live && cr.Strategy == config.StrategyDual && cur != nil {
+	if opts.Live && cr.Strategy == StrategyDual && cur != nil {
 		for _, role := range cr.Roles {
 			if role == cur.Role {
 				continue
@@ -174,7 +173,7 @@ func (e *Engine) Status(ctx context.Context, cr *config.Credential, opts StatusO
 }
 
 // Due reports whether cr's schedule says it should rotate now.
-func (e *Engine) Due(ctx context.Context, cr *config.Credential) (bool, error) {
+func (e *Engine) Due(ctx context.Context, cr *Credential) (bool, error) {
 	e.init()
 	if !cr.Schedule.Periodic() {
 		return false, nil
@@ -222,7 +221,7 @@ type PlanOptions struct {
 }
 
 // Plan describes a rotation without changing anything.
-func (e *Engine) Plan(ctx context.Context, cr *config.Credential, opts PlanOptions) (*Plan, error) {
+func (e *Engine) Plan(ctx context.Context, cr *Credential, opts PlanOptions) (*Plan, error) {
 	e.init()
 	p := &Plan{Credential: cr.Name, Strategy: cr.Strategy, Provider: cr.ProviderType}
 	cur, err := e.currentVersion(ctx, cr.Name)
@@ -234,7 +233,7 @@ func (e *Engine) Plan(ctx context.Context, cr *config.Credential, opts PlanOptio
 		p.Warnings = append(p.Warnings, fmt.Sprintf("rotation %d is unfinished; `rotor rotate` resumes it from step %s before anything new", rots[0].ID, rots[0].Step))
 	}
 	switch {
-	case cr.Strategy == config.StrategySingle:
+	case cr.Strategy == StrategySingle:
 		p.ToRole = cr.Roles[0]
 		p.FromRole = cr.Roles[0]
 	case cur != nil && cur.Role == cr.Roles[0]:
@@ -252,20 +251,20 @@ func (e *Engine) Plan(ctx context.Context, cr *config.Credential, opts PlanOptio
 	if cr.TestPooled && cr.Pooled != nil {
 		test += " (direct and pooled)"
 	}
-	if cr.Strategy == config.StrategySingle {
+	if cr.Strategy == StrategySingle {
 		test += "; on failure put the previous password back"
 	}
 	p.Actions = append(p.Actions, test,
 		fmt.Sprintf("write %d target(s) in parallel (up to %d at once), then reload those that need it", len(cr.Targets), cr.Concurrency),
 		"read back every target that allows it and compare fingerprints")
-	if cr.Strategy == config.StrategyDual {
+	if cr.Strategy == StrategyDual {
 		switch {
 		case p.FromRole == "":
 			p.Actions = append(p.Actions, "first rotation: no old role to retire")
-		case cr.Retire == config.RetireNextRotation:
+		case cr.Retire == RetireNextRotation:
 			p.Actions = append(p.Actions, fmt.Sprintf("keep %s valid until the next rotation", p.FromRole))
 		default:
-			act := fmt.Sprintf("wait up to %s for sessions of %s to end, then retire it (%s)", config.FormatDuration(cr.DrainTimeout), p.FromRole, cr.RetireMethod)
+			act := fmt.Sprintf("wait up to %s for sessions of %s to end, then retire it (%s)", formatDuration(cr.DrainTimeout), p.FromRole, cr.RetireMethod)
 			if cr.DrainTerminate {
 				act += "; sessions left at the deadline are terminated"
 			} else {
@@ -289,7 +288,7 @@ func (e *Engine) Plan(ctx context.Context, cr *config.Credential, opts PlanOptio
 	if opts.Offline {
 		return p, nil
 	}
-	if cr.Strategy == config.StrategyDual {
+	if cr.Strategy == StrategyDual {
 		if par, err := cr.Provider.Parity(ctx, provider.ParityRequest{Roles: cr.Roles}); err == nil {
 			for _, d := range par.Differences {
 				p.Warnings = append(p.Warnings, "privilege difference (the rotation will stop): "+d)
@@ -306,7 +305,7 @@ func (e *Engine) Plan(ctx context.Context, cr *config.Credential, opts PlanOptio
 
 // Abandon gives up on an unfinished rotation, which is only safe before
 // anything was published: consumers never saw its password.
-func (e *Engine) Abandon(ctx context.Context, cr *config.Credential) (*store.Rotation, error) {
+func (e *Engine) Abandon(ctx context.Context, cr *Credential) (*store.Rotation, error) {
 	e.init()
 	release, err := e.lock(ctx, cr.Name)
 	if err != nil {
@@ -334,7 +333,7 @@ func (e *Engine) Abandon(ctx context.Context, cr *config.Credential) (*store.Rot
 			applied = true
 		}
 	}
-	if applied && cr.Strategy == config.StrategySingle {
+	if applied && cr.Strategy == StrategySingle {
 		// The database may hold the new password: put the old one back.
 		var restore secret.String
 		if rot.Rollback != nil && rot.ToVersionID != 0 {

@@ -11,12 +11,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/pgcluster"
 	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/provider"
 	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
+	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
 	"github.com/rotorhq/rotor/internal/store/sqlite"
@@ -84,8 +84,8 @@ credentials:
 			path := filepath.Join(cdir, "rotor.yaml")
 			require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
 			env := map[string]string{"ADMIN_URL": cl.AdminURL(db).Reveal()}
-			cfg, err := config.Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok },
-				config.Registry{Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup, Now: time.Now, Getenv: func(string) string { return "" }})
+			cfg, err := resolve.Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+				resolve.Registry{Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup, Now: time.Now, Getenv: func(string) string { return "" }})
 			require.NoError(t, err)
 			t.Cleanup(func() { cfg.Close() })
 			cr, err := cfg.Credential("app")

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/secret"
@@ -61,7 +60,7 @@ type TargetResult struct {
 // run is the state of one rotation while the engine works on it.
 type run struct {
 	e    *Engine
-	cr   *config.Credential
+	cr   *Credential
 	opts Options
 	rot  *store.Rotation
 	res  *Result
@@ -87,7 +86,7 @@ func (m material) verifier() secret.String { return secret.New(m.Verifier) }
 // Rotate runs (or continues) a rotation of cr. An interrupted rotation of
 // the same credential is always finished first; with opts.ResumeOnly
 // nothing new is started and a nil Result means there was nothing to do.
-func (e *Engine) Rotate(ctx context.Context, cr *config.Credential, opts Options) (*Result, error) {
+func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (*Result, error) {
 	e.init()
 	started := e.Now()
 	if opts.Trigger == "" {

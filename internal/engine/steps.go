@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
@@ -41,7 +40,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if r.cr.Strategy == config.StrategyDual {
+	if r.cr.Strategy == StrategyDual {
 		if err := r.checkParity(ctx); err != nil {
 			return "", err
 		}
@@ -62,7 +61,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 	// Single strategy: remember what the server holds now so a failed
 	// test can put it back. Superusers can read it; others fall back to
 	// the previous version rotor stored, if any.
-	if r.cr.Strategy == config.StrategySingle {
+	if r.cr.Strategy == StrategySingle {
 		snap, err := r.cr.Provider.Snapshot(ctx, provider.SnapshotRequest{Role: role})
 		switch {
 		case err == nil && !snap.Verifier.IsZero():
@@ -121,7 +120,7 @@ func (r *run) loadPending(ctx context.Context) (string, error) {
 // single; for dual the one consumers are not using.
 func (r *run) chooseRole(ctx context.Context) (string, error) {
 	roles := r.cr.Roles
-	if r.cr.Strategy == config.StrategySingle {
+	if r.cr.Strategy == StrategySingle {
 		return roles[0], nil
 	}
 	var next string
@@ -177,7 +176,7 @@ func (r *run) checkParity(ctx context.Context) error {
 // apply sets the pending password on the database. Idempotent: replaying
 // sets the same verifier again.
 func (r *run) apply(ctx context.Context) (string, error) {
-	gatekeepersFirst := r.cr.Strategy == config.StrategySingle && r.hasGatekeeper() && !r.pending.verifier().IsZero()
+	gatekeepersFirst := r.cr.Strategy == StrategySingle && r.hasGatekeeper() && !r.pending.verifier().IsZero()
 	if gatekeepersFirst {
 		// Single strategy behind a gatekeeper (PgBouncer passing SCRAM
 		// through): give it the new verifier before the server. A consumer
@@ -232,7 +231,7 @@ func (r *run) apply(ctx context.Context) (string, error) {
 // test logs in exactly as consumers will. Single strategy: a failure puts
 // the previous password back and ends the rotation as rolled back.
 func (r *run) test(ctx context.Context) (string, error) {
-	if r.cr.Strategy == config.StrategyDual {
+	if r.cr.Strategy == StrategyDual {
 		if err := r.gatekeepersBeforeTest(ctx); err != nil {
 			return "", err
 		}
@@ -242,7 +241,7 @@ func (r *run) test(ctx context.Context) (string, error) {
 	if lastErr == nil {
 		return "logged in via " + strings.Join(tried, " and "), nil
 	}
-	if r.cr.Strategy == config.StrategyDual {
+	if r.cr.Strategy == StrategyDual {
 		return "", &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepTest,
 			Err:  fmt.Errorf("the new password of %s does not log in: %w", r.to.Role, lastErr),
 			Hint: "nothing was published; consumers still use " + orDefault(r.fromRole(), "the old role") + ". Fix the cause (pg_hba.conf, the pooler, connection.url), then `rotor resume`."}
@@ -374,7 +373,7 @@ func (r *run) confirm(ctx context.Context) (string, error) {
 	}
 	old := r.fromRole()
 	switch {
-	case r.opts.Revoke && r.cr.Strategy == config.StrategySingle:
+	case r.opts.Revoke && r.cr.Strategy == StrategySingle:
 		// Same role, so only sessions older than the new password can be
 		// the leaked credential's.
 		t, err := r.cr.Provider.Terminate(ctx, provider.TerminateRequest{Role: r.to.Role, StartedBefore: r.applied})
@@ -383,7 +382,7 @@ func (r *run) confirm(ctx context.Context) (string, error) {
 		}
 		r.res.Terminated += t.Terminated
 		notes = append(notes, fmt.Sprintf("revoke: terminated %d session(s) opened before the new password", t.Terminated))
-	case r.cr.Strategy == config.StrategyDual && old != "" && r.opts.Revoke:
+	case r.cr.Strategy == StrategyDual && old != "" && r.opts.Revoke:
 		// Retire first so a terminated attacker cannot log back in.
 		if _, err := r.cr.Provider.Retire(ctx, provider.RetireRequest{Role: old, Method: r.cr.RetireMethod}); err != nil {
 			return "", fmt.Errorf("retire role %s: %w", old, err)
@@ -394,7 +393,7 @@ func (r *run) confirm(ctx context.Context) (string, error) {
 		}
 		r.res.Terminated += t.Terminated
 		notes = append(notes, fmt.Sprintf("revoke: retired %s and terminated %d session(s)", old, t.Terminated))
-	case r.cr.Strategy == config.StrategyDual && old != "" && r.cr.Retire == config.RetireImmediately:
+	case r.cr.Strategy == StrategyDual && old != "" && r.cr.Retire == RetireImmediately:
 		n, err := r.drain(ctx, old)
 		if err != nil {
 			return "", err
@@ -441,14 +440,14 @@ func (r *run) drain(ctx context.Context, old string) (string, error) {
 func (r *run) finish(ctx context.Context) (string, error) {
 	old := r.fromRole()
 	status := store.StatusSucceeded
-	retirePrev := r.cr.Strategy == config.StrategySingle
+	retirePrev := r.cr.Strategy == StrategySingle
 	outcome := fmt.Sprintf("%s now uses role %s, version %d", r.cr.Name, r.to.Role, r.to.Seq)
 	switch {
-	case r.cr.Strategy != config.StrategyDual || old == "":
+	case r.cr.Strategy != StrategyDual || old == "":
 	case r.opts.Revoke:
 		retirePrev = true
 		outcome += "; old role " + old + " revoked"
-	case r.cr.Retire == config.RetireNextRotation:
+	case r.cr.Retire == RetireNextRotation:
 		outcome += "; old role " + old + " stays valid until the next rotation"
 	default:
 		// Look again right before retiring: this also covers a resume
@@ -667,7 +666,7 @@ func (r *run) forgetGatekeeperDeliveries(ctx context.Context) {
 // restoreGatekeepers gives every gatekeeper target role's previous
 // verifier back (a single-strategy rotation rolled back or abandoned after
 // apply wrote them). A gatekeeper works from Role and Verifier alone.
-func restoreGatekeepers(ctx context.Context, cr *config.Credential, role string, verifier secret.String) error {
+func restoreGatekeepers(ctx context.Context, cr *Credential, role string, verifier secret.String) error {
 	var errs []error
 	for _, t := range cr.Targets {
 		if !t.Impl.Info().Gatekeeper {

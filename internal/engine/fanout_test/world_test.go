@@ -30,12 +30,12 @@ import (
 	"github.com/joho/godotenv"
 	"github.com/stretchr/testify/require"
 
-	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/pgcluster"
 	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/provider"
 	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
+	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
 	"github.com/rotorhq/rotor/internal/store/sqlite"
@@ -116,7 +116,7 @@ type world struct {
 	envFile string
 	env     map[string]string
 	key     []byte
-	cfg     *config.Config
+	cfg     *resolve.Config
 	store   store.Store
 	eng     *engine.Engine
 	rec     *recorder
@@ -210,7 +210,7 @@ credentials:
 	require.NoError(t, os.WriteFile(w.cfgPath, []byte(yaml), 0o600))
 
 	w.rec = newRecorder(w)
-	cfg, err := config.Load(w.cfgPath, w.lookupEnv, config.Registry{
+	cfg, err := resolve.Load(w.cfgPath, w.lookupEnv, resolve.Registry{
 		Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup,
 		HTTPClient: w.rec.client(), Getenv: w.getenv, Now: targetClock,
 	})
@@ -231,7 +231,7 @@ credentials:
 func (w *world) lookupEnv(k string) (string, bool) { v, ok := w.env[k]; return v, ok }
 func (w *world) getenv(k string) string            { return w.env[k] }
 
-func (w *world) cred() *config.Credential {
+func (w *world) cred() *engine.Credential {
 	cr, err := w.cfg.Credential("app")
 	require.NoError(w.t, err)
 	return cr

@@ -30,13 +30,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/pgbouncertest"
 	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/provider"
 	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
+	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
 	"github.com/rotorhq/rotor/internal/store/sqlite"
@@ -185,7 +185,7 @@ credentials:
 		b.AuthFile, awsSecret, sm.URL, vlt.URL, vaultPath, namespace, secretName, deployName, envFile)
 	cfgPath := filepath.Join(dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
-	cfg, err := config.Load(cfgPath, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, config.Registry{
+	cfg, err := resolve.Load(cfgPath, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, resolve.Registry{
 		Provider: pbuiltin.Lookup, Target: lookup, HTTPClient: &http.Client{},
 		Getenv: func(k string) string { return env[k] }, Now: time.Now,
 	})

@@ -16,7 +16,6 @@ import (
 	"github.com/joho/godotenv"
 	"github.com/stretchr/testify/require"
 
-	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/pgtest"
@@ -25,6 +24,7 @@ import (
 	"github.com/rotorhq/rotor/internal/provider/neon"
 	"github.com/rotorhq/rotor/internal/provider/neon/neonapi"
 	"github.com/rotorhq/rotor/internal/provider/neon/neonfake"
+	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
 	"github.com/rotorhq/rotor/internal/store/sqlite"
@@ -32,13 +32,13 @@ import (
 )
 
 // rig is one engine-level test: a config that names a neon credential
-// with a dotenv target, loaded through config.Parse with neon in the
+// with a dotenv target, loaded through resolve.Parse with neon in the
 // registry, a store, and an engine whose logins reach the fake's clusters.
 type rig struct {
 	*world
 	dir     string
 	envFile string
-	cfg     *config.Config
+	cfg     *resolve.Config
 	store   store.Store
 	eng     *engine.Engine
 
@@ -99,8 +99,8 @@ credentials:
 		return pbuiltin.Lookup(typ)
 	}
 	env := map[string]string{"NEON_API_KEY": w.fake.APIKey}
-	cfg, err := config.Parse(filepath.Join(r.dir, "rotor.yaml"), []byte(doc), func(k string) (string, bool) { v, ok := env[k]; return v, ok },
-		config.Registry{Provider: lookup, Target: tbuiltin.Lookup, HTTPClient: http.DefaultClient, Now: time.Now, Getenv: func(string) string { return "" }})
+	cfg, err := resolve.Parse(filepath.Join(r.dir, "rotor.yaml"), []byte(doc), func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+		resolve.Registry{Provider: lookup, Target: tbuiltin.Lookup, HTTPClient: http.DefaultClient, Now: time.Now, Getenv: func(string) string { return "" }})
 	require.NoError(t, err)
 	t.Cleanup(func() { cfg.Close() })
 	r.cfg = cfg
@@ -121,7 +121,7 @@ func (r *rig) newEngine() *engine.Engine {
 		Dial:  func(ctx context.Context, url secret.String) error { return engine.DialPostgres(ctx, r.routed(url)) }}
 }
 
-func (r *rig) cred() *config.Credential {
+func (r *rig) cred() *engine.Credential {
 	cr, err := r.cfg.Credential("app")
 	require.NoError(r.t, err)
 	return cr

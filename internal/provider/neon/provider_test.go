@@ -10,7 +10,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/provider"
@@ -18,6 +17,7 @@ import (
 	"github.com/rotorhq/rotor/internal/provider/neon"
 	"github.com/rotorhq/rotor/internal/provider/neon/neonapi"
 	"github.com/rotorhq/rotor/internal/provider/neon/neonfake"
+	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/secret"
 	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
 )
@@ -306,8 +306,8 @@ func TestExamplesLoad(t *testing.T) {
 	for _, path := range paths {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			t.Parallel()
-			cfg, err := config.Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok },
-				config.Registry{Provider: lookup, Target: tbuiltin.Lookup, Now: time.Now, Getenv: func(string) string { return "" }})
+			cfg, err := resolve.Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+				resolve.Registry{Provider: lookup, Target: tbuiltin.Lookup, Now: time.Now, Getenv: func(string) string { return "" }})
 			require.NoError(t, err)
 			defer cfg.Close()
 			for _, cr := range cfg.Credentials {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rotorhq/rotor/internal/config"
 	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
+	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/target"
 	"github.com/rotorhq/rotor/internal/target/builtin"
 )
@@ -140,8 +141,8 @@ credentials:
         values: ` + tc.values + `
 `
 			env := map[string]string{"ADMIN_URL": "postgresql://admin:pw@db.internal/postgres", "TOKEN": "t"}
-			_, err := config.Parse("rotor.yaml", []byte(src), func(k string) (string, bool) { v, ok := env[k]; return v, ok },
-				config.Registry{Provider: pbuiltin.Lookup, Target: builtin.Lookup, Getenv: func(string) string { return "" }, Now: time.Now})
+			_, err := resolve.Parse("rotor.yaml", []byte(src), func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+				resolve.Registry{Provider: pbuiltin.Lookup, Target: builtin.Lookup, Getenv: func(string) string { return "" }, Now: time.Now})
 			require.Error(t, err)
 			require.Contains(t, err.Error(), tc.want)
 			require.NotContains(t, err.Error(), target.ErrInvalid.Error(), "the sentinel means nothing to a reader of rotor.yaml")

@@ -16,13 +16,13 @@ import (
 	"github.com/joho/godotenv"
 	"github.com/stretchr/testify/require"
 
-	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/pgbouncertest"
 	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/provider"
 	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
+	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
 	"github.com/rotorhq/rotor/internal/store/sqlite"
@@ -72,7 +72,7 @@ func TestDualRotationThroughPgBouncerDropsNoConnection(t *testing.T) {
 // PgBouncer: the engine, the credential, the .env file they read.
 type pgbWorld struct {
 	eng     *engine.Engine
-	cr      *config.Credential
+	cr      *engine.Credential
 	envFile string
 	roles   []string
 	b       *pgbouncertest.Bouncer
@@ -150,7 +150,7 @@ credentials:
 	env := map[string]string{"ADMIN_URL": cl.AdminURL(db).Reveal(), "PGBOUNCER_ADMIN_URL": b.AdminURL().Reveal()}
 	cfgPath := filepath.Join(dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
-	cfg, err := config.Load(cfgPath, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, config.Registry{
+	cfg, err := resolve.Load(cfgPath, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, resolve.Registry{
 		Provider: pbuiltin.Lookup, Target: lookup, Now: time.Now, Getenv: func(string) string { return "" },
 	})
 	require.NoError(t, err)

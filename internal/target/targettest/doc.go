@@ -9,8 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/rotorhq/rotor/internal/config"
 	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
+	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/target"
 )
 
@@ -48,7 +48,7 @@ func DocExample(t *testing.T, doc, typ string, factory target.Factory, tokenEnv 
 			path := filepath.Join(t.TempDir(), "rotor.yaml")
 			require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o600))
 			env := map[string]string{"ROTOR_ADMIN_URL": "postgresql://admin:pw@db.internal/postgres", tokenEnv: "tok"}
-			reg := config.Registry{
+			reg := resolve.Registry{
 				Provider: pbuiltin.Lookup,
 				Target: func(got string) (target.Factory, error) {
 					if got != typ {
@@ -58,7 +58,7 @@ func DocExample(t *testing.T, doc, typ string, factory target.Factory, tokenEnv 
 				},
 				Getenv: func(string) string { return "" },
 			}
-			cfg, err := config.Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, reg)
+			cfg, err := resolve.Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, reg)
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
 				return

@@ -1,0 +1,148 @@
+package config
+
+import (
+	"regexp"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rotorhq/rotor/internal/connstr"
+	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/render"
+	"github.com/rotorhq/rotor/internal/schedule"
+	"github.com/rotorhq/rotor/internal/secret"
+)
+
+// Config is a loaded, validated configuration with defaults applied: plain
+// specs, nothing live. Providers and targets are built from it elsewhere
+// (internal/resolve), so reading a config never opens anything.
+type Config struct {
+	// Path is the config file's absolute path; Dir its directory, against
+	// which targets resolve relative paths.
+	Path, Dir string
+	// File is the path as given, which every message names.
+	File string
+	// State is the store location: a file path (absolute) or a URL.
+	State string
+	// KeyFile is the absolute path of the key file used when ROTOR_KEY is unset.
+	KeyFile     string
+	Credentials []*Credential
+}
+
+// Credential is one managed connection string as configured.
+type Credential struct {
+	Name string
+	Line int
+	// Path names the credential in messages: credentials.app.
+	Path string
+	// Provider is nil only in a config with problems.
+	Provider *Provider
+	// Conn is how consumers connect (user and password are filled per
+	// version); Pooled is the pooled variant, nil when there is none.
+	Conn   *connstr.Conn
+	Pooled *connstr.Conn
+	// Discover is set when the file gives no connection.url: the provider
+	// must then discover the endpoints (provider.Endpointer), which only a
+	// built provider can tell.
+	Discover     bool
+	Strategy     string
+	Roles        []string
+	Group        string
+	Policy       secret.Policy
+	ExpireAfter  time.Duration
+	Schedule     *schedule.Schedule
+	DrainTimeout time.Duration
+	DrainPoll    time.Duration
+	// DrainTerminate ends the old role's remaining sessions at the deadline
+	// instead of leaving the old role in use.
+	DrainTerminate bool
+	Retire         string
+	RetireMethod   provider.RetireMethod
+	TestTimeout    time.Duration
+	TestPooled     bool
+	Concurrency    int
+	Attempts       int
+	MaxBackoff     time.Duration
+	TargetTimeout  time.Duration
+	Targets        []*Target
+}
+
+// Provider is a credential's database provider as configured.
+type Provider struct {
+	Type string
+	// Line is where the provider's settings start; Path names them in
+	// messages (credentials.app.provider).
+	Line int
+	Path string
+	// Key is equal for providers written with identical settings, so that
+	// credentials sharing them (typically all, through defaults:) can share
+	// one provider and so one admin connection pool. It is a digest: it
+	// holds no secret.
+	Key     string
+	Options Options
+}
+
+// Target is one configured target of a credential.
+type Target struct {
+	Name string
+	Type string
+	Line int
+	// Path names the target in messages: credentials.app.targets[0] (env).
+	Path string
+	// Keys are the value names in file order and Values their templates.
+	// In a config with problems, a value whose template did not compile
+	// has no template.
+	Keys   []string
+	Values map[string]*render.Template
+	// ValuesLine is where values: is written.
+	ValuesLine int
+	Options    Options
+}
+
+// Options are a provider's or a target's own settings, kept as written so
+// that whoever builds it decodes them into its own options type, with the
+// same strictness and file:line messages as the rest of the file.
+type Options struct {
+	node *yaml.Node
+	file string
+	path string
+}
+
+// Decode fills v, a pointer to a struct with yaml tags, from the options.
+// An unknown key, a value of the wrong kind or a bad duration is an error;
+// every problem is returned together as Errors, located in the file. No
+// options written leaves v untouched.
+func (o Options) Decode(v any) error {
+	if o.Empty() {
+		return nil
+	}
+	d := &decoder{file: o.file}
+	if !d.decode(o.node, v, o.path) {
+		return d.sorted()
+	}
+	return nil
+}
+
+// Empty reports whether no option was written.
+func (o Options) Empty() bool { return o.node == nil || len(o.node.Content) == 0 }
+
+// First returns the first option written and its line, for the message
+// of a provider or target type that takes none.
+func (o Options) First() (key string, line int) {
+	if o.Empty() {
+		return "", 0
+	}
+	return o.node.Content[0].Value, o.node.Content[0].Line
+}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// ValidName reports whether s may name a credential or a target: 1 to 63
+// letters, digits, '_', '.' and '-', starting with a letter or digit. (The
+// length is checked apart from the pattern: a bounded repetition compiles
+// to one copy per allowed character, paid at every start of rotor.)
+func ValidName(s string) bool { return len(s) <= 63 && nameRE.MatchString(s) }
+
+// TargetCommonKeys are the keys every target entry takes; the rest of an
+// entry is the target type's own options.
+func TargetCommonKeys() []string { return append([]string(nil), targetCommonKeys...) }
