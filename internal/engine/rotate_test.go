@@ -443,8 +443,7 @@ func TestWriteOnlyTargetIsUnverifiable(t *testing.T) {
 func TestGatekeeperGoesFirstAndStopsPublishOnFailure(t *testing.T) {
 	t.Parallel()
 	roles := roleNames(t)
-	b := setup(t, setupOpts{strategy: "dual", roles: roles, memory: true})
-	b.mem.gatekeeper = true
+	b := setup(t, setupOpts{strategy: "dual", roles: roles, memory: true, gatekeeper: true})
 	b.mem.failPuts = 1
 	b.mem.failErr = target.ErrAuth
 	before, err := os.ReadFile(b.envFile)

@@ -13,7 +13,6 @@ import (
 	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
-	"github.com/rotorhq/rotor/internal/target"
 )
 
 // prepare chooses the role, generates the password and stores it sealed as
@@ -177,18 +176,8 @@ func (r *run) checkParity(ctx context.Context) error {
 // apply sets the pending password on the database. Idempotent: replaying
 // sets the same verifier again.
 func (r *run) apply(ctx context.Context) (string, error) {
-	gatekeepersFirst := r.cr.Strategy == config.StrategySingle && r.hasGatekeeper() && !r.pending.verifier().IsZero()
-	if gatekeepersFirst {
-		// Single strategy behind a gatekeeper (PgBouncer passing SCRAM
-		// through): give it the new verifier before the server. A consumer
-		// still on the old password is then refused by PgBouncer itself,
-		// rather than let through to a server login that fails — which
-		// would make PgBouncer turn every client of the pool away for
-		// server_login_retry (15 s by default).
-		if err := r.publishGatekeepers(ctx, StepApply); err != nil {
-			return "", r.restoreGatekeepersAfter(ctx, err, r.previousVerifier(ctx))
-		}
-		r.settleGatekeepers(ctx)
+	if err := r.gatekeepersBeforeApply(ctx); err != nil {
+		return "", err
 	}
 	var until *time.Time
 	if r.cr.ExpireAfter > 0 {
@@ -199,11 +188,7 @@ func (r *run) apply(ctx context.Context) (string, error) {
 		Role: r.to.Role, Password: r.pending.password(), Verifier: r.pending.verifier(), ValidUntil: until,
 	})
 	if err != nil {
-		err = fmt.Errorf("set password of role %s: %w", r.to.Role, err)
-		if gatekeepersFirst {
-			err = r.undoGatekeepersAfterFailedApply(ctx, err)
-		}
-		return "", err
+		return "", r.gatekeepersAfterFailedApply(ctx, fmt.Errorf("set password of role %s: %w", r.to.Role, err))
 	}
 	if !resp.Password.IsZero() && !resp.Password.Equal(r.pending.password()) {
 		// The backend chose the password (Neon API mode): store it before
@@ -220,7 +205,14 @@ func (r *run) apply(ctx context.Context) (string, error) {
 		r.pending, r.to.Fingerprint = m, fp
 	}
 	if r.applied.IsZero() {
-		r.applied = r.e.now()
+		// Journaled before the step is marked done: a resume after a crash
+		// here must still know when the old password stopped working.
+		applied := r.e.now()
+		rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{ID: r.rot.ID, AppliedAt: &applied, Now: applied})
+		if err != nil {
+			return "", journalError("record when the password was set", err)
+		}
+		r.rot, r.applied = rot, applied
 	}
 	detail := fmt.Sprintf("password set on role %s", r.to.Role)
 	if resp.Detail != "" {
@@ -232,12 +224,9 @@ func (r *run) apply(ctx context.Context) (string, error) {
 // test logs in exactly as consumers will. Single strategy: a failure puts
 // the previous password back and ends the rotation as rolled back.
 func (r *run) test(ctx context.Context) (string, error) {
-	if r.cr.Strategy == config.StrategyDual {
-		if err := r.gatekeepersBeforeTest(ctx); err != nil {
-			return "", err
-		}
+	if err := r.gatekeepersBeforeTest(ctx); err != nil {
+		return "", err
 	}
-	// (Single strategy: gatekeepers got the new password in apply.)
 	tried, lastErr := r.loginRetrying(ctx)
 	if lastErr == nil {
 		return "logged in via " + strings.Join(tried, " and "), nil
@@ -272,15 +261,6 @@ func (r *run) loginRetrying(ctx context.Context) ([]string, error) {
 func (r *run) testsPooled() bool {
 	vars := r.vars()
 	return r.cr.TestPooled && !vars.PooledURL.Equal(vars.DirectURL)
-}
-
-func (r *run) hasGatekeeper() bool {
-	for _, t := range r.cr.Targets {
-		if t.Impl.Info().Gatekeeper {
-			return true
-		}
-	}
-	return false
 }
 
 // login connects as consumers will: directly, and through the pooled URL
@@ -502,29 +482,18 @@ func (r *run) fromRole() string {
 }
 
 // roleSessions lists who is still logged in as role: the database's own
-// sessions and the clients gatekeeper targets (PgBouncer) hold, which the
-// database cannot see.
+// sessions and the clients gatekeeper targets hold, which the database
+// cannot see.
 func (r *run) roleSessions(ctx context.Context, role string) ([]provider.Session, error) {
 	s, err := r.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: role})
 	if err != nil {
 		return nil, fmt.Errorf("list sessions of %s: %w", role, err)
 	}
-	out := s.Sessions
-	for _, t := range r.cr.Targets {
-		sl, ok := t.Impl.(target.SessionLister)
-		if !ok {
-			continue
-		}
-		resp, err := sl.ListSessions(ctx, target.ListSessionsRequest{Role: role})
-		if err != nil {
-			return nil, fmt.Errorf("list clients of %s on target %s: %w", role, t.Name, err)
-		}
-		for _, c := range resp.Sessions {
-			out = append(out, provider.Session{Database: c.Database, ApplicationName: c.ApplicationName,
-				ClientAddr: orDefault(c.ClientAddr, "?") + " via " + t.Name, State: c.State})
-		}
+	clients, err := r.gatekeeperClients(ctx, role)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return append(s.Sessions, clients...), nil
 }
 
 func describeSessions(ss []provider.Session) string {
@@ -559,123 +528,4 @@ func orDefault(s, def string) string {
 func jsonDetail(m map[string]any) string {
 	b, _ := json.Marshal(m)
 	return string(b)
-}
-
-// publishGatekeepers writes and reloads the gatekeeper targets now,
-// reporting a failure as step's.
-func (r *run) publishGatekeepers(ctx context.Context, step string) error {
-	rds, err := r.renderAll()
-	if err != nil {
-		return err
-	}
-	prior, err := r.e.Store.ListDeliveries(ctx, store.ListDeliveriesParams{RotationID: r.rot.ID})
-	if err != nil {
-		return err
-	}
-	done := map[string]*store.Delivery{}
-	for _, d := range prior {
-		done[d.Target] = d
-	}
-	results := make([]TargetResult, len(rds))
-	if err := r.writeGatekeepers(ctx, rds, done, results); err != nil {
-		var se *StepError
-		if errors.As(err, &se) {
-			se.Step = step
-		}
-		return err
-	}
-	return nil
-}
-
-// restoreGatekeepersAfter handles a gatekeeper that failed before the
-// server was touched (single strategy, apply): it puts the previous
-// verifier back where it may already have landed, and says so.
-func (r *run) restoreGatekeepersAfter(ctx context.Context, cause error, previous secret.String) error {
-	var se *StepError
-	if !errors.As(cause, &se) {
-		return cause
-	}
-	se.Hint = "the database still has the old password, so consumers are unaffected. Fix the gatekeeper, then `rotor resume` (or `rotor resume --abandon`)."
-	if previous.IsZero() {
-		return se
-	}
-	if err := restoreGatekeepers(ctx, r.cr, r.to.Role, previous); err != nil {
-		se.Hint = "the database still has the old password, but a gatekeeper may hold the new one and refuse consumers: " + secret.Scrub(err, r.secrets()...).Error() + ". Fix it, then `rotor resume`."
-		return se
-	}
-	r.forgetGatekeeperDeliveries(ctx)
-	return se
-}
-
-// settleWait bounds how long apply waits for gatekeepers to settle.
-const settleWait = 5 * time.Second
-
-// settleGatekeepers waits (briefly, bounded) until no gatekeeper is still
-// letting a consumer through with the previous password: one already
-// admitted and waiting for a server login would fail it once the server
-// has the new password. Past the bound rotor carries on and reports it.
-func (r *run) settleGatekeepers(ctx context.Context) {
-	for _, t := range r.cr.Targets {
-		s, ok := t.Impl.(target.Settler)
-		if !ok || !t.Impl.Info().Gatekeeper {
-			continue
-		}
-		sctx, cancel := context.WithTimeout(ctx, settleWait)
-		err := s.Settle(sctx, r.to.Role)
-		cancel()
-		if err != nil {
-			r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepApply, Target: t.Name, Status: "note",
-				Detail: "carrying on without waiting for PgBouncer to settle: " + secret.Scrub(err, r.secrets()...).Error()})
-		}
-	}
-}
-
-// undoGatekeepersAfterFailedApply: the gatekeepers hold the new verifier
-// but setting it on the server failed. If the server certainly still has
-// another one, the gatekeepers get the previous verifier back so
-// consumers keep working until the rotation is resumed; if rotor cannot
-// tell (no pg_authid access), they are left alone and the error says so.
-func (r *run) undoGatekeepersAfterFailedApply(ctx context.Context, cause error) error {
-	previous := r.previousVerifier(ctx)
-	snap, err := r.cr.Provider.Snapshot(ctx, provider.SnapshotRequest{Role: r.to.Role})
-	switch {
-	case err != nil || snap.Verifier.IsZero() || previous.IsZero():
-		return fmt.Errorf("%w; the gatekeeper targets already hold the new password and rotor cannot tell whether the server does, so consumers going through them may be refused until `rotor resume` finishes", cause)
-	case snap.Verifier.Equal(r.pending.verifier()):
-		return cause // the server has it after all; resume carries on
-	}
-	if err := restoreGatekeepers(ctx, r.cr, r.to.Role, previous); err != nil {
-		return fmt.Errorf("%w; putting the previous password back on the gatekeeper targets failed too, so consumers going through them are refused until `rotor resume` finishes: %v", cause, secret.Scrub(err, r.secrets()...))
-	}
-	r.forgetGatekeeperDeliveries(ctx)
-	return cause
-}
-
-// forgetGatekeeperDeliveries records that the gatekeepers no longer hold
-// this rotation's password, so a resume writes them again.
-func (r *run) forgetGatekeeperDeliveries(ctx context.Context) {
-	for _, t := range r.cr.Targets {
-		if t.Impl.Info().Gatekeeper {
-			r.e.Store.UpsertDelivery(context.WithoutCancel(ctx), store.UpsertDeliveryParams{
-				RotationID: r.rot.ID, Credential: r.cr.Name, Target: t.Name, State: store.DeliveryFailed,
-				Error: "put back to the previous password", Now: r.e.now(),
-			})
-		}
-	}
-}
-
-// restoreGatekeepers gives every gatekeeper target role's previous
-// verifier back (a single-strategy rotation rolled back or abandoned after
-// apply wrote them). A gatekeeper works from Role and Verifier alone.
-func restoreGatekeepers(ctx context.Context, cr *config.Credential, role string, verifier secret.String) error {
-	var errs []error
-	for _, t := range cr.Targets {
-		if !t.Impl.Info().Gatekeeper {
-			continue
-		}
-		if _, err := t.Impl.Put(ctx, target.PutRequest{Role: role, Verifier: verifier, RotationID: "restore"}); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", t.Name, err))
-		}
-	}
-	return errors.Join(errs...)
 }

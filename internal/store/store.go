@@ -231,7 +231,10 @@ type Rotation struct {
 	// (single strategy), nil when not captured.
 	Rollback []byte
 	// Outcome is a one-line secret-free summary for humans.
-	Outcome    string
+	Outcome string
+	// AppliedAt is when the database got the new password (zero before
+	// apply, and for rotations journaled before the field existed).
+	AppliedAt  time.Time
 	StartedAt  time.Time
 	UpdatedAt  time.Time
 	FinishedAt time.Time
@@ -261,6 +264,7 @@ type UpdateRotationParams struct {
 	ToVersionID *int64
 	Rollback    []byte
 	Outcome     *string
+	AppliedAt   *time.Time
 	Now         time.Time
 }
 

@@ -11,7 +11,7 @@ import (
 )
 
 const rotationColumns = `id, credential, status, strategy, triggered_by, revoke, step, error,
-	from_version_id, to_version_id, rollback_sealed, outcome, started_at, updated_at, finished_at`
+	from_version_id, to_version_id, rollback_sealed, outcome, started_at, updated_at, finished_at, applied_at`
 
 // InsertRotation implements store.Store.
 func (s *Store) InsertRotation(ctx context.Context, p store.InsertRotationParams) (*store.Rotation, error) {
@@ -91,6 +91,10 @@ func (s *Store) UpdateRotation(ctx context.Context, p store.UpdateRotationParams
 	if p.Outcome != nil {
 		sets = append(sets, "outcome = ?")
 		args = append(args, *p.Outcome)
+	}
+	if p.AppliedAt != nil {
+		sets = append(sets, "applied_at = ?")
+		args = append(args, timeArg(*p.AppliedAt))
 	}
 	args = append(args, p.ID)
 
@@ -242,9 +246,10 @@ func scanRotation(row rowScanner) (*store.Rotation, error) {
 		status                     string
 		fromID, toID               sql.NullInt64
 		started, updated, finished sql.NullInt64
+		applied                    sql.NullInt64
 	)
 	if err := row.Scan(&r.ID, &r.Credential, &status, &r.Strategy, &r.Trigger, &r.Revoke, &r.Step, &r.Error,
-		&fromID, &toID, &r.Rollback, &r.Outcome, &started, &updated, &finished); err != nil {
+		&fromID, &toID, &r.Rollback, &r.Outcome, &started, &updated, &finished, &applied); err != nil {
 		return nil, mapErr(err)
 	}
 	r.Status = store.Status(status)
@@ -253,6 +258,7 @@ func scanRotation(row rowScanner) (*store.Rotation, error) {
 	r.StartedAt = timeVal(started)
 	r.UpdatedAt = timeVal(updated)
 	r.FinishedAt = timeVal(finished)
+	r.AppliedAt = timeVal(applied)
 	return &r, nil
 }
 
