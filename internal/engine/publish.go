@@ -2,9 +2,10 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"io"
 	"net"
 	"sort"
 	"strconv"
@@ -371,7 +372,7 @@ func (r *run) retry(ctx context.Context, t *config.Target, mode retryMode, attem
 		if ctx.Err() != nil || i == limit-1 || !retryable(err, timedOut, mode) {
 			return err
 		}
-		wait := backoff(i, r.cr.MaxBackoff)
+		wait := r.e.backoff(i, r.cr.MaxBackoff)
 		var re *target.RetryableError
 		if errors.As(err, &re) && re.RetryAfter > 0 {
 			wait = min(re.RetryAfter, 5*time.Minute)
@@ -401,12 +402,23 @@ func retryable(err error, timedOut bool, mode retryMode) bool {
 	return errors.As(err, &ne)
 }
 
-func backoff(attempt int, cap time.Duration) time.Duration {
+func (e *Engine) backoff(attempt int, cap time.Duration) time.Duration {
 	base := 200 * time.Millisecond << min(attempt, 16)
 	if base > cap || base <= 0 {
 		base = cap
 	}
-	return time.Duration(rand.Int64N(int64(base)) + 1)
+	return time.Duration(e.jitter(int64(base)) + 1)
+}
+
+// jitter is a number in [0, n) drawn from the engine's Rand. Should the
+// reader fail, it is n-1: the full wait, only the jitter is lost.
+func (e *Engine) jitter(n int64) int64 {
+	var b [8]byte
+	if _, err := io.ReadFull(e.Rand, b[:]); err != nil {
+		e.Logger.Debug("no randomness for the retry jitter; waiting the full backoff", "error", err)
+		return n - 1
+	}
+	return int64(binary.BigEndian.Uint64(b[:]) % uint64(n))
 }
 
 // verifyTargets reads back every Checker target (in parallel, bounded

@@ -123,7 +123,7 @@ func (e *Engine) Status(ctx context.Context, cr *config.Credential, opts StatusO
 			}
 		}
 	}
-	if l, err := e.Store.GetLease(ctx, "credential/"+cr.Name); err == nil && l.ExpiresAt.After(now) {
+	if l, err := e.Store.GetLease(ctx, leaseName(cr.Name)); err == nil && l.ExpiresAt.After(now) {
 		st.LeaseHolder = l.Holder
 	}
 	dels, err := e.Store.ListDeliveries(ctx, store.ListDeliveriesParams{Credential: cr.Name})
@@ -235,19 +235,17 @@ func (e *Engine) Plan(ctx context.Context, cr *config.Credential, opts PlanOptio
 	}
 	switch {
 	case cr.Strategy == config.StrategySingle:
-		p.ToRole = cr.Roles[0]
 		p.FromRole = cr.Roles[0]
-	case cur != nil && cur.Role == cr.Roles[0]:
-		p.FromRole, p.ToRole = cr.Roles[0], cr.Roles[1]
 	case cur != nil:
-		p.FromRole, p.ToRole = cur.Role, cr.Roles[0]
-	default:
-		p.ToRole = cr.Roles[0]
+		p.FromRole = cur.Role
+	}
+	if p.ToRole, err = nextRole(ctx, cr, cur, !opts.Offline); err != nil {
+		p.Warnings = append(p.Warnings, "the rotation will stop at prepare: "+err.Error())
 	}
 	pol := cr.Policy
 	p.Actions = append(p.Actions,
 		fmt.Sprintf("generate a %d-character password (%.0f bits) and store it encrypted as pending", pol.Length, pol.EntropyBits()),
-		fmt.Sprintf("set it on role %s as a SCRAM-SHA-256 verifier (the server never sees the plaintext)", p.ToRole))
+		fmt.Sprintf("set it on role %s as a SCRAM-SHA-256 verifier (the server never sees the plaintext)", orDefault(p.ToRole, "(none, see the warnings)")))
 	test := "log in with the new connection string"
 	if cr.TestPooled && cr.Pooled != nil {
 		test += " (direct and pooled)"
@@ -306,13 +304,13 @@ func (e *Engine) Plan(ctx context.Context, cr *config.Credential, opts PlanOptio
 
 // Abandon gives up on an unfinished rotation, which is only safe before
 // anything was published: consumers never saw its password.
-func (e *Engine) Abandon(ctx context.Context, cr *config.Credential) (*store.Rotation, error) {
+func (e *Engine) Abandon(ctx context.Context, cr *config.Credential) (_ *store.Rotation, err error) {
 	e.init()
-	release, err := e.lock(ctx, cr.Name)
+	_, release, err := e.lock(ctx, cr.Name)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer func() { err = errors.Join(err, release()) }()
 	rots, err := e.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Active: true, Limit: 1})
 	if err != nil {
 		return nil, err

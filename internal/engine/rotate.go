@@ -86,22 +86,22 @@ func (m material) verifier() secret.String { return secret.New(m.Verifier) }
 // Rotate runs (or continues) a rotation of cr. An interrupted rotation of
 // the same credential is always finished first; with opts.ResumeOnly
 // nothing new is started and a nil Result means there was nothing to do.
-func (e *Engine) Rotate(ctx context.Context, cr *config.Credential, opts Options) (*Result, error) {
+func (e *Engine) Rotate(ctx context.Context, cr *config.Credential, opts Options) (_ *Result, err error) {
 	e.init()
 	started := e.Now()
 	if opts.Trigger == "" {
 		opts.Trigger = "manual"
 	}
-	release, err := e.lock(ctx, cr.Name)
+	lease, release, err := e.lock(ctx, cr.Name)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stopRenew := e.renew(ctx, cr.Name, cancel)
+	stopRenew := e.renew(ctx, lease, cancel)
 	defer func() {
 		stopRenew()
-		release()
+		err = errors.Join(err, release())
 	}()
 
 	r := &run{e: e, cr: cr, opts: opts, res: &Result{Credential: cr.Name, Strategy: cr.Strategy}}

@@ -15,6 +15,7 @@ import (
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
 	"github.com/rotorhq/rotor/internal/target"
 )
@@ -464,4 +465,38 @@ func TestGatekeeperGoesFirstAndStopsPublishOnFailure(t *testing.T) {
 	require.Equal(t, 2, b.mem.puts, "written once more on resume, then skipped by fingerprint in publish")
 	require.Equal(t, 1, b.mem.reloads)
 	require.True(t, b.mem.get("DATABASE_URL").Equal(b.envURL()))
+}
+
+// TestPlanChoosesTheRoleRotateUses: plan and rotate share one role choice,
+// so what plan shows is what rotate does — on a first dual rotation whose
+// first role is busy, and once the current role is no longer in roles.
+func TestPlanChoosesTheRoleRotateUses(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	b := setup(t, setupOpts{strategy: "dual", roles: roles})
+	pw := mustPassword(t)
+	v, err := secret.SCRAMVerifier(nil, pw)
+	require.NoError(t, err)
+	admin := pgtest.Connect(b.ctx, t, b.cl.AdminURL(b.db))
+	_, err = admin.Exec(b.ctx, "ALTER ROLE "+pgx.Identifier{roles[0]}.Sanitize()+" PASSWORD '"+v.Reveal()+"'")
+	require.NoError(t, err)
+	b.session(roles[0], pw, "early-consumer")
+
+	p, err := b.eng.Plan(b.ctx, b.cred(), engine.PlanOptions{})
+	require.NoError(t, err)
+	require.Equal(t, roles[1], p.ToRole, "the first role is busy: the idle one gets the password")
+	res := b.rotate(engine.Options{})
+	require.Equal(t, p.ToRole, res.Role)
+
+	moved := *b.cred()
+	moved.Roles = []string{roles[0] + "_x", roles[1] + "_x"}
+	p, err = b.eng.Plan(b.ctx, &moved, engine.PlanOptions{})
+	require.NoError(t, err)
+	require.Empty(t, p.ToRole)
+	_, err = b.eng.Rotate(b.ctx, &moved, engine.Options{})
+	var se *engine.StepError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, engine.StepPrepare, se.Step)
+	require.Contains(t, se.Err.Error(), "which is not in roles")
+	require.Contains(t, strings.Join(p.Warnings, "\n"), se.Err.Error(), "plan warns of the very stop rotate makes")
 }

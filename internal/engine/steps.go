@@ -116,29 +116,12 @@ func (r *run) loadPending(ctx context.Context) (string, error) {
 	return fmt.Sprintf("role %s, version %d (%s)", v.Role, v.Seq, v.Fingerprint), nil
 }
 
-// chooseRole picks the role the new password goes to: the only role for
-// single; for dual the one consumers are not using.
+// chooseRole picks the role the new password goes to (nextRole) and, for
+// dual, refuses one that still has sessions unless forced.
 func (r *run) chooseRole(ctx context.Context) (string, error) {
-	roles := r.cr.Roles
-	if r.cr.Strategy == config.StrategySingle {
-		return roles[0], nil
-	}
-	var next string
-	switch {
-	case r.from != nil && r.from.Role == roles[0]:
-		next = roles[1]
-	case r.from != nil && r.from.Role == roles[1]:
-		next = roles[0]
-	case r.from != nil:
-		return "", fmt.Errorf("the current version uses role %s, which is not in roles: %v; put it back in the config or run `rotor setup-roles`", r.from.Role, roles)
-	default:
-		// First rotation: prefer the role nobody is logged in as.
-		next = roles[0]
-		s0, err0 := r.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: roles[0]})
-		s1, err1 := r.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: roles[1]})
-		if err0 == nil && err1 == nil && len(s0.Sessions) > 0 && len(s1.Sessions) == 0 {
-			next = roles[1]
-		}
+	next, err := nextRole(ctx, r.cr, r.from, true)
+	if err != nil || r.cr.Strategy == config.StrategySingle {
+		return next, err
 	}
 	if r.opts.Force {
 		return next, nil
@@ -155,6 +138,37 @@ func (r *run) chooseRole(ctx context.Context) (string, error) {
 				"Find them (`rotor status` lists them), move them to the current connection string, then run `rotor resume`; or pass --force."}
 	}
 	return next, nil
+}
+
+// nextRole is the role a rotation from version from (nil on the first
+// rotation) gives the new password: the only role for single; for dual
+// the one consumers are not using. Plan asks it too, so what plan shows
+// is what rotate does. With live false (plan --offline) nobody is asked
+// who is logged in, and a first dual rotation is assumed to find both
+// roles idle.
+func nextRole(ctx context.Context, cr *config.Credential, from *store.Version, live bool) (string, error) {
+	roles := cr.Roles
+	if cr.Strategy == config.StrategySingle {
+		return roles[0], nil
+	}
+	switch {
+	case from == nil:
+	case from.Role == roles[0]:
+		return roles[1], nil
+	case from.Role == roles[1]:
+		return roles[0], nil
+	default:
+		return "", fmt.Errorf("the current version uses role %s, which is not in roles: %v; put it back in the config or run `rotor setup-roles`", from.Role, roles)
+	}
+	// First rotation: prefer the role nobody is logged in as.
+	if live {
+		s0, err0 := cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: roles[0]})
+		s1, err1 := cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: roles[1]})
+		if err0 == nil && err1 == nil && len(s0.Sessions) > 0 && len(s1.Sessions) == 0 {
+			return roles[1], nil
+		}
+	}
+	return roles[0], nil
 }
 
 func (r *run) checkParity(ctx context.Context) error {
@@ -410,7 +424,7 @@ func (r *run) drain(ctx context.Context, old string) (string, error) {
 		}
 		r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepConfirm, Status: "wait",
 			Detail: fmt.Sprintf("waiting for %d session(s) on %s to close: %s", len(s.Sessions), old, describeSessions(s.Sessions))})
-		wait := min(r.cr.DrainPoll, time.Until(deadline))
+		wait := min(r.cr.DrainPoll, deadline.Sub(r.e.Now()))
 		if err := r.e.Sleep(ctx, max(wait, 0)); err != nil {
 			return "", err
 		}
