@@ -123,7 +123,7 @@ func (e *Engine) Status(ctx context.Context, cr *config.Credential, opts StatusO
 			}
 		}
 	}
-	if l, err := e.Store.GetLease(ctx, leaseName(cr.Name)); err == nil && l.ExpiresAt.After(now) {
+	if l, err := e.Store.GetLease(ctx, store.GetLeaseParams{Name: leaseName(cr.Name)}); err == nil && l.ExpiresAt.After(now) {
 		st.LeaseHolder = l.Holder
 	}
 	dels, err := e.Store.ListDeliveries(ctx, store.ListDeliveriesParams{Credential: cr.Name})
@@ -319,7 +319,7 @@ func (e *Engine) Abandon(ctx context.Context, cr *config.Credential) (_ *store.R
 		return nil, fmt.Errorf("%s has no unfinished rotation to abandon", cr.Name)
 	}
 	rot := rots[0]
-	steps, err := e.Store.ListSteps(ctx, rot.ID)
+	steps, err := e.Store.ListSteps(ctx, store.ListStepsParams{RotationID: rot.ID})
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +336,7 @@ func (e *Engine) Abandon(ctx context.Context, cr *config.Credential) (_ *store.R
 		// The database may hold the new password: put the old one back.
 		var restore secret.String
 		if rot.Rollback != nil && rot.ToVersionID != 0 {
-			v, err := e.Store.GetVersion(ctx, rot.ToVersionID)
+			v, err := e.Store.GetVersion(ctx, store.GetVersionParams{ID: rot.ToVersionID})
 			if err == nil {
 				if m, err := e.openBlob(cr.Name, v.Role, rot.Rollback); err == nil {
 					restore = m.verifier()

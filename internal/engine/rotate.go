@@ -201,7 +201,7 @@ func (r *run) execute(ctx context.Context) error {
 		}
 	}
 	if r.rot.FromVersionID != 0 {
-		if r.from, err = r.e.Store.GetVersion(ctx, r.rot.FromVersionID); err != nil {
+		if r.from, err = r.e.Store.GetVersion(ctx, store.GetVersionParams{ID: r.rot.FromVersionID}); err != nil {
 			return fmt.Errorf("%s: read current version: %w", r.cr.Name, err)
 		}
 		if r.from.Stage != store.StageCurrent {
@@ -239,7 +239,7 @@ func (r *run) execute(ctx context.Context) error {
 // a rotor that did not store it as a field yet: it wrote it at the end of
 // the apply step's detail, after " at ". Zero when apply never finished.
 func (r *run) appliedByOldJournal(ctx context.Context) (time.Time, error) {
-	steps, err := r.e.Store.ListSteps(ctx, r.rot.ID)
+	steps, err := r.e.Store.ListSteps(ctx, store.ListStepsParams{RotationID: r.rot.ID})
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s: read journal: %w", r.cr.Name, err)
 	}

@@ -48,7 +48,7 @@ func TestSingleRotation(t *testing.T) {
 	require.True(t, strings.HasPrefix(string(raw), "# app settings\nexport OTHER=keep-me\n"))
 
 	// Every step was journaled before and after.
-	steps, err := b.store.ListSteps(b.ctx, res.RotationID)
+	steps, err := b.store.ListSteps(b.ctx, store.ListStepsParams{RotationID: res.RotationID})
 	require.NoError(t, err)
 	var seen []string
 	for _, s := range steps {
@@ -276,7 +276,7 @@ func TestResumeFromEveryStep(t *testing.T) {
 				rots, err := b.store.ListRotations(b.ctx, store.ListRotationsParams{Credential: "app", Active: true})
 				require.NoError(t, err)
 				require.Len(t, rots, 1)
-				pending, err := b.store.GetVersion(b.ctx, rots[0].ToVersionID)
+				pending, err := b.store.GetVersion(b.ctx, store.GetVersionParams{ID: rots[0].ToVersionID})
 				require.NoError(t, err)
 
 				fresh := b.newEngine()

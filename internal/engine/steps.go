@@ -100,7 +100,7 @@ func (r *run) adopt(ctx context.Context, v *store.Version) (string, error) {
 }
 
 func (r *run) loadPending(ctx context.Context) (string, error) {
-	v, err := r.e.Store.GetVersion(ctx, r.rot.ToVersionID)
+	v, err := r.e.Store.GetVersion(ctx, store.GetVersionParams{ID: r.rot.ToVersionID})
 	if err != nil {
 		return "", fmt.Errorf("read pending version: %w", err)
 	}

@@ -28,15 +28,6 @@ func (s *Store) InsertRotation(ctx context.Context, p store.InsertRotationParams
 	return r, nil
 }
 
-// GetRotation implements store.Store.
-func (s *Store) GetRotation(ctx context.Context, id int64) (*store.Rotation, error) {
-	r, err := getRotation(ctx, s.db, id)
-	if err != nil {
-		return nil, fmt.Errorf("get rotation %d: %w", id, err)
-	}
-	return r, nil
-}
-
 func getRotation(ctx context.Context, q querier, id int64) (*store.Rotation, error) {
 	return scanRotation(q.QueryRowContext(ctx, `SELECT `+rotationColumns+` FROM rotations WHERE id = ?`, id))
 }
@@ -72,14 +63,6 @@ func (s *Store) ListRotations(ctx context.Context, p store.ListRotationsParams) 
 func (s *Store) UpdateRotation(ctx context.Context, p store.UpdateRotationParams) (*store.Rotation, error) {
 	sets := []string{"updated_at = ?"}
 	args := []any{timeArg(p.Now)}
-	if p.Step != nil {
-		sets = append(sets, "step = ?")
-		args = append(args, *p.Step)
-	}
-	if p.Error != nil {
-		sets = append(sets, "error = ?")
-		args = append(args, *p.Error)
-	}
 	if p.ToVersionID != nil {
 		sets = append(sets, "to_version_id = ?")
 		args = append(args, idArg(*p.ToVersionID))
@@ -87,10 +70,6 @@ func (s *Store) UpdateRotation(ctx context.Context, p store.UpdateRotationParams
 	if p.Rollback != nil {
 		sets = append(sets, "rollback_sealed = ?")
 		args = append(args, p.Rollback)
-	}
-	if p.Outcome != nil {
-		sets = append(sets, "outcome = ?")
-		args = append(args, *p.Outcome)
 	}
 	if p.AppliedAt != nil {
 		sets = append(sets, "applied_at = ?")
@@ -293,7 +272,8 @@ func (s *Store) AppendStep(ctx context.Context, p store.AppendStepParams) (*stor
 }
 
 // ListSteps implements store.Store. An unknown rotation has no steps.
-func (s *Store) ListSteps(ctx context.Context, rotationID int64) ([]*store.Step, error) {
+func (s *Store) ListSteps(ctx context.Context, p store.ListStepsParams) ([]*store.Step, error) {
+	rotationID := p.RotationID
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT id, rotation_id, name, status, detail, at FROM steps WHERE rotation_id = ? ORDER BY id`, rotationID)
 	if err != nil {

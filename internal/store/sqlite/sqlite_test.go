@@ -92,7 +92,7 @@ func TestReopenKeepsData(t *testing.T) {
 	require.NoError(t, s.Close())
 
 	s = open(t, path) // migrations are not re-applied to a current file
-	got, err := s.GetVersion(t.Context(), v.ID)
+	got, err := s.GetVersion(t.Context(), store.GetVersionParams{ID: v.ID})
 	require.NoError(t, err)
 	require.Equal(t, v, got)
 }
@@ -145,9 +145,9 @@ func TestTwoHandlesShareState(t *testing.T) {
 
 	r, err := a.InsertRotation(ctx, store.InsertRotationParams{Credential: "app-db", Strategy: "dual", Trigger: "manual", Now: now})
 	require.NoError(t, err)
-	got, err := b.GetRotation(ctx, r.ID)
+	got, err := b.ListRotations(ctx, store.ListRotationsParams{Credential: "app-db"})
 	require.NoError(t, err)
-	require.Equal(t, r, got)
+	require.Equal(t, []*store.Rotation{r}, got)
 
 	_, err = b.InsertRotation(ctx, store.InsertRotationParams{Credential: "app-db", Strategy: "dual", Trigger: "manual", Now: now})
 	require.ErrorIs(t, err, store.ErrConflict)
@@ -193,7 +193,7 @@ func TestTwoHandlesRaceForLease(t *testing.T) {
 	}
 	require.Len(t, won, 1)
 	for _, h := range handles {
-		l, err := h.GetLease(t.Context(), "app-db")
+		l, err := h.GetLease(t.Context(), store.GetLeaseParams{Name: "app-db"})
 		require.NoError(t, err)
 		require.Equal(t, fmt.Sprintf("process-%d", won[0]), l.Holder)
 	}
