@@ -52,8 +52,7 @@ func (r *run) gatekeepersFirst() bool {
 // (single strategy behind a gatekeeper passing SCRAM through). A consumer
 // still on the old password is then refused by the gatekeeper itself,
 // rather than let through to a server login that fails — which would make
-// PgBouncer-like poolers turn every client of the pool away for their
-// login retry time.
+// a pooler turn every client of the pool away for its login retry time.
 func (r *run) gatekeepersBeforeApply(ctx context.Context) error {
 	if !r.gatekeepersFirst() {
 		return nil

@@ -51,7 +51,7 @@ func VarsFor(conn, pooledConn *connstr.Conn, role string, pw secret.String) rend
 }
 
 // endpoints returns how consumers connect: the config's connection.url, or
-// what the provider discovers (Neon) when the config leaves it out.
+// what the provider discovers when the config leaves it out.
 func (e *Engine) endpoints(ctx context.Context, cr *config.Credential) (conn, pooled *connstr.Conn, err error) {
 	if cr.Conn != nil {
 		return cr.Conn, cr.Pooled, nil

@@ -349,7 +349,7 @@ func (e *Engine) Abandon(ctx context.Context, cr *config.Credential) (_ *store.R
 		if _, err := cr.Provider.SetPassword(ctx, provider.SetPasswordRequest{Role: cr.Roles[0], Verifier: restore}); err != nil {
 			return nil, fmt.Errorf("%s: put the previous password back: %w", cr.Name, secret.Scrub(err, restore))
 		}
-		// Apply gives gatekeepers (PgBouncer) the new password first.
+		// Apply gives gatekeepers the new password first.
 		if err := restoreGatekeepers(ctx, cr, cr.Roles[0], restore); err != nil {
 			return nil, fmt.Errorf("%s: the database has the previous password again, but putting it back on the gatekeeper targets failed (fix them, then abandon again): %w", cr.Name, secret.Scrub(err, restore))
 		}

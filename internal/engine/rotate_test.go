@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -499,4 +500,97 @@ func TestPlanChoosesTheRoleRotateUses(t *testing.T) {
 	require.Equal(t, engine.StepPrepare, se.Step)
 	require.Contains(t, se.Err.Error(), "which is not in roles")
 	require.Contains(t, strings.Join(p.Warnings, "\n"), se.Err.Error(), "plan warns of the very stop rotate makes")
+}
+
+// failingStore fails every UpsertDelivery while fail is set.
+type failingStore struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (s *failingStore) UpsertDelivery(ctx context.Context, p store.UpsertDeliveryParams) (*store.Delivery, error) {
+	if s.fail.Load() {
+		return nil, errors.New("disk I/O error")
+	}
+	return s.Store.UpsertDelivery(ctx, p)
+}
+
+// TestUnjournaledDeliveryStopsPublish: a delivery the store did not
+// record stops the publish step with ErrJournal, before any reload; once
+// the store works again, resume finishes.
+func TestUnjournaledDeliveryStopsPublish(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	b := setup(t, setupOpts{strategy: "dual", roles: roles, memory: true})
+	fs := &failingStore{Store: b.store}
+	fs.fail.Store(true)
+	b.eng.Store = fs
+
+	_, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	require.ErrorIs(t, err, engine.ErrJournal)
+	require.ErrorContains(t, err, "the journal could not be written")
+	require.ErrorContains(t, err, "disk I/O error")
+	var se *engine.StepError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, engine.StepPublish, se.Step)
+	require.Equal(t, 0, b.mem.reloads, "no reload after a write the journal does not know of")
+
+	fs.fail.Store(false)
+	res, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{ResumeOnly: true})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusSucceeded, res.Status)
+	require.True(t, b.mem.get("DATABASE_URL").Equal(b.envURL()))
+}
+
+// renewFailingStore fails every RenewLease.
+type renewFailingStore struct{ store.Store }
+
+func (s renewFailingStore) RenewLease(ctx context.Context, p store.RenewLeaseParams) (*store.Lease, error) {
+	return nil, errors.New("database is locked")
+}
+
+// TestLeaseRenewalFailure: a renewal that fails is tried again while the
+// lease is still valid, and cancels the rotation once the lease would
+// expire before the next attempt. The ticker and the clock are the
+// engine's injected ones, so the test decides when renewals happen.
+func TestLeaseRenewalFailure(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		advance time.Duration // how far the clock moves before the tick
+		stops   bool
+	}{
+		{"lease still valid: carry on", 0, false},
+		{"lease about to expire: stop", 25 * time.Second, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, setupOpts{strategy: "dual", roles: roleNames(t)})
+			var offset atomic.Int64
+			tick := make(chan time.Time)
+			stopped := make(chan struct{})
+			b.eng.Store = renewFailingStore{b.store}
+			b.eng.LeaseTTL = 30 * time.Second
+			b.eng.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+			b.eng.Tick = func(time.Duration) (<-chan time.Time, func()) { return tick, func() { close(stopped) } }
+			b.eng.Hooks = &engine.Hooks{BeforeStep: func(step string) error {
+				if step == engine.StepTest {
+					offset.Add(int64(tc.advance))
+					tick <- time.Now()
+					if tc.stops {
+						<-stopped // the renewer gave up and cancelled the run
+					}
+				}
+				return nil
+			}}
+			res, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+			if !tc.stops {
+				require.NoError(t, err)
+				require.Equal(t, store.StatusSucceeded, res.Status)
+				return
+			}
+			require.ErrorContains(t, err, "stopped before test")
+			require.ErrorContains(t, err, "could not be renewed before it expires: database is locked")
+		})
+	}
 }

@@ -71,7 +71,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 			}
 			rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{ID: r.rot.ID, Rollback: blob, Now: r.e.now()})
 			if err != nil {
-				return "", err
+				return "", journalError("record the password to roll back to", err)
 			}
 			r.rot = rot
 		case err == nil, errors.Is(err, provider.ErrUnsupported):
@@ -84,7 +84,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 		Sealed: sealed, Fingerprint: r.e.Sealer.Fingerprint("password", r.cr.Name, pw.Reveal()), Now: r.e.now(),
 	})
 	if err != nil {
-		return "", fmt.Errorf("store pending version: %w", err)
+		return "", journalError("store the pending version", err)
 	}
 	return r.adopt(ctx, v)
 }
@@ -93,7 +93,7 @@ func (r *run) adopt(ctx context.Context, v *store.Version) (string, error) {
 	id := v.ID
 	rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{ID: r.rot.ID, ToVersionID: &id, Now: r.e.now()})
 	if err != nil {
-		return "", err
+		return "", journalError("record the pending version", err)
 	}
 	r.rot = rot
 	return r.loadPending(ctx)
@@ -205,8 +205,8 @@ func (r *run) apply(ctx context.Context) (string, error) {
 		return "", r.gatekeepersAfterFailedApply(ctx, fmt.Errorf("set password of role %s: %w", r.to.Role, err))
 	}
 	if !resp.Password.IsZero() && !resp.Password.Equal(r.pending.password()) {
-		// The backend chose the password (Neon API mode): store it before
-		// anything else, it is the only copy.
+		// The backend chose the password (an API that resets it): store it
+		// before anything else, it is the only copy.
 		m := material{Password: resp.Password.Reveal()}
 		sealed, err := r.e.seal(r.cr.Name, r.to.Role, m)
 		if err != nil {
@@ -214,7 +214,7 @@ func (r *run) apply(ctx context.Context) (string, error) {
 		}
 		fp := r.e.Sealer.Fingerprint("password", r.cr.Name, m.Password)
 		if err := r.e.Store.ReplacePendingSecret(ctx, store.ReplacePendingSecretParams{ID: r.to.ID, Sealed: sealed, Fingerprint: fp}); err != nil {
-			return "", fmt.Errorf("store the password the backend generated: %w", err)
+			return "", journalError("store the password the backend generated", err)
 		}
 		r.pending, r.to.Fingerprint = m, fp
 	}
@@ -344,7 +344,7 @@ func (r *run) rollback(ctx context.Context, cause error) error {
 		Now:   r.e.now(),
 	})
 	if err != nil {
-		return fmt.Errorf("record rollback: %w", err)
+		return journalError("record the rollback", err)
 	}
 	r.rot = rot
 	r.res.Status, r.res.Outcome = rot.Status, rot.Outcome
@@ -478,7 +478,7 @@ func (r *run) finish(ctx context.Context) (string, error) {
 		Now: r.e.now(),
 	})
 	if err != nil {
-		return "", fmt.Errorf("record the finished rotation: %w", err)
+		return "", journalError("record the finished rotation", err)
 	}
 	r.rot = rot
 	r.res.Status, r.res.Outcome = rot.Status, outcome
