@@ -223,3 +223,39 @@ func BenchmarkFinishRotation(b *testing.B) {
 	}
 	b.ReportMetric(float64(rotations)/b.Elapsed().Seconds(), "rotations/s")
 }
+
+// TestMigratesAFileOfTheFirstSchema: a state file written by a rotor that
+// knew only the first migration (an interrupted rotation in it) opens,
+// gains rotations.applied_at, and its rotation reads back with AppliedAt
+// zero — which tells the engine to fall back to the old journal.
+func TestMigratesAFileOfTheFirstSchema(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	first, err := os.ReadFile("migrations/0001_initial.sql")
+	require.NoError(t, err)
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	for _, stmt := range []string{
+		string(first),
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`,
+		`INSERT INTO schema_migrations (version, name, applied_at) VALUES (1, '0001_initial.sql', 0)`,
+		`INSERT INTO rotations (credential, status, strategy, triggered_by, revoke, step, started_at, updated_at) VALUES ('app-db', 'active', 'single', 'manual', 1, 'apply', 1, 1)`,
+	} {
+		_, err := db.ExecContext(t.Context(), stmt)
+		require.NoError(t, err)
+	}
+	require.NoError(t, db.Close())
+	require.NoError(t, os.Chmod(path, 0o600))
+
+	s := open(t, path)
+	rots, err := s.ListRotations(t.Context(), store.ListRotationsParams{Credential: "app-db", Active: true})
+	require.NoError(t, err)
+	require.Len(t, rots, 1)
+	require.Equal(t, "apply", rots[0].Step)
+	require.True(t, rots[0].AppliedAt.IsZero(), "no apply time was stored by the old rotor")
+
+	applied := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
+	u, err := s.UpdateRotation(t.Context(), store.UpdateRotationParams{ID: rots[0].ID, AppliedAt: &applied, Now: applied})
+	require.NoError(t, err)
+	require.True(t, applied.Equal(u.AppliedAt), "the new column is written")
+}
