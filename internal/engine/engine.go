@@ -169,7 +169,10 @@ func NewHolder(r io.Reader) string {
 		host = "unknown"
 	}
 	b := make([]byte, 4)
-	io.ReadFull(r, b)
+	if _, err := io.ReadFull(r, b); err != nil {
+		// Host and pid alone still tell this process from every other.
+		return fmt.Sprintf("%s/%d/-", host, os.Getpid())
+	}
 	return fmt.Sprintf("%s/%d/%x", host, os.Getpid(), b)
 }
 
