@@ -249,9 +249,9 @@ func restoreGatekeepers(ctx context.Context, cr *config.Credential, role string,
 
 // gatekeeperClients lists the clients gatekeeper targets hold for role,
 // which the database cannot see, as sessions named after the target.
-func (r *run) gatekeeperClients(ctx context.Context, role string) ([]provider.Session, error) {
+func gatekeeperClients(ctx context.Context, cr *config.Credential, role string) ([]provider.Session, error) {
 	var out []provider.Session
-	for _, t := range r.cr.Targets {
+	for _, t := range cr.Targets {
 		gk, ok := gatekeeperOf(t)
 		if !ok {
 			continue

@@ -295,8 +295,10 @@ func (e *Engine) Plan(ctx context.Context, cr *config.Credential, opts PlanOptio
 		} else if !errors.Is(err, provider.ErrUnsupported) {
 			p.Warnings = append(p.Warnings, "could not compare privileges: "+err.Error())
 		}
-		if s, err := cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: p.ToRole}); err == nil && len(s.Sessions) > 0 && p.FromRole != "" {
-			p.Warnings = append(p.Warnings, fmt.Sprintf("%s still has %d session(s) (%s); the rotation will refuse to reuse it without --force", p.ToRole, len(s.Sessions), describeSessions(s.Sessions)))
+		// The same sessions prepare counts (gatekeepers' clients too), on a
+		// first rotation as on any other.
+		if s, err := roleSessions(ctx, cr, p.ToRole); err == nil && len(s) > 0 && p.ToRole != "" {
+			p.Warnings = append(p.Warnings, fmt.Sprintf("%s still has %d session(s) (%s); the rotation will refuse to reuse it without --force", p.ToRole, len(s), describeSessions(s)))
 		}
 	}
 	return p, nil

@@ -594,3 +594,30 @@ func TestLeaseRenewalFailure(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanWarnsOfTheBusyRoleRotateRefuses: on a first dual rotation with
+// both roles in use, plan warns of the refusal rotate then makes.
+func TestPlanWarnsOfTheBusyRoleRotateRefuses(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	b := setup(t, setupOpts{strategy: "dual", roles: roles})
+	admin := pgtest.Connect(b.ctx, t, b.cl.AdminURL(b.db))
+	for _, role := range roles {
+		pw := mustPassword(t)
+		v, err := secret.SCRAMVerifier(nil, pw)
+		require.NoError(t, err)
+		_, err = admin.Exec(b.ctx, "ALTER ROLE "+pgx.Identifier{role}.Sanitize()+" PASSWORD '"+v.Reveal()+"'")
+		require.NoError(t, err)
+		b.session(role, pw, "early-"+role)
+	}
+
+	p, err := b.eng.Plan(b.ctx, b.cred(), engine.PlanOptions{})
+	require.NoError(t, err)
+	require.Equal(t, roles[0], p.ToRole)
+	require.Contains(t, strings.Join(p.Warnings, "\n"), "refuse to reuse it without --force")
+	_, err = b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	var se *engine.StepError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, engine.StepPrepare, se.Step)
+	require.Contains(t, se.Err.Error(), "role "+roles[0]+", which this rotation would give a new password, still has 1 session(s)")
+}

@@ -126,7 +126,7 @@ func (r *run) chooseRole(ctx context.Context) (string, error) {
 	if r.opts.Force {
 		return next, nil
 	}
-	sessions, err := r.roleSessions(ctx, next)
+	sessions, err := roleSessions(ctx, r.cr, next)
 	if err != nil {
 		return "", err
 	}
@@ -402,7 +402,7 @@ func (r *run) confirm(ctx context.Context) (string, error) {
 func (r *run) drain(ctx context.Context, old string) (string, error) {
 	deadline := r.e.Now().Add(r.cr.DrainTimeout)
 	for {
-		sessions, err := r.roleSessions(ctx, old)
+		sessions, err := roleSessions(ctx, r.cr, old)
 		if err != nil {
 			return "", err
 		}
@@ -447,7 +447,7 @@ func (r *run) finish(ctx context.Context) (string, error) {
 	default:
 		// Look again right before retiring: this also covers a resume
 		// whose confirm step ran in a process that died.
-		sessions, err := r.roleSessions(ctx, old)
+		sessions, err := roleSessions(ctx, r.cr, old)
 		if err != nil {
 			return "", err
 		}
@@ -498,12 +498,12 @@ func (r *run) fromRole() string {
 // roleSessions lists who is still logged in as role: the database's own
 // sessions and the clients gatekeeper targets hold, which the database
 // cannot see.
-func (r *run) roleSessions(ctx context.Context, role string) ([]provider.Session, error) {
-	s, err := r.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: role})
+func roleSessions(ctx context.Context, cr *config.Credential, role string) ([]provider.Session, error) {
+	s, err := cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: role})
 	if err != nil {
 		return nil, fmt.Errorf("list sessions of %s: %w", role, err)
 	}
-	clients, err := r.gatekeeperClients(ctx, role)
+	clients, err := gatekeeperClients(ctx, cr, role)
 	if err != nil {
 		return nil, err
 	}
