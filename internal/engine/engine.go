@@ -47,10 +47,15 @@ type Engine struct {
 	Store  store.Store
 	Sealer *secret.Sealer
 
-	// Now, Rand, Sleep and Dial are injected so tests are deterministic.
+	// Now, Rand, Sleep, Tick and Dial are injected so tests are
+	// deterministic. Rand is read from several goroutines at once (retry
+	// jitter of targets published in parallel).
 	Now   func() time.Time
 	Rand  io.Reader
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Tick returns a channel that receives every d, and a func that stops
+	// it (lease renewal).
+	Tick func(d time.Duration) (<-chan time.Time, func())
 	// Dial logs in with a consumer connection string and runs SELECT 1.
 	Dial func(ctx context.Context, url secret.String) error
 
@@ -116,6 +121,9 @@ func (e *Engine) init() {
 		if e.Sleep == nil {
 			e.Sleep = sleepCtx
 		}
+		if e.Tick == nil {
+			e.Tick = tickerTick
+		}
 		if e.Dial == nil {
 			e.Dial = DialPostgres
 		}
@@ -160,7 +168,10 @@ func NewHolder(r io.Reader) string {
 		host = "unknown"
 	}
 	b := make([]byte, 4)
-	io.ReadFull(r, b)
+	if _, err := io.ReadFull(r, b); err != nil {
+		// Host and pid alone still tell this process from every other.
+		return fmt.Sprintf("%s/%d/-", host, os.Getpid())
+	}
 	return fmt.Sprintf("%s/%d/%x", host, os.Getpid(), b)
 }
 

@@ -43,23 +43,27 @@ type bundle struct {
 	events  []engine.Event
 	envFile string
 	mem     *memoryTarget
+	// memGatekeeper makes the memory target a gatekeeper.
+	memGatekeeper bool
 }
 
 type setupOpts struct {
-	memory   bool // add a "memory" target (see memory_test.go)
-	strategy string
-	roles    []string // created with pgtest.NewRole (random passwords) unless skipCreate
-	extra    string   // extra YAML lines under the credential (indented 4 spaces)
-	urlDB    string   // database in connection.url (default: the test's)
-	envPath  string   // dotenv target path (default .env in dir)
-	drain    string   // drain timeout (default 2s)
+	memory bool // add a "memory" target (see memory_test.go)
+	// gatekeeper makes the memory target a gatekeeper.
+	gatekeeper bool
+	strategy   string
+	roles      []string // created with pgtest.NewRole (random passwords) unless skipCreate
+	extra      string   // extra YAML lines under the credential (indented 4 spaces)
+	urlDB      string   // database in connection.url (default: the test's)
+	envPath    string   // dotenv target path (default .env in dir)
+	drain      string   // drain timeout (default 2s)
 }
 
 func setup(t *testing.T, o setupOpts) *bundle {
 	t.Helper()
 	cl := pgtest.Shared(t)
 	db, _ := pgtest.NewDatabase(t)
-	b := &bundle{t: t, ctx: t.Context(), cl: cl, db: db, dir: t.TempDir()}
+	b := &bundle{t: t, ctx: t.Context(), cl: cl, db: db, dir: t.TempDir(), memGatekeeper: o.gatekeeper}
 	for _, r := range o.roles {
 		pgtest.NewRole(t, cl, r, mustPassword(t))
 	}

@@ -30,8 +30,8 @@ func (e *InProgressError) Unwrap() error { return ErrInProgress }
 // lock takes the credential's lease. A lease left by a process on this
 // host that no longer exists (SIGKILL, OOM) is taken over at once instead
 // of making the next run wait for it to expire.
-func (e *Engine) lock(ctx context.Context, name string) (release func(), err error) {
-	p := store.AcquireLeaseParams{Name: "credential/" + name, Holder: e.Holder, TTL: e.LeaseTTL, Now: e.now()}
+func (e *Engine) lock(ctx context.Context, name string) (*store.Lease, func() error, error) {
+	p := store.AcquireLeaseParams{Name: leaseName(name), Holder: e.Holder, TTL: e.LeaseTTL, Now: e.now()}
 	l, err := e.Store.AcquireLease(ctx, p)
 	if errors.Is(err, store.ErrLeaseHeld) && l != nil && deadLocalHolder(l.Holder) {
 		p.TakeOverFrom = l.Holder
@@ -39,40 +39,68 @@ func (e *Engine) lock(ctx context.Context, name string) (release func(), err err
 	}
 	if err != nil {
 		if errors.Is(err, store.ErrLeaseHeld) && l != nil {
-			return nil, &InProgressError{Credential: name, Holder: l.Holder, Until: l.ExpiresAt}
+			return nil, nil, &InProgressError{Credential: name, Holder: l.Holder, Until: l.ExpiresAt}
 		}
-		return nil, fmt.Errorf("%s: take lease: %w", name, err)
+		return nil, nil, fmt.Errorf("%s: take lease: %w", name, err)
 	}
-	return func() {
-		e.Store.ReleaseLease(context.Background(), store.ReleaseLeaseParams{Name: p.Name, Holder: e.Holder})
-	}, nil
+	release := func() error {
+		// Released even when the run was cancelled: the next run should not
+		// have to wait for the lease to expire.
+		if err := e.Store.ReleaseLease(context.WithoutCancel(ctx), store.ReleaseLeaseParams{Name: p.Name, Holder: e.Holder}); err != nil {
+			return fmt.Errorf("%s: the lease could not be released, so the next run waits until it expires (within %s): %w", name, e.LeaseTTL, err)
+		}
+		return nil
+	}
+	return l, release, nil
 }
 
+func leaseName(credential string) string { return "credential/" + credential }
+
 // renew keeps the lease alive until stop is called; losing it cancels the
-// rotation so two processes never act on one credential.
-func (e *Engine) renew(ctx context.Context, name string, cancel context.CancelCauseFunc) (stop func()) {
+// rotation so two processes never act on one credential. A renewal that
+// fails is tried again at the next tick as long as the lease is still
+// valid then; once it would expire first, the rotation is cancelled too.
+func (e *Engine) renew(ctx context.Context, l *store.Lease, cancel context.CancelCauseFunc) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
+	period := e.LeaseTTL / 3
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(e.LeaseTTL / 3)
-		defer t.Stop()
+		tick, stopTick := e.Tick(period)
+		defer stopTick()
+		expires := l.ExpiresAt
 		for {
 			select {
 			case <-done:
 				return
 			case <-ctx.Done():
 				return
-			case <-t.C:
-				_, err := e.Store.RenewLease(ctx, store.RenewLeaseParams{Name: "credential/" + name, Holder: e.Holder, TTL: e.LeaseTTL, Now: e.now()})
-				if errors.Is(err, store.ErrLeaseLost) {
-					cancel(fmt.Errorf("lost the lease on %s to another process", name))
+			case <-tick:
+				renewed, err := e.Store.RenewLease(ctx, store.RenewLeaseParams{Name: l.Name, Holder: e.Holder, TTL: e.LeaseTTL, Now: e.now()})
+				switch {
+				case err == nil:
+					expires = renewed.ExpiresAt
+				case errors.Is(err, store.ErrLeaseLost):
+					cancel(fmt.Errorf("lost the lease %s to another process", l.Name))
 					return
+				case ctx.Err() != nil:
+					return
+				case !e.now().Add(period).Before(expires):
+					cancel(fmt.Errorf("the lease %s could not be renewed before it expires: %w", l.Name, err))
+					return
+				default:
+					e.Logger.Warn("lease renewal failed; trying again", "lease", l.Name, "expires", expires, "error", err)
 				}
 			}
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// tickerTick is the default Engine.Tick.
+func tickerTick(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
 }
 
 // deadLocalHolder reports whether holder ("host/pid/nonce") names a

@@ -22,8 +22,12 @@ type memoryTarget struct {
 	writeOnly  bool  // Check reports every key as unreadable
 	dropOnRead string
 	notified   []target.Notification
-	gatekeeper bool
 }
+
+// memoryGatekeeper is a memoryTarget that consumers authenticate
+// through: the engine publishes it with PublishVerifier, which counts and
+// fails like Put, instead of Put.
+type memoryGatekeeper struct{ *memoryTarget }
 
 // memoryTargetYAML(true) is the YAML for a memory target; the harness wires
 // the instance into the bundle.
@@ -45,13 +49,16 @@ func lookupWithMemory(b *bundle) func(string) (target.Factory, error) {
 		}
 		return func(p target.Params) (target.Target, error) {
 			b.mem = &memoryTarget{values: map[string]secret.String{}}
+			if b.memGatekeeper {
+				return memoryGatekeeper{b.mem}, nil
+			}
 			return b.mem, nil
 		}, nil
 	}
 }
 
 func (m *memoryTarget) Info() target.Info {
-	return target.Info{Type: "memory", Name: "mem", Destination: "memory", Idempotent: true, Gatekeeper: m.gatekeeper}
+	return target.Info{Type: "memory", Name: "mem", Destination: "memory", Idempotent: true}
 }
 
 func (m *memoryTarget) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
@@ -101,6 +108,30 @@ func (m *memoryTarget) Notify(ctx context.Context, n target.Notification) error 
 	return nil
 }
 
+func (g memoryGatekeeper) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
+	return target.PutResponse{}, errors.New("memory gatekeeper: the engine must publish a gatekeeper with PublishVerifier")
+}
+
+func (g memoryGatekeeper) PublishVerifier(ctx context.Context, req target.PublishVerifierRequest) (target.PublishVerifierResponse, error) {
+	if req.Verifier.IsZero() {
+		return target.PublishVerifierResponse{}, errors.New("memory gatekeeper: no verifier")
+	}
+	resp, err := g.memoryTarget.Put(ctx, target.PutRequest{Values: req.Values, Keys: req.Keys, Role: req.Role})
+	return target.PublishVerifierResponse{Changed: resp.Changed}, err
+}
+
+func (g memoryGatekeeper) RestoreVerifier(ctx context.Context, req target.RestoreVerifierRequest) (target.RestoreVerifierResponse, error) {
+	return target.RestoreVerifierResponse{}, nil
+}
+
+func (g memoryGatekeeper) Settle(ctx context.Context, req target.SettleRequest) (target.SettleResponse, error) {
+	return target.SettleResponse{}, nil
+}
+
+func (g memoryGatekeeper) ListClients(ctx context.Context, req target.ListClientsRequest) (target.ListClientsResponse, error) {
+	return target.ListClientsResponse{}, nil
+}
+
 func (m *memoryTarget) get(k string) secret.String {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -112,4 +143,6 @@ var (
 	_ target.Reloader = (*memoryTarget)(nil)
 	_ target.Checker  = (*memoryTarget)(nil)
 	_ target.Notifier = (*memoryTarget)(nil)
+
+	_ target.Gatekeeper = memoryGatekeeper{}
 )

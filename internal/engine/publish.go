@@ -2,9 +2,10 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"io"
 	"net"
 	"sort"
 	"strconv"
@@ -49,7 +50,7 @@ func VarsFor(conn, pooledConn *connstr.Conn, role string, pw secret.String) rend
 }
 
 // endpoints returns how consumers connect: the config's connection.url, or
-// what the provider discovers (Neon) when the config leaves it out.
+// what the provider discovers when the config leaves it out.
 func (e *Engine) endpoints(ctx context.Context, cr *Credential) (conn, pooled *connstr.Conn, err error) {
 	if cr.Conn != nil {
 		return cr.Conn, cr.Pooled, nil
@@ -129,29 +130,30 @@ func (r *run) publish(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	prior, err := r.e.Store.ListDeliveries(ctx, store.ListDeliveriesParams{RotationID: r.rot.ID})
+	done, err := r.priorDeliveries(ctx)
 	if err != nil {
 		return "", err
 	}
-	done := map[string]*store.Delivery{}
-	for _, d := range prior {
-		done[d.Target] = d
-	}
 
 	results := make([]TargetResult, len(rds))
-	// Gatekeepers (PgBouncer) first, written and reloaded on their own:
-	// once any other target hands out the new credential, the gatekeeper
-	// must already accept it.
+	// Gatekeepers first, written and reloaded on their own: once any other
+	// target hands out the new credential, the gatekeeper must already
+	// accept it.
 	if err := r.writeGatekeepers(ctx, rds, done, results); err != nil {
 		r.res.Targets = results
 		return "", err
 	}
+	journalErrs := make([]error, len(rds))
 	r.parallel(ctx, len(rds), func(ctx context.Context, i int) {
-		if rds[i].t.Impl.Info().Gatekeeper {
+		if rds[i].gatekeeper() {
 			return
 		}
-		results[i] = r.write(ctx, rds[i], done[rds[i].t.Name])
+		results[i], journalErrs[i] = r.write(ctx, rds[i], done[rds[i].t.Name])
 	})
+	if err := errors.Join(journalErrs...); err != nil {
+		r.res.Targets = results
+		return "", err
+	}
 	var failed []string
 	for _, tr := range results {
 		if tr.State == store.DeliveryFailed {
@@ -167,12 +169,15 @@ func (r *run) publish(ctx context.Context) (string, error) {
 
 	// Phase two: reloads, only now that every copy holds the new value.
 	r.parallel(ctx, len(rds), func(ctx context.Context, i int) {
-		if rds[i].t.Impl.Info().Gatekeeper {
+		if rds[i].gatekeeper() {
 			return
 		}
-		r.reload(ctx, rds[i], &results[i], done[rds[i].t.Name])
+		journalErrs[i] = r.reload(ctx, rds[i], &results[i], done[rds[i].t.Name])
 	})
 	r.res.Targets = results
+	if err := errors.Join(journalErrs...); err != nil {
+		return "", err
+	}
 	failed = failed[:0]
 	for _, tr := range results {
 		if tr.State == store.DeliveryFailed {
@@ -193,35 +198,18 @@ func (r *run) publish(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%d target(s) written (%d changed)", len(rds), changed), nil
 }
 
-// writeGatekeepers writes and reloads every gatekeeper target, one by one,
-// filling results. A gatekeeper already written in this rotation (same
-// fingerprint) is skipped.
-func (r *run) writeGatekeepers(ctx context.Context, rds []*rendered, done map[string]*store.Delivery, results []TargetResult) error {
-	for i, rd := range rds {
-		if !rd.t.Impl.Info().Gatekeeper {
-			continue
-		}
-		results[i] = r.write(ctx, rd, done[rd.t.Name])
-		if results[i].State != store.DeliveryFailed {
-			r.reload(ctx, rd, &results[i], done[rd.t.Name])
-		}
-		if results[i].State == store.DeliveryFailed {
-			return &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish,
-				Err:  fmt.Errorf("gatekeeper target %s failed, so no other target was written: %s", rd.t.Name, results[i].Error),
-				Hint: r.publishHint()}
-		}
+// priorDeliveries is what this rotation already delivered, by target
+// (written before the test, or by a run that was interrupted).
+func (r *run) priorDeliveries(ctx context.Context) (map[string]*store.Delivery, error) {
+	prior, err := r.e.Store.ListDeliveries(ctx, store.ListDeliveriesParams{RotationID: r.rot.ID})
+	if err != nil {
+		return nil, err
 	}
-	return nil
-}
-
-// gatekeepersBeforeTest publishes the gatekeepers ahead of the login test
-// (dual strategy: the new role is not in use yet, so this is harmless), so
-// the test can log in through them exactly as consumers will.
-func (r *run) gatekeepersBeforeTest(ctx context.Context) error {
-	if !r.hasGatekeeper() {
-		return nil
+	done := map[string]*store.Delivery{}
+	for _, d := range prior {
+		done[d.Target] = d
 	}
-	return r.publishGatekeepers(ctx, StepTest)
+	return done, nil
 }
 
 func (r *run) publishHint() string {
@@ -246,7 +234,9 @@ func (r *run) parallel(ctx context.Context, n int, fn func(context.Context, int)
 	wg.Wait()
 }
 
-func (r *run) write(ctx context.Context, rd *rendered, prior *store.Delivery) TargetResult {
+// write sends one target its values and journals the delivery; the error
+// is only ever the journal's, a target's failure is in the result.
+func (r *run) write(ctx context.Context, rd *rendered, prior *store.Delivery) (TargetResult, error) {
 	info := rd.t.Impl.Info()
 	tr := TargetResult{Name: rd.t.Name, Type: rd.t.Type, Destination: info.Destination}
 	if prior != nil && prior.Fingerprint == rd.fingerprint && delivered(prior.State) {
@@ -254,7 +244,7 @@ func (r *run) write(ctx context.Context, rd *rendered, prior *store.Delivery) Ta
 		// that was interrupted): it did change for this rotation.
 		tr.State, tr.Attempts, tr.Changed, tr.Detail = prior.State, prior.Attempts, true, "written earlier in this rotation"
 		r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish, Target: rd.t.Name, Status: "skip", Detail: "already written"})
-		return tr
+		return tr, nil
 	}
 	start := r.e.Now()
 	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish, Target: rd.t.Name, Status: "start", Detail: info.Destination})
@@ -269,10 +259,7 @@ func (r *run) write(ctx context.Context, rd *rendered, prior *store.Delivery) Ta
 	}
 	err := r.retry(ctx, rd.t, mode, &attempts, func(ctx context.Context) error {
 		var err error
-		resp, err = rd.t.Impl.Put(ctx, target.PutRequest{
-			Values: rd.values, Keys: rd.t.Keys, RotationID: strconv.FormatInt(r.rot.ID, 10),
-			Version: r.to.Seq, Role: r.to.Role, Verifier: r.pending.verifier(),
-		})
+		resp, err = r.put(ctx, rd)
 		return err
 	})
 	tr.Attempts, tr.Duration = attempts, r.e.Now().Sub(start)
@@ -284,8 +271,7 @@ func (r *run) write(ctx context.Context, rd *rendered, prior *store.Delivery) Ta
 			tr.Detail = "unchanged"
 		}
 	}
-	r.record(ctx, rd, tr)
-	return tr
+	return tr, r.record(ctx, rd, tr)
 }
 
 // delivered reports whether a delivery in state s holds the written value
@@ -298,13 +284,15 @@ func delivered(s store.DeliveryState) bool {
 	return false
 }
 
-func (r *run) reload(ctx context.Context, rd *rendered, tr *TargetResult, prior *store.Delivery) {
+// reload runs one target's reload and journals it; like write, the error
+// is only ever the journal's.
+func (r *run) reload(ctx context.Context, rd *rendered, tr *TargetResult, prior *store.Delivery) error {
 	rl, ok := rd.t.Impl.(target.Reloader)
 	if !ok {
-		return
+		return nil
 	}
 	if prior != nil && prior.Fingerprint == rd.fingerprint && (prior.State == store.DeliveryReloaded || prior.State == store.DeliveryVerified || prior.State == store.DeliveryUnverified) {
-		return
+		return nil
 	}
 	start := r.e.Now()
 	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish, Target: rd.t.Name, Status: "start", Detail: "reload"})
@@ -323,20 +311,24 @@ func (r *run) reload(ctx context.Context, rd *rendered, tr *TargetResult, prior 
 	} else {
 		tr.State, tr.Detail = store.DeliveryReloaded, resp.Detail
 	}
-	r.record(ctx, rd, *tr)
+	return r.record(ctx, rd, *tr)
 }
 
-func (r *run) record(ctx context.Context, rd *rendered, tr TargetResult) {
+// record reports and journals one target's state.
+func (r *run) record(ctx context.Context, rd *rendered, tr TargetResult) error {
 	status := "done"
 	if tr.State == store.DeliveryFailed {
 		status = "failed"
 	}
 	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish, Target: tr.Name, Status: status,
 		Detail: orDefault(tr.Error, tr.Detail), Elapsed: tr.Duration})
-	r.e.Store.UpsertDelivery(context.WithoutCancel(ctx), store.UpsertDeliveryParams{
+	if _, err := r.e.Store.UpsertDelivery(context.WithoutCancel(ctx), store.UpsertDeliveryParams{
 		RotationID: r.rot.ID, Credential: r.cr.Name, Target: tr.Name, State: tr.State, Fingerprint: rd.fingerprint,
 		Attempts: tr.Attempts, Error: tr.Error, Detail: tr.Detail, Now: r.e.now(),
-	})
+	}); err != nil {
+		return journalError(fmt.Sprintf("record that target %s is %s", tr.Name, tr.State), err)
+	}
+	return nil
 }
 
 func (r *run) scrub(err error) error { return secret.Scrub(err, r.secrets()...) }
@@ -379,7 +371,7 @@ func (r *run) retry(ctx context.Context, t *Target, mode retryMode, attempts *in
 		if ctx.Err() != nil || i == limit-1 || !retryable(err, timedOut, mode) {
 			return err
 		}
-		wait := backoff(i, r.cr.MaxBackoff)
+		wait := r.e.backoff(i, r.cr.MaxBackoff)
 		var re *target.RetryableError
 		if errors.As(err, &re) && re.RetryAfter > 0 {
 			wait = min(re.RetryAfter, 5*time.Minute)
@@ -409,12 +401,23 @@ func retryable(err error, timedOut bool, mode retryMode) bool {
 	return errors.As(err, &ne)
 }
 
-func backoff(attempt int, cap time.Duration) time.Duration {
+func (e *Engine) backoff(attempt int, cap time.Duration) time.Duration {
 	base := 200 * time.Millisecond << min(attempt, 16)
 	if base > cap || base <= 0 {
 		base = cap
 	}
-	return time.Duration(rand.Int64N(int64(base)) + 1)
+	return time.Duration(e.jitter(int64(base)) + 1)
+}
+
+// jitter is a number in [0, n) drawn from the engine's Rand. Should the
+// reader fail, it is n-1: the full wait, only the jitter is lost.
+func (e *Engine) jitter(n int64) int64 {
+	var b [8]byte
+	if _, err := io.ReadFull(e.Rand, b[:]); err != nil {
+		e.Logger.Debug("no randomness for the retry jitter; waiting the full backoff", "error", err)
+		return n - 1
+	}
+	return int64(binary.BigEndian.Uint64(b[:]) % uint64(n))
 }
 
 // verifyTargets reads back every Checker target (in parallel, bounded
@@ -452,7 +455,9 @@ func (r *run) verifyTargets(ctx context.Context) (string, error) {
 			mismatched = append(mismatched, rd.t.Name+": "+tr.Error)
 		}
 		r.setTargetResult(tr)
-		r.record(ctx, rd, tr)
+		if err := r.record(ctx, rd, tr); err != nil {
+			return "", err
+		}
 	}
 	if len(mismatched) > 0 {
 		sort.Strings(mismatched)

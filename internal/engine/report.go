@@ -122,7 +122,7 @@ func (e *Engine) Status(ctx context.Context, cr *Credential, opts StatusOptions)
 			}
 		}
 	}
-	if l, err := e.Store.GetLease(ctx, "credential/"+cr.Name); err == nil && l.ExpiresAt.After(now) {
+	if l, err := e.Store.GetLease(ctx, store.GetLeaseParams{Name: leaseName(cr.Name)}); err == nil && l.ExpiresAt.After(now) {
 		st.LeaseHolder = l.Holder
 	}
 	dels, err := e.Store.ListDeliveries(ctx, store.ListDeliveriesParams{Credential: cr.Name})
@@ -234,19 +234,17 @@ func (e *Engine) Plan(ctx context.Context, cr *Credential, opts PlanOptions) (*P
 	}
 	switch {
 	case cr.Strategy == StrategySingle:
-		p.ToRole = cr.Roles[0]
 		p.FromRole = cr.Roles[0]
-	case cur != nil && cur.Role == cr.Roles[0]:
-		p.FromRole, p.ToRole = cr.Roles[0], cr.Roles[1]
 	case cur != nil:
-		p.FromRole, p.ToRole = cur.Role, cr.Roles[0]
-	default:
-		p.ToRole = cr.Roles[0]
+		p.FromRole = cur.Role
+	}
+	if p.ToRole, err = nextRole(ctx, cr, cur, !opts.Offline); err != nil {
+		p.Warnings = append(p.Warnings, "the rotation will stop at prepare: "+err.Error())
 	}
 	pol := cr.Policy
 	p.Actions = append(p.Actions,
 		fmt.Sprintf("generate a %d-character password (%.0f bits) and store it encrypted as pending", pol.Length, pol.EntropyBits()),
-		fmt.Sprintf("set it on role %s as a SCRAM-SHA-256 verifier (the server never sees the plaintext)", p.ToRole))
+		fmt.Sprintf("set it on role %s as a SCRAM-SHA-256 verifier (the server never sees the plaintext)", orDefault(p.ToRole, "(none, see the warnings)")))
 	test := "log in with the new connection string"
 	if cr.TestPooled && cr.Pooled != nil {
 		test += " (direct and pooled)"
@@ -296,8 +294,10 @@ func (e *Engine) Plan(ctx context.Context, cr *Credential, opts PlanOptions) (*P
 		} else if !errors.Is(err, provider.ErrUnsupported) {
 			p.Warnings = append(p.Warnings, "could not compare privileges: "+err.Error())
 		}
-		if s, err := cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: p.ToRole}); err == nil && len(s.Sessions) > 0 && p.FromRole != "" {
-			p.Warnings = append(p.Warnings, fmt.Sprintf("%s still has %d session(s) (%s); the rotation will refuse to reuse it without --force", p.ToRole, len(s.Sessions), describeSessions(s.Sessions)))
+		// The same sessions prepare counts (gatekeepers' clients too), on a
+		// first rotation as on any other.
+		if s, err := roleSessions(ctx, cr, p.ToRole); err == nil && len(s) > 0 && p.ToRole != "" {
+			p.Warnings = append(p.Warnings, fmt.Sprintf("%s still has %d session(s) (%s); the rotation will refuse to reuse it without --force", p.ToRole, len(s), describeSessions(s)))
 		}
 	}
 	return p, nil
@@ -305,13 +305,13 @@ func (e *Engine) Plan(ctx context.Context, cr *Credential, opts PlanOptions) (*P
 
 // Abandon gives up on an unfinished rotation, which is only safe before
 // anything was published: consumers never saw its password.
-func (e *Engine) Abandon(ctx context.Context, cr *Credential) (*store.Rotation, error) {
+func (e *Engine) Abandon(ctx context.Context, cr *Credential) (_ *store.Rotation, err error) {
 	e.init()
-	release, err := e.lock(ctx, cr.Name)
+	_, release, err := e.lock(ctx, cr.Name)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer func() { err = errors.Join(err, release()) }()
 	rots, err := e.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Active: true, Limit: 1})
 	if err != nil {
 		return nil, err
@@ -320,7 +320,7 @@ func (e *Engine) Abandon(ctx context.Context, cr *Credential) (*store.Rotation, 
 		return nil, fmt.Errorf("%s has no unfinished rotation to abandon", cr.Name)
 	}
 	rot := rots[0]
-	steps, err := e.Store.ListSteps(ctx, rot.ID)
+	steps, err := e.Store.ListSteps(ctx, store.ListStepsParams{RotationID: rot.ID})
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +337,7 @@ func (e *Engine) Abandon(ctx context.Context, cr *Credential) (*store.Rotation, 
 		// The database may hold the new password: put the old one back.
 		var restore secret.String
 		if rot.Rollback != nil && rot.ToVersionID != 0 {
-			v, err := e.Store.GetVersion(ctx, rot.ToVersionID)
+			v, err := e.Store.GetVersion(ctx, store.GetVersionParams{ID: rot.ToVersionID})
 			if err == nil {
 				if m, err := e.openBlob(cr.Name, v.Role, rot.Rollback); err == nil {
 					restore = m.verifier()
@@ -350,7 +350,7 @@ func (e *Engine) Abandon(ctx context.Context, cr *Credential) (*store.Rotation, 
 		if _, err := cr.Provider.SetPassword(ctx, provider.SetPasswordRequest{Role: cr.Roles[0], Verifier: restore}); err != nil {
 			return nil, fmt.Errorf("%s: put the previous password back: %w", cr.Name, secret.Scrub(err, restore))
 		}
-		// Apply gives gatekeepers (PgBouncer) the new password first.
+		// Apply gives gatekeepers the new password first.
 		if err := restoreGatekeepers(ctx, cr, cr.Roles[0], restore); err != nil {
 			return nil, fmt.Errorf("%s: the database has the previous password again, but putting it back on the gatekeeper targets failed (fix them, then abandon again): %w", cr.Name, secret.Scrub(err, restore))
 		}

@@ -68,8 +68,7 @@ type run struct {
 	from    *store.Version // current when the rotation started, nil on the first
 	to      *store.Version // the pending version
 	pending material       // its secret material
-	journal map[string]store.StepStatus
-	applied time.Time // when apply finished (for revoke in single)
+	applied time.Time      // when the server got the new password (for revoke in single)
 	// conn and pooled are how consumers connect (config or discovered).
 	conn, pooled *connstr.Conn
 }
@@ -86,22 +85,22 @@ func (m material) verifier() secret.String { return secret.New(m.Verifier) }
 // Rotate runs (or continues) a rotation of cr. An interrupted rotation of
 // the same credential is always finished first; with opts.ResumeOnly
 // nothing new is started and a nil Result means there was nothing to do.
-func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (*Result, error) {
+func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *Result, err error) {
 	e.init()
 	started := e.Now()
 	if opts.Trigger == "" {
 		opts.Trigger = "manual"
 	}
-	release, err := e.lock(ctx, cr.Name)
+	lease, release, err := e.lock(ctx, cr.Name)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stopRenew := e.renew(ctx, cr.Name, cancel)
+	stopRenew := e.renew(ctx, lease, cancel)
 	defer func() {
 		stopRenew()
-		release()
+		err = errors.Join(err, release())
 	}()
 
 	r := &run{e: e, cr: cr, opts: opts, res: &Result{Credential: cr.Name, Strategy: cr.Strategy}}
@@ -135,7 +134,9 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (*Res
 		if err != nil {
 			return nil, fmt.Errorf("%s: start rotation: %w", cr.Name, err)
 		}
-		e.audit(ctx, cr.Name, r.rot.ID, "rotation.started", map[string]any{"trigger": opts.Trigger, "strategy": cr.Strategy, "revoke": opts.Revoke})
+		if err := e.audit(ctx, cr.Name, r.rot.ID, "rotation.started", map[string]any{"trigger": opts.Trigger, "strategy": cr.Strategy, "revoke": opts.Revoke}); err != nil {
+			return nil, fmt.Errorf("%s: start rotation %d: %w", cr.Name, r.rot.ID, err)
+		}
 	}
 	r.res.RotationID = r.rot.ID
 	err = r.execute(ctx)
@@ -191,23 +192,15 @@ func (e *Engine) currentVersion(ctx context.Context, name string) (*store.Versio
 }
 
 func (r *run) execute(ctx context.Context) error {
-	steps, err := r.e.Store.ListSteps(ctx, r.rot.ID)
-	if err != nil {
-		return fmt.Errorf("%s: read journal: %w", r.cr.Name, err)
-	}
-	r.journal = map[string]store.StepStatus{}
-	for _, s := range steps {
-		r.journal[s.Name] = s.Status
-		if s.Name == StepApply && s.Status == store.StepDone {
-			if i := strings.LastIndex(s.Detail, " at "); i >= 0 {
-				if t, err := time.Parse(time.RFC3339Nano, s.Detail[i+4:]); err == nil {
-					r.applied = t
-				}
-			}
+	var err error
+	r.applied = r.rot.AppliedAt
+	if r.applied.IsZero() {
+		if r.applied, err = r.appliedByOldJournal(ctx); err != nil {
+			return err
 		}
 	}
 	if r.rot.FromVersionID != 0 {
-		if r.from, err = r.e.Store.GetVersion(ctx, r.rot.FromVersionID); err != nil {
+		if r.from, err = r.e.Store.GetVersion(ctx, store.GetVersionParams{ID: r.rot.FromVersionID}); err != nil {
 			return fmt.Errorf("%s: read current version: %w", r.cr.Name, err)
 		}
 		if r.from.Stage != store.StageCurrent {
@@ -239,6 +232,27 @@ func (r *run) execute(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// appliedByOldJournal recovers the apply time of a rotation journaled by
+// a rotor that did not store it as a field yet: it wrote it at the end of
+// the apply step's detail, after " at ". Zero when apply never finished.
+func (r *run) appliedByOldJournal(ctx context.Context) (time.Time, error) {
+	steps, err := r.e.Store.ListSteps(ctx, store.ListStepsParams{RotationID: r.rot.ID})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: read journal: %w", r.cr.Name, err)
+	}
+	var applied time.Time
+	for _, s := range steps {
+		if s.Name == StepApply && s.Status == store.StepDone {
+			if i := strings.LastIndex(s.Detail, " at "); i >= 0 {
+				if t, err := time.Parse(time.RFC3339Nano, s.Detail[i+4:]); err == nil {
+					applied = t
+				}
+			}
+		}
+	}
+	return applied, nil
 }
 
 // runStep journals a step around fn. fn returns a secret-free detail.
@@ -280,9 +294,8 @@ func (r *run) runStep(ctx context.Context, name string, fn func(context.Context)
 
 func (r *run) journalStep(ctx context.Context, name string, st store.StepStatus, detail string) error {
 	if _, err := r.e.Store.AppendStep(ctx, store.AppendStepParams{RotationID: r.rot.ID, Name: name, Status: st, Detail: detail, Now: r.e.now()}); err != nil {
-		return fmt.Errorf("%s: journal %s: %w", r.cr.Name, name, err)
+		return fmt.Errorf("%s: %w", r.cr.Name, journalError(fmt.Sprintf("record step %s %s", name, st), err))
 	}
-	r.journal[name] = st
 	r.rot.Step, r.rot.Error = name, ""
 	return nil
 }
@@ -297,11 +310,21 @@ func (r *run) fail(ctx context.Context, step string, err error, hint string) err
 	// Journal with a context that survives cancellation (Ctrl-C, lost
 	// lease): the record of why we stopped matters most then.
 	wctx := context.WithoutCancel(ctx)
-	r.e.Store.AppendStep(wctx, store.AppendStepParams{RotationID: r.rot.ID, Name: step, Status: store.StepFailed, Detail: msg, Now: r.e.now()})
+	var journalErrs []error
+	if _, jerr := r.e.Store.AppendStep(wctx, store.AppendStepParams{RotationID: r.rot.ID, Name: step, Status: store.StepFailed, Detail: msg, Now: r.e.now()}); jerr != nil {
+		journalErrs = append(journalErrs, journalError("record that step "+step+" failed", jerr))
+	}
 	r.rot.Step, r.rot.Error = step, msg
-	r.e.audit(wctx, r.cr.Name, r.rot.ID, "rotation.failed", map[string]any{"step": step, "error": msg})
+	if jerr := r.e.audit(wctx, r.cr.Name, r.rot.ID, "rotation.failed", map[string]any{"step": step, "error": msg}); jerr != nil {
+		journalErrs = append(journalErrs, jerr)
+	}
 	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: step, Status: "failed", Detail: msg})
 	r.res.Status = r.rot.Status
+	if len(journalErrs) > 0 {
+		// Both matter: why the step stopped, and that the store does not
+		// say so (`rotor status` will show the last step journaled).
+		err = fmt.Errorf("%w; %w", err, errors.Join(journalErrs...))
+	}
 	return &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: step, Err: err, Hint: hint}
 }
 
@@ -328,9 +351,20 @@ func (r *run) secrets() []secret.String {
 	return out
 }
 
-func (e *Engine) audit(ctx context.Context, cred string, rotID int64, event string, detail map[string]any) {
-	b, _ := json.Marshal(detail)
-	e.Store.AppendAudit(ctx, store.AppendAuditParams{Credential: cred, RotationID: rotID, Event: event, Actor: e.Holder, Detail: string(b), Now: e.now()})
+// ErrJournal: a write to the store failed, so the journal no longer says
+// how far the rotation got. The step stops rather than act on state that
+// a resume would not know about.
+var ErrJournal = errors.New("the journal could not be written")
+
+func journalError(what string, err error) error {
+	return fmt.Errorf("%w (%s): %w", ErrJournal, what, err)
+}
+
+func (e *Engine) audit(ctx context.Context, cred string, rotID int64, event string, detail map[string]any) error {
+	if _, err := e.Store.AppendAudit(ctx, store.AppendAuditParams{Credential: cred, RotationID: rotID, Event: event, Actor: e.Holder, Detail: jsonDetail(detail), Now: e.now()}); err != nil {
+		return journalError("append audit event "+event, err)
+	}
+	return nil
 }
 
 func (e *Engine) seal(cred, role string, m material) ([]byte, error) {

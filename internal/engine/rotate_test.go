@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
 	"github.com/rotorhq/rotor/internal/target"
 )
@@ -47,7 +49,7 @@ func TestSingleRotation(t *testing.T) {
 	require.True(t, strings.HasPrefix(string(raw), "# app settings\nexport OTHER=keep-me\n"))
 
 	// Every step was journaled before and after.
-	steps, err := b.store.ListSteps(b.ctx, res.RotationID)
+	steps, err := b.store.ListSteps(b.ctx, store.ListStepsParams{RotationID: res.RotationID})
 	require.NoError(t, err)
 	var seen []string
 	for _, s := range steps {
@@ -275,7 +277,7 @@ func TestResumeFromEveryStep(t *testing.T) {
 				rots, err := b.store.ListRotations(b.ctx, store.ListRotationsParams{Credential: "app", Active: true})
 				require.NoError(t, err)
 				require.Len(t, rots, 1)
-				pending, err := b.store.GetVersion(b.ctx, rots[0].ToVersionID)
+				pending, err := b.store.GetVersion(b.ctx, store.GetVersionParams{ID: rots[0].ToVersionID})
 				require.NoError(t, err)
 
 				fresh := b.newEngine()
@@ -443,8 +445,7 @@ func TestWriteOnlyTargetIsUnverifiable(t *testing.T) {
 func TestGatekeeperGoesFirstAndStopsPublishOnFailure(t *testing.T) {
 	t.Parallel()
 	roles := roleNames(t)
-	b := setup(t, setupOpts{strategy: "dual", roles: roles, memory: true})
-	b.mem.gatekeeper = true
+	b := setup(t, setupOpts{strategy: "dual", roles: roles, memory: true, gatekeeper: true})
 	b.mem.failPuts = 1
 	b.mem.failErr = target.ErrAuth
 	before, err := os.ReadFile(b.envFile)
@@ -465,4 +466,158 @@ func TestGatekeeperGoesFirstAndStopsPublishOnFailure(t *testing.T) {
 	require.Equal(t, 2, b.mem.puts, "written once more on resume, then skipped by fingerprint in publish")
 	require.Equal(t, 1, b.mem.reloads)
 	require.True(t, b.mem.get("DATABASE_URL").Equal(b.envURL()))
+}
+
+// TestPlanChoosesTheRoleRotateUses: plan and rotate share one role choice,
+// so what plan shows is what rotate does — on a first dual rotation whose
+// first role is busy, and once the current role is no longer in roles.
+func TestPlanChoosesTheRoleRotateUses(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	b := setup(t, setupOpts{strategy: "dual", roles: roles})
+	pw := mustPassword(t)
+	v, err := secret.SCRAMVerifier(nil, pw)
+	require.NoError(t, err)
+	admin := pgtest.Connect(b.ctx, t, b.cl.AdminURL(b.db))
+	_, err = admin.Exec(b.ctx, "ALTER ROLE "+pgx.Identifier{roles[0]}.Sanitize()+" PASSWORD '"+v.Reveal()+"'")
+	require.NoError(t, err)
+	b.session(roles[0], pw, "early-consumer")
+
+	p, err := b.eng.Plan(b.ctx, b.cred(), engine.PlanOptions{})
+	require.NoError(t, err)
+	require.Equal(t, roles[1], p.ToRole, "the first role is busy: the idle one gets the password")
+	res := b.rotate(engine.Options{})
+	require.Equal(t, p.ToRole, res.Role)
+
+	moved := *b.cred()
+	moved.Roles = []string{roles[0] + "_x", roles[1] + "_x"}
+	p, err = b.eng.Plan(b.ctx, &moved, engine.PlanOptions{})
+	require.NoError(t, err)
+	require.Empty(t, p.ToRole)
+	_, err = b.eng.Rotate(b.ctx, &moved, engine.Options{})
+	var se *engine.StepError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, engine.StepPrepare, se.Step)
+	require.Contains(t, se.Err.Error(), "which is not in roles")
+	require.Contains(t, strings.Join(p.Warnings, "\n"), se.Err.Error(), "plan warns of the very stop rotate makes")
+}
+
+// failingStore fails every UpsertDelivery while fail is set.
+type failingStore struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (s *failingStore) UpsertDelivery(ctx context.Context, p store.UpsertDeliveryParams) (*store.Delivery, error) {
+	if s.fail.Load() {
+		return nil, errors.New("disk I/O error")
+	}
+	return s.Store.UpsertDelivery(ctx, p)
+}
+
+// TestUnjournaledDeliveryStopsPublish: a delivery the store did not
+// record stops the publish step with ErrJournal, before any reload; once
+// the store works again, resume finishes.
+func TestUnjournaledDeliveryStopsPublish(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	b := setup(t, setupOpts{strategy: "dual", roles: roles, memory: true})
+	fs := &failingStore{Store: b.store}
+	fs.fail.Store(true)
+	b.eng.Store = fs
+
+	_, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	require.ErrorIs(t, err, engine.ErrJournal)
+	require.ErrorContains(t, err, "the journal could not be written")
+	require.ErrorContains(t, err, "disk I/O error")
+	var se *engine.StepError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, engine.StepPublish, se.Step)
+	require.Equal(t, 0, b.mem.reloads, "no reload after a write the journal does not know of")
+
+	fs.fail.Store(false)
+	res, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{ResumeOnly: true})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusSucceeded, res.Status)
+	require.True(t, b.mem.get("DATABASE_URL").Equal(b.envURL()))
+}
+
+// renewFailingStore fails every RenewLease.
+type renewFailingStore struct{ store.Store }
+
+func (s renewFailingStore) RenewLease(ctx context.Context, p store.RenewLeaseParams) (*store.Lease, error) {
+	return nil, errors.New("database is locked")
+}
+
+// TestLeaseRenewalFailure: a renewal that fails is tried again while the
+// lease is still valid, and cancels the rotation once the lease would
+// expire before the next attempt. The ticker and the clock are the
+// engine's injected ones, so the test decides when renewals happen.
+func TestLeaseRenewalFailure(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		advance time.Duration // how far the clock moves before the tick
+		stops   bool
+	}{
+		{"lease still valid: carry on", 0, false},
+		{"lease about to expire: stop", 25 * time.Second, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, setupOpts{strategy: "dual", roles: roleNames(t)})
+			var offset atomic.Int64
+			tick := make(chan time.Time)
+			stopped := make(chan struct{})
+			b.eng.Store = renewFailingStore{b.store}
+			b.eng.LeaseTTL = 30 * time.Second
+			b.eng.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+			b.eng.Tick = func(time.Duration) (<-chan time.Time, func()) { return tick, func() { close(stopped) } }
+			b.eng.Hooks = &engine.Hooks{BeforeStep: func(step string) error {
+				if step == engine.StepTest {
+					offset.Add(int64(tc.advance))
+					tick <- time.Now()
+					if tc.stops {
+						<-stopped // the renewer gave up and cancelled the run
+					}
+				}
+				return nil
+			}}
+			res, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+			if !tc.stops {
+				require.NoError(t, err)
+				require.Equal(t, store.StatusSucceeded, res.Status)
+				return
+			}
+			require.ErrorContains(t, err, "stopped before test")
+			require.ErrorContains(t, err, "could not be renewed before it expires: database is locked")
+		})
+	}
+}
+
+// TestPlanWarnsOfTheBusyRoleRotateRefuses: on a first dual rotation with
+// both roles in use, plan warns of the refusal rotate then makes.
+func TestPlanWarnsOfTheBusyRoleRotateRefuses(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	b := setup(t, setupOpts{strategy: "dual", roles: roles})
+	admin := pgtest.Connect(b.ctx, t, b.cl.AdminURL(b.db))
+	for _, role := range roles {
+		pw := mustPassword(t)
+		v, err := secret.SCRAMVerifier(nil, pw)
+		require.NoError(t, err)
+		_, err = admin.Exec(b.ctx, "ALTER ROLE "+pgx.Identifier{role}.Sanitize()+" PASSWORD '"+v.Reveal()+"'")
+		require.NoError(t, err)
+		b.session(role, pw, "early-"+role)
+	}
+
+	p, err := b.eng.Plan(b.ctx, b.cred(), engine.PlanOptions{})
+	require.NoError(t, err)
+	require.Equal(t, roles[0], p.ToRole)
+	require.Contains(t, strings.Join(p.Warnings, "\n"), "refuse to reuse it without --force")
+	_, err = b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	var se *engine.StepError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, engine.StepPrepare, se.Step)
+	require.Contains(t, se.Err.Error(), "role "+roles[0]+", which this rotation would give a new password, still has 1 session(s)")
 }

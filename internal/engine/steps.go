@@ -12,7 +12,6 @@ import (
 	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
-	"github.com/rotorhq/rotor/internal/target"
 )
 
 // prepare chooses the role, generates the password and stores it sealed as
@@ -71,7 +70,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 			}
 			rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{ID: r.rot.ID, Rollback: blob, Now: r.e.now()})
 			if err != nil {
-				return "", err
+				return "", journalError("record the password to roll back to", err)
 			}
 			r.rot = rot
 		case err == nil, errors.Is(err, provider.ErrUnsupported):
@@ -84,7 +83,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 		Sealed: sealed, Fingerprint: r.e.Sealer.Fingerprint("password", r.cr.Name, pw.Reveal()), Now: r.e.now(),
 	})
 	if err != nil {
-		return "", fmt.Errorf("store pending version: %w", err)
+		return "", journalError("store the pending version", err)
 	}
 	return r.adopt(ctx, v)
 }
@@ -93,14 +92,14 @@ func (r *run) adopt(ctx context.Context, v *store.Version) (string, error) {
 	id := v.ID
 	rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{ID: r.rot.ID, ToVersionID: &id, Now: r.e.now()})
 	if err != nil {
-		return "", err
+		return "", journalError("record the pending version", err)
 	}
 	r.rot = rot
 	return r.loadPending(ctx)
 }
 
 func (r *run) loadPending(ctx context.Context) (string, error) {
-	v, err := r.e.Store.GetVersion(ctx, r.rot.ToVersionID)
+	v, err := r.e.Store.GetVersion(ctx, store.GetVersionParams{ID: r.rot.ToVersionID})
 	if err != nil {
 		return "", fmt.Errorf("read pending version: %w", err)
 	}
@@ -116,34 +115,17 @@ func (r *run) loadPending(ctx context.Context) (string, error) {
 	return fmt.Sprintf("role %s, version %d (%s)", v.Role, v.Seq, v.Fingerprint), nil
 }
 
-// chooseRole picks the role the new password goes to: the only role for
-// single; for dual the one consumers are not using.
+// chooseRole picks the role the new password goes to (nextRole) and, for
+// dual, refuses one that still has sessions unless forced.
 func (r *run) chooseRole(ctx context.Context) (string, error) {
-	roles := r.cr.Roles
-	if r.cr.Strategy == StrategySingle {
-		return roles[0], nil
-	}
-	var next string
-	switch {
-	case r.from != nil && r.from.Role == roles[0]:
-		next = roles[1]
-	case r.from != nil && r.from.Role == roles[1]:
-		next = roles[0]
-	case r.from != nil:
-		return "", fmt.Errorf("the current version uses role %s, which is not in roles: %v; put it back in the config or run `rotor setup-roles`", r.from.Role, roles)
-	default:
-		// First rotation: prefer the role nobody is logged in as.
-		next = roles[0]
-		s0, err0 := r.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: roles[0]})
-		s1, err1 := r.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: roles[1]})
-		if err0 == nil && err1 == nil && len(s0.Sessions) > 0 && len(s1.Sessions) == 0 {
-			next = roles[1]
-		}
+	next, err := nextRole(ctx, r.cr, r.from, true)
+	if err != nil || r.cr.Strategy == StrategySingle {
+		return next, err
 	}
 	if r.opts.Force {
 		return next, nil
 	}
-	sessions, err := r.roleSessions(ctx, next)
+	sessions, err := roleSessions(ctx, r.cr, next)
 	if err != nil {
 		return "", err
 	}
@@ -155,6 +137,37 @@ func (r *run) chooseRole(ctx context.Context) (string, error) {
 				"Find them (`rotor status` lists them), move them to the current connection string, then run `rotor resume`; or pass --force."}
 	}
 	return next, nil
+}
+
+// nextRole is the role a rotation from version from (nil on the first
+// rotation) gives the new password: the only role for single; for dual
+// the one consumers are not using. Plan asks it too, so what plan shows
+// is what rotate does. With live false (plan --offline) nobody is asked
+// who is logged in, and a first dual rotation is assumed to find both
+// roles idle.
+func nextRole(ctx context.Context, cr *Credential, from *store.Version, live bool) (string, error) {
+	roles := cr.Roles
+	if cr.Strategy == StrategySingle {
+		return roles[0], nil
+	}
+	switch {
+	case from == nil:
+	case from.Role == roles[0]:
+		return roles[1], nil
+	case from.Role == roles[1]:
+		return roles[0], nil
+	default:
+		return "", fmt.Errorf("the current version uses role %s, which is not in roles: %v; put it back in the config or run `rotor setup-roles`", from.Role, roles)
+	}
+	// First rotation: prefer the role nobody is logged in as.
+	if live {
+		s0, err0 := cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: roles[0]})
+		s1, err1 := cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: roles[1]})
+		if err0 == nil && err1 == nil && len(s0.Sessions) > 0 && len(s1.Sessions) == 0 {
+			return roles[1], nil
+		}
+	}
+	return roles[0], nil
 }
 
 func (r *run) checkParity(ctx context.Context) error {
@@ -176,18 +189,8 @@ func (r *run) checkParity(ctx context.Context) error {
 // apply sets the pending password on the database. Idempotent: replaying
 // sets the same verifier again.
 func (r *run) apply(ctx context.Context) (string, error) {
-	gatekeepersFirst := r.cr.Strategy == StrategySingle && r.hasGatekeeper() && !r.pending.verifier().IsZero()
-	if gatekeepersFirst {
-		// Single strategy behind a gatekeeper (PgBouncer passing SCRAM
-		// through): give it the new verifier before the server. A consumer
-		// still on the old password is then refused by PgBouncer itself,
-		// rather than let through to a server login that fails — which
-		// would make PgBouncer turn every client of the pool away for
-		// server_login_retry (15 s by default).
-		if err := r.publishGatekeepers(ctx, StepApply); err != nil {
-			return "", r.restoreGatekeepersAfter(ctx, err, r.previousVerifier(ctx))
-		}
-		r.settleGatekeepers(ctx)
+	if err := r.gatekeepersBeforeApply(ctx); err != nil {
+		return "", err
 	}
 	var until *time.Time
 	if r.cr.ExpireAfter > 0 {
@@ -198,15 +201,11 @@ func (r *run) apply(ctx context.Context) (string, error) {
 		Role: r.to.Role, Password: r.pending.password(), Verifier: r.pending.verifier(), ValidUntil: until,
 	})
 	if err != nil {
-		err = fmt.Errorf("set password of role %s: %w", r.to.Role, err)
-		if gatekeepersFirst {
-			err = r.undoGatekeepersAfterFailedApply(ctx, err)
-		}
-		return "", err
+		return "", r.gatekeepersAfterFailedApply(ctx, fmt.Errorf("set password of role %s: %w", r.to.Role, err))
 	}
 	if !resp.Password.IsZero() && !resp.Password.Equal(r.pending.password()) {
-		// The backend chose the password (Neon API mode): store it before
-		// anything else, it is the only copy.
+		// The backend chose the password (an API that resets it): store it
+		// before anything else, it is the only copy.
 		m := material{Password: resp.Password.Reveal()}
 		sealed, err := r.e.seal(r.cr.Name, r.to.Role, m)
 		if err != nil {
@@ -214,12 +213,19 @@ func (r *run) apply(ctx context.Context) (string, error) {
 		}
 		fp := r.e.Sealer.Fingerprint("password", r.cr.Name, m.Password)
 		if err := r.e.Store.ReplacePendingSecret(ctx, store.ReplacePendingSecretParams{ID: r.to.ID, Sealed: sealed, Fingerprint: fp}); err != nil {
-			return "", fmt.Errorf("store the password the backend generated: %w", err)
+			return "", journalError("store the password the backend generated", err)
 		}
 		r.pending, r.to.Fingerprint = m, fp
 	}
 	if r.applied.IsZero() {
-		r.applied = r.e.now()
+		// Journaled before the step is marked done: a resume after a crash
+		// here must still know when the old password stopped working.
+		applied := r.e.now()
+		rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{ID: r.rot.ID, AppliedAt: &applied, Now: applied})
+		if err != nil {
+			return "", journalError("record when the password was set", err)
+		}
+		r.rot, r.applied = rot, applied
 	}
 	detail := fmt.Sprintf("password set on role %s", r.to.Role)
 	if resp.Detail != "" {
@@ -231,12 +237,9 @@ func (r *run) apply(ctx context.Context) (string, error) {
 // test logs in exactly as consumers will. Single strategy: a failure puts
 // the previous password back and ends the rotation as rolled back.
 func (r *run) test(ctx context.Context) (string, error) {
-	if r.cr.Strategy == StrategyDual {
-		if err := r.gatekeepersBeforeTest(ctx); err != nil {
-			return "", err
-		}
+	if err := r.gatekeepersBeforeTest(ctx); err != nil {
+		return "", err
 	}
-	// (Single strategy: gatekeepers got the new password in apply.)
 	tried, lastErr := r.loginRetrying(ctx)
 	if lastErr == nil {
 		return "logged in via " + strings.Join(tried, " and "), nil
@@ -271,15 +274,6 @@ func (r *run) loginRetrying(ctx context.Context) ([]string, error) {
 func (r *run) testsPooled() bool {
 	vars := r.vars()
 	return r.cr.TestPooled && !vars.PooledURL.Equal(vars.DirectURL)
-}
-
-func (r *run) hasGatekeeper() bool {
-	for _, t := range r.cr.Targets {
-		if t.Impl.Info().Gatekeeper {
-			return true
-		}
-	}
-	return false
 }
 
 // login connects as consumers will: directly, and through the pooled URL
@@ -349,7 +343,7 @@ func (r *run) rollback(ctx context.Context, cause error) error {
 		Now:   r.e.now(),
 	})
 	if err != nil {
-		return fmt.Errorf("record rollback: %w", err)
+		return journalError("record the rollback", err)
 	}
 	r.rot = rot
 	r.res.Status, r.res.Outcome = rot.Status, rot.Outcome
@@ -407,7 +401,7 @@ func (r *run) confirm(ctx context.Context) (string, error) {
 func (r *run) drain(ctx context.Context, old string) (string, error) {
 	deadline := r.e.Now().Add(r.cr.DrainTimeout)
 	for {
-		sessions, err := r.roleSessions(ctx, old)
+		sessions, err := roleSessions(ctx, r.cr, old)
 		if err != nil {
 			return "", err
 		}
@@ -429,7 +423,7 @@ func (r *run) drain(ctx context.Context, old string) (string, error) {
 		}
 		r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepConfirm, Status: "wait",
 			Detail: fmt.Sprintf("waiting for %d session(s) on %s to close: %s", len(s.Sessions), old, describeSessions(s.Sessions))})
-		wait := min(r.cr.DrainPoll, time.Until(deadline))
+		wait := min(r.cr.DrainPoll, deadline.Sub(r.e.Now()))
 		if err := r.e.Sleep(ctx, max(wait, 0)); err != nil {
 			return "", err
 		}
@@ -452,7 +446,7 @@ func (r *run) finish(ctx context.Context) (string, error) {
 	default:
 		// Look again right before retiring: this also covers a resume
 		// whose confirm step ran in a process that died.
-		sessions, err := r.roleSessions(ctx, old)
+		sessions, err := roleSessions(ctx, r.cr, old)
 		if err != nil {
 			return "", err
 		}
@@ -483,7 +477,7 @@ func (r *run) finish(ctx context.Context) (string, error) {
 		Now: r.e.now(),
 	})
 	if err != nil {
-		return "", fmt.Errorf("record the finished rotation: %w", err)
+		return "", journalError("record the finished rotation", err)
 	}
 	r.rot = rot
 	r.res.Status, r.res.Outcome = rot.Status, outcome
@@ -501,29 +495,18 @@ func (r *run) fromRole() string {
 }
 
 // roleSessions lists who is still logged in as role: the database's own
-// sessions and the clients gatekeeper targets (PgBouncer) hold, which the
-// database cannot see.
-func (r *run) roleSessions(ctx context.Context, role string) ([]provider.Session, error) {
-	s, err := r.cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: role})
+// sessions and the clients gatekeeper targets hold, which the database
+// cannot see.
+func roleSessions(ctx context.Context, cr *Credential, role string) ([]provider.Session, error) {
+	s, err := cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: role})
 	if err != nil {
 		return nil, fmt.Errorf("list sessions of %s: %w", role, err)
 	}
-	out := s.Sessions
-	for _, t := range r.cr.Targets {
-		sl, ok := t.Impl.(target.SessionLister)
-		if !ok {
-			continue
-		}
-		resp, err := sl.ListSessions(ctx, target.ListSessionsRequest{Role: role})
-		if err != nil {
-			return nil, fmt.Errorf("list clients of %s on target %s: %w", role, t.Name, err)
-		}
-		for _, c := range resp.Sessions {
-			out = append(out, provider.Session{Database: c.Database, ApplicationName: c.ApplicationName,
-				ClientAddr: orDefault(c.ClientAddr, "?") + " via " + t.Name, State: c.State})
-		}
+	clients, err := gatekeeperClients(ctx, cr, role)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return append(s.Sessions, clients...), nil
 }
 
 func describeSessions(ss []provider.Session) string {
@@ -558,123 +541,4 @@ func orDefault(s, def string) string {
 func jsonDetail(m map[string]any) string {
 	b, _ := json.Marshal(m)
 	return string(b)
-}
-
-// publishGatekeepers writes and reloads the gatekeeper targets now,
-// reporting a failure as step's.
-func (r *run) publishGatekeepers(ctx context.Context, step string) error {
-	rds, err := r.renderAll()
-	if err != nil {
-		return err
-	}
-	prior, err := r.e.Store.ListDeliveries(ctx, store.ListDeliveriesParams{RotationID: r.rot.ID})
-	if err != nil {
-		return err
-	}
-	done := map[string]*store.Delivery{}
-	for _, d := range prior {
-		done[d.Target] = d
-	}
-	results := make([]TargetResult, len(rds))
-	if err := r.writeGatekeepers(ctx, rds, done, results); err != nil {
-		var se *StepError
-		if errors.As(err, &se) {
-			se.Step = step
-		}
-		return err
-	}
-	return nil
-}
-
-// restoreGatekeepersAfter handles a gatekeeper that failed before the
-// server was touched (single strategy, apply): it puts the previous
-// verifier back where it may already have landed, and says so.
-func (r *run) restoreGatekeepersAfter(ctx context.Context, cause error, previous secret.String) error {
-	var se *StepError
-	if !errors.As(cause, &se) {
-		return cause
-	}
-	se.Hint = "the database still has the old password, so consumers are unaffected. Fix the gatekeeper, then `rotor resume` (or `rotor resume --abandon`)."
-	if previous.IsZero() {
-		return se
-	}
-	if err := restoreGatekeepers(ctx, r.cr, r.to.Role, previous); err != nil {
-		se.Hint = "the database still has the old password, but a gatekeeper may hold the new one and refuse consumers: " + secret.Scrub(err, r.secrets()...).Error() + ". Fix it, then `rotor resume`."
-		return se
-	}
-	r.forgetGatekeeperDeliveries(ctx)
-	return se
-}
-
-// settleWait bounds how long apply waits for gatekeepers to settle.
-const settleWait = 5 * time.Second
-
-// settleGatekeepers waits (briefly, bounded) until no gatekeeper is still
-// letting a consumer through with the previous password: one already
-// admitted and waiting for a server login would fail it once the server
-// has the new password. Past the bound rotor carries on and reports it.
-func (r *run) settleGatekeepers(ctx context.Context) {
-	for _, t := range r.cr.Targets {
-		s, ok := t.Impl.(target.Settler)
-		if !ok || !t.Impl.Info().Gatekeeper {
-			continue
-		}
-		sctx, cancel := context.WithTimeout(ctx, settleWait)
-		err := s.Settle(sctx, r.to.Role)
-		cancel()
-		if err != nil {
-			r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepApply, Target: t.Name, Status: "note",
-				Detail: "carrying on without waiting for PgBouncer to settle: " + secret.Scrub(err, r.secrets()...).Error()})
-		}
-	}
-}
-
-// undoGatekeepersAfterFailedApply: the gatekeepers hold the new verifier
-// but setting it on the server failed. If the server certainly still has
-// another one, the gatekeepers get the previous verifier back so
-// consumers keep working until the rotation is resumed; if rotor cannot
-// tell (no pg_authid access), they are left alone and the error says so.
-func (r *run) undoGatekeepersAfterFailedApply(ctx context.Context, cause error) error {
-	previous := r.previousVerifier(ctx)
-	snap, err := r.cr.Provider.Snapshot(ctx, provider.SnapshotRequest{Role: r.to.Role})
-	switch {
-	case err != nil || snap.Verifier.IsZero() || previous.IsZero():
-		return fmt.Errorf("%w; the gatekeeper targets already hold the new password and rotor cannot tell whether the server does, so consumers going through them may be refused until `rotor resume` finishes", cause)
-	case snap.Verifier.Equal(r.pending.verifier()):
-		return cause // the server has it after all; resume carries on
-	}
-	if err := restoreGatekeepers(ctx, r.cr, r.to.Role, previous); err != nil {
-		return fmt.Errorf("%w; putting the previous password back on the gatekeeper targets failed too, so consumers going through them are refused until `rotor resume` finishes: %v", cause, secret.Scrub(err, r.secrets()...))
-	}
-	r.forgetGatekeeperDeliveries(ctx)
-	return cause
-}
-
-// forgetGatekeeperDeliveries records that the gatekeepers no longer hold
-// this rotation's password, so a resume writes them again.
-func (r *run) forgetGatekeeperDeliveries(ctx context.Context) {
-	for _, t := range r.cr.Targets {
-		if t.Impl.Info().Gatekeeper {
-			r.e.Store.UpsertDelivery(context.WithoutCancel(ctx), store.UpsertDeliveryParams{
-				RotationID: r.rot.ID, Credential: r.cr.Name, Target: t.Name, State: store.DeliveryFailed,
-				Error: "put back to the previous password", Now: r.e.now(),
-			})
-		}
-	}
-}
-
-// restoreGatekeepers gives every gatekeeper target role's previous
-// verifier back (a single-strategy rotation rolled back or abandoned after
-// apply wrote them). A gatekeeper works from Role and Verifier alone.
-func restoreGatekeepers(ctx context.Context, cr *Credential, role string, verifier secret.String) error {
-	var errs []error
-	for _, t := range cr.Targets {
-		if !t.Impl.Info().Gatekeeper {
-			continue
-		}
-		if _, err := t.Impl.Put(ctx, target.PutRequest{Role: role, Verifier: verifier, RotationID: "restore"}); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", t.Name, err))
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -44,22 +44,19 @@ type Store interface {
 	// ReleaseLease drops a lease the caller holds; releasing a lease held
 	// by someone else returns ErrLeaseLost and changes nothing.
 	ReleaseLease(ctx context.Context, p ReleaseLeaseParams) error
-	// GetLease returns the lease row for name, expired or not; ErrNotFound
-	// when there has never been one or it was released.
-	GetLease(ctx context.Context, name string) (*Lease, error)
+	// GetLease returns the lease row for p.Name, expired or not;
+	// ErrNotFound when there has never been one or it was released.
+	GetLease(ctx context.Context, p GetLeaseParams) (*Lease, error)
 
 	// InsertVersion adds a version. A second pending version for the same
 	// credential, or a second version for the same rotation, is ErrConflict.
 	// Seq is assigned by the store: one more than the credential's highest.
 	InsertVersion(ctx context.Context, p InsertVersionParams) (*Version, error)
 	// GetVersion returns one version; ErrNotFound if absent.
-	GetVersion(ctx context.Context, id int64) (*Version, error)
+	GetVersion(ctx context.Context, p GetVersionParams) (*Version, error)
 	// ListVersions returns a credential's versions, newest first, optionally
 	// only those in the given stages.
 	ListVersions(ctx context.Context, p ListVersionsParams) ([]*Version, error)
-	// RetireVersion sets a version's stage to retired and, when p.Wipe,
-	// drops its sealed secret.
-	RetireVersion(ctx context.Context, p RetireVersionParams) error
 	// ReplacePendingSecret swaps the sealed secret and fingerprint of a
 	// pending version, for backends that generate the password themselves
 	// (it must be stored the moment it is known). A version that is not
@@ -69,9 +66,8 @@ type Store interface {
 	// InsertRotation starts a rotation in StatusActive. A second active
 	// rotation for the same credential is ErrConflict.
 	InsertRotation(ctx context.Context, p InsertRotationParams) (*Rotation, error)
-	// GetRotation returns one rotation; ErrNotFound if absent.
-	GetRotation(ctx context.Context, id int64) (*Rotation, error)
-	// ListRotations returns rotations newest first, filtered.
+	// ListRotations returns rotations newest first, filtered; an empty
+	// Credential lists every credential's.
 	ListRotations(ctx context.Context, p ListRotationsParams) ([]*Rotation, error)
 	// UpdateRotation changes the mutable fields of an active rotation.
 	UpdateRotation(ctx context.Context, p UpdateRotationParams) (*Rotation, error)
@@ -80,8 +76,9 @@ type Store interface {
 	// transaction, makes it the rotation's Step (and, for a failed event,
 	// its Error; otherwise Error is cleared) when the rotation is active.
 	AppendStep(ctx context.Context, p AppendStepParams) (*Step, error)
-	// ListSteps returns a rotation's journal in order.
-	ListSteps(ctx context.Context, rotationID int64) ([]*Step, error)
+	// ListSteps returns a rotation's journal in order; an unknown rotation
+	// has none.
+	ListSteps(ctx context.Context, p ListStepsParams) ([]*Step, error)
 
 	// UpsertDelivery records the state of one target in one rotation,
 	// keyed by (RotationID, Target).
@@ -163,6 +160,10 @@ type ReleaseLeaseParams struct {
 	Holder string
 }
 
+type GetLeaseParams struct {
+	Name string
+}
+
 // Version is one generated password for one role.
 type Version struct {
 	ID         int64
@@ -199,16 +200,14 @@ type ReplacePendingSecretParams struct {
 	Fingerprint string
 }
 
+type GetVersionParams struct {
+	ID int64
+}
+
 type ListVersionsParams struct {
 	Credential string
 	Stages     []Stage
 	Limit      int
-}
-
-type RetireVersionParams struct {
-	ID   int64
-	Wipe bool
-	Now  time.Time
 }
 
 // Rotation is one run of the state machine for one credential.
@@ -231,7 +230,10 @@ type Rotation struct {
 	// (single strategy), nil when not captured.
 	Rollback []byte
 	// Outcome is a one-line secret-free summary for humans.
-	Outcome    string
+	Outcome string
+	// AppliedAt is when the database got the new password (zero before
+	// apply, and for rotations journaled before the field existed).
+	AppliedAt  time.Time
 	StartedAt  time.Time
 	UpdatedAt  time.Time
 	FinishedAt time.Time
@@ -253,14 +255,13 @@ type ListRotationsParams struct {
 	Limit  int
 }
 
-// UpdateRotationParams sets each non-nil field.
+// UpdateRotationParams sets each non-nil field. (Step and Error follow
+// the journal, see AppendStep; Outcome is set by FinishRotation.)
 type UpdateRotationParams struct {
 	ID          int64
-	Step        *string
-	Error       *string
 	ToVersionID *int64
 	Rollback    []byte
-	Outcome     *string
+	AppliedAt   *time.Time
 	Now         time.Time
 }
 
@@ -281,6 +282,10 @@ type Step struct {
 	// Detail is secret-free JSON or text.
 	Detail string
 	At     time.Time
+}
+
+type ListStepsParams struct {
+	RotationID int64
 }
 
 type AppendStepParams struct {
@@ -332,7 +337,6 @@ type UpsertDeliveryParams struct {
 type ListDeliveriesParams struct {
 	RotationID int64
 	Credential string
-	Limit      int
 }
 
 type FinishRotationParams struct {

@@ -11,7 +11,9 @@
 // The engine, not the target, does retries, parallelism and journaling.
 //
 // Checklist for a new target:
-//  1. Implement Target, plus Reloader/Checker/Validator where the backend allows.
+//  1. Implement Target, plus Reloader/Checker/Validator where the backend
+//     allows; a target consumers authenticate through implements
+//     Gatekeeper (gatekeeper.go) and passes gatekeepertest.Exercise too.
 //  2. End the file with `var _ target.Target = (*X)(nil)` and the optional guards.
 //  3. Errors name the target and never contain a value (use secret.Scrub).
 //  4. Map HTTP 429/5xx to *RetryableError (with Retry-After) only when
@@ -67,12 +69,6 @@ type Info struct {
 	Destination string
 	// Idempotent reports whether Put may be retried safely.
 	Idempotent bool
-	// Gatekeeper marks a target that consumers authenticate through
-	// (PgBouncer's auth_file). The engine writes and reloads gatekeepers
-	// before every other target — and, for the dual strategy, before the
-	// login test — so no consumer is handed a credential the gatekeeper
-	// would still reject.
-	Gatekeeper bool
 }
 
 // Reloader is implemented by targets whose consumers must be told to pick
@@ -95,30 +91,6 @@ type Checker interface {
 // and permissions without writing (`rotor validate`).
 type Validator interface {
 	Validate(ctx context.Context, req ValidateRequest) (ValidateResponse, error)
-}
-
-// SessionLister is implemented by gatekeepers that see client sessions the
-// database cannot (PgBouncer's clients: waiting for a server connection,
-// or idle between transactions, they hold no server session). A dual
-// rotation's drain waits for these too before it retires the old role.
-type SessionLister interface {
-	ListSessions(ctx context.Context, req ListSessionsRequest) (ListSessionsResponse, error)
-}
-
-type ListSessionsRequest struct {
-	Role string
-}
-
-type ListSessionsResponse struct {
-	Sessions []ClientSession
-}
-
-// ClientSession is one client logged in through a gatekeeper.
-type ClientSession struct {
-	ApplicationName string
-	ClientAddr      string
-	Database        string
-	State           string
 }
 
 // Notifier is implemented by targets that also want to hear how each
@@ -159,12 +131,8 @@ type PutRequest struct {
 	RotationID string
 	// Version is the credential version being published.
 	Version int64
-	// Role is the role the values log in as (informational, e.g. for
-	// PgBouncer's auth_file).
+	// Role is the role the values log in as (informational).
 	Role string
-	// Verifier is the SCRAM verifier set on the server for Role; only
-	// targets that must hold the same verifier (PgBouncer) use it.
-	Verifier secret.String
 }
 
 type PutResponse struct {
@@ -246,16 +214,6 @@ func (r PutRequest) OrderedKeys() []string {
 		}
 	}
 	return keys
-}
-
-// Settler is implemented by gatekeepers that may still be letting
-// consumers through with the previous password right after a write:
-// PgBouncer clients that logged in against the old entry and wait for a
-// server login. Settle returns once none is left for role (or ctx ends).
-// The single strategy calls it between writing the gatekeepers and
-// changing the server's password.
-type Settler interface {
-	Settle(ctx context.Context, role string) error
 }
 
 // KeyChecker is implemented by targets whose destination constrains the

@@ -308,7 +308,7 @@ func (w *world) inspect(t *testing.T, cred string) snapshot {
 	require.NoError(t, err)
 	if len(rots) > 0 {
 		s.last = rots[0]
-		s.journal, err = st.ListSteps(ctx, s.last.ID)
+		s.journal, err = st.ListSteps(ctx, store.ListStepsParams{RotationID: s.last.ID})
 		require.NoError(t, err)
 	}
 	s.secrets = map[int64]secret.String{}

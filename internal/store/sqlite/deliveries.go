@@ -66,14 +66,14 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 			args = append(args, p.Credential)
 		}
 		rows, err = s.db.QueryContext(ctx,
-			`SELECT `+deliveryColumns+` FROM deliveries`+whereClause(where)+` ORDER BY target`+limitClause(p.Limit), args...)
+			`SELECT `+deliveryColumns+` FROM deliveries`+whereClause(where)+` ORDER BY target`, args...)
 	case p.Credential != "":
 		rows, err = s.db.QueryContext(ctx, `
 			SELECT `+deliveryColumns+` FROM deliveries d
 			WHERE credential = ? AND rotation_id = (
 				SELECT MAX(rotation_id) FROM deliveries
 				WHERE credential = d.credential AND target = d.target)
-			ORDER BY target`+limitClause(p.Limit), p.Credential)
+			ORDER BY target`, p.Credential)
 	default:
 		return nil, errors.New("list deliveries: a rotation id or a credential is required")
 	}

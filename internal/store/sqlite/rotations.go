@@ -11,7 +11,7 @@ import (
 )
 
 const rotationColumns = `id, credential, status, strategy, triggered_by, revoke, step, error,
-	from_version_id, to_version_id, rollback_sealed, outcome, started_at, updated_at, finished_at`
+	from_version_id, to_version_id, rollback_sealed, outcome, started_at, updated_at, finished_at, applied_at`
 
 // InsertRotation implements store.Store.
 func (s *Store) InsertRotation(ctx context.Context, p store.InsertRotationParams) (*store.Rotation, error) {
@@ -24,15 +24,6 @@ func (s *Store) InsertRotation(ctx context.Context, p store.InsertRotationParams
 		p.Credential, p.Strategy, p.Trigger, p.Revoke, idArg(p.FromVersionID), timeArg(p.Now), timeArg(p.Now)))
 	if err != nil {
 		return nil, fmt.Errorf("insert rotation for %q: %w", p.Credential, err)
-	}
-	return r, nil
-}
-
-// GetRotation implements store.Store.
-func (s *Store) GetRotation(ctx context.Context, id int64) (*store.Rotation, error) {
-	r, err := getRotation(ctx, s.db, id)
-	if err != nil {
-		return nil, fmt.Errorf("get rotation %d: %w", id, err)
 	}
 	return r, nil
 }
@@ -72,14 +63,6 @@ func (s *Store) ListRotations(ctx context.Context, p store.ListRotationsParams) 
 func (s *Store) UpdateRotation(ctx context.Context, p store.UpdateRotationParams) (*store.Rotation, error) {
 	sets := []string{"updated_at = ?"}
 	args := []any{timeArg(p.Now)}
-	if p.Step != nil {
-		sets = append(sets, "step = ?")
-		args = append(args, *p.Step)
-	}
-	if p.Error != nil {
-		sets = append(sets, "error = ?")
-		args = append(args, *p.Error)
-	}
 	if p.ToVersionID != nil {
 		sets = append(sets, "to_version_id = ?")
 		args = append(args, idArg(*p.ToVersionID))
@@ -88,9 +71,9 @@ func (s *Store) UpdateRotation(ctx context.Context, p store.UpdateRotationParams
 		sets = append(sets, "rollback_sealed = ?")
 		args = append(args, p.Rollback)
 	}
-	if p.Outcome != nil {
-		sets = append(sets, "outcome = ?")
-		args = append(args, *p.Outcome)
+	if p.AppliedAt != nil {
+		sets = append(sets, "applied_at = ?")
+		args = append(args, timeArg(*p.AppliedAt))
 	}
 	args = append(args, p.ID)
 
@@ -242,9 +225,10 @@ func scanRotation(row rowScanner) (*store.Rotation, error) {
 		status                     string
 		fromID, toID               sql.NullInt64
 		started, updated, finished sql.NullInt64
+		applied                    sql.NullInt64
 	)
 	if err := row.Scan(&r.ID, &r.Credential, &status, &r.Strategy, &r.Trigger, &r.Revoke, &r.Step, &r.Error,
-		&fromID, &toID, &r.Rollback, &r.Outcome, &started, &updated, &finished); err != nil {
+		&fromID, &toID, &r.Rollback, &r.Outcome, &started, &updated, &finished, &applied); err != nil {
 		return nil, mapErr(err)
 	}
 	r.Status = store.Status(status)
@@ -253,6 +237,7 @@ func scanRotation(row rowScanner) (*store.Rotation, error) {
 	r.StartedAt = timeVal(started)
 	r.UpdatedAt = timeVal(updated)
 	r.FinishedAt = timeVal(finished)
+	r.AppliedAt = timeVal(applied)
 	return &r, nil
 }
 
@@ -287,7 +272,8 @@ func (s *Store) AppendStep(ctx context.Context, p store.AppendStepParams) (*stor
 }
 
 // ListSteps implements store.Store. An unknown rotation has no steps.
-func (s *Store) ListSteps(ctx context.Context, rotationID int64) ([]*store.Step, error) {
+func (s *Store) ListSteps(ctx context.Context, p store.ListStepsParams) ([]*store.Step, error) {
+	rotationID := p.RotationID
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT id, rotation_id, name, status, detail, at FROM steps WHERE rotation_id = ? ORDER BY id`, rotationID)
 	if err != nil {

@@ -92,7 +92,7 @@ func TestReopenKeepsData(t *testing.T) {
 	require.NoError(t, s.Close())
 
 	s = open(t, path) // migrations are not re-applied to a current file
-	got, err := s.GetVersion(t.Context(), v.ID)
+	got, err := s.GetVersion(t.Context(), store.GetVersionParams{ID: v.ID})
 	require.NoError(t, err)
 	require.Equal(t, v, got)
 }
@@ -145,9 +145,9 @@ func TestTwoHandlesShareState(t *testing.T) {
 
 	r, err := a.InsertRotation(ctx, store.InsertRotationParams{Credential: "app-db", Strategy: "dual", Trigger: "manual", Now: now})
 	require.NoError(t, err)
-	got, err := b.GetRotation(ctx, r.ID)
+	got, err := b.ListRotations(ctx, store.ListRotationsParams{Credential: "app-db"})
 	require.NoError(t, err)
-	require.Equal(t, r, got)
+	require.Equal(t, []*store.Rotation{r}, got)
 
 	_, err = b.InsertRotation(ctx, store.InsertRotationParams{Credential: "app-db", Strategy: "dual", Trigger: "manual", Now: now})
 	require.ErrorIs(t, err, store.ErrConflict)
@@ -193,7 +193,7 @@ func TestTwoHandlesRaceForLease(t *testing.T) {
 	}
 	require.Len(t, won, 1)
 	for _, h := range handles {
-		l, err := h.GetLease(t.Context(), "app-db")
+		l, err := h.GetLease(t.Context(), store.GetLeaseParams{Name: "app-db"})
 		require.NoError(t, err)
 		require.Equal(t, fmt.Sprintf("process-%d", won[0]), l.Holder)
 	}
@@ -222,4 +222,40 @@ func BenchmarkFinishRotation(b *testing.B) {
 		rotations++
 	}
 	b.ReportMetric(float64(rotations)/b.Elapsed().Seconds(), "rotations/s")
+}
+
+// TestMigratesAFileOfTheFirstSchema: a state file written by a rotor that
+// knew only the first migration (an interrupted rotation in it) opens,
+// gains rotations.applied_at, and its rotation reads back with AppliedAt
+// zero — which tells the engine to fall back to the old journal.
+func TestMigratesAFileOfTheFirstSchema(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	first, err := os.ReadFile("migrations/0001_initial.sql")
+	require.NoError(t, err)
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	for _, stmt := range []string{
+		string(first),
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`,
+		`INSERT INTO schema_migrations (version, name, applied_at) VALUES (1, '0001_initial.sql', 0)`,
+		`INSERT INTO rotations (credential, status, strategy, triggered_by, revoke, step, started_at, updated_at) VALUES ('app-db', 'active', 'single', 'manual', 1, 'apply', 1, 1)`,
+	} {
+		_, err := db.ExecContext(t.Context(), stmt)
+		require.NoError(t, err)
+	}
+	require.NoError(t, db.Close())
+	require.NoError(t, os.Chmod(path, 0o600))
+
+	s := open(t, path)
+	rots, err := s.ListRotations(t.Context(), store.ListRotationsParams{Credential: "app-db", Active: true})
+	require.NoError(t, err)
+	require.Len(t, rots, 1)
+	require.Equal(t, "apply", rots[0].Step)
+	require.True(t, rots[0].AppliedAt.IsZero(), "no apply time was stored by the old rotor")
+
+	applied := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
+	u, err := s.UpdateRotation(t.Context(), store.UpdateRotationParams{ID: rots[0].ID, AppliedAt: &applied, Now: applied})
+	require.NoError(t, err)
+	require.True(t, applied.Equal(u.AppliedAt), "the new column is written")
 }

@@ -47,7 +47,8 @@ func (s *Store) InsertVersion(ctx context.Context, p store.InsertVersionParams) 
 }
 
 // GetVersion implements store.Store.
-func (s *Store) GetVersion(ctx context.Context, id int64) (*store.Version, error) {
+func (s *Store) GetVersion(ctx context.Context, p store.GetVersionParams) (*store.Version, error) {
+	id := p.ID
 	v, err := getVersion(ctx, s.db, id)
 	if err != nil {
 		return nil, fmt.Errorf("get version %d: %w", id, err)
@@ -87,31 +88,6 @@ func (s *Store) ListVersions(ctx context.Context, p store.ListVersionsParams) ([
 		return nil, fmt.Errorf("list versions of %q: %w", p.Credential, err)
 	}
 	return vs, nil
-}
-
-// RetireVersion implements store.Store. Retiring a retired version keeps
-// its first RetiredAt, so a repeated call (a resumed rotation) is harmless.
-func (s *Store) RetireVersion(ctx context.Context, p store.RetireVersionParams) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	res, err := s.db.ExecContext(ctx, `
-		UPDATE versions SET
-			stage = 'retired',
-			retired_at = COALESCE(retired_at, ?),
-			sealed = CASE WHEN ? THEN NULL ELSE sealed END
-		WHERE id = ?`,
-		timeArg(p.Now), p.Wipe, p.ID)
-	if err != nil {
-		return fmt.Errorf("retire version %d: %w", p.ID, mapErr(err))
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("retire version %d: %w", p.ID, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("retire version %d: %w", p.ID, store.ErrNotFound)
-	}
-	return nil
 }
 
 // ReplacePendingSecret implements store.Store.

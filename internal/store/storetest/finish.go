@@ -41,7 +41,7 @@ func rotate(t *testing.T, s store.Store, cred string) (*store.Rotation, *store.V
 // secret.
 func requireVersion(t *testing.T, s store.Store, id int64, stage store.Stage, hasSecret bool) *store.Version {
 	t.Helper()
-	v, err := s.GetVersion(t.Context(), id)
+	v, err := s.GetVersion(t.Context(), store.GetVersionParams{ID: id})
 	require.NoError(t, err)
 	require.Equal(t, stage, v.Stage, "version %d", id)
 	if hasSecret {
@@ -61,7 +61,7 @@ func exerciseFinish(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.NoError(t, err)
 		got := finish(t, s, r.ID, store.StatusSucceeded, true)
 		require.Nil(t, got.Rollback, "the old password's snapshot has no use once the rotation is over")
-		again, err := s.GetRotation(t.Context(), r.ID)
+		again, err := getRotation(t.Context(), s, r.ID)
 		require.NoError(t, err)
 		require.Nil(t, again.Rollback)
 	})
@@ -88,7 +88,7 @@ func exerciseFinish(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.Equal(t, v2.ID, done.ToVersionID)
 		requireTime(t, t1, done.FinishedAt)
 		requireTime(t, t1, done.UpdatedAt)
-		got, err := s.GetRotation(ctx, r1.ID)
+		got, err := getRotation(ctx, s, r1.ID)
 		require.NoError(t, err)
 		require.Equal(t, done, got)
 
@@ -199,7 +199,7 @@ func exerciseFinish(t *testing.T, newStore func(t *testing.T) store.Store) {
 
 		_, err := s.FinishRotation(ctx, store.FinishRotationParams{ID: r.ID, Status: store.StatusAbandoned, Now: t0.Add(time.Hour)})
 		require.ErrorIs(t, err, store.ErrConflict)
-		got, err := s.GetRotation(ctx, r.ID)
+		got, err := getRotation(ctx, s, r.ID)
 		require.NoError(t, err)
 		require.Equal(t, done, got)
 		events, err := s.ListAudit(ctx, store.ListAuditParams{})
@@ -252,7 +252,7 @@ func exerciseFinish(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.Error(t, err)
 		require.NotErrorIs(t, err, store.ErrNotFound, "the rotation exists")
 
-		got, err := s.GetRotation(ctx, r.ID)
+		got, err := getRotation(ctx, s, r.ID)
 		require.NoError(t, err)
 		require.Equal(t, r, got)
 		requireVersion(t, s, cur.ID, store.StageCurrent, true)
@@ -266,11 +266,13 @@ func exerciseFinish(t *testing.T, newStore func(t *testing.T) store.Store) {
 		t.Parallel()
 		s := newStore(t)
 		ctx := t.Context()
-		r, v := rotate(t, s, "app-db")
-		require.NoError(t, s.RetireVersion(ctx, store.RetireVersionParams{ID: v.ID, Now: t0}))
-		_, err := s.FinishRotation(ctx, store.FinishRotationParams{ID: r.ID, Status: store.StatusSucceeded, Promote: true, Now: t0})
+		r := insertRotation(t, s, "app-db", 0)
+		v := insertVersion(t, s, "app-db", store.StageCurrent, r.ID)
+		_, err := s.UpdateRotation(ctx, store.UpdateRotationParams{ID: r.ID, ToVersionID: ptr(v.ID), Now: t0})
+		require.NoError(t, err)
+		_, err = s.FinishRotation(ctx, store.FinishRotationParams{ID: r.ID, Status: store.StatusSucceeded, Promote: true, Now: t0})
 		require.ErrorIs(t, err, store.ErrConflict)
-		requireVersion(t, s, v.ID, store.StageRetired, true)
+		requireVersion(t, s, v.ID, store.StageCurrent, true)
 	})
 
 	t.Run("ActiveIsNotAFinish", func(t *testing.T) {
@@ -279,7 +281,7 @@ func exerciseFinish(t *testing.T, newStore func(t *testing.T) store.Store) {
 		r, _ := rotate(t, s, "app-db")
 		_, err := s.FinishRotation(t.Context(), store.FinishRotationParams{ID: r.ID, Status: store.StatusActive, Now: t0})
 		require.Error(t, err)
-		got, err := s.GetRotation(t.Context(), r.ID)
+		got, err := getRotation(t.Context(), s, r.ID)
 		require.NoError(t, err)
 		require.Equal(t, store.StatusActive, got.Status)
 	})

@@ -21,7 +21,7 @@ func exerciseLease(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("FreeIsGranted", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
-		_, err := s.GetLease(t.Context(), "app-db")
+		_, err := s.GetLease(t.Context(), store.GetLeaseParams{Name: "app-db"})
 		require.ErrorIs(t, err, store.ErrNotFound)
 
 		l, err := acquire(t, s, "a", t0)
@@ -30,7 +30,7 @@ func exerciseLease(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.Equal(t, "a", l.Holder)
 		requireTime(t, t0.Add(ttl), l.ExpiresAt)
 
-		got, err := s.GetLease(t.Context(), "app-db")
+		got, err := s.GetLease(t.Context(), store.GetLeaseParams{Name: "app-db"})
 		require.NoError(t, err)
 		require.Equal(t, l, got)
 	})
@@ -47,7 +47,7 @@ func exerciseLease(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.Equal(t, "a", cur.Holder)
 		requireTime(t, t0.Add(ttl), cur.ExpiresAt)
 
-		got, err := s.GetLease(t.Context(), "app-db")
+		got, err := s.GetLease(t.Context(), store.GetLeaseParams{Name: "app-db"})
 		require.NoError(t, err)
 		require.Equal(t, "a", got.Holder)
 	})
@@ -114,7 +114,7 @@ func exerciseLease(t *testing.T, newStore func(t *testing.T) store.Store) {
 
 		_, err = s.RenewLease(ctx, store.RenewLeaseParams{Name: "app-db", Holder: "b", TTL: ttl, Now: t0})
 		require.ErrorIs(t, err, store.ErrLeaseLost)
-		got, err := s.GetLease(ctx, "app-db")
+		got, err := s.GetLease(ctx, store.GetLeaseParams{Name: "app-db"})
 		require.NoError(t, err)
 		require.Equal(t, "a", got.Holder)
 		requireTime(t, t0.Add(ttl), got.ExpiresAt)
@@ -145,12 +145,12 @@ func exerciseLease(t *testing.T, newStore func(t *testing.T) store.Store) {
 
 		err = s.ReleaseLease(ctx, store.ReleaseLeaseParams{Name: "app-db", Holder: "b"})
 		require.ErrorIs(t, err, store.ErrLeaseLost)
-		got, err := s.GetLease(ctx, "app-db")
+		got, err := s.GetLease(ctx, store.GetLeaseParams{Name: "app-db"})
 		require.NoError(t, err, "a foreign release changes nothing")
 		require.Equal(t, "a", got.Holder)
 
 		require.NoError(t, s.ReleaseLease(ctx, store.ReleaseLeaseParams{Name: "app-db", Holder: "a"}))
-		_, err = s.GetLease(ctx, "app-db")
+		_, err = s.GetLease(ctx, store.GetLeaseParams{Name: "app-db"})
 		require.ErrorIs(t, err, store.ErrNotFound)
 		err = s.ReleaseLease(ctx, store.ReleaseLeaseParams{Name: "app-db", Holder: "a"})
 		require.ErrorIs(t, err, store.ErrLeaseLost)
@@ -181,7 +181,7 @@ func exerciseLease(t *testing.T, newStore func(t *testing.T) store.Store) {
 			require.ErrorIs(t, err, store.ErrLeaseHeld)
 			require.Equal(t, winner, leases[i].Holder, "losers are told who won")
 		}
-		got, err := s.GetLease(t.Context(), "app-db")
+		got, err := s.GetLease(t.Context(), store.GetLeaseParams{Name: "app-db"})
 		require.NoError(t, err)
 		require.Equal(t, winner, got.Holder)
 	})

@@ -38,11 +38,11 @@ func exerciseStep(t *testing.T, newStore func(t *testing.T) store.Store) {
 			}
 		}
 
-		got, err := s.ListSteps(ctx, r.ID)
+		got, err := s.ListSteps(ctx, store.ListStepsParams{RotationID: r.ID})
 		require.NoError(t, err)
 		require.Equal(t, want, got)
 
-		none, err := s.ListSteps(ctx, r.ID+1000)
+		none, err := s.ListSteps(ctx, store.ListStepsParams{RotationID: r.ID + 1000})
 		require.NoError(t, err)
 		require.Empty(t, none)
 	})
@@ -54,14 +54,14 @@ func exerciseStep(t *testing.T, newStore func(t *testing.T) store.Store) {
 		r := insertRotation(t, s, "app-db", 0)
 		_, err := s.AppendStep(ctx, store.AppendStepParams{RotationID: r.ID, Name: "publish", Status: store.StepFailed, Detail: "target env: disk full", Now: t0})
 		require.NoError(t, err)
-		got, err := s.GetRotation(ctx, r.ID)
+		got, err := getRotation(ctx, s, r.ID)
 		require.NoError(t, err)
 		require.Equal(t, "publish", got.Step)
 		require.Equal(t, "target env: disk full", got.Error)
 
 		_, err = s.AppendStep(ctx, store.AppendStepParams{RotationID: r.ID, Name: "publish", Status: store.StepStarted, Now: t0.Add(time.Second)})
 		require.NoError(t, err)
-		got, err = s.GetRotation(ctx, r.ID)
+		got, err = getRotation(ctx, s, r.ID)
 		require.NoError(t, err)
 		require.Equal(t, "publish", got.Step)
 		require.Empty(t, got.Error, "a new attempt clears the last error")
@@ -69,7 +69,7 @@ func exerciseStep(t *testing.T, newStore func(t *testing.T) store.Store) {
 		finish(t, s, r.ID, store.StatusAbandoned, false)
 		_, err = s.AppendStep(ctx, store.AppendStepParams{RotationID: r.ID, Name: "late", Status: store.StepFailed, Detail: "x", Now: t0.Add(2 * time.Second)})
 		require.NoError(t, err)
-		got, err = s.GetRotation(ctx, r.ID)
+		got, err = getRotation(ctx, s, r.ID)
 		require.NoError(t, err)
 		require.Equal(t, "publish", got.Step, "a finished rotation's summary is frozen")
 	})

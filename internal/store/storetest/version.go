@@ -3,7 +3,6 @@ package storetest
 import (
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -32,7 +31,7 @@ func exerciseVersion(t *testing.T, newStore func(t *testing.T) store.Store) {
 		r := insertRotation(t, s, "app-db", 0)
 		v := insertVersion(t, s, "app-db", store.StagePending, r.ID)
 		require.NoError(t, s.ReplacePendingSecret(ctx, store.ReplacePendingSecretParams{ID: v.ID, Sealed: []byte{9, 0, 9}, Fingerprint: "fp-new"}))
-		got, err := s.GetVersion(ctx, v.ID)
+		got, err := s.GetVersion(ctx, store.GetVersionParams{ID: v.ID})
 		require.NoError(t, err)
 		require.Equal(t, []byte{9, 0, 9}, got.Sealed)
 		require.Equal(t, "fp-new", got.Fingerprint)
@@ -66,11 +65,11 @@ func exerciseVersion(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.True(t, v.ActivatedAt.IsZero())
 		require.True(t, v.RetiredAt.IsZero())
 
-		got, err := s.GetVersion(t.Context(), v.ID)
+		got, err := s.GetVersion(t.Context(), store.GetVersionParams{ID: v.ID})
 		require.NoError(t, err)
 		require.Equal(t, v, got)
 
-		_, err = s.GetVersion(t.Context(), v.ID+1000)
+		_, err = s.GetVersion(t.Context(), store.GetVersionParams{ID: v.ID + 1000})
 		require.ErrorIs(t, err, store.ErrNotFound)
 	})
 
@@ -197,42 +196,6 @@ func exerciseVersion(t *testing.T, newStore func(t *testing.T) store.Store) {
 		none, err := s.ListVersions(ctx, store.ListVersionsParams{Credential: "nope"})
 		require.NoError(t, err)
 		require.Empty(t, none)
-	})
-
-	t.Run("Retire", func(t *testing.T) {
-		t.Parallel()
-		s := newStore(t)
-		ctx := t.Context()
-		keep := insertVersion(t, s, "app-db", store.StageCurrent, 0)
-		wipe := insertVersion(t, s, "app-db", store.StagePending, 0)
-
-		later := t0.Add(time.Hour)
-		require.NoError(t, s.RetireVersion(ctx, store.RetireVersionParams{ID: keep.ID, Now: later}))
-		got, err := s.GetVersion(ctx, keep.ID)
-		require.NoError(t, err)
-		require.Equal(t, store.StageRetired, got.Stage)
-		requireTime(t, later, got.RetiredAt)
-		require.Equal(t, keep.Sealed, got.Sealed, "retiring without Wipe keeps the secret")
-
-		require.NoError(t, s.RetireVersion(ctx, store.RetireVersionParams{ID: wipe.ID, Wipe: true, Now: later}))
-		got, err = s.GetVersion(ctx, wipe.ID)
-		require.NoError(t, err)
-		require.Equal(t, store.StageRetired, got.Stage)
-		require.Nil(t, got.Sealed)
-		require.Equal(t, wipe.Fingerprint, got.Fingerprint, "the fingerprint outlives the secret")
-
-		// Retiring again (a resumed rotation) is harmless and keeps the
-		// first retirement time; a later wipe still wipes.
-		require.NoError(t, s.RetireVersion(ctx, store.RetireVersionParams{ID: keep.ID, Wipe: true, Now: later.Add(time.Hour)}))
-		got, err = s.GetVersion(ctx, keep.ID)
-		require.NoError(t, err)
-		requireTime(t, later, got.RetiredAt)
-		require.Nil(t, got.Sealed)
-
-		err = s.RetireVersion(ctx, store.RetireVersionParams{ID: wipe.ID + 1000, Now: later})
-		require.ErrorIs(t, err, store.ErrNotFound)
-
-		insertVersion(t, s, "app-db", store.StagePending, 0)
 	})
 }
 

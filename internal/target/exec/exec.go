@@ -535,9 +535,6 @@ func scrubList(req target.PutRequest) []secret.String {
 			out = append(out, c.Password)
 		}
 	}
-	if !req.Verifier.IsZero() {
-		out = append(out, req.Verifier)
-	}
 	return out
 }
 

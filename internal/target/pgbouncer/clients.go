@@ -72,47 +72,45 @@ func (t *Target) Clients(ctx context.Context, req ClientsRequest) (ClientsRespon
 	return resp, nil
 }
 
-// ListSessions implements target.SessionLister with SHOW CLIENTS.
-func (t *Target) ListSessions(ctx context.Context, req target.ListSessionsRequest) (target.ListSessionsResponse, error) {
+// ListClients implements target.Gatekeeper with SHOW CLIENTS.
+func (t *Target) ListClients(ctx context.Context, req target.ListClientsRequest) (target.ListClientsResponse, error) {
 	resp, err := t.Clients(ctx, ClientsRequest{Role: req.Role})
 	if err != nil {
-		return target.ListSessionsResponse{}, err
+		return target.ListClientsResponse{}, err
 	}
-	out := target.ListSessionsResponse{}
+	out := target.ListClientsResponse{}
 	for _, c := range resp.Clients {
-		out.Sessions = append(out.Sessions, target.ClientSession{ApplicationName: c.ApplicationName, ClientAddr: c.Addr, Database: c.Database, State: c.State})
+		out.Clients = append(out.Clients, target.ClientSession{ApplicationName: c.ApplicationName, ClientAddr: c.Addr, Database: c.Database, State: c.State})
 	}
 	return out, nil
 }
 
-var _ target.SessionLister = (*Target)(nil)
-
 // settlePoll is how often Settle asks PgBouncer again.
 const settlePoll = 10 * time.Millisecond
 
-// Settle implements target.Settler: it returns once no client of role is
+// Settle implements target.Gatekeeper: it returns once no client of role is
 // waiting for a server connection and no server login of role is under
 // way (SHOW POOLS: cl_waiting and sv_login are 0). Those clients logged in
 // against the previous entry; let through to a server login after the
 // server's password changed, it would fail, and PgBouncer would then turn
 // every client of the pool away for server_login_retry.
-func (t *Target) Settle(ctx context.Context, role string) error {
+func (t *Target) Settle(ctx context.Context, req target.SettleRequest) (target.SettleResponse, error) {
 	if t.admin == nil {
-		return nil // without the console there is nothing to ask
+		return target.SettleResponse{}, nil // without the console there is nothing to ask
 	}
 	conn, err := t.admin.connect(ctx)
 	if err != nil {
-		return err
+		return target.SettleResponse{}, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	for {
-		busy, err := t.busy(ctx, conn, role)
+		busy, err := t.busy(ctx, conn, req.Role)
 		if err != nil || busy == 0 {
-			return err
+			return target.SettleResponse{}, err
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: %d client(s) or server login(s) of %s still pending: %w", t.desc, busy, role, ctx.Err())
+			return target.SettleResponse{}, fmt.Errorf("%s: %d client(s) or server login(s) of %s still pending: %w", t.desc, busy, req.Role, ctx.Err())
 		case <-time.After(settlePoll):
 		}
 	}
@@ -191,5 +189,3 @@ func (t *Target) pending(ctx context.Context, conn *pgx.Conn, role string, colum
 	}
 	return n, nil
 }
-
-var _ target.Settler = (*Target)(nil)

@@ -8,7 +8,8 @@
 // identical in PgBouncer and the PostgreSQL server (same salt and
 // iterations, not merely the same password)". rotor computes the verifier
 // once (secret.SCRAMVerifier), sets it with ALTER ROLE and hands the same
-// string to this target in PutRequest.Verifier.
+// string to this target through the gatekeeper protocol
+// (target.Gatekeeper.PublishVerifier).
 //
 // The file is parsed exactly as PgBouncer's loader parses it (see
 // ParseAuthFile); only the rotated role's entry changes, every other byte
@@ -18,7 +19,9 @@
 //
 // The target's values (DATABASE_URL: "{{.PooledURL}}"…) are not written
 // anywhere: the auth_file holds only the role and its verifier. They are
-// still fingerprinted in rotor's journal like every target's.
+// still fingerprinted in rotor's journal like every target's. Being a
+// gatekeeper, the target is never sent Put: the engine publishes it with
+// PublishVerifier and RestoreVerifier.
 package pgbouncer
 
 import (
@@ -123,17 +126,25 @@ func New(p target.Params) (target.Target, error) {
 }
 
 // Info implements target.Target. Rewriting the same entry and reloading
-// again is harmless, so Put may be retried.
+// again is harmless, so publishing may be retried.
 func (t *Target) Info() target.Info {
-	return target.Info{Type: Type, Name: t.name, Destination: t.path, Idempotent: true, Gatekeeper: true}
+	return target.Info{Type: Type, Name: t.name, Destination: t.path, Idempotent: true}
 }
 
-// Put implements target.Target: the entry of req.Role holds req.Verifier
-// afterwards, and — with reload on — PgBouncer has read the file again.
+// Put implements target.Target by refusing: the auth_file has no room for
+// values, and what it needs — the role's verifier — is not in a
+// PutRequest. rotor publishes this target with PublishVerifier.
+func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
+	return target.PutResponse{}, fmt.Errorf("%s is a gatekeeper: its entry for role %s is written with the role's SCRAM verifier (PublishVerifier), never with Put; this is a bug in the caller: %w", t.desc, req.Role, target.ErrInvalid)
+}
+
+// PublishVerifier implements target.Gatekeeper: the entry of req.Role
+// holds req.Verifier afterwards, and — with reload on — PgBouncer has read
+// the file again.
 //
-// The RELOAD is part of Put rather than left to Reload because PgBouncer
-// is on the consumers' path: it must accept the new password before any
-// consumer that reads another target can present it.
+// The RELOAD is part of publishing rather than left to Reload because
+// PgBouncer is on the consumers' path: it must accept the new password
+// before any consumer that reads another target can present it.
 //
 // RELOAD is sent once per new entry and no more: PgBouncer (1.18 at
 // least) closes the pools' server connections on every RELOAD and aborts
@@ -141,25 +152,38 @@ func (t *Target) Info() target.Info {
 // "server login has been failing". So an unchanged file is reloaded only
 // when this process has not seen PgBouncer load it (a previous attempt,
 // or process, may have written it and died before reloading).
-func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
+func (t *Target) PublishVerifier(ctx context.Context, req target.PublishVerifierRequest) (target.PublishVerifierResponse, error) {
+	changed, err := t.setEntry(ctx, req.Role, req.Verifier)
+	return target.PublishVerifierResponse{Changed: changed}, err
+}
+
+// RestoreVerifier implements target.Gatekeeper the way PublishVerifier
+// does: PgBouncer needs the very verifier the server holds, whichever
+// rotation made it.
+func (t *Target) RestoreVerifier(ctx context.Context, req target.RestoreVerifierRequest) (target.RestoreVerifierResponse, error) {
+	changed, err := t.setEntry(ctx, req.Role, req.Verifier)
+	return target.RestoreVerifierResponse{Changed: changed}, err
+}
+
+func (t *Target) setEntry(ctx context.Context, role string, verifier secret.String) (changed bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return target.PutResponse{}, err
+		return false, err
 	}
-	if req.Role == "" {
-		return target.PutResponse{}, fmt.Errorf("%s: the request names no role; this is a bug in the caller: %w", t.desc, target.ErrInvalid)
+	if role == "" {
+		return false, fmt.Errorf("%s: the request names no role; this is a bug in the caller: %w", t.desc, target.ErrInvalid)
 	}
-	if req.Verifier.IsZero() {
-		return target.PutResponse{}, fmt.Errorf("%s: PgBouncer can pass a SCRAM login through only with the very verifier the server holds for role %s, and the database provider did not hand one over (the neon provider in API mode has Neon set the password); use a provider that sets the password over SQL (type: postgres, or neon in SQL mode), or have PgBouncer fetch verifiers with auth_query instead of this target: %w",
-			t.desc, req.Role, ErrNoVerifier)
+	if verifier.IsZero() {
+		return false, fmt.Errorf("%s: PgBouncer can pass a SCRAM login through only with the very verifier the server holds for role %s, and the database provider did not hand one over (the neon provider in API mode has Neon set the password); use a provider that sets the password over SQL (type: postgres, or neon in SQL mode), or have PgBouncer fetch verifiers with auth_query instead of this target: %w",
+			t.desc, role, ErrNoVerifier)
 	}
-	if _, err := secret.ParseSCRAMVerifier(req.Verifier); err != nil {
-		return target.PutResponse{}, fmt.Errorf("%s: the verifier for role %s is not a SCRAM-SHA-256 verifier (%v); this is a bug in the database provider: %w", t.desc, req.Role, err, target.ErrInvalid)
+	if _, err := secret.ParseSCRAMVerifier(verifier); err != nil {
+		return false, fmt.Errorf("%s: the verifier for role %s is not a SCRAM-SHA-256 verifier (%v); this is a bug in the database provider: %w", t.desc, role, err, target.ErrInvalid)
 	}
 
-	entry := &entryState{role: req.Role, verifier: req.Verifier}
-	changed, err := t.write(req.Role, req.Verifier)
+	entry := &entryState{role: role, verifier: verifier}
+	changed, err = t.write(role, verifier)
 	if err != nil {
-		return target.PutResponse{Changed: changed}, err
+		return changed, err
 	}
 	t.mu.Lock()
 	t.written = entry
@@ -167,10 +191,10 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 	t.mu.Unlock()
 	if needReload {
 		if err := t.reload(ctx, entry); err != nil {
-			return target.PutResponse{Changed: changed}, fmt.Errorf("%s: %s holds the new entry for role %s, but PgBouncer was not told to read it: %w", t.desc, t.path, req.Role, err)
+			return changed, fmt.Errorf("%s: %s holds the new entry for role %s, but PgBouncer was not told to read it: %w", t.desc, t.path, role, err)
 		}
 	}
-	return target.PutResponse{Changed: changed}, nil
+	return changed, nil
 }
 
 func (t *Target) reload(ctx context.Context, entry *entryState) error {
@@ -209,10 +233,11 @@ func (t *Target) write(role string, verifier secret.String) (bool, error) {
 	return changed, nil
 }
 
-// Reload implements target.Reloader. When Put already had PgBouncer read
-// the entry it wrote, there is nothing left to do (another RELOAD would
-// only drop server connections again, see Put). Otherwise — a resumed
-// rotation whose Put was skipped — it sends RELOAD, so PgBouncer ends up
+// Reload implements target.Reloader. When PublishVerifier already had
+// PgBouncer read the entry it wrote, there is nothing left to do (another
+// RELOAD would only drop server connections again, see PublishVerifier).
+// Otherwise — a resumed rotation whose publishing was skipped — it sends
+// RELOAD, so PgBouncer ends up
 // reading the current file either way.
 func (t *Target) Reload(ctx context.Context, _ target.ReloadRequest) (target.ReloadResponse, error) {
 	if t.admin == nil {
@@ -233,7 +258,7 @@ func (t *Target) Reload(ctx context.Context, _ target.ReloadRequest) (target.Rel
 // Check implements target.Checker. The values cannot be read back (the
 // file holds a verifier, not a connection string), so every key is
 // Unreadable; what can be checked is that the role's entry still holds the
-// verifier Put wrote — the one set on the server. A different or missing
+// verifier last published — the one set on the server. A different or missing
 // entry fails with ErrMismatch.
 func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.CheckResponse, error) {
 	if err := ctx.Err(); err != nil {
@@ -340,4 +365,6 @@ var (
 	_ target.Reloader  = (*Target)(nil)
 	_ target.Checker   = (*Target)(nil)
 	_ target.Validator = (*Target)(nil)
+	// The gatekeeper protocol is in clients.go.
+	_ target.Gatekeeper = (*Target)(nil)
 )

@@ -126,25 +126,26 @@ func TestNewValidatesOptions(t *testing.T) {
 }
 
 // conformance wraps the target the way the engine drives it: every Put
-// carries the verifier of the values' password. A verifier derived from
-// the values (fixed salt) keeps the suite's "same values, no change" and
-// "new values, change" cases meaningful.
+// becomes a PublishVerifier carrying the verifier of the values'
+// password. A verifier derived from the values (fixed salt) keeps the
+// suite's "same values, no change" and "new values, change" cases
+// meaningful.
 type conformance struct{ *pgbouncer.Target }
 
 func (c conformance) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
-	if req.Verifier.IsZero() {
-		h := sha256.New()
-		for _, k := range req.Keys {
-			fmt.Fprintf(h, "%s\x00%s\x00", k, req.Values[k].Reveal())
-		}
-		sum := h.Sum(nil)
-		v, err := secret.SCRAMVerifierWithSalt(secret.New(hex.EncodeToString(sum)), sum[:16], secret.SCRAMIterations)
-		if err != nil {
-			return target.PutResponse{}, err
-		}
-		req.Verifier = v
+	h := sha256.New()
+	for _, k := range req.Keys {
+		fmt.Fprintf(h, "%s\x00%s\x00", k, req.Values[k].Reveal())
 	}
-	return c.Target.Put(ctx, req)
+	sum := h.Sum(nil)
+	v, err := secret.SCRAMVerifierWithSalt(secret.New(hex.EncodeToString(sum)), sum[:16], secret.SCRAMIterations)
+	if err != nil {
+		return target.PutResponse{}, err
+	}
+	resp, err := c.Target.PublishVerifier(ctx, target.PublishVerifierRequest{
+		Role: req.Role, Verifier: v, Values: req.Values, Keys: req.Keys, RotationID: req.RotationID, Version: req.Version,
+	})
+	return target.PutResponse{Changed: resp.Changed, Ref: resp.Ref}, err
 }
 
 func TestConformance(t *testing.T) {
@@ -209,9 +210,9 @@ func setPassword(t *testing.T, cl *pgcluster.Cluster, db, role string, v secret.
 	require.NoError(t, err)
 }
 
-func put(t *testing.T, tg target.Target, role string, v secret.String) target.PutResponse {
+func put(t *testing.T, tg target.Gatekeeper, role string, v secret.String) target.PublishVerifierResponse {
 	t.Helper()
-	resp, err := tg.Put(t.Context(), target.PutRequest{
+	resp, err := tg.PublishVerifier(t.Context(), target.PublishVerifierRequest{
 		Values: map[string]secret.String{"DATABASE_URL": secret.New("unused")}, Keys: []string{"DATABASE_URL"},
 		RotationID: "1", Version: 1, Role: role, Verifier: v,
 	})
@@ -361,7 +362,7 @@ func TestPutRefusals(t *testing.T) {
 				require.NoError(t, os.WriteFile(path, []byte(*tt.content), 0o600))
 			}
 			tg := mustTarget(t, options(path, secret.String{}))
-			_, err := tg.Put(t.Context(), target.PutRequest{Role: tt.role, Verifier: tt.verifier, Values: map[string]secret.String{"K": secret.New("canary-value")}, Keys: []string{"K"}})
+			_, err := tg.PublishVerifier(t.Context(), target.PublishVerifierRequest{Role: tt.role, Verifier: tt.verifier, Values: map[string]secret.String{"K": secret.New("canary-value")}, Keys: []string{"K"}})
 			require.ErrorIs(t, err, tt.want)
 			require.ErrorContains(t, err, tt.msg)
 			require.ErrorContains(t, err, `pgbouncer target "bouncer"`)
@@ -389,7 +390,7 @@ func TestAdminConsoleErrors(t *testing.T) {
 	t.Run("wrong admin password is ErrAuth", func(t *testing.T) {
 		t.Parallel()
 		tg := mustTarget(t, options(path, b.URL(pgbouncertest.AdminUser, wrongPW, "pgbouncer")))
-		_, err := tg.Put(t.Context(), target.PutRequest{Role: "app_wrongpw", Verifier: v})
+		_, err := tg.PublishVerifier(t.Context(), target.PublishVerifierRequest{Role: "app_wrongpw", Verifier: v})
 		require.ErrorIs(t, err, target.ErrAuth)
 		require.ErrorContains(t, err, "admin_users")
 		require.ErrorContains(t, err, "holds the new entry for role app_wrongpw, but PgBouncer was not told")
@@ -496,10 +497,11 @@ func TestSettleWaitsForWaitingClients(t *testing.T) {
 	db, b, role, pw, tg := roleBehindBouncer(t, "settle", map[string]string{"default_pool_size": "1", "pool_mode": "session"})
 	ctx := t.Context()
 
-	require.NoError(t, tg.Settle(ctx, role), "nobody waits: settled at once")
+	_, err := tg.Settle(ctx, target.SettleRequest{Role: role})
+	require.NoError(t, err, "nobody waits: settled at once")
 
 	first := pgtest.Connect(ctx, t, b.URL(role, pw, db)) // holds the pool's only server connection
-	_, err := first.Exec(ctx, "SELECT 1")
+	_, err = first.Exec(ctx, "SELECT 1")
 	require.NoError(t, err)
 	second := make(chan error, 1)
 	go func() { second <- pgtest.CanLogin(ctx, b.URL(role, pw, db)) }()
@@ -508,13 +510,14 @@ func TestSettleWaitsForWaitingClients(t *testing.T) {
 	require.Eventually(t, func() bool {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		err := tg.Settle(sctx, role)
+		_, err := tg.Settle(sctx, target.SettleRequest{Role: role})
 		return err != nil && strings.Contains(err.Error(), "still pending")
 	}, 30*time.Second, 20*time.Millisecond, "Settle must report the waiting client")
 
 	require.NoError(t, first.Close(ctx)) // frees the server connection
 	require.NoError(t, <-second, "the waiting client gets through")
-	require.NoError(t, tg.Settle(ctx, role))
+	_, err = tg.Settle(ctx, target.SettleRequest{Role: role})
+	require.NoError(t, err)
 }
 
 // TestReloadWaitsForServerLogins: a server login of the role that hangs
