@@ -13,10 +13,10 @@ import (
 
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/provider"
-	"github.com/rotorhq/rotor/internal/render"
 	"github.com/rotorhq/rotor/internal/schedule"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/template"
 )
 
 // Registry is how the config layer finds provider and target factories
@@ -103,7 +103,7 @@ type Target struct {
 	Type   string
 	Line   int
 	Keys   []string
-	Values map[string]*render.Template
+	Values map[string]*template.Template
 	Impl   target.Target
 }
 
@@ -482,11 +482,11 @@ func (c *Config) target(d *decoder, n *yaml.Node, path string, written map[*yaml
 		d.errorf(n, "%s has no values; add values: {DATABASE_URL: \"{{.URL}}\"}", path)
 		return nil
 	}
-	t := &Target{Name: tc.Name, Type: tc.Type, Line: n.Line, Values: map[string]*render.Template{}}
+	t := &Target{Name: tc.Name, Type: tc.Type, Line: n.Line, Values: map[string]*template.Template{}}
 	valuesNode := findKey(commonNode, "values")
 	for i := 0; i+1 < len(valuesNode.Content); i += 2 {
 		k, v := valuesNode.Content[i], valuesNode.Content[i+1]
-		tpl, err := render.Compile(v.Value)
+		tpl, err := template.Compile(v.Value)
 		if err != nil {
 			d.errorf(v, "%s.values.%s: %v", path, k.Value, err)
 			continue

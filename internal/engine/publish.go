@@ -15,22 +15,22 @@ import (
 	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/provider"
-	"github.com/rotorhq/rotor/internal/render"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
 	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/template"
 )
 
 // vars are the template fields for the pending version.
-func (r *run) vars() render.Vars {
+func (r *run) vars() template.Vars {
 	return VarsFor(r.conn, r.pooled, r.to.Role, r.pending.password())
 }
 
 // VarsFor builds the template fields for role and password from how
 // consumers connect (conn) and, when there is one, the pooled variant.
-func VarsFor(conn, pooledConn *connstr.Conn, role string, pw secret.String) render.Vars {
+func VarsFor(conn, pooledConn *connstr.Conn, role string, pw secret.String) template.Vars {
 	if conn == nil {
-		return render.Vars{User: role, Password: pw}
+		return template.Vars{User: role, Password: pw}
 	}
 	base := conn.WithUser(role).WithPassword(pw)
 	direct := base.WithHost(connstr.DirectHost(base.Host))
@@ -43,7 +43,7 @@ func VarsFor(conn, pooledConn *connstr.Conn, role string, pw secret.String) rend
 			pooled = base.WithHost(h)
 		}
 	}
-	return render.Vars{
+	return template.Vars{
 		URL: base.URL(), DirectURL: direct.URL(), PooledURL: pooled.URL(),
 		User: role, Password: pw, Host: base.Host, Port: orDefault(base.Port, "5432"), Database: base.Database,
 	}
