@@ -97,24 +97,15 @@ var (
 // New builds the target from its options. It does no I/O: the SDK
 // configuration (which reads ~/.aws files) is loaded on first use.
 func New(p target.Params) (target.Target, error) {
-	if p.Decode == nil {
-		return nil, fmt.Errorf("aws-secrets-manager target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
-	}
 	opts := Options{Format: FormatTemplate, Staged: true}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("aws-secrets-manager target %q: %w", p.Name, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
-	desc := fmt.Sprintf("aws-secrets-manager target %q", p.Name)
-	getenv := p.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
+	desc := p.Describe(Type)
+	getenv := p.Env()
 	t := &Target{
 		name: p.Name, secretID: opts.SecretID, endpoint: strings.TrimRight(opts.Endpoint, "/"), profile: opts.Profile,
-		format: opts.Format, staged: opts.Staged, kmsKeyID: opts.KmsKeyID, getenv: getenv, http: p.HTTPClient, now: p.Now,
-	}
-	if t.now == nil {
-		t.now = time.Now
+		format: opts.Format, staged: opts.Staged, kmsKeyID: opts.KmsKeyID, getenv: getenv, http: p.HTTPClient, now: p.Clock(),
 	}
 	var arnRegion string
 	switch m := arnRE.FindStringSubmatch(opts.SecretID); {

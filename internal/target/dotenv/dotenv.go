@@ -46,11 +46,8 @@ type Target struct {
 // New builds a dotenv target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
 	opts := Options{Create: true, Quote: string(QuoteAuto)}
-	if p.Decode == nil {
-		return nil, fmt.Errorf("dotenv target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
-	}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("dotenv target %q: %w", p.Name, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
 	if opts.Path == "" {
 		return nil, fmt.Errorf("dotenv target %q has no path; add path: .env (relative to the config file): %w", p.Name, target.ErrInvalid)
@@ -59,13 +56,9 @@ func New(p target.Params) (target.Target, error) {
 	if !q.valid() {
 		return nil, fmt.Errorf("dotenv target %q: quote %q is not one of auto, single, double; use auto unless a tool needs one kind: %w", p.Name, opts.Quote, target.ErrInvalid)
 	}
-	path := opts.Path
-	if !filepath.IsAbs(path) {
-		base := p.BaseDir
-		if base == "" {
-			return nil, fmt.Errorf("dotenv target %q: path %s is relative but there is no config directory to resolve it against; use an absolute path: %w", p.Name, path, target.ErrInvalid)
-		}
-		path = filepath.Join(base, path)
+	path, err := p.ResolvePath(opts.Path)
+	if err != nil {
+		return nil, fmt.Errorf("dotenv target %q: path %w", p.Name, err)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {

@@ -97,11 +97,8 @@ var appName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 // New builds a Fly.io target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
 	opts := Options{APIURL: DefaultAPIURL}
-	if p.Decode == nil {
-		return nil, fmt.Errorf("fly target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
-	}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("fly target %q: %w", p.Name, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("fly target %q: "+format+": %w", append([]any{p.Name}, append(args, target.ErrInvalid)...)...)
@@ -127,14 +124,8 @@ func New(p target.Params) (target.Target, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fail("api_url %q is not an http(s) URL; leave it out to use %s", opts.APIURL, DefaultAPIURL)
 	}
-	hc := p.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
+	hc := p.HTTP()
+	now := p.Clock()
 	t := &Target{
 		name: p.Name,
 		app:  opts.App,

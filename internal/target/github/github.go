@@ -122,18 +122,12 @@ func New(p target.Params) (target.Target, error) {
 // tests pass a fixed reader to get the same ciphertext every time. A nil
 // reader means crypto/rand.
 func NewWithRand(p target.Params, random io.Reader) (target.Target, error) {
-	desc := fmt.Sprintf("github-actions target %q", p.Name)
-	if p.Decode == nil {
-		return nil, fmt.Errorf("%s: no options decoder; this is a bug in the caller: %w", desc, target.ErrInvalid)
-	}
+	desc := p.Describe(Type)
 	opts := Options{APIURL: DefaultAPIURL}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("%s: %w", desc, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
-	t := &Target{name: p.Name, desc: desc, rand: random, now: p.Now}
-	if t.now == nil {
-		t.now = time.Now
-	}
+	t := &Target{name: p.Name, desc: desc, rand: random, now: p.Clock()}
 	if opts.Token == "" {
 		return nil, fmt.Errorf("%s has no token; add token: ${GITHUB_TOKEN} and export a fine-grained token with Secrets: read and write: %w", desc, target.ErrAuth)
 	}

@@ -99,13 +99,10 @@ type Pipelining struct {
 
 // New builds a GitLab target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
-	desc := fmt.Sprintf("gitlab target %q", p.Name)
-	if p.Decode == nil {
-		return nil, fmt.Errorf("%s: no options decoder; this is a bug in the caller: %w", desc, target.ErrInvalid)
-	}
+	desc := p.Describe(Type)
 	opts := Options{APIURL: DefaultAPIURL, EnvironmentScope: "*", VariableType: string(gl.EnvVariableType)}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("%s: %w", desc, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
 	t := &Target{
 		name: p.Name, desc: desc,
@@ -114,10 +111,7 @@ func New(p target.Params) (target.Target, error) {
 		hidden:    opts.Hidden,
 		protected: opts.Protected,
 		raw:       opts.Raw == nil || *opts.Raw,
-		now:       p.Now,
-	}
-	if t.now == nil {
-		t.now = time.Now
+		now:       p.Clock(),
 	}
 	if opts.Token == "" {
 		return nil, fmt.Errorf("%s has no token; add token: ${GITLAB_TOKEN} and export an access token with the api scope: %w", desc, target.ErrAuth)

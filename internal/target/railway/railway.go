@@ -19,7 +19,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/secret"
@@ -88,13 +87,10 @@ type Redeploying struct {
 
 // New builds a Railway target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
-	desc := fmt.Sprintf("railway target %q", p.Name)
-	if p.Decode == nil {
-		return nil, fmt.Errorf("%s: no options decoder; this is a bug in the caller: %w", desc, target.ErrInvalid)
-	}
+	desc := p.Describe(Type)
 	opts := Options{TokenKind: TokenProject, APIURL: DefaultAPIURL}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("%s: %w", desc, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
 	if opts.Token == "" {
 		return nil, fmt.Errorf("%s has no token; add token: ${RAILWAY_TOKEN} and export a project token (or an account token with token_kind: account): %w", desc, target.ErrAuth)
@@ -123,10 +119,7 @@ func New(p target.Params) (target.Target, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("%s: api_url %q is not an http(s) URL; leave it out to use %s: %w", desc, opts.APIURL, DefaultAPIURL, target.ErrInvalid)
 	}
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := p.Clock()
 	t := &Target{
 		name:          p.Name,
 		desc:          desc,
@@ -138,7 +131,7 @@ func New(p target.Params) (target.Target, error) {
 		sealed:        opts.Sealed,
 		path:          u.EscapedPath(),
 		api: &webapi.Client{
-			HTTP:      p.HTTPClient,
+			HTTP:      p.HTTP(),
 			BaseURL:   u.Scheme + "://" + u.Host,
 			Auth:      auth,
 			Target:    desc,

@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
@@ -84,11 +83,8 @@ type deployer struct{ *Target }
 // New builds a Render target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
 	opts := Options{APIURL: DefaultAPIURL}
-	if p.Decode == nil {
-		return nil, fmt.Errorf("render target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
-	}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("render target %q: %w", p.Name, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
 	t, err := newTarget(p, opts)
 	if err != nil {
@@ -156,14 +152,8 @@ func newTarget(p target.Params, opts Options) (*Target, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fail("api_url %q is not an http(s) URL; leave it out to use %s", opts.APIURL, DefaultAPIURL)
 	}
-	hc := p.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
+	hc := p.HTTP()
+	now := p.Clock()
 	t.api = &webapi.Client{
 		HTTP: hc, BaseURL: strings.TrimSuffix(opts.APIURL, "/"), Auth: webapi.Bearer(opts.Token),
 		Target: "Render API", Now: now, UserAgent: "rotor",

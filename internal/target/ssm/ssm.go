@@ -85,24 +85,15 @@ var (
 
 // New builds the target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
-	if p.Decode == nil {
-		return nil, fmt.Errorf("aws-ssm target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
-	}
 	var opts Options
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("aws-ssm target %q: %w", p.Name, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
-	desc := fmt.Sprintf("aws-ssm target %q", p.Name)
-	getenv := p.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
+	desc := p.Describe(Type)
+	getenv := p.Env()
 	t := &Target{
 		name: p.Name, keyID: opts.KeyID, region: opts.Region, endpoint: strings.TrimRight(opts.Endpoint, "/"),
-		profile: opts.Profile, getenv: getenv, http: p.HTTPClient, now: p.Now,
-	}
-	if t.now == nil {
-		t.now = time.Now
+		profile: opts.Profile, getenv: getenv, http: p.HTTPClient, now: p.Clock(),
 	}
 	switch {
 	case len(opts.Parameters) > 0 && opts.PathPrefix != "":

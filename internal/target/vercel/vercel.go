@@ -93,11 +93,8 @@ type redeployer struct{ *Target }
 // New builds a Vercel target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
 	opts := Options{APIURL: DefaultAPIURL}
-	if p.Decode == nil {
-		return nil, fmt.Errorf("vercel target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
-	}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("vercel target %q: %w", p.Name, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
 	t, err := newTarget(p, opts)
 	if err != nil {
@@ -150,14 +147,8 @@ func newTarget(p target.Params, opts Options) (*Target, error) {
 	if err != nil {
 		return nil, fail("%v", err)
 	}
-	hc := p.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
+	hc := p.HTTP()
+	now := p.Clock()
 	return &Target{
 		name:     p.Name,
 		project:  opts.Project,
