@@ -521,7 +521,7 @@ func (c *Config) target(d *decoder, n *yaml.Node, path string, written map[*yaml
 		d.errorf(own.Content[0], "unknown key %q in %s (known: %s): the %s target takes no options of its own", own.Content[0].Value, path, strings.Join(targetCommonKeys, ", "), tc.Type)
 		return nil
 	}
-	if kc, ok := impl.(target.KeyChecker); ok && len(t.Keys) == len(valuesNode.Content)/2 {
+	if kc := target.Discover(impl).KeyChecker; kc != nil && len(t.Keys) == len(valuesNode.Content)/2 {
 		if err := kc.CheckKeys(t.Keys); err != nil {
 			d.errorf(valuesNode, "%s.values: %s", path, plain(err))
 			return nil

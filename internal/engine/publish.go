@@ -300,8 +300,8 @@ func delivered(s store.DeliveryState) bool {
 }
 
 func (r *run) reload(ctx context.Context, rd *rendered, tr *TargetResult, prior *store.Delivery) {
-	rl, ok := rd.t.Impl.(target.Reloader)
-	if !ok {
+	rl := target.Discover(rd.t.Impl).Reloader
+	if rl == nil {
 		return
 	}
 	if prior != nil && prior.Fingerprint == rd.fingerprint && (prior.State == store.DeliveryReloaded || prior.State == store.DeliveryVerified || prior.State == store.DeliveryUnverified) {
@@ -429,8 +429,8 @@ func (r *run) verifyTargets(ctx context.Context) (string, error) {
 	checked := make([]bool, len(rds))
 	r.parallel(ctx, len(rds), func(ctx context.Context, i int) {
 		rd := rds[i]
-		ck, ok := rd.t.Impl.(target.Checker)
-		if !ok {
+		ck := target.Discover(rd.t.Impl).Checker
+		if ck == nil {
 			return
 		}
 		checked[i] = true

@@ -96,7 +96,7 @@ func TestNew(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, target.Info{Type: "fly", Name: "edge", Destination: "fly app my-app", Idempotent: true}, tg.Info())
-			_, ok := tg.(target.Reloader)
+			ok := target.Discover(tg).Reloader != nil
 			require.Equal(t, tc.reloader, ok)
 		})
 	}

@@ -124,7 +124,7 @@ func TestNew(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, target.Info{Type: "github-actions", Name: "ci", Destination: tt.wantDest, Idempotent: true}, tg.Info())
-			_, isReloader := tg.(target.Reloader)
+			isReloader := target.Discover(tg).Reloader != nil
 			require.Equal(t, tt.wantDispatch, isReloader)
 		})
 	}

@@ -116,7 +116,7 @@ func TestNew(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, target.Info{Type: "gitlab", Name: "ci", Destination: tt.wantDest, Idempotent: true}, tg.Info())
-			_, isReloader := tg.(target.Reloader)
+			isReloader := target.Discover(tg).Reloader != nil
 			require.Equal(t, tt.wantPipeline, isReloader)
 		})
 	}

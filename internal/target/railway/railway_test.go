@@ -114,7 +114,7 @@ func TestNew(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, target.Info{Type: "railway", Name: "prod", Destination: tt.wantDest, Idempotent: true}, tg.Info())
-			_, isReloader := tg.(target.Reloader)
+			isReloader := target.Discover(tg).Reloader != nil
 			require.Equal(t, tt.wantReload, isReloader)
 		})
 	}
@@ -349,7 +349,7 @@ func TestReload(t *testing.T) {
 		t.Parallel()
 		f := railwayfake.New(t)
 		tg := newTarget(t, f, projectOpts+serviceOpt+"redeploy: false\n")
-		_, ok := tg.(target.Reloader)
+		ok := target.Discover(tg).Reloader != nil
 		require.False(t, ok)
 	})
 	t.Run("a server error is not retried: a deployment may have started", func(t *testing.T) {

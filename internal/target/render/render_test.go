@@ -106,7 +106,7 @@ func TestNew(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, target.Info{Type: "render", Name: "api", Destination: tc.wantDest, Idempotent: true}, tg.Info())
-			_, ok := tg.(target.Reloader)
+			ok := target.Discover(tg).Reloader != nil
 			require.Equal(t, tc.reloader, ok)
 		})
 	}

@@ -85,11 +85,6 @@ type Target struct {
 	redeployed map[string]string
 }
 
-// redeployer is a Target that also redeploys; it exists so that a target
-// with redeploy: false does not implement target.Reloader at all and the
-// engine does not report a reload that did not happen.
-type redeployer struct{ *Target }
-
 // New builds a Vercel target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
 	opts := Options{APIURL: DefaultAPIURL}
@@ -100,10 +95,13 @@ func New(p target.Params) (target.Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.redeploy {
-		return &redeployer{t}, nil
-	}
 	return t, nil
+}
+
+// Enabled implements target.Switchable: with redeploy: false there is no
+// reload, and the engine must not report one that did not happen.
+func (t *Target) Enabled(c target.Capability) bool {
+	return c != target.CanReload || t.redeploy
 }
 
 func newTarget(p target.Params, opts Options) (*Target, error) {
@@ -343,8 +341,7 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 
 // Reload implements target.Reloader: Vercel applies variables only to new
 // deployments, so the current production deployment is redeployed.
-func (r *redeployer) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
-	t := r.Target
+func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
 	t.mu.Lock()
 	done, ok := t.redeployed[req.RotationID]
 	t.mu.Unlock()
@@ -693,8 +690,9 @@ type redeployBody struct {
 }
 
 var (
-	_ target.Target    = (*Target)(nil)
-	_ target.Checker   = (*Target)(nil)
-	_ target.Validator = (*Target)(nil)
-	_ target.Reloader  = (*redeployer)(nil)
+	_ target.Target     = (*Target)(nil)
+	_ target.Checker    = (*Target)(nil)
+	_ target.Validator  = (*Target)(nil)
+	_ target.Reloader   = (*Target)(nil)
+	_ target.Switchable = (*Target)(nil)
 )

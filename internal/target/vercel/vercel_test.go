@@ -117,7 +117,7 @@ func TestNew(t *testing.T) {
 			require.NoError(t, err)
 			info := tg.Info()
 			require.Equal(t, target.Info{Type: "vercel", Name: "web", Destination: tc.wantDest, Idempotent: true}, info)
-			_, isReloader := tg.(target.Reloader)
+			isReloader := target.Discover(tg).Reloader != nil
 			require.Equal(t, tc.reloader, isReloader, "only redeploy: true makes a Reloader")
 		})
 	}
