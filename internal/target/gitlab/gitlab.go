@@ -27,6 +27,7 @@ import (
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/target/webapi"
 )
 
 // Type is the registry name of this target.
@@ -268,7 +269,7 @@ func (t *Target) putOne(ctx context.Context, key string, value secret.String, se
 		return true, t.update(ctx, key, value, secrets)
 	case statusOf(resp) == 404:
 		err := t.create(ctx, key, value, secrets)
-		var e *Error
+		var e *webapi.StatusError
 		if errors.As(err, &e) && e.Status == 400 && strings.Contains(e.Message, "has already been taken") {
 			// Another writer (a concurrent retry) created it between the
 			// GET and the POST: update it instead.

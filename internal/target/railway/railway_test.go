@@ -16,6 +16,7 @@ import (
 	"github.com/rotorhq/rotor/internal/target/railway"
 	"github.com/rotorhq/rotor/internal/target/railway/railwayfake"
 	"github.com/rotorhq/rotor/internal/target/targettest"
+	"github.com/rotorhq/rotor/internal/target/webapi"
 )
 
 const (
@@ -319,7 +320,7 @@ func TestErrors(t *testing.T) {
 				require.ErrorAs(t, err, &re)
 				require.Equal(t, tt.wantRetryAfter, re.RetryAfter)
 			}
-			var re2 *railway.Error
+			var re2 *webapi.StatusError
 			require.ErrorAs(t, err, &re2)
 			require.Equal(t, tt.wantStatus, re2.Status)
 		})
