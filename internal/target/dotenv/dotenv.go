@@ -14,7 +14,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/rotorhq/rotor/internal/atomicfile"
 	"github.com/rotorhq/rotor/internal/secret"
@@ -88,7 +87,7 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 
 	// Two targets (two credentials) may share a file; without this their
 	// read-edit-write cycles could interleave and one would undo the other.
-	unlock := lockPath(t.path)
+	unlock := atomicfile.Lock(t.path)
 	defer unlock()
 
 	content, err := os.ReadFile(t.path)
@@ -166,19 +165,6 @@ func (t *Target) fileError(op string, err error) error {
 		return fmt.Errorf("dotenv target %q: cannot %s %s: permission denied; give rotor's user access to it: %w", t.name, op, t.path, err)
 	}
 	return fmt.Errorf("dotenv target %q: cannot %s %s; check the path: %w", t.name, op, t.path, err)
-}
-
-var pathLocks sync.Map // absolute path → *sync.Mutex
-
-func lockPath(path string) (unlock func()) {
-	// Two names for one file (a symbolic link) must share the lock.
-	if real, err := filepath.EvalSymlinks(path); err == nil {
-		path = real
-	}
-	m, _ := pathLocks.LoadOrStore(path, new(sync.Mutex))
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
 }
 
 var (

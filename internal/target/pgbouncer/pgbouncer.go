@@ -184,7 +184,7 @@ func (t *Target) reload(ctx context.Context, entry *entryState) error {
 func (t *Target) write(role string, verifier secret.String) (bool, error) {
 	// Two credentials' targets may share the file (blue/green of two
 	// apps); their read-edit-write cycles must not interleave.
-	unlock := lockPath(t.path)
+	unlock := atomicfile.Lock(t.path)
 	defer unlock()
 	content, err := os.ReadFile(t.path)
 	if err != nil {
@@ -315,18 +315,6 @@ func (t *Target) fileError(op string, err error) error {
 		return fmt.Errorf("%s: cannot %s %s: permission denied; run rotor as PgBouncer's user or give rotor's user access: %w", t.desc, op, t.path, err)
 	}
 	return fmt.Errorf("%s: cannot %s %s; check the path: %w", t.desc, op, t.path, err)
-}
-
-var pathLocks sync.Map // real path → *sync.Mutex
-
-func lockPath(path string) (unlock func()) {
-	if real, err := filepath.EvalSymlinks(path); err == nil {
-		path = real
-	}
-	m, _ := pathLocks.LoadOrStore(path, new(sync.Mutex))
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
 }
 
 var (
