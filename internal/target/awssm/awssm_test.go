@@ -17,9 +17,9 @@ import (
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/target/awsclient"
+	"github.com/rotorhq/rotor/internal/target/awsclient/awsfake"
 	"github.com/rotorhq/rotor/internal/target/awssm"
-	"github.com/rotorhq/rotor/internal/target/awssm/awsclient"
-	"github.com/rotorhq/rotor/internal/target/awssm/awsfake"
 	"github.com/rotorhq/rotor/internal/target/awssm/awssmfake"
 	"github.com/rotorhq/rotor/internal/target/targettest"
 )

@@ -13,8 +13,8 @@ import (
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
-	"github.com/rotorhq/rotor/internal/target/awssm/awsclient"
-	"github.com/rotorhq/rotor/internal/target/awssm/awsfake"
+	"github.com/rotorhq/rotor/internal/target/awsclient"
+	"github.com/rotorhq/rotor/internal/target/awsclient/awsfake"
 	"github.com/rotorhq/rotor/internal/target/ssm"
 	"github.com/rotorhq/rotor/internal/target/ssm/ssmfake"
 	"github.com/rotorhq/rotor/internal/target/targettest"
