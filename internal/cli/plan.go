@@ -224,7 +224,7 @@ func validateCredential(ctx context.Context, cr *engine.Credential) []Check {
 	}
 	for _, t := range cr.Targets {
 		tc := Check{Credential: cr.Name, Subject: fmt.Sprintf("target %s (%s) → %s", t.Name, t.Type, t.Impl.Info().Destination)}
-		if v, ok := t.Impl.(target.Validator); ok {
+		if v := target.Discover(t.Impl).Validator; v != nil {
 			resp, err := v.Validate(ctx, target.ValidateRequest{})
 			if err != nil {
 				tc.Error = err.Error()

@@ -12,9 +12,9 @@ import (
 
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/provider"
-	"github.com/rotorhq/rotor/internal/render"
 	"github.com/rotorhq/rotor/internal/schedule"
 	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/template"
 )
 
 func (c *Config) build(d *decoder, doc *yaml.Node, f *File, written map[*yaml.Node]string) {
@@ -340,13 +340,13 @@ func (s *section) target(n *yaml.Node, path string) *Target {
 	valuesNode := findKey(commonNode, "values")
 	t := &Target{
 		Name: tc.Name, Type: tc.Type, Line: n.Line, Path: path,
-		Values: map[string]*render.Template{}, ValuesLine: valuesNode.Line,
+		Values: map[string]*template.Template{}, ValuesLine: valuesNode.Line,
 		Options: Options{node: own, file: d.file, path: path},
 	}
 	for i := 0; i+1 < len(valuesNode.Content); i += 2 {
 		k, v := valuesNode.Content[i], valuesNode.Content[i+1]
 		t.Keys = append(t.Keys, k.Value)
-		tpl, err := render.Compile(v.Value)
+		tpl, err := template.Compile(v.Value)
 		if err != nil {
 			d.errorf(v, "%s.values.%s: %v", path, k.Value, err)
 			continue

@@ -8,9 +8,9 @@ import (
 
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/provider"
-	"github.com/rotorhq/rotor/internal/render"
 	"github.com/rotorhq/rotor/internal/schedule"
 	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/template"
 )
 
 // Config is a loaded, validated configuration with defaults applied: plain
@@ -93,7 +93,7 @@ type Target struct {
 	// In a config with problems, a value whose template did not compile
 	// has no template.
 	Keys   []string
-	Values map[string]*render.Template
+	Values map[string]*template.Template
 	// ValuesLine is where values: is written.
 	ValuesLine int
 	Options    Options

@@ -6,10 +6,10 @@ import (
 
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/provider"
-	"github.com/rotorhq/rotor/internal/render"
 	"github.com/rotorhq/rotor/internal/schedule"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/template"
 )
 
 // Strategy names (DESIGN.md "Strategies").
@@ -70,7 +70,7 @@ type Target struct {
 	Type   string
 	Line   int
 	Keys   []string
-	Values map[string]*render.Template
+	Values map[string]*template.Template
 	Impl   target.Target
 }
 

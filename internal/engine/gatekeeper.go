@@ -22,8 +22,8 @@ import (
 // gatekeeperOf is the one place the engine finds out whether a target is
 // a gatekeeper.
 func gatekeeperOf(t *Target) (target.Gatekeeper, bool) {
-	gk, ok := t.Impl.(target.Gatekeeper)
-	return gk, ok
+	gk := target.Discover(t.Impl).Gatekeeper
+	return gk, gk != nil
 }
 
 func (rd *rendered) gatekeeper() bool {

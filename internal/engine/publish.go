@@ -15,22 +15,22 @@ import (
 
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/provider"
-	"github.com/rotorhq/rotor/internal/render"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
 	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/template"
 )
 
 // vars are the template fields for the pending version.
-func (r *run) vars() render.Vars {
+func (r *run) vars() template.Vars {
 	return VarsFor(r.conn, r.pooled, r.to.Role, r.pending.password())
 }
 
 // VarsFor builds the template fields for role and password from how
 // consumers connect (conn) and, when there is one, the pooled variant.
-func VarsFor(conn, pooledConn *connstr.Conn, role string, pw secret.String) render.Vars {
+func VarsFor(conn, pooledConn *connstr.Conn, role string, pw secret.String) template.Vars {
 	if conn == nil {
-		return render.Vars{User: role, Password: pw}
+		return template.Vars{User: role, Password: pw}
 	}
 	base := conn.WithUser(role).WithPassword(pw)
 	direct := base.WithHost(connstr.DirectHost(base.Host))
@@ -43,7 +43,7 @@ func VarsFor(conn, pooledConn *connstr.Conn, role string, pw secret.String) rend
 			pooled = base.WithHost(h)
 		}
 	}
-	return render.Vars{
+	return template.Vars{
 		URL: base.URL(), DirectURL: direct.URL(), PooledURL: pooled.URL(),
 		User: role, Password: pw, Host: base.Host, Port: orDefault(base.Port, "5432"), Database: base.Database,
 	}
@@ -287,8 +287,8 @@ func delivered(s store.DeliveryState) bool {
 // reload runs one target's reload and journals it; like write, the error
 // is only ever the journal's.
 func (r *run) reload(ctx context.Context, rd *rendered, tr *TargetResult, prior *store.Delivery) error {
-	rl, ok := rd.t.Impl.(target.Reloader)
-	if !ok {
+	rl := target.Discover(rd.t.Impl).Reloader
+	if rl == nil {
 		return nil
 	}
 	if prior != nil && prior.Fingerprint == rd.fingerprint && (prior.State == store.DeliveryReloaded || prior.State == store.DeliveryVerified || prior.State == store.DeliveryUnverified) {
@@ -431,8 +431,8 @@ func (r *run) verifyTargets(ctx context.Context) (string, error) {
 	checked := make([]bool, len(rds))
 	r.parallel(ctx, len(rds), func(ctx context.Context, i int) {
 		rd := rds[i]
-		ck, ok := rd.t.Impl.(target.Checker)
-		if !ok {
+		ck := target.Discover(rd.t.Impl).Checker
+		if ck == nil {
 			return
 		}
 		checked[i] = true

@@ -279,8 +279,8 @@ func (e *Engine) Plan(ctx context.Context, cr *Credential, opts PlanOptions) (*P
 		for _, k := range t.Keys {
 			pt.Values[k] = t.Values[k].Text()
 		}
-		_, pt.Reload = t.Impl.(target.Reloader)
-		_, pt.ReadBack = t.Impl.(target.Checker)
+		caps := target.Discover(t.Impl)
+		pt.Reload, pt.ReadBack = caps.Reloader != nil, caps.Checker != nil
 		p.Targets = append(p.Targets, pt)
 	}
 	if opts.Offline {

@@ -167,8 +167,8 @@ func (r *run) notify(ctx context.Context, runErr error) {
 		return
 	}
 	for _, t := range r.cr.Targets {
-		nt, ok := t.Impl.(target.Notifier)
-		if !ok {
+		nt := target.Discover(t.Impl).Notifier
+		if nt == nil {
 			continue
 		}
 		nctx, cancel := context.WithTimeout(ctx, r.cr.TargetTimeout)

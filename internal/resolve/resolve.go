@@ -229,7 +229,7 @@ func (b *builder) target(s *config.Target) *engine.Target {
 	}
 	// A value whose template did not compile is already reported; the
 	// target judges the names only once they are all there.
-	if kc, ok := impl.(target.KeyChecker); ok && len(s.Values) == len(s.Keys) {
+	if kc := target.Discover(impl).KeyChecker; kc != nil && len(s.Values) == len(s.Keys) {
 		if err := kc.CheckKeys(s.Keys); err != nil {
 			b.errorf(s.ValuesLine, "%s.values: %s", s.Path, plain(err))
 			return nil

@@ -11,14 +11,20 @@
 // The engine, not the target, does retries, parallelism and journaling.
 //
 // Checklist for a new target:
-//  1. Implement Target, plus Reloader/Checker/Validator where the backend
-//     allows; a target consumers authenticate through implements
-//     Gatekeeper (gatekeeper.go) and passes gatekeepertest.Exercise too.
-//  2. End the file with `var _ target.Target = (*X)(nil)` and the optional guards.
-//  3. Errors name the target and never contain a value (use secret.Scrub).
-//  4. Map HTTP 429/5xx to *RetryableError (with Retry-After) only when
+//  1. Implement Target, plus Reloader/Checker/Validator/KeyChecker where
+//     the backend allows. When an option switches one off (deploy:
+//     false), keep the method and implement Switchable; callers never
+//     assert these interfaces themselves but ask Discover. A target
+//     consumers authenticate through implements Gatekeeper (gatekeeper.go)
+//     and passes gatekeepertest.Exercise too.
+//  2. Build it from Params with its helpers: DecodeOptions, ResolvePath,
+//     HTTP, Clock, Env.
+//  3. End the file with `var _ target.Target = (*X)(nil)` and the optional guards.
+//  4. Errors name the target (Params.Describe) and never contain a value
+//     (use secret.Scrub); an HTTP API's refusal is a *webapi.StatusError.
+//  5. Map HTTP 429/5xx to *RetryableError (with Retry-After) only when
 //     the write is idempotent.
-//  5. Add it to target/builtin and run targettest.Exercise against it.
+//  6. Add it to target/builtin and run targettest.Exercise against it.
 package target
 
 import (

@@ -41,7 +41,7 @@ import (
 	"github.com/rotorhq/rotor/internal/store"
 	"github.com/rotorhq/rotor/internal/store/sqlite"
 	"github.com/rotorhq/rotor/internal/target"
-	"github.com/rotorhq/rotor/internal/target/awssm/awsfake"
+	"github.com/rotorhq/rotor/internal/target/awsclient/awsfake"
 	"github.com/rotorhq/rotor/internal/target/awssm/awssmfake"
 	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
 	"github.com/rotorhq/rotor/internal/target/kubernetes"

@@ -19,12 +19,10 @@ import (
 	"crypto/sha1" //nolint:gosec // UUIDv5 is defined over SHA-1; it names, it does not protect.
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -32,7 +30,7 @@ import (
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
-	"github.com/rotorhq/rotor/internal/target/awssm/awsclient"
+	"github.com/rotorhq/rotor/internal/target/awsclient"
 )
 
 // Type is the registry name of this target.
@@ -73,17 +71,13 @@ type Target struct {
 	isARN    bool
 	region   string
 	endpoint string
-	profile  string
 	format   string
 	staged   bool
 	kmsKeyID string
 	getenv   func(string) string
-	http     *http.Client
 	now      func() time.Time
 
-	mu     sync.Mutex
-	client *secretsmanager.Client
-	cfg    aws.Config
+	sdk *awsclient.Lazy[secretsmanager.Client]
 }
 
 var (
@@ -97,24 +91,15 @@ var (
 // New builds the target from its options. It does no I/O: the SDK
 // configuration (which reads ~/.aws files) is loaded on first use.
 func New(p target.Params) (target.Target, error) {
-	if p.Decode == nil {
-		return nil, fmt.Errorf("aws-secrets-manager target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
-	}
 	opts := Options{Format: FormatTemplate, Staged: true}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("aws-secrets-manager target %q: %w", p.Name, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
-	desc := fmt.Sprintf("aws-secrets-manager target %q", p.Name)
-	getenv := p.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
+	desc := p.Describe(Type)
+	getenv := p.Env()
 	t := &Target{
-		name: p.Name, secretID: opts.SecretID, endpoint: strings.TrimRight(opts.Endpoint, "/"), profile: opts.Profile,
-		format: opts.Format, staged: opts.Staged, kmsKeyID: opts.KmsKeyID, getenv: getenv, http: p.HTTPClient, now: p.Now,
-	}
-	if t.now == nil {
-		t.now = time.Now
+		name: p.Name, secretID: opts.SecretID, endpoint: strings.TrimRight(opts.Endpoint, "/"),
+		format: opts.Format, staged: opts.Staged, kmsKeyID: opts.KmsKeyID, getenv: getenv, now: p.Clock(),
 	}
 	var arnRegion string
 	switch m := arnRE.FindStringSubmatch(opts.SecretID); {
@@ -144,6 +129,17 @@ func New(p target.Params) (target.Target, error) {
 	}
 	if opts.KmsKeyID != "" && t.isARN {
 		return nil, fmt.Errorf("%s: kms_key_id only applies to a secret rotor creates, and a secret named by ARN is never created; drop kms_key_id: %w", desc, target.ErrInvalid)
+	}
+	t.sdk = &awsclient.Lazy[secretsmanager.Client]{
+		Settings: awsclient.Settings{Region: t.region, Profile: opts.Profile, Getenv: getenv, HTTPClient: p.HTTPClient},
+		Desc:     desc,
+		Build: func(cfg aws.Config) *secretsmanager.Client {
+			return secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
+				if t.endpoint != "" {
+					o.BaseEndpoint = aws.String(t.endpoint)
+				}
+			})
+		},
 	}
 	return t, nil
 }
@@ -439,26 +435,7 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 }
 
 // api returns the client, building it on first use.
-func (t *Target) api(ctx context.Context) (*secretsmanager.Client, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.client == nil {
-		cfg, err := awsclient.Load(ctx, awsclient.Settings{Region: t.region, Profile: t.profile, Getenv: t.getenv, HTTPClient: t.http})
-		if err != nil {
-			return nil, fmt.Errorf("%s: load the AWS configuration (~/.aws/config, AWS_PROFILE); fix or unset it: %w", t.desc(), err)
-		}
-		t.cfg = cfg
-		t.client = secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
-			if t.endpoint != "" {
-				o.BaseEndpoint = aws.String(t.endpoint)
-			}
-		})
-	}
-	if err := awsclient.Credentials(ctx, t.cfg, t.desc()); err != nil {
-		return nil, err
-	}
-	return t.client, nil
-}
+func (t *Target) api(ctx context.Context) (*secretsmanager.Client, error) { return t.sdk.Get(ctx) }
 
 func (t *Target) fail(op string, err error, retryable bool, scrub []secret.String) error {
 	return awsclient.Error(fmt.Sprintf("%s: %s %s", t.desc(), op, t.secretID), err, retryable, awsclient.Hints{

@@ -13,13 +13,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/target/awsclient"
+	"github.com/rotorhq/rotor/internal/target/awsclient/awsfake"
 	"github.com/rotorhq/rotor/internal/target/awssm"
-	"github.com/rotorhq/rotor/internal/target/awssm/awsclient"
-	"github.com/rotorhq/rotor/internal/target/awssm/awsfake"
 	"github.com/rotorhq/rotor/internal/target/awssm/awssmfake"
 	"github.com/rotorhq/rotor/internal/target/targettest"
 )
@@ -115,7 +114,7 @@ func TestNew(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tg, err := awssm.New(target.Params{Name: "sm", Decode: decodeYAML(tt.opts), Getenv: mapEnv(tt.env)})
+			tg, err := awssm.New(target.Params{Name: "sm", Decode: targettest.DecodeYAML(tt.opts), Getenv: targettest.MapEnv(tt.env)})
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				require.Nil(t, tg)
@@ -468,7 +467,7 @@ func TestMissingCredentials(t *testing.T) {
 	env := awsfake.Env(t.TempDir())
 	delete(env, "AWS_ACCESS_KEY_ID")
 	delete(env, "AWS_SECRET_ACCESS_KEY")
-	tg, err := awssm.New(target.Params{Name: "sm", Decode: decodeYAML(fmt.Sprintf("{secret_id: %s, endpoint: %q}", name, fake.URL)), Getenv: mapEnv(env), HTTPClient: fake.Client()})
+	tg, err := awssm.New(target.Params{Name: "sm", Decode: targettest.DecodeYAML(fmt.Sprintf("{secret_id: %s, endpoint: %q}", name, fake.URL)), Getenv: targettest.MapEnv(env), HTTPClient: fake.Client()})
 	require.NoError(t, err)
 	_, err = tg.(target.Validator).Validate(t.Context(), target.ValidateRequest{})
 	require.ErrorIs(t, err, target.ErrAuth)
@@ -482,7 +481,7 @@ func TestMissingRegion(t *testing.T) {
 	fake := awssmfake.New(t)
 	env := awsfake.Env(t.TempDir())
 	delete(env, "AWS_REGION")
-	tg, err := awssm.New(target.Params{Name: "sm", Decode: decodeYAML(fmt.Sprintf("{secret_id: %s, endpoint: %q}", name, fake.URL)), Getenv: mapEnv(env), HTTPClient: fake.Client()})
+	tg, err := awssm.New(target.Params{Name: "sm", Decode: targettest.DecodeYAML(fmt.Sprintf("{secret_id: %s, endpoint: %q}", name, fake.URL)), Getenv: targettest.MapEnv(env), HTTPClient: fake.Client()})
 	require.NoError(t, err)
 	_, err = tg.Put(t.Context(), putRequest("1", map[string]string{"DATABASE_URL": "x"}))
 	require.ErrorIs(t, err, target.ErrInvalid)
@@ -576,33 +575,18 @@ func newTarget(t *testing.T, fake *awssmfake.Server, extra string) *awssm.Target
 		parts = append(parts, extra)
 	}
 	opts := "{" + strings.Join(parts, ", ") + "}"
-	tg, err := awssm.New(target.Params{Name: "sm", Decode: decodeYAML(opts), HTTPClient: fake.Client(), Getenv: mapEnv(awsfake.Env(t.TempDir()))})
+	tg, err := awssm.New(target.Params{Name: "sm", Decode: targettest.DecodeYAML(opts), HTTPClient: fake.Client(), Getenv: targettest.MapEnv(awsfake.Env(t.TempDir()))})
 	require.NoError(t, err)
 	return tg.(*awssm.Target)
 }
 
 func putRequest(rotation string, values map[string]string) target.PutRequest {
-	req := target.PutRequest{Values: map[string]secret.String{}, RotationID: rotation, Version: 1}
-	for k, v := range values {
-		req.Values[k] = secret.New(v)
-		req.Keys = append(req.Keys, k)
-	}
+	req := targettest.PutRequest(values)
+	req.RotationID = rotation
 	return req
 }
 
 func requireNoLeak(t *testing.T, err error, value string) {
 	t.Helper()
 	require.Empty(t, secret.Leaks([]byte(fmt.Sprintf("%v %+v", err, err)), secret.New(value)), "the error holds the value")
-}
-
-func mapEnv(env map[string]string) func(string) string {
-	return func(k string) string { return env[k] }
-}
-
-func decodeYAML(src string) func(v any) error {
-	return func(v any) error {
-		dec := yaml.NewDecoder(strings.NewReader(src))
-		dec.KnownFields(true)
-		return dec.Decode(v)
-	}
 }

@@ -6,13 +6,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/rotorhq/rotor/internal/config"
 	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
 	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/target"
 	"github.com/rotorhq/rotor/internal/target/builtin"
+	"github.com/rotorhq/rotor/internal/target/targettest"
 )
 
 func TestLookup(t *testing.T) {
@@ -66,7 +66,7 @@ func TestFactoriesReportTheirType(t *testing.T) {
 			tg, err := builtin.Targets[name](target.Params{
 				Name:    "x",
 				BaseDir: t.TempDir(),
-				Decode:  decodeYAML(opts),
+				Decode:  targettest.DecodeYAML(opts),
 				Getenv:  func(string) string { return "" },
 			})
 			require.NoError(t, err)
@@ -95,15 +95,6 @@ var minimalOptions = map[string]string{
 	"vault":               "address: https://vault.example.com:8200\ntoken: t\npath: app/db",
 	"pgbouncer":           "auth_file: userlist.txt\nadmin_url: postgresql://a:b@127.0.0.1:6432/pgbouncer",
 	"webhook":             "url: https://hooks.example.com/rotor\nsecret: 0123456789abcdef0123",
-}
-
-// decodeYAML mimics the config layer's strict Decode.
-func decodeYAML(src string) func(v any) error {
-	return func(v any) error {
-		dec := yaml.NewDecoder(strings.NewReader(src))
-		dec.KnownFields(true)
-		return dec.Decode(v)
-	}
 }
 
 // TestKeysCheckedAtLoad: a values key the destination would refuse is a
@@ -159,7 +150,7 @@ credentials:
 func TestNameLengthLimits(t *testing.T) {
 	t.Parallel()
 	build := func(typ, opts string) error {
-		_, err := builtin.Targets[typ](target.Params{Name: "x", BaseDir: t.TempDir(), Decode: decodeYAML(opts), Getenv: func(string) string { return "" }})
+		_, err := builtin.Targets[typ](target.Params{Name: "x", BaseDir: t.TempDir(), Decode: targettest.DecodeYAML(opts), Getenv: func(string) string { return "" }})
 		return err
 	}
 	require.NoError(t, build("aws-secrets-manager", "secret_id: "+strings.Repeat("a", 512)+"\nregion: eu-central-1"))
@@ -167,7 +158,7 @@ func TestNameLengthLimits(t *testing.T) {
 	require.NoError(t, build("gcp-secret-manager", "project: my-project\nsecret_id: "+strings.Repeat("a", 255)))
 	require.ErrorContains(t, build("gcp-secret-manager", "project: my-project\nsecret_id: "+strings.Repeat("a", 256)), "at most 255")
 
-	gl, err := builtin.Targets["gitlab"](target.Params{Name: "x", Decode: decodeYAML("project: g/p\ntoken: t"), Getenv: func(string) string { return "" }})
+	gl, err := builtin.Targets["gitlab"](target.Params{Name: "x", Decode: targettest.DecodeYAML("project: g/p\ntoken: t"), Getenv: func(string) string { return "" }})
 	require.NoError(t, err)
 	kc := gl.(target.KeyChecker)
 	require.NoError(t, kc.CheckKeys([]string{strings.Repeat("K", 255)}))

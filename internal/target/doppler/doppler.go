@@ -22,7 +22,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
@@ -57,14 +56,11 @@ type Target struct {
 
 // New builds a Doppler target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
-	if p.Decode == nil {
-		return nil, fmt.Errorf("doppler target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
-	}
 	var opts Options
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("doppler target %q: %w", p.Name, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
-	desc := fmt.Sprintf("doppler target %q", p.Name)
+	desc := p.Describe(Type)
 	if (opts.Project == "") != (opts.Config == "") {
 		return nil, fmt.Errorf("%s: give both project and config, or neither (a service token knows its own config): %w", desc, target.ErrInvalid)
 	}
@@ -76,20 +72,17 @@ func New(p target.Params) (target.Target, error) {
 		return nil, fmt.Errorf("%s: api_url %q is not an http(s) URL; leave it out to use %s: %w", desc, apiURL, DefaultAPIURL, target.ErrInvalid)
 	}
 	token := opts.Token
-	if token == "" && p.Getenv != nil {
-		token = p.Getenv("DOPPLER_TOKEN")
+	if token == "" {
+		token = p.Env()("DOPPLER_TOKEN")
 	}
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := p.Clock()
 	return &Target{
 		name:    p.Name,
 		project: opts.Project,
 		config:  opts.Config,
 		token:   token,
 		api: &webapi.Client{
-			HTTP: p.HTTPClient, BaseURL: apiURL, Auth: webapi.Bearer(token),
+			HTTP: p.HTTP(), BaseURL: apiURL, Auth: webapi.Bearer(token),
 			Target: "Doppler API", Now: now, UserAgent: "rotor",
 		},
 	}, nil

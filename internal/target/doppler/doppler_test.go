@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
@@ -62,7 +61,7 @@ func TestNew(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tg, err := doppler.New(target.Params{Name: "dp", Decode: decodeYAML(tt.opts)})
+			tg, err := doppler.New(target.Params{Name: "dp", Decode: targettest.DecodeYAML(tt.opts)})
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				require.ErrorIs(t, err, target.ErrInvalid)
@@ -81,7 +80,7 @@ func TestPutRequestShape(t *testing.T) {
 	fake.Set("PGUSER", "app_blue", dopplerfake.Masked)
 	fake.Set("UNRELATED", "keep", dopplerfake.Masked)
 	tg := newTarget(t, fake, "")
-	resp, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://app_green:pw@h/db", "PGUSER": "app_blue"}))
+	resp, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://app_green:pw@h/db", "PGUSER": "app_blue"}))
 	require.NoError(t, err)
 	require.Equal(t, target.PutResponse{Changed: true, Ref: "1 secret(s) written"}, resp)
 
@@ -100,9 +99,9 @@ func TestPutRequestShape(t *testing.T) {
 func TestServiceTokenScope(t *testing.T) {
 	t.Parallel()
 	fake := dopplerfake.New(t)
-	tg, err := doppler.New(target.Params{Name: "dp", Decode: decodeYAML(fmt.Sprintf("{api_url: %q}", fake.URL)), Getenv: mapEnv(map[string]string{"DOPPLER_TOKEN": fake.Token}), HTTPClient: fake.Client()})
+	tg, err := doppler.New(target.Params{Name: "dp", Decode: targettest.DecodeYAML(fmt.Sprintf("{api_url: %q}", fake.URL)), Getenv: targettest.MapEnv(map[string]string{"DOPPLER_TOKEN": fake.Token}), HTTPClient: fake.Client()})
 	require.NoError(t, err)
-	_, err = tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "x"}))
+	_, err = tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "x"}))
 	require.NoError(t, err)
 	for _, r := range fake.Requests() {
 		require.Empty(t, r.Project+r.Config, "a service token's requests name no project or config")
@@ -115,12 +114,12 @@ func TestReadsRawNotComputed(t *testing.T) {
 	fake.Set("PATH", "/usr/bin", dopplerfake.Masked)
 	tg := newTarget(t, fake, "")
 	value := "postgres://app:a${PATH}b@h/db"
-	_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": value}))
+	_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": value}))
 	require.NoError(t, err)
 	resp, err := tg.(target.Checker).Check(t.Context(), target.CheckRequest{Keys: []string{"DATABASE_URL"}})
 	require.NoError(t, err)
 	require.True(t, secret.New(value).Equal(resp.Values["DATABASE_URL"]), "the raw value, with its ${PATH}, is what was written")
-	resp2, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": value}))
+	resp2, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": value}))
 	require.NoError(t, err)
 	require.False(t, resp2.Changed)
 }
@@ -139,7 +138,7 @@ func TestRestricted(t *testing.T) {
 
 	// Nothing to compare with, so every Put writes.
 	for range 2 {
-		put, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://u:p@h/db"}))
+		put, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://u:p@h/db"}))
 		require.NoError(t, err)
 		require.True(t, put.Changed)
 	}
@@ -210,7 +209,7 @@ func TestErrors(t *testing.T) {
 			}
 			tg := newTargetWith(t, fake, opts, token)
 			value := "postgres://u:" + canary + "@h/db"
-			_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": value}))
+			_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": value}))
 			require.Error(t, err)
 			require.Empty(t, secret.Leaks([]byte(fmt.Sprintf("%v %+v", err, err)), secret.New(value), secret.New(canary), secret.New(token)))
 			require.ErrorContains(t, err, tt.wantErr)
@@ -230,7 +229,7 @@ func TestMissingToken(t *testing.T) {
 	t.Parallel()
 	fake := dopplerfake.New(t)
 	tg := newTargetWith(t, fake, "{project: backend, config: prd}", "")
-	_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "x"}))
+	_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "x"}))
 	require.ErrorIs(t, err, target.ErrAuth)
 	require.ErrorContains(t, err, "write token: ${DOPPLER_TOKEN}")
 	require.Empty(t, fake.Requests())
@@ -261,28 +260,7 @@ func newTarget(t *testing.T, fake *dopplerfake.Server, opts string) target.Targe
 func newTargetWith(t *testing.T, fake *dopplerfake.Server, opts, token string) target.Target {
 	t.Helper()
 	opts = strings.TrimSuffix(opts, "}") + fmt.Sprintf(", api_url: %q}", fake.URL)
-	tg, err := doppler.New(target.Params{Name: "dp", Decode: decodeYAML(opts), Getenv: mapEnv(map[string]string{"DOPPLER_TOKEN": token}), HTTPClient: fake.Client()})
+	tg, err := doppler.New(target.Params{Name: "dp", Decode: targettest.DecodeYAML(opts), Getenv: targettest.MapEnv(map[string]string{"DOPPLER_TOKEN": token}), HTTPClient: fake.Client()})
 	require.NoError(t, err)
 	return tg
-}
-
-func putRequest(values map[string]string) target.PutRequest {
-	req := target.PutRequest{Values: map[string]secret.String{}, RotationID: "1", Version: 1}
-	for k, v := range values {
-		req.Values[k] = secret.New(v)
-		req.Keys = append(req.Keys, k)
-	}
-	return req
-}
-
-func mapEnv(env map[string]string) func(string) string {
-	return func(k string) string { return env[k] }
-}
-
-func decodeYAML(src string) func(v any) error {
-	return func(v any) error {
-		dec := yaml.NewDecoder(strings.NewReader(src))
-		dec.KnownFields(true)
-		return dec.Decode(v)
-	}
 }

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/rotorhq/rotor/internal/atomicfile"
 	"github.com/rotorhq/rotor/internal/secret"
@@ -54,11 +53,8 @@ type Target struct {
 // New builds a dotenv target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
 	opts := Options{Create: true, Quote: string(QuoteAuto)}
-	if p.Decode == nil {
-		return nil, fmt.Errorf("dotenv target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
-	}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("dotenv target %q: %w", p.Name, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
 	if opts.Path == "" {
 		return nil, fmt.Errorf("dotenv target %q has no path; add path: .env (relative to the config file): %w", p.Name, target.ErrInvalid)
@@ -71,13 +67,9 @@ func New(p target.Params) (target.Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dotenv target %q: %w", p.Name, err)
 	}
-	path := opts.Path
-	if !filepath.IsAbs(path) {
-		base := p.BaseDir
-		if base == "" {
-			return nil, fmt.Errorf("dotenv target %q: path %s is relative but there is no config directory to resolve it against; use an absolute path: %w", p.Name, path, target.ErrInvalid)
-		}
-		path = filepath.Join(base, path)
+	path, err := p.ResolvePath(opts.Path)
+	if err != nil {
+		return nil, fmt.Errorf("dotenv target %q: path %w", p.Name, err)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -123,7 +115,7 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 
 	// Two targets (two credentials) may share a file; without this their
 	// read-edit-write cycles could interleave and one would undo the other.
-	unlock := lockPath(t.path)
+	unlock := atomicfile.Lock(t.path)
 	defer unlock()
 
 	content, err := os.ReadFile(t.path)
@@ -256,19 +248,6 @@ func (t *Target) fileError(op string, err error) error {
 		return fmt.Errorf("dotenv target %q: cannot %s %s: permission denied; give rotor's user access to it: %w", t.name, op, t.path, err)
 	}
 	return fmt.Errorf("dotenv target %q: cannot %s %s; check the path: %w", t.name, op, t.path, err)
-}
-
-var pathLocks sync.Map // absolute path → *sync.Mutex
-
-func lockPath(path string) (unlock func()) {
-	// Two names for one file (a symbolic link) must share the lock.
-	if real, err := filepath.EvalSymlinks(path); err == nil {
-		path = real
-	}
-	m, _ := pathLocks.LoadOrStore(path, new(sync.Mutex))
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
 }
 
 var (

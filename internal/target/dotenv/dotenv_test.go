@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/rotorhq/rotor/internal/atomicfile"
 	"github.com/rotorhq/rotor/internal/secret"
@@ -77,7 +76,7 @@ func TestNew(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tg, err := dotenv.New(target.Params{Name: "app-env", BaseDir: tt.baseDir, Decode: decodeYAML(tt.opts)})
+			tg, err := dotenv.New(target.Params{Name: "app-env", BaseDir: tt.baseDir, Decode: targettest.DecodeYAML(tt.opts)})
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				require.Nil(t, tg)
@@ -510,18 +509,9 @@ func TestValidate(t *testing.T) {
 
 func newTarget(t *testing.T, dir, opts string) target.Target {
 	t.Helper()
-	tg, err := dotenv.New(target.Params{Name: "app-env", BaseDir: dir, Decode: decodeYAML(opts)})
+	tg, err := dotenv.New(target.Params{Name: "app-env", BaseDir: dir, Decode: targettest.DecodeYAML(opts)})
 	require.NoError(t, err)
 	return tg
-}
-
-// decodeYAML mimics the config layer's strict Decode.
-func decodeYAML(src string) func(v any) error {
-	return func(v any) error {
-		dec := yaml.NewDecoder(strings.NewReader(src))
-		dec.KnownFields(true)
-		return dec.Decode(v)
-	}
 }
 
 func writeFile(t *testing.T, dir, name, content string, mode fs.FileMode) string {

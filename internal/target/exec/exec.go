@@ -112,13 +112,10 @@ var inheritedEnv = []string{"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"}
 
 // New builds an exec target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
-	desc := fmt.Sprintf("exec target %q", p.Name)
+	desc := p.Describe(Type)
 	var opts Options
-	if p.Decode == nil {
-		return nil, fmt.Errorf("%s: no options decoder; this is a bug in the caller: %w", desc, target.ErrInvalid)
-	}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("%s: %w", desc, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
 	if len(opts.Command) == 0 || opts.Command[0] == "" {
 		return nil, fmt.Errorf("%s has no command; add command: [/usr/local/bin/update-secret, --name, app] (values reach it on stdin or in its environment): %w", desc, target.ErrInvalid)
@@ -158,12 +155,9 @@ func New(p target.Params) (target.Target, error) {
 	}
 	dir := p.BaseDir
 	if opts.Dir != "" {
-		dir = opts.Dir
-		if !filepath.IsAbs(dir) {
-			if p.BaseDir == "" {
-				return nil, fmt.Errorf("%s: dir %s is relative but there is no config directory to resolve it against; use an absolute path: %w", desc, dir, target.ErrInvalid)
-			}
-			dir = filepath.Join(p.BaseDir, dir)
+		var err error
+		if dir, err = p.ResolvePath(opts.Dir); err != nil {
+			return nil, fmt.Errorf("%s: dir %w", desc, err)
 		}
 	}
 	getenv := p.Getenv
@@ -196,11 +190,11 @@ func New(p target.Params) (target.Target, error) {
 		name: p.Name, desc: desc, env: opts.Env, stdin: stdin, timeout: timeout, dir: dir,
 		idempotent: opts.Idempotent, baseEnv: baseEnv,
 	}
-	if t.command, err = resolveArgv(opts.Command, p.BaseDir); err != nil {
+	if t.command, err = resolveArgv(p, opts.Command); err != nil {
 		return nil, fmt.Errorf("%s: command: %w", desc, err)
 	}
 	if len(opts.ReloadCommand) > 0 {
-		if t.reload, err = resolveArgv(opts.ReloadCommand, p.BaseDir); err != nil {
+		if t.reload, err = resolveArgv(p, opts.ReloadCommand); err != nil {
 			return nil, fmt.Errorf("%s: reload_command: %w", desc, err)
 		}
 	}
@@ -209,13 +203,13 @@ func New(p target.Params) (target.Target, error) {
 
 // resolveArgv makes a relative program path absolute against the config
 // directory; bare names are looked up in PATH when the command runs.
-func resolveArgv(argv []string, baseDir string) ([]string, error) {
+func resolveArgv(p target.Params, argv []string) ([]string, error) {
 	out := append([]string(nil), argv...)
-	if prog := out[0]; strings.Contains(prog, "/") && !filepath.IsAbs(prog) {
-		if baseDir == "" {
-			return nil, fmt.Errorf("%s is relative but there is no config directory to resolve it against; use an absolute path: %w", prog, target.ErrInvalid)
+	if strings.Contains(out[0], "/") {
+		var err error
+		if out[0], err = p.ResolvePath(out[0]); err != nil {
+			return nil, err
 		}
-		out[0] = filepath.Join(baseDir, prog)
 	}
 	return out, nil
 }

@@ -66,6 +66,8 @@ type Target struct {
 	name string
 	app  string
 	api  *webapi.Client
+	// deploy is false with deploy: false, which switches Reload off.
+	deploy bool
 
 	mu sync.Mutex
 	// version is the secrets version the last Put produced (0: none in
@@ -88,20 +90,13 @@ type Target struct {
 	waitChunk time.Duration
 }
 
-// deployer is a Target that also updates machines; with deploy: false the
-// target does not implement target.Reloader.
-type deployer struct{ *Target }
-
 var appName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 
 // New builds a Fly.io target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
 	opts := Options{APIURL: DefaultAPIURL}
-	if p.Decode == nil {
-		return nil, fmt.Errorf("fly target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
-	}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("fly target %q: %w", p.Name, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("fly target %q: "+format+": %w", append([]any{p.Name}, append(args, target.ErrInvalid)...)...)
@@ -127,14 +122,8 @@ func New(p target.Params) (target.Target, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fail("api_url %q is not an http(s) URL; leave it out to use %s", opts.APIURL, DefaultAPIURL)
 	}
-	hc := p.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
+	hc := p.HTTP()
+	now := p.Clock()
 	t := &Target{
 		name: p.Name,
 		app:  opts.App,
@@ -147,11 +136,15 @@ func New(p target.Params) (target.Target, error) {
 		waitTimeout: waitTimeout,
 		pollEvery:   defaultPollEvery,
 		waitChunk:   maxWaitChunk,
-	}
-	if opts.Deploy == nil || *opts.Deploy {
-		return &deployer{t}, nil
+		deploy:      opts.Deploy == nil || *opts.Deploy,
 	}
 	return t, nil
+}
+
+// Enabled implements target.Switchable: deploy: false leaves the secrets
+// staged, so there is no reload to run or report.
+func (t *Target) Enabled(c target.Capability) bool {
+	return c != target.CanReload || t.deploy
 }
 
 // auth sends macaroon tokens (`FlyV1 fm2_…`, what `fly tokens create`
@@ -251,24 +244,19 @@ func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.Che
 // the token and the app; with deploy, listing its machines proves the
 // token may see them. Nothing is written.
 func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target.ValidateResponse, error) {
+	var resp target.ValidateResponse
 	if _, err := t.list(ctx); err != nil {
-		return target.ValidateResponse{}, err
-	}
-	return target.ValidateResponse{}, nil
-}
-
-// Validate implements target.Validator for a deploying target.
-func (d *deployer) Validate(ctx context.Context, req target.ValidateRequest) (target.ValidateResponse, error) {
-	resp, err := d.Target.Validate(ctx, req)
-	if err != nil {
 		return resp, err
 	}
-	ms, err := d.machines(ctx)
+	if !t.deploy {
+		return resp, nil
+	}
+	ms, err := t.machines(ctx)
 	if err != nil {
 		return target.ValidateResponse{}, err
 	}
 	if len(ms) == 0 {
-		resp.Notes = append(resp.Notes, "app "+d.app+" has no machines; the secrets will apply at its first deploy")
+		resp.Notes = append(resp.Notes, "app "+t.app+" has no machines; the secrets will apply at its first deploy")
 	}
 	return resp, nil
 }
@@ -367,9 +355,9 @@ type updateBody struct {
 }
 
 var (
-	_ target.Target    = (*Target)(nil)
-	_ target.Checker   = (*Target)(nil)
-	_ target.Validator = (*Target)(nil)
-	_ target.Reloader  = (*deployer)(nil)
-	_ target.Validator = (*deployer)(nil)
+	_ target.Target     = (*Target)(nil)
+	_ target.Checker    = (*Target)(nil)
+	_ target.Validator  = (*Target)(nil)
+	_ target.Reloader   = (*Target)(nil)
+	_ target.Switchable = (*Target)(nil)
 )

@@ -84,7 +84,7 @@ func TestNew(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tg, err := fly.New(target.Params{Name: "edge", Decode: decodeYAML(tc.opts)})
+			tg, err := fly.New(target.Params{Name: "edge", Decode: targettest.DecodeYAML(tc.opts)})
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
 				require.ErrorContains(t, err, `fly target "edge"`)
@@ -96,7 +96,7 @@ func TestNew(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, target.Info{Type: "fly", Name: "edge", Destination: "fly app my-app", Idempotent: true}, tg.Info())
-			_, ok := tg.(target.Reloader)
+			ok := target.Discover(tg).Reloader != nil
 			require.Equal(t, tc.reloader, ok)
 		})
 	}
@@ -441,7 +441,7 @@ func build(t *testing.T, f *flyfake.Server, rt http.RoundTripper, token, opts st
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	tg, err := fly.New(target.Params{Name: "edge", Decode: decodeYAML(string(src)), HTTPClient: &http.Client{Transport: rt}})
+	tg, err := fly.New(target.Params{Name: "edge", Decode: targettest.DecodeYAML(string(src)), HTTPClient: &http.Client{Transport: rt}})
 	require.NoError(t, err)
 	return tg
 }
@@ -451,14 +451,6 @@ func fakeOf(t *testing.T, fakes *sync.Map, tg target.Target) *flyfake.Server {
 	f, ok := fakes.Load(tg)
 	require.True(t, ok, "target not built by the harness")
 	return f.(*flyfake.Server)
-}
-
-func decodeYAML(src string) func(v any) error {
-	return func(v any) error {
-		dec := yaml.NewDecoder(strings.NewReader(src))
-		dec.KnownFields(true)
-		return dec.Decode(v)
-	}
 }
 
 // recorder is a RoundTripper that keeps every request with its body.

@@ -88,8 +88,7 @@ var errGaveUp = errors.New("machine will not start on its own")
 // running must be started again (and pass its health checks) before the
 // next is touched. Stopped and suspended machines stay stopped; they read
 // the secrets when they start, so they are not waited for.
-func (d *deployer) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
-	t := d.Target
+func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
 	ms, err := t.machines(ctx)
 	if err != nil {
 		return target.ReloadResponse{}, err

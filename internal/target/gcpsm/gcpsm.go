@@ -116,18 +116,12 @@ var (
 // New builds the target from its options. It does no I/O: credentials are
 // looked up on first use.
 func New(p target.Params) (target.Target, error) {
-	if p.Decode == nil {
-		return nil, fmt.Errorf("gcp-secret-manager target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
-	}
 	opts := Options{Format: FormatPlain, Endpoint: DefaultEndpoint}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("gcp-secret-manager target %q: %w", p.Name, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
-	desc := fmt.Sprintf("gcp-secret-manager target %q", p.Name)
-	getenv := p.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
+	desc := p.Describe(Type)
+	getenv := p.Env()
 	project := opts.Project
 	if project == "" {
 		project = getenv("GOOGLE_CLOUD_PROJECT")
@@ -155,10 +149,7 @@ func New(p target.Params) (target.Target, error) {
 	if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
 		return nil, fmt.Errorf("%s: endpoint %q is not an http(s) URL without a path, like %s: %w", desc, opts.Endpoint, DefaultEndpoint, target.ErrInvalid)
 	}
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := p.Clock()
 	return &Target{
 		name: p.Name, project: project, secretID: opts.SecretID, format: opts.Format, disablePrevious: opts.DisablePrevious,
 		locations: opts.Locations, endpoint: endpoint, getenv: getenv, http: p.HTTPClient, now: now,

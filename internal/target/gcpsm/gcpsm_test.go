@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
@@ -91,7 +90,7 @@ func TestNew(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tg, err := gcpsm.New(target.Params{Name: "gsm", Decode: decodeYAML(tt.opts), Getenv: mapEnv(tt.env)})
+			tg, err := gcpsm.New(target.Params{Name: "gsm", Decode: targettest.DecodeYAML(tt.opts), Getenv: targettest.MapEnv(tt.env)})
 			if tt.wantErr != "" {
 				require.ErrorIs(t, err, target.ErrInvalid)
 				require.ErrorContains(t, err, tt.wantErr)
@@ -121,7 +120,7 @@ func TestPutCreatesThenSkips(t *testing.T) {
 			fake := gcpsmfake.New(t)
 			tg := newTarget(t, fake, tt.opts)
 			const url = "postgres://app:pä$$@h/db?sslmode=require"
-			resp, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": url}))
+			resp, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": url}))
 			require.NoError(t, err)
 			require.Equal(t, target.PutResponse{Changed: true, Ref: "version 1"}, resp)
 			require.Equal(t, []gcpsmfake.Request{
@@ -135,7 +134,7 @@ func TestPutCreatesThenSkips(t *testing.T) {
 			require.Equal(t, []string{gcpsmfake.Enabled}, states)
 			require.Equal(t, tt.wantRepl, fake.Replication(project, secretID))
 
-			resp, err = tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": url}))
+			resp, err = tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": url}))
 			require.NoError(t, err)
 			require.Equal(t, target.PutResponse{Changed: false, Ref: "version 1"}, resp)
 			require.Len(t, fake.Requests(), 5, "a repeated Put only reads")
@@ -173,7 +172,7 @@ func TestPutFormats(t *testing.T) {
 				fake.SetState(project, secretID, 1, gcpsmfake.Disabled)
 			}
 			tg := newTarget(t, fake, tt.opts)
-			_, err := tg.Put(t.Context(), putRequest(tt.values))
+			_, err := tg.Put(t.Context(), targettest.PutRequest(tt.values))
 			payloads, _ := fake.Versions(project, secretID)
 			if tt.wantErr != "" {
 				require.ErrorIs(t, err, target.ErrInvalid)
@@ -200,14 +199,14 @@ func TestDisablePrevious(t *testing.T) {
 	// The disable of version 1 fails once; the version is added anyway and
 	// the engine's retry finishes the pruning without adding again.
 	fake.FailNext(gcpsmfake.Fault{Status: http.StatusServiceUnavailable, Message: "The service is currently unavailable.", Suffix: ":disable"})
-	_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "v4"}))
+	_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "v4"}))
 	var re *target.RetryableError
 	require.ErrorAs(t, err, &re)
 	require.ErrorContains(t, err, "disable version 1 of projects/"+project+"/secrets/"+secretID)
 	_, states := fake.Versions(project, secretID)
 	require.Equal(t, []string{gcpsmfake.Enabled, gcpsmfake.Destroyed, gcpsmfake.Enabled, gcpsmfake.Enabled}, states)
 
-	resp, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "v4"}))
+	resp, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "v4"}))
 	require.NoError(t, err)
 	require.Equal(t, target.PutResponse{Changed: false, Ref: "version 4"}, resp)
 	payloads, states := fake.Versions(project, secretID)
@@ -287,7 +286,7 @@ func TestErrors(t *testing.T) {
 				env["GOOGLE_OAUTH_ACCESS_TOKEN"] = tt.token
 			}
 			tg := newTargetEnv(t, fake, "", env)
-			_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": value}))
+			_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": value}))
 			require.ErrorContains(t, err, tt.wantErr)
 			if tt.wantIs != nil {
 				require.ErrorIs(t, err, tt.wantIs)
@@ -319,7 +318,7 @@ func TestServiceAccountCredentials(t *testing.T) {
 		fake := gcpsmfake.New(t)
 		tg := newTargetEnv(t, fake, "", map[string]string{"GOOGLE_APPLICATION_CREDENTIALS": writeJSON(t, serviceAccount(fake.TokenURL()))})
 		for range 2 {
-			_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/d"}))
+			_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/d"}))
 			require.NoError(t, err)
 		}
 		require.Equal(t, []gcpsmfake.Grant{{
@@ -472,33 +471,12 @@ func newTargetEnv(t *testing.T, fake *gcpsmfake.Server, opts string, env map[str
 	if opts != "" {
 		src += ", " + opts
 	}
-	tg, err := gcpsm.New(target.Params{Name: "gsm", Decode: decodeYAML(src + "}"), HTTPClient: fake.Client(), Getenv: mapEnv(env)})
+	tg, err := gcpsm.New(target.Params{Name: "gsm", Decode: targettest.DecodeYAML(src + "}"), HTTPClient: fake.Client(), Getenv: targettest.MapEnv(env)})
 	require.NoError(t, err)
 	return tg.(*gcpsm.Target)
-}
-
-func putRequest(values map[string]string) target.PutRequest {
-	req := target.PutRequest{Values: map[string]secret.String{}, RotationID: "1", Version: 1}
-	for k, v := range values {
-		req.Values[k] = secret.New(v)
-		req.Keys = append(req.Keys, k)
-	}
-	return req
 }
 
 func requireNoLeak(t *testing.T, err error, value string) {
 	t.Helper()
 	require.Empty(t, secret.Leaks([]byte(fmt.Sprintf("%v %+v", err, err)), secret.New(value)), "the error holds the value")
-}
-
-func mapEnv(env map[string]string) func(string) string {
-	return func(k string) string { return env[k] }
-}
-
-func decodeYAML(src string) func(v any) error {
-	return func(v any) error {
-		dec := yaml.NewDecoder(strings.NewReader(src))
-		dec.KnownFields(true)
-		return dec.Decode(v)
-	}
 }

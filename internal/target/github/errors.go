@@ -15,33 +15,6 @@ import (
 	"github.com/rotorhq/rotor/internal/target/webapi"
 )
 
-// Error is a call GitHub answered with a failure. It unwraps to the
-// target sentinel that fits, or to nothing for transient failures.
-type Error struct {
-	Target string
-	// Action is what rotor was doing, e.g. "write secret DATABASE_URL".
-	Action string
-	Status int
-	// Message is GitHub's own text, scrubbed of the values in flight.
-	Message string
-	// Hint says what to do about it.
-	Hint string
-	kind error
-}
-
-func (e *Error) Error() string {
-	msg := fmt.Sprintf("%s: %s: GitHub answered %d", e.Target, e.Action, e.Status)
-	if e.Message != "" {
-		msg += ": " + e.Message
-	}
-	if e.Hint != "" {
-		msg += "; " + e.Hint
-	}
-	return msg
-}
-
-func (e *Error) Unwrap() error { return e.kind }
-
 // permission names what the token needs for the secrets of this target.
 func (t *Target) permission() string {
 	switch t.scope {
@@ -63,7 +36,7 @@ func (t *Target) apiError(action string, resp *gh.Response, err error, idempoten
 	if strings.HasPrefix(action, "dispatch") || strings.HasPrefix(action, "look up workflow") {
 		need = dispatchPermission
 	}
-	e := &Error{Target: t.desc, Action: action}
+	e := &webapi.StatusError{Target: t.desc, API: "GitHub", Action: action}
 	var (
 		rle *gh.RateLimitError
 		are *gh.AbuseRateLimitError
@@ -87,10 +60,10 @@ func (t *Target) apiError(action string, resp *gh.Response, err error, idempoten
 		e.Message = secret.ScrubString(errorText(er), secrets...)
 		switch s := e.Status; {
 		case s == http.StatusUnauthorized:
-			e.kind = target.ErrAuth
+			e.Kind = target.ErrAuth
 			e.Hint = "GitHub rejected the token; check that the variable behind token: (e.g. ${GITHUB_TOKEN}) holds a valid, unexpired token with " + need
 		case s == http.StatusForbidden:
-			e.kind = target.ErrAuth
+			e.Kind = target.ErrAuth
 			e.Hint = "the token lacks a permission: it needs " + need
 			if er.Response != nil {
 				if accepted := er.Response.Header.Get("X-Accepted-GitHub-Permissions"); accepted != "" {
@@ -98,7 +71,7 @@ func (t *Target) apiError(action string, resp *gh.Response, err error, idempoten
 				}
 			}
 		case s == http.StatusNotFound:
-			e.kind = target.ErrNotFound
+			e.Kind = target.ErrNotFound
 			e.Hint = "GitHub answers 404 also when the token cannot see the destination; check repo/environment/org and that the token's repository access includes it"
 		case webapi.Transient(s):
 			if idempotent {
@@ -110,7 +83,7 @@ func (t *Target) apiError(action string, resp *gh.Response, err error, idempoten
 			}
 			e.Hint = "the run may or may not have started; check the repository's Actions tab before dispatching again"
 		default:
-			e.kind = target.ErrInvalid
+			e.Kind = target.ErrInvalid
 		}
 		return e
 	}

@@ -85,8 +85,8 @@ const (
 	scopeOrg
 )
 
-// Target writes Actions secrets. A target with dispatch: is a
-// *Dispatching.
+// Target writes Actions secrets, and starts a workflow run on Reload when
+// dispatch: is set.
 type Target struct {
 	name, desc  string
 	token       secret.String
@@ -99,15 +99,15 @@ type Target struct {
 	client      *gh.Client
 	rand        io.Reader
 	now         func() time.Time
+	dispatch    *dispatch // nil: no Reload
 
 	mu          sync.Mutex
 	repoID      int64
 	selectedIDs []int64
 }
 
-// Dispatching is a Target whose Reload starts a workflow run.
-type Dispatching struct {
-	*Target
+// dispatch is the workflow Reload starts.
+type dispatch struct {
 	wfOwner, wfRepo string
 	workflow        string
 	ref             string
@@ -122,18 +122,12 @@ func New(p target.Params) (target.Target, error) {
 // tests pass a fixed reader to get the same ciphertext every time. A nil
 // reader means crypto/rand.
 func NewWithRand(p target.Params, random io.Reader) (target.Target, error) {
-	desc := fmt.Sprintf("github-actions target %q", p.Name)
-	if p.Decode == nil {
-		return nil, fmt.Errorf("%s: no options decoder; this is a bug in the caller: %w", desc, target.ErrInvalid)
-	}
+	desc := p.Describe(Type)
 	opts := Options{APIURL: DefaultAPIURL}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("%s: %w", desc, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
-	t := &Target{name: p.Name, desc: desc, rand: random, now: p.Now}
-	if t.now == nil {
-		t.now = time.Now
-	}
+	t := &Target{name: p.Name, desc: desc, rand: random, now: p.Clock()}
 	if opts.Token == "" {
 		return nil, fmt.Errorf("%s has no token; add token: ${GITHUB_TOKEN} and export a fine-grained token with Secrets: read and write: %w", desc, target.ErrAuth)
 	}
@@ -156,7 +150,7 @@ func NewWithRand(p target.Params, random io.Reader) (target.Target, error) {
 	if opts.Dispatch == nil {
 		return t, nil
 	}
-	d := &Dispatching{Target: t, workflow: opts.Dispatch.Workflow, ref: opts.Dispatch.Ref}
+	d := &dispatch{workflow: opts.Dispatch.Workflow, ref: opts.Dispatch.Ref}
 	if d.workflow == "" || d.ref == "" {
 		return nil, fmt.Errorf("%s: dispatch needs workflow and ref, e.g. dispatch: {workflow: deploy.yml, ref: main}: %w", desc, target.ErrInvalid)
 	}
@@ -167,7 +161,14 @@ func NewWithRand(p target.Params, random io.Reader) (target.Target, error) {
 	if d.wfOwner, d.wfRepo, err = splitRepo(wfRepo); err != nil {
 		return nil, fmt.Errorf("%s: dispatch.repo %w", desc, err)
 	}
-	return d, nil
+	t.dispatch = d
+	return t, nil
+}
+
+// Enabled implements target.Switchable: only a target with dispatch: has
+// a reload.
+func (t *Target) Enabled(c target.Capability) bool {
+	return c != target.CanReload || t.dispatch != nil
 }
 
 func (t *Target) scopeFrom(opts Options) error {
@@ -415,10 +416,10 @@ func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.Che
 	return resp, nil
 }
 
-// Validate implements target.Validator: the destination exists and the
-// token can read its public key (which needs the secrets permission).
-// It writes nothing.
-func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target.ValidateResponse, error) {
+// validateSecrets checks that the destination exists and the token can
+// read its public key (which needs the secrets permission). It writes
+// nothing.
+func (t *Target) validateSecrets(ctx context.Context) (target.ValidateResponse, error) {
 	var resp target.ValidateResponse
 	if _, _, err := t.publicKey(ctx); err != nil {
 		return resp, err
@@ -432,26 +433,29 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 	return resp, nil
 }
 
-// Validate also checks that the workflow to dispatch exists.
-func (d *Dispatching) Validate(ctx context.Context, req target.ValidateRequest) (target.ValidateResponse, error) {
-	resp, err := d.Target.Validate(ctx, req)
-	if err != nil {
+// Validate implements target.Validator: the secrets can be written (as
+// far as that can be told without writing) and, with dispatch:, the
+// workflow exists and is enabled.
+func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target.ValidateResponse, error) {
+	resp, err := t.validateSecrets(ctx)
+	if err != nil || t.dispatch == nil {
 		return resp, err
 	}
+	d := t.dispatch
 	var (
 		wf *gh.Workflow
 		r  *gh.Response
 	)
 	if id, convErr := strconv.ParseInt(d.workflow, 10, 64); convErr == nil {
-		wf, r, err = d.client.Actions.GetWorkflowByID(ctx, d.wfOwner, d.wfRepo, id)
+		wf, r, err = t.client.Actions.GetWorkflowByID(ctx, d.wfOwner, d.wfRepo, id)
 	} else {
-		wf, r, err = d.client.Actions.GetWorkflowByFileName(ctx, d.wfOwner, d.wfRepo, url.PathEscape(d.workflow))
+		wf, r, err = t.client.Actions.GetWorkflowByFileName(ctx, d.wfOwner, d.wfRepo, url.PathEscape(d.workflow))
 	}
 	if err != nil {
-		return resp, d.apiError("look up workflow "+d.workflow+" in "+d.wfOwner+"/"+d.wfRepo, r, err, true, []secret.String{d.token})
+		return resp, t.apiError("look up workflow "+d.workflow+" in "+d.wfOwner+"/"+d.wfRepo, r, err, true, []secret.String{t.token})
 	}
 	if state := wf.GetState(); state != "" && state != "active" {
-		return resp, fmt.Errorf("%s: workflow %s in %s/%s is %s, so it cannot be dispatched; enable it in the Actions tab: %w", d.desc, d.workflow, d.wfOwner, d.wfRepo, state, target.ErrInvalid)
+		return resp, fmt.Errorf("%s: workflow %s in %s/%s is %s, so it cannot be dispatched; enable it in the Actions tab: %w", t.desc, d.workflow, d.wfOwner, d.wfRepo, state, target.ErrInvalid)
 	}
 	resp.Notes = append(resp.Notes, fmt.Sprintf("Reload dispatches %s on %s in %s/%s (it needs `on: workflow_dispatch` and a token with Actions: read and write)", d.workflow, d.ref, d.wfOwner, d.wfRepo))
 	return resp, nil
@@ -460,19 +464,20 @@ func (d *Dispatching) Validate(ctx context.Context, req target.ValidateRequest) 
 // Reload implements target.Reloader: it starts the workflow on ref. A
 // dispatch is not idempotent (each one is a run), so only refusals GitHub
 // made before doing anything, rate limits, are retryable.
-func (d *Dispatching) Reload(ctx context.Context, _ target.ReloadRequest) (target.ReloadResponse, error) {
+func (t *Target) Reload(ctx context.Context, _ target.ReloadRequest) (target.ReloadResponse, error) {
+	d := t.dispatch
 	event := gh.CreateWorkflowDispatchEventRequest{Ref: d.ref}
 	var (
 		r   *gh.Response
 		err error
 	)
 	if id, convErr := strconv.ParseInt(d.workflow, 10, 64); convErr == nil {
-		_, r, err = d.client.Actions.CreateWorkflowDispatchEventByID(ctx, d.wfOwner, d.wfRepo, id, event)
+		_, r, err = t.client.Actions.CreateWorkflowDispatchEventByID(ctx, d.wfOwner, d.wfRepo, id, event)
 	} else {
-		_, r, err = d.client.Actions.CreateWorkflowDispatchEventByFileName(ctx, d.wfOwner, d.wfRepo, url.PathEscape(d.workflow), event)
+		_, r, err = t.client.Actions.CreateWorkflowDispatchEventByFileName(ctx, d.wfOwner, d.wfRepo, url.PathEscape(d.workflow), event)
 	}
 	if err != nil {
-		return target.ReloadResponse{}, d.apiError("dispatch workflow "+d.workflow+" on "+d.ref, r, err, false, []secret.String{d.token})
+		return target.ReloadResponse{}, t.apiError("dispatch workflow "+d.workflow+" on "+d.ref, r, err, false, []secret.String{t.token})
 	}
 	return target.ReloadResponse{Detail: fmt.Sprintf("workflow %s dispatched on %s in %s/%s", d.workflow, d.ref, d.wfOwner, d.wfRepo)}, nil
 }
@@ -495,6 +500,6 @@ var (
 	_ target.KeyChecker = (*Target)(nil)
 	_ target.Checker    = (*Target)(nil)
 	_ target.Validator  = (*Target)(nil)
-	_ target.Reloader   = (*Dispatching)(nil)
-	_ target.Validator  = (*Dispatching)(nil)
+	_ target.Reloader   = (*Target)(nil)
+	_ target.Switchable = (*Target)(nil)
 )

@@ -13,7 +13,6 @@ import (
 
 	gh "github.com/google/go-github/v84/github"
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
@@ -113,7 +112,7 @@ func TestNew(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tg, err := github.New(target.Params{Name: "ci", Decode: decodeYAML(tt.opts)})
+			tg, err := github.New(target.Params{Name: "ci", Decode: targettest.DecodeYAML(tt.opts)})
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, `github-actions target "ci"`)
 				require.ErrorContains(t, err, tt.wantErr)
@@ -124,7 +123,7 @@ func TestNew(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, target.Info{Type: "github-actions", Name: "ci", Destination: tt.wantDest, Idempotent: true}, tg.Info())
-			_, isReloader := tg.(target.Reloader)
+			isReloader := target.Discover(tg).Reloader != nil
 			require.Equal(t, tt.wantDispatch, isReloader)
 		})
 	}
@@ -158,7 +157,7 @@ func TestPutSealsForTheDestinationKey(t *testing.T) {
 			f := newFake(t)
 			tg := newTarget(t, f, tt.opts)
 			values := map[string]string{"DATABASE_URL": "postgres://app:s3cr%40t@db/app", "PGPASSWORD": "s3cr@t"}
-			resp, err := tg.Put(t.Context(), putRequest(values, "DATABASE_URL", "PGPASSWORD"))
+			resp, err := tg.Put(t.Context(), targettest.PutRequest(values, "DATABASE_URL", "PGPASSWORD"))
 			require.NoError(t, err)
 			require.True(t, resp.Changed)
 			require.Equal(t, tt.wantCalls, callList(f))
@@ -177,7 +176,7 @@ func TestPutSealsForTheDestinationKey(t *testing.T) {
 
 			// A second Put replaces (204) and looks nothing up again.
 			before := len(f.Calls())
-			_, err = tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://app:n3w@db/app"}, "DATABASE_URL"))
+			_, err = tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://app:n3w@db/app"}, "DATABASE_URL"))
 			require.NoError(t, err)
 			calls := f.Calls()[before:]
 			require.Len(t, calls, 2, "public key and one PUT")
@@ -207,7 +206,7 @@ func TestSealingRandomnessIsInjectable(t *testing.T) {
 		require.NoError(t, err)
 		var out []string
 		for range 2 {
-			_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/d"}, "DATABASE_URL"))
+			_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/d"}, "DATABASE_URL"))
 			require.NoError(t, err)
 			s, _ := f.Secret(githubfake.RepoScope, "DATABASE_URL")
 			require.Equal(t, "postgres://a:b@h/d", s.Plaintext)
@@ -286,7 +285,7 @@ func TestStaleKeyIsRefreshedOnTheNextPut(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	tg := newTarget(t, f, repoOpts)
-	req := putRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/d"}, "DATABASE_URL")
+	req := targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/d"}, "DATABASE_URL")
 	_, err := tg.Put(t.Context(), req)
 	require.NoError(t, err)
 	old, _ := f.Secret(githubfake.RepoScope, "DATABASE_URL")
@@ -301,7 +300,7 @@ func TestCheckReportsMetadataOnly(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	tg := newTarget(t, f, envOpts)
-	_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/d"}, "DATABASE_URL"))
+	_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/d"}, "DATABASE_URL"))
 	require.NoError(t, err)
 	resp, err := tg.(target.Checker).Check(t.Context(), target.CheckRequest{Keys: []string{"DATABASE_URL", "NEVER_WRITTEN"}})
 	require.NoError(t, err)
@@ -363,7 +362,7 @@ func TestReload(t *testing.T) {
 		t.Parallel()
 		f := newFake(t)
 		tg := newTarget(t, f, repoOpts+dispatchOn)
-		_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/d"}, "DATABASE_URL"))
+		_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/d"}, "DATABASE_URL"))
 		require.NoError(t, err)
 		require.Empty(t, f.Dispatches())
 	})
@@ -428,7 +427,7 @@ func newFake(t *testing.T) *githubfake.Fake {
 func params(f *githubfake.Fake, opts string) target.Params {
 	return target.Params{
 		Name:       "ci",
-		Decode:     decodeYAML(opts + "api_url: " + f.URL + "\n"),
+		Decode:     targettest.DecodeYAML(opts + "api_url: " + f.URL + "\n"),
 		HTTPClient: f.Client(),
 		Now:        func() time.Time { return now },
 	}
@@ -449,22 +448,6 @@ func callList(f *githubfake.Fake) []string {
 	return out
 }
 
-func putRequest(values map[string]string, keys ...string) target.PutRequest {
-	req := target.PutRequest{Values: map[string]secret.String{}, Keys: keys, RotationID: "rot-1", Version: 1}
-	for k, v := range values {
-		req.Values[k] = secret.New(v)
-	}
-	return req
-}
-
-func decodeYAML(doc string) func(any) error {
-	return func(v any) error {
-		dec := yaml.NewDecoder(strings.NewReader(doc))
-		dec.KnownFields(true)
-		return dec.Decode(v)
-	}
-}
-
 func mustURL(t *testing.T, s string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(s)
@@ -477,7 +460,7 @@ func TestPutRefusesValuesOverGitHubsLimit(t *testing.T) {
 	f := newFake(t)
 	tg := newTarget(t, f, repoOpts)
 	big := strings.Repeat("x", 48*1024+1)
-	_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": big}, "DATABASE_URL"))
+	_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": big}, "DATABASE_URL"))
 	require.ErrorIs(t, err, target.ErrInvalid)
 	require.ErrorContains(t, err, "the value for DATABASE_URL is 49153 bytes; GitHub secrets hold at most 48 KB")
 	require.Empty(t, f.Calls())

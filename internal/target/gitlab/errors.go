@@ -17,33 +17,6 @@ import (
 	"github.com/rotorhq/rotor/internal/target/webapi"
 )
 
-// Error is a call GitLab answered with a failure. It unwraps to the
-// target sentinel that fits, or to nothing for transient failures.
-type Error struct {
-	Target string
-	// Action is what rotor was doing, e.g. "create variable DATABASE_URL".
-	Action string
-	Status int
-	// Message is GitLab's own text, scrubbed of the values in flight.
-	Message string
-	// Hint says what to do about it.
-	Hint string
-	kind error
-}
-
-func (e *Error) Error() string {
-	msg := fmt.Sprintf("%s: %s: GitLab answered %d", e.Target, e.Action, e.Status)
-	if e.Message != "" {
-		msg += ": " + e.Message
-	}
-	if e.Hint != "" {
-		msg += "; " + e.Hint
-	}
-	return msg
-}
-
-func (e *Error) Unwrap() error { return e.kind }
-
 func statusOf(r *gl.Response) int {
 	if r == nil || r.Response == nil {
 		return 0
@@ -60,7 +33,7 @@ func (t *Target) apiError(action string, resp *gl.Response, err error, idempoten
 		// Transport errors and cancellations carry no GitLab answer.
 		return fmt.Errorf("%s: %s: %w", t.desc, action, secret.Scrub(err, secrets...))
 	}
-	e := &Error{Target: t.desc, Action: action, Status: status}
+	e := &webapi.StatusError{Target: t.desc, API: "GitLab", Action: action, Status: status}
 	var er *gl.ErrorResponse
 	if errors.As(err, &er) {
 		e.Message = secret.ScrubString(shorten(messageOf(er)), secrets...)
@@ -68,19 +41,19 @@ func (t *Target) apiError(action string, resp *gl.Response, err error, idempoten
 	retryAfter := func() time.Duration { return webapi.RetryAfter(resp.Header, t.now()) }
 	switch {
 	case status == http.StatusUnauthorized:
-		e.kind = target.ErrAuth
+		e.Kind = target.ErrAuth
 		e.Hint = "GitLab rejected the token; check that the variable behind token: (e.g. ${GITLAB_TOKEN}) holds a valid, unexpired access token with the api scope"
 	case status == http.StatusForbidden:
-		e.kind = target.ErrAuth
+		e.Kind = target.ErrAuth
 		e.Hint = "the token needs the api scope and the Maintainer role on the project (Owner on a group) to manage CI/CD variables"
 		if strings.HasPrefix(action, "start a pipeline") {
 			e.Hint = "the token needs the api scope and at least the Developer role, with permission to run pipelines on the ref"
 		}
 	case status == http.StatusNotFound:
-		e.kind = target.ErrNotFound
+		e.Kind = target.ErrNotFound
 		e.Hint = "check project/group (numeric id or full path like group/app); GitLab also answers 404 when the token cannot see it"
 	case status == http.StatusConflict:
-		e.kind = target.ErrInvalid
+		e.Kind = target.ErrInvalid
 		e.Hint = fmt.Sprintf("the key exists in several environment scopes and this GitLab ignored filter[environment_scope]=%s (the filter needs GitLab 16.9+, Premium for groups); keep one scope per key or remove the duplicates", t.scope)
 	case status == http.StatusTooManyRequests:
 		e.Hint = "GitLab's rate limit; rotor retries after the wait GitLab asks for"
@@ -91,13 +64,13 @@ func (t *Target) apiError(action string, resp *gl.Response, err error, idempoten
 		}
 		e.Hint = "the pipeline may or may not have been created; check the project's pipelines before starting another"
 	case t.masked && strings.Contains(e.Message, "value: is invalid"):
-		e.kind = target.ErrInvalid
+		e.Kind = target.ErrInvalid
 		e.Hint = "GitLab refused to mask the value; older GitLab versions mask only values of letters, digits and _ + = / @ : . ~ - even for raw variables, so set masked: false here and mask a separate key holding only the password (PGPASSWORD: \"{{.Password}}\")"
 	case strings.Contains(e.Message, "has already been taken"):
-		e.kind = target.ErrInvalid
+		e.Kind = target.ErrInvalid
 		e.Hint = "a variable with this key and environment scope already exists"
 	default:
-		e.kind = target.ErrInvalid
+		e.Kind = target.ErrInvalid
 	}
 	return e
 }

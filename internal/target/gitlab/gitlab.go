@@ -27,6 +27,7 @@ import (
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/target/webapi"
 )
 
 // Type is the registry name of this target.
@@ -71,8 +72,8 @@ type PipelineOptions struct {
 	Ref string `yaml:"ref"`
 }
 
-// Target writes CI/CD variables of one project or group. A target with
-// pipeline: is a *Pipelining.
+// Target writes CI/CD variables of one project or group, and starts a
+// pipeline on Reload when pipeline: is set.
 type Target struct {
 	name, desc string
 	token      secret.String
@@ -89,23 +90,17 @@ type Target struct {
 	variableType gl.VariableTypeValue
 	client       *gl.Client
 	now          func() time.Time
-}
-
-// Pipelining is a Target whose Reload starts a pipeline.
-type Pipelining struct {
-	*Target
+	// pipelineRef is the ref Reload runs a pipeline on; "" switches
+	// Reload off.
 	pipelineRef string
 }
 
 // New builds a GitLab target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
-	desc := fmt.Sprintf("gitlab target %q", p.Name)
-	if p.Decode == nil {
-		return nil, fmt.Errorf("%s: no options decoder; this is a bug in the caller: %w", desc, target.ErrInvalid)
-	}
+	desc := p.Describe(Type)
 	opts := Options{APIURL: DefaultAPIURL, EnvironmentScope: "*", VariableType: string(gl.EnvVariableType)}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("%s: %w", desc, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
 	t := &Target{
 		name: p.Name, desc: desc,
@@ -114,10 +109,7 @@ func New(p target.Params) (target.Target, error) {
 		hidden:    opts.Hidden,
 		protected: opts.Protected,
 		raw:       opts.Raw == nil || *opts.Raw,
-		now:       p.Now,
-	}
-	if t.now == nil {
-		t.now = time.Now
+		now:       p.Clock(),
 	}
 	if opts.Token == "" {
 		return nil, fmt.Errorf("%s has no token; add token: ${GITLAB_TOKEN} and export an access token with the api scope: %w", desc, target.ErrAuth)
@@ -174,7 +166,14 @@ func New(p target.Params) (target.Target, error) {
 	if t.group {
 		return nil, fmt.Errorf("%s: pipeline runs in a project; groups have no pipelines, so drop pipeline or add a gitlab target for the project: %w", desc, target.ErrInvalid)
 	}
-	return &Pipelining{Target: t, pipelineRef: opts.Pipeline.Ref}, nil
+	t.pipelineRef = opts.Pipeline.Ref
+	return t, nil
+}
+
+// Enabled implements target.Switchable: only a target with pipeline: has
+// a reload.
+func (t *Target) Enabled(c target.Capability) bool {
+	return c != target.CanReload || t.pipelineRef != ""
 }
 
 type noWait struct{}
@@ -270,7 +269,7 @@ func (t *Target) putOne(ctx context.Context, key string, value secret.String, se
 		return true, t.update(ctx, key, value, secrets)
 	case statusOf(resp) == 404:
 		err := t.create(ctx, key, value, secrets)
-		var e *Error
+		var e *webapi.StatusError
 		if errors.As(err, &e) && e.Status == 400 && strings.Contains(e.Message, "has already been taken") {
 			// Another writer (a concurrent retry) created it between the
 			// GET and the POST: update it instead.
@@ -391,10 +390,10 @@ func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.Che
 	return resp, nil
 }
 
-// Validate implements target.Validator: the project or group exists, the
-// token's role can manage CI/CD variables, and the variables can be
-// listed. It writes nothing.
-func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target.ValidateResponse, error) {
+// validateVariables checks that the project or group exists, the token's
+// role can manage CI/CD variables, and the variables can be listed. It
+// writes nothing.
+func (t *Target) validateVariables(ctx context.Context) (target.ValidateResponse, error) {
 	var resp target.ValidateResponse
 	secrets := []secret.String{t.token}
 	if t.group {
@@ -437,16 +436,18 @@ func accessLevel(p *gl.Project) (gl.AccessLevelValue, bool) {
 	return level, known
 }
 
-// Validate also checks that the pipeline's ref exists.
-func (p *Pipelining) Validate(ctx context.Context, req target.ValidateRequest) (target.ValidateResponse, error) {
-	resp, err := p.Target.Validate(ctx, req)
-	if err != nil {
+// Validate implements target.Validator: the variables can be managed
+// (as far as that can be told without writing) and, with pipeline:, the
+// pipeline's ref exists.
+func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target.ValidateResponse, error) {
+	resp, err := t.validateVariables(ctx)
+	if err != nil || t.pipelineRef == "" {
 		return resp, err
 	}
-	if _, r, err := p.client.Commits.GetCommit(p.id, url.PathEscape(p.pipelineRef), nil, gl.WithContext(ctx)); err != nil {
-		return resp, p.apiError("look up ref "+p.pipelineRef, r, err, true, []secret.String{p.token})
+	if _, r, err := t.client.Commits.GetCommit(t.id, url.PathEscape(t.pipelineRef), nil, gl.WithContext(ctx)); err != nil {
+		return resp, t.apiError("look up ref "+t.pipelineRef, r, err, true, []secret.String{t.token})
 	}
-	resp.Notes = append(resp.Notes, fmt.Sprintf("Reload starts a pipeline on %s in project %s", p.pipelineRef, p.ref))
+	resp.Notes = append(resp.Notes, fmt.Sprintf("Reload starts a pipeline on %s in project %s", t.pipelineRef, t.ref))
 	return resp, nil
 }
 
@@ -454,13 +455,13 @@ func (p *Pipelining) Validate(ctx context.Context, req target.ValidateRequest) (
 // jobs run with the new variables. A pipeline is not idempotent (each
 // call is a run), so only rate limits, refused before anything ran, are
 // retryable.
-func (p *Pipelining) Reload(ctx context.Context, _ target.ReloadRequest) (target.ReloadResponse, error) {
-	ref := p.pipelineRef
-	pl, r, err := p.client.Pipelines.CreatePipeline(p.id, &gl.CreatePipelineOptions{Ref: &ref}, gl.WithContext(ctx))
+func (t *Target) Reload(ctx context.Context, _ target.ReloadRequest) (target.ReloadResponse, error) {
+	ref := t.pipelineRef
+	pl, r, err := t.client.Pipelines.CreatePipeline(t.id, &gl.CreatePipelineOptions{Ref: &ref}, gl.WithContext(ctx))
 	if err != nil {
-		return target.ReloadResponse{}, p.apiError("start a pipeline on "+ref, r, err, false, []secret.String{p.token})
+		return target.ReloadResponse{}, t.apiError("start a pipeline on "+ref, r, err, false, []secret.String{t.token})
 	}
-	return target.ReloadResponse{Detail: fmt.Sprintf("pipeline %d started on %s in project %s", pl.ID, ref, p.ref)}, nil
+	return target.ReloadResponse{Detail: fmt.Sprintf("pipeline %d started on %s in project %s", pl.ID, ref, t.ref)}, nil
 }
 
 // CanMask returns "" when GitLab can mask value, else why not (to finish
@@ -509,6 +510,6 @@ var (
 	_ target.KeyChecker = (*Target)(nil)
 	_ target.Checker    = (*Target)(nil)
 	_ target.Validator  = (*Target)(nil)
-	_ target.Reloader   = (*Pipelining)(nil)
-	_ target.Validator  = (*Pipelining)(nil)
+	_ target.Reloader   = (*Target)(nil)
+	_ target.Switchable = (*Target)(nil)
 )

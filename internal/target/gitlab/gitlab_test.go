@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
@@ -105,7 +104,7 @@ func TestNew(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tg, err := gitlab.New(target.Params{Name: "ci", Decode: decodeYAML(tt.opts)})
+			tg, err := gitlab.New(target.Params{Name: "ci", Decode: targettest.DecodeYAML(tt.opts)})
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, `gitlab target "ci"`)
 				require.ErrorContains(t, err, tt.wantErr)
@@ -116,7 +115,7 @@ func TestNew(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, target.Info{Type: "gitlab", Name: "ci", Destination: tt.wantDest, Idempotent: true}, tg.Info())
-			_, isReloader := tg.(target.Reloader)
+			isReloader := target.Discover(tg).Reloader != nil
 			require.Equal(t, tt.wantPipeline, isReloader)
 		})
 	}
@@ -134,7 +133,7 @@ func TestPutGetsThenCreatesOrUpdates(t *testing.T) {
 	tg := newTarget(t, f, projectOpts)
 
 	v1 := "postgres://app:pa$$word@db/app"
-	resp, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": v1}))
+	resp, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": v1}))
 	require.NoError(t, err)
 	require.True(t, resp.Changed)
 	require.Equal(t, []string{"GET " + varPath + "?" + filter + " 404", "POST /api/v4/projects/acme%2Fapp/variables 201"}, callList(f))
@@ -144,13 +143,13 @@ func TestPutGetsThenCreatesOrUpdates(t *testing.T) {
 		"raw by default, so GitLab does not expand the $ in the password")
 
 	// The same value again: read only.
-	resp, err = tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": v1}))
+	resp, err = tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": v1}))
 	require.NoError(t, err)
 	require.False(t, resp.Changed)
 	require.Equal(t, "GET "+varPath+"?"+filter+" 200", last(f))
 
 	// A new value: read, then update that scope only.
-	resp, err = tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://app:n3w@db/app"}))
+	resp, err = tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://app:n3w@db/app"}))
 	require.NoError(t, err)
 	require.True(t, resp.Changed)
 	require.Equal(t, "PUT "+varPath+" 200", last(f))
@@ -166,7 +165,7 @@ func TestPutFixesFlags(t *testing.T) {
 	f := gitlabfake.New(t)
 	f.Seed(gitlabfake.Project, gitlabfake.Variable{Key: "PGPASSWORD", Value: "Zx9pLq2vT7abc", Raw: false})
 	tg := newTarget(t, f, projectOpts+"masked: true\nprotected: true\n")
-	resp, err := tg.Put(t.Context(), putRequest(map[string]string{"PGPASSWORD": "Zx9pLq2vT7abc"}))
+	resp, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"PGPASSWORD": "Zx9pLq2vT7abc"}))
 	require.NoError(t, err)
 	require.True(t, resp.Changed, "same value, different flags: still a write")
 	v, _ := f.Variable(gitlabfake.Project, "PGPASSWORD", "*")
@@ -180,7 +179,7 @@ func TestCreateRaceBecomesUpdate(t *testing.T) {
 	f := gitlabfake.New(t)
 	f.RaceOnNextCreate(gitlabfake.Project, gitlabfake.Variable{Key: "DATABASE_URL", Value: "postgres://someone-else"})
 	tg := newTarget(t, f, projectOpts)
-	_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://app:pw@db/app"}))
+	_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://app:pw@db/app"}))
 	require.NoError(t, err)
 	require.Equal(t, []string{
 		"GET /api/v4/projects/acme%2Fapp/variables/DATABASE_URL?filter%5Benvironment_scope%5D=%2A 404",
@@ -247,7 +246,7 @@ func TestScopeConflicts(t *testing.T) {
 		f.Seed(gitlabfake.Project, gitlabfake.Variable{Key: "DATABASE_URL", Value: "a", EnvironmentScope: "*"})
 		f.Seed(gitlabfake.Project, gitlabfake.Variable{Key: "DATABASE_URL", Value: "b", EnvironmentScope: "production"})
 		tg := newTarget(t, f, projectOpts)
-		_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://x"}))
+		_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://x"}))
 		require.ErrorIs(t, err, target.ErrInvalid)
 		require.ErrorContains(t, err, "GitLab answered 409: There are multiple variables with provided parameters")
 		require.ErrorContains(t, err, "the key exists in several environment scopes")
@@ -259,7 +258,7 @@ func TestScopeConflicts(t *testing.T) {
 		f.IgnoreScopeFilter()
 		f.Seed(gitlabfake.Project, gitlabfake.Variable{Key: "DATABASE_URL", Value: "postgres://prod", EnvironmentScope: "production"})
 		tg := newTarget(t, f, projectOpts)
-		_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://x"}))
+		_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://x"}))
 		require.ErrorIs(t, err, target.ErrInvalid)
 		require.ErrorContains(t, err, "asked for DATABASE_URL in environment scope *, GitLab answered with the one of scope production")
 		require.Equal(t, 0, f.Writes())
@@ -275,7 +274,7 @@ func TestHiddenVariables(t *testing.T) {
 		t.Parallel()
 		f := gitlabfake.New(t)
 		tg := newTarget(t, f, projectOpts+"hidden: true\n")
-		_, err := tg.Put(t.Context(), putRequest(map[string]string{"PGPASSWORD": pw}))
+		_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"PGPASSWORD": pw}))
 		require.NoError(t, err)
 		v, _ := f.Variable(gitlabfake.Project, "PGPASSWORD", "*")
 		require.True(t, v.Hidden)
@@ -292,7 +291,7 @@ func TestHiddenVariables(t *testing.T) {
 		f := gitlabfake.New(t)
 		f.Seed(gitlabfake.Project, gitlabfake.Variable{Key: "PGPASSWORD", Value: "old-password", Raw: true})
 		tg := newTarget(t, f, projectOpts+"hidden: true\n")
-		_, err := tg.Put(t.Context(), putRequest(map[string]string{"PGPASSWORD": pw}))
+		_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"PGPASSWORD": pw}))
 		require.ErrorIs(t, err, target.ErrInvalid)
 		require.ErrorContains(t, err, "GitLab hides variables only when creating them; delete it")
 		require.Zero(t, f.Writes())
@@ -302,7 +301,7 @@ func TestHiddenVariables(t *testing.T) {
 		f := gitlabfake.New(t)
 		f.Seed(gitlabfake.Project, gitlabfake.Variable{Key: "PGPASSWORD", Value: "old-password", Masked: true, Hidden: true, Raw: true})
 		tg := newTarget(t, f, projectOpts)
-		_, err := tg.Put(t.Context(), putRequest(map[string]string{"PGPASSWORD": pw}))
+		_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"PGPASSWORD": pw}))
 		require.ErrorIs(t, err, target.ErrInvalid)
 		require.ErrorContains(t, err, "is hidden in GitLab, and hidden variables stay masked; set hidden: true")
 		require.Zero(t, f.Writes())
@@ -410,7 +409,7 @@ func TestReload(t *testing.T) {
 		t.Parallel()
 		f := gitlabfake.New(t)
 		tg := newTarget(t, f, projectOpts+pipelineOn)
-		_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://a"}))
+		_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://a"}))
 		require.NoError(t, err)
 		require.Empty(t, f.Pipelines())
 	})
@@ -456,7 +455,7 @@ func newTarget(t *testing.T, f *gitlabfake.Fake, opts string) target.Target {
 	t.Helper()
 	tg, err := gitlab.New(target.Params{
 		Name:       "ci",
-		Decode:     decodeYAML(opts + "api_url: " + f.URL + "\n"),
+		Decode:     targettest.DecodeYAML(opts + "api_url: " + f.URL + "\n"),
 		HTTPClient: f.Client(),
 		Now:        func() time.Time { return time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC) },
 	})
@@ -479,21 +478,4 @@ func callList(f *gitlabfake.Fake) []string {
 func last(f *gitlabfake.Fake) string {
 	calls := callList(f)
 	return calls[len(calls)-1]
-}
-
-func putRequest(values map[string]string) target.PutRequest {
-	req := target.PutRequest{Values: map[string]secret.String{}, RotationID: "rot-1", Version: 1}
-	for k, v := range values {
-		req.Values[k] = secret.New(v)
-		req.Keys = append(req.Keys, k)
-	}
-	return req
-}
-
-func decodeYAML(doc string) func(any) error {
-	return func(v any) error {
-		dec := yaml.NewDecoder(strings.NewReader(doc))
-		dec.KnownFields(true)
-		return dec.Decode(v)
-	}
 }

@@ -80,14 +80,11 @@ type Target struct {
 
 // New builds an Infisical target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
-	if p.Decode == nil {
-		return nil, fmt.Errorf("infisical target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
-	}
 	opts := Options{SecretPath: "/"}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("infisical target %q: %w", p.Name, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
-	desc := fmt.Sprintf("infisical target %q", p.Name)
+	desc := p.Describe(Type)
 	site := strings.TrimSuffix(strings.TrimRight(opts.SiteURL, "/"), "/api")
 	if site == "" {
 		site = DefaultSiteURL
@@ -104,14 +101,8 @@ func New(p target.Params) (target.Target, error) {
 	if !strings.HasPrefix(opts.SecretPath, "/") {
 		return nil, fmt.Errorf("%s: secret_path %q must start with /, e.g. / or /backend: %w", desc, opts.SecretPath, target.ErrInvalid)
 	}
-	getenv := p.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
+	getenv := p.Env()
+	now := p.Clock()
 	path := opts.SecretPath
 	if len(path) > 1 {
 		path = strings.TrimRight(path, "/")
@@ -124,7 +115,7 @@ func New(p target.Params) (target.Target, error) {
 		project:      opts.ProjectID,
 		env:          opts.Environment,
 		path:         path,
-		api:          &webapi.Client{HTTP: p.HTTPClient, BaseURL: site + "/api", Target: "Infisical API", Now: now, UserAgent: "rotor"},
+		api:          &webapi.Client{HTTP: p.HTTP(), BaseURL: site + "/api", Target: "Infisical API", Now: now, UserAgent: "rotor"},
 		now:          now,
 	}, nil
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
@@ -64,7 +63,7 @@ func TestNew(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tg, err := infisical.New(target.Params{Name: "inf", Decode: decodeYAML(tt.opts)})
+			tg, err := infisical.New(target.Params{Name: "inf", Decode: targettest.DecodeYAML(tt.opts)})
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				require.ErrorIs(t, err, target.ErrInvalid)
@@ -82,7 +81,7 @@ func TestPutRequestShape(t *testing.T) {
 	fake.Set("prod", "/", "DATABASE_URL", "old")
 	fake.Set("prod", "/", "PGUSER", "app_blue")
 	tg := newTarget(t, fake, "")
-	resp, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://new@h/db", "PGUSER": "app_blue", "PGHOST": "h"}))
+	resp, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://new@h/db", "PGUSER": "app_blue", "PGHOST": "h"}))
 	require.NoError(t, err)
 	require.Equal(t, target.PutResponse{Changed: true, Ref: "2 secret(s) written"}, resp)
 
@@ -110,7 +109,7 @@ func TestWriteRaces(t *testing.T) {
 		fake.Set("prod", "/", "DATABASE_URL", "old")
 		fake.FailNext(infisicalfake.Fault{Method: http.MethodPatch, Status: 404, Message: "Secret not found"})
 		tg := newTarget(t, fake, "")
-		_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "new"}))
+		_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "new"}))
 		// The fake still holds the secret, so the POST that follows the 404
 		// meets "already exist" and the last PATCH lands.
 		require.NoError(t, err)
@@ -122,7 +121,7 @@ func TestWriteRaces(t *testing.T) {
 		t.Parallel()
 		fake := infisicalfake.New(t)
 		tg := newTarget(t, fake, "secret_path: /nope")
-		_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "new"}))
+		_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "new"}))
 		require.ErrorIs(t, err, target.ErrNotFound)
 		require.ErrorContains(t, err, "check project_id, environment and that the folder /nope exists")
 		require.Equal(t, []string{"POST", "GET"}, methods(fake.Requests()))
@@ -135,9 +134,9 @@ func TestReadsRawNotExpanded(t *testing.T) {
 	fake.Set("prod", "/", "HOME", "/root")
 	tg := newTarget(t, fake, "")
 	value := "postgres://app:${HOME}@h/db"
-	_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": value}))
+	_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": value}))
 	require.NoError(t, err)
-	resp, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": value}))
+	resp, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": value}))
 	require.NoError(t, err)
 	require.False(t, resp.Changed, "the stored raw value is compared, not its expansion")
 }
@@ -146,10 +145,10 @@ func TestTokenRefresh(t *testing.T) {
 	t.Parallel()
 	fake := infisicalfake.New(t)
 	tg := newTarget(t, fake, "")
-	_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "a"}))
+	_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "a"}))
 	require.NoError(t, err)
 	fake.ExpireTokens()
-	_, err = tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "b"}))
+	_, err = tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "b"}))
 	require.NoError(t, err, "an expired token is replaced by a new login")
 	logins := 0
 	for _, r := range fake.Requests() {
@@ -225,12 +224,12 @@ func TestErrors(t *testing.T) {
 			}
 			tg, err := infisical.New(target.Params{
 				Name:       "inf",
-				Decode:     decodeYAML(fmt.Sprintf("{site_url: %q, client_id: %s, client_secret: %q, project_id: %s, environment: %s}", fake.URL, fake.ClientID, cs, fake.ProjectID, env)),
+				Decode:     targettest.DecodeYAML(fmt.Sprintf("{site_url: %q, client_id: %s, client_secret: %q, project_id: %s, environment: %s}", fake.URL, fake.ClientID, cs, fake.ProjectID, env)),
 				HTTPClient: fake.Client(),
 			})
 			require.NoError(t, err)
 			value := "postgres://u:" + canary + "@h/db"
-			_, err = tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": value}))
+			_, err = tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": value}))
 			require.Error(t, err)
 			require.Empty(t, secret.Leaks([]byte(fmt.Sprintf("%v %+v", err, err)), secret.New(value), secret.New(canary), secret.New(cs)))
 			require.ErrorContains(t, err, tt.wantErr)
@@ -250,14 +249,14 @@ func TestCredentialsFromEnvironment(t *testing.T) {
 	t.Parallel()
 	fake := infisicalfake.New(t)
 	env := map[string]string{infisical.EnvClientID: fake.ClientID, infisical.EnvClientSecret: fake.ClientSecret}
-	tg, err := infisical.New(target.Params{Name: "inf", Decode: decodeYAML(fmt.Sprintf("{site_url: %q, project_id: proj-1, environment: prod}", fake.URL)), Getenv: mapEnv(env), HTTPClient: fake.Client()})
+	tg, err := infisical.New(target.Params{Name: "inf", Decode: targettest.DecodeYAML(fmt.Sprintf("{site_url: %q, project_id: proj-1, environment: prod}", fake.URL)), Getenv: targettest.MapEnv(env), HTTPClient: fake.Client()})
 	require.NoError(t, err)
-	_, err = tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "x"}))
+	_, err = tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "x"}))
 	require.NoError(t, err)
 
-	tg, err = infisical.New(target.Params{Name: "inf", Decode: decodeYAML(fmt.Sprintf("{site_url: %q, project_id: proj-1, environment: prod}", fake.URL)), Getenv: mapEnv(nil), HTTPClient: fake.Client()})
+	tg, err = infisical.New(target.Params{Name: "inf", Decode: targettest.DecodeYAML(fmt.Sprintf("{site_url: %q, project_id: proj-1, environment: prod}", fake.URL)), Getenv: targettest.MapEnv(nil), HTTPClient: fake.Client()})
 	require.NoError(t, err)
-	_, err = tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "x"}))
+	_, err = tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "x"}))
 	require.ErrorIs(t, err, target.ErrAuth)
 	require.ErrorContains(t, err, "add client_id and client_secret: ${INFISICAL_CLIENT_SECRET}")
 }
@@ -279,7 +278,7 @@ func TestValidate(t *testing.T) {
 			t.Parallel()
 			fake := infisicalfake.New(t)
 			opts := strings.TrimSuffix(tt.opts, "}") + fmt.Sprintf(", site_url: %q, client_id: %s, client_secret: %q}", fake.URL, fake.ClientID, fake.ClientSecret)
-			tg, err := infisical.New(target.Params{Name: "inf", Decode: decodeYAML(opts), HTTPClient: fake.Client()})
+			tg, err := infisical.New(target.Params{Name: "inf", Decode: targettest.DecodeYAML(opts), HTTPClient: fake.Client()})
 			require.NoError(t, err)
 			resp, err := tg.(target.Validator).Validate(t.Context(), target.ValidateRequest{})
 			for _, r := range fake.Requests() {
@@ -302,7 +301,7 @@ func newTarget(t *testing.T, fake *infisicalfake.Server, extra string) target.Ta
 	if extra != "" {
 		opts += ", " + extra
 	}
-	tg, err := infisical.New(target.Params{Name: "inf", Decode: decodeYAML("{" + opts + "}"), HTTPClient: fake.Client()})
+	tg, err := infisical.New(target.Params{Name: "inf", Decode: targettest.DecodeYAML("{" + opts + "}"), HTTPClient: fake.Client()})
 	require.NoError(t, err)
 	return tg
 }
@@ -313,25 +312,4 @@ func methods(reqs []infisicalfake.Request) []string {
 		out = append(out, r.Method)
 	}
 	return out
-}
-
-func putRequest(values map[string]string) target.PutRequest {
-	req := target.PutRequest{Values: map[string]secret.String{}, RotationID: "1", Version: 1}
-	for k, v := range values {
-		req.Values[k] = secret.New(v)
-		req.Keys = append(req.Keys, k)
-	}
-	return req
-}
-
-func mapEnv(env map[string]string) func(string) string {
-	return func(k string) string { return env[k] }
-}
-
-func decodeYAML(src string) func(v any) error {
-	return func(v any) error {
-		dec := yaml.NewDecoder(strings.NewReader(src))
-		dec.KnownFields(true)
-		return dec.Decode(v)
-	}
 }

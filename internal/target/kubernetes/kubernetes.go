@@ -114,14 +114,11 @@ func New(p target.Params) (target.Target, error) {
 }
 
 func newTarget(p target.Params, cs k8s.Interface) (*Target, error) {
-	if p.Decode == nil {
-		return nil, fmt.Errorf("kubernetes target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
-	}
 	var opts Options
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("kubernetes target %q: %w", p.Name, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
-	desc := fmt.Sprintf("kubernetes target %q", p.Name)
+	desc := p.Describe(Type)
 	if opts.Namespace == "" {
 		return nil, fmt.Errorf("%s has no namespace; add namespace: <the Secret's namespace>: %w", desc, target.ErrInvalid)
 	}
@@ -149,10 +146,7 @@ func newTarget(p target.Params, cs k8s.Interface) (*Target, error) {
 		}
 		seen[w] = true
 	}
-	getenv := p.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
+	getenv := p.Env()
 	kubeconfig := opts.Kubeconfig
 	if rest, ok := strings.CutPrefix(kubeconfig, "~/"); ok {
 		home := getenv("HOME")
@@ -161,16 +155,13 @@ func newTarget(p target.Params, cs k8s.Interface) (*Target, error) {
 		}
 		kubeconfig = filepath.Join(home, rest)
 	}
-	if kubeconfig != "" && !filepath.IsAbs(kubeconfig) {
-		if p.BaseDir == "" {
-			return nil, fmt.Errorf("%s: kubeconfig %s is relative but there is no config directory to resolve it against; use an absolute path: %w", desc, kubeconfig, target.ErrInvalid)
+	if kubeconfig != "" {
+		var err error
+		if kubeconfig, err = p.ResolvePath(kubeconfig); err != nil {
+			return nil, fmt.Errorf("%s: kubeconfig %w", desc, err)
 		}
-		kubeconfig = filepath.Join(p.BaseDir, kubeconfig)
 	}
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := p.Clock()
 	return &Target{
 		name: p.Name, namespace: opts.Namespace, secretName: opts.SecretName,
 		kubeconfig: kubeconfig, context: opts.Context, restart: opts.Restart,

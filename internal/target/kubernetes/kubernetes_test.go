@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -101,7 +100,7 @@ func TestNew(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tg, err := kubernetes.New(target.Params{Name: "k8s", Decode: decodeYAML(tt.opts), BaseDir: tt.baseDir, Getenv: mapEnv(nil)})
+			tg, err := kubernetes.New(target.Params{Name: "k8s", Decode: targettest.DecodeYAML(tt.opts), BaseDir: tt.baseDir, Getenv: targettest.MapEnv(nil)})
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				require.ErrorIs(t, err, target.ErrInvalid)
@@ -122,7 +121,7 @@ func TestPutAppliesManagedKeys(t *testing.T) {
 		Data:       map[string][]byte{"OTHER": []byte("keep"), "DATABASE_URL": []byte("old")},
 	})
 	tg := newTarget(t, cs, "")
-	resp, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://app:new@h/db"}))
+	resp, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://app:new@h/db"}))
 	require.NoError(t, err)
 	require.True(t, resp.Changed)
 	require.True(t, strings.HasPrefix(resp.Ref, "resourceVersion "), resp.Ref)
@@ -160,11 +159,11 @@ func TestPutKeepsKeysOfOtherCredentials(t *testing.T) {
 	// both applying as field manager "rotor".
 	app := newTarget(t, cs, "")
 	replica := newTarget(t, cs, "")
-	_, err := app.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "primary"}))
+	_, err := app.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "primary"}))
 	require.NoError(t, err)
-	_, err = replica.Put(t.Context(), putRequest(map[string]string{"REPLICA_URL": "replica"}))
+	_, err = replica.Put(t.Context(), targettest.PutRequest(map[string]string{"REPLICA_URL": "replica"}))
 	require.NoError(t, err)
-	_, err = app.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "primary-2"}))
+	_, err = app.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "primary-2"}))
 	require.NoError(t, err)
 
 	got, err := cs.CoreV1().Secrets(ns).Get(t.Context(), name, metav1.GetOptions{})
@@ -196,7 +195,7 @@ func TestPutRetriesConflicts(t *testing.T) {
 				return true, nil, apierrors.NewConflict(schema.GroupResource{Resource: "secrets"}, name, errors.New("the object has been modified"))
 			})
 			tg := newTarget(t, cs, "")
-			_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "x"}))
+			_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "x"}))
 			patches := 0
 			for _, a := range cs.Actions() {
 				if a.Matches("patch", "secrets") {
@@ -261,7 +260,7 @@ func TestPutErrors(t *testing.T) {
 			cs.PrependReactor("patch", "secrets", func(clienttesting.Action) (bool, runtime.Object, error) { return true, nil, tt.err })
 			tg := newTarget(t, cs, "")
 			value := "postgres://u:" + canary + "@h/db"
-			_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": value}))
+			_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": value}))
 			require.Error(t, err)
 			require.Empty(t, secret.Leaks([]byte(fmt.Sprintf("%v %+v", err, err)), secret.New(value), secret.New(canary)))
 			require.ErrorContains(t, err, tt.wantErr)
@@ -280,7 +279,7 @@ func TestPutErrors(t *testing.T) {
 func TestPutRefusesBadKeys(t *testing.T) {
 	t.Parallel()
 	cs := newClientset(t, nil)
-	_, err := newTarget(t, cs, "").Put(t.Context(), putRequest(map[string]string{"DATABASE URL": "x"}))
+	_, err := newTarget(t, cs, "").Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE URL": "x"}))
 	require.ErrorIs(t, err, target.ErrInvalid)
 	require.ErrorContains(t, err, `"DATABASE URL" cannot be a Secret key`)
 	require.Empty(t, cs.Actions())
@@ -513,20 +512,20 @@ contexts:
 `, srv.URL)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "kubeconfig"), []byte(kubeconfig), 0o600))
 
-	tg, err := kubernetes.New(target.Params{Name: "k8s", BaseDir: dir, Getenv: mapEnv(nil),
-		Decode: decodeYAML("{namespace: shop, secret_name: app-env, kubeconfig: kubeconfig, context: prod}")})
+	tg, err := kubernetes.New(target.Params{Name: "k8s", BaseDir: dir, Getenv: targettest.MapEnv(nil),
+		Decode: targettest.DecodeYAML("{namespace: shop, secret_name: app-env, kubeconfig: kubeconfig, context: prod}")})
 	require.NoError(t, err)
-	_, err = tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "x"}))
+	_, err = tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "x"}))
 	require.ErrorIs(t, err, target.ErrAuth)
 	require.ErrorContains(t, err, "rejected the credentials")
 	mu.Lock()
 	defer mu.Unlock()
 	require.Equal(t, []string{"GET /api/v1/namespaces/shop/secrets/app-env Bearer expired-token"}, paths)
 
-	tg, err = kubernetes.New(target.Params{Name: "k8s", BaseDir: dir, Getenv: mapEnv(nil),
-		Decode: decodeYAML("{namespace: shop, secret_name: app-env, kubeconfig: missing}")})
+	tg, err = kubernetes.New(target.Params{Name: "k8s", BaseDir: dir, Getenv: targettest.MapEnv(nil),
+		Decode: targettest.DecodeYAML("{namespace: shop, secret_name: app-env, kubeconfig: missing}")})
 	require.NoError(t, err, "the kubeconfig is read on first use")
-	_, err = tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "x"}))
+	_, err = tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "x"}))
 	require.ErrorContains(t, err, "cannot load the kubeconfig ("+filepath.Join(dir, "missing")+")")
 }
 
@@ -550,7 +549,7 @@ func newTarget(t *testing.T, cs *fake.Clientset, extra string) target.Target {
 	if extra != "" {
 		opts = "{namespace: shop, secret_name: app-env, " + extra + "}"
 	}
-	tg, err := kubernetes.NewWithClientset(target.Params{Name: "k8s", Decode: decodeYAML(opts), Now: now, Getenv: mapEnv(nil)}, cs)
+	tg, err := kubernetes.NewWithClientset(target.Params{Name: "k8s", Decode: targettest.DecodeYAML(opts), Now: now, Getenv: targettest.MapEnv(nil)}, cs)
 	require.NoError(t, err)
 	return tg
 }
@@ -576,26 +575,5 @@ func daemonSet(n string, strategy appsv1.DaemonSetUpdateStrategyType) *appsv1.Da
 	return &appsv1.DaemonSet{
 		ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: ns},
 		Spec:       appsv1.DaemonSetSpec{UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: strategy}},
-	}
-}
-
-func putRequest(values map[string]string) target.PutRequest {
-	req := target.PutRequest{Values: map[string]secret.String{}, RotationID: "1", Version: 1}
-	for k, v := range values {
-		req.Values[k] = secret.New(v)
-		req.Keys = append(req.Keys, k)
-	}
-	return req
-}
-
-func mapEnv(env map[string]string) func(string) string {
-	return func(k string) string { return env[k] }
-}
-
-func decodeYAML(src string) func(v any) error {
-	return func(v any) error {
-		dec := yaml.NewDecoder(strings.NewReader(src))
-		dec.KnownFields(true)
-		return dec.Decode(v)
 	}
 }

@@ -91,23 +91,17 @@ func (e *entryState) same(o *entryState) bool {
 
 // New builds a pgbouncer target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
-	desc := fmt.Sprintf("pgbouncer target %q", p.Name)
+	desc := p.Describe(Type)
 	opts := Options{Reload: true}
-	if p.Decode == nil {
-		return nil, fmt.Errorf("%s: no options decoder; this is a bug in the caller: %w", desc, target.ErrInvalid)
-	}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("%s: %w", desc, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
 	if opts.AuthFile == "" {
 		return nil, fmt.Errorf("%s has no auth_file; add auth_file: /etc/pgbouncer/userlist.txt (the file PgBouncer's auth_file setting names): %w", desc, target.ErrInvalid)
 	}
-	path := opts.AuthFile
-	if !filepath.IsAbs(path) {
-		if p.BaseDir == "" {
-			return nil, fmt.Errorf("%s: auth_file %s is relative but there is no config directory to resolve it against; use an absolute path: %w", desc, path, target.ErrInvalid)
-		}
-		path = filepath.Join(p.BaseDir, path)
+	path, err := p.ResolvePath(opts.AuthFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: auth_file %w", desc, err)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -214,7 +208,7 @@ func (t *Target) reload(ctx context.Context, entry *entryState) error {
 func (t *Target) write(role string, verifier secret.String) (bool, error) {
 	// Two credentials' targets may share the file (blue/green of two
 	// apps); their read-edit-write cycles must not interleave.
-	unlock := lockPath(t.path)
+	unlock := atomicfile.Lock(t.path)
 	defer unlock()
 	content, err := os.ReadFile(t.path)
 	if err != nil {
@@ -346,18 +340,6 @@ func (t *Target) fileError(op string, err error) error {
 		return fmt.Errorf("%s: cannot %s %s: permission denied; run rotor as PgBouncer's user or give rotor's user access: %w", t.desc, op, t.path, err)
 	}
 	return fmt.Errorf("%s: cannot %s %s; check the path: %w", t.desc, op, t.path, err)
-}
-
-var pathLocks sync.Map // real path → *sync.Mutex
-
-func lockPath(path string) (unlock func()) {
-	if real, err := filepath.EvalSymlinks(path); err == nil {
-		path = real
-	}
-	m, _ := pathLocks.LoadOrStore(path, new(sync.Mutex))
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
 }
 
 var (

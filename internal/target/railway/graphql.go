@@ -22,36 +22,6 @@ const (
 	projectTokenQuery = `query rotorProjectToken { projectToken { projectId environmentId } }`
 )
 
-// Error is a failed Railway API call, whether HTTP said so or the GraphQL
-// errors array did. It unwraps to the target sentinel that fits.
-type Error struct {
-	Target string
-	// Operation is the GraphQL field called, e.g. variableCollectionUpsert.
-	Operation string
-	// Status is the HTTP status; 200 when only GraphQL reported the error.
-	Status int
-	// Message is Railway's own text, scrubbed of the values in flight.
-	Message string
-	// Hint says what to do about it.
-	Hint string
-	kind error
-}
-
-func (e *Error) Error() string {
-	msg := fmt.Sprintf("%s: Railway %s failed (HTTP %d)", e.Target, e.Operation, e.Status)
-	if e.Message != "" {
-		msg += ": " + e.Message
-	}
-	if e.Hint != "" {
-		msg += "; " + e.Hint
-	}
-	return msg
-}
-
-// Unwrap gives the target sentinel (ErrAuth, ErrNotFound, ErrInvalid), or
-// nil for transient failures.
-func (e *Error) Unwrap() error { return e.kind }
-
 type gqlAnswer struct {
 	Data   json.RawMessage `json:"data"`
 	Errors []struct {
@@ -79,7 +49,7 @@ func (t *Target) graphql(ctx context.Context, op, query string, vars map[string]
 		return fmt.Errorf("%s: Railway %s: the answer is not GraphQL JSON; check api_url: %w", t.desc, op, target.ErrInvalid)
 	}
 	if len(ans.Errors) > 0 {
-		e := &Error{Target: t.desc, Operation: op, Status: resp.Status}
+		e := &webapi.StatusError{Target: t.desc, API: "Railway", Operation: op, Status: resp.Status}
 		msgs := make([]string, 0, len(ans.Errors))
 		rateLimited := false
 		for _, ge := range ans.Errors {
@@ -87,22 +57,22 @@ func (t *Target) graphql(ctx context.Context, op, query string, vars map[string]
 			lower, code := strings.ToLower(ge.Message), strings.ToUpper(ge.Extensions.Code)
 			switch {
 			case strings.Contains(lower, "not authorized") || strings.Contains(lower, "unauthorized") || code == "UNAUTHENTICATED" || code == "FORBIDDEN":
-				e.kind = target.ErrAuth
+				e.Kind = target.ErrAuth
 			case strings.Contains(lower, "rate limit") || strings.Contains(lower, "too many requests") || code == "RATE_LIMITED" || code == "TOO_MANY_REQUESTS":
 				rateLimited = true
-			case e.kind == nil && strings.Contains(lower, "not found"):
-				e.kind = target.ErrNotFound
+			case e.Kind == nil && strings.Contains(lower, "not found"):
+				e.Kind = target.ErrNotFound
 			}
 		}
 		e.Message = secret.ScrubString(shorten(strings.Join(msgs, "; ")), secrets...)
-		if rateLimited && e.kind == nil {
+		if rateLimited && e.Kind == nil {
 			e.Hint = rateLimitHint
 			return &target.RetryableError{Err: e, RetryAfter: webapi.RetryAfter(resp.Header, t.api.Now())}
 		}
-		if e.kind == nil {
-			e.kind = target.ErrInvalid
+		if e.Kind == nil {
+			e.Kind = target.ErrInvalid
 		}
-		e.Hint = t.hintFor(e.kind)
+		e.Hint = t.hintFor(e.Kind)
 		return e
 	}
 	if len(ans.Data) == 0 || string(ans.Data) == "null" {
@@ -116,7 +86,7 @@ func (t *Target) graphql(ctx context.Context, op, query string, vars map[string]
 
 const rateLimitHint = "Railway's API rate limit (requests per hour depend on the plan); rotor retries after the wait Railway asks for"
 
-// httpError turns a non-2xx answer into an *Error with a hint, keeping it
+// httpError restates a non-2xx answer as the failed operation, with a hint, keeping it
 // retryable when webapi said so. Network errors pass through: webapi
 // already named the target and marked them retryable.
 func (t *Target) httpError(op string, err error, idempotent bool) error {
@@ -129,10 +99,10 @@ func (t *Target) httpError(op string, err error, idempotent bool) error {
 		}
 		return err
 	}
-	e := &Error{Target: t.desc, Operation: op, Status: se.Status, Message: se.Message, kind: errors.Unwrap(se)}
+	e := &webapi.StatusError{Target: t.desc, API: "Railway", Operation: op, Status: se.Status, Message: se.Message, Kind: se.Kind}
 	switch {
-	case e.kind != nil:
-		e.Hint = t.hintFor(e.kind)
+	case e.Kind != nil:
+		e.Hint = t.hintFor(e.Kind)
 	case se.Status == http.StatusTooManyRequests:
 		e.Hint = rateLimitHint
 	case !idempotent:

@@ -19,7 +19,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/secret"
@@ -66,8 +65,8 @@ type Options struct {
 	APIURL string `yaml:"api_url"`
 }
 
-// Target writes variables to one Railway environment. It does not
-// redeploy; a target built with redeploying enabled is a *Redeploying.
+// Target writes variables to one Railway environment, and redeploys its
+// service when redeploy is on.
 type Target struct {
 	name          string
 	desc          string
@@ -79,22 +78,15 @@ type Target struct {
 	sealed        bool
 	path          string
 	api           *webapi.Client
-}
-
-// Redeploying is a Target whose Reload redeploys its service.
-type Redeploying struct {
-	*Target
+	redeploy      bool
 }
 
 // New builds a Railway target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
-	desc := fmt.Sprintf("railway target %q", p.Name)
-	if p.Decode == nil {
-		return nil, fmt.Errorf("%s: no options decoder; this is a bug in the caller: %w", desc, target.ErrInvalid)
-	}
+	desc := p.Describe(Type)
 	opts := Options{TokenKind: TokenProject, APIURL: DefaultAPIURL}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("%s: %w", desc, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
 	if opts.Token == "" {
 		return nil, fmt.Errorf("%s has no token; add token: ${RAILWAY_TOKEN} and export a project token (or an account token with token_kind: account): %w", desc, target.ErrAuth)
@@ -123,10 +115,7 @@ func New(p target.Params) (target.Target, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("%s: api_url %q is not an http(s) URL; leave it out to use %s: %w", desc, opts.APIURL, DefaultAPIURL, target.ErrInvalid)
 	}
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := p.Clock()
 	t := &Target{
 		name:          p.Name,
 		desc:          desc,
@@ -136,9 +125,10 @@ func New(p target.Params) (target.Target, error) {
 		environmentID: opts.EnvironmentID,
 		serviceID:     opts.ServiceID,
 		sealed:        opts.Sealed,
+		redeploy:      redeploy,
 		path:          u.EscapedPath(),
 		api: &webapi.Client{
-			HTTP:      p.HTTPClient,
+			HTTP:      p.HTTP(),
 			BaseURL:   u.Scheme + "://" + u.Host,
 			Auth:      auth,
 			Target:    desc,
@@ -146,10 +136,13 @@ func New(p target.Params) (target.Target, error) {
 			UserAgent: "rotor",
 		},
 	}
-	if redeploy {
-		return &Redeploying{Target: t}, nil
-	}
 	return t, nil
+}
+
+// Enabled implements target.Switchable: without redeploy there is no
+// reload, and the engine must not report one.
+func (t *Target) Enabled(c target.Capability) bool {
+	return c != target.CanReload || t.redeploy
 }
 
 // Info implements target.Target.
@@ -284,20 +277,20 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 
 // Reload implements target.Reloader: it redeploys the service so it
 // starts with the variables Put wrote.
-func (r *Redeploying) Reload(ctx context.Context, _ target.ReloadRequest) (target.ReloadResponse, error) {
+func (t *Target) Reload(ctx context.Context, _ target.ReloadRequest) (target.ReloadResponse, error) {
 	var out struct {
 		Redeployed *bool `json:"serviceInstanceRedeploy"`
 	}
-	vars := map[string]any{"serviceId": r.serviceID, "environmentId": r.environmentID}
+	vars := map[string]any{"serviceId": t.serviceID, "environmentId": t.environmentID}
 	// Each redeploy is a new deployment: only a rate-limit refusal is
 	// safe to retry.
-	if err := r.graphql(ctx, "serviceInstanceRedeploy", redeployMutation, vars, &out, []secret.String{r.token}, false); err != nil {
+	if err := t.graphql(ctx, "serviceInstanceRedeploy", redeployMutation, vars, &out, []secret.String{t.token}, false); err != nil {
 		return target.ReloadResponse{}, err
 	}
 	if out.Redeployed == nil || !*out.Redeployed {
-		return target.ReloadResponse{}, fmt.Errorf("%s: serviceInstanceRedeploy answered false; redeploy service %s from the Railway dashboard: %w", r.desc, r.serviceID, target.ErrInvalid)
+		return target.ReloadResponse{}, fmt.Errorf("%s: serviceInstanceRedeploy answered false; redeploy service %s from the Railway dashboard: %w", t.desc, t.serviceID, target.ErrInvalid)
 	}
-	return target.ReloadResponse{Detail: fmt.Sprintf("redeploy of service %s requested", r.serviceID)}, nil
+	return target.ReloadResponse{Detail: fmt.Sprintf("redeploy of service %s requested", t.serviceID)}, nil
 }
 
 // variables lists the raw (unrendered) variables at the destination:
@@ -341,8 +334,9 @@ func (t *Target) authHint() string {
 }
 
 var (
-	_ target.Target    = (*Target)(nil)
-	_ target.Checker   = (*Target)(nil)
-	_ target.Validator = (*Target)(nil)
-	_ target.Reloader  = (*Redeploying)(nil)
+	_ target.Target     = (*Target)(nil)
+	_ target.Checker    = (*Target)(nil)
+	_ target.Validator  = (*Target)(nil)
+	_ target.Reloader   = (*Target)(nil)
+	_ target.Switchable = (*Target)(nil)
 )

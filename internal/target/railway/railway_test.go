@@ -9,13 +9,13 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
 	"github.com/rotorhq/rotor/internal/target/railway"
 	"github.com/rotorhq/rotor/internal/target/railway/railwayfake"
 	"github.com/rotorhq/rotor/internal/target/targettest"
+	"github.com/rotorhq/rotor/internal/target/webapi"
 )
 
 const (
@@ -103,7 +103,7 @@ func TestNew(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tg, err := railway.New(target.Params{Name: "prod", Decode: decodeYAML(tt.opts)})
+			tg, err := railway.New(target.Params{Name: "prod", Decode: targettest.DecodeYAML(tt.opts)})
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				require.ErrorContains(t, err, `railway target "prod"`)
@@ -114,7 +114,7 @@ func TestNew(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, target.Info{Type: "railway", Name: "prod", Destination: tt.wantDest, Idempotent: true}, tg.Info())
-			_, isReloader := tg.(target.Reloader)
+			isReloader := target.Discover(tg).Reloader != nil
 			require.Equal(t, tt.wantReload, isReloader)
 		})
 	}
@@ -139,7 +139,7 @@ func TestPutRequestShape(t *testing.T) {
 			f.Set(railwayfake.EnvironmentID, tt.service, "KEEP", "other")
 			tg := newTarget(t, f, tt.opts)
 
-			resp, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/db", "PGPASSWORD": "b"}))
+			resp, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/db", "PGPASSWORD": "b"}))
 			require.NoError(t, err)
 			require.True(t, resp.Changed)
 			calls := f.Calls()
@@ -160,14 +160,14 @@ func TestPutRequestShape(t *testing.T) {
 			require.Equal(t, "other", v)
 
 			// Only the key whose value changed is sent again.
-			_, err = tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://a:c@h/db", "PGPASSWORD": "b"}))
+			_, err = tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://a:c@h/db", "PGPASSWORD": "b"}))
 			require.NoError(t, err)
 			calls = f.Calls()
 			require.Len(t, calls, 4)
 			require.Equal(t, map[string]any{"DATABASE_URL": "postgres://a:c@h/db"}, calls[3].Variables["input"].(map[string]any)["variables"])
 
 			// Nothing changed: nothing written.
-			resp, err = tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://a:c@h/db", "PGPASSWORD": "b"}))
+			resp, err = tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://a:c@h/db", "PGPASSWORD": "b"}))
 			require.NoError(t, err)
 			require.False(t, resp.Changed)
 			require.Equal(t, "variables", f.Operations()[len(f.Calls())-1])
@@ -180,7 +180,7 @@ func TestSealedPutWritesWithoutReading(t *testing.T) {
 	t.Parallel()
 	f := railwayfake.New(t)
 	tg := newTarget(t, f, projectOpts+serviceOpt+"sealed: true\n")
-	_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/db"}))
+	_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/db"}))
 	require.NoError(t, err)
 	require.Equal(t, []string{"variableCollectionUpsert"}, f.Operations())
 
@@ -210,7 +210,7 @@ func TestPutRefusesReferenceSyntax(t *testing.T) {
 	f := railwayfake.New(t)
 	tg := newTarget(t, f, projectOpts+serviceOpt)
 	canary := "pw${{canary7f3e}}"
-	_, err := tg.Put(t.Context(), putRequest(map[string]string{"PGPASSWORD": canary}))
+	_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"PGPASSWORD": canary}))
 	require.ErrorIs(t, err, target.ErrInvalid)
 	require.ErrorContains(t, err, "reference variable")
 	require.Empty(t, secret.Leaks([]byte(err.Error()), secret.New(canary)))
@@ -319,7 +319,7 @@ func TestErrors(t *testing.T) {
 				require.ErrorAs(t, err, &re)
 				require.Equal(t, tt.wantRetryAfter, re.RetryAfter)
 			}
-			var re2 *railway.Error
+			var re2 *webapi.StatusError
 			require.ErrorAs(t, err, &re2)
 			require.Equal(t, tt.wantStatus, re2.Status)
 		})
@@ -332,7 +332,7 @@ func TestReload(t *testing.T) {
 		t.Parallel()
 		f := railwayfake.New(t)
 		tg := newTarget(t, f, projectOpts+serviceOpt)
-		_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/db"}))
+		_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/db"}))
 		require.NoError(t, err)
 		require.Empty(t, f.Deploys())
 		resp, err := tg.(target.Reloader).Reload(t.Context(), target.ReloadRequest{RotationID: "7"})
@@ -349,7 +349,7 @@ func TestReload(t *testing.T) {
 		t.Parallel()
 		f := railwayfake.New(t)
 		tg := newTarget(t, f, projectOpts+serviceOpt+"redeploy: false\n")
-		_, ok := tg.(target.Reloader)
+		ok := target.Discover(tg).Reloader != nil
 		require.False(t, ok)
 	})
 	t.Run("a server error is not retried: a deployment may have started", func(t *testing.T) {
@@ -437,7 +437,7 @@ func TestRetriedPutConverges(t *testing.T) {
 	tg := newTarget(t, f, projectOpts+serviceOpt)
 	require.True(t, tg.Info().Idempotent)
 	f.FailNext(1, 502)
-	req := putRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/db"})
+	req := targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/db"})
 	_, err := tg.Put(t.Context(), req)
 	var re *target.RetryableError
 	require.ErrorAs(t, err, &re)
@@ -452,27 +452,10 @@ func newTarget(t *testing.T, f *railwayfake.Fake, opts string) target.Target {
 	t.Helper()
 	tg, err := railway.New(target.Params{
 		Name:       "prod",
-		Decode:     decodeYAML(opts + "api_url: " + f.URL + "\n"),
+		Decode:     targettest.DecodeYAML(opts + "api_url: " + f.URL + "\n"),
 		HTTPClient: f.Client(),
 		Now:        func() time.Time { return time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC) },
 	})
 	require.NoError(t, err)
 	return tg
-}
-
-func putRequest(values map[string]string) target.PutRequest {
-	req := target.PutRequest{Values: map[string]secret.String{}, RotationID: "rot-1", Version: 1}
-	for k, v := range values {
-		req.Values[k] = secret.New(v)
-		req.Keys = append(req.Keys, k)
-	}
-	return req
-}
-
-func decodeYAML(doc string) func(any) error {
-	return func(v any) error {
-		dec := yaml.NewDecoder(strings.NewReader(doc))
-		dec.KnownFields(true)
-		return dec.Decode(v)
-	}
 }

@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
@@ -77,27 +76,23 @@ type Target struct {
 	deployed map[string]map[string]string
 }
 
-// deployer is a Target that also deploys; with deploy off the target does
-// not implement target.Reloader and the engine reports no reload.
-type deployer struct{ *Target }
-
 // New builds a Render target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
 	opts := Options{APIURL: DefaultAPIURL}
-	if p.Decode == nil {
-		return nil, fmt.Errorf("render target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
-	}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("render target %q: %w", p.Name, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
 	t, err := newTarget(p, opts)
 	if err != nil {
 		return nil, err
 	}
-	if len(t.deployTo) > 0 {
-		return &deployer{t}, nil
-	}
 	return t, nil
+}
+
+// Enabled implements target.Switchable: with nothing to deploy there is
+// no reload, and the engine must not report one.
+func (t *Target) Enabled(c target.Capability) bool {
+	return c != target.CanReload || len(t.deployTo) > 0
 }
 
 func newTarget(p target.Params, opts Options) (*Target, error) {
@@ -156,14 +151,8 @@ func newTarget(p target.Params, opts Options) (*Target, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fail("api_url %q is not an http(s) URL; leave it out to use %s", opts.APIURL, DefaultAPIURL)
 	}
-	hc := p.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
+	hc := p.HTTP()
+	now := p.Clock()
 	t.api = &webapi.Client{
 		HTTP: hc, BaseURL: strings.TrimSuffix(opts.APIURL, "/"), Auth: webapi.Bearer(opts.Token),
 		Target: "Render API", Now: now, UserAgent: "rotor",
@@ -255,8 +244,7 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 
 // Reload implements target.Reloader: Render applies variables only to new
 // deploys, so each service is deployed.
-func (d *deployer) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
-	t := d.Target
+func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
 	var details []string
 	for _, s := range t.deployTo {
 		t.mu.Lock()
@@ -358,8 +346,9 @@ func (t *Target) fail(doing string, err error) error {
 }
 
 var (
-	_ target.Target    = (*Target)(nil)
-	_ target.Checker   = (*Target)(nil)
-	_ target.Validator = (*Target)(nil)
-	_ target.Reloader  = (*deployer)(nil)
+	_ target.Target     = (*Target)(nil)
+	_ target.Checker    = (*Target)(nil)
+	_ target.Validator  = (*Target)(nil)
+	_ target.Reloader   = (*Target)(nil)
+	_ target.Switchable = (*Target)(nil)
 )

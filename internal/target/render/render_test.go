@@ -94,7 +94,7 @@ func TestNew(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tg, err := render.New(target.Params{Name: "api", Decode: decodeYAML(tc.opts)})
+			tg, err := render.New(target.Params{Name: "api", Decode: targettest.DecodeYAML(tc.opts)})
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
 				require.ErrorContains(t, err, `render target "api"`)
@@ -106,7 +106,7 @@ func TestNew(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, target.Info{Type: "render", Name: "api", Destination: tc.wantDest, Idempotent: true}, tg.Info())
-			_, ok := tg.(target.Reloader)
+			ok := target.Discover(tg).Reloader != nil
 			require.Equal(t, tc.reloader, ok)
 		})
 	}
@@ -417,7 +417,7 @@ func build(t *testing.T, f *renderfake.Server, rt http.RoundTripper, token, opts
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	tg, err := render.New(target.Params{Name: "api", Decode: decodeYAML(string(src)), HTTPClient: &http.Client{Transport: rt}, Now: now})
+	tg, err := render.New(target.Params{Name: "api", Decode: targettest.DecodeYAML(string(src)), HTTPClient: &http.Client{Transport: rt}, Now: now})
 	require.NoError(t, err)
 	return tg
 }
@@ -427,14 +427,6 @@ func fakeOf(t *testing.T, fakes *sync.Map, tg target.Target) *renderfake.Server 
 	f, ok := fakes.Load(tg)
 	require.True(t, ok, "target not built by the harness")
 	return f.(*renderfake.Server)
-}
-
-func decodeYAML(src string) func(v any) error {
-	return func(v any) error {
-		dec := yaml.NewDecoder(strings.NewReader(src))
-		dec.KnownFields(true)
-		return dec.Decode(v)
-	}
 }
 
 // recorder is a RoundTripper that keeps every request with its body.

@@ -15,12 +15,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,7 +27,7 @@ import (
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
-	"github.com/rotorhq/rotor/internal/target/awssm/awsclient"
+	"github.com/rotorhq/rotor/internal/target/awsclient"
 )
 
 // Type is the registry name of this target.
@@ -68,14 +66,10 @@ type Target struct {
 	keyID    string
 	region   string
 	endpoint string
-	profile  string
 	getenv   func(string) string
-	http     *http.Client
 	now      func() time.Time
 
-	mu     sync.Mutex
-	client *awsssm.Client
-	cfg    aws.Config
+	sdk *awsclient.Lazy[awsssm.Client]
 }
 
 var (
@@ -85,24 +79,15 @@ var (
 
 // New builds the target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
-	if p.Decode == nil {
-		return nil, fmt.Errorf("aws-ssm target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
-	}
 	var opts Options
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("aws-ssm target %q: %w", p.Name, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
-	desc := fmt.Sprintf("aws-ssm target %q", p.Name)
-	getenv := p.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
+	desc := p.Describe(Type)
+	getenv := p.Env()
 	t := &Target{
 		name: p.Name, keyID: opts.KeyID, region: opts.Region, endpoint: strings.TrimRight(opts.Endpoint, "/"),
-		profile: opts.Profile, getenv: getenv, http: p.HTTPClient, now: p.Now,
-	}
-	if t.now == nil {
-		t.now = time.Now
+		getenv: getenv, now: p.Clock(),
 	}
 	switch {
 	case len(opts.Parameters) > 0 && opts.PathPrefix != "":
@@ -140,6 +125,17 @@ func New(p target.Params) (target.Target, error) {
 		if u, err := url.Parse(t.endpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return nil, fmt.Errorf("%s: endpoint %q is not an http(s) URL; write it like https://vpce-0123.ssm.us-east-1.vpce.amazonaws.com: %w", desc, opts.Endpoint, target.ErrInvalid)
 		}
+	}
+	t.sdk = &awsclient.Lazy[awsssm.Client]{
+		Settings: awsclient.Settings{Region: t.region, Profile: opts.Profile, Getenv: getenv, HTTPClient: p.HTTPClient},
+		Desc:     desc,
+		Build: func(cfg aws.Config) *awsssm.Client {
+			return awsssm.NewFromConfig(cfg, func(o *awsssm.Options) {
+				if t.endpoint != "" {
+					o.BaseEndpoint = aws.String(t.endpoint)
+				}
+			})
+		},
 	}
 	return t, nil
 }
@@ -379,26 +375,7 @@ func (t *Target) describe(ctx context.Context, c *awsssm.Client, f types.Paramet
 }
 
 // api returns the client, building it on first use.
-func (t *Target) api(ctx context.Context) (*awsssm.Client, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.client == nil {
-		cfg, err := awsclient.Load(ctx, awsclient.Settings{Region: t.region, Profile: t.profile, Getenv: t.getenv, HTTPClient: t.http})
-		if err != nil {
-			return nil, fmt.Errorf("%s: load the AWS configuration (~/.aws/config, AWS_PROFILE); fix or unset it: %w", t.desc(), err)
-		}
-		t.cfg = cfg
-		t.client = awsssm.NewFromConfig(cfg, func(o *awsssm.Options) {
-			if t.endpoint != "" {
-				o.BaseEndpoint = aws.String(t.endpoint)
-			}
-		})
-	}
-	if err := awsclient.Credentials(ctx, t.cfg, t.desc()); err != nil {
-		return nil, err
-	}
-	return t.client, nil
-}
+func (t *Target) api(ctx context.Context) (*awsssm.Client, error) { return t.sdk.Get(ctx) }
 
 func (t *Target) fail(what string, err error, retryable bool, secrets []secret.String) error {
 	key := "the account's aws/ssm key"

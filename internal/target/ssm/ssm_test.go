@@ -9,12 +9,11 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
-	"github.com/rotorhq/rotor/internal/target/awssm/awsclient"
-	"github.com/rotorhq/rotor/internal/target/awssm/awsfake"
+	"github.com/rotorhq/rotor/internal/target/awsclient"
+	"github.com/rotorhq/rotor/internal/target/awsclient/awsfake"
 	"github.com/rotorhq/rotor/internal/target/ssm"
 	"github.com/rotorhq/rotor/internal/target/ssm/ssmfake"
 	"github.com/rotorhq/rotor/internal/target/targettest"
@@ -75,7 +74,7 @@ func TestNew(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tg, err := ssm.New(target.Params{Name: "ps", Decode: decodeYAML(tt.opts), Getenv: mapEnv(tt.env)})
+			tg, err := ssm.New(target.Params{Name: "ps", Decode: targettest.DecodeYAML(tt.opts), Getenv: targettest.MapEnv(tt.env)})
 			if tt.wantErr != "" {
 				require.ErrorIs(t, err, target.ErrInvalid)
 				require.ErrorContains(t, err, tt.wantErr)
@@ -97,7 +96,7 @@ func TestPutWritesOnlyWhatDiffers(t *testing.T) {
 	fake.Seed("/app/prod/other", "SecureString", "keep")
 	tg := newTarget(t, fake, "parameters: {DATABASE_URL: /app/prod/database_url, PGUSER: /app/prod/pguser, PGHOST: /app/prod/pghost}, key_id: alias/app")
 
-	resp, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://app_blue:pw@db.internal/app", "PGUSER": "app_blue", "PGHOST": "db.internal"}, "DATABASE_URL", "PGUSER", "PGHOST"))
+	resp, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://app_blue:pw@db.internal/app", "PGUSER": "app_blue", "PGHOST": "db.internal"}, "DATABASE_URL", "PGUSER", "PGHOST"))
 	require.NoError(t, err)
 	require.Equal(t, target.PutResponse{Changed: true, Ref: "/app/prod/database_url v1, /app/prod/pguser v1, /app/prod/pghost v2"}, resp)
 
@@ -119,7 +118,7 @@ func TestPutWritesOnlyWhatDiffers(t *testing.T) {
 	require.Equal(t, ssmfake.Parameter{Type: "SecureString", Value: "keep", Version: 1, KeyID: ssmfake.DefaultKey}, other)
 
 	// Nothing differs any more: nothing is written, no version is added.
-	resp, err = tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://app_blue:pw@db.internal/app", "PGUSER": "app_blue", "PGHOST": "db.internal"}, "DATABASE_URL", "PGUSER", "PGHOST"))
+	resp, err = tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://app_blue:pw@db.internal/app", "PGUSER": "app_blue", "PGHOST": "db.internal"}, "DATABASE_URL", "PGUSER", "PGHOST"))
 	require.NoError(t, err)
 	require.False(t, resp.Changed)
 	require.Len(t, fake.Requests(), 4)
@@ -136,7 +135,7 @@ func TestPutReadsInBatchesOfTen(t *testing.T) {
 		values[k] = "v"
 		keys = append(keys, k)
 	}
-	_, err := tg.Put(t.Context(), putRequest(values, keys...))
+	_, err := tg.Put(t.Context(), targettest.PutRequest(values, keys...))
 	require.NoError(t, err)
 	reqs := fake.Requests()
 	require.Equal(t, "GetParameters", reqs[0].Op)
@@ -164,7 +163,7 @@ func TestPutRefusesBeforeWriting(t *testing.T) {
 			t.Parallel()
 			fake := ssmfake.New(t)
 			tg := newTarget(t, fake, tt.opts)
-			_, err := tg.Put(t.Context(), putRequest(tt.values))
+			_, err := tg.Put(t.Context(), targettest.PutRequest(tt.values))
 			require.ErrorIs(t, err, target.ErrInvalid)
 			require.ErrorContains(t, err, tt.wantErr)
 			requireNoLeak(t, err, canary)
@@ -208,7 +207,7 @@ func TestErrors(t *testing.T) {
 				fake.FailNext(*tt.fault)
 			}
 			tg := newTarget(t, fake, "path_prefix: "+prefix+tt.opts)
-			_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://app:" + canary + "@h/db"}))
+			_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://app:" + canary + "@h/db"}))
 			require.ErrorIs(t, err, tt.wantIs)
 			require.ErrorContains(t, err, tt.wantErr)
 			requireNoLeak(t, err, canary)
@@ -330,32 +329,12 @@ func TestDescribePages(t *testing.T) {
 func newTarget(t *testing.T, fake *ssmfake.Server, opts string) *ssm.Target {
 	t.Helper()
 	src := fmt.Sprintf("{endpoint: %q, %s}", fake.URL, opts)
-	tg, err := ssm.New(target.Params{Name: "ps", Decode: decodeYAML(src), HTTPClient: fake.Client(), Getenv: mapEnv(awsfake.Env(t.TempDir()))})
+	tg, err := ssm.New(target.Params{Name: "ps", Decode: targettest.DecodeYAML(src), HTTPClient: fake.Client(), Getenv: targettest.MapEnv(awsfake.Env(t.TempDir()))})
 	require.NoError(t, err)
 	return tg.(*ssm.Target)
-}
-
-func putRequest(values map[string]string, order ...string) target.PutRequest {
-	req := target.PutRequest{Values: map[string]secret.String{}, RotationID: "1", Version: 1, Keys: order}
-	for k, v := range values {
-		req.Values[k] = secret.New(v)
-	}
-	return req
 }
 
 func requireNoLeak(t *testing.T, err error, value string) {
 	t.Helper()
 	require.Empty(t, secret.Leaks([]byte(fmt.Sprintf("%v %+v", err, err)), secret.New(value)), "the error holds the value")
-}
-
-func mapEnv(env map[string]string) func(string) string {
-	return func(k string) string { return env[k] }
-}
-
-func decodeYAML(src string) func(v any) error {
-	return func(v any) error {
-		dec := yaml.NewDecoder(strings.NewReader(src))
-		dec.KnownFields(true)
-		return dec.Decode(v)
-	}
 }

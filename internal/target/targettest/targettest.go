@@ -201,8 +201,8 @@ func Exercise(t *testing.T, h Harness) {
 
 	t.Run("MissingKeyIsAbsent", func(t *testing.T) {
 		t.Parallel()
-		c, ok := h.New(t).(target.Checker)
-		if !ok {
+		c := target.Discover(h.New(t)).Checker
+		if c == nil {
 			t.Log("target has no Check")
 			return
 		}
@@ -221,12 +221,13 @@ func Exercise(t *testing.T, h Harness) {
 		require.NoError(t, err)
 		requireNoValue(t, fmt.Sprintf("%+v %#v", resp, resp), canary, "PutResponse")
 		requireNoValue(t, fmt.Sprintf("%+v %#v", tg.Info(), tg.Info()), canary, "Info")
-		if c, ok := tg.(target.Checker); ok {
+		caps := target.Discover(tg)
+		if c := caps.Checker; c != nil {
 			cr, err := c.Check(t.Context(), target.CheckRequest{Keys: []string{KeyURL, KeyUser}})
 			require.NoError(t, err)
 			requireNoValue(t, fmt.Sprintf("%+v %#v %v", cr, cr, cr.Notes), canary, "CheckResponse")
 		}
-		if r, ok := tg.(target.Reloader); ok {
+		if r := caps.Reloader; r != nil {
 			rr, err := r.Reload(t.Context(), target.ReloadRequest{RotationID: "rot-canary"})
 			require.NoError(t, err)
 			requireNoValue(t, fmt.Sprintf("%+v", rr), canary, "ReloadResponse")
@@ -277,8 +278,8 @@ func Exercise(t *testing.T, h Harness) {
 	t.Run("ReloadAfterPut", func(t *testing.T) {
 		t.Parallel()
 		tg := h.New(t)
-		r, ok := tg.(target.Reloader)
-		if !ok {
+		r := target.Discover(tg).Reloader
+		if r == nil {
 			t.Log("target has no Reload")
 			return
 		}
@@ -290,8 +291,8 @@ func Exercise(t *testing.T, h Harness) {
 
 	t.Run("ValidateFreshInstance", func(t *testing.T) {
 		t.Parallel()
-		v, ok := h.New(t).(target.Validator)
-		if !ok {
+		v := target.Discover(h.New(t)).Validator
+		if v == nil {
 			t.Log("target has no Validate")
 			return
 		}
@@ -331,8 +332,8 @@ func (h Harness) readBack(t *testing.T, tg target.Target, key string) (v secret.
 		v, ok := h.Read(t, tg, key)
 		return v, ok, true
 	}
-	c, isChecker := tg.(target.Checker)
-	require.True(t, isChecker, "the target has no Check: set Harness.Read, or Harness.Unreadable if nothing can read values back")
+	c := target.Discover(tg).Checker
+	require.NotNil(t, c, "the target has no Check: set Harness.Read, or Harness.Unreadable if nothing can read values back")
 	resp, err := c.Check(t.Context(), target.CheckRequest{Keys: []string{key}})
 	require.NoError(t, err, "Check(%s)", key)
 	if slices.Contains(resp.Unreadable, key) {

@@ -81,18 +81,12 @@ type Target struct {
 // New builds a Vault target from its options. It does no I/O: the client,
 // which reads Vault's TLS settings (VAULT_CACERT, …), is built on first use.
 func New(p target.Params) (target.Target, error) {
-	if p.Decode == nil {
-		return nil, fmt.Errorf("vault target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
-	}
 	opts := Options{Mount: "secret", Method: MethodCAS}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("vault target %q: %w", p.Name, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
-	getenv := p.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
-	desc := fmt.Sprintf("vault target %q", p.Name)
+	getenv := p.Env()
+	desc := p.Describe(Type)
 
 	address := strings.TrimRight(firstNonEmpty(opts.Address, getenv("VAULT_ADDR")), "/")
 	if address == "" {
@@ -123,10 +117,7 @@ func New(p target.Params) (target.Target, error) {
 	if opts.Method != MethodCAS && opts.Method != MethodPatch {
 		return nil, fmt.Errorf("%s: method %q is not one of cas, patch; use cas unless the token has the patch capability and no read-then-write: %w", desc, opts.Method, target.ErrInvalid)
 	}
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
+	now := p.Clock()
 	return &Target{
 		name:      p.Name,
 		address:   address,

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
@@ -81,7 +80,7 @@ func TestNew(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tg, err := vault.New(target.Params{Name: "kv", Decode: decodeYAML(tt.opts), Getenv: mapEnv(tt.env)})
+			tg, err := vault.New(target.Params{Name: "kv", Decode: targettest.DecodeYAML(tt.opts), Getenv: targettest.MapEnv(tt.env)})
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				if !strings.Contains(tt.wantErr, "field") {
@@ -115,7 +114,7 @@ func TestPutChangesOnlyManagedKeys(t *testing.T) {
 			fake := vaultfake.New(t)
 			fake.Seed("secret", path, map[string]any{"OTHER": "keep", "DATABASE_URL": "old", "FEATURE_FLAGS": json.Number("42")})
 			tg := newTarget(t, fake, tt.opts)
-			resp, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "postgres://app:new@h/db"}))
+			resp, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://app:new@h/db"}))
 			require.NoError(t, err)
 			require.Equal(t, target.PutResponse{Changed: true, Ref: "version 2"}, resp)
 
@@ -147,7 +146,7 @@ func TestPutCreatesMissingPath(t *testing.T) {
 			t.Parallel()
 			fake := vaultfake.New(t)
 			tg := newTarget(t, fake, "method: "+method)
-			_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "u"}))
+			_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "u"}))
 			require.NoError(t, err)
 			reqs := fake.Requests()
 			require.Len(t, reqs, 2)
@@ -165,7 +164,7 @@ func TestPutAfterDeletedVersion(t *testing.T) {
 	fake.Seed("secret", path, map[string]any{"DATABASE_URL": "older", "GONE": "y"})
 	fake.DeleteLatest("secret", path)
 	tg := newTarget(t, fake, "method: patch")
-	resp, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "new"}))
+	resp, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "new"}))
 	require.NoError(t, err)
 	require.Equal(t, "version 3", resp.Ref)
 	data, _, ok := fake.Data("secret", path)
@@ -189,7 +188,7 @@ func TestPutRetriesLostCheckAndSet(t *testing.T) {
 				})
 			})
 			tg := newTarget(t, fake, "method: "+method)
-			resp, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "new"}))
+			resp, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "new"}))
 			require.NoError(t, err)
 			require.Equal(t, "version 3", resp.Ref)
 			data, _, _ := fake.Data("secret", path)
@@ -211,7 +210,7 @@ func TestPutGivesUpOnEndlessRace(t *testing.T) {
 	fake := vaultfake.New(t)
 	fake.BeforeWrite(func(s *vaultfake.Server) { s.Seed("secret", path, map[string]any{"BUSY": "1"}) })
 	tg := newTarget(t, fake, "")
-	_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "new"}))
+	_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "new"}))
 	require.ErrorContains(t, err, "changed under every one of 5 check-and-set attempts")
 	var re *target.RetryableError
 	require.ErrorAs(t, err, &re, "safe to retry: nothing was written")
@@ -281,10 +280,10 @@ func TestPutErrors(t *testing.T) {
 			if tt.token != "" {
 				token = tt.token
 			}
-			tg, err := vault.New(target.Params{Name: "kv", Decode: decodeYAML(fmt.Sprintf("{address: %q, token: %q, path: %s}", fake.URL, token, path)), HTTPClient: fake.Client()})
+			tg, err := vault.New(target.Params{Name: "kv", Decode: targettest.DecodeYAML(fmt.Sprintf("{address: %q, token: %q, path: %s}", fake.URL, token, path)), HTTPClient: fake.Client()})
 			require.NoError(t, err)
 			value := "postgres://app:" + canary + "@h/db"
-			_, err = tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": value}))
+			_, err = tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": value}))
 			require.Error(t, err)
 			require.Empty(t, secret.Leaks([]byte(fmt.Sprintf("%v %+v", err, err)), secret.New(value), secret.New(canary), secret.New(token)))
 			require.ErrorContains(t, err, `vault target "kv"`)
@@ -304,9 +303,9 @@ func TestPutErrors(t *testing.T) {
 func TestMissingToken(t *testing.T) {
 	t.Parallel()
 	fake := vaultfake.New(t)
-	tg, err := vault.New(target.Params{Name: "kv", Decode: decodeYAML(fmt.Sprintf("{address: %q, path: a}", fake.URL)), Getenv: mapEnv(nil)})
+	tg, err := vault.New(target.Params{Name: "kv", Decode: targettest.DecodeYAML(fmt.Sprintf("{address: %q, path: a}", fake.URL)), Getenv: targettest.MapEnv(nil)})
 	require.NoError(t, err, "a missing token is reported when it is needed, not when the config loads")
-	_, err = tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "x"}))
+	_, err = tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "x"}))
 	require.ErrorIs(t, err, target.ErrAuth)
 	require.ErrorContains(t, err, "write token: ${VAULT_TOKEN} and export VAULT_TOKEN")
 	require.Empty(t, fake.Requests())
@@ -319,12 +318,12 @@ func TestNamespace(t *testing.T) {
 	fake.AddMount("kv/apps")
 	tg, err := vault.New(target.Params{
 		Name:       "kv",
-		Decode:     decodeYAML(fmt.Sprintf("{address: %q, mount: kv/apps, path: web}", fake.URL)),
-		Getenv:     mapEnv(map[string]string{"VAULT_TOKEN": fake.Token, "VAULT_NAMESPACE": "team"}),
+		Decode:     targettest.DecodeYAML(fmt.Sprintf("{address: %q, mount: kv/apps, path: web}", fake.URL)),
+		Getenv:     targettest.MapEnv(map[string]string{"VAULT_TOKEN": fake.Token, "VAULT_NAMESPACE": "team"}),
 		HTTPClient: fake.Client(),
 	})
 	require.NoError(t, err)
-	_, err = tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "x"}))
+	_, err = tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "x"}))
 	require.NoError(t, err)
 	for _, r := range fake.Requests() {
 		require.Equal(t, "team", r.Namespace, "%s %s", r.Method, r.Path)
@@ -338,7 +337,7 @@ func TestCASRequiredPath(t *testing.T) {
 	fake.Seed("secret", path, map[string]any{"A": "1"})
 	fake.SetCASRequired("secret", path, true)
 	tg := newTarget(t, fake, "")
-	_, err := tg.Put(t.Context(), putRequest(map[string]string{"DATABASE_URL": "x"}))
+	_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "x"}))
 	require.NoError(t, err, "rotor always sends cas, so cas_required paths work")
 }
 
@@ -418,7 +417,7 @@ func TestValidate(t *testing.T) {
 			if tt.opts != "" {
 				opts = fmt.Sprintf("{address: %q, token: %q, path: %s, %s}", fake.URL, token, path, tt.opts)
 			}
-			tg, err := vault.New(target.Params{Name: "kv", Decode: decodeYAML(opts), HTTPClient: fake.Client()})
+			tg, err := vault.New(target.Params{Name: "kv", Decode: targettest.DecodeYAML(opts), HTTPClient: fake.Client()})
 			require.NoError(t, err)
 			resp, err := tg.(target.Validator).Validate(t.Context(), target.ValidateRequest{})
 			for _, r := range fake.Requests() {
@@ -442,28 +441,7 @@ func newTarget(t *testing.T, fake *vaultfake.Server, extra string) target.Target
 	if extra != "" {
 		opts = fmt.Sprintf("{address: %q, token: %q, path: %s, %s}", fake.URL, fake.Token, path, extra)
 	}
-	tg, err := vault.New(target.Params{Name: "kv", Decode: decodeYAML(opts), HTTPClient: fake.Client(), Getenv: mapEnv(nil)})
+	tg, err := vault.New(target.Params{Name: "kv", Decode: targettest.DecodeYAML(opts), HTTPClient: fake.Client(), Getenv: targettest.MapEnv(nil)})
 	require.NoError(t, err)
 	return tg
-}
-
-func putRequest(values map[string]string) target.PutRequest {
-	req := target.PutRequest{Values: map[string]secret.String{}, RotationID: "1", Version: 1}
-	for k, v := range values {
-		req.Values[k] = secret.New(v)
-		req.Keys = append(req.Keys, k)
-	}
-	return req
-}
-
-func mapEnv(env map[string]string) func(string) string {
-	return func(k string) string { return env[k] }
-}
-
-func decodeYAML(src string) func(v any) error {
-	return func(v any) error {
-		dec := yaml.NewDecoder(strings.NewReader(src))
-		dec.KnownFields(true)
-		return dec.Decode(v)
-	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/target/targettest"
 	"github.com/rotorhq/rotor/internal/target/vercel"
 	"github.com/rotorhq/rotor/internal/target/vercel/vercelfake"
 )
@@ -173,7 +174,7 @@ func newScriptedAPI(t *testing.T, page func(n int, until string) (envs []map[str
 
 func (s *scriptedAPI) target(t *testing.T) target.Target {
 	t.Helper()
-	tg, err := vercel.New(target.Params{Name: "web", Decode: decodeYAML(fmt.Sprintf("{project: prj_rotor, token: tok, environments: [production], api_url: %q}", s.URL))})
+	tg, err := vercel.New(target.Params{Name: "web", Decode: targettest.DecodeYAML(fmt.Sprintf("{project: prj_rotor, token: tok, environments: [production], api_url: %q}", s.URL))})
 	require.NoError(t, err)
 	return tg
 }

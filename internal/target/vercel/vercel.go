@@ -85,28 +85,23 @@ type Target struct {
 	redeployed map[string]string
 }
 
-// redeployer is a Target that also redeploys; it exists so that a target
-// with redeploy: false does not implement target.Reloader at all and the
-// engine does not report a reload that did not happen.
-type redeployer struct{ *Target }
-
 // New builds a Vercel target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
 	opts := Options{APIURL: DefaultAPIURL}
-	if p.Decode == nil {
-		return nil, fmt.Errorf("vercel target %q: no options decoder; this is a bug in the caller: %w", p.Name, target.ErrInvalid)
-	}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("vercel target %q: %w", p.Name, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
 	t, err := newTarget(p, opts)
 	if err != nil {
 		return nil, err
 	}
-	if t.redeploy {
-		return &redeployer{t}, nil
-	}
 	return t, nil
+}
+
+// Enabled implements target.Switchable: with redeploy: false there is no
+// reload, and the engine must not report one that did not happen.
+func (t *Target) Enabled(c target.Capability) bool {
+	return c != target.CanReload || t.redeploy
 }
 
 func newTarget(p target.Params, opts Options) (*Target, error) {
@@ -150,14 +145,8 @@ func newTarget(p target.Params, opts Options) (*Target, error) {
 	if err != nil {
 		return nil, fail("%v", err)
 	}
-	hc := p.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
+	hc := p.HTTP()
+	now := p.Clock()
 	return &Target{
 		name:     p.Name,
 		project:  opts.Project,
@@ -352,8 +341,7 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 
 // Reload implements target.Reloader: Vercel applies variables only to new
 // deployments, so the current production deployment is redeployed.
-func (r *redeployer) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
-	t := r.Target
+func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
 	t.mu.Lock()
 	done, ok := t.redeployed[req.RotationID]
 	t.mu.Unlock()
@@ -702,8 +690,9 @@ type redeployBody struct {
 }
 
 var (
-	_ target.Target    = (*Target)(nil)
-	_ target.Checker   = (*Target)(nil)
-	_ target.Validator = (*Target)(nil)
-	_ target.Reloader  = (*redeployer)(nil)
+	_ target.Target     = (*Target)(nil)
+	_ target.Checker    = (*Target)(nil)
+	_ target.Validator  = (*Target)(nil)
+	_ target.Reloader   = (*Target)(nil)
+	_ target.Switchable = (*Target)(nil)
 )

@@ -104,7 +104,7 @@ func TestNew(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tg, err := vercel.New(target.Params{Name: "web", Decode: decodeYAML(tc.opts)})
+			tg, err := vercel.New(target.Params{Name: "web", Decode: targettest.DecodeYAML(tc.opts)})
 			if tc.wantErr != "" {
 				require.ErrorContains(t, err, tc.wantErr)
 				require.ErrorContains(t, err, `vercel target "web"`)
@@ -117,7 +117,7 @@ func TestNew(t *testing.T) {
 			require.NoError(t, err)
 			info := tg.Info()
 			require.Equal(t, target.Info{Type: "vercel", Name: "web", Destination: tc.wantDest, Idempotent: true}, info)
-			_, isReloader := tg.(target.Reloader)
+			isReloader := target.Discover(tg).Reloader != nil
 			require.Equal(t, tc.reloader, isReloader, "only redeploy: true makes a Reloader")
 		})
 	}
@@ -556,7 +556,7 @@ func build(t *testing.T, f *vercelfake.Server, rt http.RoundTripper, token, opts
 	if r, ok := rt.(*recorder); ok {
 		r.next = http.DefaultTransport
 	}
-	tg, err := vercel.New(target.Params{Name: "web", Decode: decodeYAML(string(src)), HTTPClient: &http.Client{Transport: rt}})
+	tg, err := vercel.New(target.Params{Name: "web", Decode: targettest.DecodeYAML(string(src)), HTTPClient: &http.Client{Transport: rt}})
 	require.NoError(t, err)
 	return tg
 }
@@ -573,14 +573,6 @@ func teamOf(opts string) string {
 		return "team_x"
 	}
 	return ""
-}
-
-func decodeYAML(src string) func(v any) error {
-	return func(v any) error {
-		dec := yaml.NewDecoder(strings.NewReader(src))
-		dec.KnownFields(true)
-		return dec.Decode(v)
-	}
 }
 
 // recorder is a RoundTripper that keeps every request with its body.

@@ -63,49 +63,6 @@ type Response struct {
 	Body   []byte
 }
 
-// StatusError is a non-2xx answer; its message holds a scrubbed, shortened
-// body.
-type StatusError struct {
-	Target string
-	Method string
-	Path   string
-	Status int
-	// Message is the API's own error text, scrubbed.
-	Message string
-	// Code is the API's error code when it has one.
-	Code string
-	kind error
-}
-
-func (e *StatusError) Error() string {
-	msg := fmt.Sprintf("%s: %s %s answered %d", e.Target, e.Method, e.Path, e.Status)
-	if e.Code != "" {
-		msg += " " + e.Code
-	}
-	if e.Message != "" {
-		msg += ": " + e.Message
-	}
-	if hint := hintFor(e.Status); hint != "" {
-		msg += " (" + hint + ")"
-	}
-	return msg
-}
-
-// Unwrap gives the target sentinel matching the status, if any.
-func (e *StatusError) Unwrap() error { return e.kind }
-
-func hintFor(status int) string {
-	switch status {
-	case http.StatusUnauthorized:
-		return "check the token"
-	case http.StatusForbidden:
-		return "the token lacks a permission or scope"
-	case http.StatusNotFound:
-		return "check the project/service id"
-	}
-	return ""
-}
-
 // Do sends r and returns the 2xx response, or an error that is a
 // *StatusError (possibly inside a *target.RetryableError).
 func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
@@ -169,11 +126,11 @@ func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
 	se.Code = secret.ScrubString(se.Code, r.Secrets...)
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		se.kind = target.ErrAuth
+		se.Kind = target.ErrAuth
 	case resp.StatusCode == http.StatusNotFound:
-		se.kind = target.ErrNotFound
+		se.Kind = target.ErrNotFound
 	case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusLocked && resp.StatusCode != http.StatusRequestTimeout:
-		se.kind = target.ErrInvalid
+		se.Kind = target.ErrInvalid
 	}
 	if Transient(resp.StatusCode) && r.Retryable {
 		return nil, &target.RetryableError{Err: se, RetryAfter: RetryAfter(resp.Header, c.now())}

@@ -101,13 +101,10 @@ var reservedHeaders = []string{HeaderSignature, HeaderTimestamp, HeaderEvent, He
 
 // New builds a webhook target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
-	desc := fmt.Sprintf("webhook target %q", p.Name)
+	desc := p.Describe(Type)
 	var opts Options
-	if p.Decode == nil {
-		return nil, fmt.Errorf("%s: no options decoder; this is a bug in the caller: %w", desc, target.ErrInvalid)
-	}
-	if err := p.Decode(&opts); err != nil {
-		return nil, fmt.Errorf("%s: %w", desc, err)
+	if err := p.DecodeOptions(Type, &opts); err != nil {
+		return nil, err
 	}
 	if opts.URL == "" {
 		return nil, fmt.Errorf("%s has no url; add url: https://hooks.example.com/rotor: %w", desc, target.ErrInvalid)
@@ -159,14 +156,8 @@ func New(p target.Params) (target.Target, error) {
 		}
 		notify[e] = true
 	}
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
-	hc := http.DefaultClient
-	if p.HTTPClient != nil {
-		hc = p.HTTPClient
-	}
+	now := p.Clock()
+	hc := p.HTTP()
 	// A redirect would resend the body, values included, to wherever the
 	// receiver points; a 3xx is reported instead.
 	noRedirect := *hc

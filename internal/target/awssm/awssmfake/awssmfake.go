@@ -30,7 +30,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rotorhq/rotor/internal/target/awssm/awsfake"
+	"github.com/rotorhq/rotor/internal/target/awsclient/awsfake"
 )
 
 // Staging labels.

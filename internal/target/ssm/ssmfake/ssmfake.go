@@ -31,7 +31,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rotorhq/rotor/internal/target/awssm/awsfake"
+	"github.com/rotorhq/rotor/internal/target/awsclient/awsfake"
 )
 
 // DefaultKey is the AWS managed key SecureString parameters use unless

@@ -1,11 +1,11 @@
-package render_test
+package template_test
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/rotorhq/rotor/internal/render"
 	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/template"
 )
 
 // FuzzCompile: any template text either fails to compile or renders; it
@@ -15,10 +15,10 @@ func FuzzCompile(f *testing.F) {
 		f.Add(seed)
 	}
 	const canary = "fuzz-canary-pw-9c2d"
-	vars := render.Vars{URL: secret.New("postgresql://u:" + canary + "@h/db"), DirectURL: secret.New("d"), PooledURL: secret.New("p"),
+	vars := template.Vars{URL: secret.New("postgresql://u:" + canary + "@h/db"), DirectURL: secret.New("d"), PooledURL: secret.New("p"),
 		User: "u", Password: secret.New(canary), Host: "h", Port: "5432", Database: "db"}
 	f.Fuzz(func(t *testing.T, text string) {
-		tpl, err := render.Compile(text)
+		tpl, err := template.Compile(text)
 		if err != nil {
 			if strings.Contains(err.Error(), canary) {
 				t.Fatal("compile error holds the password")

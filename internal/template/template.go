@@ -1,10 +1,10 @@
-// Package render turns a target's value templates ("{{.URL}}") into the
+// Package template turns a target's value templates ("{{.URL}}") into the
 // values written for one credential version.
 //
 // Templates are Go text/template with a fixed set of fields. A field that
 // does not exist is an error when the config is loaded, never an empty
 // string written to production.
-package render
+package template
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"text/template"
+	texttemplate "text/template"
 
 	"github.com/rotorhq/rotor/internal/secret"
 )
@@ -37,7 +37,7 @@ var Fields = []string{"URL", "DirectURL", "PooledURL", "User", "Password", "Host
 // Template is one compiled value template.
 type Template struct {
 	text string
-	t    *template.Template
+	t    *texttemplate.Template
 }
 
 // Compile parses a template and proves it renders with every field set.
@@ -45,7 +45,7 @@ func Compile(text string) (*Template, error) {
 	if strings.TrimSpace(text) == "" {
 		return nil, errors.New("empty template; write e.g. \"{{.URL}}\"")
 	}
-	t, err := template.New("value").Option("missingkey=error").Parse(text)
+	t, err := texttemplate.New("value").Option("missingkey=error").Parse(text)
 	if err != nil {
 		return nil, fmt.Errorf("bad template: %s", cleanTemplateError(err))
 	}

@@ -1,4 +1,4 @@
-package render_test
+package template_test
 
 import (
 	"encoding/base64"
@@ -8,16 +8,16 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/rotorhq/rotor/internal/render"
 	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/template"
 )
 
 // canary is the password in every rendering; no error may ever show it.
 const canary = "CANARY-pw-7f3a9&x/y"
 
-func vars() render.Vars {
+func vars() template.Vars {
 	enc := url.QueryEscape(canary)
-	return render.Vars{
+	return template.Vars{
 		URL:       secret.New("postgresql://app_blue:" + enc + "@db.internal:5432/app?sslmode=require"),
 		DirectURL: secret.New("postgresql://app_blue:" + enc + "@db.internal:5432/app?sslmode=require&direct=1"),
 		PooledURL: secret.New("postgresql://app_blue:" + enc + "@pool.internal:6432/app?sslmode=require"),
@@ -31,7 +31,7 @@ func vars() render.Vars {
 
 func render1(t *testing.T, text string) string {
 	t.Helper()
-	tpl, err := render.Compile(text)
+	tpl, err := template.Compile(text)
 	require.NoError(t, err)
 	require.Equal(t, text, tpl.Text())
 	out, err := tpl.Execute(vars())
@@ -52,8 +52,8 @@ func TestEveryField(t *testing.T) {
 		"Port":      "5432",
 		"Database":  "app",
 	}
-	require.Len(t, render.Fields, len(want), "a new field needs a case here")
-	for _, field := range render.Fields {
+	require.Len(t, template.Fields, len(want), "a new field needs a case here")
+	for _, field := range template.Fields {
 		t.Run(field, func(t *testing.T) {
 			t.Parallel()
 			w, ok := want[field]
@@ -111,7 +111,7 @@ func TestCompileErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.text, func(t *testing.T) {
 			t.Parallel()
-			tpl, err := render.Compile(tt.text)
+			tpl, err := template.Compile(tt.text)
 			require.ErrorContains(t, err, tt.wantErr)
 			require.Nil(t, tpl)
 			require.NotContains(t, err.Error(), "template: value:", "the template's internal name is noise")
@@ -138,7 +138,7 @@ func TestErrorsNeverShowThePassword(t *testing.T) {
 	for _, text := range tests {
 		t.Run(text, func(t *testing.T) {
 			t.Parallel()
-			tpl, err := render.Compile(text)
+			tpl, err := template.Compile(text)
 			if err != nil {
 				// Some forms are caught at compile time already; the
 				// probe holds no real password either way.
@@ -162,7 +162,7 @@ func TestErrorsNeverShowThePassword(t *testing.T) {
 // it by accident shows nothing.
 func TestRenderedValueIsSecret(t *testing.T) {
 	t.Parallel()
-	tpl, err := render.Compile("{{.URL}}")
+	tpl, err := template.Compile("{{.URL}}")
 	require.NoError(t, err)
 	out, err := tpl.Execute(vars())
 	require.NoError(t, err)
@@ -174,7 +174,7 @@ func TestRenderedValueIsSecret(t *testing.T) {
 // concurrently (targets publish in parallel).
 func TestExecuteIsReusable(t *testing.T) {
 	t.Parallel()
-	tpl, err := render.Compile("{{.User}}:{{.Password}}")
+	tpl, err := template.Compile("{{.User}}:{{.Password}}")
 	require.NoError(t, err)
 	users := []string{"app_blue", "app_green", "app_blue"}
 	type result struct {
