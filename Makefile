@@ -14,7 +14,7 @@ build:
 	$(GO) build -o bin/rotor ./cmd/rotor
 
 ## deps: install what the tests need and is missing (PostgreSQL server, PgBouncer,
-## Node.js + npm and the pinned dotenv); ROTOR_DEPS_BROWSER=1 adds Chromium
+## Node.js + npm and the pinned dotenv, a C compiler for -race); ROTOR_DEPS_BROWSER=1 adds Chromium
 deps:
 	scripts/deps.sh
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what rotor's demo and tests need and is not there yet:
 # PostgreSQL's server binaries, PgBouncer, Node.js + npm with the pinned
-# dotenv under internal/target/dotenv/testdata/node, and (only with
+# dotenv under internal/target/dotenv/testdata/node, a C compiler (go test
+# -race needs cgo, which Go turns off when it finds none), and (only with
 # --browser or ROTOR_DEPS_BROWSER=1) Chromium. It prints nothing when
 # everything is there.
 #
@@ -9,7 +10,7 @@
 # it stops (exit 1) with the exact command to run, because a test run that
 # skips what it cannot reach proves nothing.
 #
-#   scripts/deps.sh [--plan] [--browser] [postgresql|pgbouncer|node|chromium]...
+#   scripts/deps.sh [--plan] [--browser] [postgresql|pgbouncer|node|cc|chromium]...
 #
 # No component named means all of them but chromium. --plan prints the
 # commands it would run, one per line after "+ ", and runs none of them;
@@ -18,8 +19,8 @@
 # /usr/sbin), for the same test.
 set -euo pipefail
 
-# Only builtins until something is missing, so that a PATH of fakes can
-# drive the whole decision.
+# Only builtins and uname and id, so that a PATH of fakes can drive the
+# whole decision.
 here=${BASH_SOURCE[0]%/*}
 [ "$here" = "${BASH_SOURCE[0]}" ] && here=.
 repo=$(cd "$here/.." && pwd)
@@ -33,15 +34,15 @@ for arg in "$@"; do
   case $arg in
     --plan) plan=1 ;;
     --browser) browser=1 ;;
-    postgresql | pgbouncer | node | chromium) want+=("$arg") ;;
+    postgresql | pgbouncer | node | cc | chromium) want+=("$arg") ;;
     *)
-      echo "deps.sh: unknown argument $arg (want --plan, --browser, postgresql, pgbouncer, node, chromium)" >&2
+      echo "deps.sh: unknown argument $arg (want --plan, --browser, postgresql, pgbouncer, node, cc, chromium)" >&2
       exit 2
       ;;
   esac
 done
 if [ ${#want[@]} -eq 0 ]; then
-  want=(postgresql pgbouncer node)
+  want=(postgresql pgbouncer node cc)
 fi
 if [ "$browser" = 1 ]; then
   want+=(chromium)
@@ -77,7 +78,11 @@ has_pgbouncer() { command -v pgbouncer >/dev/null || [ -x "$sysroot/usr/sbin/pgb
 has_chromium() { command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null; }
 
 # Missing components, and the packages that bring them per package manager.
-missing=() apt=() brew=()
+missing=() apt=() brew=() xcode=0
+os=$(uname -s)
+# The compiler go uses for cgo when $CC is not set.
+cc=${CC:-gcc}
+[ "$os" = Darwin ] && cc=${CC:-clang}
 if wants postgresql && ! has_pg_server; then
   missing+=("PostgreSQL server (initdb, pg_ctl, postgres)")
   apt+=(postgresql postgresql-contrib)
@@ -101,6 +106,12 @@ if wants node; then
     [ -n "$(command -v node)" ] && brew+=(node)
   fi
 fi
+if wants cc && ! command -v "$cc" >/dev/null; then
+  missing+=("C compiler ($cc, for go test -race)")
+  # gcc only recommends the C library headers cgo needs.
+  apt+=(gcc libc6-dev)
+  xcode=1
+fi
 if wants chromium && ! has_chromium; then
   missing+=(Chromium)
   apt+=(chromium)
@@ -110,7 +121,6 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   what=${missing[0]}
   for m in "${missing[@]:1}"; do what+=", $m"; done
-  os=$(uname -s)
   if [ "$os" = Linux ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "deps.sh: missing $what; installing ${apt[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
@@ -121,8 +131,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     {
       echo "deps.sh: missing $what (make test refuses to skip what needs it). Run:"
       if [ "$os" = Darwin ]; then
-        command -v brew >/dev/null || echo "  # Homebrew first: https://brew.sh"
-        echo "  brew install ${brew[*]}"
+        [ "$xcode" = 1 ] && echo "  xcode-select --install"
+        if [ ${#brew[@]} -gt 0 ]; then
+          command -v brew >/dev/null || echo "  # Homebrew first: https://brew.sh"
+          echo "  brew install ${brew[*]}"
+        fi
         if [[ " ${brew[*]} " == *" postgresql@17 "* ]]; then
           # postgresql@17 is keg-only: its initdb is not linked onto PATH.
           echo "  export PATH=\"\$(brew --prefix postgresql@17)/bin:\$PATH\""

@@ -35,7 +35,10 @@ type machine struct {
 }
 
 // allThere has every dependency of the tests on PATH.
-var allThere = []string{"initdb", "pg_ctl", "postgres", "pgbouncer", "node", "npm", "apt-get"}
+var allThere = []string{"initdb", "pg_ctl", "postgres", "pgbouncer", "node", "npm", "gcc", "apt-get"}
+
+// allThereMac is allThere for macOS, where cgo uses clang.
+var allThereMac = []string{"initdb", "pg_ctl", "postgres", "pgbouncer", "node", "npm", "clang", "brew"}
 
 const (
 	aptUpdate  = "+ apt-get update -qq"
@@ -67,9 +70,9 @@ func TestDepsPlan(t *testing.T) {
 		{
 			name: "nothing there, root with apt-get: every package, services stopped, dotenv installed",
 			m:    machine{path: []string{"apt-get"}, uid: 0, os: "Linux", noPostgres: true},
-			wantPlan: []string{aptUpdate, aptInstall + "postgresql postgresql-contrib pgbouncer nodejs npm",
+			wantPlan: []string{aptUpdate, aptInstall + "postgresql postgresql-contrib pgbouncer nodejs npm gcc libc6-dev",
 				stopPG, stopPGB, addUser, npmCI},
-			wantStderr: []string{"deps.sh: missing PostgreSQL server (initdb, pg_ctl, postgres), PgBouncer, Node.js, npm; installing postgresql postgresql-contrib pgbouncer nodejs npm"},
+			wantStderr: []string{"deps.sh: missing PostgreSQL server (initdb, pg_ctl, postgres), PgBouncer, Node.js, npm, C compiler (gcc, for go test -race); installing postgresql postgresql-contrib pgbouncer nodejs npm gcc libc6-dev"},
 		},
 		{
 			name:     "only PgBouncer missing: only its package and its service",
@@ -119,7 +122,7 @@ func TestDepsPlan(t *testing.T) {
 		},
 		{
 			name:     "not root on Debian: stops with the sudo apt-get line",
-			m:        machine{path: []string{"apt-get", "node", "npm"}, uid: 1000, os: "Linux", nodeModules: true},
+			m:        machine{path: []string{"apt-get", "node", "npm", "gcc"}, uid: 1000, os: "Linux", nodeModules: true},
 			wantCode: 1,
 			wantStderr: []string{
 				"deps.sh: missing PostgreSQL server (initdb, pg_ctl, postgres), PgBouncer (make test refuses to skip what needs it). Run:",
@@ -129,7 +132,7 @@ func TestDepsPlan(t *testing.T) {
 		},
 		{
 			name:     "root without apt-get: stops, naming the packages",
-			m:        machine{path: []string{"node", "npm", "pgbouncer"}, uid: 0, os: "Linux", nodeModules: true},
+			m:        machine{path: []string{"node", "npm", "pgbouncer", "gcc"}, uid: 0, os: "Linux", nodeModules: true},
 			wantCode: 1,
 			wantStderr: []string{
 				"deps.sh: missing PostgreSQL server (initdb, pg_ctl, postgres) (make test refuses to skip what needs it). Run:",
@@ -138,7 +141,7 @@ func TestDepsPlan(t *testing.T) {
 		},
 		{
 			name:     "macOS with Homebrew: the brew line and the keg-only PATH",
-			m:        machine{path: []string{"brew"}, uid: 501, os: "Darwin"},
+			m:        machine{path: []string{"brew", "clang"}, uid: 501, os: "Darwin"},
 			wantCode: 1,
 			wantStderr: []string{
 				"  brew install postgresql@17 pgbouncer node",
@@ -147,9 +150,29 @@ func TestDepsPlan(t *testing.T) {
 		},
 		{
 			name:       "macOS without Homebrew: where to get it first",
-			m:          machine{path: without(allThere, "pgbouncer", "apt-get"), uid: 501, os: "Darwin", nodeModules: true},
+			m:          machine{path: without(allThereMac, "pgbouncer", "brew"), uid: 501, os: "Darwin", nodeModules: true},
 			wantCode:   1,
 			wantStderr: []string{"  # Homebrew first: https://brew.sh", "  brew install pgbouncer"},
+		},
+		{
+			name:     "macOS without a C compiler: the command line tools, not Homebrew",
+			m:        machine{path: without(allThereMac, "clang"), uid: 501, os: "Darwin", nodeModules: true},
+			wantCode: 1,
+			wantStderr: []string{
+				"deps.sh: missing C compiler (clang, for go test -race) (make test refuses to skip what needs it). Run:",
+				"  xcode-select --install",
+			},
+		},
+		{
+			name:     "gcc missing on Linux: gcc with the C headers",
+			m:        machine{path: without(allThere, "gcc"), uid: 0, os: "Linux", nodeModules: true},
+			wantPlan: []string{aptUpdate, aptInstall + "gcc libc6-dev"},
+		},
+		{
+			name:     "$CC names the compiler go will use",
+			m:        machine{path: append(without(allThere, "gcc"), "clang"), uid: 0, os: "Linux", nodeModules: true},
+			env:      []string{"CC=clang"},
+			wantPlan: nil,
 		},
 		{
 			name:     "make demo asks for PostgreSQL only",
@@ -176,7 +199,7 @@ func TestDepsPlan(t *testing.T) {
 		},
 		{
 			name:       "--browser on macOS: the cask",
-			m:          machine{path: without(allThere, "apt-get"), uid: 501, os: "Darwin", nodeModules: true},
+			m:          machine{path: allThereMac, uid: 501, os: "Darwin", nodeModules: true},
 			args:       []string{"--browser"},
 			wantCode:   1,
 			wantStderr: []string{"  brew install --cask chromium"},
