@@ -2,11 +2,16 @@
 # Fails, naming them, when files over LIMIT bytes (default 5 MB) are
 # tracked by git: a committed binary or data dump bloats every clone
 # forever, even after it is deleted again. It reads the index, so a file
-# staged but not yet committed counts too. Outside a git checkout there is
-# nothing tracked to check.
+# staged but not yet committed counts too. Outside a git checkout (a source
+# tarball) there is nothing tracked to check.
 set -euo pipefail
 limit=${1:-5242880}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if ! command -v git >/dev/null; then
+  [ -e .git ] || exit 0
+  echo "large-files.sh: this is a git checkout but git is not installed (apt-get install git)" >&2
+  exit 1
+fi
 git rev-parse --git-dir >/dev/null 2>&1 || exit 0
 
 # ls-files --stage: "<mode> <object> <stage>\t<path>"; gitlinks (160000)
