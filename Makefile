@@ -1,35 +1,44 @@
 # rotor — everyday commands. `make demo` and `make test` are the two
-# set-up commands the README promises work on a fresh machine with Go.
+# set-up commands the README promises work on a fresh machine with Go:
+# both first run scripts/deps.sh, which installs what is missing (as root
+# with apt-get) or stops with the command to run.
 
 GO      ?= go
 PKGS    ?= ./...
-NODEDIR := internal/target/dotenv/testdata/node
 
-.PHONY: all build demo test testdeps vet fuzz bench soak clean
+.PHONY: all build deps demo test test-quick large-files vet fuzz bench soak clean
 
 all: build
 
 build:
 	$(GO) build -o bin/rotor ./cmd/rotor
 
-## demo: rotate a throwaway local PostgreSQL under load (needs PostgreSQL's server binaries)
+## deps: install what the tests need and is missing (PostgreSQL server, PgBouncer,
+## Node.js + npm and the pinned dotenv, a C compiler for -race); ROTOR_DEPS_BROWSER=1 adds Chromium
+deps:
+	scripts/deps.sh
+
+## demo: rotate a throwaway local PostgreSQL under load
 demo:
+	scripts/deps.sh postgresql
 	$(GO) run ./cmd/rotor demo
 
-## testdeps: Node's dotenv, used to prove .env files read back the same in Node
-testdeps:
-	@if command -v npm >/dev/null 2>&1; then \
-		npm ci --prefix $(NODEDIR) --silent --no-audit --no-fund; \
-	else \
-		echo "npm not found: the Node dotenv compatibility test will skip (CI installs nodejs)"; \
-	fi
+## large-files: fail when a file over 5 MB is tracked by git
+large-files:
+	scripts/large-files.sh
 
 vet:
 	$(GO) vet $(PKGS)
 
-## test: vet, then every test with the race detector against real PostgreSQL
-test: testdeps vet
-	$(GO) test -race -count=1 -timeout 25m $(PKGS)
+## test: every test with the race detector against real PostgreSQL, PgBouncer
+## and Node; a test that would skip for a missing dependency fails instead
+test: deps large-files vet
+	ROTOR_TEST_DEPS=require $(GO) test -race -count=1 -timeout 25m $(PKGS)
+
+## test-quick: only the tests that need nothing installed (no PostgreSQL,
+## PgBouncer or Node; those skip), without the race detector; installs nothing
+test-quick: large-files vet
+	ROTOR_TEST_DEPS=skip $(GO) test -count=1 -timeout 10m $(PKGS)
 
 ## fuzz: run each fuzz target for FUZZTIME (default 20s)
 FUZZTIME ?= 20s

@@ -54,10 +54,13 @@ func Main(m *testing.M) int {
 }
 
 // Shared returns the package's cluster, starting it on first use. Without
-// PostgreSQL binaries the test is skipped, or fails when $CI is set, since
-// CI must never silently skip the database tests.
+// PostgreSQL binaries the test is skipped or fails, as SkipOrFail says;
+// under ROTOR_TEST_DEPS=skip it is skipped before trying.
 func Shared(t testing.TB) *pgcluster.Cluster {
 	t.Helper()
+	if depsRule(t) == "skip" {
+		t.Skip("skipping: needs PostgreSQL, and ROTOR_TEST_DEPS=skip (make test-quick) runs only what needs nothing")
+	}
 	sharedOnce.Do(func() {
 		// Not the test's context: the cluster outlives the first test.
 		sharedCluster, sharedErr = pgcluster.Start(context.Background(), pgcluster.Options{})
@@ -69,13 +72,41 @@ func Shared(t testing.TB) *pgcluster.Cluster {
 }
 
 // SkipOrFail ends a test that cannot get a cluster: a skip with the install
-// hint when the binaries are missing outside CI, a failure otherwise.
+// hint when the binaries are missing and skipping is allowed, a failure
+// otherwise. `make test` and CI do not allow it: a green run that skipped
+// the database tests would prove nothing.
 func SkipOrFail(t testing.TB, err error) {
 	t.Helper()
-	if errors.Is(err, pgcluster.ErrBinariesNotFound) && os.Getenv("CI") == "" {
+	if !errors.Is(err, pgcluster.ErrBinariesNotFound) {
+		t.Fatalf("start a PostgreSQL cluster: %v", err)
+	}
+	if depsRule(t) != "require" {
 		t.Skipf("skipping: %v", err)
 	}
-	t.Fatalf("start a PostgreSQL cluster: %v", err)
+	t.Fatalf("start a PostgreSQL cluster: %v (this run does not skip tests for a missing dependency; scripts/deps.sh installs it)", err)
+}
+
+// depsEnv says whether a test may skip for a missing dependency. The
+// Makefile sets it: "require" under `make test`, "skip" under
+// `make test-quick`. Unset, $CI means "require"; otherwise a test skips
+// only what is not installed. pgbouncertest and the dotenv Node check
+// read it the same way.
+const depsEnv = "ROTOR_TEST_DEPS"
+
+func depsRule(t testing.TB) string {
+	t.Helper()
+	switch v := os.Getenv(depsEnv); v {
+	case "require", "skip":
+		return v
+	case "":
+		if os.Getenv("CI") != "" {
+			return "require"
+		}
+		return ""
+	default:
+		t.Fatalf("%s=%q: want require, skip or unset", depsEnv, v)
+		return ""
+	}
 }
 
 // NewDatabase creates an empty database on the shared cluster, dropped
