@@ -153,3 +153,34 @@ func TestOpenWithSchemaPrivilegesOnly(t *testing.T) {
 	_, err := s.InsertRotation(t.Context(), store.InsertRotationParams{Credential: "app-db", Strategy: "dual", Trigger: "manual", Now: time.Unix(0, 1)})
 	require.NoError(t, err)
 }
+
+// Two stores on one schema stand in for two machines: the second takes
+// over an expired lease, and the first, still believing it holds it, can
+// no longer write.
+func TestTakeOverAcrossHandlesFencesTheOldHolder(t *testing.T) {
+	t.Parallel()
+	_, url := pgtest.NewDatabase(t)
+	a, b := open(t, url, ""), open(t, url, "")
+	ctx := t.Context()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+	la, err := a.AcquireLease(ctx, store.AcquireLeaseParams{Name: "credential/app-db", Holder: "machine-a", TTL: time.Minute, Now: now})
+	require.NoError(t, err)
+	r, err := a.InsertRotation(ctx, store.InsertRotationParams{Credential: "app-db", Strategy: "dual", Trigger: "schedule", Now: now, Fence: la.Fence()})
+	require.NoError(t, err)
+
+	lb, err := b.AcquireLease(ctx, store.AcquireLeaseParams{Name: "credential/app-db", Holder: "machine-b", TTL: time.Minute, Now: now.Add(time.Minute)})
+	require.NoError(t, err)
+	require.Greater(t, lb.Token, la.Token)
+
+	_, err = a.AppendStep(ctx, store.AppendStepParams{RotationID: r.ID, Name: "prepare", Status: store.StepStarted, Now: now.Add(2 * time.Minute), Fence: la.Fence()})
+	require.ErrorIs(t, err, store.ErrFenced)
+	_, err = a.RenewLease(ctx, store.RenewLeaseParams{Name: "credential/app-db", Holder: "machine-a", TTL: time.Minute, Now: now.Add(2 * time.Minute)})
+	require.ErrorIs(t, err, store.ErrLeaseLost)
+	steps, err := b.ListSteps(ctx, store.ListStepsParams{RotationID: r.ID})
+	require.NoError(t, err)
+	require.Empty(t, steps, "the fenced write left nothing behind")
+
+	_, err = b.AppendStep(ctx, store.AppendStepParams{RotationID: r.ID, Name: "prepare", Status: store.StepStarted, Now: now.Add(2 * time.Minute), Fence: lb.Fence()})
+	require.NoError(t, err)
+}
