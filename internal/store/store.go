@@ -1,12 +1,12 @@
 // Package store defines rotor's durable state: versions (sealed), rotations
 // with their step journal, deliveries to targets, audit events and
-// per-credential leases.
+// per-credential leases with fencing tokens.
 //
 // The store never sees a plaintext password: version secrets arrive sealed
 // by the engine (secret.Sealer) and leave the same way.
 //
-// Drivers: store/sqlite (embedded default) and, later, store/postgres (for
-// several replicas). Both must pass storetest.Exercise. A driver maps its
+// Drivers: store/sqlite (embedded default) and store/postgres (state shared
+// by several machines). Both must pass storetest.Exercise. A driver maps its
 // backend's "no rows" to ErrNotFound and unique violations to ErrConflict.
 package store
 
@@ -27,6 +27,9 @@ var (
 	// ErrLeaseLost: the caller no longer holds the lease it tries to renew
 	// or release.
 	ErrLeaseLost = errors.New("lease lost")
+	// ErrFenced: the write carried a Fence whose lease has since been
+	// taken by another holder; nothing was changed.
+	ErrFenced = errors.New("fenced: the lease was taken over by another holder")
 )
 
 // Store is rotor's durable state. All methods are safe for concurrent use
@@ -37,7 +40,8 @@ type Store interface {
 	// It succeeds when nobody holds it, the lease has expired, the caller
 	// already holds it (renewing it), or the current holder equals
 	// p.TakeOverFrom. Otherwise it returns the current lease and
-	// ErrLeaseHeld.
+	// ErrLeaseHeld. A lease that changes hands gets a larger Token than
+	// any it had before, released or not; a renewal keeps the Token.
 	AcquireLease(ctx context.Context, p AcquireLeaseParams) (*Lease, error)
 	// RenewLease extends a lease the caller holds; ErrLeaseLost otherwise.
 	RenewLease(ctx context.Context, p RenewLeaseParams) (*Lease, error)
@@ -97,6 +101,10 @@ type Store interface {
 	// ListAudit returns audit events newest first.
 	ListAudit(ctx context.Context, p ListAuditParams) ([]*AuditEvent, error)
 
+	// Writes whose params carry a non-zero Fence (every write of a
+	// rotation's state) fail with ErrFenced, changing nothing, when the
+	// fence's lease has changed hands since.
+
 	// Close releases the store.
 	Close() error
 }
@@ -138,6 +146,24 @@ type Lease struct {
 	Name      string
 	Holder    string
 	ExpiresAt time.Time
+	// Token is the lease's fencing token: it grows every time the lease
+	// changes hands (a takeover, or a new acquisition after a release) and
+	// stays the same while one holder renews it.
+	Token int64
+}
+
+// Fence returns the fence a holder puts on its writes.
+func (l *Lease) Fence() Fence { return Fence{Lease: l.Name, Token: l.Token} }
+
+// Fence ties a write to a lease held with a fencing token: the driver
+// checks, in the write's own transaction, that the lease named Lease still
+// has Token, and fails with ErrFenced, changing nothing, when another
+// holder has taken it since. A holder that was paused or partitioned past
+// its expiry can therefore never write again once someone took over. The
+// zero Fence is unchecked.
+type Fence struct {
+	Lease string
+	Token int64
 }
 
 type AcquireLeaseParams struct {
@@ -192,12 +218,14 @@ type InsertVersionParams struct {
 	Sealed      []byte
 	Fingerprint string
 	Now         time.Time
+	Fence       Fence
 }
 
 type ReplacePendingSecretParams struct {
 	ID          int64
 	Sealed      []byte
 	Fingerprint string
+	Fence       Fence
 }
 
 type GetVersionParams struct {
@@ -246,6 +274,7 @@ type InsertRotationParams struct {
 	Revoke        bool
 	FromVersionID int64
 	Now           time.Time
+	Fence         Fence
 }
 
 type ListRotationsParams struct {
@@ -263,6 +292,7 @@ type UpdateRotationParams struct {
 	Rollback    []byte
 	AppliedAt   *time.Time
 	Now         time.Time
+	Fence       Fence
 }
 
 // StepStatus is the state of one journaled step event.
@@ -294,6 +324,7 @@ type AppendStepParams struct {
 	Status     StepStatus
 	Detail     string
 	Now        time.Time
+	Fence      Fence
 }
 
 // DeliveryState is how far one target got in one rotation.
@@ -332,6 +363,7 @@ type UpsertDeliveryParams struct {
 	Error       string
 	Detail      string
 	Now         time.Time
+	Fence       Fence
 }
 
 type ListDeliveriesParams struct {
@@ -352,6 +384,7 @@ type FinishRotationParams struct {
 	RetirePrevious bool
 	Audit          AppendAuditParams
 	Now            time.Time
+	Fence          Fence
 }
 
 type AuditEvent struct {

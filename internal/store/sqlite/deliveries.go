@@ -17,6 +17,9 @@ const deliveryColumns = `rotation_id, credential, target, state, fingerprint, at
 func (s *Store) UpsertDelivery(ctx context.Context, p store.UpsertDeliveryParams) (*store.Delivery, error) {
 	var out *store.Delivery
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := checkFence(ctx, tx, p.Fence); err != nil {
+			return err
+		}
 		r, err := getRotation(ctx, tx, p.RotationID)
 		if err != nil {
 			return fmt.Errorf("rotation %d: %w", p.RotationID, err)

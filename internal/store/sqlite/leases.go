@@ -18,19 +18,24 @@ func (s *Store) AcquireLease(ctx context.Context, p store.AcquireLeaseParams) (*
 	}
 	var out *store.Lease
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		cur, err := getLease(ctx, tx, p.Name)
+		// The row, released or not, carries the last token handed out.
+		cur, err := scanLease(tx.QueryRowContext(ctx, `SELECT `+leaseColumns+` FROM leases WHERE name = ?`, p.Name))
+		token := int64(1)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:
 			return err
-		case cur.Holder == p.Holder,
+		case cur.Holder == p.Holder:
+			token = cur.Token
+		case cur.Holder == "",
 			!p.Now.Before(cur.ExpiresAt),
 			p.TakeOverFrom != "" && cur.Holder == p.TakeOverFrom:
+			token = cur.Token + 1
 		default:
 			out = cur
 			return store.ErrLeaseHeld
 		}
-		out, err = putLease(ctx, tx, p.Name, p.Holder, p.Now.Add(p.TTL))
+		out, err = putLease(ctx, tx, p.Name, p.Holder, p.Now.Add(p.TTL), token)
 		return err
 	})
 	if errors.Is(err, store.ErrLeaseHeld) {
@@ -48,6 +53,9 @@ func (s *Store) RenewLease(ctx context.Context, p store.RenewLeaseParams) (*stor
 	if p.TTL <= 0 {
 		return nil, fmt.Errorf("renew lease %q: ttl must be positive", p.Name)
 	}
+	if p.Holder == "" {
+		return nil, fmt.Errorf("renew lease %q: %w", p.Name, store.ErrLeaseLost)
+	}
 	var out *store.Lease
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		cur, err := getLease(ctx, tx, p.Name)
@@ -60,7 +68,7 @@ func (s *Store) RenewLease(ctx context.Context, p store.RenewLeaseParams) (*stor
 		if cur.Holder != p.Holder {
 			return store.ErrLeaseLost
 		}
-		out, err = putLease(ctx, tx, p.Name, p.Holder, p.Now.Add(p.TTL))
+		out, err = putLease(ctx, tx, p.Name, p.Holder, p.Now.Add(p.TTL), cur.Token)
 		return err
 	})
 	if err != nil {
@@ -70,11 +78,12 @@ func (s *Store) RenewLease(ctx context.Context, p store.RenewLeaseParams) (*stor
 }
 
 // ReleaseLease implements store.Store. Releasing a lease that is already
-// gone is ErrLeaseLost too: the caller no longer holds it either way.
+// gone is ErrLeaseLost too: the caller no longer holds it either way. The
+// row stays, holder blanked, to keep its token.
 func (s *Store) ReleaseLease(ctx context.Context, p store.ReleaseLeaseParams) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	res, err := s.db.ExecContext(ctx, `DELETE FROM leases WHERE name = ? AND holder = ?`, p.Name, p.Holder)
+	res, err := s.db.ExecContext(ctx, `UPDATE leases SET holder = '' WHERE name = ? AND holder = ? AND holder <> ''`, p.Name, p.Holder)
 	if err != nil {
 		return fmt.Errorf("release lease %q: %w", p.Name, mapErr(err))
 	}
@@ -98,16 +107,40 @@ func (s *Store) GetLease(ctx context.Context, p store.GetLeaseParams) (*store.Le
 	return l, nil
 }
 
+const leaseColumns = `name, holder, expires_at, token`
+
+// getLease returns a held lease; a released one is ErrNotFound.
 func getLease(ctx context.Context, q querier, name string) (*store.Lease, error) {
-	return scanLease(q.QueryRowContext(ctx, `SELECT name, holder, expires_at FROM leases WHERE name = ?`, name))
+	return scanLease(q.QueryRowContext(ctx, `SELECT `+leaseColumns+` FROM leases WHERE name = ? AND holder <> ''`, name))
 }
 
-func putLease(ctx context.Context, tx *sql.Tx, name, holder string, expiresAt time.Time) (*store.Lease, error) {
+func putLease(ctx context.Context, tx *sql.Tx, name, holder string, expiresAt time.Time, token int64) (*store.Lease, error) {
 	return scanLease(tx.QueryRowContext(ctx, `
-		INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-		RETURNING name, holder, expires_at`,
-		name, holder, timeArg(expiresAt)))
+		INSERT INTO leases (name, holder, expires_at, token) VALUES (?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, token = excluded.token
+		RETURNING `+leaseColumns,
+		name, holder, timeArg(expiresAt), token))
+}
+
+// checkFence fails with ErrFenced when f's lease has changed hands since f
+// was taken. It runs inside the write's BEGIN IMMEDIATE transaction, so no
+// takeover can slip in between the check and the write.
+func checkFence(ctx context.Context, tx *sql.Tx, f store.Fence) error {
+	if f == (store.Fence{}) {
+		return nil
+	}
+	var token int64
+	err := tx.QueryRowContext(ctx, `SELECT token FROM leases WHERE name = ?`, f.Lease).Scan(&token)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("lease %q has never been taken: %w", f.Lease, store.ErrFenced)
+	}
+	if err != nil {
+		return mapErr(err)
+	}
+	if token != f.Token {
+		return fmt.Errorf("lease %q has token %d, the write carries %d: %w", f.Lease, token, f.Token, store.ErrFenced)
+	}
+	return nil
 }
 
 func scanLease(row rowScanner) (*store.Lease, error) {
@@ -115,7 +148,7 @@ func scanLease(row rowScanner) (*store.Lease, error) {
 		l   store.Lease
 		exp sql.NullInt64
 	)
-	if err := row.Scan(&l.Name, &l.Holder, &exp); err != nil {
+	if err := row.Scan(&l.Name, &l.Holder, &exp, &l.Token); err != nil {
 		return nil, mapErr(err)
 	}
 	l.ExpiresAt = timeVal(exp)

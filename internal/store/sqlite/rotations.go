@@ -15,13 +15,19 @@ const rotationColumns = `id, credential, status, strategy, triggered_by, revoke,
 
 // InsertRotation implements store.Store.
 func (s *Store) InsertRotation(ctx context.Context, p store.InsertRotationParams) (*store.Rotation, error) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	r, err := scanRotation(s.db.QueryRowContext(ctx, `
-		INSERT INTO rotations (credential, status, strategy, triggered_by, revoke, from_version_id, started_at, updated_at)
-		VALUES (?, 'active', ?, ?, ?, ?, ?, ?)
-		RETURNING `+rotationColumns,
-		p.Credential, p.Strategy, p.Trigger, p.Revoke, idArg(p.FromVersionID), timeArg(p.Now), timeArg(p.Now)))
+	var r *store.Rotation
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := checkFence(ctx, tx, p.Fence); err != nil {
+			return err
+		}
+		var err error
+		r, err = scanRotation(tx.QueryRowContext(ctx, `
+			INSERT INTO rotations (credential, status, strategy, triggered_by, revoke, from_version_id, started_at, updated_at)
+			VALUES (?, 'active', ?, ?, ?, ?, ?, ?)
+			RETURNING `+rotationColumns,
+			p.Credential, p.Strategy, p.Trigger, p.Revoke, idArg(p.FromVersionID), timeArg(p.Now), timeArg(p.Now)))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("insert rotation for %q: %w", p.Credential, err)
 	}
@@ -79,6 +85,9 @@ func (s *Store) UpdateRotation(ctx context.Context, p store.UpdateRotationParams
 
 	var out *store.Rotation
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := checkFence(ctx, tx, p.Fence); err != nil {
+			return err
+		}
 		if err := requireActive(ctx, tx, p.ID); err != nil {
 			return err
 		}
@@ -122,6 +131,9 @@ func (s *Store) FinishRotation(ctx context.Context, p store.FinishRotationParams
 	now := timeArg(p.Now)
 	var out *store.Rotation
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := checkFence(ctx, tx, p.Fence); err != nil {
+			return err
+		}
 		r, err := getRotation(ctx, tx, p.ID)
 		if err != nil {
 			return err
@@ -246,6 +258,9 @@ func scanRotation(row rowScanner) (*store.Rotation, error) {
 func (s *Store) AppendStep(ctx context.Context, p store.AppendStepParams) (*store.Step, error) {
 	var st *store.Step
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := checkFence(ctx, tx, p.Fence); err != nil {
+			return err
+		}
 		var err error
 		st, err = scanStep(tx.QueryRowContext(ctx, `
 			INSERT INTO steps (rotation_id, name, status, detail, at) VALUES (?, ?, ?, ?, ?)

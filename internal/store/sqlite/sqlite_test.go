@@ -259,3 +259,35 @@ func TestMigratesAFileOfTheFirstSchema(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, applied.Equal(u.AppliedAt), "the new column is written")
 }
+
+// TestMigratedLeaseGetsAToken: a lease held when the token migration runs
+// gets token 1 (0 would be the unchecked fence), and its next change of
+// hands a larger one.
+func TestMigratedLeaseGetsAToken(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	stmts := []string{`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`}
+	for i, name := range []string{"0001_initial.sql", "0002_rotation_applied_at.sql"} {
+		body, err := os.ReadFile(filepath.Join("migrations", name))
+		require.NoError(t, err)
+		stmts = append(stmts, string(body), fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%d, '%s', 0)`, i+1, name))
+	}
+	stmts = append(stmts, `INSERT INTO leases (name, holder, expires_at) VALUES ('credential/app-db', 'old', 100)`)
+	for _, stmt := range stmts {
+		_, err := db.ExecContext(t.Context(), stmt)
+		require.NoError(t, err, stmt)
+	}
+	require.NoError(t, db.Close())
+	require.NoError(t, os.Chmod(path, 0o600))
+
+	s := open(t, path)
+	l, err := s.GetLease(t.Context(), store.GetLeaseParams{Name: "credential/app-db"})
+	require.NoError(t, err)
+	require.Equal(t, "old", l.Holder)
+	require.Equal(t, int64(1), l.Token)
+	taken, err := s.AcquireLease(t.Context(), store.AcquireLeaseParams{Name: "credential/app-db", Holder: "new", TTL: time.Minute, Now: time.Unix(0, 100)})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), taken.Token)
+}

@@ -28,6 +28,9 @@ func (s *Store) InsertVersion(ctx context.Context, p store.InsertVersionParams) 
 	}
 	var out *store.Version
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := checkFence(ctx, tx, p.Fence); err != nil {
+			return err
+		}
 		var err error
 		// The seq read and the insert share the write lock taken by BEGIN
 		// IMMEDIATE, so two processes cannot both pick the same number.
@@ -93,6 +96,9 @@ func (s *Store) ListVersions(ctx context.Context, p store.ListVersionsParams) ([
 // ReplacePendingSecret implements store.Store.
 func (s *Store) ReplacePendingSecret(ctx context.Context, p store.ReplacePendingSecretParams) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
+		if err := checkFence(ctx, tx, p.Fence); err != nil {
+			return fmt.Errorf("replace secret of version %d: %w", p.ID, err)
+		}
 		var stage string
 		err := tx.QueryRowContext(ctx, `SELECT stage FROM versions WHERE id = ?`, p.ID).Scan(&stage)
 		if err != nil {

@@ -31,6 +31,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		run  func(t *testing.T, newStore func(t *testing.T) store.Store)
 	}{
 		{"Lease", exerciseLease},
+		{"Fence", exerciseFence},
 		{"Version", exerciseVersion},
 		{"Rotation", exerciseRotation},
 		{"Step", exerciseStep},
