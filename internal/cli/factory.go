@@ -18,7 +18,7 @@ import (
 	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
-	"github.com/rotorhq/rotor/internal/store/sqlite"
+	"github.com/rotorhq/rotor/internal/store/storeurl"
 	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
 )
 
@@ -151,19 +151,10 @@ func (f *Factory) Store(ctx context.Context) (store.Store, error) {
 	return st, nil
 }
 
-// OpenStore opens a store by location: a file path or sqlite:// URL.
-// Unknown schemes fail with the list of known ones.
+// OpenStore opens a store by location: a file path, sqlite://PATH or a
+// postgres:// URL (storeurl chooses the driver by scheme).
 func OpenStore(ctx context.Context, location string) (store.Store, error) {
-	scheme, rest, hasScheme := strings.Cut(location, "://")
-	if !hasScheme {
-		return sqlite.Open(ctx, location)
-	}
-	switch scheme {
-	case "sqlite", "file":
-		return sqlite.Open(ctx, rest)
-	default:
-		return nil, fmt.Errorf("unknown state store scheme %q in %q (known: sqlite://PATH or a plain file path; a postgres:// store for several replicas is planned)", scheme, location)
-	}
+	return storeurl.Open(ctx, location)
 }
 
 // Engine builds the engine with the store and the encryption key. The key
