@@ -258,10 +258,3 @@ func selectCredentials(cfg *resolve.Config, names []string) ([]*engine.Credentia
 	}
 	return out, nil
 }
-
-func relPath(base, p string) string {
-	if r, err := filepath.Rel(base, p); err == nil && !strings.HasPrefix(r, "..") {
-		return r
-	}
-	return p
-}

@@ -277,16 +277,3 @@ func (c *Client) Decode(resp *Response, v any) error {
 	}
 	return nil
 }
-
-// Token reads a required token from the environment variable named in a
-// target's options, failing with a message that says what to set.
-func Token(getenv func(string) string, targetDesc, envName string) (string, error) {
-	if envName == "" {
-		return "", fmt.Errorf("%s: no token_env; name the environment variable that holds the API token: %w", targetDesc, target.ErrInvalid)
-	}
-	v := getenv(envName)
-	if v == "" {
-		return "", fmt.Errorf("%s: environment variable %s is empty or unset; export the API token there: %w", targetDesc, envName, target.ErrAuth)
-	}
-	return v, nil
-}
