@@ -3,8 +3,9 @@ package pgbouncertest
 import (
 	"context"
 	"errors"
-	"os"
 	"time"
+
+	"github.com/rotorhq/rotor/internal/testdeps"
 )
 
 // TB is the part of testing.TB that StartTB needs; naming it here keeps
@@ -22,8 +23,7 @@ type TB interface {
 // says; under ROTOR_TEST_DEPS=skip it is skipped before trying.
 func StartTB(tb TB, opts Options) *Bouncer {
 	tb.Helper()
-	if depsRule(tb) == "skip" {
-		tb.Skipf("skipping: needs PgBouncer, and ROTOR_TEST_DEPS=skip (make test-quick) runs only what needs nothing")
+	if testdeps.SkipUnderQuick(tb, "PgBouncer") {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -53,31 +53,5 @@ func SkipOrFail(tb TB, err error) {
 		tb.Fatalf("start PgBouncer: %v", err)
 		return
 	}
-	if depsRule(tb) != "require" {
-		tb.Skipf("skipping: %v", err)
-		return
-	}
-	tb.Fatalf("start PgBouncer: %v (this run does not skip tests for a missing dependency; scripts/deps.sh installs it)", err)
-}
-
-// depsEnv says whether a test may skip for a missing dependency, read as
-// pgtest reads it: the Makefile sets "require" under `make test` and
-// "skip" under `make test-quick`; unset, $CI means "require", and
-// otherwise a test skips only what is not installed.
-const depsEnv = "ROTOR_TEST_DEPS"
-
-func depsRule(tb TB) string {
-	tb.Helper()
-	switch v := os.Getenv(depsEnv); v {
-	case "require", "skip":
-		return v
-	case "":
-		if os.Getenv("CI") != "" {
-			return "require"
-		}
-		return ""
-	default:
-		tb.Fatalf("%s=%q: want require, skip or unset", depsEnv, v)
-		return ""
-	}
+	testdeps.Missing(tb, "start PgBouncer", err, "")
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/rotorhq/rotor/internal/pgcluster"
 	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/testdeps"
 )
 
 var (
@@ -58,9 +59,7 @@ func Main(m *testing.M) int {
 // under ROTOR_TEST_DEPS=skip it is skipped before trying.
 func Shared(t testing.TB) *pgcluster.Cluster {
 	t.Helper()
-	if depsRule(t) == "skip" {
-		t.Skip("skipping: needs PostgreSQL, and ROTOR_TEST_DEPS=skip (make test-quick) runs only what needs nothing")
-	}
+	testdeps.SkipUnderQuick(t, "PostgreSQL")
 	sharedOnce.Do(func() {
 		// Not the test's context: the cluster outlives the first test.
 		sharedCluster, sharedErr = pgcluster.Start(context.Background(), pgcluster.Options{})
@@ -80,33 +79,7 @@ func SkipOrFail(t testing.TB, err error) {
 	if !errors.Is(err, pgcluster.ErrBinariesNotFound) {
 		t.Fatalf("start a PostgreSQL cluster: %v", err)
 	}
-	if depsRule(t) != "require" {
-		t.Skipf("skipping: %v", err)
-	}
-	t.Fatalf("start a PostgreSQL cluster: %v (this run does not skip tests for a missing dependency; scripts/deps.sh installs it)", err)
-}
-
-// depsEnv says whether a test may skip for a missing dependency. The
-// Makefile sets it: "require" under `make test`, "skip" under
-// `make test-quick`. Unset, $CI means "require"; otherwise a test skips
-// only what is not installed. pgbouncertest and the dotenv Node check
-// read it the same way.
-const depsEnv = "ROTOR_TEST_DEPS"
-
-func depsRule(t testing.TB) string {
-	t.Helper()
-	switch v := os.Getenv(depsEnv); v {
-	case "require", "skip":
-		return v
-	case "":
-		if os.Getenv("CI") != "" {
-			return "require"
-		}
-		return ""
-	default:
-		t.Fatalf("%s=%q: want require, skip or unset", depsEnv, v)
-		return ""
-	}
+	testdeps.Missing(t, "start a PostgreSQL cluster", err, "")
 }
 
 // NewDatabase creates an empty database on the shared cluster, dropped

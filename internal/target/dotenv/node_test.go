@@ -16,6 +16,7 @@ import (
 
 	"github.com/rotorhq/rotor/internal/target/dotenv"
 	"github.com/rotorhq/rotor/internal/target/targettest"
+	"github.com/rotorhq/rotor/internal/testdeps"
 )
 
 // nodeDir holds the pinned Node dotenv (package.json, package-lock.json).
@@ -186,31 +187,12 @@ func parseWithNode(t *testing.T, node, dir string, files []string) map[string]ma
 // requireNode returns the node binary. Without node or the pinned dotenv
 // the test is skipped with a hint where skipping is allowed, and fails
 // under `make test` and CI, where a silently skipped cross-check would
-// prove nothing. ROTOR_TEST_DEPS is read as pgtest reads it: "require"
-// (make test), "skip" (make test-quick: skipped before looking), or unset
-// ($CI set means "require").
+// prove nothing (the rule is testdeps').
 func requireNode(t *testing.T) string {
 	t.Helper()
 	hint := "scripts/deps.sh installs them (Node.js, npm, then npm ci --prefix internal/target/dotenv/testdata/node)"
-	rule := os.Getenv("ROTOR_TEST_DEPS")
-	switch rule {
-	case "require", "skip":
-	case "":
-		if os.Getenv("CI") != "" {
-			rule = "require"
-		}
-	default:
-		t.Fatalf("ROTOR_TEST_DEPS=%q: want require, skip or unset", rule)
-	}
-	if rule == "skip" {
-		t.Skip("skipping: needs Node.js, and ROTOR_TEST_DEPS=skip (make test-quick) runs only what needs nothing")
-	}
-	missing := func(what string) {
-		if rule == "require" {
-			require.Fail(t, what+" (this run does not skip tests for a missing dependency); "+hint)
-		}
-		t.Skip(what + "; " + hint)
-	}
+	testdeps.SkipUnderQuick(t, "Node.js")
+	missing := func(what string) { testdeps.Missing(t, "", errors.New(what), hint) }
 	node, err := exec.LookPath("node")
 	if err != nil {
 		missing("node is not on PATH")
