@@ -11,13 +11,13 @@
 package awsclient
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -56,7 +56,7 @@ func Load(ctx context.Context, s Settings) (aws.Config, error) {
 		// three attempts would multiply them and hide Retry-After.
 		config.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
 	}
-	if r := firstNonEmpty(s.Region, getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION")); r != "" {
+	if r := cmp.Or(s.Region, getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION")); r != "" {
 		opts = append(opts, config.WithRegion(r))
 	}
 	if f := getenv("AWS_CONFIG_FILE"); f != "" {
@@ -115,7 +115,7 @@ func Credentials(ctx context.Context, cfg aws.Config, desc string) error {
 		// The chain's own message says which sources it tried; it holds no
 		// key material.
 		return fmt.Errorf("%s: no usable AWS credentials (%v); export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, set profile: or AWS_PROFILE, or run with an instance or task role: %w",
-			desc, shorten(err.Error()), target.ErrAuth)
+			desc, webapi.Shorten(err.Error()), target.ErrAuth)
 	}
 	return nil
 }
@@ -196,7 +196,7 @@ func Error(what string, err error, retryable bool, h Hints, now time.Time, secre
 		return secret.Scrub(fmt.Errorf("%s: %w", what, err), secrets...)
 	}
 	// Scrub before shortening, so no cut-off tail of a value survives.
-	msg := shorten(strings.TrimSpace(secret.ScrubString(f.Message, secrets...)))
+	msg := webapi.Shorten(strings.TrimSpace(secret.ScrubString(f.Message, secrets...)))
 	text := what + ": " + f.Code
 	if f.Status != 0 {
 		text += fmt.Sprintf(" (HTTP %d)", f.Status)
@@ -230,24 +230,4 @@ func Error(what string, err error, retryable bool, h Hints, now time.Time, secre
 		kind = target.ErrInvalid
 	}
 	return fmt.Errorf("%s: %w", text, kind)
-}
-
-func shorten(s string) string {
-	if len(s) <= 300 {
-		return s
-	}
-	n := 300
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

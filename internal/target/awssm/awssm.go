@@ -15,6 +15,7 @@
 package awssm
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha1" //nolint:gosec // UUIDv5 is defined over SHA-1; it names, it does not protect.
 	"encoding/hex"
@@ -118,7 +119,7 @@ func New(p target.Params) (target.Target, error) {
 	if arnRegion != "" && opts.Region != "" && arnRegion != opts.Region {
 		return nil, fmt.Errorf("%s: region %s differs from the region in secret_id's ARN (%s); drop region: or fix one of them: %w", desc, opts.Region, arnRegion, target.ErrInvalid)
 	}
-	t.region = firstNonEmpty(opts.Region, arnRegion)
+	t.region = cmp.Or(opts.Region, arnRegion)
 	if t.endpoint != "" {
 		if u, err := url.Parse(t.endpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return nil, fmt.Errorf("%s: endpoint %q is not an http(s) URL; write it like https://vpce-0123.secretsmanager.us-east-1.vpce.amazonaws.com: %w", desc, opts.Endpoint, target.ErrInvalid)
@@ -149,7 +150,7 @@ func New(p target.Params) (target.Target, error) {
 func (t *Target) CheckKeys(keys []string) error { return checkKeys(t.format, keys) }
 
 func (t *Target) Info() target.Info {
-	region := firstNonEmpty(t.region, t.getenv("AWS_REGION"), t.getenv("AWS_DEFAULT_REGION"), "default region")
+	region := cmp.Or(t.region, t.getenv("AWS_REGION"), t.getenv("AWS_DEFAULT_REGION"), "default region")
 	dest := fmt.Sprintf("aws secrets manager %s (%s)", t.secretID, region)
 	if t.endpoint != "" {
 		dest += " via " + t.endpoint
@@ -469,15 +470,6 @@ func optional(s string) *string {
 		return nil
 	}
 	return aws.String(s)
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 var (

@@ -13,6 +13,7 @@
 package fly
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -225,7 +226,7 @@ func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.Che
 		if s.Digest != "" {
 			note += "; digest " + s.Digest
 		}
-		if when := firstNonEmpty(s.UpdatedAt, s.CreatedAt); when != "" {
+		if when := cmp.Or(s.UpdatedAt, s.CreatedAt); when != "" {
 			note += ", set " + when
 		}
 		switch d, ours := written[k]; {
@@ -310,13 +311,6 @@ func (t *Target) fail(doing string, err error) error {
 		hint = fmt.Sprintf("; check that app %q exists (`fly apps list`) and that the token's organization owns it", t.app)
 	}
 	return fmt.Errorf("fly target %q: %s%s: %w", t.name, doing, hint, err)
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 type appSecret struct {

@@ -15,6 +15,7 @@ package gcpsm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -260,7 +261,7 @@ func (t *Target) latest(ctx context.Context, scrub []secret.String) (latestVersi
 	case errors.As(err, &se) && se.Status == http.StatusBadRequest:
 		// FAILED_PRECONDITION: the latest version is disabled or destroyed
 		// (the names are checked in New, so nothing else is malformed).
-		return latestVersion{state: "not readable (" + firstNonEmpty(se.Message, "FAILED_PRECONDITION") + ")"}, nil
+		return latestVersion{state: "not readable (" + cmp.Or(se.Message, "FAILED_PRECONDITION") + ")"}, nil
 	case err != nil:
 		return latestVersion{}, t.fail("read the latest version of", err)
 	}
@@ -492,14 +493,14 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 // error, which not every flow of x/oauth2 parses for us.
 func refusal(re *oauth2.RetrieveError) string {
 	if re.ErrorDescription != "" || re.ErrorCode != "" {
-		return firstNonEmpty(re.ErrorDescription, re.ErrorCode)
+		return cmp.Or(re.ErrorDescription, re.ErrorCode)
 	}
 	var body struct {
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
 	}
 	_ = json.Unmarshal(re.Body, &body)
-	return firstNonEmpty(body.Description, body.Error, "no reason given")
+	return cmp.Or(body.Description, body.Error, "no reason given")
 }
 
 // do sends one call with a fresh (cached) access token. Its errors are
@@ -514,7 +515,7 @@ func (t *Target) do(ctx context.Context, r webapi.Request) (*webapi.Response, er
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && (re.Response == nil || re.Response.StatusCode < 500) {
 			return nil, fmt.Errorf("Google refused the credentials (%s); renew them (gcloud auth application-default login, or a new key for the service account): %w",
-				shorten(refusal(re)), target.ErrAuth)
+				webapi.Shorten(refusal(re)), target.ErrAuth)
 		}
 		// A token endpoint that is down or unreachable may come back.
 		return nil, &target.RetryableError{Err: fmt.Errorf("get an access token: %w", err)}
@@ -562,7 +563,7 @@ func (t *Target) tokenSource() (oauth2.TokenSource, error) {
 		}
 		creds, err := google.CredentialsFromJSON(ctx, data, scope)
 		if err != nil {
-			return nil, fmt.Errorf("GOOGLE_APPLICATION_CREDENTIALS file %s is unusable (%s): %w", path, shorten(err.Error()), target.ErrAuth)
+			return nil, fmt.Errorf("GOOGLE_APPLICATION_CREDENTIALS file %s is unusable (%s): %w", path, webapi.Shorten(err.Error()), target.ErrAuth)
 		}
 		t.tokens = creds.TokenSource
 	default:
@@ -636,26 +637,6 @@ func checksum(data []byte) string {
 func shortVersion(name string) string {
 	if i := strings.LastIndex(name, "/versions/"); i >= 0 {
 		return "version " + name[i+len("/versions/"):]
-	}
-	return ""
-}
-
-func shorten(s string) string {
-	if len(s) <= 300 {
-		return s
-	}
-	n := 300
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
 	}
 	return ""
 }

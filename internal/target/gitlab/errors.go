@@ -108,9 +108,5 @@ func messageOf(er *gl.ErrorResponse) string {
 }
 
 func shorten(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 300 {
-		return s[:300] + "…"
-	}
-	return s
+	return webapi.Shorten(strings.Join(strings.Fields(s), " "))
 }

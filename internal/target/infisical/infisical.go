@@ -15,6 +15,7 @@
 package infisical
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -110,8 +111,8 @@ func New(p target.Params) (target.Target, error) {
 	return &Target{
 		name:         p.Name,
 		site:         site,
-		clientID:     firstNonEmpty(opts.ClientID, getenv(EnvClientID)),
-		clientSecret: secret.New(firstNonEmpty(opts.ClientSecret, getenv(EnvClientSecret))),
+		clientID:     cmp.Or(opts.ClientID, getenv(EnvClientID)),
+		clientSecret: secret.New(cmp.Or(opts.ClientSecret, getenv(EnvClientSecret))),
 		project:      opts.ProjectID,
 		env:          opts.Environment,
 		path:         path,
@@ -342,13 +343,6 @@ func (t *Target) explain(op string, err error) error {
 		return fmt.Errorf("infisical target %q: cannot %s %s; check project_id, environment and that the folder %s exists: %w", t.name, op, where, t.path, err)
 	}
 	return fmt.Errorf("infisical target %q: cannot %s %s: %w", t.name, op, where, err)
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 var (

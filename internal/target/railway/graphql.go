@@ -64,7 +64,7 @@ func (t *Target) graphql(ctx context.Context, op, query string, vars map[string]
 				e.Kind = target.ErrNotFound
 			}
 		}
-		e.Message = secret.ScrubString(shorten(strings.Join(msgs, "; ")), secrets...)
+		e.Message = secret.ScrubString(webapi.Shorten(strings.Join(msgs, "; ")), secrets...)
 		if rateLimited && e.Kind == nil {
 			e.Hint = rateLimitHint
 			return &target.RetryableError{Err: e, RetryAfter: webapi.RetryAfter(resp.Header, t.api.Now())}
@@ -123,11 +123,4 @@ func (t *Target) hintFor(kind error) string {
 		return "check project_id, environment_id and service_id (Cmd/Ctrl+K → Copy … ID in the Railway dashboard)"
 	}
 	return ""
-}
-
-func shorten(s string) string {
-	if len(s) > 300 {
-		return s[:300] + "…"
-	}
-	return s
 }

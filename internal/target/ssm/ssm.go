@@ -12,6 +12,7 @@
 package ssm
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -181,7 +182,7 @@ func (t *Target) CheckKeys(keys []string) error {
 
 // Info implements target.Target.
 func (t *Target) Info() target.Info {
-	region := firstNonEmpty(t.region, t.getenv("AWS_REGION"), t.getenv("AWS_DEFAULT_REGION"), "default region")
+	region := cmp.Or(t.region, t.getenv("AWS_REGION"), t.getenv("AWS_DEFAULT_REGION"), "default region")
 	where := t.prefix + "/*"
 	if t.params != nil {
 		where = strings.Join(slices.Sorted(maps.Values(t.params)), ", ")
@@ -398,15 +399,6 @@ func optional(s string) *string {
 		return nil
 	}
 	return aws.String(s)
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 var (

@@ -12,6 +12,7 @@
 package vault
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -88,7 +89,7 @@ func New(p target.Params) (target.Target, error) {
 	getenv := p.Env()
 	desc := p.Describe(Type)
 
-	address := strings.TrimRight(firstNonEmpty(opts.Address, getenv("VAULT_ADDR")), "/")
+	address := strings.TrimRight(cmp.Or(opts.Address, getenv("VAULT_ADDR")), "/")
 	if address == "" {
 		return nil, fmt.Errorf("%s has no address; add address: https://vault.example.com:8200 or export VAULT_ADDR: %w", desc, target.ErrInvalid)
 	}
@@ -121,8 +122,8 @@ func New(p target.Params) (target.Target, error) {
 	return &Target{
 		name:      p.Name,
 		address:   address,
-		token:     firstNonEmpty(opts.Token, getenv("VAULT_TOKEN")),
-		namespace: strings.Trim(firstNonEmpty(opts.Namespace, getenv("VAULT_NAMESPACE")), "/"),
+		token:     cmp.Or(opts.Token, getenv("VAULT_TOKEN")),
+		namespace: strings.Trim(cmp.Or(opts.Namespace, getenv("VAULT_NAMESPACE")), "/"),
 		mount:     mount,
 		path:      path,
 		method:    opts.Method,
@@ -490,15 +491,6 @@ func jsonKind(v any) string {
 		return "list"
 	}
 	return "non-string value"
-}
-
-func firstNonEmpty(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 var (

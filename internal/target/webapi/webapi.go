@@ -10,6 +10,7 @@ package webapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
@@ -212,25 +214,25 @@ func errorText(body []byte) (code, message string) {
 		Messages []string `json:"messages"`
 	}
 	if json.Unmarshal(body, &v) != nil {
-		return "", shorten(strings.TrimSpace(string(body)))
+		return "", Shorten(strings.TrimSpace(string(body)))
 	}
 	code, message = stringify(v.Code), v.Message
 	switch e := v.ErrorObj.(type) {
 	case string:
-		message = firstNonEmpty(message, e)
+		message = cmp.Or(message, e)
 	case map[string]any:
-		code = firstNonEmpty(code, stringify(e["code"]))
+		code = cmp.Or(code, stringify(e["code"]))
 		if m, ok := e["message"].(string); ok {
-			message = firstNonEmpty(message, m)
+			message = cmp.Or(message, m)
 		}
 	}
 	for _, e := range v.Errors {
-		message = firstNonEmpty(message, e.Message)
+		message = cmp.Or(message, e.Message)
 	}
 	if message == "" && len(v.Messages) > 0 {
 		message = strings.Join(v.Messages, "; ")
 	}
-	return shorten(code), shorten(message)
+	return Shorten(code), Shorten(message)
 }
 
 func stringify(v any) string {
@@ -244,18 +246,17 @@ func stringify(v any) string {
 	}
 }
 
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
+// Shorten cuts a backend's message to 300 bytes, on a rune boundary, so
+// an error never carries a whole HTML page or stack trace.
+func Shorten(s string) string {
+	if len(s) <= 300 {
+		return s
 	}
-	return b
-}
-
-func shorten(s string) string {
-	if len(s) > 300 {
-		return s[:300] + "…"
+	n := 300
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
-	return s
+	return s[:n] + "…"
 }
 
 func pathOnly(p string) string {
