@@ -111,8 +111,8 @@ func dsn(path string) string {
 func (s *Store) init(ctx context.Context) error {
 	// journal_mode is a property of the file, not the connection, so it is
 	// set once here rather than in the DSN for every new connection.
-	var mode string
-	if err := s.db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil {
+	mode, err := enableWAL(ctx, s.db)
+	if err != nil {
 		return fmt.Errorf("enable WAL: %w", err)
 	}
 	if !strings.EqualFold(mode, "wal") {
@@ -120,6 +120,30 @@ func (s *Store) init(ctx context.Context) error {
 	}
 	return migrate(ctx, s.db)
 }
+
+// enableWAL switches the file to WAL. Two processes opening a new file at
+// once can both try to switch it; SQLite then answers SQLITE_BUSY at once
+// instead of waiting out busy_timeout, so the switch is tried again, for
+// as long as busy_timeout would have waited.
+func enableWAL(ctx context.Context, db *sql.DB) (string, error) {
+	deadline := time.Now().Add(busyTimeout)
+	for {
+		var mode string
+		err := db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+		var coded interface{ Code() int }
+		if err == nil || !errors.As(err, &coded) || coded.Code()&0xff != sqliteBusy || time.Now().After(deadline) {
+			return mode, err
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// sqliteBusy is SQLITE_BUSY, the primary result code a locked file gives.
+const sqliteBusy = 5
 
 // Close releases the store. Calling it again returns the first result.
 func (s *Store) Close() error {
