@@ -99,10 +99,14 @@ func TestNewRole(t *testing.T) {
 
 				// Something it owns and something it was granted, for the
 				// cleanup to clear.
-				_, err := admin.Exec(ctx, "GRANT CREATE ON SCHEMA public TO "+pgx.Identifier{tt.role}.Sanitize())
-				require.NoError(t, err)
+				// The other subtest grants on the same schema at the same
+				// time: both update public's ACL row.
+				require.NoError(t, pgtest.RetryCatalogRace(ctx, func() error {
+					_, err := admin.Exec(ctx, "GRANT CREATE ON SCHEMA public TO "+pgx.Identifier{tt.role}.Sanitize())
+					return err
+				}))
 				conn := pgtest.Connect(ctx, t, c.URL(tt.role, pw, db))
-				_, err = conn.Exec(ctx, "CREATE TABLE "+pgtest.UniqueName(t, "owned")+" (id int)")
+				_, err := conn.Exec(ctx, "CREATE TABLE "+pgtest.UniqueName(t, "owned")+" (id int)")
 				require.NoError(t, err)
 			})
 			var exists bool
