@@ -92,6 +92,9 @@ type Schedule struct {
 type Drain struct {
 	Timeout   Duration `yaml:"timeout"`
 	Poll      Duration `yaml:"poll"`
+	Grace     Duration `yaml:"grace"`
+	Quiet     Duration `yaml:"quiet"`
+	Wait      Duration `yaml:"wait"`
 	Terminate *bool    `yaml:"terminate"`
 }
 
@@ -112,12 +115,13 @@ type Publish struct {
 // TargetConfig is the part of a target entry that every target shares;
 // the rest of the entry is the target type's own options.
 type TargetConfig struct {
-	Name   string            `yaml:"name"`
-	Type   string            `yaml:"type"`
-	Values map[string]string `yaml:"values"`
+	Name          string            `yaml:"name"`
+	Type          string            `yaml:"type"`
+	Values        map[string]string `yaml:"values"`
+	ReloadTimeout Duration          `yaml:"reload_timeout"`
 }
 
-var targetCommonKeys = []string{"name", "type", "values"}
+var targetCommonKeys = []string{"name", "type", "values", "reload_timeout"}
 
 // ReadFile reads a config file, with the message rotor gives for a
 // missing one.

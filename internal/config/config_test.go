@@ -43,8 +43,12 @@ func TestParseValidConfig(t *testing.T) {
 	require.Equal(t, "every 30d", cr.Schedule.String())
 
 	// Documented defaults.
-	require.Equal(t, 5*time.Minute, cr.DrainTimeout)
-	require.Equal(t, 2*time.Second, cr.DrainPoll)
+	require.Equal(t, time.Hour, cr.DrainTimeout)
+	require.Equal(t, 250*time.Millisecond, cr.DrainPoll)
+	require.Equal(t, 30*time.Second, cr.DrainGrace)
+	require.Equal(t, 10*time.Second, cr.DrainQuiet)
+	require.Equal(t, 2*time.Minute, cr.DrainWait)
+	require.Equal(t, 15*time.Minute, cr.Targets[0].ReloadTimeout)
 	require.False(t, cr.DrainTerminate)
 	require.Equal(t, config.RetireImmediately, cr.Retire)
 	require.Equal(t, provider.RetireScramble, cr.RetireMethod)

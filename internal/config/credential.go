@@ -229,17 +229,44 @@ func (s *section) schedule(cr *Credential) {
 	cr.Schedule = parsed
 }
 
+// Retirement defaults (README "Retirement on evidence" says why).
+const (
+	// DefaultDrainGrace covers a consumer that read the old value just
+	// before the switch and is still connecting, and the old replicas a
+	// finished rollout still lets serve (Kubernetes gives a terminating
+	// pod 30 s by default).
+	DefaultDrainGrace = 30 * time.Second
+	// DefaultDrainQuiet is how long the old role must show no session,
+	// sampled every DefaultDrainPoll, before it is retired.
+	DefaultDrainQuiet = 10 * time.Second
+	DefaultDrainPoll  = 250 * time.Millisecond
+	// DefaultDrainWait is how long `rotor rotate` waits for the evidence
+	// before it ends as "switched, retirement pending".
+	DefaultDrainWait = 2 * time.Minute
+	// DefaultDrainTimeout is the deadline, from the switch, after which a
+	// role still in use is reported instead of retired.
+	DefaultDrainTimeout = time.Hour
+	// DefaultReloadTimeout bounds one target's reload (a redeploy).
+	DefaultReloadTimeout = 15 * time.Minute
+)
+
 // retirement reads drain:, retire: and retire_method:.
 func (s *section) retirement(cr *Credential) {
-	cr.DrainTimeout, cr.DrainPoll = 5*time.Minute, 2*time.Second
+	cr.DrainTimeout, cr.DrainPoll = DefaultDrainTimeout, DefaultDrainPoll
+	cr.DrainGrace, cr.DrainQuiet, cr.DrainWait = DefaultDrainGrace, DefaultDrainQuiet, DefaultDrainWait
 	if dr := firstPtr(s.cc.Drain, s.def.Drain); dr != nil {
-		if dr.Timeout != 0 {
-			cr.DrainTimeout = dr.Timeout.D()
-		}
-		if dr.Poll != 0 {
-			cr.DrainPoll = dr.Poll.D()
+		for _, f := range []struct {
+			dst *time.Duration
+			v   Duration
+		}{{&cr.DrainTimeout, dr.Timeout}, {&cr.DrainPoll, dr.Poll}, {&cr.DrainGrace, dr.Grace}, {&cr.DrainQuiet, dr.Quiet}, {&cr.DrainWait, dr.Wait}} {
+			if f.v != 0 {
+				*f.dst = f.v.D()
+			}
 		}
 		setBool(&cr.DrainTerminate, dr.Terminate)
+	}
+	if cr.DrainPoll > cr.DrainQuiet && cr.DrainQuiet > 0 {
+		s.errorf("%s.drain: poll (%s) is longer than quiet (%s), so the quiet period would rest on a single sample; make poll at most a tenth of quiet", s.path, cr.DrainPoll, cr.DrainQuiet)
 	}
 	cr.Retire = firstString(s.cc.Retire, s.def.Retire, RetireImmediately)
 	if cr.Retire != RetireImmediately && cr.Retire != RetireNextRotation {
@@ -341,7 +368,8 @@ func (s *section) target(n *yaml.Node, path string) *Target {
 	t := &Target{
 		Name: tc.Name, Type: tc.Type, Line: n.Line, Path: path,
 		Values: map[string]*template.Template{}, ValuesLine: valuesNode.Line,
-		Options: Options{node: own, file: d.file, path: path},
+		ReloadTimeout: cmpOrDuration(tc.ReloadTimeout.D(), DefaultReloadTimeout),
+		Options:       Options{node: own, file: d.file, path: path},
 	}
 	for i := 0; i+1 < len(valuesNode.Content); i += 2 {
 		k, v := valuesNode.Content[i], valuesNode.Content[i+1]
@@ -465,4 +493,11 @@ func commonStem(a, b string) string {
 		n++
 	}
 	return strings.TrimRight(a[:n], "_-.")
+}
+
+func cmpOrDuration(v, def time.Duration) time.Duration {
+	if v != 0 {
+		return v
+	}
+	return def
 }

@@ -45,7 +45,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown key in the defaults block",
 			src:  replace(t, v, "credentials:\n", "defaults:\n  drain: {timout: 5m}\ncredentials:\n"),
-			want: []wantErr{{"timout", []string{`unknown key "timout" in defaults.drain (known: poll, terminate, timeout)`}}},
+			want: []wantErr{{"timout", []string{`unknown key "timout" in defaults.drain (known: grace, poll, quiet, terminate, timeout, wait)`}}},
 		},
 		{
 			name: "unknown key in a target's own options",
@@ -65,7 +65,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "options for a target type that takes none",
 			src:  replace(t, v, "type: fakefile", "type: bare"),
-			want: []wantErr{{"path: .env", []string{`unknown key "path" in credentials.app.targets[0] (env) (known: name, type, values)`, "the bare target takes no options"}}},
+			want: []wantErr{{"path: .env", []string{`unknown key "path" in credentials.app.targets[0] (env) (known: name, type, values, reload_timeout)`, "the bare target takes no options"}}},
 		},
 		{
 			name: "duplicate key",

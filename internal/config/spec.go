@@ -53,6 +53,9 @@ type Credential struct {
 	Schedule     *schedule.Schedule
 	DrainTimeout time.Duration
 	DrainPoll    time.Duration
+	DrainGrace   time.Duration
+	DrainQuiet   time.Duration
+	DrainWait    time.Duration
 	// DrainTerminate ends the old role's remaining sessions at the deadline
 	// instead of leaving the old role in use.
 	DrainTerminate bool
@@ -96,7 +99,9 @@ type Target struct {
 	Values map[string]*template.Template
 	// ValuesLine is where values: is written.
 	ValuesLine int
-	Options    Options
+	// ReloadTimeout bounds the target's reload (reload_timeout).
+	ReloadTimeout time.Duration
+	Options       Options
 }
 
 // Options are a provider's or a target's own settings, kept as written so

@@ -39,16 +39,24 @@ type Credential struct {
 	// Conn is how consumers connect (user and password are filled per
 	// version); Pooled is the pooled variant, nil when there is none. A nil
 	// Conn means the provider discovers the endpoints (provider.Endpointer).
-	Conn         *connstr.Conn
-	Pooled       *connstr.Conn
-	Strategy     string
-	Roles        []string
-	Group        string
-	Policy       secret.Policy
-	ExpireAfter  time.Duration
-	Schedule     *schedule.Schedule
+	Conn        *connstr.Conn
+	Pooled      *connstr.Conn
+	Strategy    string
+	Roles       []string
+	Group       string
+	Policy      secret.Policy
+	ExpireAfter time.Duration
+	Schedule    *schedule.Schedule
+	// DrainTimeout is the deadline, from the switch, for the old role to
+	// fall quiet; DrainPoll how often its sessions are sampled; DrainGrace
+	// how long after the last reload finished it stays valid at least;
+	// DrainQuiet the continuous time it must show no session; DrainWait how
+	// long Rotate waits for that evidence before it defers the retirement.
 	DrainTimeout time.Duration
 	DrainPoll    time.Duration
+	DrainGrace   time.Duration
+	DrainQuiet   time.Duration
+	DrainWait    time.Duration
 	// DrainTerminate ends the old role's remaining sessions at the deadline
 	// instead of leaving the old role in use.
 	DrainTerminate bool
@@ -71,7 +79,10 @@ type Target struct {
 	Line   int
 	Keys   []string
 	Values map[string]*template.Template
-	Impl   target.Target
+	// ReloadTimeout bounds the reload (a redeploy that must finish);
+	// zero means the publish timeout.
+	ReloadTimeout time.Duration
+	Impl          target.Target
 }
 
 // formatDuration prints whole days as "Nd", as durations are written in

@@ -355,10 +355,16 @@ func (r *run) retry(ctx context.Context, t *Target, mode retryMode, attempts *in
 	if mode == noRetries {
 		limit = 1
 	}
+	timeout, timeoutKey := r.cr.TargetTimeout, "publish.timeout"
+	if mode == reloadRetries && t.ReloadTimeout > 0 {
+		// A reload waits until consumers run the new values (a deploy
+		// that is live, a rollout that is complete): its own bound.
+		timeout, timeoutKey = t.ReloadTimeout, "the target's reload_timeout"
+	}
 	var err error
 	for i := 0; i < limit; i++ {
 		*attempts++
-		actx, cancel := context.WithTimeout(ctx, r.cr.TargetTimeout)
+		actx, cancel := context.WithTimeout(ctx, timeout)
 		err = fn(actx)
 		timedOut := actx.Err() != nil && ctx.Err() == nil
 		cancel()
@@ -366,7 +372,7 @@ func (r *run) retry(ctx context.Context, t *Target, mode retryMode, attempts *in
 			return nil
 		}
 		if timedOut {
-			err = fmt.Errorf("%w (no complete answer within publish.timeout, %s)", err, formatDuration(r.cr.TargetTimeout))
+			err = fmt.Errorf("%w (not finished within %s, %s)", err, timeoutKey, formatDuration(timeout))
 		}
 		if ctx.Err() != nil || i == limit-1 || !retryable(err, timedOut, mode) {
 			return err

@@ -154,8 +154,9 @@ func (b *builder) credential(s *config.Credential) *engine.Credential {
 		Conn: s.Conn, Pooled: s.Pooled,
 		Strategy: s.Strategy, Roles: s.Roles, Group: s.Group,
 		Policy: s.Policy, ExpireAfter: s.ExpireAfter, Schedule: s.Schedule,
-		DrainTimeout: s.DrainTimeout, DrainPoll: s.DrainPoll, DrainTerminate: s.DrainTerminate,
-		Retire: s.Retire, RetireMethod: s.RetireMethod,
+		DrainTimeout: s.DrainTimeout, DrainPoll: s.DrainPoll, DrainGrace: s.DrainGrace, DrainQuiet: s.DrainQuiet, DrainWait: s.DrainWait,
+		DrainTerminate: s.DrainTerminate,
+		Retire:         s.Retire, RetireMethod: s.RetireMethod,
 		TestTimeout: s.TestTimeout, TestPooled: s.TestPooled,
 		Concurrency: s.Concurrency, Attempts: s.Attempts, MaxBackoff: s.MaxBackoff, TargetTimeout: s.TargetTimeout,
 	}
@@ -235,7 +236,7 @@ func (b *builder) target(s *config.Target) *engine.Target {
 			return nil
 		}
 	}
-	return &engine.Target{Name: s.Name, Type: s.Type, Line: s.Line, Keys: s.Keys, Values: s.Values, Impl: impl}
+	return &engine.Target{Name: s.Name, Type: s.Type, Line: s.Line, Keys: s.Keys, Values: s.Values, ReloadTimeout: s.ReloadTimeout, Impl: impl}
 }
 
 // plain is err's message without the sentinel that ends it (": target
