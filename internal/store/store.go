@@ -95,6 +95,10 @@ type Store interface {
 	// current one previous, the previous one retired (secret wiped), and an
 	// audit event is appended — all or nothing.
 	FinishRotation(ctx context.Context, p FinishRotationParams) (*Rotation, error)
+	// FinishRetirement records how the retirement of a rotation whose
+	// status is RetirementPending ended, with its audit event, in one
+	// transaction; any other rotation is ErrConflict.
+	FinishRetirement(ctx context.Context, p FinishRetirementParams) (*Rotation, error)
 
 	// AppendAudit appends an audit event.
 	AppendAudit(ctx context.Context, p AppendAuditParams) (*AuditEvent, error)
@@ -128,6 +132,11 @@ const (
 	// StatusSucceeded: finished; the old credential is retired (or kept
 	// until the next rotation when configured so).
 	StatusSucceeded Status = "succeeded"
+	// StatusSwitched: published and promoted (consumers use the new
+	// version), but the old role of a dual rotation is not retired yet:
+	// the evidence that every consumer has moved is not complete.
+	// FinishRetirement ends it.
+	StatusSwitched Status = "switched"
 	// StatusOldInUse: finished and published, but the old role still had
 	// sessions at the drain deadline, so it was not retired.
 	StatusOldInUse Status = "published_old_in_use"
@@ -139,8 +148,13 @@ const (
 	StatusAbandoned Status = "abandoned"
 )
 
-// Terminal reports whether a rotation in this status is over.
+// Terminal reports whether a rotation in this status is over: its steps
+// have all run. A switched rotation's retirement may still follow.
 func (s Status) Terminal() bool { return s != StatusActive }
+
+// RetirementPending reports whether the old role of a rotation in this
+// status has not been retired yet although the rotation published.
+func (s Status) RetirementPending() bool { return s == StatusSwitched || s == StatusOldInUse }
 
 type Lease struct {
 	Name      string
@@ -381,6 +395,23 @@ type FinishRotationParams struct {
 	Promote bool
 	// RetirePrevious, with Promote, also retires (and wipes) the version
 	// that was current until now instead of keeping it as previous.
+	RetirePrevious bool
+	Audit          AppendAuditParams
+	Now            time.Time
+	Fence          Fence
+}
+
+// FinishRetirementParams end the retirement of a switched (or
+// published_old_in_use) rotation.
+type FinishRetirementParams struct {
+	ID int64
+	// Status is StatusSucceeded (retired), or StatusOldInUse (the deadline
+	// passed with the old role still in use), or StatusSwitched (still
+	// pending: only Outcome changes).
+	Status  Status
+	Outcome string
+	// RetirePrevious, with StatusSucceeded, retires and wipes the version
+	// the rotation started from, when it is still the previous one.
 	RetirePrevious bool
 	Audit          AppendAuditParams
 	Now            time.Time

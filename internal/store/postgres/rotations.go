@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -189,6 +190,52 @@ func (s *Store) FinishRotation(ctx context.Context, p store.FinishRotationParams
 	})
 	if err != nil {
 		return nil, fmt.Errorf("finish rotation %d: %w", p.ID, err)
+	}
+	return out, nil
+}
+
+// FinishRetirement implements store.Store.
+func (s *Store) FinishRetirement(ctx context.Context, p store.FinishRetirementParams) (*store.Rotation, error) {
+	if !p.Status.RetirementPending() && p.Status != store.StatusSucceeded {
+		return nil, fmt.Errorf("finish retirement of rotation %d: status %q does not end a retirement", p.ID, p.Status)
+	}
+	now := timeArg(p.Now)
+	var out *store.Rotation
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		if err := s.checkFence(ctx, tx, p.Fence); err != nil {
+			return err
+		}
+		r, err := s.lockRotation(ctx, tx, p.ID)
+		if err != nil {
+			return err
+		}
+		if !r.Status.RetirementPending() {
+			return fmt.Errorf("rotation is %s, not awaiting retirement: %w", r.Status, store.ErrConflict)
+		}
+		if p.RetirePrevious && p.Status == store.StatusSucceeded && r.FromVersionID != 0 {
+			if _, err := tx.Exec(ctx, s.sql(`
+				UPDATE {schema}.versions SET stage = 'retired', sealed = NULL, retired_at = COALESCE(retired_at, $1)
+				WHERE id = $2 AND stage = 'previous'`), now, r.FromVersionID); err != nil {
+				return mapErr(err)
+			}
+		}
+		if _, err := tx.Exec(ctx, s.sql(`UPDATE {schema}.rotations SET status = $1, outcome = $2, updated_at = $3 WHERE id = $4`),
+			string(p.Status), p.Outcome, now, r.ID); err != nil {
+			return mapErr(err)
+		}
+		a := p.Audit
+		a.Credential, a.RotationID = cmp.Or(a.Credential, r.Credential), cmp.Or(a.RotationID, r.ID)
+		if a.Now.IsZero() {
+			a.Now = p.Now
+		}
+		if _, err := s.appendAudit(ctx, tx, a); err != nil {
+			return err
+		}
+		out, err = s.getRotation(ctx, tx, r.ID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("finish retirement of rotation %d: %w", p.ID, err)
 	}
 	return out, nil
 }

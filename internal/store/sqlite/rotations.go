@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -200,6 +201,52 @@ func (s *Store) FinishRotation(ctx context.Context, p store.FinishRotationParams
 	})
 	if err != nil {
 		return nil, fmt.Errorf("finish rotation %d: %w", p.ID, err)
+	}
+	return out, nil
+}
+
+// FinishRetirement implements store.Store.
+func (s *Store) FinishRetirement(ctx context.Context, p store.FinishRetirementParams) (*store.Rotation, error) {
+	if !p.Status.RetirementPending() && p.Status != store.StatusSucceeded {
+		return nil, fmt.Errorf("finish retirement of rotation %d: status %q does not end a retirement", p.ID, p.Status)
+	}
+	now := timeArg(p.Now)
+	var out *store.Rotation
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := checkFence(ctx, tx, p.Fence); err != nil {
+			return err
+		}
+		r, err := getRotation(ctx, tx, p.ID)
+		if err != nil {
+			return err
+		}
+		if !r.Status.RetirementPending() {
+			return fmt.Errorf("rotation is %s, not awaiting retirement: %w", r.Status, store.ErrConflict)
+		}
+		if p.RetirePrevious && p.Status == store.StatusSucceeded && r.FromVersionID != 0 {
+			if _, err := tx.ExecContext(ctx, `
+				UPDATE versions SET stage = 'retired', sealed = NULL, retired_at = COALESCE(retired_at, ?)
+				WHERE id = ? AND stage = 'previous'`, now, r.FromVersionID); err != nil {
+				return mapErr(err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE rotations SET status = ?, outcome = ?, updated_at = ? WHERE id = ?`,
+			string(p.Status), p.Outcome, now, r.ID); err != nil {
+			return mapErr(err)
+		}
+		a := p.Audit
+		a.Credential, a.RotationID = cmp.Or(a.Credential, r.Credential), cmp.Or(a.RotationID, r.ID)
+		if a.Now.IsZero() {
+			a.Now = p.Now
+		}
+		if _, err := appendAudit(ctx, tx, a); err != nil {
+			return err
+		}
+		out, err = getRotation(ctx, tx, r.ID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("finish retirement of rotation %d: %w", p.ID, err)
 	}
 	return out, nil
 }

@@ -37,6 +37,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Step", exerciseStep},
 		{"Delivery", exerciseDelivery},
 		{"FinishRotation", exerciseFinish},
+		{"FinishRetirement", exerciseRetirement},
 		{"Audit", exerciseAudit},
 		{"Close", exerciseClose},
 	}
