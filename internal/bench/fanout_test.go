@@ -96,6 +96,8 @@ credentials:
     strategy: dual
     roles: [%q, %q]
     group: %q
+    # The fan-out is measured, not the retirement's grace and quiet.
+    drain: {grace: 1ms, quiet: 1ms, poll: 1ms}
 %s    targets:
 %s`, cl.Host, cl.Port, db, roles[0], roles[1], group, publish, targets.String())
 	dir := b.TempDir()

@@ -118,9 +118,12 @@ ROLES    password:
       every: 30d                # or cron: "0 3 * * 1"
       window: "Mon-Fri 02:00-05:00 UTC"
       jitter: 1h
-    drain:
-      timeout: 10m              # dual: wait this long for the old role's sessions
-      terminate: false          # at the deadline, leave the old role in use and report
+    drain:                      # dual: retire the old role only on evidence that consumers moved
+      grace: 30s                # after every reload finished, keep the old role valid this long
+      quiet: 10s                # then it must show no session for this long
+      wait: 2m                  # rotate waits this long, then ends "switched"; retire later
+      timeout: 1h               # from the switch: still in use then? leave it and report (exit 4)
+      terminate: false          # true: at the timeout, retire it and end its sessions
     retire: immediately         # or next-rotation (old role valid until the next one)
     targets:
       - name: local-env

@@ -83,6 +83,7 @@ or ` + "`rotor init`" + ` to write a starter rotor.yaml.`,
 		NewCmdPlan(f, nil),
 		NewCmdRotate(f, nil),
 		NewCmdResume(f, nil),
+		NewCmdRetire(f, nil),
 		NewCmdStatus(f, nil),
 		NewCmdHistory(f, nil),
 		NewCmdConnstr(f),
@@ -100,7 +101,7 @@ func printJSON(f *Factory, v any) error {
 	return enc.Encode(v)
 }
 
-// noArgsOr wraps cobra's arg validators so their errors exit 2.
+// usageArgs wraps cobra's arg validators so their errors exit 2.
 func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := v(cmd, args); err != nil {

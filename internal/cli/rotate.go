@@ -253,6 +253,7 @@ func printResult(w io.Writer, r *engine.Result) {
 	verb := map[store.Status]string{
 		store.StatusSucceeded:  "rotated",
 		store.StatusOldInUse:   "rotated (old role still in use)",
+		store.StatusSwitched:   "switched (old role retires later)",
 		store.StatusRolledBack: "rolled back",
 		store.StatusAbandoned:  "abandoned",
 		store.StatusActive:     "stopped",
@@ -287,6 +288,18 @@ func printResult(w io.Writer, r *engine.Result) {
 	}
 	if r.Terminated > 0 {
 		fmt.Fprintf(w, "  terminated %d session(s) of the old credential\n", r.Terminated)
+	}
+	if ret := r.Retirement; ret != nil {
+		switch ret.State {
+		case engine.RetirementPending:
+			fmt.Fprintf(w, "  old role %s: still valid; it %s\n", ret.Role, ret.RetiresWhen)
+		case engine.RetirementRetired, engine.RetirementTerminated:
+			fmt.Fprintf(w, "  old role %s: %s %s\n", ret.Role, ret.State, ret.Evidence)
+		}
+	}
+	if fw := r.FailureWindow; fw != nil {
+		fmt.Fprintf(w, "  failure window %s: new connections with the old string could fail from the password change (%s) until the last reload finished (%s)\n",
+			roundDur(fw.Duration), fw.From.Format(time.RFC3339Nano), fw.To.Format(time.RFC3339Nano))
 	}
 }
 

@@ -93,6 +93,9 @@ func printStatus(w io.Writer, st *engine.CredentialStatus, now time.Time) {
 	if st.LeaseHolder != "" {
 		fmt.Fprintf(w, "  running now   in %s\n", st.LeaseHolder)
 	}
+	if pr := st.PendingRetirement; pr != nil {
+		fmt.Fprintf(w, "  retiring      old role %s (rotation #%d, %s): switched %s ago; it %s\n", pr.Role, pr.RotationID, pr.Status, ago(now.Sub(pr.SwitchedAt)), pr.RetiresWhen)
+	}
 	if len(st.Targets) > 0 {
 		fmt.Fprintln(w, "  targets")
 		for _, t := range st.Targets {

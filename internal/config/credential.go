@@ -268,6 +268,9 @@ func (s *section) retirement(cr *Credential) {
 	if cr.DrainPoll > cr.DrainQuiet && cr.DrainQuiet > 0 {
 		s.errorf("%s.drain: poll (%s) is longer than quiet (%s), so the quiet period would rest on a single sample; make poll at most a tenth of quiet", s.path, cr.DrainPoll, cr.DrainQuiet)
 	}
+	if cr.DrainTimeout < cr.DrainGrace+cr.DrainQuiet {
+		s.errorf("%s.drain: timeout (%s) is shorter than grace + quiet (%s), so the old role could never be retired on evidence; raise timeout (it counts from the switch)", s.path, cr.DrainTimeout, cr.DrainGrace+cr.DrainQuiet)
+	}
 	cr.Retire = firstString(s.cc.Retire, s.def.Retire, RetireImmediately)
 	if cr.Retire != RetireImmediately && cr.Retire != RetireNextRotation {
 		s.errorf("%s: unknown retire %q (known: immediately, next-rotation)", s.path, cr.Retire)

@@ -48,6 +48,21 @@ func TestParseErrors(t *testing.T) {
 			want: []wantErr{{"timout", []string{`unknown key "timout" in defaults.drain (known: grace, poll, quiet, terminate, timeout, wait)`}}},
 		},
 		{
+			name: "drain timeout shorter than grace and quiet",
+			src:  replace(t, v, "    strategy: dual\n", "    strategy: dual\n    drain: {timeout: 20s, grace: 30s}\n"),
+			want: []wantErr{{"  app:", []string{`credentials.app.drain: timeout (20s) is shorter than grace + quiet (40s)`, "raise timeout"}}},
+		},
+		{
+			name: "drain poll longer than quiet",
+			src:  replace(t, v, "    strategy: dual\n", "    strategy: dual\n    drain: {poll: 5s, quiet: 2s}\n"),
+			want: []wantErr{{"  app:", []string{`credentials.app.drain: poll (5s) is longer than quiet (2s)`}}},
+		},
+		{
+			name: "reload_timeout that is not a duration",
+			src:  replace(t, v, "        type: fakefile\n", "        type: fakefile\n        reload_timeout: soon\n"),
+			want: []wantErr{{"reload_timeout: soon", []string{`reload_timeout`}}},
+		},
+		{
 			name: "unknown key in a target's own options",
 			src:  replace(t, v, "path: .env", "pth: .env"),
 			want: []wantErr{{"pth: .env", []string{`unknown key "pth" in credentials.app.targets[0] (env) (known: extra, mode, path, token)`}}},

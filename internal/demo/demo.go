@@ -226,7 +226,9 @@ credentials:
     group: app
     drain:
       timeout: 10s
-      poll: 250ms
+      poll: 100ms
+      grace: 2s
+      quiet: 1s
     targets:
       - name: env
         type: dotenv

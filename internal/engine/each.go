@@ -62,16 +62,22 @@ func (e *Engine) rotateOne(ctx context.Context, cr *Credential, opts EachOptions
 	return out
 }
 
-// dueOrUnfinished reports whether cr's schedule says it is due or it has
-// an unfinished rotation.
+// dueOrUnfinished reports whether cr's schedule says it is due, it has
+// an unfinished rotation, or its last rotation's old role awaits
+// retirement (a rotation still in use past its deadline waits for a
+// person or `rotor retire`, not for every scheduled run).
 func (e *Engine) dueOrUnfinished(ctx context.Context, cr *Credential) (bool, error) {
 	due, err := e.Due(ctx, cr)
 	if err != nil || due {
 		return due, err
 	}
 	active, err := e.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Active: true, Limit: 1})
+	if err != nil || len(active) > 0 {
+		return len(active) > 0, err
+	}
+	last, err := e.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Limit: 1})
 	if err != nil {
 		return false, err
 	}
-	return len(active) > 0, nil
+	return len(last) > 0 && last[0].Status == store.StatusSwitched, nil
 }

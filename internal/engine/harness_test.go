@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -57,6 +58,9 @@ type setupOpts struct {
 	urlDB      string   // database in connection.url (default: the test's)
 	envPath    string   // dotenv target path (default .env in dir)
 	drain      string   // drain timeout (default 2s)
+	grace      string   // drain grace (default 200ms)
+	quiet      string   // drain quiet (default 300ms)
+	wait       string   // drain wait (default 1m)
 }
 
 func setup(t *testing.T, o setupOpts) *bundle {
@@ -103,7 +107,10 @@ credentials:
     strategy: %s
 %s    drain:
       timeout: %s
-      poll: 100ms
+      poll: 50ms
+      grace: %s
+      quiet: %s
+      wait: %s
 %s    targets:
       - name: env
         type: dotenv
@@ -111,7 +118,7 @@ credentials:
         values:
           DATABASE_URL: "{{.URL}}"
           PGUSER: "{{.User}}"
-%s`, cl.Host, cl.Port, urlDB, o.strategy, roleLine, drain, o.extra, b.envFile, memoryTargetYAML(o.memory))
+%s`, cl.Host, cl.Port, urlDB, o.strategy, roleLine, drain, cmp.Or(o.grace, "200ms"), cmp.Or(o.quiet, "300ms"), cmp.Or(o.wait, "1m"), o.extra, b.envFile, memoryTargetYAML(o.memory))
 	env := map[string]string{"ADMIN_URL": cl.AdminURL(db).Reveal()}
 	cfgPath := filepath.Join(b.dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
@@ -22,6 +23,10 @@ type memoryTarget struct {
 	writeOnly  bool  // Check reports every key as unreadable
 	dropOnRead string
 	notified   []target.Notification
+	// reloadTakes makes Reload wait, as a deploy does, before it returns;
+	// reloadedAt is when the last one returned.
+	reloadTakes time.Duration
+	reloadedAt  time.Time
 }
 
 // memoryGatekeeper is a memoryTarget that consumers authenticate
@@ -80,8 +85,17 @@ func (m *memoryTarget) Put(ctx context.Context, req target.PutRequest) (target.P
 
 func (m *memoryTarget) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
 	m.mu.Lock()
+	takes := m.reloadTakes
+	m.mu.Unlock()
+	select {
+	case <-time.After(takes):
+	case <-ctx.Done():
+		return target.ReloadResponse{}, ctx.Err()
+	}
+	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.reloads++
+	m.reloadedAt = time.Now()
 	return target.ReloadResponse{Detail: "reloaded"}, nil
 }
 

@@ -53,7 +53,24 @@ type CredentialStatus struct {
 	LeaseHolder string             `json:"lease_holder,omitempty"`
 	Targets     []TargetStatus     `json:"targets"`
 	OldSessions []provider.Session `json:"old_role_sessions,omitempty"`
-	Warnings    []string           `json:"warnings,omitempty"`
+	// PendingRetirement is the last rotation's old role while it awaits
+	// retirement.
+	PendingRetirement *PendingRetirement `json:"pending_retirement,omitempty"`
+	Warnings          []string           `json:"warnings,omitempty"`
+}
+
+// PendingRetirement is an old role that still works after its rotation
+// switched, and the evidence so far.
+type PendingRetirement struct {
+	RotationID int64        `json:"rotation_id"`
+	Role       string       `json:"role"`
+	Status     store.Status `json:"status"`
+	SwitchedAt time.Time    `json:"switched_at"`
+	GraceUntil time.Time    `json:"grace_until"`
+	Deadline   time.Time    `json:"deadline"`
+	// Sessions are those on the role now (status --live only).
+	Sessions    []provider.Session `json:"sessions,omitempty"`
+	RetiresWhen string             `json:"retires_when"`
 }
 
 // TargetStatus is a target's last known delivery.
@@ -120,6 +137,13 @@ func (e *Engine) Status(ctx context.Context, cr *Credential, opts StatusOptions)
 			if rots[0].Status == store.StatusOldInUse {
 				st.Warnings = append(st.Warnings, "the last rotation left the old role in use: "+rots[0].Outcome)
 			}
+			if rots[0].Status.RetirementPending() {
+				pr, err := e.pendingRetirement(ctx, cr, rots[0], opts.Live)
+				if err != nil {
+					st.Warnings = append(st.Warnings, "could not read the pending retirement: "+err.Error())
+				}
+				st.PendingRetirement = pr
+			}
 		}
 	}
 	if l, err := e.Store.GetLease(ctx, store.GetLeaseParams{Name: leaseName(cr.Name)}); err == nil && l.ExpiresAt.After(now) {
@@ -170,6 +194,24 @@ func (e *Engine) Status(ctx context.Context, cr *Credential, opts StatusOptions)
 		}
 	}
 	return st, nil
+}
+
+func (e *Engine) pendingRetirement(ctx context.Context, cr *Credential, rot *store.Rotation, live bool) (*PendingRetirement, error) {
+	from, err := e.Store.GetVersion(ctx, store.GetVersionParams{ID: rot.FromVersionID})
+	if err != nil {
+		return nil, err
+	}
+	rt, err := e.newRetirer(ctx, cr, rot, from.Role)
+	if err != nil {
+		return nil, err
+	}
+	if live {
+		if rt.ev.Sessions, err = roleSessions(ctx, cr, from.Role); err != nil {
+			return nil, err
+		}
+	}
+	return &PendingRetirement{RotationID: rot.ID, Role: from.Role, Status: rot.Status, SwitchedAt: rt.ev.SwitchedAt,
+		GraceUntil: rt.ev.GraceUntil, Deadline: rt.ev.Deadline, Sessions: rt.ev.Sessions, RetiresWhen: rt.missing(e.now())}, nil
 }
 
 // Due reports whether cr's schedule says it should rotate now.
@@ -262,11 +304,12 @@ func (e *Engine) Plan(ctx context.Context, cr *Credential, opts PlanOptions) (*P
 		case cr.Retire == RetireNextRotation:
 			p.Actions = append(p.Actions, fmt.Sprintf("keep %s valid until the next rotation", p.FromRole))
 		default:
-			act := fmt.Sprintf("wait up to %s for sessions of %s to end, then retire it (%s)", formatDuration(cr.DrainTimeout), p.FromRole, cr.RetireMethod)
+			act := fmt.Sprintf("retire %s (%s) only on evidence: every reload finished, %s of grace since, then %s without a session (sampled every %s); wait up to %s for it, else leave the retirement pending",
+				p.FromRole, cr.RetireMethod, formatDuration(cr.DrainGrace), formatDuration(cr.DrainQuiet), formatDuration(cr.DrainPoll), formatDuration(cr.DrainWait))
 			if cr.DrainTerminate {
-				act += "; sessions left at the deadline are terminated"
+				act += fmt.Sprintf("; sessions still there %s after the switch are terminated", formatDuration(cr.DrainTimeout))
 			} else {
-				act += "; if sessions remain, leave it in use and report them"
+				act += fmt.Sprintf("; if sessions remain %s after the switch, leave it in use and report them", formatDuration(cr.DrainTimeout))
 			}
 			p.Actions = append(p.Actions, act)
 		}

@@ -77,7 +77,7 @@ credentials:
   app:
     provider: {type: postgres, admin_url: "${ADMIN_URL}"}
     connection: {url: "postgresql://%s:%d/%s?sslmode=require&channel_binding=require"}
-%s    drain: {timeout: 2s, poll: 100ms}
+%s    drain: {timeout: 2s, poll: 50ms, grace: 200ms, quiet: 300ms}
     targets:
       - {name: env, type: dotenv, path: %q, values: {DATABASE_URL: "{{.URL}}"}}
 `, cl.Host, cl.Port, db, roleYAML, envFile)

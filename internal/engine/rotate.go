@@ -33,7 +33,13 @@ type Result struct {
 	// rotation finished without retiring it.
 	OldSessions []provider.Session `json:"old_sessions,omitempty"`
 	Terminated  int                `json:"terminated_sessions,omitempty"`
-	Duration    time.Duration      `json:"duration_ns"`
+	// Retirement is what became of a dual rotation's old role, and on
+	// what evidence.
+	Retirement *Retirement `json:"retirement,omitempty"`
+	// FailureWindow (single strategy) is how long new connections with
+	// the old string could fail.
+	FailureWindow *FailureWindow `json:"failure_window,omitempty"`
+	Duration      time.Duration  `json:"duration_ns"`
 }
 
 // StepResult is one step's outcome in this run.
@@ -104,6 +110,7 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 	}()
 
 	r := &run{e: e, cr: cr, opts: opts, res: &Result{Credential: cr.Name, Strategy: cr.Strategy}}
+	var prior []StepResult
 	active, err := e.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Active: true, Limit: 1})
 	if err != nil {
 		return nil, fmt.Errorf("%s: read rotations: %w", cr.Name, err)
@@ -116,6 +123,26 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 			return nil, fmt.Errorf("%s: interrupted rotation %d used strategy %s but the config now says %s; put the strategy back until it finishes (`rotor resume`)", cr.Name, r.rot.ID, r.rot.Strategy, cr.Strategy)
 		}
 	} else {
+		// The last rotation's old role may still await retirement: that
+		// comes first, and a new rotation starts only once it is done (the
+		// new password would go to that very role). A revoke cannot wait
+		// for evidence: the leaked password may be the old one.
+		pre, err := e.retirePending(ctx, cr, RetireOptions{Now: opts.Revoke, Reason: "revoke"})
+		if err != nil {
+			return pre, err
+		}
+		if pre != nil {
+			prior = pre.Steps
+			switch {
+			case opts.ResumeOnly, pre.Retirement.State == RetirementPending,
+				pre.Retirement.State == RetirementInUse && !opts.Force:
+				if !opts.ResumeOnly {
+					pre.Outcome += "; no new rotation was started, it would give the new password to " + pre.OldRole
+				}
+				pre.Duration = e.Now().Sub(started)
+				return pre, nil
+			}
+		}
 		if opts.ResumeOnly {
 			return nil, nil
 		}
@@ -139,6 +166,7 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 		}
 	}
 	r.res.RotationID = r.rot.ID
+	r.res.Steps = prior
 	err = r.execute(ctx)
 	r.res.Duration = e.Now().Sub(started)
 	r.notify(context.WithoutCancel(ctx), err)

@@ -121,13 +121,18 @@ func TestDualOldRoleStillInUse(t *testing.T) {
 	_, err = conn.Exec(b.ctx, "SELECT 1")
 	require.NoError(t, err)
 
-	// The next rotation would reuse that role: it refuses while the
-	// session is there.
-	_, err = b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
-	var se *engine.StepError
-	require.ErrorAs(t, err, &se)
-	require.Equal(t, engine.StepPrepare, se.Step)
-	require.Contains(t, err.Error(), "still has 1 session")
+	// The next rotation would give the new password to that role: it
+	// looks again, finds the session past the deadline, and starts
+	// nothing.
+	again, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusOldInUse, again.Status)
+	require.Equal(t, res.RotationID, again.RotationID)
+	require.Equal(t, engine.RetirementInUse, again.Retirement.State)
+	require.Contains(t, again.Outcome, "no new rotation was started")
+	active, err := b.store.ListRotations(b.ctx, store.ListRotationsParams{Credential: "app", Active: true})
+	require.NoError(t, err)
+	require.Empty(t, active)
 
 	st, err := b.eng.Status(b.ctx, b.cred(), engine.StatusOptions{Live: true})
 	require.NoError(t, err)

@@ -387,47 +387,8 @@ func (r *run) confirm(ctx context.Context) (string, error) {
 		}
 		r.res.Terminated += t.Terminated
 		notes = append(notes, fmt.Sprintf("revoke: retired %s and terminated %d session(s)", old, t.Terminated))
-	case r.cr.Strategy == StrategyDual && old != "" && r.cr.Retire == RetireImmediately:
-		n, err := r.drain(ctx, old)
-		if err != nil {
-			return "", err
-		}
-		notes = append(notes, n)
 	}
 	return strings.Join(notes, "; "), nil
-}
-
-// drain waits until the old role has no sessions, up to the deadline.
-func (r *run) drain(ctx context.Context, old string) (string, error) {
-	deadline := r.e.Now().Add(r.cr.DrainTimeout)
-	for {
-		sessions, err := roleSessions(ctx, r.cr, old)
-		if err != nil {
-			return "", err
-		}
-		s := provider.SessionsResponse{Sessions: sessions}
-		if len(s.Sessions) == 0 {
-			return "old role " + old + " drained", nil
-		}
-		if !r.e.Now().Before(deadline) {
-			if r.cr.DrainTerminate {
-				t, err := r.cr.Provider.Terminate(ctx, provider.TerminateRequest{Role: old})
-				if err != nil {
-					return "", fmt.Errorf("terminate remaining sessions of %s: %w", old, err)
-				}
-				r.res.Terminated += t.Terminated
-				return fmt.Sprintf("terminated %d session(s) still on %s at the drain deadline", t.Terminated, old), nil
-			}
-			r.res.OldSessions = s.Sessions
-			return fmt.Sprintf("%d session(s) still on %s after %s: %s", len(s.Sessions), old, r.cr.DrainTimeout, describeSessions(s.Sessions)), nil
-		}
-		r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepConfirm, Status: "wait",
-			Detail: fmt.Sprintf("waiting for %d session(s) on %s to close: %s", len(s.Sessions), old, describeSessions(s.Sessions))})
-		wait := min(r.cr.DrainPoll, deadline.Sub(r.e.Now()))
-		if err := r.e.Sleep(ctx, max(wait, 0)); err != nil {
-			return "", err
-		}
-	}
 }
 
 // finish retires the old role (dual) and promotes the pending version.
@@ -444,31 +405,18 @@ func (r *run) finish(ctx context.Context) (string, error) {
 	case r.cr.Retire == RetireNextRotation:
 		outcome += "; old role " + old + " stays valid until the next rotation"
 	default:
-		// Look again right before retiring: this also covers a resume
-		// whose confirm step ran in a process that died.
-		sessions, err := roleSessions(ctx, r.cr, old)
-		if err != nil {
+		// Promote first: consumers use the new version from now on, and
+		// the old role is retired only on evidence (retire.go).
+		status = store.StatusSwitched
+		outcome += "; switched from " + old
+	}
+	if r.cr.Strategy == StrategySingle {
+		if w, err := r.failureWindow(ctx); err != nil {
 			return "", err
+		} else if w != nil {
+			r.res.FailureWindow = w
+			outcome += fmt.Sprintf("; new connections with the old string could fail for %s, from the password change until the last reload finished", w.Duration.Round(time.Millisecond))
 		}
-		s := provider.SessionsResponse{Sessions: sessions}
-		if len(s.Sessions) > 0 && !r.cr.DrainTerminate {
-			r.res.OldSessions = s.Sessions
-			status = store.StatusOldInUse
-			outcome += fmt.Sprintf("; old role %s still in use by %d session(s) (%s), not retired", old, len(s.Sessions), describeSessions(s.Sessions))
-			break
-		}
-		if _, err := r.cr.Provider.Retire(ctx, provider.RetireRequest{Role: old, Method: r.cr.RetireMethod}); err != nil {
-			return "", fmt.Errorf("retire old role %s: %w", old, err)
-		}
-		if len(s.Sessions) > 0 {
-			t, err := r.cr.Provider.Terminate(ctx, provider.TerminateRequest{Role: old})
-			if err != nil {
-				return "", fmt.Errorf("terminate remaining sessions of %s: %w", old, err)
-			}
-			r.res.Terminated += t.Terminated
-		}
-		retirePrev = true
-		outcome += "; old role " + old + " retired"
 	}
 	rot, err := r.e.Store.FinishRotation(ctx, store.FinishRotationParams{
 		ID: r.rot.ID, Status: status, Outcome: outcome, Promote: true, RetirePrevious: retirePrev,
@@ -481,7 +429,51 @@ func (r *run) finish(ctx context.Context) (string, error) {
 	}
 	r.rot = rot
 	r.res.Status, r.res.Outcome = rot.Status, outcome
+	if status == store.StatusSwitched {
+		rt, err := r.e.newRetirer(ctx, r.cr, rot, old)
+		if err != nil {
+			return "", err
+		}
+		v, err := rt.gather(ctx, r.e.now().Add(r.cr.DrainWait))
+		if err != nil {
+			// Switched and journaled: the retirement resumes later.
+			return "", fmt.Errorf("gather evidence for retiring %s (the rotation switched; `rotor retire %s` carries the retirement out): %w", old, r.cr.Name, err)
+		}
+		ret, err := rt.conclude(ctx, v, outcome)
+		if err != nil {
+			return "", err
+		}
+		r.rot, r.res.Retirement, r.res.Terminated = rt.rot, ret, r.res.Terminated+rt.terminated
+		r.res.Status, r.res.Outcome = rt.rot.Status, rt.rot.Outcome
+		if ret.State == RetirementInUse {
+			r.res.OldSessions = ret.Evidence.Sessions
+		}
+		outcome = rt.rot.Outcome
+	}
 	return outcome, nil
+}
+
+// FailureWindow is when new connections with the old string fail in a
+// single-strategy rotation: from the password change until the last
+// target's reload finished.
+type FailureWindow struct {
+	From     time.Time     `json:"from"`
+	To       time.Time     `json:"to"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+func (r *run) failureWindow(ctx context.Context) (*FailureWindow, error) {
+	if r.applied.IsZero() {
+		return nil, nil
+	}
+	to, err := r.e.publishedAt(ctx, r.rot)
+	if err != nil {
+		return nil, err
+	}
+	if to.Before(r.applied) {
+		to = r.applied
+	}
+	return &FailureWindow{From: r.applied, To: to, Duration: to.Sub(r.applied)}, nil
 }
 
 func (r *run) fromRole() string {

@@ -92,7 +92,7 @@ func TestExitCodes(t *testing.T) {
 
 	t.Run("old role still in use", func(t *testing.T) {
 		t.Parallel()
-		w := newWorld(t, nil, credSpec{name: "app", strategy: "dual", extra: "    drain:\n      timeout: 1s\n      poll: 50ms\n"})
+		w := newWorld(t, nil, credSpec{name: "app", strategy: "dual", extra: "    drain:\n      timeout: 1s\n      poll: 50ms\n      grace: 200ms\n      quiet: 300ms\n"})
 		w.mustRotor(t, "setup-roles", "app")
 		w.mustRotor(t, "rotate", "app")
 		before := w.requireSettled(t, "app", nil)

@@ -98,6 +98,8 @@ defaults:
   drain:
     timeout: 20s
     poll: 50ms
+    grace: 200ms
+    quiet: 300ms
 credentials:
 `, w.cl.Host, w.cl.Port, w.db)
 	for _, s := range specs {

@@ -203,7 +203,9 @@ credentials:
     group: %q
     drain:
       timeout: 5s
-      poll: 100ms
+      poll: 50ms
+      grace: 200ms
+      quiet: 300ms
 %s    targets:
 %s`, cl.Host, cl.Port, db, w.roles[0], w.roles[1], group, publish, targets.String())
 	w.cfgPath = filepath.Join(w.dir, "rotor.yaml")

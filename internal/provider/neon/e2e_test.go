@@ -74,7 +74,9 @@ credentials:
 %s    strategy: %s
 %s    drain:
       timeout: 2s
-      poll: 100ms
+      poll: 50ms
+      grace: 200ms
+      quiet: 300ms
     targets:
       - name: env
         type: dotenv

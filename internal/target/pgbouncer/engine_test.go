@@ -115,7 +115,7 @@ func newPgbWorld(t *testing.T, o pgbOpts) *pgbWorld {
 	dir := t.TempDir()
 	envFile := filepath.Join(dir, ".env")
 	require.NoError(t, os.WriteFile(envFile, []byte("# app\nOTHER=keep\n"), 0o600))
-	strategy := fmt.Sprintf("strategy: dual\n    roles: [%q, %q]\n    group: %q\n    retire: %s\n    drain: {timeout: %s, poll: 100ms}", roles[0], roles[1], group, retire, drain)
+	strategy := fmt.Sprintf("strategy: dual\n    roles: [%q, %q]\n    group: %q\n    retire: %s\n    drain: {timeout: %s, poll: 50ms, grace: 200ms, quiet: 300ms}", roles[0], roles[1], group, retire, drain)
 	if o.single {
 		strategy = fmt.Sprintf("strategy: single\n    role: %q", roles[0])
 	}
