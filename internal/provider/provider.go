@@ -221,6 +221,9 @@ type EndpointsResponse struct {
 	Direct string
 	// Pooled is the pooled variant, "" when there is none.
 	Pooled string
+	// Replica is a read-only replica's connection string, "" when there is
+	// none.
+	Replica string
 }
 
 // Reporter is implemented by providers with something to add to `rotor
@@ -234,8 +237,33 @@ type ReportRequest struct {
 }
 
 type ReportResponse struct {
+	// Facts describe where the credential lives, one short line each
+	// ("neon project round-sound-123, branch main (br-…), endpoint ep-…").
+	Facts []string
 	// Warnings are one sentence each.
 	Warnings []string
+}
+
+// PasswordChecker is implemented by providers whose database refuses some
+// passwords (Neon: at least 60 bits of entropy, no character three times
+// in a row). The engine generates passwords until one passes, so a
+// rotation never fails at apply for a password rotor chose.
+type PasswordChecker interface {
+	CheckPassword(pw secret.String) error
+}
+
+// SelfManager is implemented by providers that log in as a role which a
+// credential may rotate itself (the Neon owner role, a postgres admin_url
+// user). The engine tells it the passwords to log in with as soon as it
+// knows them: the current version's when a rotation starts (not a stale
+// environment variable), the new one the moment the database has it.
+type SelfManager interface {
+	// AdminRole is the role the provider logs in as; "" when unknown.
+	AdminRole(ctx context.Context) (string, error)
+	// UseAdminPasswords makes later connections log in with the first of
+	// passwords that works (the server may hold either while a rotation
+	// is uncertain), instead of the configured one.
+	UseAdminPasswords(passwords []secret.String)
 }
 
 // Params is what a Factory gets to build a provider. Decode strictly
