@@ -136,8 +136,8 @@ type Deployment struct {
 	// Reads counts the GET /v13/deployments/{id} answered for it.
 	Reads int
 
-	build              Build
-	finished, promoted bool
+	build    Build
+	finished bool
 }
 
 // Build is how the deployments POST /v13/deployments creates progress.
@@ -329,20 +329,6 @@ func (s *Server) Finish(uid string) {
 	for _, d := range s.deployments {
 		if d.UID == uid {
 			d.finished = true
-			s.settle(d)
-		}
-	}
-}
-
-// Promote assigns the production domains to a deployment once it is
-// READY, as `vercel promote` or the dashboard's Promote does for a staged
-// one.
-func (s *Server) Promote(uid string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, d := range s.deployments {
-		if d.UID == uid {
-			d.promoted = true
 			s.settle(d)
 		}
 	}
@@ -681,8 +667,6 @@ func (s *Server) settle(d *Deployment) {
 	switch {
 	case d.Target != "production":
 		d.AliasAssigned = true
-	case d.promoted:
-		d.Substate, d.AliasAssigned = "PROMOTED", true
 	case b.Staged:
 		d.Substate, d.AutoAssign = "STAGED", false
 	case b.AliasError != "" || aliasReads < b.AliasPolls:
