@@ -18,7 +18,8 @@ import (
 const (
 	upsertMutation    = `mutation rotorUpsert($input: VariableCollectionUpsertInput!) { variableCollectionUpsert(input: $input) }`
 	variablesQuery    = `query rotorVariables($projectId: String!, $environmentId: String!, $serviceId: String, $unrendered: Boolean) { variables(projectId: $projectId, environmentId: $environmentId, serviceId: $serviceId, unrendered: $unrendered) }`
-	redeployMutation  = `mutation rotorRedeploy($serviceId: String!, $environmentId: String!) { serviceInstanceRedeploy(serviceId: $serviceId, environmentId: $environmentId) }`
+	deployMutation    = `mutation rotorDeploy($serviceId: String!, $environmentId: String!) { serviceInstanceDeployV2(serviceId: $serviceId, environmentId: $environmentId) }`
+	deploymentQuery   = `query rotorDeployment($id: String!) { deployment(id: $id) { id status } }`
 	projectTokenQuery = `query rotorProjectToken { projectToken { projectId environmentId } }`
 )
 

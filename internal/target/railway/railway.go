@@ -6,8 +6,8 @@
 // skipDeploys set, so writing never deploys: Railway otherwise redeploys
 // the service on every variable change, before the other targets of the
 // rotation are written. The redeploy is Reload's job
-// (serviceInstanceRedeploy), which runs once every target holds the new
-// values. GraphQL reports failures as {"errors":[…]} with HTTP 200; those
+// (serviceInstanceDeployV2, deployment.go), which runs once every target
+// holds the new values and waits until the new deployment succeeds. GraphQL reports failures as {"errors":[…]} with HTTP 200; those
 // are failures here too, and rate-limit errors are retryable whichever way
 // they arrive.
 package railway
@@ -19,6 +19,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/secret"
@@ -55,9 +57,12 @@ type Options struct {
 	// ServiceID selects one service's variables; empty means the
 	// environment's shared variables.
 	ServiceID string `yaml:"service_id"`
-	// Redeploy makes Reload redeploy the service. Default: true when
-	// service_id is set.
+	// Redeploy makes Reload redeploy the service and wait until the new
+	// deployment succeeds. Default: true when service_id is set.
 	Redeploy *bool `yaml:"redeploy"`
+	// ReloadPoll is how often Reload reads the new deployment while it
+	// builds, as a duration ("15s"). Default DefaultReloadPoll.
+	ReloadPoll string `yaml:"reload_poll"`
 	// Sealed says the variables are sealed in Railway, so nothing can read
 	// them back.
 	Sealed bool `yaml:"sealed"`
@@ -79,6 +84,14 @@ type Target struct {
 	path          string
 	api           *webapi.Client
 	redeploy      bool
+	// poll is the pause between two reads of a building deployment.
+	poll time.Duration
+	now  func() time.Time
+
+	mu sync.Mutex
+	// deployed remembers, per rotation, the deployment Reload started, so
+	// an engine retry or a resume waits for it instead of deploying again.
+	deployed map[string]*deployWait
 }
 
 // New builds a Railway target from its options. It does no I/O.
@@ -111,6 +124,13 @@ func New(p target.Params) (target.Target, error) {
 	if redeploy && opts.ServiceID == "" {
 		return nil, fmt.Errorf("%s: redeploy: true needs service_id; shared variables belong to no single service, so name the service to redeploy or drop redeploy: %w", desc, target.ErrInvalid)
 	}
+	if opts.ReloadPoll != "" && !redeploy {
+		return nil, fmt.Errorf("%s: reload_poll is set but redeploy is off, so there is nothing to wait for; remove reload_poll or set service_id (and redeploy: true): %w", desc, target.ErrInvalid)
+	}
+	poll, err := parsePoll(opts.ReloadPoll)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v: %w", desc, err, target.ErrInvalid)
+	}
 	u, err := url.Parse(opts.APIURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("%s: api_url %q is not an http(s) URL; leave it out to use %s: %w", desc, opts.APIURL, DefaultAPIURL, target.ErrInvalid)
@@ -126,6 +146,9 @@ func New(p target.Params) (target.Target, error) {
 		serviceID:     opts.ServiceID,
 		sealed:        opts.Sealed,
 		redeploy:      redeploy,
+		poll:          poll,
+		now:           now,
+		deployed:      map[string]*deployWait{},
 		path:          u.EscapedPath(),
 		api: &webapi.Client{
 			HTTP:      p.HTTP(),
@@ -273,24 +296,6 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 		resp.Notes = append(resp.Notes, "sealed: true; values will not be read back")
 	}
 	return resp, nil
-}
-
-// Reload implements target.Reloader: it redeploys the service so it
-// starts with the variables Put wrote.
-func (t *Target) Reload(ctx context.Context, _ target.ReloadRequest) (target.ReloadResponse, error) {
-	var out struct {
-		Redeployed *bool `json:"serviceInstanceRedeploy"`
-	}
-	vars := map[string]any{"serviceId": t.serviceID, "environmentId": t.environmentID}
-	// Each redeploy is a new deployment: only a rate-limit refusal is
-	// safe to retry.
-	if err := t.graphql(ctx, "serviceInstanceRedeploy", redeployMutation, vars, &out, []secret.String{t.token}, false); err != nil {
-		return target.ReloadResponse{}, err
-	}
-	if out.Redeployed == nil || !*out.Redeployed {
-		return target.ReloadResponse{}, fmt.Errorf("%s: serviceInstanceRedeploy answered false; redeploy service %s from the Railway dashboard: %w", t.desc, t.serviceID, target.ErrInvalid)
-	}
-	return target.ReloadResponse{Detail: fmt.Sprintf("redeploy of service %s requested", t.serviceID)}, nil
 }
 
 // variables lists the raw (unrendered) variables at the destination:

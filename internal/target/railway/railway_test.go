@@ -99,6 +99,9 @@ func TestNew(t *testing.T) {
 		{name: "redeploy without a service", opts: projectOpts + "redeploy: true\n", wantErrIs: target.ErrInvalid, wantErr: "redeploy: true needs service_id"},
 		{name: "api_url not http", opts: projectOpts + "api_url: ftp://x/graphql\n", wantErrIs: target.ErrInvalid, wantErr: `api_url "ftp://x/graphql" is not an http(s) URL`},
 		{name: "unknown option", opts: projectOpts + "deploy: true\n", wantErr: "field deploy not found"},
+		{name: "reload_poll", opts: projectOpts + serviceOpt + "reload_poll: 30s\n", wantDest: "railway project prj-rotor-test environment env-production, service svc-api", wantReload: true},
+		{name: "reload_poll without redeploy", opts: projectOpts + serviceOpt + "redeploy: false\nreload_poll: 30s\n", wantErrIs: target.ErrInvalid, wantErr: "reload_poll is set but redeploy is off"},
+		{name: "reload_poll not a duration", opts: projectOpts + serviceOpt + "reload_poll: soon\n", wantErrIs: target.ErrInvalid, wantErr: `reload_poll "soon" is not a positive duration`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -324,66 +327,6 @@ func TestErrors(t *testing.T) {
 			require.Equal(t, tt.wantStatus, re2.Status)
 		})
 	}
-}
-
-func TestReload(t *testing.T) {
-	t.Parallel()
-	t.Run("redeploys the service only when asked", func(t *testing.T) {
-		t.Parallel()
-		f := railwayfake.New(t)
-		tg := newTarget(t, f, projectOpts+serviceOpt)
-		_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://a:b@h/db"}))
-		require.NoError(t, err)
-		require.Empty(t, f.Deploys())
-		resp, err := tg.(target.Reloader).Reload(t.Context(), target.ReloadRequest{RotationID: "7"})
-		require.NoError(t, err)
-		require.Contains(t, resp.Detail, "svc-api")
-		require.Equal(t, []railwayfake.Deploy{{ServiceID: railwayfake.ServiceID, EnvironmentID: railwayfake.EnvironmentID, Reason: "redeploy"}}, f.Deploys())
-		calls := f.Calls()
-		last := calls[len(calls)-1]
-		require.Equal(t, "serviceInstanceRedeploy", last.Operation)
-		require.True(t, last.Mutation)
-		require.Equal(t, map[string]any{"serviceId": railwayfake.ServiceID, "environmentId": railwayfake.EnvironmentID}, last.Variables)
-	})
-	t.Run("redeploy: false builds no Reloader", func(t *testing.T) {
-		t.Parallel()
-		f := railwayfake.New(t)
-		tg := newTarget(t, f, projectOpts+serviceOpt+"redeploy: false\n")
-		ok := target.Discover(tg).Reloader != nil
-		require.False(t, ok)
-	})
-	t.Run("a server error is not retried: a deployment may have started", func(t *testing.T) {
-		t.Parallel()
-		f := railwayfake.New(t)
-		f.FailNext(1, 502)
-		tg := newTarget(t, f, projectOpts+serviceOpt)
-		_, err := tg.(target.Reloader).Reload(t.Context(), target.ReloadRequest{})
-		require.ErrorContains(t, err, "serviceInstanceRedeploy failed (HTTP 502)")
-		require.ErrorContains(t, err, "may or may not have started the deployment")
-		var re *target.RetryableError
-		require.False(t, errors.As(err, &re))
-	})
-	t.Run("a rate limit is retried: nothing started", func(t *testing.T) {
-		t.Parallel()
-		f := railwayfake.New(t)
-		f.Limit(0, 3*time.Second)
-		tg := newTarget(t, f, projectOpts+serviceOpt)
-		_, err := tg.(target.Reloader).Reload(t.Context(), target.ReloadRequest{})
-		var re *target.RetryableError
-		require.ErrorAs(t, err, &re)
-		require.Equal(t, 3*time.Second, re.RetryAfter)
-		require.Empty(t, f.Deploys())
-	})
-	t.Run("a refused redeploy names the service", func(t *testing.T) {
-		t.Parallel()
-		f := railwayfake.New(t)
-		f.ErrorOn("serviceInstanceRedeploy", "Deployment is already in progress")
-		tg := newTarget(t, f, projectOpts+serviceOpt)
-		_, err := tg.(target.Reloader).Reload(t.Context(), target.ReloadRequest{})
-		require.ErrorIs(t, err, target.ErrInvalid)
-		require.ErrorContains(t, err, "serviceInstanceRedeploy failed (HTTP 200): Deployment is already in progress")
-		require.Empty(t, f.Deploys())
-	})
 }
 
 func TestValidate(t *testing.T) {

@@ -1,6 +1,7 @@
 // Package render is the Render target: it keeps environment variables of
 // one Render service, or of one environment group, up to date and deploys
-// the services that read them (targets-api.md §2).
+// the services that read them (targets-api.md §2), waiting until every
+// deploy is live (deploys.go).
 //
 // Each key is written with its own add-or-update call (PUT
 // …/env-vars/{key}), never with the endpoint that replaces a service's whole
@@ -17,6 +18,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
@@ -54,6 +56,9 @@ type Options struct {
 	// DeployMode is deploy_only or build_and_deploy; empty leaves Render's
 	// default (build and deploy).
 	DeployMode string `yaml:"deploy_mode"`
+	// ReloadPoll is how often Reload reads each deploy until it is live,
+	// as a duration ("10s"). Default DefaultReloadPoll.
+	ReloadPoll string `yaml:"reload_poll"`
 	// Token is a Render API key, always given as ${RENDER_API_KEY}.
 	Token string `yaml:"token"`
 	// APIURL overrides the API base URL (tests point it at a fake).
@@ -68,12 +73,15 @@ type Target struct {
 	deployTo   []string
 	deployMode string
 	api        *webapi.Client
+	// poll is the pause between two reads of the deploys Reload waits for.
+	poll time.Duration
+	now  func() time.Time
 
 	mu sync.Mutex
-	// deployed remembers, per rotation, the services Reload already
-	// deployed and what Render said, so an engine retry does not deploy
-	// them again.
-	deployed map[string]map[string]string
+	// deployed remembers, per rotation and service, the deploy Reload
+	// started, so an engine retry or a resume waits for it instead of
+	// deploying the service again.
+	deployed map[string]map[string]*deployWait
 }
 
 // New builds a Render target from its options. It does no I/O.
@@ -99,7 +107,7 @@ func newTarget(p target.Params, opts Options) (*Target, error) {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("render target %q: "+format+": %w", append([]any{p.Name}, append(args, target.ErrInvalid)...)...)
 	}
-	t := &Target{name: p.Name, deployMode: opts.DeployMode, deployed: map[string]map[string]string{}}
+	t := &Target{name: p.Name, deployMode: opts.DeployMode, deployed: map[string]map[string]*deployWait{}}
 	switch {
 	case opts.ServiceID != "" && opts.EnvGroupID != "":
 		return nil, fail("service_id and env_group_id are both set; a target writes to one of them, so split it into two targets")
@@ -144,6 +152,14 @@ func newTarget(p target.Params, opts Options) (*Target, error) {
 	if opts.DeployMode != "" && len(t.deployTo) == 0 {
 		return nil, fail("deploy_mode is set but nothing is deployed; remove it or turn deploy on")
 	}
+	if opts.ReloadPoll != "" && len(t.deployTo) == 0 {
+		return nil, fail("reload_poll is set but nothing is deployed, so there is nothing to wait for; remove it or turn deploy on")
+	}
+	poll, err := parsePoll(opts.ReloadPoll)
+	if err != nil {
+		return nil, fail("%v", err)
+	}
+	t.poll = poll
 	if opts.Token == "" {
 		return nil, fmt.Errorf("render target %q has no token; add token: ${RENDER_API_KEY} and export RENDER_API_KEY (an API key from the Render dashboard's account settings): %w", p.Name, target.ErrAuth)
 	}
@@ -153,6 +169,7 @@ func newTarget(p target.Params, opts Options) (*Target, error) {
 	}
 	hc := p.HTTP()
 	now := p.Clock()
+	t.now = now
 	t.api = &webapi.Client{
 		HTTP: hc, BaseURL: strings.TrimSuffix(opts.APIURL, "/"), Auth: webapi.Bearer(opts.Token),
 		Target: "Render API", Now: now, UserAgent: "rotor",
@@ -240,58 +257,6 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 		}
 	}
 	return target.ValidateResponse{}, nil
-}
-
-// Reload implements target.Reloader: Render applies variables only to new
-// deploys, so each service is deployed.
-func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
-	var details []string
-	for _, s := range t.deployTo {
-		t.mu.Lock()
-		done, ok := t.deployed[req.RotationID][s]
-		t.mu.Unlock()
-		if !ok {
-			var err error
-			if done, err = t.deploy(ctx, s); err != nil {
-				return target.ReloadResponse{Detail: strings.Join(details, "; ")}, err
-			}
-			t.mu.Lock()
-			if t.deployed[req.RotationID] == nil {
-				t.deployed[req.RotationID] = map[string]string{}
-			}
-			t.deployed[req.RotationID][s] = done
-			t.mu.Unlock()
-		}
-		details = append(details, done)
-	}
-	return target.ReloadResponse{Detail: strings.Join(details, "; ")}, nil
-}
-
-func (t *Target) deploy(ctx context.Context, service string) (string, error) {
-	body := map[string]string{"clearCache": "do_not_clear"}
-	if t.deployMode != "" {
-		body["deployMode"] = t.deployMode
-	}
-	resp, err := t.api.Do(ctx, webapi.Request{
-		Method: http.MethodPost, Path: "/v1/services/" + url.PathEscape(service) + "/deploys", Body: body,
-		// A deploy is not idempotent: after a 5xx Render may have queued
-		// it. A 429 (10 deploys a minute per service) is refused before
-		// anything happens, so only that is retried.
-		Retryable: true,
-	})
-	if err != nil {
-		return "", t.fail("cannot deploy service "+service, webapi.OnlyRateLimitRetries(err))
-	}
-	if resp.Status == http.StatusAccepted {
-		return "deploy queued for " + service, nil
-	}
-	var out struct {
-		ID string `json:"id"`
-	}
-	if err := t.api.Decode(resp, &out); err != nil {
-		return "", t.fail("cannot read the answer to the deploy of "+service, err)
-	}
-	return fmt.Sprintf("deploy %s started for %s", out.ID, service), nil
 }
 
 // get reads one key; ok is false when the key is not set.

@@ -3,7 +3,6 @@ package render_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -90,6 +89,9 @@ func TestNew(t *testing.T) {
 		{name: "no token", opts: "{service_id: srv-1}", wantErr: "add token: ${RENDER_API_KEY}", sentinel: target.ErrAuth},
 		{name: "bad api_url", opts: "{service_id: srv-1, token: k, api_url: 'api.render.com'}", wantErr: "is not an http(s) URL", sentinel: target.ErrInvalid},
 		{name: "unknown option", opts: "{service_id: srv-1, token: k, restart: true}", wantErr: "field restart not found"},
+		{name: "reload_poll", opts: "{service_id: srv-1, token: k, reload_poll: 30s}", wantDest: "render service srv-1", reloader: true},
+		{name: "reload_poll without deploy", opts: "{service_id: srv-1, deploy: false, reload_poll: 30s, token: k}", wantErr: "reload_poll is set but nothing is deployed", sentinel: target.ErrInvalid},
+		{name: "reload_poll not a duration", opts: "{service_id: srv-1, reload_poll: 10, token: k}", wantErr: `reload_poll "10" is not a positive duration`, sentinel: target.ErrInvalid},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -271,81 +273,6 @@ func TestCheck(t *testing.T) {
 	require.ErrorContains(t, err, "cannot find service srv-gone")
 }
 
-func TestReload(t *testing.T) {
-	t.Parallel()
-	t.Run("service deploy sees the new value", func(t *testing.T) {
-		t.Parallel()
-		cases := []struct {
-			opts, wantBody, wantDetail string
-			queued                     bool
-		}{
-			{opts: "service_id: " + svc, wantBody: `{"clearCache":"do_not_clear"}`, wantDetail: "deploy dep-"},
-			{opts: "{service_id: " + svc + ", deploy_mode: deploy_only}", wantBody: `{"clearCache":"do_not_clear","deployMode":"deploy_only"}`, wantDetail: "deploy dep-"},
-			{opts: "service_id: " + svc, wantBody: `{"clearCache":"do_not_clear"}`, wantDetail: "deploy queued for " + svc, queued: true},
-		}
-		for _, tc := range cases {
-			f := newFake(t, renderfake.Options{})
-			f.QueueDeploys(tc.queued)
-			rec := &recorder{}
-			tg := newTarget(t, f, rec, tc.opts)
-			v := secret.New("postgres://app:new@host/db")
-			_, err := tg.Put(t.Context(), putReq(map[string]secret.String{"DATABASE_URL": v}, "DATABASE_URL"))
-			require.NoError(t, err)
-			require.Empty(t, f.Deploys(svc), "Put must never deploy")
-			resp, err := tg.(target.Reloader).Reload(t.Context(), target.ReloadRequest{RotationID: "7"})
-			require.NoError(t, err)
-			require.Contains(t, resp.Detail, tc.wantDetail)
-			last := rec.all()[len(rec.all())-1]
-			require.Equal(t, "POST /v1/services/"+svc+"/deploys", last.line())
-			require.JSONEq(t, tc.wantBody, string(last.body))
-			ds := f.Deploys(svc)
-			require.Len(t, ds, 1)
-			require.True(t, v.Equal(secret.New(ds[0].Env["DATABASE_URL"])))
-		}
-	})
-
-	t.Run("environment group deploys each listed service once per rotation", func(t *testing.T) {
-		t.Parallel()
-		f := newFake(t, renderfake.Options{})
-		rt := &failNthDeploy{f: f, n: 2}
-		tg := newTarget(t, f, rt, "{env_group_id: "+group+", deploy_services: ["+svc+", "+svc2+"]}")
-		v := secret.New("postgres://app:grp@host/db")
-		_, err := tg.Put(t.Context(), putReq(map[string]secret.String{"DATABASE_URL": v}, "DATABASE_URL"))
-		require.NoError(t, err)
-
-		// The second service's deploy fails with a 500: not retryable,
-		// since Render may have queued it.
-		_, err = tg.(target.Reloader).Reload(t.Context(), target.ReloadRequest{RotationID: "9"})
-		require.ErrorContains(t, err, "cannot deploy service "+svc2)
-		var re *target.RetryableError
-		require.False(t, errors.As(err, &re))
-		require.Len(t, f.Deploys(svc), 1)
-
-		// Running Reload again for the same rotation deploys only what is missing.
-		resp, err := tg.(target.Reloader).Reload(t.Context(), target.ReloadRequest{RotationID: "9"})
-		require.NoError(t, err)
-		require.Len(t, f.Deploys(svc), 1)
-		require.Len(t, f.Deploys(svc2), 1)
-		require.Contains(t, resp.Detail, svc)
-		require.Contains(t, resp.Detail, svc2)
-		for _, s := range []string{svc, svc2} {
-			require.True(t, v.Equal(secret.New(f.Deploys(s)[0].Env["DATABASE_URL"])), "%s saw the group's new value", s)
-		}
-	})
-
-	t.Run("rate-limited deploy is retryable", func(t *testing.T) {
-		t.Parallel()
-		now := time.Date(2026, 8, 1, 9, 0, 0, 0, time.UTC)
-		f := newFake(t, renderfake.Options{Now: func() time.Time { return now }})
-		tg := build(t, f, nil, f.Token(), "service_id: "+svc, func() time.Time { return now })
-		f.RateLimit(0, 6*time.Second)
-		_, err := tg.(target.Reloader).Reload(t.Context(), target.ReloadRequest{RotationID: "1"})
-		var re *target.RetryableError
-		require.ErrorAs(t, err, &re)
-		require.Equal(t, 6*time.Second, re.RetryAfter)
-	})
-}
-
 func TestValidate(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -436,11 +363,13 @@ type recorder struct {
 }
 
 type call struct {
-	method, path string
-	body         []byte
+	method, path, query string
+	body                []byte
 }
 
 func (c call) line() string { return c.method + " " + c.path }
+
+func (c call) lineQuery() string { return c.line() + "?" + c.query }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	var body []byte
@@ -449,7 +378,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	r.mu.Lock()
-	r.calls = append(r.calls, call{method: req.Method, path: req.URL.Path, body: body})
+	r.calls = append(r.calls, call{method: req.Method, path: req.URL.Path, query: req.URL.Query().Encode(), body: body})
 	r.mu.Unlock()
 	return http.DefaultTransport.RoundTrip(req)
 }

@@ -1,6 +1,7 @@
 // Package vercel is the Vercel target: it keeps environment variables of
 // one Vercel project up to date and, when asked, redeploys the current
-// production deployment so running code sees them (targets-api.md §1).
+// production deployment so running code sees them (targets-api.md §1),
+// waiting until the new deployment serves production (rollout.go).
 //
 // Writes use the documented upsert (POST /v10/projects/{id}/env?upsert=true),
 // so a retry cannot create a duplicate. Before writing, Put lists the
@@ -60,9 +61,13 @@ type Options struct {
 	// rotor can verify them). The key is not called type because `type:`
 	// already names the target type in rotor.yaml.
 	Sensitive bool `yaml:"sensitive"`
-	// Redeploy makes Reload redeploy the current production deployment;
-	// without it the values reach consumers at the next deployment.
+	// Redeploy makes Reload redeploy the current production deployment
+	// and wait until the new deployment serves production; without it the
+	// values reach consumers at the next deployment.
 	Redeploy bool `yaml:"redeploy"`
+	// ReloadPoll is how often Reload reads the new deployment while it
+	// builds, as a duration ("5s"). Default DefaultReloadPoll.
+	ReloadPoll string `yaml:"reload_poll"`
 	// Token is a Vercel access token, always given as ${VERCEL_TOKEN}.
 	Token string `yaml:"token"`
 	// APIURL overrides the API base URL (tests point it at a fake).
@@ -79,10 +84,15 @@ type Target struct {
 	api      *webapi.Client
 	redeploy bool
 
+	// poll is the pause between two reads of a building deployment.
+	poll time.Duration
+	now  func() time.Time
+
 	mu sync.Mutex
-	// redeployed remembers, per rotation, the deployment Reload created, so
-	// an engine retry after a lost answer does not build the project twice.
-	redeployed map[string]string
+	// rollouts remembers, per rotation, the deployment Reload created, so
+	// an engine retry or a resume waits for it instead of building the
+	// project twice.
+	rollouts map[string]*rollout
 }
 
 // New builds a Vercel target from its options. It does no I/O.
@@ -145,6 +155,13 @@ func newTarget(p target.Params, opts Options) (*Target, error) {
 	if err != nil {
 		return nil, fail("%v", err)
 	}
+	if opts.ReloadPoll != "" && !opts.Redeploy {
+		return nil, fail("reload_poll is set but redeploy is off, so there is nothing to wait for; remove reload_poll or set redeploy: true")
+	}
+	poll, err := parsePoll(opts.ReloadPoll)
+	if err != nil {
+		return nil, fail("%v", err)
+	}
 	hc := p.HTTP()
 	now := p.Clock()
 	return &Target{
@@ -158,7 +175,9 @@ func newTarget(p target.Params, opts Options) (*Target, error) {
 			HTTP: hc, BaseURL: base, Auth: webapi.Bearer(opts.Token),
 			Target: "vercel API", Now: now, UserAgent: "rotor",
 		},
-		redeployed: map[string]string{},
+		poll:     poll,
+		now:      now,
+		rollouts: map[string]*rollout{},
 	}, nil
 }
 
@@ -337,51 +356,6 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 		}
 	}
 	return resp, nil
-}
-
-// Reload implements target.Reloader: Vercel applies variables only to new
-// deployments, so the current production deployment is redeployed.
-func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
-	t.mu.Lock()
-	done, ok := t.redeployed[req.RotationID]
-	t.mu.Unlock()
-	if ok {
-		return target.ReloadResponse{Detail: done}, nil
-	}
-	d, err := t.currentProduction(ctx)
-	if err != nil {
-		return target.ReloadResponse{}, err
-	}
-	if d == nil {
-		return target.ReloadResponse{Detail: "no READY production deployment to redeploy; the next deployment reads the new values"}, nil
-	}
-	name := d.Name
-	if name == "" {
-		name = t.project
-	}
-	resp, err := t.api.Do(ctx, webapi.Request{
-		Method: http.MethodPost, Path: t.teamPath("/v13/deployments", url.Values{"forceNew": {"1"}}),
-		Body: redeployBody{Name: name, Project: t.project, DeploymentID: d.UID, Target: EnvProduction},
-		// A second deployment is only wasted build time, but Vercel may
-		// have started the first when it answered 5xx; only a 429, which
-		// Vercel answers before doing anything, is retried.
-		Retryable: true,
-	})
-	if err != nil {
-		return target.ReloadResponse{}, t.fail("cannot redeploy production deployment "+d.UID, webapi.OnlyRateLimitRetries(err))
-	}
-	var out deployment
-	if err := t.api.Decode(resp, &out); err != nil {
-		return target.ReloadResponse{}, t.fail("cannot read the answer to the redeploy", err)
-	}
-	detail := fmt.Sprintf("redeployed production deployment %s as %s", d.UID, out.ID)
-	if out.ReadyState != "" {
-		detail += " (" + out.ReadyState + ")"
-	}
-	t.mu.Lock()
-	t.redeployed[req.RotationID] = detail
-	t.mu.Unlock()
-	return target.ReloadResponse{Detail: detail}, nil
 }
 
 func (t *Target) currentProduction(ctx context.Context) (*deployment, error) {
@@ -674,12 +648,26 @@ type failure struct {
 	} `json:"error"`
 }
 
+// deployment is a deployment as the list (uid), create and get (id)
+// endpoints return it.
 type deployment struct {
 	UID        string `json:"uid"`
 	ID         string `json:"id"`
 	Name       string `json:"name"`
 	URL        string `json:"url"`
 	ReadyState string `json:"readyState"`
+	// ReadySubstate, AliasAssigned, AliasError and
+	// AutoAssignCustomDomains say whether a READY deployment serves
+	// production (GET /v13/deployments/{id}).
+	ReadySubstate           string `json:"readySubstate"`
+	AliasAssigned           bool   `json:"aliasAssigned"`
+	AutoAssignCustomDomains *bool  `json:"autoAssignCustomDomains"`
+	AliasError              *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"aliasError"`
+	ErrorCode    string `json:"errorCode"`
+	ErrorMessage string `json:"errorMessage"`
 }
 
 type redeployBody struct {

@@ -100,6 +100,10 @@ func TestNew(t *testing.T) {
 		{name: "redeploy without production", opts: "{project: p, token: tok, environments: [preview], redeploy: true}", wantErr: "redeploy: true redeploys production", sentinel: target.ErrInvalid},
 		{name: "bad api_url", opts: "{project: p, token: tok, api_url: 'ftp://x'}", wantErr: `api_url "ftp://x" is not an http(s) URL`, sentinel: target.ErrInvalid},
 		{name: "unknown option", opts: "{project: p, token: tok, branch: main}", wantErr: "field branch not found"},
+		{name: "reload_poll", opts: "{project: p, token: tok, redeploy: true, reload_poll: 10s}", wantDest: "vercel project p (production)", reloader: true},
+		{name: "reload_poll without redeploy", opts: "{project: p, token: tok, reload_poll: 10s}", wantErr: "reload_poll is set but redeploy is off", sentinel: target.ErrInvalid},
+		{name: "reload_poll not a duration", opts: "{project: p, token: tok, redeploy: true, reload_poll: often}", wantErr: `reload_poll "often" is not a positive duration`, sentinel: target.ErrInvalid},
+		{name: "reload_poll zero", opts: "{project: p, token: tok, redeploy: true, reload_poll: 0s}", wantErr: `reload_poll "0s" is not a positive duration`, sentinel: target.ErrInvalid},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -376,87 +380,6 @@ func TestCheck(t *testing.T) {
 			require.Empty(t, f.Writes())
 		})
 	}
-}
-
-func TestReload(t *testing.T) {
-	t.Parallel()
-	t.Run("redeploys the current production deployment with the new values", func(t *testing.T) {
-		t.Parallel()
-		f := vercelfake.New(t, vercelfake.Options{TeamID: "team_7"})
-		f.AddDeployment("dpl_old", "production", "READY")
-		f.AddDeployment("dpl_live", "production", "READY")
-		f.AddDeployment("dpl_preview", "preview", "READY")
-		f.AddDeployment("dpl_failed", "production", "ERROR")
-		rec := &recorder{}
-		tg := newTargetWith(t, f, rec, "{team_id: team_7, redeploy: true}")
-		v := secret.New("postgres://app:fresh@host/db")
-		_, err := tg.Put(t.Context(), putReq(map[string]secret.String{"DATABASE_URL": v}, "DATABASE_URL"))
-		require.NoError(t, err)
-		require.Len(t, f.Deployments(), 4, "Put must never deploy")
-
-		before := len(rec.all())
-		resp, err := tg.(target.Reloader).Reload(t.Context(), target.ReloadRequest{RotationID: "42"})
-		require.NoError(t, err)
-		calls := rec.all()[before:]
-		require.Len(t, calls, 2)
-		require.Equal(t, "GET /v7/deployments?limit=1&projectId=prj_rotor&state=READY&target=production&teamId=team_7", calls[0].line())
-		require.Equal(t, "POST /v13/deployments?forceNew=1&teamId=team_7", calls[1].line())
-		require.JSONEq(t, `{"name":"rotor-app","project":"prj_rotor","deploymentId":"dpl_live","target":"production"}`, string(calls[1].body))
-
-		ds := f.Deployments()
-		require.Len(t, ds, 5)
-		created := ds[4]
-		require.Equal(t, "dpl_live", created.RedeployOf)
-		require.Equal(t, "production", created.Target)
-		require.True(t, v.Equal(secret.New(created.Env["DATABASE_URL"])), "the redeploy must see the value written")
-		require.Contains(t, resp.Detail, "redeployed production deployment dpl_live as "+created.UID)
-
-		// An engine retry of the same rotation does not build twice.
-		again, err := tg.(target.Reloader).Reload(t.Context(), target.ReloadRequest{RotationID: "42"})
-		require.NoError(t, err)
-		require.Equal(t, resp.Detail, again.Detail)
-		require.Len(t, f.Deployments(), 5)
-	})
-
-	t.Run("nothing to redeploy", func(t *testing.T) {
-		t.Parallel()
-		f := vercelfake.New(t, vercelfake.Options{})
-		f.AddDeployment("dpl_building", "production", "BUILDING")
-		tg := newTarget(t, f, "redeploy: true")
-		resp, err := tg.(target.Reloader).Reload(t.Context(), target.ReloadRequest{RotationID: "1"})
-		require.NoError(t, err)
-		require.Contains(t, resp.Detail, "no READY production deployment")
-		require.Empty(t, f.Writes())
-	})
-
-	t.Run("redeploy is retried only when rate limited", func(t *testing.T) {
-		t.Parallel()
-		cases := []struct {
-			status     int
-			retryable  bool
-			retryAfter time.Duration
-		}{
-			{http.StatusTooManyRequests, true, 3 * time.Second},
-			{http.StatusInternalServerError, false, 0},
-			{http.StatusBadGateway, false, 0},
-		}
-		for _, c := range cases {
-			t.Run(fmt.Sprint(c.status), func(t *testing.T) {
-				t.Parallel()
-				f := vercelfake.New(t, vercelfake.Options{})
-				f.AddDeployment("dpl_live", "production", "READY")
-				// The lookup succeeds; the POST that creates the deployment fails.
-				tg := newTargetWith(t, f, &armOnPost{f: f, status: c.status}, "redeploy: true")
-				_, err := tg.(target.Reloader).Reload(t.Context(), target.ReloadRequest{RotationID: "r"})
-				require.ErrorContains(t, err, "cannot redeploy production deployment dpl_live")
-				var re *target.RetryableError
-				require.Equal(t, c.retryable, errors.As(err, &re))
-				if c.retryable {
-					require.Equal(t, c.retryAfter, re.RetryAfter)
-				}
-			})
-		}
-	})
 }
 
 func TestValidate(t *testing.T) {

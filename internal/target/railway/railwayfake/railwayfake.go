@@ -12,7 +12,19 @@
 //     unless skipDeploys is true;
 //   - variables(projectId, environmentId, serviceId, unrendered) returns a
 //     name→value map; sealed variables never come back;
-//   - serviceInstanceRedeploy records a deployment;
+//   - serviceInstanceRedeploy (Boolean) and serviceInstanceDeployV2
+//     (String: "Returns a deployment ID") start a deployment of the
+//     service's current commit (railwayapp/docs content/docs/integrations/
+//     api/manage-services.md); deployment(id) returns it, and a GraphQL
+//     "Deployment not found" error when there is none
+//     (api/manage-deployments.md). Its status is one of the
+//     DeploymentStatus enum of Railway's public schema (railwayapp/cli
+//     src/gql/schema.json): QUEUED, WAITING, NEEDS_APPROVAL, INITIALIZING,
+//     BUILDING, DEPLOYING, SUCCESS, FAILED, CRASHED, REMOVING, REMOVED,
+//     SKIPPED, SLEEPING. A new deployment moves through the statuses of
+//     the fake's Progress, one status per Progress.Polls reads of it, so a
+//     test decides how long a deployment takes; when one succeeds, the
+//     service's earlier successful one is REMOVED, as Railway replaces it;
 //   - rate limits answer HTTP 429 with Retry-After and X-RateLimit-*.
 //
 // What the reference leaves open is marked "unverified" where the fake
@@ -65,9 +77,41 @@ type Call struct {
 // Deploy is a deployment the fake started.
 type Deploy struct {
 	ServiceID, EnvironmentID string
-	// Reason is "redeploy" (serviceInstanceRedeploy) or "variables" (a
-	// variable write without skipDeploys).
+	// Reason is "redeploy" (serviceInstanceRedeploy or
+	// serviceInstanceDeployV2, both of the current commit) or "variables"
+	// (a variable write without skipDeploys).
 	Reason string
+	// ID is the deployment id; Status its status now; Reads counts the
+	// deployment(id) queries answered for it.
+	ID     string
+	Status string
+	Reads  int
+
+	progress Progress
+	finished bool
+}
+
+// Progress is how the deployments the fake starts move on. The zero value
+// is a deployment that is QUEUED when started and SUCCESS at the first
+// read.
+type Progress struct {
+	// Statuses the deployment passes through: the first is its status when
+	// started, the last is final. Default [QUEUED, SUCCESS].
+	Statuses []string
+	// Polls is how many reads each status after the first lasts; the first
+	// read already sees the second. Default 1.
+	Polls int
+}
+
+func (p Progress) withDefaults() Progress {
+	if len(p.Statuses) == 0 {
+		p.Statuses = []string{"QUEUED", "SUCCESS"}
+	}
+	if p.Polls <= 0 {
+		p.Polls = 1
+	}
+	p.Statuses = append([]string(nil), p.Statuses...)
+	return p
 }
 
 // Fake is a running fake. Its methods are safe for concurrent use.
@@ -90,6 +134,7 @@ type Fake struct {
 	gqlRetryAfter time.Duration
 	forbidWrites  bool
 	requestsTotal int
+	progress      Progress
 }
 
 type variable struct {
@@ -169,6 +214,60 @@ func (f *Fake) Mutations() int {
 		}
 	}
 	return n
+}
+
+// SetProgress sets how deployments started from now on move on.
+func (f *Fake) SetProgress(p Progress) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.progress = p
+}
+
+// Finish moves a deployment to its final status at once, as if it had
+// ended.
+func (f *Fake) Finish(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.deploys {
+		if f.deploys[i].ID == id {
+			f.deploys[i].finished = true
+			f.settle(i)
+		}
+	}
+}
+
+// startDeploy records a new deployment and returns its id; f.mu is held.
+func (f *Fake) startDeploy(service, env, reason string) string {
+	id := fmt.Sprintf("dep-%04d", len(f.deploys)+1)
+	f.deploys = append(f.deploys, Deploy{ServiceID: service, EnvironmentID: env, Reason: reason, ID: id, progress: f.progress.withDefaults()})
+	f.settle(len(f.deploys) - 1)
+	return id
+}
+
+// settle puts f.deploys[i] in the status its progress has reached after
+// its reads; a deployment that succeeds replaces (REMOVED) the one that
+// succeeded before it. f.mu is held.
+func (f *Fake) settle(i int) {
+	d := &f.deploys[i]
+	p := d.progress
+	last := len(p.Statuses) - 1
+	index := 0
+	if d.Reads > 0 {
+		index = 1 + (d.Reads-1)/p.Polls
+	}
+	if d.finished {
+		index = last
+	}
+	was := d.Status
+	d.Status = p.Statuses[min(index, last)]
+	if d.Status == "SUCCESS" && was != "SUCCESS" {
+		for j := range f.deploys {
+			o := &f.deploys[j]
+			if j != i && o.Status == "SUCCESS" && o.ServiceID == d.ServiceID && o.EnvironmentID == d.EnvironmentID {
+				o.Status = "REMOVED"
+			}
+		}
+	}
 }
 
 // FailNext makes the next n requests answer HTTP status with a GraphQL
@@ -355,8 +454,41 @@ func (f *Fake) answer(w http.ResponseWriter, call *Call, vars map[string]any) (i
 		if svc == "" {
 			return http.StatusOK, errorsOnly("Service not found")
 		}
-		f.deploys = append(f.deploys, Deploy{ServiceID: svc, EnvironmentID: env, Reason: "redeploy"})
+		f.startDeploy(svc, env, "redeploy")
 		return http.StatusOK, data("serviceInstanceRedeploy", true)
+	case "serviceInstanceDeployV2":
+		env, _ := vars["environmentId"].(string)
+		svc, _ := vars["serviceId"].(string)
+		if !call.Mutation {
+			return http.StatusOK, errorsOnly(`Cannot query field "serviceInstanceDeployV2" on type "Query".`)
+		}
+		if msg := f.access(call.Auth, ProjectID, env, svc); msg != "" {
+			return http.StatusOK, errorsOnly(msg)
+		}
+		if svc == "" {
+			return http.StatusOK, errorsOnly("Service not found")
+		}
+		return http.StatusOK, data("serviceInstanceDeployV2", f.startDeploy(svc, env, "redeploy"))
+	case "deployment":
+		id, _ := vars["id"].(string)
+		if call.Mutation {
+			return http.StatusOK, errorsOnly(`Cannot query field "deployment" on type "Mutation".`)
+		}
+		for i := range f.deploys {
+			d := &f.deploys[i]
+			if d.ID != id {
+				continue
+			}
+			if msg := f.access(call.Auth, ProjectID, d.EnvironmentID, d.ServiceID); msg != "" {
+				return http.StatusOK, errorsOnly(msg)
+			}
+			d.Reads++
+			f.settle(i)
+			return http.StatusOK, data("deployment", map[string]any{
+				"id": d.ID, "status": d.Status, "serviceId": d.ServiceID, "environmentId": d.EnvironmentID, "projectId": ProjectID,
+			})
+		}
+		return http.StatusOK, errorsOnly("Deployment not found")
 	case "projectToken":
 		if call.Auth != "project" {
 			return http.StatusOK, errorsOnly("Not Authorized")
@@ -436,7 +568,7 @@ func (f *Fake) upsert(call *Call, op string, input map[string]any, values map[st
 	}
 	if skip, _ := input["skipDeploys"].(bool); !skip {
 		// Shared variables reach every service of the environment.
-		f.deploys = append(f.deploys, Deploy{ServiceID: ServiceID, EnvironmentID: env, Reason: "variables"})
+		f.startDeploy(ServiceID, env, "variables")
 	}
 	return http.StatusOK, data(op, true)
 }

@@ -15,6 +15,19 @@
 //     [{"envVar":{key,value},"cursor"}];
 //   - POST /v1/services/{id}/deploys {"clearCache","deployMode"?} answers
 //     201 with a deploy, or 202 with no body when queued;
+//   - GET /v1/services/{id}/deploys/{deployId} returns one deploy (404 when
+//     there is none) and GET /v1/services/{id}/deploys?status&limit&cursor
+//     lists them, newest first, as [{"deploy","cursor"}], status being
+//     repeated for several (form style, explode, as Render's OpenAPI
+//     client sends it). A deploy's status is one of Render's deployStatus
+//     values (render-oss/cli pkg/client/types_gen.go): queued, created,
+//     build_in_progress, update_in_progress, pre_deploy_in_progress, live,
+//     deactivated, build_failed, update_failed, pre_deploy_failed,
+//     canceled. A new deploy moves through the statuses of the fake's
+//     Progress, one status per Progress.Polls reads of it, so a test
+//     decides how long a deploy takes; a deploy answered 202 waits queued
+//     first. When a deploy goes live, the service's earlier live deploy
+//     becomes deactivated;
 //   - 429 carries Ratelimit-Limit, Ratelimit-Remaining and Ratelimit-Reset
 //     (UTC epoch seconds).
 //
@@ -59,6 +72,41 @@ type Deploy struct {
 	// Env is what the deploy saw: the service's variables merged over
 	// those of its linked environment groups.
 	Env map[string]string
+	// Status is the deploy's status now.
+	Status string
+	// Reads counts the GET …/deploys/{deployId} answered for it.
+	Reads int
+
+	progress Progress
+	created  time.Time
+	finished bool
+}
+
+// Progress is how the deploys POST …/deploys creates move on. The zero
+// value is a deploy that is created when triggered and live at the first
+// read.
+type Progress struct {
+	// Statuses the deploy passes through: the first is what the trigger
+	// answers, the last is final (live, or a failure). Default [created,
+	// live]. A deploy answered 202 is queued before the first.
+	Statuses []string
+	// Polls is how many reads of the deploy each status after the first
+	// lasts; the first read already sees the second. Default 1.
+	Polls int
+}
+
+func (p Progress) withDefaults(queued bool) Progress {
+	if len(p.Statuses) == 0 {
+		p.Statuses = []string{"created", "live"}
+	}
+	if p.Polls <= 0 {
+		p.Polls = 1
+	}
+	p.Statuses = slices.Clone(p.Statuses)
+	if queued {
+		p.Statuses = append([]string{"queued"}, p.Statuses...)
+	}
+	return p
 }
 
 // Request is one request the fake received.
@@ -104,6 +152,8 @@ type Server struct {
 	requests     []Request
 	nextID       int
 	queueDeploys bool
+	progress     Progress
+	progressOf   map[string]Progress
 }
 
 // New starts a fake that is closed when t ends.
@@ -123,6 +173,8 @@ func New(t testing.TB, opts Options) *Server {
 	mux.HandleFunc("GET /v1/services/{id}/env-vars/{key}", s.getVar)
 	mux.HandleFunc("PUT /v1/services/{id}/env-vars/{key}", s.putVar)
 	mux.HandleFunc("POST /v1/services/{id}/deploys", s.deploy)
+	mux.HandleFunc("GET /v1/services/{id}/deploys", s.listDeploys)
+	mux.HandleFunc("GET /v1/services/{id}/deploys/{deployId}", s.getDeploy)
 	mux.HandleFunc("GET /v1/env-groups/{id}", s.getGroup)
 	mux.HandleFunc("GET /v1/env-groups/{id}/env-vars/{key}", s.getVar)
 	mux.HandleFunc("PUT /v1/env-groups/{id}/env-vars/{key}", s.putVar)
@@ -200,6 +252,128 @@ func (s *Server) QueueDeploys(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.queueDeploys = on
+}
+
+// SetProgress sets how deploys triggered from now on move on.
+func (s *Server) SetProgress(p Progress) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.progress = p
+}
+
+// SetServiceProgress sets how one service's deploys triggered from now on
+// move on, overriding SetProgress for it.
+func (s *Server) SetServiceProgress(serviceID string, p Progress) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.progressOf == nil {
+		s.progressOf = map[string]Progress{}
+	}
+	s.progressOf[serviceID] = p
+}
+
+// Finish moves a deploy to its final status at once, as if it had ended.
+func (s *Server) Finish(serviceID, deployID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if svc, ok := s.services[serviceID]; ok {
+		for i := range svc.deploys {
+			if svc.deploys[i].ID == deployID {
+				svc.deploys[i].finished = true
+				s.settle(svc, i)
+			}
+		}
+	}
+}
+
+// settle puts svc.deploys[i] in the status its progress has reached after
+// its reads; a deploy that goes live deactivates the one live before it.
+// s.mu must be held.
+func (s *Server) settle(svc *service, i int) {
+	d := &svc.deploys[i]
+	p := d.progress
+	last := len(p.Statuses) - 1
+	index := 0
+	if d.Reads > 0 {
+		index = 1 + (d.Reads-1)/p.Polls
+	}
+	if d.finished {
+		index = last
+	}
+	was := d.Status
+	d.Status = p.Statuses[min(index, last)]
+	if d.Status == "live" && was != "live" {
+		for j := range svc.deploys {
+			if j != i && svc.deploys[j].Status == "live" {
+				svc.deploys[j].Status = "deactivated"
+			}
+		}
+	}
+}
+
+func (s *Server) deployJSON(d Deploy) map[string]any {
+	at := d.created.UTC().Format(time.RFC3339)
+	out := map[string]any{"id": d.ID, "status": d.Status, "trigger": "api", "createdAt": at, "updatedAt": s.opts.Now().UTC().Format(time.RFC3339)}
+	switch d.Status {
+	case "live", "deactivated", "build_failed", "update_failed", "pre_deploy_failed", "canceled":
+		out["finishedAt"] = out["updatedAt"]
+	}
+	return out
+}
+
+// getDeploy answers GET /v1/services/{id}/deploys/{deployId}; each read
+// moves the deploy on along its progress.
+func (s *Server) getDeploy(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	svc, ok := s.services[r.PathValue("id")]
+	if !ok {
+		writeError(w, http.StatusNotFound, "service not found")
+		return
+	}
+	for i := range svc.deploys {
+		if svc.deploys[i].ID == r.PathValue("deployId") {
+			svc.deploys[i].Reads++
+			s.settle(svc, i)
+			writeJSON(w, http.StatusOK, s.deployJSON(svc.deploys[i]))
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, "deploy not found")
+}
+
+// listDeploys answers GET /v1/services/{id}/deploys: newest first,
+// filtered by status (repeated, or comma-separated), limit 20 by default.
+func (s *Server) listDeploys(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var want []string
+	for _, v := range q["status"] {
+		want = append(want, strings.Split(v, ",")...)
+	}
+	limit := 20
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n < 1 || n > 100 {
+			writeError(w, http.StatusBadRequest, "limit must be an integer from 1 to 100")
+			return
+		}
+		limit = n
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	svc, ok := s.services[r.PathValue("id")]
+	if !ok {
+		writeError(w, http.StatusNotFound, "service not found")
+		return
+	}
+	out := []map[string]any{}
+	for i := len(svc.deploys) - 1; i >= 0 && len(out) < limit; i-- {
+		d := svc.deploys[i]
+		if len(want) == 0 || slices.Contains(want, d.Status) {
+			out = append(out, map[string]any{"deploy": s.deployJSON(d), "cursor": d.ID})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // Requests returns every request received, in order.
@@ -440,13 +614,22 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {
 		env[k] = v
 	}
 	s.nextID++
-	d := Deploy{ID: fmt.Sprintf("dep-%08d", s.nextID), ClearCache: body.ClearCache, DeployMode: body.DeployMode, Queued: s.queueDeploys, Env: env}
+	d := Deploy{ID: fmt.Sprintf("dep-%08d", s.nextID), ClearCache: body.ClearCache, DeployMode: body.DeployMode, Queued: s.queueDeploys, Env: env,
+		progress: s.progressFor(svc.id).withDefaults(s.queueDeploys), created: s.opts.Now()}
 	svc.deploys = append(svc.deploys, d)
+	s.settle(svc, len(svc.deploys)-1)
 	if s.queueDeploys {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"id": d.ID, "status": "created", "trigger": "api"})
+	writeJSON(w, http.StatusCreated, s.deployJSON(svc.deploys[len(svc.deploys)-1]))
+}
+
+func (s *Server) progressFor(serviceID string) Progress {
+	if p, ok := s.progressOf[serviceID]; ok {
+		return p
+	}
+	return s.progress
 }
 
 func writeError(w http.ResponseWriter, status int, message string) {

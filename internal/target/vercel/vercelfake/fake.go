@@ -27,6 +27,20 @@
 //     values; sensitive ones are never handed out;
 //   - GET /v7/deployments?projectId&target&state&limit and POST
 //     /v13/deployments?forceNew=1 {name,project,deploymentId,target} (200);
+//   - GET /v13/deployments/{idOrUrl} returns one deployment, 404 when
+//     there is none. Its fields and their meaning follow Vercel's own SDK
+//     (vercel/sdk src/models/getdeploymentresponsebody.ts): readyState is
+//     QUEUED, BUILDING, INITIALIZING, READY, ERROR or CANCELED; a READY
+//     deployment has readySubstate STAGED ("never seen production
+//     traffic"), ROLLING or PROMOTED ("has seen production traffic");
+//     aliasAssigned is true once its aliases are assigned, aliasError holds
+//     {code,message} when assigning them failed; autoAssignCustomDomains
+//     ("defaults to true") is false for a production deployment made
+//     without assigning the production domains, which Vercel calls a
+//     staged build that has to be promoted by hand
+//     (vercel.com/docs/deployments/environments). A new deployment moves
+//     through the states of the fake's Build, one state per Build.Polls
+//     reads of this endpoint, so a test decides how long a build takes;
 //   - team projects answer 404 unless ?teamId= names their team;
 //   - 429 with Retry-After (seconds) when rate limited.
 //
@@ -103,12 +117,66 @@ type Deployment struct {
 	UID    string
 	Name   string
 	Target string
-	State  string
+	// State is the readyState.
+	State string
+	// Substate is the readySubstate of a READY deployment: STAGED,
+	// ROLLING or PROMOTED.
+	Substate string
+	// AliasAssigned reports whether the deployment's aliases (for
+	// production: the production domains) are assigned to it.
+	AliasAssigned bool
+	// AutoAssign is autoAssignCustomDomains: false for a staged production
+	// deployment.
+	AutoAssign bool
 	// RedeployOf is the deployment this one was created from, if any.
 	RedeployOf string
 	// Env is what a redeploy saw: the production values at the time it
 	// was created, by key.
 	Env map[string]string
+	// Reads counts the GET /v13/deployments/{id} answered for it.
+	Reads int
+
+	build    Build
+	finished bool
+}
+
+// Build is how the deployments POST /v13/deployments creates progress.
+// The zero value is a deployment that answers QUEUED when created and is
+// READY and serving production at the first read.
+type Build struct {
+	// States are the readyStates the deployment passes through: the first
+	// is what the create call answers, the last is final (READY, ERROR or
+	// CANCELED). Default [QUEUED, READY].
+	States []string
+	// Polls is how many reads of GET /v13/deployments/{id} each state
+	// after the first lasts; the first read already sees the second state.
+	// Default 1.
+	Polls int
+	// AliasPolls is how many reads of a READY production deployment still
+	// show aliasAssigned: false and readySubstate STAGED while Vercel
+	// assigns the production domains. Default 0.
+	AliasPolls int
+	// Staged makes a READY production deployment stay unassigned: the
+	// project does not auto-assign its production domains, so
+	// autoAssignCustomDomains is false and it waits to be promoted.
+	Staged bool
+	// AliasError, when set, is the aliasError code of a READY deployment
+	// whose aliases could not be assigned.
+	AliasError string
+	// ErrorCode and ErrorMessage describe an ERROR ending, as Vercel's
+	// errorCode and errorMessage do.
+	ErrorCode, ErrorMessage string
+}
+
+func (b Build) withDefaults() Build {
+	if len(b.States) == 0 {
+		b.States = []string{"QUEUED", "READY"}
+	}
+	if b.Polls <= 0 {
+		b.Polls = 1
+	}
+	b.States = slices.Clone(b.States)
+	return b
 }
 
 // Request is one request the fake received.
@@ -133,6 +201,7 @@ type Server struct {
 	nextID      int
 	requests    []Request
 	failKeys    map[string][2]string
+	build       Build
 }
 
 // New starts a fake that is closed when t ends.
@@ -153,13 +222,14 @@ func New(t testing.TB, opts Options) *Server {
 	if opts.PageSize <= 0 {
 		opts.PageSize = DefaultPageSize
 	}
-	s := &Server{opts: opts, pageSize: opts.PageSize, failKeys: map[string][2]string{}}
+	s := &Server{opts: opts, pageSize: opts.PageSize, failKeys: map[string][2]string{}, build: Build{}.withDefaults()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v10/projects/{project}/env", s.listEnvs)
 	mux.HandleFunc("POST /v10/projects/{project}/env", s.createEnvs)
 	mux.HandleFunc("GET /v1/projects/{project}/env/{id}", s.getEnv)
 	mux.HandleFunc("GET /v7/deployments", s.listDeployments)
 	mux.HandleFunc("POST /v13/deployments", s.createDeployment)
+	mux.HandleFunc("GET /v13/deployments/{idOrUrl}", s.getDeployment)
 	srv := httptest.NewServer(s.middleware(mux))
 	t.Cleanup(srv.Close)
 	s.URL = srv.URL
@@ -234,11 +304,34 @@ func (s *Server) Envs() []Env {
 	return out
 }
 
-// AddDeployment records a deployment of the project.
+// AddDeployment records a deployment of the project. A READY production
+// deployment is the one serving production (PROMOTED, aliases assigned).
 func (s *Server) AddDeployment(uid, target, state string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.deployments = append(s.deployments, &Deployment{UID: uid, Name: s.opts.ProjectName, Target: target, State: state})
+	d := &Deployment{UID: uid, Name: s.opts.ProjectName, Target: target, AutoAssign: true, build: Build{States: []string{state}}.withDefaults()}
+	s.settle(d)
+	s.deployments = append(s.deployments, d)
+}
+
+// SetBuild sets how deployments created from now on progress.
+func (s *Server) SetBuild(b Build) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.build = b.withDefaults()
+}
+
+// Finish moves a deployment to its build's final state at once, as if
+// the build had ended.
+func (s *Server) Finish(uid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.deployments {
+		if d.UID == uid {
+			d.finished = true
+			s.settle(d)
+		}
+	}
 }
 
 // Deployments returns every deployment, oldest first.
@@ -544,7 +637,79 @@ type deploymentJSON struct {
 }
 
 func (s *Server) deploymentJSON(d *Deployment) deploymentJSON {
-	return deploymentJSON{UID: d.UID, ID: d.UID, Name: d.Name, URL: d.UID + "-" + s.opts.ProjectName + ".vercel.app", State: d.State, ReadyState: d.State, Target: d.Target}
+	return deploymentJSON{UID: d.UID, ID: d.UID, Name: d.Name, URL: s.deploymentURL(d), State: d.State, ReadyState: d.State, Target: d.Target}
+}
+
+func (s *Server) deploymentURL(d *Deployment) string {
+	return d.UID + "-" + s.opts.ProjectName + ".vercel.app"
+}
+
+// settle puts d in the state its build has reached after d.Reads reads:
+// the first state when created, one state on per build.Polls reads, and
+// for a production deployment that ends READY, the alias assignment
+// build.AliasPolls reads later. s.mu must be held.
+func (s *Server) settle(d *Deployment) {
+	b := d.build
+	last := len(b.States) - 1
+	index, aliasReads := 0, 0
+	if d.Reads > 0 {
+		index = 1 + (d.Reads-1)/b.Polls
+		aliasReads = d.Reads - 1 - (last-1)*b.Polls
+	}
+	if d.finished {
+		index, aliasReads = last, b.AliasPolls
+	}
+	d.State = b.States[min(index, last)]
+	d.Substate, d.AliasAssigned = "", false
+	if d.State != "READY" {
+		return
+	}
+	switch {
+	case d.Target != "production":
+		d.AliasAssigned = true
+	case b.Staged:
+		d.Substate, d.AutoAssign = "STAGED", false
+	case b.AliasError != "" || aliasReads < b.AliasPolls:
+		d.Substate = "STAGED"
+	default:
+		d.Substate, d.AliasAssigned = "PROMOTED", true
+	}
+}
+
+// getDeployment answers GET /v13/deployments/{idOrUrl}; each read moves
+// a deployment on along its build.
+func (s *Server) getDeployment(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("idOrUrl")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var d *Deployment
+	for _, c := range s.deployments {
+		if c.UID == key || s.deploymentURL(c) == key {
+			d = c
+		}
+	}
+	if d == nil {
+		writeError(w, http.StatusNotFound, "not_found", "The deployment could not be found.")
+		return
+	}
+	d.Reads++
+	s.settle(d)
+	body := map[string]any{
+		"id": d.UID, "name": d.Name, "url": s.deploymentURL(d), "projectId": s.opts.ProjectID,
+		"readyState": d.State, "status": d.State, "target": d.Target,
+		"aliasAssigned": d.AliasAssigned, "aliasError": nil,
+		"autoAssignCustomDomains": d.AutoAssign, "createdAt": s.opts.Now().UnixMilli(),
+	}
+	if d.State == "READY" {
+		body["readySubstate"] = d.Substate
+		if d.build.AliasError != "" && d.Target == "production" {
+			body["aliasError"] = map[string]any{"code": d.build.AliasError, "message": "The production domains could not be assigned to this deployment."}
+		}
+	}
+	if d.State == "ERROR" {
+		body["errorCode"], body["errorMessage"] = d.build.ErrorCode, d.build.ErrorMessage
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) {
@@ -596,10 +761,11 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "Deployment not found")
 		return
 	}
-	d := &Deployment{UID: s.newID("dpl"), Name: body.Name, Target: body.Target, State: "QUEUED", RedeployOf: body.DeploymentID, Env: map[string]string{}}
+	d := &Deployment{UID: s.newID("dpl"), Name: body.Name, Target: body.Target, RedeployOf: body.DeploymentID, Env: map[string]string{}, AutoAssign: true, build: s.build}
 	if d.Target == "" {
 		d.Target = "preview"
 	}
+	s.settle(d)
 	for _, e := range s.envs {
 		if e.GitBranch == "" && slices.Contains(e.Target, d.Target) {
 			d.Env[e.Key] = e.Value
