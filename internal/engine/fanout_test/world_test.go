@@ -605,7 +605,7 @@ func (w *world) startFakes() {
 				switch {
 				case op.field == "variableCollectionUpsert":
 					return kindWrite
-				case op.field == "serviceInstanceRedeploy":
+				case op.field == "serviceInstanceRedeploy" || op.field == "serviceInstanceDeployV2":
 					return kindReload
 				case op.mutation:
 					return kindOtherMutation
