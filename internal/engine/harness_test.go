@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,6 +62,10 @@ type setupOpts struct {
 	grace      string   // drain grace (default 200ms)
 	quiet      string   // drain quiet (default 300ms)
 	wait       string   // drain wait (default 1m)
+	// targets is more target YAML (items indented six spaces) and env the
+	// variables it names.
+	targets string
+	env     map[string]string
 }
 
 func setup(t *testing.T, o setupOpts) *bundle {
@@ -118,8 +123,9 @@ credentials:
         values:
           DATABASE_URL: "{{.URL}}"
           PGUSER: "{{.User}}"
-%s`, cl.Host, cl.Port, urlDB, o.strategy, roleLine, drain, cmp.Or(o.grace, "200ms"), cmp.Or(o.quiet, "300ms"), cmp.Or(o.wait, "1m"), o.extra, b.envFile, memoryTargetYAML(o.memory))
+%s%s`, cl.Host, cl.Port, urlDB, o.strategy, roleLine, drain, cmp.Or(o.grace, "200ms"), cmp.Or(o.quiet, "300ms"), cmp.Or(o.wait, "1m"), o.extra, b.envFile, memoryTargetYAML(o.memory), o.targets)
 	env := map[string]string{"ADMIN_URL": cl.AdminURL(db).Reveal()}
+	maps.Copy(env, o.env)
 	cfgPath := filepath.Join(b.dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
 	cfg, err := resolve.Load(cfgPath, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, resolve.Registry{

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/store"
+	"github.com/rotorhq/rotor/internal/target/vercel/vercelfake"
 )
 
 // TestConsumerThatReadTheOldURLJustBeforePublishConnects is the race of
@@ -257,4 +259,86 @@ func TestSingleReportsItsFailureWindow(t *testing.T) {
 	require.Nil(t, res.Retirement)
 	_, pw := b.current()
 	require.False(t, strings.Contains(res.Outcome, pw.Reveal()))
+}
+
+// TestVercelDeployThatTakes20sKeepsTheOldRole is issue 11's "done means":
+// a dual rotation publishing to a Vercel project whose redeploy builds for
+// about 20 s keeps the old role valid while the old deployment serves (and
+// connects with the old string), until the new deployment is READY and
+// serving production plus the grace period; the result says so.
+func TestVercelDeployThatTakes20sKeepsTheOldRole(t *testing.T) {
+	t.Parallel()
+	vf := vercelfake.New(t, vercelfake.Options{})
+	vf.AddDeployment("dpl_live", "production", "READY")
+	// Read every second: QUEUED when created, BUILDING for 20 reads, READY.
+	vf.SetBuild(vercelfake.Build{States: []string{"QUEUED", "BUILDING", "READY"}, Polls: 20})
+	vercel := fmt.Sprintf(`      - name: web
+        type: vercel
+        project: %s
+        token: ${VERCEL_TOKEN}
+        api_url: %s
+        redeploy: true
+        reload_poll: 1s
+        values:
+          DATABASE_URL: "{{.URL}}"
+`, vf.ProjectID(), vf.URL)
+	b := setup(t, setupOpts{strategy: "dual", roles: roleNames(t), grace: "2s", quiet: "300ms", drain: "1m",
+		targets: vercel, env: map[string]string{"VERCEL_TOKEN": vf.Token()}})
+	b.rotate(engine.Options{})
+	oldRole, oldPW := b.current()
+	oldURL := b.loginURL(oldRole, oldPW)
+
+	// The live deployment is the old one until the redeploy is READY: it
+	// keeps opening connections with the old string, per request.
+	var readyAt time.Time
+	type attempt struct {
+		at  time.Time
+		err error
+	}
+	var attempts []attempt
+	done := make(chan struct{})
+	stop := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if readyAt.IsZero() {
+				for _, d := range vf.Deployments() {
+					if d.RedeployOf != "" && d.State == "READY" {
+						readyAt = time.Now()
+					}
+				}
+			}
+			if !readyAt.IsZero() && time.Since(readyAt) > 2*time.Second {
+				continue // the old deployment is gone: nobody uses the old string
+			}
+			attempts = append(attempts, attempt{time.Now(), pgtest.CanLogin(b.ctx, oldURL)})
+		}
+	}()
+	res := b.rotate(engine.Options{})
+	close(stop)
+	<-done
+
+	require.Equal(t, store.StatusSucceeded, res.Status, res.Outcome)
+	require.False(t, readyAt.IsZero(), "the redeploy became READY")
+	require.NotEmpty(t, attempts)
+	for _, a := range attempts {
+		require.NoError(t, a.err, "the old deployment connected at %s (READY at %s)", a.at.Format(time.RFC3339Nano), readyAt.Format(time.RFC3339Nano))
+	}
+	ev := res.Retirement.Evidence
+	require.False(t, ev.SwitchedAt.Before(readyAt.Add(-time.Second)), "the evidence counts from the finished deploy (switched %s, READY seen %s)", ev.SwitchedAt, readyAt)
+	require.Equal(t, 2*time.Second, ev.GraceUntil.Sub(ev.SwitchedAt))
+	var web engine.TargetResult
+	for _, tr := range res.Targets {
+		if tr.Name == "web" {
+			web = tr
+		}
+	}
+	require.Contains(t, web.Detail+res.Steps[len(res.Steps)-1].Detail, "READY")
+	require.Contains(t, res.Outcome, "every reload finished at")
+	b.requireNoLogin(oldRole, oldPW)
 }
