@@ -26,15 +26,21 @@ func (t *Target) permission() string {
 	return "the repository permission Secrets: read and write (classic token: repo scope)"
 }
 
-const dispatchPermission = "the repository permission Actions: read and write (classic token: repo scope)"
+const (
+	dispatchPermission = "the repository permission Actions: read and write (classic token: repo scope)"
+	runsPermission     = "the repository permission Actions: read (classic token: repo scope)"
+)
 
 // apiError maps a go-github error. Rate limits are always retryable:
 // GitHub refused before doing anything. Other transient failures are
 // retryable only when the call is safe to repeat (idempotent).
 func (t *Target) apiError(action string, resp *gh.Response, err error, idempotent bool, secrets []secret.String) error {
 	need := t.permission()
-	if strings.HasPrefix(action, "dispatch") || strings.HasPrefix(action, "look up workflow") {
+	switch {
+	case strings.HasPrefix(action, "dispatch") || strings.HasPrefix(action, "look up workflow"):
 		need = dispatchPermission
+	case strings.HasPrefix(action, "read workflow run") || strings.HasPrefix(action, "list runs"):
+		need = runsPermission
 	}
 	e := &webapi.StatusError{Target: t.desc, API: "GitHub", Action: action}
 	var (

@@ -62,6 +62,9 @@ type Options struct {
 	SelectedRepositories []string `yaml:"selected_repositories"`
 	// Dispatch starts a workflow after every target was written.
 	Dispatch *DispatchOptions `yaml:"dispatch"`
+	// ReloadPoll is how often Reload asks GitHub about the dispatched
+	// run, e.g. "10s" (DefaultReloadPoll). Only with dispatch.
+	ReloadPoll string `yaml:"reload_poll"`
 	// APIURL is the REST API root (GitHub Enterprise:
 	// https://HOST/api/v3/); tests point it at a fake.
 	APIURL string `yaml:"api_url"`
@@ -100,10 +103,23 @@ type Target struct {
 	rand        io.Reader
 	now         func() time.Time
 	dispatch    *dispatch // nil: no Reload
+	// pollEvery is the pause between two looks at the dispatched run.
+	pollEvery time.Duration
+	// sleep waits between polls; tests replace it.
+	sleep func(ctx context.Context, d time.Duration) error
 
 	mu          sync.Mutex
 	repoID      int64
 	selectedIDs []int64
+
+	// runMu guards run and noRunDetails.
+	runMu sync.Mutex
+	// run is the last rotation's dispatch, so that Reload called again
+	// for it waits for that run instead of starting another.
+	run *runState
+	// noRunDetails: this GitHub refused return_run_details (Enterprise
+	// Server before 3.21), so runs are found by listing.
+	noRunDetails bool
 }
 
 // dispatch is the workflow Reload starts.
@@ -127,7 +143,7 @@ func NewWithRand(p target.Params, random io.Reader) (target.Target, error) {
 	if err := p.DecodeOptions(Type, &opts); err != nil {
 		return nil, err
 	}
-	t := &Target{name: p.Name, desc: desc, rand: random, now: p.Clock()}
+	t := &Target{name: p.Name, desc: desc, rand: random, now: p.Clock(), pollEvery: DefaultReloadPoll, sleep: sleep}
 	if opts.Token == "" {
 		return nil, fmt.Errorf("%s has no token; add token: ${GITHUB_TOKEN} and export a fine-grained token with Secrets: read and write: %w", desc, target.ErrAuth)
 	}
@@ -148,7 +164,17 @@ func NewWithRand(p target.Params, random io.Reader) (target.Target, error) {
 	t.client = c.WithAuthToken(opts.Token)
 
 	if opts.Dispatch == nil {
+		if opts.ReloadPoll != "" {
+			return nil, fmt.Errorf("%s: reload_poll is how often Reload looks at a dispatched workflow run, but there is no dispatch; add dispatch: {workflow: deploy.yml, ref: main} or drop reload_poll: %w", desc, target.ErrInvalid)
+		}
 		return t, nil
+	}
+	if opts.ReloadPoll != "" {
+		d, err := time.ParseDuration(opts.ReloadPoll)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%s: reload_poll %q is not a positive duration like 10s or 1m: %w", desc, opts.ReloadPoll, target.ErrInvalid)
+		}
+		t.pollEvery = d
 	}
 	d := &dispatch{workflow: opts.Dispatch.Workflow, ref: opts.Dispatch.Ref}
 	if d.workflow == "" || d.ref == "" {
@@ -459,27 +485,6 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 	}
 	resp.Notes = append(resp.Notes, fmt.Sprintf("Reload dispatches %s on %s in %s/%s (it needs `on: workflow_dispatch` and a token with Actions: read and write)", d.workflow, d.ref, d.wfOwner, d.wfRepo))
 	return resp, nil
-}
-
-// Reload implements target.Reloader: it starts the workflow on ref. A
-// dispatch is not idempotent (each one is a run), so only refusals GitHub
-// made before doing anything, rate limits, are retryable.
-func (t *Target) Reload(ctx context.Context, _ target.ReloadRequest) (target.ReloadResponse, error) {
-	d := t.dispatch
-	event := gh.CreateWorkflowDispatchEventRequest{Ref: d.ref}
-	var (
-		r   *gh.Response
-		err error
-	)
-	if id, convErr := strconv.ParseInt(d.workflow, 10, 64); convErr == nil {
-		_, r, err = t.client.Actions.CreateWorkflowDispatchEventByID(ctx, d.wfOwner, d.wfRepo, id, event)
-	} else {
-		_, r, err = t.client.Actions.CreateWorkflowDispatchEventByFileName(ctx, d.wfOwner, d.wfRepo, url.PathEscape(d.workflow), event)
-	}
-	if err != nil {
-		return target.ReloadResponse{}, t.apiError("dispatch workflow "+d.workflow+" on "+d.ref, r, err, false, []secret.String{t.token})
-	}
-	return target.ReloadResponse{Detail: fmt.Sprintf("workflow %s dispatched on %s in %s/%s", d.workflow, d.ref, d.wfOwner, d.wfRepo)}, nil
 }
 
 // secrets lists what must never appear in an error: each value, the

@@ -1,11 +1,13 @@
 package github_test
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -107,6 +109,10 @@ func TestNew(t *testing.T) {
 		{name: "dispatch without ref", opts: repoOpts + "dispatch: {workflow: deploy.yml}\n", wantIs: target.ErrInvalid, wantErr: "dispatch needs workflow and ref"},
 		{name: "org dispatch without repo", opts: orgOpts + dispatchOn, wantIs: target.ErrInvalid, wantErr: "needs dispatch.repo"},
 		{name: "bad api_url", opts: repoOpts + "api_url: 'api.github.com'\n", wantIs: target.ErrInvalid, wantErr: "is not an http(s) URL"},
+		{name: "dispatch with reload_poll", opts: repoOpts + dispatchOn + "reload_poll: 30s\n", wantDest: "github repository acme/api actions secrets", wantDispatch: true},
+		{name: "reload_poll without dispatch", opts: repoOpts + "reload_poll: 30s\n", wantIs: target.ErrInvalid, wantErr: "reload_poll is how often Reload looks at a dispatched workflow run, but there is no dispatch"},
+		{name: "reload_poll not a duration", opts: repoOpts + dispatchOn + "reload_poll: often\n", wantIs: target.ErrInvalid, wantErr: `reload_poll "often" is not a positive duration`},
+		{name: "reload_poll zero", opts: repoOpts + dispatchOn + "reload_poll: 0s\n", wantIs: target.ErrInvalid, wantErr: `reload_poll "0s" is not a positive duration`},
 		{name: "unknown option", opts: repoOpts + "secret_prefix: X\n", wantErr: "field secret_prefix not found"},
 	}
 	for _, tt := range tests {
@@ -351,10 +357,13 @@ func TestReload(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			require.Contains(t, resp.Detail, "dispatched on main")
 			require.Len(t, f.Dispatches(), 1)
 			require.Equal(t, "main", f.Dispatches()[0].Ref)
-			require.Equal(t, []string{"POST " + tt.wantPath}, callList(f))
+			run := f.Dispatches()[0].RunID
+			require.Contains(t, resp.Detail, fmt.Sprintf("workflow run %d of ", run))
+			require.Contains(t, resp.Detail, "on main in acme/api completed success")
+			require.Equal(t, []string{"POST " + tt.wantPath, fmt.Sprintf("GET /repos/acme/api/actions/runs/%d", run)}, callList(f),
+				"GitHub returned the run's id (return_run_details), so nothing is listed")
 		})
 	}
 
@@ -366,6 +375,334 @@ func TestReload(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, f.Dispatches())
 	})
+}
+
+const pollOpts = repoOpts + dispatchOn + "reload_poll: 5ms\n"
+
+// sleeps records the waits Reload asks for instead of spending them; hook
+// runs before each returns.
+type sleeps struct {
+	mu   sync.Mutex
+	got  []time.Duration
+	hook func(n int)
+}
+
+func (s *sleeps) install(tg target.Target) {
+	github.SetSleep(tg, func(ctx context.Context, d time.Duration) error {
+		s.mu.Lock()
+		s.got = append(s.got, d)
+		n, hook := len(s.got), s.hook
+		s.mu.Unlock()
+		if hook != nil {
+			hook(n)
+		}
+		return ctx.Err()
+	})
+}
+
+func (s *sleeps) all() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.got)
+}
+
+// expiring is a context whose deadline passes when the test says so, so
+// that "reload_timeout struck while the run was unfinished" does not
+// depend on how fast the machine is.
+type expiring struct {
+	context.Context
+	once sync.Once
+	done chan struct{}
+}
+
+func newExpiring(parent context.Context) *expiring {
+	return &expiring{Context: parent, done: make(chan struct{})}
+}
+
+func (e *expiring) expire()                     { e.once.Do(func() { close(e.done) }) }
+func (e *expiring) Done() <-chan struct{}       { return e.done }
+func (e *expiring) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+func (e *expiring) Err() error {
+	select {
+	case <-e.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
+func reload(t *testing.T, ctx context.Context, tg target.Target, rotation string) (target.ReloadResponse, error) {
+	t.Helper()
+	return tg.(target.Reloader).Reload(ctx, target.ReloadRequest{RotationID: rotation})
+}
+
+// TestReloadWaitsForTheRun: Reload returns when the dispatched run has
+// completed with success, polling every reload_poll, not when GitHub
+// accepted the dispatch.
+func TestReloadWaitsForTheRun(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	f.SetRunPlan(githubfake.RunPlan{Steps: []githubfake.RunStep{{Status: "queued", Polls: 2}, {Status: "in_progress", Polls: 3}}})
+	tg := newTarget(t, f, pollOpts)
+	var s sleeps
+	s.install(tg)
+
+	resp, err := reload(t, t.Context(), tg, "7")
+	require.NoError(t, err)
+	run := f.Runs()[0]
+	require.Equal(t, fmt.Sprintf("workflow run %d of deploy.yml on main in acme/api completed success after 0s (queued → in_progress → completed): https://github.com/acme/api/actions/runs/%d", run.ID, run.ID), resp.Detail)
+	require.Equal(t, "completed", run.Status)
+	require.Equal(t, 6, run.Polls, "two polls queued, three in_progress, one completed")
+	require.Equal(t, slices.Repeat([]time.Duration{5 * time.Millisecond}, 5), s.all(), "one reload_poll pause after each poll that saw the run unfinished")
+}
+
+func TestReloadFailedRun(t *testing.T) {
+	t.Parallel()
+	for _, conclusion := range []string{"failure", "cancelled", "timed_out", "action_required", "startup_failure", "skipped"} {
+		t.Run(conclusion, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t)
+			f.SetRunPlan(githubfake.RunPlan{Steps: []githubfake.RunStep{{Status: "in_progress", Polls: 1}}, Conclusion: conclusion})
+			tg := newTarget(t, f, pollOpts)
+			var s sleeps
+			s.install(tg)
+
+			_, err := reload(t, t.Context(), tg, "8")
+			require.ErrorIs(t, err, github.ErrRunFailed)
+			run := f.Runs()[0]
+			require.ErrorContains(t, err, fmt.Sprintf(`github-actions target "ci": workflow run %d of deploy.yml on main in acme/api completed with conclusion %s after 0s (in_progress → completed)`, run.ID, conclusion))
+			require.ErrorContains(t, err, fmt.Sprintf("read the run's logs at https://github.com/acme/api/actions/runs/%d", run.ID))
+			require.ErrorContains(t, err, "`rotor resume` dispatches the workflow again")
+			var re *target.RetryableError
+			require.False(t, errors.As(err, &re), "dispatching a broken workflow again fixes nothing")
+			require.Empty(t, secret.Leaks([]byte(err.Error()), secret.New(githubfake.Token)))
+
+			// Resume after the failure: a new run, as the error promised.
+			f.SetRunPlan(githubfake.RunPlan{})
+			resp, err := reload(t, t.Context(), tg, "8")
+			require.NoError(t, err)
+			require.Len(t, f.Dispatches(), 2)
+			require.Contains(t, resp.Detail, fmt.Sprintf("workflow run %d ", f.Dispatches()[1].RunID))
+		})
+	}
+}
+
+// TestReloadTimesOut: when ctx ends while the run is unfinished, the
+// error wraps ctx.Err() and says the run's last status; a second Reload of
+// the same rotation waits for that run rather than dispatching another.
+func TestReloadTimesOut(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	f.SetRunPlan(githubfake.RunPlan{Steps: []githubfake.RunStep{{Status: "queued", Polls: 1}, {Status: "in_progress", Polls: -1}}})
+	tg := newTarget(t, f, pollOpts)
+	ctx := newExpiring(t.Context())
+	s := sleeps{hook: func(n int) {
+		if n == 3 {
+			ctx.expire() // reload_timeout strikes in the third pause
+		}
+	}}
+	s.install(tg)
+
+	_, err := reload(t, ctx, tg, "9")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	run := f.Runs()[0]
+	require.ErrorContains(t, err, fmt.Sprintf(`github-actions target "ci": workflow run %d of deploy.yml on main in acme/api is still in_progress after 0s (queued → in_progress); look at the run at https://github.com/acme/api/actions/runs/%d`, run.ID, run.ID))
+	require.NotErrorIs(t, err, github.ErrRunFailed)
+	var re *target.RetryableError
+	require.False(t, errors.As(err, &re))
+	require.Equal(t, 3, run.Polls)
+
+	f.CompleteRun(run.ID, "success")
+	resp, err := reload(t, t.Context(), tg, "9")
+	require.NoError(t, err)
+	require.Len(t, f.Dispatches(), 1, "the second Reload of rotation 9 waits for the run the first one started")
+	require.Contains(t, resp.Detail, fmt.Sprintf("workflow run %d of deploy.yml on main in acme/api completed success", run.ID))
+	require.Contains(t, resp.Detail, "(queued → in_progress → completed)")
+
+	again, err := reload(t, t.Context(), tg, "9")
+	require.NoError(t, err)
+	require.Len(t, f.Dispatches(), 1, "a finished reload is not dispatched again")
+	require.Equal(t, resp.Detail+" (finished before; not dispatched again)", again.Detail)
+
+	f.SetRunPlan(githubfake.RunPlan{})
+	_, err = reload(t, t.Context(), tg, "10")
+	require.NoError(t, err)
+	require.Len(t, f.Dispatches(), 2, "the next rotation dispatches its own run")
+}
+
+func TestReloadWaitingForApproval(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	f.SetRunPlan(githubfake.RunPlan{Steps: []githubfake.RunStep{{Status: "waiting", Polls: -1}}})
+	tg := newTarget(t, f, pollOpts)
+	ctx := newExpiring(t.Context())
+	s := sleeps{hook: func(int) { ctx.expire() }}
+	s.install(tg)
+	_, err := reload(t, ctx, tg, "11")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorContains(t, err, "is still waiting after 0s (waiting); it waits for a deployment protection rule of its environment (e.g. a required reviewer): approve it at https://github.com/acme/api/actions/runs/")
+}
+
+// TestReloadPollingFaults: while polling, a rate limit is waited out for
+// as long as GitHub asks and a 5xx is tried again at the next poll; a
+// refusal ends the wait.
+func TestReloadPollingFaults(t *testing.T) {
+	t.Parallel()
+	plan := githubfake.RunPlan{Steps: []githubfake.RunStep{{Status: "in_progress", Polls: 1}}}
+	t.Run("secondary rate limit", func(t *testing.T) {
+		t.Parallel()
+		f := newFake(t)
+		f.SetRunPlan(plan)
+		f.Limit(1, 30*time.Second) // the dispatch gets through, the polls do not
+		tg := newTarget(t, f, pollOpts)
+		s := sleeps{hook: func(int) { f.Limit(-1, 0) }}
+		s.install(tg)
+		_, err := reload(t, t.Context(), tg, "12")
+		require.NoError(t, err)
+		require.Equal(t, []time.Duration{30 * time.Second, 5 * time.Millisecond}, s.all(), "Retry-After, then reload_poll")
+		require.Equal(t, 429, f.Calls()[1].Status)
+	})
+	t.Run("primary rate limit", func(t *testing.T) {
+		t.Parallel()
+		f := newFake(t)
+		f.SetRunPlan(plan)
+		f.PrimaryLimit(1, time.Minute)
+		tg := newTarget(t, f, pollOpts)
+		s := sleeps{hook: func(int) { f.PrimaryLimit(-1, 0) }}
+		s.install(tg)
+		_, err := reload(t, t.Context(), tg, "13")
+		require.NoError(t, err)
+		require.Equal(t, []time.Duration{time.Minute, 5 * time.Millisecond}, s.all(), "until X-RateLimit-Reset, then reload_poll")
+	})
+	t.Run("server errors", func(t *testing.T) {
+		t.Parallel()
+		f := newFake(t)
+		f.SetRunPlan(plan)
+		tg := newTarget(t, f, pollOpts)
+		s := sleeps{hook: func(n int) {
+			if n == 1 {
+				f.FailNext(2, 502)
+			}
+		}}
+		s.install(tg)
+		resp, err := reload(t, t.Context(), tg, "14")
+		require.NoError(t, err)
+		require.Contains(t, resp.Detail, "completed success")
+		var statuses []int
+		for _, c := range f.Calls()[1:] {
+			statuses = append(statuses, c.Status)
+		}
+		require.Equal(t, []int{200, 502, 502, 200}, statuses)
+		require.Len(t, f.Dispatches(), 1)
+	})
+	t.Run("refusal", func(t *testing.T) {
+		t.Parallel()
+		f := newFake(t)
+		f.SetRunPlan(plan)
+		tg := newTarget(t, f, pollOpts)
+		s := sleeps{hook: func(int) { f.FailNext(1, 404) }}
+		s.install(tg)
+		_, err := reload(t, t.Context(), tg, "15")
+		require.ErrorIs(t, err, target.ErrNotFound)
+		require.ErrorContains(t, err, "read workflow run")
+	})
+}
+
+// TestReloadFindsTheRunWithoutRunDetails: a GitHub that does not return
+// the run's id (Enterprise Server before 3.21) gets the dispatch without
+// return_run_details, and the run is found by listing the workflow's
+// dispatch runs on ref created since GitHub received the dispatch.
+func TestReloadFindsTheRunWithoutRunDetails(t *testing.T) {
+	t.Parallel()
+	listQuery := "branch=main&created=%3E%3D2026-11-26T08%3A00%3A00Z&event=workflow_dispatch&per_page=10"
+	for name, api := range map[string]githubfake.DispatchAPI{"refuses return_run_details": githubfake.RefusesRunDetails, "ignores return_run_details": githubfake.IgnoresRunDetails} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t)
+			f.SetDispatchAPI(api)
+			f.SetRunPlan(githubfake.RunPlan{Steps: []githubfake.RunStep{{Status: "queued", Polls: 1}}, ListedAfter: 2})
+			tg := newTarget(t, f, pollOpts)
+			var s sleeps
+			s.install(tg)
+			resp, err := reload(t, t.Context(), tg, "16")
+			require.NoError(t, err)
+			run := f.Runs()[0]
+			require.Contains(t, resp.Detail, fmt.Sprintf("workflow run %d of deploy.yml on main in acme/api completed success after 0s (queued → completed)", run.ID))
+			var want []string
+			if api == githubfake.RefusesRunDetails {
+				want = append(want, "POST /repos/acme/api/actions/workflows/deploy.yml/dispatches 422")
+			}
+			list := "GET /repos/acme/api/actions/workflows/deploy.yml/runs?" + listQuery + " 200"
+			get := fmt.Sprintf("GET /repos/acme/api/actions/runs/%d? 200", run.ID)
+			want = append(want, "POST /repos/acme/api/actions/workflows/deploy.yml/dispatches 204", list, list, list, get, get)
+			require.Equal(t, want, callsWithQuery(f))
+
+			// The next rotation does not ask for run details again.
+			before := len(f.Calls())
+			f.SetRunPlan(githubfake.RunPlan{})
+			_, err = reload(t, t.Context(), tg, "17")
+			require.NoError(t, err)
+			require.Equal(t, "POST /repos/acme/api/actions/workflows/deploy.yml/dispatches 204", callsWithQuery(f)[before])
+		})
+	}
+
+	t.Run("an older run is not taken for the new one", func(t *testing.T) {
+		t.Parallel()
+		f := newFake(t)
+		clock := now
+		var mu sync.Mutex
+		f.SetNow(func() time.Time { mu.Lock(); defer mu.Unlock(); return clock })
+		p := params(f, pollOpts)
+		p.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+		tg, err := github.New(p)
+		require.NoError(t, err)
+		var s sleeps
+		s.install(tg)
+		_, err = reload(t, t.Context(), tg, "18")
+		require.NoError(t, err)
+
+		mu.Lock()
+		clock = clock.Add(5 * time.Minute)
+		mu.Unlock()
+		f.SetDispatchAPI(githubfake.IgnoresRunDetails)
+		f.SetRunPlan(githubfake.RunPlan{ListedAfter: 1})
+		resp, err := reload(t, t.Context(), tg, "19")
+		require.NoError(t, err)
+		runs := f.Runs()
+		require.Len(t, runs, 2)
+		require.Contains(t, resp.Detail, fmt.Sprintf("workflow run %d ", runs[1].ID), "run %d was created before this dispatch", runs[0].ID)
+	})
+
+	t.Run("no run shows up", func(t *testing.T) {
+		t.Parallel()
+		f := newFake(t)
+		f.SetDispatchAPI(githubfake.IgnoresRunDetails)
+		f.SetRunPlan(githubfake.RunPlan{ListedAfter: 1 << 30})
+		tg := newTarget(t, f, pollOpts)
+		ctx := newExpiring(t.Context())
+		s := sleeps{hook: func(n int) {
+			if n == 5 {
+				ctx.expire()
+			}
+		}}
+		s.install(tg)
+		_, err := reload(t, ctx, tg, "20")
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorContains(t, err, "workflow deploy.yml was dispatched on main in acme/api, but no run of it created since 2026-11-26T08:00:00Z showed up within 0s")
+	})
+}
+
+func callsWithQuery(f *githubfake.Fake) []string {
+	var out []string
+	for _, c := range f.Calls() {
+		p := c.Path
+		if c.Method == "GET" {
+			p += "?" + c.Query
+		}
+		out = append(out, fmt.Sprintf("%s %s %d", c.Method, p, c.Status))
+	}
+	return out
 }
 
 func TestValidate(t *testing.T) {

@@ -46,8 +46,11 @@ func (t *Target) apiError(action string, resp *gl.Response, err error, idempoten
 	case status == http.StatusForbidden:
 		e.Kind = target.ErrAuth
 		e.Hint = "the token needs the api scope and the Maintainer role on the project (Owner on a group) to manage CI/CD variables"
-		if strings.HasPrefix(action, "start a pipeline") {
+		switch {
+		case strings.HasPrefix(action, "start a pipeline"):
 			e.Hint = "the token needs the api scope and at least the Developer role, with permission to run pipelines on the ref"
+		case strings.HasPrefix(action, "read pipeline"):
+			e.Hint = "the token needs the api scope and a role that may see the project's pipelines (Reporter or higher)"
 		}
 	case status == http.StatusNotFound:
 		e.Kind = target.ErrNotFound

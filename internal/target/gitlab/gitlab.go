@@ -8,6 +8,9 @@
 // Variables are raw by default: GitLab would otherwise expand every $ in a
 // password when a job starts. Masking is checked before anything is
 // written, because GitLab refuses to mask most connection strings.
+//
+// With pipeline:, Reload starts a pipeline on the ref and waits for it to
+// succeed (reload.go).
 package gitlab
 
 import (
@@ -20,6 +23,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	gl "gitlab.com/gitlab-org/api/client-go"
@@ -62,6 +66,9 @@ type Options struct {
 	VariableType string `yaml:"variable_type"`
 	// Pipeline starts a pipeline on Ref after every target was written.
 	Pipeline *PipelineOptions `yaml:"pipeline"`
+	// ReloadPoll is how often Reload asks GitLab about the pipeline, e.g.
+	// "10s" (DefaultReloadPoll). Only with pipeline.
+	ReloadPoll string `yaml:"reload_poll"`
 	// APIURL is the REST API root (self-managed:
 	// https://gitlab.example.com/api/v4); tests point it at a fake.
 	APIURL string `yaml:"api_url"`
@@ -93,6 +100,16 @@ type Target struct {
 	// pipelineRef is the ref Reload runs a pipeline on; "" switches
 	// Reload off.
 	pipelineRef string
+	// pollEvery is the pause between two looks at the pipeline.
+	pollEvery time.Duration
+	// sleep waits between polls; tests replace it.
+	sleep func(ctx context.Context, d time.Duration) error
+
+	// mu guards pipeline: the last rotation's pipeline, so that Reload
+	// called again for it waits for that pipeline instead of starting
+	// another.
+	mu       sync.Mutex
+	pipeline *pipelineState
 }
 
 // New builds a GitLab target from its options. It does no I/O.
@@ -110,6 +127,8 @@ func New(p target.Params) (target.Target, error) {
 		protected: opts.Protected,
 		raw:       opts.Raw == nil || *opts.Raw,
 		now:       p.Clock(),
+		pollEvery: DefaultReloadPoll,
+		sleep:     sleep,
 	}
 	if opts.Token == "" {
 		return nil, fmt.Errorf("%s has no token; add token: ${GITLAB_TOKEN} and export an access token with the api scope: %w", desc, target.ErrAuth)
@@ -158,7 +177,17 @@ func New(p target.Params) (target.Target, error) {
 		return nil, fmt.Errorf("%s: cannot build the GitLab client; check api_url: %w", desc, err)
 	}
 	if opts.Pipeline == nil {
+		if opts.ReloadPoll != "" {
+			return nil, fmt.Errorf("%s: reload_poll is how often Reload looks at the pipeline it started, but there is no pipeline; add pipeline: {ref: main} or drop reload_poll: %w", desc, target.ErrInvalid)
+		}
 		return t, nil
+	}
+	if opts.ReloadPoll != "" {
+		d, err := time.ParseDuration(opts.ReloadPoll)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%s: reload_poll %q is not a positive duration like 10s or 1m: %w", desc, opts.ReloadPoll, target.ErrInvalid)
+		}
+		t.pollEvery = d
 	}
 	if opts.Pipeline.Ref == "" {
 		return nil, fmt.Errorf("%s: pipeline needs ref, e.g. pipeline: {ref: main}: %w", desc, target.ErrInvalid)
@@ -449,19 +478,6 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 	}
 	resp.Notes = append(resp.Notes, fmt.Sprintf("Reload starts a pipeline on %s in project %s", t.pipelineRef, t.ref))
 	return resp, nil
-}
-
-// Reload implements target.Reloader: it starts a pipeline on the ref so
-// jobs run with the new variables. A pipeline is not idempotent (each
-// call is a run), so only rate limits, refused before anything ran, are
-// retryable.
-func (t *Target) Reload(ctx context.Context, _ target.ReloadRequest) (target.ReloadResponse, error) {
-	ref := t.pipelineRef
-	pl, r, err := t.client.Pipelines.CreatePipeline(t.id, &gl.CreatePipelineOptions{Ref: &ref}, gl.WithContext(ctx))
-	if err != nil {
-		return target.ReloadResponse{}, t.apiError("start a pipeline on "+ref, r, err, false, []secret.String{t.token})
-	}
-	return target.ReloadResponse{Detail: fmt.Sprintf("pipeline %d started on %s in project %s", pl.ID, ref, t.ref)}, nil
 }
 
 // CanMask returns "" when GitLab can mask value, else why not (to finish

@@ -1,8 +1,10 @@
 package gitlab_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -99,6 +101,9 @@ func TestNew(t *testing.T) {
 		{name: "pipeline without ref", opts: projectOpts + "pipeline: {}\n", wantIs: target.ErrInvalid, wantErr: "pipeline needs ref"},
 		{name: "pipeline on a group", opts: groupOpts + pipelineOn, wantIs: target.ErrInvalid, wantErr: "groups have no pipelines"},
 		{name: "bad api_url", opts: projectOpts + "api_url: gitlab.com\n", wantIs: target.ErrInvalid, wantErr: "is not an http(s) URL"},
+		{name: "pipeline with reload_poll", opts: projectOpts + pipelineOn + "reload_poll: 30s\n", wantDest: "gitlab project acme/app CI/CD variables (environment scope *)", wantPipeline: true},
+		{name: "reload_poll without pipeline", opts: projectOpts + "reload_poll: 30s\n", wantIs: target.ErrInvalid, wantErr: "reload_poll is how often Reload looks at the pipeline it started, but there is no pipeline"},
+		{name: "reload_poll not a duration", opts: projectOpts + pipelineOn + "reload_poll: '5'\n", wantIs: target.ErrInvalid, wantErr: `reload_poll "5" is not a positive duration`},
 		{name: "unknown option", opts: projectOpts + "expand: false\n", wantErr: "field expand not found"},
 	}
 	for _, tt := range tests {
@@ -400,9 +405,12 @@ func TestReload(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			require.Equal(t, "pipeline 1001 started on main in project acme/app", resp.Detail)
-			require.Equal(t, []gitlabfake.Pipeline{{ID: 1001, Ref: "main"}}, f.Pipelines())
-			require.Equal(t, []string{"POST /api/v4/projects/acme%2Fapp/pipeline 201"}, callList(f))
+			require.Equal(t, "pipeline 1001 on main in project acme/app succeeded after 0s (created → success): https://gitlab.example.com/acme/app/-/pipelines/1001", resp.Detail)
+			pls := f.Pipelines()
+			require.Len(t, pls, 1)
+			require.Equal(t, 1001, pls[0].ID)
+			require.Equal(t, "main", pls[0].Ref)
+			require.Equal(t, []string{"POST /api/v4/projects/acme%2Fapp/pipeline 201", "GET /api/v4/projects/acme%2Fapp/pipelines/1001 200"}, callList(f))
 		})
 	}
 	t.Run("Put never starts a pipeline", func(t *testing.T) {
@@ -412,6 +420,237 @@ func TestReload(t *testing.T) {
 		_, err := tg.Put(t.Context(), targettest.PutRequest(map[string]string{"DATABASE_URL": "postgres://a"}))
 		require.NoError(t, err)
 		require.Empty(t, f.Pipelines())
+	})
+}
+
+const pollOpts = projectOpts + pipelineOn + "reload_poll: 5ms\n"
+
+// sleeps records the waits Reload asks for instead of spending them; hook
+// runs before each returns.
+type sleeps struct {
+	mu   sync.Mutex
+	got  []time.Duration
+	hook func(n int)
+}
+
+func (s *sleeps) install(tg target.Target) {
+	gitlab.SetSleep(tg, func(ctx context.Context, d time.Duration) error {
+		s.mu.Lock()
+		s.got = append(s.got, d)
+		n, hook := len(s.got), s.hook
+		s.mu.Unlock()
+		if hook != nil {
+			hook(n)
+		}
+		return ctx.Err()
+	})
+}
+
+func (s *sleeps) all() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.got)
+}
+
+// expiring is a context whose deadline passes when the test says so, so
+// that "reload_timeout struck while the pipeline ran" does not depend on
+// how fast the machine is.
+type expiring struct {
+	context.Context
+	once sync.Once
+	done chan struct{}
+}
+
+func newExpiring(parent context.Context) *expiring {
+	return &expiring{Context: parent, done: make(chan struct{})}
+}
+
+func (e *expiring) expire()                     { e.once.Do(func() { close(e.done) }) }
+func (e *expiring) Done() <-chan struct{}       { return e.done }
+func (e *expiring) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+func (e *expiring) Err() error {
+	select {
+	case <-e.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
+func reload(ctx context.Context, tg target.Target, rotation string) (target.ReloadResponse, error) {
+	return tg.(target.Reloader).Reload(ctx, target.ReloadRequest{RotationID: rotation})
+}
+
+// TestReloadWaitsForThePipeline: Reload returns when the pipeline
+// succeeded, polling every reload_poll, not when GitLab created it.
+func TestReloadWaitsForThePipeline(t *testing.T) {
+	t.Parallel()
+	f := gitlabfake.New(t)
+	f.SetPipelinePlan(gitlabfake.PipelinePlan{Steps: []gitlabfake.PipelineStep{{Status: "pending", Polls: 2}, {Status: "running", Polls: 3}}})
+	tg := newTarget(t, f, pollOpts)
+	var s sleeps
+	s.install(tg)
+
+	resp, err := reload(t.Context(), tg, "5")
+	require.NoError(t, err)
+	require.Equal(t, "pipeline 1001 on main in project acme/app succeeded after 0s (created → pending → running → success): https://gitlab.example.com/acme/app/-/pipelines/1001", resp.Detail)
+	pl := f.Pipelines()[0]
+	require.Equal(t, "success", pl.Status)
+	require.Equal(t, 6, pl.Polls, "two polls pending, three running, one success")
+	require.Equal(t, slices.Repeat([]time.Duration{5 * time.Millisecond}, 5), s.all(), "one reload_poll pause after each poll that saw it unfinished")
+}
+
+func TestReloadFailedPipeline(t *testing.T) {
+	t.Parallel()
+	for _, final := range []string{"failed", "canceled", "skipped"} {
+		t.Run(final, func(t *testing.T) {
+			t.Parallel()
+			f := gitlabfake.New(t)
+			f.SetPipelinePlan(gitlabfake.PipelinePlan{Steps: []gitlabfake.PipelineStep{{Status: "running", Polls: 1}}, Final: final})
+			tg := newTarget(t, f, pollOpts)
+			var s sleeps
+			s.install(tg)
+
+			_, err := reload(t.Context(), tg, "6")
+			require.ErrorIs(t, err, gitlab.ErrPipelineFailed)
+			require.ErrorContains(t, err, `gitlab target "ci": pipeline 1001 on main in project acme/app ended `+final+` after 0s (created → running → `+final+`)`)
+			require.ErrorContains(t, err, "read its jobs' logs at https://gitlab.example.com/acme/app/-/pipelines/1001")
+			require.ErrorContains(t, err, "`rotor resume` starts a new pipeline")
+			var re *target.RetryableError
+			require.False(t, errors.As(err, &re), "a second run of a broken pipeline fixes nothing")
+			require.Empty(t, secret.Leaks([]byte(err.Error()), secret.New(gitlabfake.Token)))
+
+			// Resume after the failure: a new pipeline, as the error said.
+			f.SetPipelinePlan(gitlabfake.PipelinePlan{})
+			resp, err := reload(t.Context(), tg, "6")
+			require.NoError(t, err)
+			require.Len(t, f.Pipelines(), 2)
+			require.Contains(t, resp.Detail, "pipeline 1002 on main in project acme/app succeeded")
+		})
+	}
+}
+
+// TestReloadTimesOut: when ctx ends while the pipeline runs, the error
+// wraps ctx.Err() and says the last status; a second Reload of the same
+// rotation waits for that pipeline rather than starting another.
+func TestReloadTimesOut(t *testing.T) {
+	t.Parallel()
+	f := gitlabfake.New(t)
+	f.SetPipelinePlan(gitlabfake.PipelinePlan{Steps: []gitlabfake.PipelineStep{{Status: "pending", Polls: 1}, {Status: "running", Polls: -1}}})
+	tg := newTarget(t, f, pollOpts)
+	ctx := newExpiring(t.Context())
+	s := sleeps{hook: func(n int) {
+		if n == 3 {
+			ctx.expire() // reload_timeout strikes in the third pause
+		}
+	}}
+	s.install(tg)
+
+	_, err := reload(ctx, tg, "7")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorContains(t, err, `gitlab target "ci": pipeline 1001 on main in project acme/app is still running after 0s (created → pending → running); look at it at https://gitlab.example.com/acme/app/-/pipelines/1001`)
+	require.NotErrorIs(t, err, gitlab.ErrPipelineFailed)
+	var re *target.RetryableError
+	require.False(t, errors.As(err, &re))
+	require.Equal(t, 3, f.Pipelines()[0].Polls)
+
+	f.FinishPipeline(1001, "success")
+	resp, err := reload(t.Context(), tg, "7")
+	require.NoError(t, err)
+	require.Len(t, f.Pipelines(), 1, "the second Reload of rotation 7 waits for the pipeline the first one started")
+	require.Equal(t, "pipeline 1001 on main in project acme/app succeeded after 0s (created → pending → running → success): https://gitlab.example.com/acme/app/-/pipelines/1001", resp.Detail)
+
+	again, err := reload(t.Context(), tg, "7")
+	require.NoError(t, err)
+	require.Len(t, f.Pipelines(), 1, "a finished reload starts no new pipeline")
+	require.Equal(t, resp.Detail+" (finished before; no new pipeline started)", again.Detail)
+
+	f.SetPipelinePlan(gitlabfake.PipelinePlan{})
+	_, err = reload(t.Context(), tg, "8")
+	require.NoError(t, err)
+	require.Len(t, f.Pipelines(), 2, "the next rotation starts its own pipeline")
+}
+
+// TestReloadManualPipeline: a pipeline waiting for a manual job is not
+// finished; Reload waits for the person, and says so when ctx ends.
+func TestReloadManualPipeline(t *testing.T) {
+	t.Parallel()
+	f := gitlabfake.New(t)
+	f.SetPipelinePlan(gitlabfake.PipelinePlan{Steps: []gitlabfake.PipelineStep{{Status: "running", Polls: 1}}, Final: "manual"})
+	tg := newTarget(t, f, pollOpts)
+	ctx := newExpiring(t.Context())
+	s := sleeps{hook: func(n int) {
+		if n == 4 {
+			ctx.expire()
+		}
+	}}
+	s.install(tg)
+	_, err := reload(ctx, tg, "9")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorContains(t, err, "is still manual after 0s (created → running → manual); it waits for someone to run its manual job(s): run them at https://gitlab.example.com/acme/app/-/pipelines/1001")
+
+	t.Run("and goes on once the job ran", func(t *testing.T) {
+		f.SetPipelinePlan(gitlabfake.PipelinePlan{Steps: []gitlabfake.PipelineStep{{Status: "manual", Polls: 2}, {Status: "running", Polls: 1}}})
+		resp, err := reload(t.Context(), tg, "10")
+		require.NoError(t, err)
+		require.Contains(t, resp.Detail, "pipeline 1002 on main in project acme/app succeeded after 0s (created → manual → running → success)")
+	})
+}
+
+// TestReloadPollingFaults: while polling, a 429 is waited out for as long
+// as GitLab asks and a 5xx is tried again at the next poll; a refusal ends
+// the wait.
+func TestReloadPollingFaults(t *testing.T) {
+	t.Parallel()
+	plan := gitlabfake.PipelinePlan{Steps: []gitlabfake.PipelineStep{{Status: "running", Polls: 1}}}
+	t.Run("rate limit", func(t *testing.T) {
+		t.Parallel()
+		f := gitlabfake.New(t)
+		f.SetPipelinePlan(plan)
+		f.Limit(1, 9*time.Second) // the pipeline is created, the polls are limited
+		tg := newTarget(t, f, pollOpts)
+		s := sleeps{hook: func(int) { f.Limit(-1, 0) }}
+		s.install(tg)
+		_, err := reload(t.Context(), tg, "11")
+		require.NoError(t, err)
+		require.Equal(t, []time.Duration{9 * time.Second, 5 * time.Millisecond}, s.all(), "Retry-After, then reload_poll")
+		require.Equal(t, "GET /api/v4/projects/acme%2Fapp/pipelines/1001 429", callList(f)[1])
+	})
+	t.Run("server errors", func(t *testing.T) {
+		t.Parallel()
+		f := gitlabfake.New(t)
+		f.SetPipelinePlan(plan)
+		tg := newTarget(t, f, pollOpts)
+		s := sleeps{hook: func(n int) {
+			if n == 1 {
+				f.FailNext(2, 502)
+			}
+		}}
+		s.install(tg)
+		resp, err := reload(t.Context(), tg, "12")
+		require.NoError(t, err)
+		require.Contains(t, resp.Detail, "succeeded")
+		require.Equal(t, []string{
+			"POST /api/v4/projects/acme%2Fapp/pipeline 201",
+			"GET /api/v4/projects/acme%2Fapp/pipelines/1001 200",
+			"GET /api/v4/projects/acme%2Fapp/pipelines/1001 502",
+			"GET /api/v4/projects/acme%2Fapp/pipelines/1001 502",
+			"GET /api/v4/projects/acme%2Fapp/pipelines/1001 200",
+		}, callList(f))
+		require.Len(t, f.Pipelines(), 1)
+	})
+	t.Run("refusal", func(t *testing.T) {
+		t.Parallel()
+		f := gitlabfake.New(t)
+		f.SetPipelinePlan(plan)
+		tg := newTarget(t, f, pollOpts)
+		s := sleeps{hook: func(int) { f.FailNext(1, 403) }}
+		s.install(tg)
+		_, err := reload(t.Context(), tg, "13")
+		require.ErrorIs(t, err, target.ErrAuth)
+		require.ErrorContains(t, err, "read pipeline 1001: GitLab answered 403")
+		require.ErrorContains(t, err, "may see the project's pipelines")
 	})
 }
 

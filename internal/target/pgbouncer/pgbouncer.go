@@ -231,8 +231,10 @@ func (t *Target) write(role string, verifier secret.String) (bool, error) {
 // PgBouncer read the entry it wrote, there is nothing left to do (another
 // RELOAD would only drop server connections again, see PublishVerifier).
 // Otherwise — a resumed rotation whose publishing was skipped — it sends
-// RELOAD, so PgBouncer ends up
-// reading the current file either way.
+// RELOAD, so PgBouncer ends up reading the current file either way. The
+// reload has finished when the console answered RELOAD: PgBouncer reads
+// the file before it replies. When ctx ends first, the error wraps
+// ctx.Err().
 func (t *Target) Reload(ctx context.Context, _ target.ReloadRequest) (target.ReloadResponse, error) {
 	if t.admin == nil {
 		return target.ReloadResponse{Detail: "reload: false; PgBouncer reads " + t.path + " at its next RELOAD or SIGHUP"}, nil
@@ -244,9 +246,12 @@ func (t *Target) Reload(ctx context.Context, _ target.ReloadRequest) (target.Rel
 		return target.ReloadResponse{Detail: "PgBouncer at " + t.admin.where + " reloaded when the entry was written"}, nil
 	}
 	if err := t.reload(ctx, written); err != nil {
+		if ctx.Err() != nil {
+			return target.ReloadResponse{}, fmt.Errorf("%s: the PgBouncer admin console at %s did not confirm RELOAD before the deadline, so PgBouncer may still hold the auth_file it read before; once PgBouncer answers again, `rotor resume` sends RELOAD: %w", t.desc, t.admin.where, err)
+		}
 		return target.ReloadResponse{}, err
 	}
-	return target.ReloadResponse{Detail: "RELOAD sent to the PgBouncer admin console at " + t.admin.where}, nil
+	return target.ReloadResponse{Detail: "RELOAD applied by the PgBouncer admin console at " + t.admin.where}, nil
 }
 
 // Check implements target.Checker. The values cannot be read back (the

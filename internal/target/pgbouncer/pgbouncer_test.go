@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -585,4 +586,56 @@ func roleBehindBouncer(t *testing.T, prefix string, settings map[string]string) 
 	tg = mustTarget(t, options(b.AuthFile, b.AdminURL()))
 	put(t, tg, role, v)
 	return db, b, role, pw, tg
+}
+
+// TestReloadTimesOutOnAFrozenConsole: PgBouncer is stopped (SIGSTOP), so
+// the kernel still accepts connections to its port but nothing answers.
+// Reload must give up when ctx ends and say so, wrapping ctx.Err().
+func TestReloadTimesOutOnAFrozenConsole(t *testing.T) {
+	t.Parallel()
+	cl := pgtest.Shared(t)
+	b := pgbouncertest.StartTB(t, pgbouncertest.Options{ServerHost: cl.Host, ServerPort: cl.Port})
+	tg := mustTarget(t, options(b.AuthFile, b.AdminURL()))
+	freeze(t, b)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	_, err := tg.Reload(ctx, target.ReloadRequest{RotationID: "1"})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorContains(t, err, fmt.Sprintf(`pgbouncer target "bouncer": the PgBouncer admin console at 127.0.0.1:%d did not confirm RELOAD before the deadline`, b.Port))
+	require.ErrorContains(t, err, "`rotor resume` sends RELOAD")
+	require.Empty(t, secret.Leaks([]byte(err.Error()), b.AdminPassword()))
+}
+
+// TestReloadRefusedByTheConsole: a user the console lets in (stats_users)
+// but that may not RELOAD gets ErrAuth naming admin_users.
+func TestReloadRefusedByTheConsole(t *testing.T) {
+	t.Parallel()
+	cl := pgtest.Shared(t)
+	const statsUser = "rotor_stats"
+	b := pgbouncertest.StartTB(t, pgbouncertest.Options{ServerHost: cl.Host, ServerPort: cl.Port, Settings: map[string]string{"stats_users": statsUser}})
+	pw := password(t)
+	put(t, mustTarget(t, options(b.AuthFile, b.AdminURL())), statsUser, verifier(t, pw))
+
+	tg := mustTarget(t, options(b.AuthFile, b.URL(statsUser, pw, "pgbouncer")))
+	_, err := tg.Reload(t.Context(), target.ReloadRequest{RotationID: "1"})
+	require.ErrorIs(t, err, target.ErrAuth)
+	require.ErrorContains(t, err, "RELOAD on the admin console at 127.0.0.1:")
+	require.ErrorContains(t, err, "list admin_url's user in PgBouncer's admin_users")
+	var re *target.RetryableError
+	require.False(t, errors.As(err, &re), "a refusal is not retried")
+	require.Empty(t, secret.Leaks([]byte(err.Error()), pw))
+}
+
+// freeze stops b's PgBouncer process until the test ends.
+func freeze(t *testing.T, b *pgbouncertest.Bouncer) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(b.Dir, "pgbouncer.pid"))
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	require.NoError(t, err)
+	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	// Registered after StartTB's Stop, so it runs first: a stopped
+	// process would not see Stop's SIGTERM.
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
 }

@@ -15,7 +15,24 @@
 //   - GET …/secrets/{name} returns metadata only: values are write-only;
 //   - environment secrets are served under both /repos/{o}/{r}/environments
 //     and the /repositories/{id}/environments path that go-github v84 uses;
-//   - POST /repos/{o}/{r}/actions/workflows/{id}/dispatches {"ref"} → 204;
+//   - POST /repos/{o}/{r}/actions/workflows/{id}/dispatches {"ref"} → 204,
+//     or with "return_run_details": true → 200 {"workflow_run_id",
+//     "run_url","html_url"} (GitHub changelog 2026-02-19, "Workflow
+//     dispatch API now returns run IDs"). GitHub Enterprise Server before
+//     3.21 refuses the key ("\"return_run_details\" is not a permitted
+//     key.", reported in benc-uk/workflow-dispatch#86 for 3.19; the
+//     status, 422, is unverified) or ignores it and answers 204
+//     (SetDispatchAPI);
+//   - each dispatch creates a workflow run (event workflow_dispatch,
+//     head_branch the ref) that GET /repos/{o}/{r}/actions/runs/{id} and
+//     GET …/actions/workflows/{id}/runs?event=&branch=&created=>=… show
+//     (newest first), passing through the statuses of
+//     docs.github.com/rest/actions/workflow-runs — requested, queued,
+//     pending, waiting, in_progress — to completed with a conclusion
+//     (success, failure, cancelled, timed_out, action_required,
+//     startup_failure, neutral, skipped, stale); RunPlan says how many
+//     polls each status lasts, so a run takes time, and how many listings
+//     a new run is missing from (GitHub creates it asynchronously);
 //   - rate limits: primary (403, X-RateLimit-Remaining: 0 and
 //     X-RateLimit-Reset) and secondary (429, Retry-After and a
 //     documentation_url ending in secondary-rate-limits).
@@ -24,6 +41,7 @@
 package githubfake
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -90,13 +108,77 @@ type Secret struct {
 // Call is one request the fake answered.
 type Call struct {
 	Method, Path string
-	Status       int
+	// Query is the raw query string.
+	Query  string
+	Status int
 }
 
 // Dispatch is one workflow_dispatch the fake accepted.
 type Dispatch struct {
 	Repo, Workflow, Ref string
+	// RunID is the run the dispatch created.
+	RunID int64
 }
+
+// DispatchAPI is how the dispatch endpoint treats return_run_details.
+type DispatchAPI int
+
+const (
+	// RunDetails is GitHub.com: 200 with the run's id when asked, else 204.
+	RunDetails DispatchAPI = iota
+	// IgnoresRunDetails answers 204 whatever the request asks.
+	IgnoresRunDetails
+	// RefusesRunDetails answers 422 "\"return_run_details\" is not a
+	// permitted key." when the request carries it, like GitHub Enterprise
+	// Server 3.19; without it, 204.
+	RefusesRunDetails
+)
+
+// RunStep is a status a run shows for a number of polls (GETs of the
+// run); Polls < 0 keeps it there for good.
+type RunStep struct {
+	Status string
+	Polls  int
+}
+
+// RunPlan is the life of the runs dispatched after SetRunPlan.
+type RunPlan struct {
+	// Steps are the statuses before completed (queued, in_progress,
+	// waiting, …). None: the first poll already sees it completed.
+	Steps []RunStep
+	// Conclusion is the completed run's; default success.
+	Conclusion string
+	// ListedAfter is how many listings of the workflow's runs miss the new
+	// run before it shows up.
+	ListedAfter int
+}
+
+// Run is a workflow run as the fake holds it.
+type Run struct {
+	ID                 int64
+	Workflow, Ref      string
+	Status, Conclusion string
+	CreatedAt          time.Time
+	// Polls is how many times the run was fetched.
+	Polls int
+	plan  RunPlan
+	lists int
+}
+
+// state is what the run shows after polls fetches.
+func (r *Run) state(polls int) (status, conclusion string) {
+	for _, s := range r.plan.Steps {
+		if s.Polls < 0 || polls < s.Polls {
+			return s.Status, ""
+		}
+		polls -= s.Polls
+	}
+	return "completed", cmp.Or(r.plan.Conclusion, "success")
+}
+
+// runIDBase makes run ids look like GitHub's (large, unrelated to the
+// workflow's id).
+const runIDBase = 30433642000
 
 type keyPair struct {
 	id        string
@@ -116,6 +198,9 @@ type Fake struct {
 	secrets    map[string]map[string]*Secret
 	calls      []Call
 	dispatches []Dispatch
+	runs       []*Run
+	plan       RunPlan
+	api        DispatchAPI
 	now        func() time.Time
 	keySerial  int
 
@@ -146,6 +231,8 @@ func New(t testing.TB) *Fake {
 	}
 	mux.HandleFunc("GET /repos/{owner}/{repo}/actions/workflows/{workflow}", f.getWorkflow)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches", f.dispatch)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/actions/workflows/{workflow}/runs", f.listRuns)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/actions/runs/{id}", f.getRun)
 	f.srv = httptest.NewServer(f.middleware(mux))
 	t.Cleanup(f.srv.Close)
 	f.URL = f.srv.URL + "/"
@@ -223,6 +310,45 @@ func (f *Fake) Dispatches() []Dispatch {
 	return slices.Clone(f.dispatches)
 }
 
+// SetRunPlan sets how the runs of later dispatches proceed.
+func (f *Fake) SetRunPlan(p RunPlan) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.plan = p
+	f.plan.Steps = slices.Clone(p.Steps)
+}
+
+// SetDispatchAPI sets how the dispatch endpoint treats
+// return_run_details.
+func (f *Fake) SetDispatchAPI(a DispatchAPI) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.api = a
+}
+
+// CompleteRun ends run id's plan: from its next poll on it is completed
+// with conclusion, as when a long deploy finally ends.
+func (f *Fake) CompleteRun(id int64, conclusion string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.runs {
+		if r.ID == id {
+			r.plan.Steps, r.plan.Conclusion = nil, conclusion
+		}
+	}
+}
+
+// Runs returns the workflow runs, oldest first, as last shown.
+func (f *Fake) Runs() []Run {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]Run, 0, len(f.runs))
+	for _, r := range f.runs {
+		out = append(out, *r)
+	}
+	return out
+}
+
 // FailNext makes the next n requests answer status.
 func (f *Fake) FailNext(n, status int) { f.faults.FailNext(n, status) }
 
@@ -268,7 +394,7 @@ func (f *Fake) middleware(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		f.gate(rec, r, next)
 		f.mu.Lock()
-		f.calls = append(f.calls, Call{Method: r.Method, Path: r.URL.EscapedPath(), Status: rec.status})
+		f.calls = append(f.calls, Call{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Status: rec.status})
 		f.mu.Unlock()
 	})
 }
@@ -278,6 +404,9 @@ func (f *Fake) middleware(next http.Handler) http.Handler {
 func (f *Fake) gate(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	f.mu.Lock()
 	now := f.now()
+	// The fake's clock, not the machine's: clients may read GitHub's time
+	// from Date (rotor does, to list runs created after a dispatch).
+	w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
 	w.Header().Set("X-RateLimit-Limit", "5000")
 	w.Header().Set("X-RateLimit-Used", strconv.Itoa(len(f.calls)+1))
 	w.Header().Set("X-RateLimit-Resource", "core")
@@ -514,10 +643,19 @@ func (f *Fake) dispatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body struct {
-		Ref string `json:"ref"`
+		Ref              string         `json:"ref"`
+		Inputs           map[string]any `json:"inputs"`
+		ReturnRunDetails *bool          `json:"return_run_details"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Ref == "" {
 		writeError(w, http.StatusUnprocessableEntity, "Invalid request.\n\n\"ref\" wasn't supplied.", "https://docs.github.com/rest/actions/workflows#create-a-workflow-dispatch-event")
+		return
+	}
+	f.mu.Lock()
+	api := f.api
+	f.mu.Unlock()
+	if api == RefusesRunDetails && body.ReturnRunDetails != nil {
+		writeError(w, http.StatusUnprocessableEntity, "Invalid request.\n\n\"return_run_details\" is not a permitted key.", "https://docs.github.com/enterprise-server@3.19/rest/actions/workflows#create-a-workflow-dispatch-event")
 		return
 	}
 	if body.Ref != Ref && body.Ref != "refs/heads/"+Ref {
@@ -525,9 +663,94 @@ func (f *Fake) dispatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.mu.Lock()
-	f.dispatches = append(f.dispatches, Dispatch{Repo: Owner + "/" + Repo, Workflow: r.PathValue("workflow"), Ref: body.Ref})
+	run := &Run{
+		ID: runIDBase + int64(len(f.runs)) + 1, Workflow: r.PathValue("workflow"), Ref: strings.TrimPrefix(body.Ref, "refs/heads/"),
+		CreatedAt: f.now().UTC().Truncate(time.Second), plan: f.plan,
+	}
+	run.Status, run.Conclusion = run.state(0)
+	f.runs = append(f.runs, run)
+	f.dispatches = append(f.dispatches, Dispatch{Repo: Owner + "/" + Repo, Workflow: r.PathValue("workflow"), Ref: body.Ref, RunID: run.ID})
 	f.mu.Unlock()
+	if api == RunDetails && body.ReturnRunDetails != nil && *body.ReturnRunDetails {
+		writeJSON(w, http.StatusOK, map[string]any{"workflow_run_id": run.ID, "run_url": f.runURL(run), "html_url": runHTMLURL(run)})
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (f *Fake) runURL(run *Run) string {
+	return fmt.Sprintf("%srepos/%s/%s/actions/runs/%d", f.URL, Owner, Repo, run.ID)
+}
+
+func runHTMLURL(run *Run) string {
+	return fmt.Sprintf("https://github.com/%s/%s/actions/runs/%d", Owner, Repo, run.ID)
+}
+
+// renderRun is a workflow run as the REST API shows it; f.mu is held.
+func (f *Fake) renderRun(run *Run) map[string]any {
+	out := map[string]any{
+		"id": run.ID, "name": "Deploy", "head_branch": run.Ref, "head_sha": "6104942438c14ec7bd21c6cd5bd995272b3faff6",
+		"path": ".github/workflows/" + Workflow, "event": "workflow_dispatch", "status": run.Status, "conclusion": nil,
+		"workflow_id": WorkflowID, "run_attempt": 1, "url": f.runURL(run), "html_url": runHTMLURL(run),
+		"created_at": run.CreatedAt.Format(time.RFC3339), "updated_at": f.now().UTC().Format(time.RFC3339),
+	}
+	if run.Conclusion != "" {
+		out["conclusion"] = run.Conclusion
+	}
+	return out
+}
+
+// getRun answers one poll of a run, which moves it along its plan.
+func (f *Fake) getRun(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, run := range f.runs {
+		if r.PathValue("owner") != Owner || r.PathValue("repo") != Repo || strconv.FormatInt(run.ID, 10) != r.PathValue("id") {
+			continue
+		}
+		run.Status, run.Conclusion = run.state(run.Polls)
+		run.Polls++
+		writeJSON(w, http.StatusOK, f.renderRun(run))
+		return
+	}
+	notFound(w)
+}
+
+// listRuns lists the workflow's runs, newest first, with the filters
+// rotor uses: event, branch and created (only the ">=TIME" form).
+func (f *Fake) listRuns(w http.ResponseWriter, r *http.Request) {
+	if !workflowMatches(r) {
+		notFound(w)
+		return
+	}
+	q := r.URL.Query()
+	var since time.Time
+	if c := q.Get("created"); c != "" {
+		ts, ok := strings.CutPrefix(c, ">=")
+		t, err := time.Parse(time.RFC3339, ts)
+		if !ok || err != nil {
+			// The fake knows only the form rotor sends; GitHub knows more.
+			writeError(w, http.StatusUnprocessableEntity, "Validation Failed: created "+c, "https://docs.github.com/search-github/getting-started-with-searching-on-github/understanding-the-search-syntax#query-for-dates")
+			return
+		}
+		since = t
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	runs := []map[string]any{}
+	for i := len(f.runs) - 1; i >= 0; i-- {
+		run := f.runs[i]
+		run.lists++
+		switch {
+		case run.lists <= run.plan.ListedAfter:
+		case q.Get("event") != "" && q.Get("event") != "workflow_dispatch":
+		case q.Get("branch") != "" && q.Get("branch") != run.Ref:
+		case run.CreatedAt.Before(since):
+		default:
+			runs = append(runs, f.renderRun(run))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"total_count": len(runs), "workflow_runs": runs})
 }
 
 func notFound(w http.ResponseWriter) {

@@ -18,7 +18,14 @@
 //   - masking follows GitLab's Ci::Maskable: at least 8 characters without
 //     whitespace for raw variables, the base64 alphabet plus @ : . ~ for
 //     expanded ones; refusals are 400 {"message":{"value":["is invalid"]}};
-//   - POST /projects/:id/pipeline {"ref"} answers 201 with the pipeline;
+//   - POST /projects/:id/pipeline {"ref"} answers 201 with the pipeline,
+//     status created; GET /projects/:id/pipelines/:pipeline_id shows it
+//     passing through the statuses docs.gitlab.com/api/pipelines lists —
+//     created, waiting_for_resource, preparing, pending, running,
+//     success, failed, canceled, skipped, manual, scheduled — as
+//     SetPipelinePlan says: how many polls each status lasts, and where
+//     the pipeline ends (a pipeline that waits for a manual job stays
+//     manual);
 //   - rate limits answer 429 with Retry-After and RateLimit-* headers
 //     (or without them: GitLab sometimes omits them).
 package gitlabfake
@@ -91,6 +98,43 @@ type Call struct {
 type Pipeline struct {
 	ID  int
 	Ref string
+	// Status is what the last poll showed ("created" before any).
+	Status string
+	// Polls is how many times the pipeline was fetched.
+	Polls int
+	plan  PipelinePlan
+}
+
+// PipelineStep is a status a pipeline shows for a number of polls (GETs
+// of the pipeline); Polls < 0 keeps it there for good.
+type PipelineStep struct {
+	Status string
+	Polls  int
+}
+
+// PipelinePlan is the life of the pipelines created after
+// SetPipelinePlan.
+type PipelinePlan struct {
+	// Steps are the statuses before Final (pending, running, …). None:
+	// the first poll already sees Final.
+	Steps []PipelineStep
+	// Final is where the pipeline rests: success (the default), failed,
+	// canceled, skipped, or manual (it waits for a person).
+	Final string
+}
+
+// state is what the pipeline shows at its polls-th fetch.
+func (p *Pipeline) state(polls int) string {
+	for _, s := range p.plan.Steps {
+		if s.Polls < 0 || polls < s.Polls {
+			return s.Status
+		}
+		polls -= s.Polls
+	}
+	if p.plan.Final == "" {
+		return "success"
+	}
+	return p.plan.Final
 }
 
 // Fake is a running fake. Its methods are safe for concurrent use.
@@ -104,7 +148,8 @@ type Fake struct {
 
 	vars      map[string][]*Variable // by owner kind
 	calls     []Call
-	pipelines []Pipeline
+	pipelines []*Pipeline
+	plan      PipelinePlan
 
 	faults        fakefaults.Faults
 	forbidWrites  bool
@@ -191,7 +236,32 @@ func (f *Fake) Writes() int {
 func (f *Fake) Pipelines() []Pipeline {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.Clone(f.pipelines)
+	out := make([]Pipeline, 0, len(f.pipelines))
+	for _, p := range f.pipelines {
+		out = append(out, *p)
+	}
+	return out
+}
+
+// SetPipelinePlan sets how later pipelines proceed.
+func (f *Fake) SetPipelinePlan(p PipelinePlan) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.plan = p
+	f.plan.Steps = slices.Clone(p.Steps)
+}
+
+// FinishPipeline ends pipeline id's plan: from its next poll on it shows
+// final, as when a long pipeline finally ends or someone ran its manual
+// job.
+func (f *Fake) FinishPipeline(id int, final string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range f.pipelines {
+		if p.ID == id {
+			p.plan.Steps, p.plan.Final = nil, final
+		}
+	}
 }
 
 // FailNext makes the next n requests answer status.
@@ -318,6 +388,8 @@ func (f *Fake) handle(w http.ResponseWriter, r *http.Request) {
 		f.variables(w, r, kind, rest[1:], params)
 	case kind == Project && len(rest) == 1 && rest[0] == "pipeline" && r.Method == http.MethodPost:
 		f.createPipeline(w, params)
+	case kind == Project && len(rest) == 2 && rest[0] == "pipelines" && r.Method == http.MethodGet:
+		f.getPipeline(w, rest[1])
 	case kind == Project && len(rest) == 3 && rest[0] == "repository" && rest[1] == "commits" && r.Method == http.MethodGet:
 		if rest[2] != Ref {
 			writeJSON(w, http.StatusNotFound, map[string]string{"message": "404 Commit Not Found"})
@@ -604,12 +676,31 @@ func (f *Fake) createPipeline(w http.ResponseWriter, p params) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"message": map[string][]string{"base": {"Reference not found"}}})
 		return
 	}
-	id := 1000 + len(f.pipelines) + 1
-	f.pipelines = append(f.pipelines, Pipeline{ID: id, Ref: ref})
-	writeJSON(w, http.StatusCreated, map[string]any{
-		"id": id, "iid": len(f.pipelines), "project_id": ProjectID, "status": "created", "ref": ref, "source": "api",
-		"sha": "6104942438c14ec7bd21c6cd5bd995272b3faff6", "web_url": fmt.Sprintf("https://gitlab.example.com/%s/-/pipelines/%d", ProjectPath, id),
-	})
+	pl := &Pipeline{ID: 1000 + len(f.pipelines) + 1, Ref: ref, Status: "created", plan: f.plan}
+	f.pipelines = append(f.pipelines, pl)
+	writeJSON(w, http.StatusCreated, renderPipeline(pl))
+}
+
+// getPipeline answers one poll of a pipeline, which moves it along its
+// plan.
+func (f *Fake) getPipeline(w http.ResponseWriter, id string) {
+	for _, p := range f.pipelines {
+		if strconv.Itoa(p.ID) != id {
+			continue
+		}
+		p.Status = p.state(p.Polls)
+		p.Polls++
+		writeJSON(w, http.StatusOK, renderPipeline(p))
+		return
+	}
+	writeJSON(w, http.StatusNotFound, map[string]string{"message": "404 Not found"})
+}
+
+func renderPipeline(p *Pipeline) map[string]any {
+	return map[string]any{
+		"id": p.ID, "iid": p.ID - 1000, "project_id": ProjectID, "status": p.Status, "ref": p.Ref, "source": "api",
+		"sha": "6104942438c14ec7bd21c6cd5bd995272b3faff6", "web_url": fmt.Sprintf("https://gitlab.example.com/%s/-/pipelines/%d", ProjectPath, p.ID),
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, body any) {
