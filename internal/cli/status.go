@@ -84,6 +84,9 @@ func printStatus(w io.Writer, st *engine.CredentialStatus, now time.Time) {
 		}
 	}
 	fmt.Fprintf(w, "  schedule      %s\n", due)
+	for _, fact := range st.Provider {
+		fmt.Fprintf(w, "  provider      %s\n", fact)
+	}
 	if st.Last != nil {
 		fmt.Fprintf(w, "  last rotation #%d %s, %s\n", st.Last.ID, st.Last.Status, st.Last.StartedAt.UTC().Format(time.RFC3339))
 	}

@@ -47,6 +47,10 @@ type bundle struct {
 	mem     *memoryTarget
 	// memGatekeeper makes the memory target a gatekeeper.
 	memGatekeeper bool
+	// loadConfig reads rotor.yaml again with fresh providers and targets,
+	// as a new rotor process would, with the variables in env.
+	loadConfig func()
+	env        map[string]string
 }
 
 type setupOpts struct {
@@ -124,16 +128,19 @@ credentials:
           DATABASE_URL: "{{.URL}}"
           PGUSER: "{{.User}}"
 %s%s`, cl.Host, cl.Port, urlDB, o.strategy, roleLine, drain, cmp.Or(o.grace, "200ms"), cmp.Or(o.quiet, "300ms"), cmp.Or(o.wait, "1m"), o.extra, b.envFile, memoryTargetYAML(o.memory), o.targets)
-	env := map[string]string{"ADMIN_URL": cl.AdminURL(db).Reveal()}
-	maps.Copy(env, o.env)
+	b.env = map[string]string{"ADMIN_URL": cl.AdminURL(db).Reveal()}
+	maps.Copy(b.env, o.env)
 	cfgPath := filepath.Join(b.dir, "rotor.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
-	cfg, err := resolve.Load(cfgPath, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, resolve.Registry{
-		Provider: pbuiltin.Lookup, Target: lookupWithMemory(b), Now: time.Now, Getenv: func(string) string { return "" },
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { cfg.Close() })
-	b.cfg = cfg
+	b.loadConfig = func() {
+		cfg, err := resolve.Load(cfgPath, func(k string) (string, bool) { v, ok := b.env[k]; return v, ok }, resolve.Registry{
+			Provider: pbuiltin.Lookup, Target: lookupWithMemory(b), Now: time.Now, Getenv: func(string) string { return "" },
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { cfg.Close() })
+		b.cfg = cfg
+	}
+	b.loadConfig()
 	st, err := sqlite.Open(b.ctx, filepath.Join(b.dir, "state.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })

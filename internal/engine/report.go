@@ -38,20 +38,23 @@ func summarize(r *store.Rotation) *RotationSummary {
 
 // CredentialStatus is what `rotor status` reports for one credential.
 type CredentialStatus struct {
-	Name        string             `json:"name"`
-	Strategy    string             `json:"strategy"`
-	Role        string             `json:"role,omitempty"`
-	Version     int64              `json:"version,omitempty"`
-	Fingerprint string             `json:"fingerprint,omitempty"`
-	ActivatedAt *time.Time         `json:"activated_at,omitempty"`
-	Age         time.Duration      `json:"age_ns,omitempty"`
-	Schedule    string             `json:"schedule"`
-	NextDue     *time.Time         `json:"next_due,omitempty"`
-	Due         bool               `json:"due"`
-	Last        *RotationSummary   `json:"last_rotation,omitempty"`
-	Active      *RotationSummary   `json:"active_rotation,omitempty"`
-	LeaseHolder string             `json:"lease_holder,omitempty"`
-	Targets     []TargetStatus     `json:"targets"`
+	Name        string           `json:"name"`
+	Strategy    string           `json:"strategy"`
+	Role        string           `json:"role,omitempty"`
+	Version     int64            `json:"version,omitempty"`
+	Fingerprint string           `json:"fingerprint,omitempty"`
+	ActivatedAt *time.Time       `json:"activated_at,omitempty"`
+	Age         time.Duration    `json:"age_ns,omitempty"`
+	Schedule    string           `json:"schedule"`
+	NextDue     *time.Time       `json:"next_due,omitempty"`
+	Due         bool             `json:"due"`
+	Last        *RotationSummary `json:"last_rotation,omitempty"`
+	Active      *RotationSummary `json:"active_rotation,omitempty"`
+	LeaseHolder string           `json:"lease_holder,omitempty"`
+	Targets     []TargetStatus   `json:"targets"`
+	// Provider is where the credential lives, as its provider describes it
+	// (Neon: project, branch, endpoint); --live only.
+	Provider    []string           `json:"provider,omitempty"`
 	OldSessions []provider.Session `json:"old_role_sessions,omitempty"`
 	// PendingRetirement is the last rotation's old role while it awaits
 	// retirement.
@@ -170,8 +173,14 @@ func (e *Engine) Status(ctx context.Context, cr *Credential, opts StatusOptions)
 		}
 		st.Targets = append(st.Targets, ts)
 	}
+	if opts.Live {
+		if err := e.useStoredAdmin(ctx, cr); err != nil {
+			st.Warnings = append(st.Warnings, err.Error())
+		}
+	}
 	if rep, ok := cr.Provider.(provider.Reporter); ok && opts.Live {
 		if resp, err := rep.Report(ctx, provider.ReportRequest{Roles: cr.Roles}); err == nil {
+			st.Provider = resp.Facts
 			st.Warnings = append(st.Warnings, resp.Warnings...)
 		} else {
 			st.Warnings = append(st.Warnings, "provider report failed: "+err.Error())
@@ -266,6 +275,11 @@ type PlanOptions struct {
 func (e *Engine) Plan(ctx context.Context, cr *Credential, opts PlanOptions) (*Plan, error) {
 	e.init()
 	p := &Plan{Credential: cr.Name, Strategy: cr.Strategy, Provider: cr.ProviderType}
+	if !opts.Offline {
+		if err := e.useStoredAdmin(ctx, cr); err != nil {
+			p.Warnings = append(p.Warnings, err.Error())
+		}
+	}
 	cur, err := e.currentVersion(ctx, cr.Name)
 	if err != nil {
 		return nil, err
@@ -355,6 +369,9 @@ func (e *Engine) Abandon(ctx context.Context, cr *Credential) (_ *store.Rotation
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, release()) }()
+	if err := e.useStoredAdmin(ctx, cr); err != nil {
+		return nil, err
+	}
 	rots, err := e.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Active: true, Limit: 1})
 	if err != nil {
 		return nil, err

@@ -237,6 +237,9 @@ func (r *run) execute(ctx context.Context) error {
 			return r.fail(ctx, StepPrepare, errors.New("the version this rotation started from is no longer current"), "abandon this rotation with `rotor resume --abandon "+r.cr.Name+"`")
 		}
 	}
+	if err := r.e.useStoredAdmin(ctx, r.cr); err != nil {
+		return r.fail(ctx, StepPrepare, err, "")
+	}
 	if r.conn, r.pooled, err = r.e.endpoints(ctx, r.cr); err != nil {
 		return r.fail(ctx, StepPrepare, err, "")
 	}

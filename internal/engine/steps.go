@@ -44,7 +44,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
-	pw, err := secret.Generate(r.e.Rand, r.cr.Policy)
+	pw, err := r.e.generatePassword(r.cr)
 	if err != nil {
 		return "", err
 	}
@@ -216,6 +216,9 @@ func (r *run) apply(ctx context.Context) (string, error) {
 			return "", journalError("store the password the backend generated", err)
 		}
 		r.pending, r.to.Fingerprint = m, fp
+	}
+	if err := r.useNewAdmin(ctx); err != nil {
+		return "", err
 	}
 	if r.applied.IsZero() {
 		// Journaled before the step is marked done: a resume after a crash

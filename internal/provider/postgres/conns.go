@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rotorhq/rotor/internal/secret"
 )
 
 // conns is a small pool of admin connections. (pgxpool would do, but its
@@ -23,6 +25,9 @@ type conns struct {
 	mu     sync.Mutex
 	idle   []*pgx.Conn
 	closed bool
+	// passwords, when set, replace cfg's password: new connections try
+	// them in order (a self-managed admin role, see selfmanage.go).
+	passwords []secret.String
 }
 
 var errClosed = errors.New("postgres provider: used after Close; build a new provider")
@@ -95,8 +100,9 @@ func (c *conns) acquire(ctx context.Context) (*pgx.Conn, error) {
 			return nil, errClosed
 		}
 		if len(c.idle) == 0 {
+			pws := c.passwords
 			c.mu.Unlock()
-			return pgx.ConnectConfig(ctx, c.cfg)
+			return c.connect(ctx, pws)
 		}
 		conn := c.idle[len(c.idle)-1]
 		c.idle = c.idle[:len(c.idle)-1]

@@ -34,6 +34,7 @@ func (p *Postgres) fail(op, role string, err error, secrets ...secret.String) er
 		return err
 	}
 	secrets = append(secrets, p.adminPassword)
+	secrets = append(secrets, p.conns.passwordsInUse()...)
 	var (
 		sentinel error
 		detail   string
