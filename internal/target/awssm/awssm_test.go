@@ -644,7 +644,9 @@ func TestReloadTimesOut(t *testing.T) {
 	t.Parallel()
 	fake := awssmfake.New(t)
 	oldID := fake.Seed(name, `{"DATABASE_URL":"old"}`)
-	hold := &holdOp{op: "secretsmanager.UpdateSecretVersionStage", next: fake.Client().Transport}
+	// The deadline passes while AWS holds the label move.
+	dl := &deadline{Context: t.Context(), done: make(chan struct{})}
+	hold := &holdOp{op: "secretsmanager.UpdateSecretVersionStage", next: fake.Client().Transport, onHold: func() { close(dl.done) }}
 	tg, err := awssm.New(target.Params{
 		Name: "sm", Decode: targettest.DecodeYAML(fmt.Sprintf("{endpoint: %q, secret_id: %s}", fake.URL, name)),
 		HTTPClient: &http.Client{Transport: hold}, Getenv: targettest.MapEnv(awsfake.Env(t.TempDir())),
@@ -653,9 +655,7 @@ func TestReloadTimesOut(t *testing.T) {
 	_, err = tg.Put(t.Context(), putRequest("8", map[string]string{"DATABASE_URL": "new"}))
 	require.NoError(t, err)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-	defer cancel()
-	_, err = tg.(target.Reloader).Reload(ctx, target.ReloadRequest{RotationID: "8"})
+	_, err = tg.(target.Reloader).Reload(dl, target.ReloadRequest{RotationID: "8"})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.ErrorContains(t, err, `aws-secrets-manager target "sm": UpdateSecretVersionStage `+name)
 	var re *target.RetryableError
@@ -665,12 +665,14 @@ func TestReloadTimesOut(t *testing.T) {
 }
 
 // holdOp holds every request for one operation (X-Amz-Target) until the
-// caller gives up, like an endpoint that does not answer.
+// caller gives up, like an endpoint that does not answer; onHold runs
+// when the first one arrives.
 type holdOp struct {
-	op   string
-	next http.RoundTripper
-	mu   sync.Mutex
-	n    int
+	op     string
+	next   http.RoundTripper
+	onHold func()
+	mu     sync.Mutex
+	n      int
 }
 
 func (h *holdOp) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -679,6 +681,9 @@ func (h *holdOp) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	h.mu.Lock()
 	h.n++
+	if h.n == 1 {
+		h.onHold()
+	}
 	h.mu.Unlock()
 	<-req.Context().Done()
 	return nil, req.Context().Err()
@@ -688,4 +693,22 @@ func (h *holdOp) held() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.n
+}
+
+// deadline is a context whose deadline passes when done is closed: the
+// reload's time running out at a point the test chooses.
+type deadline struct {
+	context.Context
+	done chan struct{}
+}
+
+func (d *deadline) Done() <-chan struct{} { return d.done }
+
+func (d *deadline) Err() error {
+	select {
+	case <-d.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
 }

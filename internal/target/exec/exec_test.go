@@ -434,9 +434,20 @@ func TestReloadTimesOut(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, "#!/bin/sh\nsleep 300 &\necho $! > \"$OUT/child\"\nwait\n")
 	tg := f.mustTarget(t, "command: [/bin/true]\nreload_command: [./cmd.sh]\npass_env: [OUT]\nidempotent: true\n")
-	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	// The deadline passes once the command has started its child.
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	_, err := reloadOf(t, tg, ctx, "42")
+	dl := &deadline{Context: ctx, done: make(chan struct{})}
+	go func() {
+		for ctx.Err() == nil {
+			if b, err := os.ReadFile(filepath.Join(f.out, "child")); err == nil && len(b) > 0 && b[len(b)-1] == '\n' {
+				close(dl.done)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	_, err := reloadOf(t, tg, dl, "42")
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.ErrorIs(t, err, exec.ErrFailed)
 	require.ErrorContains(t, err, f.script+" was still running after ")
@@ -496,4 +507,22 @@ func TestReloadWaitCutShort(t *testing.T) {
 	_, err = reloadOf(t, tg, t.Context(), "43")
 	require.NoError(t, err)
 	require.Equal(t, "run\nrun\n", f.read(t, "runs"))
+}
+
+// deadline is a context whose deadline passes when done is closed: the
+// reload's time running out at a point the test chooses.
+type deadline struct {
+	context.Context
+	done chan struct{}
+}
+
+func (d *deadline) Done() <-chan struct{} { return d.done }
+
+func (d *deadline) Err() error {
+	select {
+	case <-d.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
 }

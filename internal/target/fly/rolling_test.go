@@ -252,18 +252,21 @@ func TestReloadTimesOut(t *testing.T) {
 	t.Parallel()
 	f := threeMachines(t, flyfake.Options{StartDelay: 50 * time.Millisecond})
 	f.SetStartDelay("m-web-1", 800*time.Millisecond)
-	tg := rollingTarget(t, f, nil, "wait_timeout: 1m")
+	// The time runs out as the wait for m-web-1 (the 4th request, after
+	// the list, the read and the update) goes out.
+	ctx := newDeadline(t)
+	rt := &onRequests{do: map[int]func(){4: ctx.pass}}
+	tg := newTarget(t, f, rt, "wait_timeout: 1m")
+	fly.SetTimings(tg, 5*time.Millisecond, time.Second)
 	_, err := tg.Put(t.Context(), putReq(map[string]secret.String{"DATABASE_URL": secret.New("v")}, "DATABASE_URL"))
 	require.NoError(t, err)
+	rt.start()
 
-	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Millisecond)
-	defer cancel()
 	resp, err := reload(t, ctx, tg, "9")
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	var re *target.RetryableError
 	require.NotErrorAs(t, err, &re, "reload_timeout bounds the reload; the engine does not start it over")
-	// The update's answer is the last look at the machine: the wait
-	// request was still blocking when the time ran out.
+	// The update's answer is the last look at the machine.
 	require.ErrorContains(t, err, `fly target "edge": machine m-web-1 was updated and was not back yet when the reload's time ran out: it was last seen "replacing" with health checks servicecheck-00-http-8080 critical`)
 	require.ErrorContains(t, err, "machines m-web-2, m-web-3 were not updated and still run with the previous secrets")
 	require.ErrorContains(t, err, "raise reload_timeout")
@@ -284,16 +287,15 @@ func TestReloadTimeoutWhileRequestsFail(t *testing.T) {
 	t.Parallel()
 	f := newFake(t, flyfake.Options{})
 	// The list, the read and the update of m-web-1 get through; every
-	// request from the wait on fails.
-	rt := &onRequests{do: map[int]func(){4: func() { f.FailNext(1<<20, http.StatusBadGateway) }}}
+	// request from the wait on fails, and the time runs out at the third.
+	ctx := newDeadline(t)
+	rt := &onRequests{do: map[int]func(){4: func() { f.FailNext(1<<20, http.StatusBadGateway) }, 6: ctx.pass}}
 	tg := newTarget(t, f, rt, "{}")
 	fly.SetTimings(tg, 5*time.Millisecond, time.Second)
 	_, err := tg.Put(t.Context(), putReq(map[string]secret.String{"DATABASE_URL": secret.New("v")}, "DATABASE_URL"))
 	require.NoError(t, err)
 	rt.start()
 
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-	defer cancel()
 	_, err = reload(t, ctx, tg, "2")
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.ErrorContains(t, err, `machine m-web-1 was updated and was not back yet when the reload's time ran out: it was last seen "started" (the last request to see it failed: Fly.io Machines API: GET /v1/apps/rotor-app/machines/m-web-1/wait answered 502`)
@@ -423,4 +425,30 @@ func (o *onRequests) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	o.mu.Unlock()
 	return http.DefaultTransport.RoundTrip(req)
+}
+
+// deadline is a context whose deadline passes when the test says so:
+// reload_timeout running out at a chosen request, whatever the machine's
+// speed.
+type deadline struct {
+	context.Context
+	done chan struct{}
+	once sync.Once
+}
+
+func newDeadline(t *testing.T) *deadline {
+	return &deadline{Context: t.Context(), done: make(chan struct{})}
+}
+
+func (d *deadline) pass() { d.once.Do(func() { close(d.done) }) }
+
+func (d *deadline) Done() <-chan struct{} { return d.done }
+
+func (d *deadline) Err() error {
+	select {
+	case <-d.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -48,6 +47,8 @@ type controllers struct {
 	steps   map[string][]step // "deployments/web" → statuses after the patch
 	gets    map[string]int    // GETs since the last patch
 	patches map[string]int
+	// onPoll, when set, runs after the n-th GET since the patch of key.
+	onPoll func(key string, n int)
 }
 
 // step sets a workload's status as its controller has it at one point
@@ -109,7 +110,11 @@ func (c *controllers) onGet(a clienttesting.Action) (bool, runtime.Object, error
 	}
 	steps, i := c.steps[key], c.gets[key]
 	c.gets[key]++
+	onPoll := c.onPoll
 	c.mu.Unlock()
+	if onPoll != nil {
+		defer onPoll(key, i+1)
+	}
 	obj, err := c.cs.Tracker().Get(gvr, a.GetNamespace(), name)
 	if err != nil {
 		return false, nil, nil
@@ -353,10 +358,15 @@ func TestReloadRolloutTimesOut(t *testing.T) {
 	c := newControllers(cs)
 	stuck := []step{deploymentAt(false, 3, 3, 3), deploymentAt(true, 4, 1, 3), deploymentAt(true, 4, 2, 1)}
 	c.rollout("deployments/web", stuck...)
+	// The time runs out once the rollout has shown its stuck status twice.
+	ctx := newDeadline(t)
+	c.onPoll = func(key string, n int) {
+		if key == "deployments/web" && n == len(stuck)+1 {
+			ctx.pass()
+		}
+	}
 	tg := newTarget(t, cs, "restart: [{kind: Deployment, name: web}, {kind: DaemonSet, name: agent}]").(target.Reloader)
 
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-	defer cancel()
 	_, err := tg.Reload(ctx, target.ReloadRequest{RotationID: "7"})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.ErrorContains(t, err, `kubernetes target "k8s": restarted Deployment/web, DaemonSet/agent, then: rollout not complete when the wait ended: deployment shop/web: 2 of 3 replicas updated, 1 available, 2 old still running.`)
@@ -364,10 +374,13 @@ func TestReloadRolloutTimesOut(t *testing.T) {
 	require.ErrorContains(t, err, "raise reload_timeout")
 	var re *target.RetryableError
 	require.NotErrorAs(t, err, &re, "reload_timeout bounds the reload; the engine does not start it over")
-	require.Greater(t, c.polls("deployments/web"), len(stuck), "polled on after the last status")
+	require.Equal(t, len(stuck)+1, c.polls("deployments/web"))
 
 	// The rollout finishes later; a second Reload waits for it without a
 	// second restart.
+	c.mu.Lock()
+	c.onPoll = nil
+	c.mu.Unlock()
 	c.rollout("deployments/web", append(stuck, deploymentAt(true, 3, 3, 3))...)
 	resp, err := tg.Reload(t.Context(), target.ReloadRequest{RotationID: "7"})
 	require.NoError(t, err)
@@ -420,19 +433,21 @@ func TestReloadTimeoutNamesPollErrors(t *testing.T) {
 	t.Parallel()
 	cs := newClientset(t, nil, scaled(deployment("web", false), 2))
 	newControllers(cs)
-	patched := false
+	ctx := newDeadline(t)
+	patched, failed := false, 0
 	cs.PrependReactor("*", "deployments", func(a clienttesting.Action) (bool, runtime.Object, error) {
 		if a.GetVerb() == "patch" {
 			patched = true
 		}
 		if a.GetVerb() == "get" && patched {
+			if failed++; failed == 3 {
+				ctx.pass()
+			}
 			return true, nil, apierrors.NewServiceUnavailable("the server is currently unable to handle the request")
 		}
 		return false, nil, nil
 	})
 	tg := newTarget(t, cs, "restart: [{kind: Deployment, name: web}]").(target.Reloader)
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
 	_, err := tg.Reload(ctx, target.ReloadRequest{RotationID: "7"})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.ErrorContains(t, err, "deployment shop/web: not read yet (read deployment shop/web while waiting for its rollout: the API server is busy or failing")
@@ -445,4 +460,30 @@ func TestReloadPollOption(t *testing.T) {
 	require.ErrorContains(t, err, `reload_poll "soon" is not a positive duration`)
 	_, err = kubernetes.NewWithClientset(target.Params{Name: "k8s", Decode: targettest.DecodeYAML("{namespace: shop, secret_name: app-env, reload_poll: 0s}")}, fake.NewClientset())
 	require.ErrorIs(t, err, target.ErrInvalid)
+}
+
+// deadline is a context whose deadline passes when the test says so:
+// reload_timeout running out at a chosen point of a rollout, whatever the
+// machine's speed.
+type deadline struct {
+	context.Context
+	done chan struct{}
+	once sync.Once
+}
+
+func newDeadline(t *testing.T) *deadline {
+	return &deadline{Context: t.Context(), done: make(chan struct{})}
+}
+
+func (d *deadline) pass() { d.once.Do(func() { close(d.done) }) }
+
+func (d *deadline) Done() <-chan struct{} { return d.done }
+
+func (d *deadline) Err() error {
+	select {
+	case <-d.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
 }
