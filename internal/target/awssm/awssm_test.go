@@ -590,3 +590,125 @@ func requireNoLeak(t *testing.T, err error, value string) {
 	t.Helper()
 	require.Empty(t, secret.Leaks([]byte(fmt.Sprintf("%v %+v", err, err)), secret.New(value)), "the error holds the value")
 }
+
+// TestReloadFails: AWS refusing the label move fails the reload with the
+// operation, the secret and what to fix; nothing moved, and it is not
+// retryable (a refused permission does not change by asking again).
+func TestReloadFails(t *testing.T) {
+	t.Parallel()
+	fake := awssmfake.New(t)
+	oldID := fake.Seed(name, `{"DATABASE_URL":"old"}`)
+	tg := newTarget(t, fake, "")
+	_, err := tg.Put(t.Context(), putRequest("5", map[string]string{"DATABASE_URL": "postgres://app:canary-reload@h/db"}))
+	require.NoError(t, err)
+	fake.FailNext(awsfake.Fault{Op: "UpdateSecretVersionStage", Error: awsfake.Error{Code: "AccessDeniedException", Message: "User: arn:aws:iam::123456789012:user/rotor is not authorized to perform: secretsmanager:UpdateSecretVersionStage"}})
+
+	_, err = tg.Reload(t.Context(), target.ReloadRequest{RotationID: "5"})
+	require.ErrorIs(t, err, target.ErrAuth)
+	require.ErrorContains(t, err, `aws-secrets-manager target "sm": UpdateSecretVersionStage `+name+": AccessDeniedException")
+	require.ErrorContains(t, err, "IAM policy allows secretsmanager:GetSecretValue, DescribeSecret, PutSecretValue, UpdateSecretVersionStage")
+	requireNoLeak(t, err, "canary-reload")
+	var re *target.RetryableError
+	require.NotErrorAs(t, err, &re)
+	tok := awssm.Token("5", name)
+	require.Equal(t, map[string]string{"AWSCURRENT": oldID, "AWSPENDING": tok}, fake.Stages(name), "readers of AWSCURRENT keep the old value")
+
+	// Once allowed, the same Reload finishes the move.
+	_, err = tg.Reload(t.Context(), target.ReloadRequest{RotationID: "5"})
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"AWSCURRENT": tok, "AWSPREVIOUS": oldID}, fake.Stages(name))
+}
+
+// TestReloadKeepsLosingTheRace: when AWSCURRENT moves under every attempt,
+// Reload gives up with a retryable error that says something else writes
+// the secret.
+func TestReloadKeepsLosingTheRace(t *testing.T) {
+	t.Parallel()
+	fake := awssmfake.New(t)
+	fake.Seed(name, `{"A":"1"}`)
+	tg := newTarget(t, fake, "")
+	_, err := tg.Put(t.Context(), putRequest("6", map[string]string{"DATABASE_URL": "x"}))
+	require.NoError(t, err)
+	fake.FailNext(awsfake.Fault{Op: "UpdateSecretVersionStage", Times: 3, Error: awsfake.Error{Code: "InvalidParameterException", Message: "The staging label AWSCURRENT is not attached to the version"}})
+	_, err = tg.Reload(t.Context(), target.ReloadRequest{RotationID: "6"})
+	var re *target.RetryableError
+	require.ErrorAs(t, err, &re)
+	require.ErrorContains(t, err, "AWSCURRENT of "+name+" kept moving while rotor promoted its version; something else writes this secret")
+	require.NotContains(t, fake.Stages(name)["AWSCURRENT"], awssm.Token("6", name))
+}
+
+// TestReloadTimesOut: when ctx ends (the engine's reload_timeout) while
+// AWS has not answered the label move, Reload returns an error that wraps
+// ctx.Err() and names the call; AWSCURRENT has not moved.
+func TestReloadTimesOut(t *testing.T) {
+	t.Parallel()
+	fake := awssmfake.New(t)
+	oldID := fake.Seed(name, `{"DATABASE_URL":"old"}`)
+	// The deadline passes while AWS holds the label move.
+	dl := &deadline{Context: t.Context(), done: make(chan struct{})}
+	hold := &holdOp{op: "secretsmanager.UpdateSecretVersionStage", next: fake.Client().Transport, onHold: func() { close(dl.done) }}
+	tg, err := awssm.New(target.Params{
+		Name: "sm", Decode: targettest.DecodeYAML(fmt.Sprintf("{endpoint: %q, secret_id: %s}", fake.URL, name)),
+		HTTPClient: &http.Client{Transport: hold}, Getenv: targettest.MapEnv(awsfake.Env(t.TempDir())),
+	})
+	require.NoError(t, err)
+	_, err = tg.Put(t.Context(), putRequest("8", map[string]string{"DATABASE_URL": "new"}))
+	require.NoError(t, err)
+
+	_, err = tg.(target.Reloader).Reload(dl, target.ReloadRequest{RotationID: "8"})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorContains(t, err, `aws-secrets-manager target "sm": UpdateSecretVersionStage `+name)
+	var re *target.RetryableError
+	require.NotErrorAs(t, err, &re, "reload_timeout bounds the reload")
+	require.Equal(t, oldID, fake.Stages(name)["AWSCURRENT"], "the move never reached AWS")
+	require.Positive(t, hold.held(), "the label move was sent and held")
+}
+
+// holdOp holds every request for one operation (X-Amz-Target) until the
+// caller gives up, like an endpoint that does not answer; onHold runs
+// when the first one arrives.
+type holdOp struct {
+	op     string
+	next   http.RoundTripper
+	onHold func()
+	mu     sync.Mutex
+	n      int
+}
+
+func (h *holdOp) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Header.Get("X-Amz-Target") != h.op {
+		return h.next.RoundTrip(req)
+	}
+	h.mu.Lock()
+	h.n++
+	if h.n == 1 {
+		h.onHold()
+	}
+	h.mu.Unlock()
+	<-req.Context().Done()
+	return nil, req.Context().Err()
+}
+
+func (h *holdOp) held() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
+}
+
+// deadline is a context whose deadline passes when done is closed: the
+// reload's time running out at a point the test chooses.
+type deadline struct {
+	context.Context
+	done chan struct{}
+}
+
+func (d *deadline) Done() <-chan struct{} { return d.done }
+
+func (d *deadline) Err() error {
+	select {
+	case <-d.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}

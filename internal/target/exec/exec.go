@@ -14,6 +14,11 @@
 // target is retried by the engine only when the config says idempotent:
 // true. Such a command may exit 75 (EX_TEMPFAIL, sysexits.h) to ask for a
 // retry.
+//
+// Reload runs reload_command; its exit 0 is what "finished" means. For
+// consumers that act on it asynchronously (a reload signal, a queued job),
+// reload_wait adds a fixed pause after the command succeeds, so the engine
+// does not count the reload finished before they have moved.
 package exec
 
 import (
@@ -29,6 +34,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -81,6 +87,10 @@ type Options struct {
 	// ReloadCommand, when set, runs after every target was written (the
 	// engine's reload phase), without values.
 	ReloadCommand []string `yaml:"reload_command"`
+	// ReloadWait is how long Reload waits after reload_command succeeded
+	// before it reports the reload finished, e.g. "20s", for consumers
+	// that pick the change up asynchronously. Default 0.
+	ReloadWait string `yaml:"reload_wait"`
 	// Idempotent declares that running the command again with the same
 	// values is harmless, which lets the engine retry it.
 	Idempotent bool `yaml:"idempotent"`
@@ -102,6 +112,16 @@ type Target struct {
 	dir        string
 	idempotent bool
 	baseEnv    []string
+	reloadWait time.Duration
+	now        func() time.Time
+	// after is time.After; tests replace it to see and control the wait.
+	after func(time.Duration) <-chan time.Time
+
+	mu sync.Mutex
+	// reloaded holds, per rotation id, when reload_command succeeded in
+	// this process: Reload called again (a resume after the wait was cut
+	// short) does not run it again but waits out the rest of reload_wait.
+	reloaded map[string]time.Time
 }
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -153,6 +173,17 @@ func New(p target.Params) (target.Target, error) {
 		}
 		timeout = d
 	}
+	var reloadWait time.Duration
+	if opts.ReloadWait != "" {
+		d, err := time.ParseDuration(opts.ReloadWait)
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("%s: reload_wait %q is not a duration like 20s or 2m: %w", desc, opts.ReloadWait, target.ErrInvalid)
+		}
+		if len(opts.ReloadCommand) == 0 && d > 0 {
+			return nil, fmt.Errorf("%s: reload_wait is the pause after reload_command, but there is no reload_command; add one or drop reload_wait: %w", desc, target.ErrInvalid)
+		}
+		reloadWait = d
+	}
 	dir := p.BaseDir
 	if opts.Dir != "" {
 		var err error
@@ -189,6 +220,7 @@ func New(p target.Params) (target.Target, error) {
 	t := &Target{
 		name: p.Name, desc: desc, env: opts.Env, stdin: stdin, timeout: timeout, dir: dir,
 		idempotent: opts.Idempotent, baseEnv: baseEnv,
+		reloadWait: reloadWait, now: p.Clock(), after: time.After, reloaded: map[string]time.Time{},
 	}
 	if t.command, err = resolveArgv(p, opts.Command); err != nil {
 		return nil, fmt.Errorf("%s: command: %w", desc, err)
@@ -273,24 +305,64 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 		}
 		input = out
 	}
-	if err := t.run(ctx, t.command, env, input, secrets); err != nil {
+	if err := t.run(ctx, t.command, env, input, secrets, "publish.timeout"); err != nil {
 		return target.PutResponse{}, err
 	}
 	return target.PutResponse{Changed: true}, nil
 }
 
 // Reload implements target.Reloader: it runs reload_command, if any,
-// with the run's metadata but no values.
+// with the run's metadata but no values, and returns once it exited 0 and
+// reload_wait has passed. A non-zero exit is a failure naming the status;
+// when ctx ends (the target's reload_timeout) the command is stopped with
+// its process group and the error wraps ctx.Err(). Called again for a
+// rotation whose command already succeeded in this process, it does not
+// run the command again; it waits out what is left of reload_wait.
 func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
 	if len(t.reload) == 0 {
 		return target.ReloadResponse{Detail: "no reload_command"}, nil
 	}
-	env := append([]string(nil), t.baseEnv...)
-	env = append(env, "ROTOR_TARGET="+t.name, "ROTOR_ROTATION_ID="+req.RotationID)
-	if err := t.run(ctx, t.reload, env, nil, nil); err != nil {
-		return target.ReloadResponse{}, fmt.Errorf("reload_command: %w", err)
+	prog := filepath.Base(t.reload[0])
+	t.mu.Lock()
+	ranAt, ran := t.reloaded[req.RotationID]
+	t.mu.Unlock()
+	detail := "ran " + prog
+	if ran {
+		detail = prog + " had already succeeded for this rotation"
+	} else {
+		env := append([]string(nil), t.baseEnv...)
+		env = append(env, "ROTOR_TARGET="+t.name, "ROTOR_ROTATION_ID="+req.RotationID)
+		start := t.now()
+		if err := t.run(ctx, t.reload, env, nil, nil, "reload_timeout"); err != nil {
+			var re *target.RetryableError
+			if ctx.Err() != nil && errors.As(err, &re) {
+				// reload_timeout bounds the whole reload: the engine is
+				// not to start it over.
+				err = re.Err
+			}
+			return target.ReloadResponse{}, fmt.Errorf("reload_command: %w", err)
+		}
+		ranAt = t.now()
+		if ranAt.Sub(start) >= time.Second {
+			detail += fmt.Sprintf(" (exit 0 after %s)", ranAt.Sub(start).Round(time.Second))
+		}
+		t.mu.Lock()
+		t.reloaded[req.RotationID] = ranAt
+		t.mu.Unlock()
 	}
-	return target.ReloadResponse{Detail: "ran " + filepath.Base(t.reload[0])}, nil
+	if t.reloadWait <= 0 {
+		return target.ReloadResponse{Detail: detail}, nil
+	}
+	left := t.reloadWait - t.now().Sub(ranAt)
+	if left > 0 {
+		select {
+		case <-ctx.Done():
+			return target.ReloadResponse{}, fmt.Errorf("%s: %s exited 0, but the reload's time ran out with %s of reload_wait %s left, before consumers were expected to have moved; lower reload_wait or raise reload_timeout, then run `rotor resume` (it does not run %s again): %w",
+				t.desc, t.reload[0], left.Round(time.Millisecond), t.reloadWait, prog, ctx.Err())
+		case <-t.after(left):
+		}
+	}
+	return target.ReloadResponse{Detail: fmt.Sprintf("%s, then waited reload_wait %s", detail, t.reloadWait)}, nil
 }
 
 // Check implements target.Checker: a command cannot be asked what it
@@ -395,8 +467,9 @@ func executable(p string) error {
 }
 
 // run runs argv and turns anything but a zero exit into an error carrying
-// the scrubbed tail of its output.
-func (t *Target) run(ctx context.Context, argv, env []string, input []byte, secrets []secret.String) error {
+// the scrubbed tail of its output. deadline names what bounds ctx (for
+// the message when ctx ends first); that error wraps ctx.Err().
+func (t *Target) run(ctx context.Context, argv, env []string, input []byte, secrets []secret.String, deadline string) error {
 	prog, err := t.lookPath(argv[0])
 	if err != nil {
 		return err
@@ -430,12 +503,15 @@ func (t *Target) run(ctx context.Context, argv, env []string, input []byte, secr
 	output := describeOutput(&stdout, &stderr, secrets)
 	var exitErr *osexec.ExitError
 	switch {
-	case ctx.Err() != nil:
-		why := fmt.Sprintf("did not finish within its timeout (%s)", t.timeout)
-		if parent.Err() != nil {
-			why = "was still running when rotor's own deadline passed (publish.timeout)"
+	case parent.Err() != nil:
+		err := fmt.Errorf("%s: %s was still running after %s when rotor's own deadline passed (%s) and was stopped with its process group%s: %w: %w",
+			t.desc, argv[0], elapsed, deadline, output, ErrFailed, parent.Err())
+		if t.idempotent {
+			return &target.RetryableError{Err: err}
 		}
-		err := fmt.Errorf("%s: %s %s and was stopped with its process group%s: %w", t.desc, argv[0], why, output, ErrFailed)
+		return err
+	case ctx.Err() != nil:
+		err := fmt.Errorf("%s: %s did not finish within its timeout (%s) and was stopped with its process group%s: %w", t.desc, argv[0], t.timeout, output, ErrFailed)
 		if t.idempotent {
 			return &target.RetryableError{Err: err}
 		}

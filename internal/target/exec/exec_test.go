@@ -1,6 +1,7 @@
 package exec_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,7 +61,11 @@ func (f fixture) read(t *testing.T, name string) string {
 // command gets OUT through pass_env.
 func (f fixture) newTarget(t *testing.T, options string) (target.Target, error) {
 	t.Helper()
-	return exec.New(target.Params{
+	return exec.New(f.params(options))
+}
+
+func (f fixture) params(options string) target.Params {
+	return target.Params{
 		Name:    "hook",
 		BaseDir: f.dir,
 		Getenv: func(k string) string {
@@ -82,7 +87,7 @@ func (f fixture) newTarget(t *testing.T, options string) (target.Target, error) 
 			}
 			return nil
 		},
-	})
+	}
 }
 
 func (f fixture) mustTarget(t *testing.T, options string) target.Target {
@@ -297,6 +302,9 @@ func TestNewValidatesOptions(t *testing.T) {
 		{"bad pass_env", "command: [/bin/true]\npass_env: [A-B]\n", "not an environment variable name"},
 		{"rotor's own env", "command: [/bin/true]\npass_env: [ROTOR_KEY]\n", "ROTOR_ variables are rotor's own"},
 		{"unknown option", "command: [/bin/true]\nargs: [x]\n", "field args not found"},
+		{"bad reload_wait", "command: [/bin/true]\nreload_command: [/bin/true]\nreload_wait: later\n", `reload_wait "later" is not a duration`},
+		{"negative reload_wait", "command: [/bin/true]\nreload_command: [/bin/true]\nreload_wait: -1s\n", "is not a duration"},
+		{"reload_wait without reload_command", "command: [/bin/true]\nreload_wait: 10s\n", "there is no reload_command"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -368,5 +376,153 @@ func TestValidate(t *testing.T) {
 			require.ErrorIs(t, err, target.ErrNotFound)
 			require.ErrorContains(t, err, tt.want)
 		})
+	}
+}
+
+// counter is a reload_command that counts its runs in $OUT/runs.
+const counter = "#!/bin/sh\necho run >> \"$OUT/runs\"\n"
+
+func reloadOf(t *testing.T, tg target.Target, ctx context.Context, rotation string) (target.ReloadResponse, error) {
+	t.Helper()
+	return tg.(target.Reloader).Reload(ctx, target.ReloadRequest{RotationID: rotation})
+}
+
+// TestReloadFinishes: exit 0 is finished; with reload_wait the reload
+// returns only after that wait, of exactly that length.
+func TestReloadFinishes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, counter)
+	tg := f.mustTarget(t, "command: [/bin/true]\nreload_command: [./cmd.sh]\nreload_wait: 20s\npass_env: [OUT]\n")
+	var waits []time.Duration
+	exec.SetAfter(tg, func(d time.Duration) <-chan time.Time {
+		waits = append(waits, d)
+		ch := make(chan time.Time, 1)
+		ch <- time.Time{}
+		return ch
+	})
+	resp, err := reloadOf(t, tg, t.Context(), "42")
+	require.NoError(t, err)
+	require.Equal(t, "ran cmd.sh, then waited reload_wait 20s", resp.Detail)
+	require.Equal(t, "run\n", f.read(t, "runs"))
+	require.Len(t, waits, 1)
+	require.InDelta(t, 20*time.Second, waits[0], float64(time.Second), "the wait starts when the command has exited")
+}
+
+// TestReloadFails: a non-zero exit fails the reload, naming the status;
+// it is not retryable unless the command asked for it (75, idempotent).
+func TestReloadFails(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "#!/bin/sh\necho 'systemctl: unit billing.service not found' >&2\nexit 5\n")
+	tg := f.mustTarget(t, "command: [/bin/true]\nreload_command: [./cmd.sh]\nreload_wait: 1h\n")
+	exec.SetAfter(tg, func(time.Duration) <-chan time.Time {
+		t.Error("a failed command is not followed by reload_wait")
+		return nil
+	})
+	_, err := reloadOf(t, tg, t.Context(), "42")
+	require.ErrorIs(t, err, exec.ErrFailed)
+	require.ErrorContains(t, err, `reload_command: exec target "hook": `+f.script+" exited with status 5 after ")
+	require.ErrorContains(t, err, `stderr: "systemctl: unit billing.service not found"`)
+	var re *target.RetryableError
+	require.NotErrorAs(t, err, &re)
+}
+
+// TestReloadTimesOut: when ctx ends (the engine's reload_timeout) while
+// reload_command runs, the command is stopped with its process group and
+// the error wraps ctx.Err(); even an idempotent command is not retried,
+// since reload_timeout bounds the whole reload.
+func TestReloadTimesOut(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "#!/bin/sh\nsleep 300 &\necho $! > \"$OUT/child\"\nwait\n")
+	tg := f.mustTarget(t, "command: [/bin/true]\nreload_command: [./cmd.sh]\npass_env: [OUT]\nidempotent: true\n")
+	// The deadline passes once the command has started its child.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	dl := &deadline{Context: ctx, done: make(chan struct{})}
+	go func() {
+		for ctx.Err() == nil {
+			if b, err := os.ReadFile(filepath.Join(f.out, "child")); err == nil && len(b) > 0 && b[len(b)-1] == '\n' {
+				close(dl.done)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	_, err := reloadOf(t, tg, dl, "42")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorIs(t, err, exec.ErrFailed)
+	require.ErrorContains(t, err, f.script+" was still running after ")
+	require.ErrorContains(t, err, "when rotor's own deadline passed (reload_timeout) and was stopped with its process group")
+	var re *target.RetryableError
+	require.NotErrorAs(t, err, &re)
+
+	pid, err := strconv.Atoi(strings.TrimSpace(f.read(t, "child")))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return !alive(pid) }, 30*time.Second, 20*time.Millisecond, "the command's child must be stopped too")
+}
+
+// TestReloadWaitCutShort: ctx ending during reload_wait fails the reload
+// with ctx.Err() (here cancelled as the wait starts, so the command's own
+// run is never cut short); the next Reload of the same rotation does not run the
+// command again but waits what is left of reload_wait.
+func TestReloadWaitCutShort(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, counter)
+	clock := time.Date(2026, 8, 1, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	p := f.params("command: [/bin/true]\nreload_command: [./cmd.sh]\nreload_wait: 20s\npass_env: [OUT]\n")
+	p.Now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return clock
+	}
+	tg, err := exec.New(p)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var waits []time.Duration
+	release := make(chan time.Time, 1)
+	exec.SetAfter(tg, func(d time.Duration) <-chan time.Time {
+		waits = append(waits, d)
+		cancel() // the reload's time runs out while it waits
+		return release
+	})
+
+	_, err = reloadOf(t, tg, ctx, "42")
+	require.ErrorIs(t, err, context.Canceled)
+	require.ErrorContains(t, err, `exec target "hook": `+f.script+` exited 0, but the reload's time ran out with 20s of reload_wait 20s left, before consumers were expected to have moved`)
+	require.Equal(t, []time.Duration{20 * time.Second}, waits)
+
+	mu.Lock()
+	clock = clock.Add(5 * time.Second)
+	mu.Unlock()
+	release <- time.Time{}
+	resp, err := reloadOf(t, tg, t.Context(), "42")
+	require.NoError(t, err)
+	require.Equal(t, "cmd.sh had already succeeded for this rotation, then waited reload_wait 20s", resp.Detail)
+	require.Equal(t, []time.Duration{20 * time.Second, 15 * time.Second}, waits, "only the rest of the wait")
+	require.Equal(t, "run\n", f.read(t, "runs"), "the command ran once")
+
+	// Another rotation runs it again.
+	release <- time.Time{}
+	_, err = reloadOf(t, tg, t.Context(), "43")
+	require.NoError(t, err)
+	require.Equal(t, "run\nrun\n", f.read(t, "runs"))
+}
+
+// deadline is a context whose deadline passes when done is closed: the
+// reload's time running out at a point the test chooses.
+type deadline struct {
+	context.Context
+	done chan struct{}
+}
+
+func (d *deadline) Done() <-chan struct{} { return d.done }
+
+func (d *deadline) Err() error {
+	select {
+	case <-d.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
 	}
 }

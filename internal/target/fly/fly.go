@@ -56,6 +56,10 @@ type Options struct {
 	// leaves the remaining machines alone, e.g. "2m". Default 5m, as
 	// flyctl's --wait-timeout.
 	WaitTimeout string `yaml:"wait_timeout"`
+	// ReloadPoll is how often Reload reads an updated machine while it
+	// waits for its health checks to pass, and how long it pauses after a
+	// transient error while waiting, e.g. "2s". Default 1s.
+	ReloadPoll string `yaml:"reload_poll"`
 }
 
 // DefaultWaitTimeout is how long Reload waits for each machine by default
@@ -85,7 +89,7 @@ type Target struct {
 
 	// waitTimeout bounds the wait for each machine (wait_timeout).
 	waitTimeout time.Duration
-	// pollEvery is the pause between health-check polls.
+	// pollEvery is the pause between health-check polls (reload_poll).
 	pollEvery time.Duration
 	// waitChunk caps how long one wait request may block.
 	waitChunk time.Duration
@@ -111,6 +115,14 @@ func New(p target.Params) (target.Target, error) {
 	if opts.Token == "" {
 		return nil, fmt.Errorf("fly target %q has no token; add token: ${FLY_API_TOKEN} and export FLY_API_TOKEN (from `fly tokens create deploy -a %s`): %w", p.Name, opts.App, target.ErrAuth)
 	}
+	pollEvery := defaultPollEvery
+	if opts.ReloadPoll != "" {
+		d, err := time.ParseDuration(opts.ReloadPoll)
+		if err != nil || d <= 0 {
+			return nil, fail("reload_poll %q is not a positive duration like 1s or 5s", opts.ReloadPoll)
+		}
+		pollEvery = d
+	}
 	waitTimeout := DefaultWaitTimeout
 	if opts.WaitTimeout != "" {
 		d, err := time.ParseDuration(opts.WaitTimeout)
@@ -135,7 +147,7 @@ func New(p target.Params) (target.Target, error) {
 		digests:     map[string]string{},
 		updated:     map[string]map[string]*progress{},
 		waitTimeout: waitTimeout,
-		pollEvery:   defaultPollEvery,
+		pollEvery:   pollEvery,
 		waitChunk:   maxWaitChunk,
 		deploy:      opts.Deploy == nil || *opts.Deploy,
 	}

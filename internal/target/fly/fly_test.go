@@ -80,6 +80,8 @@ func TestNew(t *testing.T) {
 		{name: "bad wait_timeout", opts: "{app: my-app, token: t, wait_timeout: soon}", wantErr: `wait_timeout "soon" is not a positive duration`, sentinel: target.ErrInvalid},
 		{name: "negative wait_timeout", opts: "{app: my-app, token: t, wait_timeout: -1m}", wantErr: `wait_timeout "-1m" is not a positive duration`, sentinel: target.ErrInvalid},
 		{name: "wait_timeout as a number", opts: "{app: my-app, token: t, wait_timeout: 300}", wantErr: `wait_timeout "300" is not a positive duration`, sentinel: target.ErrInvalid},
+		{name: "reload_poll", opts: "{app: my-app, token: t, reload_poll: 2s}", reloader: true},
+		{name: "bad reload_poll", opts: "{app: my-app, token: t, reload_poll: 0s}", wantErr: `reload_poll "0s" is not a positive duration`, sentinel: target.ErrInvalid},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

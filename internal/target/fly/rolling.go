@@ -53,7 +53,16 @@ import (
 // Machine states (superfly/docs machines/machine-states.html.markerb):
 // "failed" and "launch_failed" do not recover on their own, and a
 // "destroying"/"destroyed" machine never starts, so those end the wait at
-// once instead of at the deadline.
+// once instead of at the deadline. A "stopped" machine is waited for: its
+// restart policy may start it again.
+//
+// The reload has finished when every machine that was running is started
+// again on its new instance with every check passing. The engine bounds
+// the whole reload with the target's reload_timeout; when that ends the
+// wait, the error names the machine and the state it was last seen in, and
+// is not retryable (the bound is the bound). A 429 or 5xx while waiting is
+// no verdict on the machine: the wait pauses (reload_poll, or Fly.io's
+// Retry-After) and asks again.
 
 const (
 	// defaultPollEvery is the pause between health-check polls (flyctl: 1–2 s).
@@ -77,6 +86,12 @@ type progress struct {
 	checks bool
 	// settled: started again (and healthy); the next machine may go.
 	settled bool
+	// seen is the machine as last seen (the update's answer, then each
+	// read while waiting), for the error when the wait is cut short.
+	seen machine
+	// pollErr is the transient error of the wait's last request, if it
+	// failed, so a wait cut short says it could not see the machine.
+	pollErr error
 }
 
 // errGaveUp ends a wait early: the machine is in a state it does not leave
@@ -91,7 +106,7 @@ var errGaveUp = errors.New("machine will not start on its own")
 func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
 	ms, err := t.machines(ctx)
 	if err != nil {
-		return target.ReloadResponse{}, err
+		return target.ReloadResponse{}, ended(ctx, err)
 	}
 	t.mu.Lock()
 	version := t.version
@@ -108,7 +123,7 @@ func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.R
 	restarted, kept, healthy := 0, 0, 0
 	for i, m := range live {
 		failed := func(err error) (target.ReloadResponse, error) {
-			return target.ReloadResponse{Detail: fmt.Sprintf("%d of %d machine(s) updated before the failure; the rest were not touched", t.countUpdated(req.RotationID, live), len(live))}, err
+			return target.ReloadResponse{Detail: fmt.Sprintf("%d of %d machine(s) updated before the failure; the rest were not touched", t.countUpdated(req.RotationID, live), len(live))}, ended(ctx, err)
 		}
 		p := t.progressOf(req.RotationID, m.ID)
 		if p == nil {
@@ -225,12 +240,17 @@ func (t *Target) update(ctx context.Context, id string, version uint64) (*progre
 	// filter: the wait then accepts any started version.
 	var out machine
 	_ = json.Unmarshal(resp.Body, &out)
+	seen := out
+	if seen.State == "" {
+		seen = m
+	}
 	return &progress{
 		instance: out.InstanceID,
 		sentAt:   time.Now(),
 		stays:    stays,
 		checks:   len(out.Checks) > 0 || len(m.Checks) > 0 || declaresChecks(m.Config),
 		settled:  stays,
+		seen:     seen,
 	}, nil
 }
 
@@ -240,22 +260,28 @@ func (t *Target) update(ctx context.Context, id string, version uint64) (*progre
 func (t *Target) await(ctx context.Context, id string, p *progress, rest []string) error {
 	wctx, cancel := context.WithDeadline(ctx, p.sentAt.Add(t.waitTimeout))
 	defer cancel()
-	last, err := t.waitStarted(wctx, id, p)
+	t.mu.Lock()
+	last := p.seen
+	t.mu.Unlock()
+	last, err := t.waitStarted(wctx, id, p, last)
 	if err == nil && p.checks {
-		last, err = t.waitHealthy(wctx, id)
+		last, err = t.waitHealthy(wctx, id, p, last)
 	}
+	t.mu.Lock()
+	p.seen = last
+	t.mu.Unlock()
 	switch {
 	case err == nil:
 		return nil
 	case ctx.Err() != nil:
-		// The engine's attempt (publish.timeout) or the run ended, not the
-		// machine's own time. The update is recorded, so the next attempt
-		// waits for this machine again instead of restarting it twice, and
-		// still touches no other machine before this one is back.
-		return &target.RetryableError{Err: fmt.Errorf("fly target %q: machine %s was updated and was not back yet (last seen %s) when this attempt ended; the next attempt waits for it again, without restarting it, before it updates any other machine: %w",
-			t.name, id, describe(last), ctx.Err())}
+		// The reload's own time (reload_timeout) or the run ended, not the
+		// machine's. The update is recorded, so a resume in this process
+		// waits for this machine again instead of restarting it twice,
+		// and still touches no other machine before this one is back.
+		return fmt.Errorf("fly target %q: machine %s was updated and was not back yet when the reload's time ran out: it was last seen %s; %s. Look at it with `fly machine status %s -a %s`; if it only needs longer, raise reload_timeout, then run `rotor resume` (in the same process it waits for this machine again without restarting it): %w",
+			t.name, id, t.lastSeen(p, last), leftAlone(rest), id, t.app, ctx.Err())
 	case wctx.Err() != nil || errors.Is(err, errGaveUp):
-		return t.stuck(ctx, id, last, rest, errors.Is(err, errGaveUp))
+		return t.stuck(ctx, id, p, last, rest, errors.Is(err, errGaveUp))
 	default:
 		return err
 	}
@@ -263,9 +289,8 @@ func (t *Target) await(ctx context.Context, id string, p *progress, rest []strin
 
 // waitStarted asks the wait endpoint until the machine's new instance is
 // started, the context ends, or the machine lands in a state it will not
-// leave on its own.
-func (t *Target) waitStarted(ctx context.Context, id string, p *progress) (machine, error) {
-	var last machine
+// leave on its own. last is the machine as last seen; so is the result.
+func (t *Target) waitStarted(ctx context.Context, id string, p *progress, last machine) (machine, error) {
 	for {
 		q := url.Values{"state": {"started"}, "timeout": {strconv.Itoa(waitSeconds(ctx, t.waitChunk))}}
 		if p.instance != "" {
@@ -273,6 +298,7 @@ func (t *Target) waitStarted(ctx context.Context, id string, p *progress) (machi
 		}
 		_, err := t.api.Do(ctx, webapi.Request{Method: http.MethodGet, Path: t.machinePath(id) + "/wait?" + q.Encode(), Retryable: true})
 		if err == nil {
+			t.polled(p, nil)
 			return last, nil
 		}
 		if ctx.Err() != nil {
@@ -280,17 +306,21 @@ func (t *Target) waitStarted(ctx context.Context, id string, p *progress) (machi
 		}
 		var se *webapi.StatusError
 		if !errors.As(err, &se) || se.Status != http.StatusRequestTimeout {
-			return last, t.fail("cannot wait for machine "+id+" to start", err)
+			if err := t.pause(ctx, p, err); err != nil {
+				return last, t.fail("cannot wait for machine "+id+" to start", err)
+			}
+			continue
 		}
 		// 408: not started within this request's timeout. A look at the
 		// machine tells a slow start from one that will not happen.
 		m, err := t.get(ctx, id)
 		if err != nil {
-			if ctx.Err() != nil {
-				return last, ctx.Err()
+			if err := t.pause(ctx, p, err); err != nil {
+				return last, err
 			}
-			return last, err
+			continue
 		}
+		t.polled(p, nil)
 		last = m
 		if gaveUp(m.State) {
 			return m, errGaveUp
@@ -300,16 +330,16 @@ func (t *Target) waitStarted(ctx context.Context, id string, p *progress) (machi
 
 // waitHealthy polls the machine until it is started and every health
 // check it reports is passing.
-func (t *Target) waitHealthy(ctx context.Context, id string) (machine, error) {
-	var last machine
+func (t *Target) waitHealthy(ctx context.Context, id string, p *progress, last machine) (machine, error) {
 	for {
 		m, err := t.get(ctx, id)
 		if err != nil {
-			if ctx.Err() != nil {
-				return last, ctx.Err()
+			if err := t.pause(ctx, p, err); err != nil {
+				return last, err
 			}
-			return last, err
+			continue
 		}
+		t.polled(p, nil)
 		last = m
 		switch {
 		case gaveUp(m.State):
@@ -325,33 +355,111 @@ func (t *Target) waitHealthy(ctx context.Context, id string) (machine, error) {
 	}
 }
 
+// pause is what a wait does after a failed request: for a transient one
+// (429, 5xx, a network error) it waits reload_poll, or as long as Fly.io
+// asked, and returns nil so the caller asks again; any other error, or
+// ctx ending first, is returned.
+func (t *Target) pause(ctx context.Context, p *progress, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var re *target.RetryableError
+	if !errors.As(err, &re) {
+		return err
+	}
+	t.polled(p, err)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(max(t.pollEvery, re.RetryAfter)):
+		return nil
+	}
+}
+
+// polled records how the wait's last request went.
+func (t *Target) polled(p *progress, err error) {
+	t.mu.Lock()
+	p.pollErr = err
+	t.mu.Unlock()
+}
+
+// lastSeen describes the machine as the wait last saw it, and the failure
+// of the wait's last request if it failed.
+func (t *Target) lastSeen(p *progress, last machine) string {
+	t.mu.Lock()
+	err := p.pollErr
+	t.mu.Unlock()
+	out := describe(last)
+	if err != nil {
+		var se *webapi.StatusError
+		if errors.As(err, &se) {
+			err = se
+		}
+		out += fmt.Sprintf(" (the last request to see it failed: %v)", err)
+	}
+	return out
+}
+
 // stuck is the error for a machine that did not come back: it names the
 // machine, where it is, what was left alone and what to do.
-func (t *Target) stuck(ctx context.Context, id string, last machine, rest []string, failed bool) error {
+func (t *Target) stuck(ctx context.Context, id string, p *progress, last machine, rest []string, failed bool) error {
 	if ctx.Err() == nil {
 		if m, err := t.get(ctx, id); err == nil {
 			last = m
+			t.polled(p, nil)
 		}
 	}
 	what := fmt.Sprintf("did not come back within wait_timeout %s after its update", t.waitTimeout)
 	if failed {
 		what = "will not come back on its own after its update"
 	}
-	left := "it was the last machine to update, the others already run with the new secrets"
-	switch len(rest) {
-	case 0:
-	case 1:
-		left = "the reload stopped there: machine " + rest[0] + " was not updated and still runs with the previous secrets"
-	default:
-		left = "the reload stopped there: machines " + strings.Join(rest, ", ") + " were not updated and still run with the previous secrets"
-	}
 	hint := "; if it only needs longer to start, raise wait_timeout"
 	if failed {
 		hint = ""
 	}
 	return fmt.Errorf("fly target %q: machine %s %s: it is %s; %s. Look at it with `fly machine status %s -a %s` and `fly logs -a %s -i %s`, fix the cause, then run `rotor resume`%s",
-		t.name, id, what, describe(last), left, id, t.app, t.app, id, hint)
+		t.name, id, what, t.lastSeen(p, last), leftAlone(rest), id, t.app, t.app, id, hint)
 }
+
+// leftAlone says which machines a reload that stopped at one did not
+// update.
+func leftAlone(rest []string) string {
+	switch len(rest) {
+	case 0:
+		return "it was the last machine to update, the others already run with the new secrets"
+	case 1:
+		return "the reload stopped there: machine " + rest[0] + " was not updated and still runs with the previous secrets"
+	}
+	return "the reload stopped there: machines " + strings.Join(rest, ", ") + " were not updated and still run with the previous secrets"
+}
+
+// ended makes an error that happened because ctx ended say so, and keeps
+// it from being retried: the engine bounds a reload with reload_timeout,
+// and a request cut short by it is no reason to start over.
+func ended(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	var re *target.RetryableError
+	if !errors.As(err, &re) && !target.NotSent(err) && errors.Is(err, ctx.Err()) {
+		return err
+	}
+	return &ctxEnded{msg: err.Error(), cause: ctx.Err()}
+}
+
+// ctxEnded keeps an error's text but has only ctx's error in its chain.
+type ctxEnded struct {
+	msg   string
+	cause error
+}
+
+func (e *ctxEnded) Error() string {
+	if strings.HasSuffix(e.msg, e.cause.Error()) {
+		return e.msg
+	}
+	return e.msg + ": " + e.cause.Error()
+}
+func (e *ctxEnded) Unwrap() error { return e.cause }
 
 func (t *Target) get(ctx context.Context, id string) (machine, error) {
 	resp, err := t.api.Do(ctx, webapi.Request{Method: http.MethodGet, Path: t.machinePath(id), Retryable: true})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,6 +148,17 @@ func TestReloadStopsAtAMachineThatDoesNotComeBack(t *testing.T) {
 			},
 		},
 		{
+			// Its process exits as it boots: "stopped" is not a state
+			// rotor gives up on at once (a restart policy may start it
+			// again), so the reload stops at wait_timeout.
+			name:    "stops after its update",
+			arrange: func(f *flyfake.Server) { f.ExitOnStart("m-web-2") },
+			opts:    "wait_timeout: 300ms",
+			want: []string{
+				`machine m-web-2 did not come back within wait_timeout 300ms after its update: it is "stopped" with health checks servicecheck-00-http-8080 critical`,
+			},
+		},
+		{
 			// The wait endpoint answers 408 (after the test's 1 s cap); a
 			// look at the machine shows it failed, so the reload stops
 			// long before wait_timeout.
@@ -230,25 +242,34 @@ func TestReloadDoesNotWaitForStoppedMachines(t *testing.T) {
 	require.Equal(t, "started", ms[1].State)
 }
 
-// TestReloadResumesTheWaitOnRetry: when the engine's attempt
-// (publish.timeout) ends while a machine is still starting, the error is
-// retryable, and the retry waits for that machine again — without
-// restarting it a second time — before it updates the next one.
-func TestReloadResumesTheWaitOnRetry(t *testing.T) {
+// TestReloadTimesOut: when ctx ends (the engine's reload_timeout) while a
+// machine is still starting, the error wraps ctx.Err(), names the machine
+// and the state it was last seen in, and is not retryable. A second
+// Reload of the same rotation (a resume in this process) waits for that
+// machine again — without restarting it a second time — before it
+// updates the next one.
+func TestReloadTimesOut(t *testing.T) {
 	t.Parallel()
 	f := threeMachines(t, flyfake.Options{StartDelay: 50 * time.Millisecond})
-	f.SetStartDelay("m-web-1", 500*time.Millisecond)
-	tg := rollingTarget(t, f, nil, "wait_timeout: 1m")
+	f.SetStartDelay("m-web-1", 800*time.Millisecond)
+	// The time runs out as the wait for m-web-1 (the 4th request, after
+	// the list, the read and the update) goes out.
+	ctx := newDeadline(t)
+	rt := &onRequests{do: map[int]func(){4: ctx.pass}}
+	tg := newTarget(t, f, rt, "wait_timeout: 1m")
+	fly.SetTimings(tg, 5*time.Millisecond, time.Second)
 	_, err := tg.Put(t.Context(), putReq(map[string]secret.String{"DATABASE_URL": secret.New("v")}, "DATABASE_URL"))
 	require.NoError(t, err)
+	rt.start()
 
-	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Millisecond)
-	defer cancel()
 	resp, err := reload(t, ctx, tg, "9")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 	var re *target.RetryableError
-	require.ErrorAs(t, err, &re, "the next attempt can pick the wait up")
-	require.ErrorContains(t, err, "machine m-web-1 was updated and was not back yet")
-	require.ErrorContains(t, err, "without restarting it")
+	require.NotErrorAs(t, err, &re, "reload_timeout bounds the reload; the engine does not start it over")
+	// The update's answer is the last look at the machine.
+	require.ErrorContains(t, err, `fly target "edge": machine m-web-1 was updated and was not back yet when the reload's time ran out: it was last seen "replacing" with health checks servicecheck-00-http-8080 critical`)
+	require.ErrorContains(t, err, "machines m-web-2, m-web-3 were not updated and still run with the previous secrets")
+	require.ErrorContains(t, err, "raise reload_timeout")
 	require.Equal(t, "1 of 3 machine(s) updated before the failure; the rest were not touched", resp.Detail)
 	require.Len(t, f.UpdateLog(), 1, "m-web-2 must wait for m-web-1")
 
@@ -260,27 +281,55 @@ func TestReloadResumesTheWaitOnRetry(t *testing.T) {
 	require.True(t, log[1].Others["m-web-1"].Healthy())
 }
 
-// TestReloadWaitErrors: a 429 or 5xx while waiting is reported like every
-// other call of this target (retryable, with Fly.io's Retry-After), and
-// the retry resumes the wait instead of restarting the machine.
-func TestReloadWaitErrors(t *testing.T) {
+// TestReloadTimeoutWhileRequestsFail: when the wait's requests fail until
+// the deadline, the error says so next to the last state seen.
+func TestReloadTimeoutWhileRequestsFail(t *testing.T) {
+	t.Parallel()
+	f := newFake(t, flyfake.Options{})
+	// The list, the read and the update of m-web-1 get through; every
+	// request from the wait on fails, and the time runs out at the third.
+	ctx := newDeadline(t)
+	rt := &onRequests{do: map[int]func(){4: func() { f.FailNext(1<<20, http.StatusBadGateway) }, 6: ctx.pass}}
+	tg := newTarget(t, f, rt, "{}")
+	fly.SetTimings(tg, 5*time.Millisecond, time.Second)
+	_, err := tg.Put(t.Context(), putReq(map[string]secret.String{"DATABASE_URL": secret.New("v")}, "DATABASE_URL"))
+	require.NoError(t, err)
+	rt.start()
+
+	_, err = reload(t, ctx, tg, "2")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorContains(t, err, `machine m-web-1 was updated and was not back yet when the reload's time ran out: it was last seen "started" (the last request to see it failed: Fly.io Machines API: GET /v1/apps/rotor-app/machines/m-web-1/wait answered 502`)
+}
+
+// TestReloadWaitSurvivesTransientErrors: a 429 or 5xx while waiting is no
+// verdict on the machine: the wait pauses (Fly.io's Retry-After when it
+// sends one) and asks again, within the same Reload, and no machine is
+// updated twice.
+func TestReloadWaitSurvivesTransientErrors(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		name       string
-		arrange    func(*flyfake.Server)
-		retryAfter time.Duration
-		want       string
+		name    string
+		arrange func(*flyfake.Server) map[int]func()
+		pause   time.Duration
 	}{
-		{name: "429 with Retry-After", arrange: func(f *flyfake.Server) { f.RateLimit(0, 7*time.Second) }, retryAfter: 7 * time.Second, want: "cannot wait for machine m-web-1 to start"},
-		{name: "503", arrange: func(f *flyfake.Server) { f.FailNext(1, http.StatusServiceUnavailable) }, want: "cannot wait for machine m-web-1 to start"},
+		{name: "429 with Retry-After", pause: time.Second, arrange: func(f *flyfake.Server) map[int]func() {
+			// The wait (4th request) is answered 429, Retry-After: 1.
+			return map[int]func(){4: func() { f.RateLimit(0, time.Second) }, 5: f.NoRateLimit}
+		}},
+		{name: "503", arrange: func(f *flyfake.Server) map[int]func() {
+			return map[int]func(){4: func() { f.FailNext(1, http.StatusServiceUnavailable) }}
+		}},
+		{name: "502 on the health poll", arrange: func(f *flyfake.Server) map[int]func() {
+			// m-web-1 has a check: request 5 is its first health poll.
+			return map[int]func(){5: func() { f.FailNext(2, http.StatusBadGateway) }}
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t, flyfake.Options{})
-			// Let the list, the read and the update of m-web-1 through;
-			// the wait is the 4th request of the reload.
-			rt := &onNthRequest{n: 4, do: func() { tc.arrange(f) }}
+			f.AddCheck("m-web-1", "servicecheck-00-http-8080", 20*time.Millisecond)
+			rt := &onRequests{do: tc.arrange(f)}
 			tg := newTarget(t, f, rt, "{}")
 			fly.SetTimings(tg, 5*time.Millisecond, time.Second)
 			_, err := tg.Put(t.Context(), putReq(map[string]secret.String{"DATABASE_URL": secret.New("v")}, "DATABASE_URL"))
@@ -288,19 +337,14 @@ func TestReloadWaitErrors(t *testing.T) {
 			rt.start()
 
 			_, err = reload(t, t.Context(), tg, "2")
-			var re *target.RetryableError
-			require.ErrorAs(t, err, &re)
-			require.Equal(t, tc.retryAfter, re.RetryAfter)
-			require.ErrorContains(t, err, tc.want)
-			require.ErrorContains(t, err, `fly target "edge"`)
-			require.Equal(t, 1, f.Machines()[0].Updates)
-			require.Zero(t, f.Machines()[1].Updates, "nothing else is touched while m-web-1 is unconfirmed")
-
-			f.NoRateLimit()
-			_, err = reload(t, t.Context(), tg, "2")
 			require.NoError(t, err)
 			for _, m := range f.Machines() {
 				require.Equal(t, 1, m.Updates, "%s is updated exactly once", m.ID)
+				require.True(t, m.Healthy(), m.ID)
+			}
+			if tc.pause > 0 {
+				at := rt.times()
+				require.GreaterOrEqual(t, at[4].Sub(at[3]), tc.pause, "the next request waits for Retry-After")
 			}
 		})
 	}
@@ -349,23 +393,62 @@ func TestFakeWaitEndpoint(t *testing.T) {
 	}
 }
 
-// onNthRequest runs do just before the n-th request after start (counting
-// from 1), so a fault hits one chosen call.
-type onNthRequest struct {
-	n       int
-	do      func()
-	count   int
+// onRequests runs do[n] just before the n-th request after start
+// (counting from 1), so a fault hits chosen calls, and records when each
+// request went out.
+type onRequests struct {
+	do      map[int]func()
+	mu      sync.Mutex
 	started bool
+	at      []time.Time
 }
 
-func (o *onNthRequest) start() { o.started = true }
+func (o *onRequests) start() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.started = true
+}
 
-func (o *onNthRequest) RoundTrip(req *http.Request) (*http.Response, error) {
+func (o *onRequests) times() []time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]time.Time(nil), o.at...)
+}
+
+func (o *onRequests) RoundTrip(req *http.Request) (*http.Response, error) {
+	o.mu.Lock()
 	if o.started {
-		o.count++
-		if o.count == o.n {
-			o.do()
+		o.at = append(o.at, time.Now())
+		if do := o.do[len(o.at)]; do != nil {
+			do()
 		}
 	}
+	o.mu.Unlock()
 	return http.DefaultTransport.RoundTrip(req)
+}
+
+// deadline is a context whose deadline passes when the test says so:
+// reload_timeout running out at a chosen request, whatever the machine's
+// speed.
+type deadline struct {
+	context.Context
+	done chan struct{}
+	once sync.Once
+}
+
+func newDeadline(t *testing.T) *deadline {
+	return &deadline{Context: t.Context(), done: make(chan struct{})}
+}
+
+func (d *deadline) pass() { d.once.Do(func() { close(d.done) }) }
+
+func (d *deadline) Done() <-chan struct{} { return d.done }
+
+func (d *deadline) Err() error {
+	select {
+	case <-d.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
 }

@@ -14,7 +14,10 @@
 // Reload is `kubectl rollout restart`: the pod template's
 // kubectl.kubernetes.io/restartedAt annotation is set by a strategic-merge
 // patch, which is what makes env and envFrom consumers see new values
-// (mounted files update on their own, except with subPath).
+// (mounted files update on their own, except with subPath). It returns
+// once every restarted workload's rollout is complete, as `kubectl rollout
+// status` judges it (rollout.go): until then old pods still connect with
+// the old value.
 package kubernetes
 
 import (
@@ -77,7 +80,16 @@ type Options struct {
 	Context string `yaml:"context"`
 	// Restart lists the workloads Reload restarts.
 	Restart []Workload `yaml:"restart"`
+	// ReloadPoll is how often Reload reads each restarted workload while
+	// it waits for the rollout to complete, e.g. "5s". Default 2s.
+	ReloadPoll string `yaml:"reload_poll"`
 }
+
+// DefaultReloadPoll is how often Reload reads a rolling workload by
+// default: a GET every 2s per workload is light work for the API server
+// (and far from API Priority and Fairness' limits), and pods take seconds
+// to become ready, so a finer poll would hardly end the reload sooner.
+const DefaultReloadPoll = 2 * time.Second
 
 // Workload is one workload to restart.
 type Workload struct {
@@ -98,9 +110,13 @@ type Target struct {
 	getenv     func(string) string
 	now        func() time.Time
 
-	mu        sync.Mutex
-	cs        k8s.Interface
-	restarted map[string]bool // rotation id + workload, restarted already
+	poll time.Duration
+
+	mu sync.Mutex
+	cs k8s.Interface
+	// restarted holds, per rotation id + workload, the generation the
+	// restart patch gave the workload: restarted already, in this process.
+	restarted map[string]int64
 }
 
 // New builds a Kubernetes target from its options. It does no I/O: the
@@ -146,6 +162,14 @@ func newTarget(p target.Params, cs k8s.Interface) (*Target, error) {
 		}
 		seen[w] = true
 	}
+	poll := DefaultReloadPoll
+	if opts.ReloadPoll != "" {
+		d, err := time.ParseDuration(opts.ReloadPoll)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%s: reload_poll %q is not a positive duration like 2s or 10s: %w", desc, opts.ReloadPoll, target.ErrInvalid)
+		}
+		poll = d
+	}
 	getenv := p.Env()
 	kubeconfig := opts.Kubeconfig
 	if rest, ok := strings.CutPrefix(kubeconfig, "~/"); ok {
@@ -165,7 +189,7 @@ func newTarget(p target.Params, cs k8s.Interface) (*Target, error) {
 	return &Target{
 		name: p.Name, namespace: opts.Namespace, secretName: opts.SecretName,
 		kubeconfig: kubeconfig, context: opts.Context, restart: opts.Restart,
-		getenv: getenv, now: now, cs: cs, restarted: map[string]bool{},
+		getenv: getenv, now: now, poll: poll, cs: cs, restarted: map[string]int64{},
 	}, nil
 }
 
@@ -262,8 +286,10 @@ func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.Che
 }
 
 // Reload implements target.Reloader: a rollout restart of each listed
-// workload. Workloads already restarted for this rotation are skipped when
-// the engine retries after a partial failure.
+// workload, then a wait until every one of those rollouts is complete
+// (rollout.go). Workloads already restarted for this rotation in this
+// process are not restarted again when Reload is called again (an engine
+// retry after a partial failure, a resume): their rollouts are waited for.
 func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
 	if len(t.restart) == 0 {
 		return target.ReloadResponse{Detail: "no workloads to restart"}, nil
@@ -278,64 +304,108 @@ func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.R
 	if err != nil {
 		return target.ReloadResponse{}, fmt.Errorf("kubernetes target %q: encode the restart patch: %w", t.name, err)
 	}
+	start := t.now()
 	var done []string
-	for _, w := range t.restart {
+	generations := make([]int64, len(t.restart))
+	for i, w := range t.restart {
 		key := req.RotationID + "\x00" + w.String()
 		t.mu.Lock()
-		already := t.restarted[key]
+		gen, already := t.restarted[key]
 		t.mu.Unlock()
-		if already {
-			done = append(done, w.String())
-			continue
-		}
-		if err := t.restartOne(ctx, cs, w, patch); err != nil {
-			if len(done) > 0 {
-				return target.ReloadResponse{}, fmt.Errorf("kubernetes target %q: restarted %s, then: %w", t.name, strings.Join(done, ", "), err)
+		if !already {
+			if gen, err = t.restartOne(ctx, cs, w, patch); err != nil {
+				if len(done) > 0 {
+					return target.ReloadResponse{}, fmt.Errorf("kubernetes target %q: restarted %s, then: %w", t.name, strings.Join(done, ", "), err)
+				}
+				return target.ReloadResponse{}, fmt.Errorf("kubernetes target %q: %w", t.name, err)
 			}
-			return target.ReloadResponse{}, fmt.Errorf("kubernetes target %q: %w", t.name, err)
+			t.mu.Lock()
+			t.restarted[key] = gen
+			t.mu.Unlock()
 		}
-		t.mu.Lock()
-		t.restarted[key] = true
-		t.mu.Unlock()
+		generations[i] = gen
 		done = append(done, w.String())
 	}
-	return target.ReloadResponse{Detail: "restarted " + strings.Join(done, ", ")}, nil
+	seen, err := t.awaitRollouts(ctx, cs, generations)
+	if err != nil {
+		return target.ReloadResponse{}, fmt.Errorf("kubernetes target %q: restarted %s, then: %w", t.name, strings.Join(done, ", "), err)
+	}
+	parts := make([]string, len(t.restart))
+	for i, w := range t.restart {
+		parts[i] = w.String() + " " + seen[i]
+	}
+	return target.ReloadResponse{Detail: fmt.Sprintf("restarted %s; rollouts complete after %s: %s",
+		strings.Join(done, ", "), t.now().Sub(start).Round(time.Second), strings.Join(parts, "; "))}, nil
 }
 
-func (t *Target) restartOne(ctx context.Context, cs k8s.Interface, w Workload, patch []byte) error {
+// restartOne patches w's pod template as kubectl's rollout restart does
+// and returns the generation the patch gave it, which the workload's
+// controller must observe before its status says anything about the
+// restart.
+func (t *Target) restartOne(ctx context.Context, cs k8s.Interface, w Workload, patch []byte) (int64, error) {
 	opts := metav1.PatchOptions{FieldManager: FieldManager}
-	var err error
+	var (
+		gen int64
+		err error
+	)
 	switch w.Kind {
 	case KindDeployment:
 		var d *appsv1.Deployment
 		if d, err = cs.AppsV1().Deployments(t.namespace).Get(ctx, w.Name, metav1.GetOptions{}); err == nil {
 			if d.Spec.Paused {
-				return fmt.Errorf("cannot restart paused deployment %s/%s (as kubectl refuses to); run `kubectl rollout resume deployment/%s -n %s` first: %w",
+				return 0, fmt.Errorf("cannot restart paused deployment %s/%s (as kubectl refuses to); run `kubectl rollout resume deployment/%s -n %s` first: %w",
 					t.namespace, w.Name, w.Name, t.namespace, target.ErrInvalid)
 			}
-			_, err = cs.AppsV1().Deployments(t.namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, opts)
+			if d, err = cs.AppsV1().Deployments(t.namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, opts); err == nil {
+				gen = d.Generation
+			}
 		}
 	case KindStatefulSet:
 		var s *appsv1.StatefulSet
 		if s, err = cs.AppsV1().StatefulSets(t.namespace).Get(ctx, w.Name, metav1.GetOptions{}); err == nil {
-			if s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
-				return t.onDelete(w)
+			if err := t.statefulSetRefusal(w, s); err != nil {
+				return 0, err
 			}
-			_, err = cs.AppsV1().StatefulSets(t.namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, opts)
+			if s, err = cs.AppsV1().StatefulSets(t.namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, opts); err == nil {
+				gen = s.Generation
+			}
 		}
 	case KindDaemonSet:
 		var d *appsv1.DaemonSet
 		if d, err = cs.AppsV1().DaemonSets(t.namespace).Get(ctx, w.Name, metav1.GetOptions{}); err == nil {
 			if d.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType {
-				return t.onDelete(w)
+				return 0, t.onDelete(w)
 			}
-			_, err = cs.AppsV1().DaemonSets(t.namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, opts)
+			if d, err = cs.AppsV1().DaemonSets(t.namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, opts); err == nil {
+				gen = d.Generation
+			}
 		}
 	}
 	if err != nil {
-		return t.classify("restart "+t.workloadRef(w), err, nil)
+		return 0, t.classify("restart "+t.workloadRef(w), err, nil)
+	}
+	return gen, nil
+}
+
+// statefulSetRefusal refuses a restart that would leave some of s's pods
+// on the old values: OnDelete replaces none, a partition only those at or
+// above its ordinal.
+func (t *Target) statefulSetRefusal(w Workload, s *appsv1.StatefulSet) error {
+	if s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+		return t.onDelete(w)
+	}
+	if p := partition(s); p > 0 {
+		return fmt.Errorf("%s has updateStrategy.rollingUpdate.partition %d, so a rollout restart would replace only the pods with ordinal %d and up and leave the others on the old value; set the partition to 0, or restart those pods by hand and leave it out of restart: %w",
+			t.workloadRef(w), p, p, target.ErrInvalid)
 	}
 	return nil
+}
+
+func partition(s *appsv1.StatefulSet) int32 {
+	if ru := s.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil {
+		return *ru.Partition
+	}
+	return 0
 }
 
 // onDelete refuses a restart that would change the template but restart
@@ -347,7 +417,9 @@ func (t *Target) onDelete(w Workload) error {
 
 // Validate implements target.Validator: the Secret can be read, the
 // caller may apply it (SelfSubjectAccessReview) and every workload to
-// restart exists, is not paused, and may be patched. It writes nothing.
+// restart exists, may be patched, and is one Reload would restart (not a
+// paused Deployment, no OnDelete strategy, no StatefulSet partition). It
+// writes nothing.
 func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target.ValidateResponse, error) {
 	cs, err := t.clientset()
 	if err != nil {
@@ -390,9 +462,17 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 					t.name, t.namespace, w.Name, w.Name, t.namespace, target.ErrInvalid)
 			}
 		case KindStatefulSet:
-			_, err = cs.AppsV1().StatefulSets(t.namespace).Get(ctx, w.Name, metav1.GetOptions{})
+			var s *appsv1.StatefulSet
+			if s, err = cs.AppsV1().StatefulSets(t.namespace).Get(ctx, w.Name, metav1.GetOptions{}); err == nil {
+				if err := t.statefulSetRefusal(w, s); err != nil {
+					return resp, fmt.Errorf("kubernetes target %q: Reload would refuse to restart it: %w", t.name, err)
+				}
+			}
 		case KindDaemonSet:
-			_, err = cs.AppsV1().DaemonSets(t.namespace).Get(ctx, w.Name, metav1.GetOptions{})
+			var d *appsv1.DaemonSet
+			if d, err = cs.AppsV1().DaemonSets(t.namespace).Get(ctx, w.Name, metav1.GetOptions{}); err == nil && d.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType {
+				return resp, fmt.Errorf("kubernetes target %q: Reload would refuse to restart it: %w", t.name, t.onDelete(w))
+			}
 		}
 		if err != nil {
 			return resp, t.fail("get "+t.workloadRef(w), err, nil)

@@ -54,6 +54,7 @@ func TestConformance(t *testing.T) {
 	targettest.Exercise(t, targettest.Harness{
 		New: func(t *testing.T) target.Target {
 			cs := newClientset(t, nil, deployment(deploy, false))
+			newControllers(cs)
 			tg := newTarget(t, cs, "restart: [{kind: Deployment, name: web}]")
 			fakes.Store(tg, cs)
 			return tg
@@ -298,10 +299,11 @@ func TestReload(t *testing.T) {
 		wantErr    string
 	}{
 		{
-			name:       "every kind",
-			objs:       []runtime.Object{deployment("web", false), statefulSet("worker", appsv1.RollingUpdateStatefulSetStrategyType), daemonSet("agent", appsv1.RollingUpdateDaemonSetStrategyType)},
-			opts:       restartAll,
-			wantDetail: "restarted Deployment/web, StatefulSet/worker, DaemonSet/agent",
+			name: "every kind",
+			objs: []runtime.Object{deployment("web", false), statefulSet("worker", appsv1.RollingUpdateStatefulSetStrategyType), daemonSet("agent", appsv1.RollingUpdateDaemonSetStrategyType)},
+			opts: restartAll,
+			wantDetail: "restarted Deployment/web, StatefulSet/worker, DaemonSet/agent; rollouts complete after 0s: " +
+				"Deployment/web 1 of 1 replicas updated, 1 available; StatefulSet/worker 1 of 1 replicas updated, 1 ready at revision worker-1; DaemonSet/agent 1 of 1 pods updated, 1 available",
 		},
 		{name: "nothing to restart", wantDetail: "no workloads to restart"},
 		{
@@ -319,6 +321,13 @@ func TestReload(t *testing.T) {
 			wantErr: "uses updateStrategy OnDelete, so a rollout restart would not restart its pods",
 		},
 		{
+			name:    "partitioned statefulset",
+			objs:    []runtime.Object{partitioned(statefulSet("worker", appsv1.RollingUpdateStatefulSetStrategyType), 2)},
+			opts:    "restart: [{kind: StatefulSet, name: worker}]",
+			wantIs:  target.ErrInvalid,
+			wantErr: "statefulset shop/worker has updateStrategy.rollingUpdate.partition 2, so a rollout restart would replace only the pods with ordinal 2 and up",
+		},
+		{
 			name:    "missing workload",
 			opts:    "restart: [{kind: DaemonSet, name: agent}]",
 			wantIs:  target.ErrNotFound,
@@ -329,6 +338,7 @@ func TestReload(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			cs := newClientset(t, nil, tt.objs...)
+			newControllers(cs)
 			tg := newTarget(t, cs, tt.opts).(target.Reloader)
 			resp, err := tg.Reload(t.Context(), target.ReloadRequest{RotationID: "7"})
 			if tt.wantErr != "" {
@@ -363,6 +373,7 @@ func TestReload(t *testing.T) {
 func TestReloadRetrySkipsRestartedWorkloads(t *testing.T) {
 	t.Parallel()
 	cs := newClientset(t, nil, deployment("web", false), statefulSet("worker", appsv1.RollingUpdateStatefulSetStrategyType))
+	newControllers(cs)
 	failed := false
 	cs.PrependReactor("patch", "statefulsets", func(clienttesting.Action) (bool, runtime.Object, error) {
 		if failed {
@@ -379,7 +390,8 @@ func TestReloadRetrySkipsRestartedWorkloads(t *testing.T) {
 
 	resp, err := tg.Reload(t.Context(), target.ReloadRequest{RotationID: "7"})
 	require.NoError(t, err)
-	require.Equal(t, "restarted Deployment/web, StatefulSet/worker", resp.Detail)
+	require.Equal(t, "restarted Deployment/web, StatefulSet/worker; rollouts complete after 0s: "+
+		"Deployment/web 1 of 1 replicas updated, 1 available; StatefulSet/worker 1 of 1 replicas updated, 1 ready at revision worker-1", resp.Detail)
 	patches := map[string]int{}
 	for _, a := range cs.Actions() {
 		if a.GetVerb() == "patch" {
@@ -445,6 +457,20 @@ func TestValidate(t *testing.T) {
 			opts:    "restart: [{kind: Deployment, name: web}]",
 			wantIs:  target.ErrInvalid,
 			wantErr: "deployment shop/web is paused, so Reload would refuse to restart it",
+		},
+		{
+			name:    "OnDelete daemonset",
+			objs:    []runtime.Object{existing, daemonSet("agent", appsv1.OnDeleteDaemonSetStrategyType)},
+			opts:    "restart: [{kind: DaemonSet, name: agent}]",
+			wantIs:  target.ErrInvalid,
+			wantErr: "Reload would refuse to restart it: daemonset shop/agent uses updateStrategy OnDelete",
+		},
+		{
+			name:    "partitioned statefulset",
+			objs:    []runtime.Object{existing, partitioned(statefulSet("worker", appsv1.RollingUpdateStatefulSetStrategyType), 1)},
+			opts:    "restart: [{kind: StatefulSet, name: worker}]",
+			wantIs:  target.ErrInvalid,
+			wantErr: "Reload would refuse to restart it: statefulset shop/worker has updateStrategy.rollingUpdate.partition 1",
 		},
 		{
 			name:    "missing workload",
@@ -545,9 +571,9 @@ func newClientset(t *testing.T, denied map[string]bool, objs ...runtime.Object) 
 
 func newTarget(t *testing.T, cs *fake.Clientset, extra string) target.Target {
 	t.Helper()
-	opts := "{namespace: shop, secret_name: app-env}"
+	opts := "{namespace: shop, secret_name: app-env, reload_poll: 1ms}"
 	if extra != "" {
-		opts = "{namespace: shop, secret_name: app-env, " + extra + "}"
+		opts = "{namespace: shop, secret_name: app-env, reload_poll: 1ms, " + extra + "}"
 	}
 	tg, err := kubernetes.NewWithClientset(target.Params{Name: "k8s", Decode: targettest.DecodeYAML(opts), Now: now, Getenv: targettest.MapEnv(nil)}, cs)
 	require.NoError(t, err)
@@ -576,4 +602,9 @@ func daemonSet(n string, strategy appsv1.DaemonSetUpdateStrategyType) *appsv1.Da
 		ObjectMeta: metav1.ObjectMeta{Name: n, Namespace: ns},
 		Spec:       appsv1.DaemonSetSpec{UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: strategy}},
 	}
+}
+
+func partitioned(s *appsv1.StatefulSet, p int32) *appsv1.StatefulSet {
+	s.Spec.UpdateStrategy.RollingUpdate = &appsv1.RollingUpdateStatefulSetStrategy{Partition: &p}
+	return s
 }

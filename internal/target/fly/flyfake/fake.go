@@ -28,6 +28,9 @@
 //     FailStart). The delay is Options.StartDelay (0 by default: started
 //     at once, so tests that do not care stay fast) or SetStartDelay's;
 //     Never keeps it "starting" for good, like a wedged machine;
+//     ExitOnStart makes it "stopped" instead, like a process that exits as
+//     it boots once its restart policy gives up ("stopped: … exited,
+//     either on its own or explicitly stopped", machine-states);
 //   - the machine object carries state, instance_id and checks
 //     [{"name","status"}], status "passing" or "critical" (fly-go's
 //     ConsulCheckStatus also has "warning"). A check added with AddCheck is
@@ -168,6 +171,7 @@ type machine struct {
 	startDelay    time.Duration
 	hasStartDelay bool
 	failStart     bool
+	exitOnStart   bool
 	checks        []check
 }
 
@@ -249,6 +253,12 @@ func (s *Server) FailStart(id string) {
 	s.with(id, func(m *machine) { m.failStart = true })
 }
 
+// ExitOnStart makes machine id end up "stopped" instead of "started"
+// after its next updates: its process exits as it boots.
+func (s *Server) ExitOnStart(id string) {
+	s.with(id, func(m *machine) { m.exitOnStart = true })
+}
+
 // AddCheck gives machine id a health check that passes passAfter after
 // each start (Never: not again after the next restart).
 func (s *Server) AddCheck(id, name string, passAfter time.Duration) {
@@ -309,6 +319,8 @@ func (s *Server) at(m *machine, now time.Time) Machine {
 			out.State = "starting"
 		case m.failStart:
 			out.State = "failed"
+		case m.exitOnStart:
+			out.State = "stopped"
 		default:
 			out.State = "started"
 			startedFor = since - delay
