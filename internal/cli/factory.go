@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rotorhq/rotor/internal/config"
+	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/engine"
 	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
 	"github.com/rotorhq/rotor/internal/resolve"
@@ -113,12 +114,22 @@ func (f *Factory) Config() (*resolve.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f.StatePath != "" {
+	// The store: --state, else $ROTOR_STATE_URL (where a CI job or a
+	// Kubernetes Secret puts a URL with its password), else the config.
+	switch {
+	case f.StatePath != "":
+		if c, err := connstr.Parse(f.StatePath); err == nil && strings.Contains(f.StatePath, "://") && !c.Password.IsZero() {
+			cfg.Close()
+			return nil, &UsageError{errors.New("--state holds a password, and a command line can be read by every user of this machine; " +
+				"pass the URL without it and set PGPASSWORD, or put the whole URL in ROTOR_STATE_URL")}
+		}
 		cfg.State = f.StatePath
+	case f.getenv("ROTOR_STATE_URL") != "":
+		cfg.State = f.getenv("ROTOR_STATE_URL")
 	}
 	f.cfg = cfg
 	f.close = append(f.close, func() { cfg.Close() })
-	f.Logger().Debug("config loaded", "path", cfg.Path, "credentials", len(cfg.Credentials), "state", cfg.State)
+	f.Logger().Debug("config loaded", "path", cfg.Path, "credentials", len(cfg.Credentials), "state", connstr.Redact(cfg.State))
 	return cfg, nil
 }
 
@@ -193,7 +204,17 @@ func (f *Factory) Engine(ctx context.Context) (*engine.Engine, error) {
 		return nil, err
 	}
 	f.Logger().Debug("encryption key loaded", "source", source)
-	f.eng = &engine.Engine{Store: st, Sealer: sealer, Now: f.Now, Logger: f.Logger(), Hooks: f.Hooks}
+	eng := &engine.Engine{Store: st, Sealer: sealer, Now: f.Now, Logger: f.Logger(), Hooks: f.Hooks}
+	if v := f.getenv("ROTOR_LEASE_TTL"); v != "" {
+		// How long a lease outlives a holder that stopped renewing it (a
+		// paused or partitioned process) before another may take over.
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return nil, &UsageError{fmt.Errorf("ROTOR_LEASE_TTL=%q: not a duration of at least 1s; write it like 30s", v)}
+		}
+		eng.LeaseTTL = d
+	}
+	f.eng = eng
 	return f.eng, nil
 }
 

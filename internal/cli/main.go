@@ -71,7 +71,7 @@ or ` + "`rotor init`" + ` to write a starter rotor.yaml.`,
 	root.SetVersionTemplate("rotor {{.Version}}\n")
 	pf := root.PersistentFlags()
 	pf.StringVarP(&f.ConfigPath, "config", "c", "", "config file (default $ROTOR_CONFIG or ./rotor.yaml)")
-	pf.StringVar(&f.StatePath, "state", "", "state store: a file path or sqlite://PATH (default from config: .rotor/state.db)")
+	pf.StringVar(&f.StatePath, "state", "", "state store: a file path, sqlite://PATH or postgres://URL without its password (default: $ROTOR_STATE_URL, else the config's state, else .rotor/state.db)")
 	pf.BoolVar(&f.JSON, "json", false, "print machine-readable JSON instead of text")
 	pf.BoolVar(&f.Debug, "debug", false, "log debug detail to stderr (never secrets)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{err} })

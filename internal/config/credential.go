@@ -24,6 +24,16 @@ func (c *Config) build(d *decoder, doc *yaml.Node, f *File, written map[*yaml.No
 		d.errorf(vn, "version: %d is not supported; this rotor reads version: 1", f.Version)
 	}
 	c.State = f.State
+	if sn := valueOf(doc, "state"); sn != nil && sn.Kind == yaml.ScalarNode {
+		raw, ok := written[sn]
+		if !ok {
+			raw = sn.Value
+		}
+		if strings.Contains(raw, "://") && holdsSecret("admin_url", raw) {
+			d.errorf(sn, "state holds a password in the config file; write the URL without it (state: postgres://rotor@db.internal/rotor?sslmode=verify-full) "+
+				"and give the password in PGPASSWORD or ~/.pgpass, or write state: ${ROTOR_STATE_URL}, or leave state out and set ROTOR_STATE_URL")
+		}
+	}
 	if c.State == "" {
 		c.State = ".rotor/state.db"
 	}

@@ -219,7 +219,7 @@ func (r *run) forgetGatekeeperDeliveries(ctx context.Context) error {
 		if _, ok := gatekeeperOf(t); !ok {
 			continue
 		}
-		if _, err := r.e.Store.UpsertDelivery(context.WithoutCancel(ctx), store.UpsertDeliveryParams{
+		if _, err := r.e.Store.UpsertDelivery(context.WithoutCancel(ctx), store.UpsertDeliveryParams{Fence: r.fence,
 			RotationID: r.rot.ID, Credential: r.cr.Name, Target: t.Name, State: store.DeliveryFailed,
 			Error: "put back to the previous password", Now: r.e.now(),
 		}); err != nil {

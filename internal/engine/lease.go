@@ -124,3 +124,23 @@ func deadLocalHolder(holder string) bool {
 	err = syscall.Kill(pid, 0)
 	return errors.Is(err, syscall.ESRCH)
 }
+
+// stillHeld checks, before an action outside the store (a password change,
+// a write to a target, a retirement), that fence's lease is still this
+// holder's: a process that was paused past its lease and resumed must not
+// act on a credential another process has taken over. Store writes check
+// the fence themselves; this closes the gap for everything else up to the
+// next renewal.
+func (e *Engine) stillHeld(ctx context.Context, fence store.Fence) error {
+	if fence.Lease == "" {
+		return nil
+	}
+	l, err := e.Store.GetLease(ctx, store.GetLeaseParams{Name: fence.Lease})
+	if err != nil {
+		return fmt.Errorf("check the lease %s: %w", fence.Lease, err)
+	}
+	if l.Holder != e.Holder || l.Token != fence.Token || !l.ExpiresAt.After(e.now()) {
+		return fmt.Errorf("%w (now held by %s)", store.ErrFenced, l.Holder)
+	}
+	return nil
+}

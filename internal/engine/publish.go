@@ -252,6 +252,9 @@ func (r *run) write(ctx context.Context, rd *rendered, prior *store.Delivery) (T
 	if prior != nil {
 		attempts = prior.Attempts
 	}
+	if err := r.e.stillHeld(ctx, r.fence); err != nil {
+		return tr, err
+	}
 	var resp target.PutResponse
 	mode := writeRetries
 	if !info.Idempotent {
@@ -294,6 +297,9 @@ func (r *run) reload(ctx context.Context, rd *rendered, tr *TargetResult, prior 
 	if prior != nil && prior.Fingerprint == rd.fingerprint && (prior.State == store.DeliveryReloaded || prior.State == store.DeliveryVerified || prior.State == store.DeliveryUnverified) {
 		return nil
 	}
+	if err := r.e.stillHeld(ctx, r.fence); err != nil {
+		return err
+	}
 	start := r.e.Now()
 	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish, Target: rd.t.Name, Status: "start", Detail: "reload"})
 	// A reload (a redeploy, a restart) is retried only when the target
@@ -322,7 +328,7 @@ func (r *run) record(ctx context.Context, rd *rendered, tr TargetResult) error {
 	}
 	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish, Target: tr.Name, Status: status,
 		Detail: orDefault(tr.Error, tr.Detail), Elapsed: tr.Duration})
-	if _, err := r.e.Store.UpsertDelivery(context.WithoutCancel(ctx), store.UpsertDeliveryParams{
+	if _, err := r.e.Store.UpsertDelivery(context.WithoutCancel(ctx), store.UpsertDeliveryParams{Fence: r.fence,
 		RotationID: r.rot.ID, Credential: r.cr.Name, Target: tr.Name, State: tr.State, Fingerprint: rd.fingerprint,
 		Attempts: tr.Attempts, Error: tr.Error, Detail: tr.Detail, Now: r.e.now(),
 	}); err != nil {

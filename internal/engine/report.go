@@ -210,7 +210,7 @@ func (e *Engine) pendingRetirement(ctx context.Context, cr *Credential, rot *sto
 	if err != nil {
 		return nil, err
 	}
-	rt, err := e.newRetirer(ctx, cr, rot, from.Role)
+	rt, err := e.newRetirer(ctx, cr, rot, from.Role, store.Fence{})
 	if err != nil {
 		return nil, err
 	}
@@ -364,7 +364,7 @@ func (e *Engine) Plan(ctx context.Context, cr *Credential, opts PlanOptions) (*P
 // anything was published: consumers never saw its password.
 func (e *Engine) Abandon(ctx context.Context, cr *Credential) (_ *store.Rotation, err error) {
 	e.init()
-	_, release, err := e.lock(ctx, cr.Name)
+	lease, release, err := e.lock(ctx, cr.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -416,7 +416,7 @@ func (e *Engine) Abandon(ctx context.Context, cr *Credential) (_ *store.Rotation
 		}
 	}
 	return e.Store.FinishRotation(ctx, store.FinishRotationParams{
-		ID: rot.ID, Status: store.StatusAbandoned, Outcome: "abandoned by operator before publishing",
+		Fence: lease.Fence(), ID: rot.ID, Status: store.StatusAbandoned, Outcome: "abandoned by operator before publishing",
 		Audit: store.AppendAuditParams{Credential: cr.Name, RotationID: rot.ID, Event: "rotation.abandoned", Actor: e.Holder, Detail: "{}", Now: e.now()},
 		Now:   e.now(),
 	})

@@ -103,18 +103,20 @@ type retirer struct {
 	rot *store.Rotation
 	old string
 	ev  Evidence
+	// fence is the lease the caller holds; every write carries it.
+	fence store.Fence
 	// terminated counts the sessions conclude ended.
 	terminated int
 }
 
 // newRetirer starts the evidence for rotation rot's old role, which the
 // rotation switched away from when its publish step finished.
-func (e *Engine) newRetirer(ctx context.Context, cr *Credential, rot *store.Rotation, old string) (*retirer, error) {
+func (e *Engine) newRetirer(ctx context.Context, cr *Credential, rot *store.Rotation, old string, fence store.Fence) (*retirer, error) {
 	switched, err := e.publishedAt(ctx, rot)
 	if err != nil {
 		return nil, err
 	}
-	return &retirer{e: e, cr: cr, rot: rot, old: old, ev: Evidence{
+	return &retirer{e: e, cr: cr, rot: rot, old: old, fence: fence, ev: Evidence{
 		SwitchedAt: switched, GraceUntil: switched.Add(cr.DrainGrace), Deadline: switched.Add(cr.DrainTimeout),
 		QuietNeeded: cr.DrainQuiet,
 	}}, nil
@@ -223,6 +225,11 @@ func (rt *retirer) conclude(ctx context.Context, v verdict, prefix string) (*Ret
 	status := store.StatusSucceeded
 	event := "rotation.retired"
 	var outcome string
+	if v != verdictPending {
+		if err := e.stillHeld(ctx, rt.fence); err != nil {
+			return nil, err
+		}
+	}
 	switch v {
 	case verdictRetire:
 		if _, err := cr.Provider.Retire(ctx, provider.RetireRequest{Role: rt.old, Method: cr.RetireMethod}); err != nil {
@@ -268,7 +275,7 @@ func (rt *retirer) conclude(ctx context.Context, v verdict, prefix string) (*Ret
 	if status == rt.rot.Status && status == store.StatusSwitched && rt.rot.Outcome == outcome {
 		return ret, nil
 	}
-	rot, err := e.Store.FinishRetirement(ctx, store.FinishRetirementParams{
+	rot, err := e.Store.FinishRetirement(ctx, store.FinishRetirementParams{Fence: rt.fence,
 		ID: rt.rot.ID, Status: status, Outcome: outcome, RetirePrevious: status == store.StatusSucceeded,
 		Audit: store.AppendAuditParams{Credential: cr.Name, RotationID: rt.rot.ID, Event: event, Actor: e.Holder,
 			Detail: jsonDetail(map[string]any{"old_role": rt.old, "state": ret.State, "evidence": rt.ev.String(), "samples": rt.ev.Samples}), Now: e.now()},
@@ -300,12 +307,12 @@ var ErrNothingToRetire = errors.New("no old role is awaiting retirement")
 func (e *Engine) Retire(ctx context.Context, cr *Credential, opts RetireOptions) (_ *Result, err error) {
 	e.init()
 	started := e.Now()
-	_, release, err := e.lock(ctx, cr.Name)
+	lease, release, err := e.lock(ctx, cr.Name)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, release()) }()
-	res, err := e.retirePending(ctx, cr, opts)
+	res, err := e.retirePending(ctx, cr, opts, lease.Fence())
 	if err != nil {
 		return res, err
 	}
@@ -318,7 +325,7 @@ func (e *Engine) Retire(ctx context.Context, cr *Credential, opts RetireOptions)
 
 // retirePending handles the last rotation of cr when its old role awaits
 // retirement; nil, nil when none does. The caller holds the lease.
-func (e *Engine) retirePending(ctx context.Context, cr *Credential, opts RetireOptions) (*Result, error) {
+func (e *Engine) retirePending(ctx context.Context, cr *Credential, opts RetireOptions, fence store.Fence) (*Result, error) {
 	last, err := e.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Limit: 1})
 	if err != nil {
 		return nil, fmt.Errorf("%s: read rotations: %w", cr.Name, err)
@@ -331,7 +338,7 @@ func (e *Engine) retirePending(ctx context.Context, cr *Credential, opts RetireO
 	if err != nil {
 		return nil, fmt.Errorf("%s: read the version rotation %d switched from: %w", cr.Name, rot.ID, err)
 	}
-	rt, err := e.newRetirer(ctx, cr, rot, from.Role)
+	rt, err := e.newRetirer(ctx, cr, rot, from.Role, fence)
 	if err != nil {
 		return nil, err
 	}

@@ -75,6 +75,9 @@ type run struct {
 	to      *store.Version // the pending version
 	pending material       // its secret material
 	applied time.Time      // when the server got the new password (for revoke in single)
+	// fence is the lease this run holds: every journal write carries it,
+	// so a run that lost its lease (paused, partitioned) writes nothing.
+	fence store.Fence
 	// conn and pooled are how consumers connect (config or discovered).
 	conn, pooled *connstr.Conn
 }
@@ -109,7 +112,7 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 		err = errors.Join(err, release())
 	}()
 
-	r := &run{e: e, cr: cr, opts: opts, res: &Result{Credential: cr.Name, Strategy: cr.Strategy}}
+	r := &run{e: e, cr: cr, opts: opts, res: &Result{Credential: cr.Name, Strategy: cr.Strategy}, fence: lease.Fence()}
 	var prior []StepResult
 	active, err := e.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Active: true, Limit: 1})
 	if err != nil {
@@ -127,7 +130,7 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 		// comes first, and a new rotation starts only once it is done (the
 		// new password would go to that very role). A revoke cannot wait
 		// for evidence: the leaked password may be the old one.
-		pre, err := e.retirePending(ctx, cr, RetireOptions{Now: opts.Revoke, Reason: "revoke"})
+		pre, err := e.retirePending(ctx, cr, RetireOptions{Now: opts.Revoke, Reason: "revoke"}, r.fence)
 		if err != nil {
 			return pre, err
 		}
@@ -154,7 +157,7 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 		if cur != nil {
 			fromID = cur.ID
 		}
-		r.rot, err = e.Store.InsertRotation(ctx, store.InsertRotationParams{
+		r.rot, err = e.Store.InsertRotation(ctx, store.InsertRotationParams{Fence: r.fence,
 			Credential: cr.Name, Strategy: cr.Strategy, Trigger: opts.Trigger,
 			Revoke: opts.Revoke, FromVersionID: fromID, Now: e.now(),
 		})
@@ -296,6 +299,9 @@ func (r *run) runStep(ctx context.Context, name string, fn func(context.Context)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: stopped before %s: %w", r.cr.Name, name, context.Cause(ctx))
 	}
+	if err := r.e.stillHeld(ctx, r.fence); err != nil {
+		return fmt.Errorf("%s: stopped before %s: %w", r.cr.Name, name, err)
+	}
 	start := r.e.Now()
 	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: name, Status: "start"})
 	if err := r.journalStep(ctx, name, store.StepStarted, ""); err != nil {
@@ -324,7 +330,7 @@ func (r *run) runStep(ctx context.Context, name string, fn func(context.Context)
 }
 
 func (r *run) journalStep(ctx context.Context, name string, st store.StepStatus, detail string) error {
-	if _, err := r.e.Store.AppendStep(ctx, store.AppendStepParams{RotationID: r.rot.ID, Name: name, Status: st, Detail: detail, Now: r.e.now()}); err != nil {
+	if _, err := r.e.Store.AppendStep(ctx, store.AppendStepParams{Fence: r.fence, RotationID: r.rot.ID, Name: name, Status: st, Detail: detail, Now: r.e.now()}); err != nil {
 		return fmt.Errorf("%s: %w", r.cr.Name, journalError(fmt.Sprintf("record step %s %s", name, st), err))
 	}
 	r.rot.Step, r.rot.Error = name, ""
@@ -342,7 +348,7 @@ func (r *run) fail(ctx context.Context, step string, err error, hint string) err
 	// lease): the record of why we stopped matters most then.
 	wctx := context.WithoutCancel(ctx)
 	var journalErrs []error
-	if _, jerr := r.e.Store.AppendStep(wctx, store.AppendStepParams{RotationID: r.rot.ID, Name: step, Status: store.StepFailed, Detail: msg, Now: r.e.now()}); jerr != nil {
+	if _, jerr := r.e.Store.AppendStep(wctx, store.AppendStepParams{Fence: r.fence, RotationID: r.rot.ID, Name: step, Status: store.StepFailed, Detail: msg, Now: r.e.now()}); jerr != nil {
 		journalErrs = append(journalErrs, journalError("record that step "+step+" failed", jerr))
 	}
 	r.rot.Step, r.rot.Error = step, msg

@@ -68,7 +68,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 			if err != nil {
 				return "", err
 			}
-			rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{ID: r.rot.ID, Rollback: blob, Now: r.e.now()})
+			rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{Fence: r.fence, ID: r.rot.ID, Rollback: blob, Now: r.e.now()})
 			if err != nil {
 				return "", journalError("record the password to roll back to", err)
 			}
@@ -78,7 +78,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("read the current password of role %s: %w", role, err)
 		}
 	}
-	v, err := r.e.Store.InsertVersion(ctx, store.InsertVersionParams{
+	v, err := r.e.Store.InsertVersion(ctx, store.InsertVersionParams{Fence: r.fence,
 		Credential: r.cr.Name, Role: role, Stage: store.StagePending, RotationID: r.rot.ID,
 		Sealed: sealed, Fingerprint: r.e.Sealer.Fingerprint("password", r.cr.Name, pw.Reveal()), Now: r.e.now(),
 	})
@@ -90,7 +90,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 
 func (r *run) adopt(ctx context.Context, v *store.Version) (string, error) {
 	id := v.ID
-	rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{ID: r.rot.ID, ToVersionID: &id, Now: r.e.now()})
+	rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{Fence: r.fence, ID: r.rot.ID, ToVersionID: &id, Now: r.e.now()})
 	if err != nil {
 		return "", journalError("record the pending version", err)
 	}
@@ -212,7 +212,7 @@ func (r *run) apply(ctx context.Context) (string, error) {
 			return "", err
 		}
 		fp := r.e.Sealer.Fingerprint("password", r.cr.Name, m.Password)
-		if err := r.e.Store.ReplacePendingSecret(ctx, store.ReplacePendingSecretParams{ID: r.to.ID, Sealed: sealed, Fingerprint: fp}); err != nil {
+		if err := r.e.Store.ReplacePendingSecret(ctx, store.ReplacePendingSecretParams{Fence: r.fence, ID: r.to.ID, Sealed: sealed, Fingerprint: fp}); err != nil {
 			return "", journalError("store the password the backend generated", err)
 		}
 		r.pending, r.to.Fingerprint = m, fp
@@ -224,7 +224,7 @@ func (r *run) apply(ctx context.Context) (string, error) {
 		// Journaled before the step is marked done: a resume after a crash
 		// here must still know when the old password stopped working.
 		applied := r.e.now()
-		rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{ID: r.rot.ID, AppliedAt: &applied, Now: applied})
+		rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{Fence: r.fence, ID: r.rot.ID, AppliedAt: &applied, Now: applied})
 		if err != nil {
 			return "", journalError("record when the password was set", err)
 		}
@@ -340,7 +340,7 @@ func (r *run) rollback(ctx context.Context, cause error) error {
 		// new one, and finish the rollback anyway.
 		cause = fmt.Errorf("%w; restoring the gatekeeper failed too, fix it by hand: %v", cause, secret.Scrub(err, r.secrets()...))
 	}
-	rot, err := r.e.Store.FinishRotation(ctx, store.FinishRotationParams{
+	rot, err := r.e.Store.FinishRotation(ctx, store.FinishRotationParams{Fence: r.fence,
 		ID: r.rot.ID, Status: store.StatusRolledBack, Outcome: "test failed; previous password restored", Error: cause.Error(),
 		Audit: store.AppendAuditParams{Credential: r.cr.Name, RotationID: r.rot.ID, Event: "rotation.rolled_back", Actor: r.e.Holder, Detail: jsonDetail(map[string]any{"role": r.to.Role, "error": cause.Error()}), Now: r.e.now()},
 		Now:   r.e.now(),
@@ -421,7 +421,7 @@ func (r *run) finish(ctx context.Context) (string, error) {
 			outcome += fmt.Sprintf("; new connections with the old string could fail for %s, from the password change until the last reload finished", w.Duration.Round(time.Millisecond))
 		}
 	}
-	rot, err := r.e.Store.FinishRotation(ctx, store.FinishRotationParams{
+	rot, err := r.e.Store.FinishRotation(ctx, store.FinishRotationParams{Fence: r.fence,
 		ID: r.rot.ID, Status: status, Outcome: outcome, Promote: true, RetirePrevious: retirePrev,
 		Audit: store.AppendAuditParams{Credential: r.cr.Name, RotationID: r.rot.ID, Event: "rotation." + string(status), Actor: r.e.Holder,
 			Detail: jsonDetail(map[string]any{"role": r.to.Role, "version": r.to.Seq, "fingerprint": r.to.Fingerprint, "old_role": old, "terminated": r.res.Terminated}), Now: r.e.now()},
@@ -433,7 +433,7 @@ func (r *run) finish(ctx context.Context) (string, error) {
 	r.rot = rot
 	r.res.Status, r.res.Outcome = rot.Status, outcome
 	if status == store.StatusSwitched {
-		rt, err := r.e.newRetirer(ctx, r.cr, rot, old)
+		rt, err := r.e.newRetirer(ctx, r.cr, rot, old, r.fence)
 		if err != nil {
 			return "", err
 		}
