@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -285,12 +286,16 @@ func TestStateAndKeyFilePaths(t *testing.T) {
 			wantState: filepath.Join(filepath.Dir(dir), "shared", "state.db"), wantKey: filepath.Join(dir, ".rotor", "key")},
 		{name: "absolute", lines: "state: " + abs + ".db\nkey_file: " + abs + "\n", wantState: abs + ".db", wantKey: abs},
 		{name: "URL kept as is", lines: "state: sqlite://relative/state.db\n", wantState: "sqlite://relative/state.db", wantKey: filepath.Join(dir, ".rotor", "key")},
+		{name: "postgres URL without a password", lines: "state: postgres://rotor@db.internal/rotor?sslmode=verify-full\n", wantState: "postgres://rotor@db.internal/rotor?sslmode=verify-full", wantKey: filepath.Join(dir, ".rotor", "key")},
+		{name: "postgres URL from the environment", lines: "state: ${STATE_URL}\n", wantState: "postgres://rotor:pw@db.internal/rotor", wantKey: filepath.Join(dir, ".rotor", "key")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			src := replace(t, validConfig, "version: 1\n", "version: 1\n"+tt.lines)
-			cfg, err := resolve.Parse(filepath.Join(dir, "rotor.yaml"), []byte(src), envOf(baseEnv), fakeRegistry())
+			env := maps.Clone(baseEnv)
+			env["STATE_URL"] = "postgres://rotor:pw@db.internal/rotor"
+			cfg, err := resolve.Parse(filepath.Join(dir, "rotor.yaml"), []byte(src), envOf(env), fakeRegistry())
 			require.NoError(t, err)
 			require.Equal(t, tt.wantState, cfg.State)
 			require.Equal(t, tt.wantKey, cfg.KeyFile)

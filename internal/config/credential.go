@@ -29,7 +29,7 @@ func (c *Config) build(d *decoder, doc *yaml.Node, f *File, written map[*yaml.No
 		if !ok {
 			raw = sn.Value
 		}
-		if strings.Contains(raw, "://") && holdsSecret("admin_url", raw) {
+		if (strings.HasPrefix(raw, "postgres://") || strings.HasPrefix(raw, "postgresql://")) && holdsSecret("admin_url", raw) {
 			d.errorf(sn, "state holds a password in the config file; write the URL without it (state: postgres://rotor@db.internal/rotor?sslmode=verify-full) "+
 				"and give the password in PGPASSWORD or ~/.pgpass, or write state: ${ROTOR_STATE_URL}, or leave state out and set ROTOR_STATE_URL")
 		}

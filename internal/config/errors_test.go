@@ -48,6 +48,11 @@ func TestParseErrors(t *testing.T) {
 			want: []wantErr{{"timout", []string{`unknown key "timout" in defaults.drain (known: grace, poll, quiet, terminate, timeout, wait)`}}},
 		},
 		{
+			name: "state URL with a password",
+			src:  replace(t, v, "version: 1\n", "version: 1\nstate: postgres://rotor:hunter2@db.internal/rotor\n"),
+			want: []wantErr{{"state: postgres", []string{"state holds a password in the config file", "ROTOR_STATE_URL"}}},
+		},
+		{
 			name: "drain timeout shorter than grace and quiet",
 			src:  replace(t, v, "    strategy: dual\n", "    strategy: dual\n    drain: {timeout: 20s, grace: 30s}\n"),
 			want: []wantErr{{"  app:", []string{`credentials.app.drain: timeout (20s) is shorter than grace + quiet (40s)`, "raise timeout"}}},
