@@ -109,8 +109,24 @@ type Store interface {
 	// rotation's state) fail with ErrFenced, changing nothing, when the
 	// fence's lease has changed hands since.
 
+	// Info describes the store itself.
+	Info(ctx context.Context) (*Info, error)
+
 	// Close releases the store.
 	Close() error
+}
+
+// Info is a store's identity, secret-free.
+type Info struct {
+	// ID is random, made when the store was created; rotor marks the roles
+	// it sets with it.
+	ID string
+	// Driver is "sqlite" or "postgres"; Location where it is (a path, or
+	// host, database and schema — never a password).
+	Driver   string
+	Location string
+	// SchemaVersion is the newest migration applied.
+	SchemaVersion int
 }
 
 // Stage is a version's place in its life.

@@ -51,7 +51,10 @@ func TestDefaultSchemaIsRotor(t *testing.T) {
 	require.Equal(t, 1, n)
 	var version int
 	require.NoError(t, conn.QueryRow(t.Context(), `SELECT max(version) FROM rotor.schema_migrations`).Scan(&version))
-	require.Equal(t, 1, version)
+	in, err := s.Info(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, in.SchemaVersion, version)
+	require.Equal(t, 2, version)
 }
 
 // Several processes may open a new schema at once: the advisory lock
@@ -79,7 +82,10 @@ func TestConcurrentOpenOfNewSchema(t *testing.T) {
 	conn := pgtest.Connect(t.Context(), t, url)
 	var rows int
 	require.NoError(t, conn.QueryRow(t.Context(), `SELECT count(*) FROM shared.schema_migrations`).Scan(&rows))
-	require.Equal(t, 1, rows, "one row per migration, each applied once")
+	var ids int
+	require.NoError(t, conn.QueryRow(t.Context(), `SELECT count(*) FROM shared.store_meta WHERE key = 'id'`).Scan(&ids))
+	require.Equal(t, 1, ids, "one store id, however many processes created the schema")
+	require.Equal(t, 2, rows, "one row per migration, each applied once")
 }
 
 func TestOpenRefusesNewerSchema(t *testing.T) {
@@ -91,7 +97,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	require.NoError(t, err)
 
 	_, err = postgres.Open(t.Context(), postgres.Options{URL: url})
-	require.ErrorContains(t, err, "schema rotor has version 999 but this rotor knows only up to 1; upgrade rotor")
+	require.ErrorContains(t, err, "schema rotor has version 999 but this rotor knows only up to 2; upgrade rotor")
 }
 
 func TestTLSVerifyFull(t *testing.T) {

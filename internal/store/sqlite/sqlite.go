@@ -37,7 +37,8 @@ const busyTimeout = 10 * time.Second
 
 // Store is a store.Store backed by one SQLite file.
 type Store struct {
-	db *sql.DB
+	db   *sql.DB
+	path string
 	// wmu queues this process's writers in Go. Without it, goroutines
 	// writing at once (targets recording deliveries in parallel) contend
 	// through SQLite's busy handler, which sleeps and retries: 200
@@ -61,7 +62,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, path: path}
 	if err := s.init(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open state file %s: %w", path, err)

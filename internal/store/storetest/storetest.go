@@ -38,6 +38,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Delivery", exerciseDelivery},
 		{"FinishRotation", exerciseFinish},
 		{"FinishRetirement", exerciseRetirement},
+		{"Info", exerciseInfo},
 		{"Audit", exerciseAudit},
 		{"Close", exerciseClose},
 	}
