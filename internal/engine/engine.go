@@ -74,6 +74,7 @@ type Engine struct {
 	Hooks *Hooks
 
 	once sync.Once
+	ids  storeIDCache
 }
 
 // Hooks are test seams.

@@ -56,6 +56,8 @@ type CredentialStatus struct {
 	// (Neon: project, branch, endpoint); --live only.
 	Provider    []string           `json:"provider,omitempty"`
 	OldSessions []provider.Session `json:"old_role_sessions,omitempty"`
+	// Drift lists roles changed behind the store's back (--live only).
+	Drift []Drift `json:"drift,omitempty"`
 	// PendingRetirement is the last rotation's old role while it awaits
 	// retirement.
 	PendingRetirement *PendingRetirement `json:"pending_retirement,omitempty"`
@@ -184,6 +186,21 @@ func (e *Engine) Status(ctx context.Context, cr *Credential, opts StatusOptions)
 			st.Warnings = append(st.Warnings, resp.Warnings...)
 		} else {
 			st.Warnings = append(st.Warnings, "provider report failed: "+err.Error())
+		}
+	}
+	if opts.Live {
+		var login func(context.Context, *store.Version) error
+		if conn, _, err := e.endpoints(ctx, cr); err == nil {
+			r := &run{e: e, cr: cr, conn: conn}
+			login = r.loginAs
+		}
+		if ds, err := e.drift(ctx, cr, cr.Roles, cur, login); err != nil {
+			st.Warnings = append(st.Warnings, "could not check for changes behind the store's back: "+err.Error())
+		} else {
+			st.Drift = ds
+			for _, d := range ds {
+				st.Warnings = append(st.Warnings, "role "+d.Role+" changed behind the store's back: "+d.Reason+"; see `rotor adopt`")
+			}
 		}
 	}
 	if opts.Live && cr.Strategy == StrategyDual && cur != nil {

@@ -39,6 +39,15 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	roles := []string{role}
+	if r.from != nil && r.from.Role != role {
+		roles = append(roles, r.from.Role)
+	}
+	if ds, err := r.e.drift(ctx, r.cr, roles, r.from, r.loginAs); err != nil {
+		return "", err
+	} else if len(ds) > 0 {
+		return "", &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPrepare, Err: driftError(r.cr, ds), Hint: adoptHint(r.cr)}
+	}
 	if r.cr.Strategy == StrategyDual {
 		if err := r.checkParity(ctx); err != nil {
 			return "", err
@@ -220,6 +229,7 @@ func (r *run) apply(ctx context.Context) (string, error) {
 	if err := r.useNewAdmin(ctx); err != nil {
 		return "", err
 	}
+	r.writeMark(ctx)
 	if r.applied.IsZero() {
 		// Journaled before the step is marked done: a resume after a crash
 		// here must still know when the old password stopped working.

@@ -244,6 +244,33 @@ type ReportResponse struct {
 	Warnings []string
 }
 
+// Marker is implemented by providers that can label a role with who set
+// its password (PostgreSQL: the role's comment). rotor writes its mark at
+// every password change and reads it before the next, so a rotation made
+// through another store, or by another tool that rewrites the label, is
+// noticed instead of overwritten.
+type Marker interface {
+	ReadMark(ctx context.Context, req ReadMarkRequest) (ReadMarkResponse, error)
+	WriteMark(ctx context.Context, req WriteMarkRequest) (WriteMarkResponse, error)
+}
+
+type ReadMarkRequest struct {
+	Role string
+}
+
+type ReadMarkResponse struct {
+	// Mark is the role's label as written, "" when it has none.
+	Mark string
+}
+
+type WriteMarkRequest struct {
+	Role string
+	// Mark is secret-free text.
+	Mark string
+}
+
+type WriteMarkResponse struct{}
+
 // PasswordChecker is implemented by providers whose database refuses some
 // passwords (Neon: at least 60 bits of entropy, no character three times
 // in a row). The engine generates passwords until one passes, so a
