@@ -152,13 +152,15 @@ func setPassword(ctx context.Context, c *pgcluster.Cluster, role string, pw secr
 // stands in for Neon's own machinery, and those through the branch's
 // read_only endpoint, a compute of its own on Neon. Only the branch's
 // databases: a Neon compute serves nothing else, and a cluster shared by
-// parallel tests serves other tests' databases too. Sessions still
-// logging in through the endpoint are cut as well.
+// parallel tests serves other tests' databases too. A login under way
+// through the endpoint completes: it is a connection made after the drop.
+// When the server process ends, the proxy passes on its FATAL message and
+// closes the client's connection.
 func dropConnections(ctx context.Context, b *Branch, dbs []string) error {
-	through := b.rw.backendPIDs(true)
+	through := b.rw.backendPIDs()
 	replica := []int32{}
 	if b.ro != nil {
-		replica = b.ro.backendPIDs(false)
+		replica = b.ro.backendPIDs()
 	}
 	c := b.Cluster
 	return exec(ctx, c, "postgres", `

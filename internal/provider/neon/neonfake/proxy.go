@@ -141,17 +141,14 @@ func (p *endpointProxy) untrack(s *session) {
 	delete(p.sessions, s)
 }
 
-// backendPIDs returns the server process of every established session;
-// with cutPending, sessions still logging in are cut.
-func (p *endpointProxy) backendPIDs(cutPending bool) []int32 {
+// backendPIDs returns the server process of every established session.
+func (p *endpointProxy) backendPIDs() []int32 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var pids []int32
+	pids := []int32{}
 	for s := range p.sessions {
 		if pid := s.backendPID(); pid != 0 {
 			pids = append(pids, pid)
-		} else if cutPending {
-			s.close()
 		}
 	}
 	return pids
