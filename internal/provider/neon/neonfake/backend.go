@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rotorhq/rotor/internal/pgcluster"
 	"github.com/rotorhq/rotor/internal/pgtest"
@@ -144,14 +145,71 @@ func setPassword(ctx context.Context, c *pgcluster.Cluster, role string, pw secr
 	return nil
 }
 
-// dropConnections ends every client session on the compute's databases
-// but the superuser's, which stands in for Neon's own machinery. Only the
-// branch's databases: a Neon compute serves nothing else, and a cluster
-// shared by parallel tests serves other tests' databases too.
-func dropConnections(ctx context.Context, c *pgcluster.Cluster, dbs []string) error {
+// dropConnections ends every client session of the branch's read_write
+// compute, of every role: each session through its endpoint, whatever
+// database it is on, and every other session on the branch's databases
+// (tests that reach the cluster directly), but the superuser's, which
+// stands in for Neon's own machinery, and those through the branch's
+// read_only endpoint, a compute of its own on Neon. Only the branch's
+// databases: a Neon compute serves nothing else, and a cluster shared by
+// parallel tests serves other tests' databases too. A login under way
+// through the endpoint completes: it is a connection made after the drop.
+// When the server process ends, the proxy passes on its FATAL message and
+// closes the client's connection.
+func dropConnections(ctx context.Context, b *Branch, dbs []string) error {
+	through := b.rw.backendPIDs()
+	replica := []int32{}
+	if b.ro != nil {
+		replica = b.ro.backendPIDs()
+	}
+	c := b.Cluster
 	return exec(ctx, c, "postgres", `
 		SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND usename <> $1 AND datname = ANY($2)`, c.SuperUser, dbs)
+		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND usename <> $1
+		  AND (datname = ANY($2) OR pid = ANY($3)) AND pid <> ALL($4)`, c.SuperUser, dbs, through, replica)
+}
+
+// roleVerifier reads a role's password verifier, as Neon's proxy gets it
+// from the control plane; ok is false when the role does not exist or
+// has no password.
+func (s *Server) roleVerifier(ctx context.Context, c *pgcluster.Cluster, role string) (string, bool, error) {
+	pool, err := s.adminPool(c)
+	if err != nil {
+		return "", false, err
+	}
+	var v *string
+	err = pool.QueryRow(ctx, "SELECT rolpassword FROM pg_authid WHERE rolname = $1", role).Scan(&v)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("read the verifier of role %q: %w", role, secret.Scrub(err, c.SuperPassword()))
+	case v == nil:
+		return "", false, nil
+	}
+	return *v, true, nil
+}
+
+// adminPool is a few superuser connections to the cluster, shared by its
+// proxies' logins.
+func (s *Server) adminPool(c *pgcluster.Cluster) (*pgxpool.Pool, error) {
+	s.poolMu.Lock()
+	defer s.poolMu.Unlock()
+	if p := s.pools[c]; p != nil {
+		return p, nil
+	}
+	cfg, err := pgxpool.ParseConfig(c.AdminURL("postgres").Reveal())
+	if err != nil {
+		return nil, errors.New("neonfake: the cluster's admin URL does not parse")
+	}
+	cfg.MaxConns = 4
+	cfg.ConnConfig.RuntimeParams["application_name"] = "neonfake-proxy"
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("neonfake: connect to the cluster: %w", secret.Scrub(err, c.SuperPassword()))
+	}
+	s.pools[c] = p
+	return p, nil
 }
 
 // copyRoles gives child the parent's roles as a new branch gets them:

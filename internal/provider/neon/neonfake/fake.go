@@ -16,22 +16,37 @@
 //     old password stays valid until the last operation finishes, and then
 //     every connection to the compute endpoint is dropped.
 //   - §1 "Operations": operations move scheduling → running → finished.
-//     The delay is counted in API requests (Config.OpTicks), not in wall
-//     time, so tests never sleep; FailOperations makes them end `failed`.
+//     The delay is counted in API requests (Config.OpTicks) and, when
+//     Config.OpDuration is set, in time on Config.Now's clock;
+//     FailOperations makes them end `failed`; Busy starts an operation of
+//     someone else's that keeps a branch locked for a while.
 //   - §1 "Errors, 423, rate limits": errors are {code, message,
 //     request_id}, request_id echoing X-Request-ID; a mutation on a branch
-//     with an unfinished operation answers 423; past Config.RateLimit
-//     requests per window it answers 429 with Retry-After; a missing or
-//     wrong key answers 401. Inject adds any status on demand.
+//     with an unfinished operation answers 423 with the message Neon sends;
+//     past Config.RateLimit requests per window it answers 429 with
+//     Retry-After; a missing or wrong key answers 401. Inject adds any
+//     status on demand.
 //   - §2: connection_uri requires database_name and role_name, and pooled
 //     URIs put `-pooler` after the endpoint id; endpoint hosts look like
-//     ep-<words>-<id>.<region>.aws.neon.tech.
+//     ep-<words>-<id>.<region>.aws.neon.tech. A branch may have a read_only
+//     endpoint (BranchSpec.ReadReplica) with its own host.
 //   - Roles are per branch (§1 "Roles are per branch"): a child branch
 //     starts with copies of its parent's roles and passwords, and a reset
 //     on one branch leaves the others alone.
+//   - §6 "What rotor's Neon fake enforces": the endpoint hosts are served
+//     by a PostgreSQL-protocol proxy (proxy.go) in front of the branch's
+//     cluster, as Neon's proxy fronts its computes: TLS only, SCRAM with
+//     channel binding to the fake's certificate (CACertFile), hashed and
+//     weak passwords in CREATE/ALTER ROLE refused with the error Neon's
+//     compute raises (sqlrules.go), and writes refused through a read_only
+//     endpoint. connection_uri, like reveal_password, answers 412 when the
+//     project does not store passwords.
 //
-// The endpoint hosts do not resolve; Route maps them to the cluster that
-// plays the branch, for tests to dial.
+// The endpoint hosts do not resolve; Route maps them to the address of the
+// proxy that serves them, for tests to dial. Tests that set a password
+// with a verifier, or reach the cluster as its superuser, dial the cluster
+// (Branch.Cluster) directly: that is the control plane's way in, not a
+// client's.
 package neonfake
 
 import (
@@ -50,6 +65,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rotorhq/rotor/internal/pgcluster"
 	"github.com/rotorhq/rotor/internal/secret"
@@ -70,6 +87,11 @@ type Config struct {
 	// OpTicks is how many API requests an operation stays in each of
 	// scheduling and running (default 1).
 	OpTicks int
+	// OpDuration > 0 keeps every operation unfinished until that long
+	// after it started, on Now's clock, whatever OpTicks says: the
+	// branch answers 423 to mutations meanwhile, as a busy Neon branch
+	// does (neon-api.md §1 "Errors, 423, rate limits").
+	OpDuration time.Duration
 	// KeepConnectionsOnReset leaves compute connections alone when a reset
 	// applies. Neon drops them; suites that observe their own sessions
 	// across resets turn this on.
@@ -94,7 +116,8 @@ type BranchSpec struct {
 	// Cluster plays the branch's compute.
 	Cluster *pgcluster.Cluster
 	// ReadReplica adds a read_only endpoint, listed before the read_write
-	// one, as a trap for clients that take the first endpoint.
+	// one, as a trap for clients that take the first endpoint. It serves
+	// the same cluster, read-only.
 	ReadReplica bool
 }
 
@@ -105,9 +128,12 @@ type Branch struct {
 	Cluster            *pgcluster.Cluster
 	// EndpointID and Host are the read_write endpoint's.
 	EndpointID, Host string
-	replicaID        string
-	createdAt        time.Time
-	databases        []*database
+	// ReplicaID and ReplicaHost are the read_only endpoint's, when the
+	// branch has one.
+	ReplicaID, ReplicaHost string
+	rw, ro                 *endpointProxy
+	createdAt              time.Time
+	databases              []*database
 	// roles holds what the control plane knows of a role: its stored
 	// password and timestamps. Whether a role exists is PostgreSQL's call.
 	roles map[string]*roleMeta
@@ -153,10 +179,21 @@ type Server struct {
 	ProjectID string
 	APIKey    string
 
+	// CACertFile is the PEM certificate the endpoint hosts present, to
+	// verify them with (sslrootcert, sslmode=verify-full); CACertPEM is
+	// its content.
+	CACertFile string
+	CACertPEM  []byte
+
 	t         testing.TB
 	http      *httptest.Server
 	cfg       Config
 	validator *Validator
+	ca        *authority
+	caDir     string
+
+	poolMu sync.Mutex
+	pools  map[*pgcluster.Cluster]*pgxpool.Pool
 
 	mu         sync.Mutex
 	branches   []*Branch
@@ -223,7 +260,16 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, ProjectID: cfg.ProjectID, APIKey: cfg.APIKey, ops: map[string]*operation{}, storePW: !cfg.DisableStorePasswords}
+	ca, err := newAuthority(cfg.Region, time.Now())
+	if err != nil {
+		panic(err)
+	}
+	caDir, caFile, err := ca.writeCA()
+	if err != nil {
+		panic(err)
+	}
+	s := &Server{cfg: cfg, ProjectID: cfg.ProjectID, APIKey: cfg.APIKey, ops: map[string]*operation{}, storePW: !cfg.DisableStorePasswords,
+		ca: ca, caDir: caDir, CACertFile: caFile, CACertPEM: ca.certPEM, pools: map[*pgcluster.Cluster]*pgxpool.Pool{}}
 	s.http = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.http.URL + "/api/v2"
 	return s
@@ -236,7 +282,23 @@ func (s *Server) Close() {
 	s.mu.Lock()
 	created := s.created
 	s.created = nil
+	branches := s.branches
 	s.mu.Unlock()
+	for _, b := range branches {
+		b.rw.close()
+		if b.ro != nil {
+			b.ro.close()
+		}
+	}
+	s.poolMu.Lock()
+	for c, p := range s.pools {
+		p.Close()
+		delete(s.pools, c)
+	}
+	s.poolMu.Unlock()
+	if s.caDir != "" {
+		_ = os.RemoveAll(s.caDir)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for i := len(created) - 1; i >= 0; i-- {
@@ -311,15 +373,20 @@ func (s *Server) branch(nameOrID string) *Branch {
 }
 
 // Route maps an endpoint host, direct or pooled, to the address of the
-// cluster that plays its branch.
+// proxy that serves it: the branch's read_write endpoint, or its read_only
+// one. (Neon's pooler, PgBouncer in transaction mode, is not modelled: the
+// -pooler host reaches the same proxy.)
 func (s *Server) Route(host string) (ip string, port int, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	label, _, _ := strings.Cut(host, ".")
 	label = strings.TrimSuffix(label, "-pooler")
 	for _, b := range s.branches {
-		if label == b.EndpointID || (b.replicaID != "" && label == b.replicaID) {
-			return b.Cluster.Host, b.Cluster.Port, true
+		switch {
+		case label == b.EndpointID:
+			return "127.0.0.1", b.rw.port, true
+		case b.ro != nil && label == b.ReplicaID:
+			return "127.0.0.1", b.ro.port, true
 		}
 	}
 	return "", 0, false
@@ -350,7 +417,8 @@ func (s *Server) AddBranch(ctx context.Context, spec BranchSpec) (*Branch, error
 		createdAt: s.cfg.Now().UTC().Truncate(time.Second), roles: map[string]*roleMeta{},
 	}
 	if spec.ReadReplica {
-		b.replicaID = "ep-" + words() + "-" + randomString(lowerDigits, 8)
+		b.ReplicaID = "ep-" + words() + "-" + randomString(lowerDigits, 8)
+		b.ReplicaHost = b.ReplicaID + "." + s.cfg.Region + ".aws.neon.tech"
 	}
 	if b.Default {
 		for _, o := range s.branches {
@@ -361,6 +429,25 @@ func (s *Server) AddBranch(ctx context.Context, spec BranchSpec) (*Branch, error
 		b.ParentID = parent.ID
 	}
 	s.mu.Unlock()
+	var err error
+	if b.rw, err = s.startProxy(spec.Cluster, false); err != nil {
+		return nil, err
+	}
+	if spec.ReadReplica {
+		if b.ro, err = s.startProxy(spec.Cluster, true); err != nil {
+			b.rw.close()
+			return nil, err
+		}
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			b.rw.close()
+			if b.ro != nil {
+				b.ro.close()
+			}
+		}
+	}()
 
 	if parent != nil && parent.Cluster != spec.Cluster {
 		// Copied roles are left behind at Close: other fakes' branches on
@@ -391,6 +478,7 @@ func (s *Server) AddBranch(ctx context.Context, spec BranchSpec) (*Branch, error
 		}
 	}
 	s.branches = append(s.branches, b)
+	ok = true
 	return b, nil
 }
 

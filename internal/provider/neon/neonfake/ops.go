@@ -2,6 +2,7 @@ package neonfake
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -30,6 +31,9 @@ type operation struct {
 	fail string
 	// after is the operation that must finish before this one moves.
 	after *operation
+	// notBefore is when, on Config.Now's clock, the operation may finish
+	// at the earliest (Config.OpDuration, Busy).
+	notBefore time.Time
 	// effect runs when the operation finishes; an error fails it.
 	effect func(context.Context) error
 	// group is every operation of the same request, for cancelling the
@@ -44,9 +48,14 @@ func (o *operation) done() bool { return o.stage >= stageFinished }
 // (scheduling, after it). effect runs when the last one finishes. s.mu is
 // held.
 func (s *Server) startOps(b *Branch, effect func(context.Context) error) []map[string]any {
-	now := s.cfg.Now().UTC().Truncate(time.Second)
-	apply := &operation{id: newUUID(), branchID: b.ID, endpointID: b.EndpointID, action: "apply_config", stage: stageRunning, createdAt: now, updatedAt: now}
-	suspend := &operation{id: newUUID(), branchID: b.ID, endpointID: b.EndpointID, action: "suspend_compute", stage: stageScheduling, createdAt: now, updatedAt: now, after: apply, effect: effect}
+	started := s.cfg.Now()
+	now := started.UTC().Truncate(time.Second)
+	var notBefore time.Time
+	if s.cfg.OpDuration > 0 {
+		notBefore = started.Add(s.cfg.OpDuration)
+	}
+	apply := &operation{id: newUUID(), branchID: b.ID, endpointID: b.EndpointID, action: "apply_config", stage: stageRunning, createdAt: now, updatedAt: now, notBefore: notBefore}
+	suspend := &operation{id: newUUID(), branchID: b.ID, endpointID: b.EndpointID, action: "suspend_compute", stage: stageScheduling, createdAt: now, updatedAt: now, after: apply, effect: effect, notBefore: notBefore}
 	if len(s.failOps) > 0 {
 		apply.fail, s.failOps = s.failOps[0], s.failOps[1:]
 	}
@@ -62,9 +71,13 @@ func (s *Server) startOps(b *Branch, effect func(context.Context) error) []map[s
 // advance moves every unfinished operation one request further. s.mu is
 // held.
 func (s *Server) advance(ctx context.Context) {
-	now := s.cfg.Now().UTC().Truncate(time.Second)
+	clock := s.cfg.Now()
+	now := clock.UTC().Truncate(time.Second)
 	for _, op := range s.opOrder {
 		if op.done() || (op.after != nil && !op.after.done()) {
+			continue
+		}
+		if op.stage == stageRunning && clock.Before(op.notBefore) {
 			continue
 		}
 		if op.age++; op.age < s.cfg.OpTicks {
@@ -113,6 +126,28 @@ func (s *Server) getOperation(w *recorder, opID, id string) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"operation": s.opJSON(op)})
+}
+
+// Busy starts an operation on a branch that is none of the caller's, as a
+// change made in the Console or by another client would, and keeps it
+// running for d on Config.Now's clock: until it finishes, every mutation
+// of the branch answers 423 Locked (neon-api.md §1 "Errors, 423, rate
+// limits"). It returns the operation's id.
+func (s *Server) Busy(branch string, d time.Duration) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.branch(branch)
+	if b == nil {
+		return "", fmt.Errorf("neonfake: no branch %q", branch)
+	}
+	started := s.cfg.Now()
+	now := started.UTC().Truncate(time.Second)
+	op := &operation{id: newUUID(), branchID: b.ID, endpointID: b.EndpointID, action: "apply_config", stage: stageRunning,
+		createdAt: now, updatedAt: now, notBefore: started.Add(d)}
+	op.group = []*operation{op}
+	s.ops[op.id] = op
+	s.opOrder = append(s.opOrder, op)
+	return op.id, nil
 }
 
 // OperationStatuses returns the current status of every operation, oldest

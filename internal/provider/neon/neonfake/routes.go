@@ -167,8 +167,8 @@ func (s *Server) listEndpoints(w *recorder, branch string) {
 		if branch != "" && b.ID != branch {
 			continue
 		}
-		if b.replicaID != "" {
-			out = append(out, s.endpointJSON(b, b.replicaID, "read_only"))
+		if b.ReplicaID != "" {
+			out = append(out, s.endpointJSON(b, b.ReplicaID, "read_only"))
 		}
 		out = append(out, s.endpointJSON(b, b.EndpointID, "read_write"))
 	}
@@ -205,8 +205,10 @@ func (s *Server) busy(b *Branch) bool {
 	return false
 }
 
+// locked answers 423 with the message Neon sends, as Neon's own test
+// suite matches it (neondatabase/neon test_runner/fixtures/neon_api.py).
 func (s *Server) locked(w *recorder, id string) {
-	s.fail(w, id, http.StatusLocked, "", "project already has running operations, scheduling of new ones is prohibited", 0)
+	s.fail(w, id, http.StatusLocked, "", "project already has running conflicting operations, scheduling of new ones is prohibited", 0)
 }
 
 // protectedName lists the names Neon does not let a role have.
@@ -313,7 +315,8 @@ func (s *Server) resetPassword(ctx context.Context, w *recorder, id string, b *B
 		dbs = append(dbs, d.name)
 	}
 	// The new password takes over when the last operation finishes, and
-	// the compute's connections are dropped then.
+	// every connection of the compute, of every role, is dropped then
+	// ("Connections to the compute endpoint are dropped", §1).
 	ops := s.startOps(b, func(ctx context.Context) error {
 		if err := setPassword(ctx, cluster, name, pw); err != nil {
 			return err
@@ -321,7 +324,7 @@ func (s *Server) resetPassword(ctx context.Context, w *recorder, id string, b *B
 		if keep {
 			return nil
 		}
-		return dropConnections(ctx, cluster, dbs)
+		return dropConnections(ctx, b, dbs)
 	})
 	writeJSON(w, http.StatusOK, map[string]any{"role": s.roleJSON(b, name, pw), "operations": ops})
 }
@@ -363,7 +366,7 @@ func (s *Server) connectionURI(ctx context.Context, w *recorder, q url.Values, i
 	}
 	epID := b.EndpointID
 	if e := q.Get("endpoint_id"); e != "" {
-		if e != b.EndpointID && e != b.replicaID {
+		if e != b.EndpointID && e != b.ReplicaID {
 			s.fail(w, id, http.StatusNotFound, "", "endpoint not found on the branch", 0)
 			return
 		}
