@@ -143,7 +143,7 @@ func NewWithRand(p target.Params, random io.Reader) (target.Target, error) {
 	if err := p.DecodeOptions(Type, &opts); err != nil {
 		return nil, err
 	}
-	t := &Target{name: p.Name, desc: desc, rand: random, now: p.Clock(), pollEvery: DefaultReloadPoll, sleep: sleep}
+	t := &Target{name: p.Name, desc: desc, rand: random, now: p.Clock(), pollEvery: DefaultReloadPoll, sleep: target.Sleep}
 	if opts.Token == "" {
 		return nil, fmt.Errorf("%s has no token; add token: ${GITHUB_TOKEN} and export a fine-grained token with Secrets: read and write: %w", desc, target.ErrAuth)
 	}

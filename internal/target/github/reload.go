@@ -311,15 +311,3 @@ func (t *Target) stillRunning(ctx context.Context, st *runState) error {
 	return fmt.Errorf("%s: workflow run %d of %s on %s in %s/%s is still %s after %s (%s); %s, and once it has succeeded run `rotor resume`: %w",
 		t.desc, st.id, d.workflow, d.ref, d.wfOwner, d.wfRepo, cmp.Or(st.last(), "unseen (GitHub has not answered a poll)"), elapsed, cmp.Or(strings.Join(st.statuses, " → "), "no status seen"), hint, ctx.Err())
 }
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-tm.C:
-		return nil
-	}
-}

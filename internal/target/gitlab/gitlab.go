@@ -128,7 +128,7 @@ func New(p target.Params) (target.Target, error) {
 		raw:       opts.Raw == nil || *opts.Raw,
 		now:       p.Clock(),
 		pollEvery: DefaultReloadPoll,
-		sleep:     sleep,
+		sleep:     target.Sleep,
 	}
 	if opts.Token == "" {
 		return nil, fmt.Errorf("%s has no token; add token: ${GITLAB_TOKEN} and export an access token with the api scope: %w", desc, target.ErrAuth)

@@ -176,15 +176,3 @@ func (t *Target) stillRunning(ctx context.Context, st *pipelineState) error {
 	return fmt.Errorf("%s: pipeline %d on %s in project %s is still %s after %s (%s); %s, and once it has succeeded run `rotor resume`: %w",
 		t.desc, st.id, t.pipelineRef, t.ref, cmp.Or(st.last(), "unseen"), elapsed, cmp.Or(strings.Join(st.statuses, " → "), "no status seen"), hint, ctx.Err())
 }
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-tm.C:
-		return nil
-	}
-}

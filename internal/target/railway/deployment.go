@@ -153,7 +153,7 @@ func (t *Target) await(ctx context.Context, w *deployWait) (string, error) {
 			lastErr = nil
 			w.see(status)
 			if note, ok := finishedStatuses[status]; ok {
-				detail := fmt.Sprintf("deployment %s of service %s %s after %s (%s)", w.id, t.serviceID, status, since(w.started, t.now()), w.path())
+				detail := fmt.Sprintf("deployment %s of service %s %s after %s (%s)", w.id, t.serviceID, status, target.Elapsed(w.started, t.now()), w.path())
 				if note != "" {
 					detail += ", " + note
 				}
@@ -161,7 +161,7 @@ func (t *Target) await(ctx context.Context, w *deployWait) (string, error) {
 			}
 			if why, failed := failedStatuses[status]; failed {
 				return "", fmt.Errorf("%s: deployment %s of service %s ended %s after %s (%s): %s. Look at the deployment's build and deploy logs in the Railway dashboard, fix the cause and run `rotor resume`, which deploys again: %w",
-					t.desc, w.id, t.serviceID, status, since(w.started, t.now()), w.path(), why, ErrDeployFailed)
+					t.desc, w.id, t.serviceID, status, target.Elapsed(w.started, t.now()), w.path(), why, ErrDeployFailed)
 			}
 		case ctx.Err() != nil:
 			return "", t.stillRunning(ctx, w, lastErr)
@@ -173,7 +173,7 @@ func (t *Target) await(ctx context.Context, w *deployWait) (string, error) {
 			lastErr = err
 			wait = max(wait, re.RetryAfter)
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := target.Sleep(ctx, wait); err != nil {
 			return "", t.stillRunning(ctx, w, lastErr)
 		}
 	}
@@ -203,39 +203,5 @@ func (t *Target) stillRunning(ctx context.Context, w *deployWait, lastErr error)
 		last = fmt.Sprintf("; the last read failed: %v", lastErr)
 	}
 	return fmt.Errorf("%s: deployment %s of service %s still %s after %s (%s)%s; the service keeps its old values until it succeeds. Follow it in the Railway dashboard, raise the target's reload_timeout if deployments take this long, and run `rotor resume` once it has succeeded: %w",
-		t.desc, w.id, t.serviceID, w.last(), since(w.started, t.now()), cmp.Or(w.path(), "no status read"), last, ctx.Err())
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// since is how long a wait took: whole seconds, or milliseconds under a
-// second.
-func since(start, now time.Time) time.Duration {
-	d := now.Sub(start)
-	if d >= time.Second {
-		return d.Round(time.Second)
-	}
-	return d.Round(time.Millisecond)
-}
-
-// parsePoll reads reload_poll.
-func parsePoll(raw string) (time.Duration, error) {
-	if raw == "" {
-		return DefaultReloadPoll, nil
-	}
-	d, err := time.ParseDuration(raw)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("reload_poll %q is not a positive duration like 15s or 1m", raw)
-	}
-	return d, nil
+		t.desc, w.id, t.serviceID, w.last(), target.Elapsed(w.started, t.now()), cmp.Or(w.path(), "no status read"), last, ctx.Err())
 }

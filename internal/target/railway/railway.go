@@ -127,7 +127,7 @@ func New(p target.Params) (target.Target, error) {
 	if opts.ReloadPoll != "" && !redeploy {
 		return nil, fmt.Errorf("%s: reload_poll is set but redeploy is off, so there is nothing to wait for; remove reload_poll or set service_id (and redeploy: true): %w", desc, target.ErrInvalid)
 	}
-	poll, err := parsePoll(opts.ReloadPoll)
+	poll, err := target.ParseReloadPoll(opts.ReloadPoll, DefaultReloadPoll)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v: %w", desc, err, target.ErrInvalid)
 	}

@@ -193,7 +193,7 @@ func (t *Target) await(ctx context.Context, waits []*deployWait) error {
 				delete(lastErr, w)
 				w.see(d.Status)
 				if d.Status == statusLive {
-					w.detail = fmt.Sprintf("deploy %s of %s live after %s (%s)", w.id, w.service, since(w.started, t.now()), w.path())
+					w.detail = fmt.Sprintf("deploy %s of %s live after %s (%s)", w.id, w.service, target.Elapsed(w.started, t.now()), w.path())
 					continue
 				}
 				if why, failed := failedStatuses[d.Status]; failed {
@@ -214,7 +214,7 @@ func (t *Target) await(ctx context.Context, waits []*deployWait) error {
 		if !pending {
 			return nil
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := target.Sleep(ctx, wait); err != nil {
 			return t.stillRunning(ctx, waits, lastErr)
 		}
 	}
@@ -242,7 +242,7 @@ func (e *deployFailure) Unwrap() error { return ErrDeployFailed }
 
 func (t *Target) deployFailed(w *deployWait, why string) error {
 	return &deployFailure{service: w.service, msg: fmt.Sprintf("render target %q: deploy %s of %s ended %s after %s (%s): %s. Look at the deploy's logs in the Render dashboard, fix the cause and run `rotor resume`, which deploys again: %v",
-		t.name, w.id, w.service, w.last(), since(w.started, t.now()), w.path(), why, ErrDeployFailed)}
+		t.name, w.id, w.service, w.last(), target.Elapsed(w.started, t.now()), w.path(), why, ErrDeployFailed)}
 }
 
 // stillRunning is the error for a wait that ctx ended; it names every
@@ -255,7 +255,7 @@ func (t *Target) stillRunning(ctx context.Context, waits []*deployWait, lastErr 
 			parts = append(parts, w.detail)
 			continue
 		}
-		part := fmt.Sprintf("deploy %s of %s still %s after %s (%s)", w.id, w.service, w.last(), since(w.started, t.now()), w.path())
+		part := fmt.Sprintf("deploy %s of %s still %s after %s (%s)", w.id, w.service, w.last(), target.Elapsed(w.started, t.now()), w.path())
 		if err := lastErr[w]; err != nil {
 			part += fmt.Sprintf(", the last read failed: %v", err)
 		}
@@ -273,38 +273,4 @@ type renderDeploy struct {
 
 func servicePath(service, suffix string) string {
 	return "/v1/services/" + url.PathEscape(service) + suffix
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// since is how long a wait took: whole seconds, or milliseconds under a
-// second.
-func since(start, now time.Time) time.Duration {
-	d := now.Sub(start)
-	if d >= time.Second {
-		return d.Round(time.Second)
-	}
-	return d.Round(time.Millisecond)
-}
-
-// parsePoll reads reload_poll.
-func parsePoll(raw string) (time.Duration, error) {
-	if raw == "" {
-		return DefaultReloadPoll, nil
-	}
-	d, err := time.ParseDuration(raw)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("reload_poll %q is not a positive duration like 10s or 1m", raw)
-	}
-	return d, nil
 }

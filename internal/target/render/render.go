@@ -155,7 +155,7 @@ func newTarget(p target.Params, opts Options) (*Target, error) {
 	if opts.ReloadPoll != "" && len(t.deployTo) == 0 {
 		return nil, fail("reload_poll is set but nothing is deployed, so there is nothing to wait for; remove it or turn deploy on")
 	}
-	poll, err := parsePoll(opts.ReloadPoll)
+	poll, err := target.ParseReloadPoll(opts.ReloadPoll, DefaultReloadPoll)
 	if err != nil {
 		return nil, fail("%v", err)
 	}

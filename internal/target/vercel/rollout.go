@@ -190,7 +190,7 @@ func (t *Target) await(ctx context.Context, r *rollout) (string, error) {
 			lastErr = err
 			wait = max(wait, re.RetryAfter)
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := target.Sleep(ctx, wait); err != nil {
 			return "", t.stillRunning(ctx, r, lastErr)
 		}
 	}
@@ -222,7 +222,7 @@ func (t *Target) serving(r *rollout, d *deployment) (bool, error) {
 }
 
 func (t *Target) finished(r *rollout) string {
-	return fmt.Sprintf("deployment %s (a redeploy of %s) READY after %s (%s), serving production", r.id, r.from, since(r.started, t.now()), r.path())
+	return fmt.Sprintf("deployment %s (a redeploy of %s) READY after %s (%s), serving production", r.id, r.from, target.Elapsed(r.started, t.now()), r.path())
 }
 
 func (t *Target) buildFailed(r *rollout, d *deployment) error {
@@ -237,7 +237,7 @@ func (t *Target) buildFailed(r *rollout, d *deployment) error {
 		why = " (" + strings.Join(parts, ": ") + ")"
 	}
 	return fmt.Errorf("vercel target %q: deployment %s (a redeploy of %s) ended %s after %s (%s)%s; production still runs %s with the old values. Look at the deployment's build logs in the Vercel dashboard, fix the cause and run `rotor resume`, which redeploys: %w",
-		t.name, r.id, r.from, d.ReadyState, since(r.started, t.now()), r.path(), why, r.from, ErrDeployFailed)
+		t.name, r.id, r.from, d.ReadyState, target.Elapsed(r.started, t.now()), r.path(), why, r.from, ErrDeployFailed)
 }
 
 // stillRunning is the error for a wait that ctx ended; it wraps ctx.Err()
@@ -248,7 +248,7 @@ func (t *Target) stillRunning(ctx context.Context, r *rollout, lastErr error) er
 		last = fmt.Sprintf("; the last read failed: %v", lastErr)
 	}
 	return fmt.Errorf("vercel target %q: deployment %s (a redeploy of %s) still %s after %s (%s)%s; production keeps the old values until it serves production. Follow it in the Vercel dashboard, raise the target's reload_timeout if builds take this long, and run `rotor resume` once it is READY: %w",
-		t.name, r.id, r.from, r.last(), since(r.started, t.now()), r.path(), last, ctx.Err())
+		t.name, r.id, r.from, r.last(), target.Elapsed(r.started, t.now()), r.path(), last, ctx.Err())
 }
 
 func (t *Target) readDeployment(ctx context.Context, id string) (*deployment, error) {
@@ -261,38 +261,4 @@ func (t *Target) readDeployment(ctx context.Context, id string) (*deployment, er
 		return nil, err
 	}
 	return &out, nil
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// since formats how long a wait took: whole seconds, or milliseconds
-// under a second.
-func since(start, now time.Time) time.Duration {
-	d := now.Sub(start)
-	if d >= time.Second {
-		return d.Round(time.Second)
-	}
-	return d.Round(time.Millisecond)
-}
-
-// parsePoll reads reload_poll.
-func parsePoll(raw string) (time.Duration, error) {
-	if raw == "" {
-		return DefaultReloadPoll, nil
-	}
-	d, err := time.ParseDuration(raw)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("reload_poll %q is not a positive duration like 5s or 1m", raw)
-	}
-	return d, nil
 }

@@ -158,7 +158,7 @@ func newTarget(p target.Params, opts Options) (*Target, error) {
 	if opts.ReloadPoll != "" && !opts.Redeploy {
 		return nil, fail("reload_poll is set but redeploy is off, so there is nothing to wait for; remove reload_poll or set redeploy: true")
 	}
-	poll, err := parsePoll(opts.ReloadPoll)
+	poll, err := target.ParseReloadPoll(opts.ReloadPoll, DefaultReloadPoll)
 	if err != nil {
 		return nil, fail("%v", err)
 	}
