@@ -21,6 +21,7 @@ import (
 	"github.com/rotorhq/rotor/internal/store"
 	"github.com/rotorhq/rotor/internal/store/sqlite"
 	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
+	"github.com/rotorhq/rotor/internal/testdeps"
 )
 
 // TestDatabaseTroubleMidRotation restarts the PostgreSQL server, or ends
@@ -29,6 +30,7 @@ import (
 // fresh connection) or stops with the credential working; resume then
 // finishes, and the database accepts what the store calls current.
 func TestDatabaseTroubleMidRotation(t *testing.T) {
+	testdeps.SkipUnderQuick(t, "PostgreSQL")
 	t.Parallel()
 	dir, err := os.MkdirTemp("", "rotor-restart-")
 	require.NoError(t, err)

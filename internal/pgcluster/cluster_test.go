@@ -15,11 +15,13 @@ import (
 	"github.com/rotorhq/rotor/internal/pgcluster"
 	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/testdeps"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 func TestFindBinaries(t *testing.T) {
+	testdeps.SkipUnderQuick(t, "PostgreSQL")
 	t.Parallel()
 	dir, err := pgcluster.FindBinaries()
 	if err != nil {
@@ -128,6 +130,7 @@ func TestURLEncoding(t *testing.T) {
 
 // TestLifecycle runs its own cluster, because it restarts and stops it.
 func TestLifecycle(t *testing.T) {
+	testdeps.SkipUnderQuick(t, "PostgreSQL")
 	t.Parallel()
 	ctx := t.Context()
 	c, err := pgcluster.Start(ctx, pgcluster.Options{
@@ -167,6 +170,7 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestExplicitPortInUse(t *testing.T) {
+	testdeps.SkipUnderQuick(t, "PostgreSQL")
 	t.Parallel()
 	if _, err := pgcluster.FindBinaries(); err != nil {
 		pgtest.SkipOrFail(t, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/rotorhq/rotor/internal/pgcluster"
 	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/testdeps"
 )
 
 // TestNoPasswordLeaks drives every read and write command with --debug
@@ -28,6 +29,7 @@ import (
 // every command, their arguments, the audit log (history --json), the
 // state store's files (with -wal and -shm), the server log and the config.
 func TestNoPasswordLeaks(t *testing.T) {
+	testdeps.SkipUnderQuick(t, "PostgreSQL")
 	t.Parallel()
 	base := t.TempDir()
 	// The server runs as the postgres OS user when the tests run as root:

@@ -12,11 +12,13 @@ import (
 	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/testdeps"
 )
 
 // ownCluster starts a cluster for tests that need server settings or
 // restarts that would disturb the shared one.
 func ownCluster(t *testing.T, opts pgcluster.Options) *pgcluster.Cluster {
+	testdeps.SkipUnderQuick(t, "PostgreSQL")
 	t.Helper()
 	c, err := pgcluster.Start(t.Context(), opts)
 	if err != nil {
