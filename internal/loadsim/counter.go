@@ -95,8 +95,9 @@ func (c *counter) served() {
 
 // fail records a connection that could not log in; url is what it used,
 // kept out of the message.
-func (c *counter) fail(err error, url string) {
-	now := time.Now()
+func (c *counter) fail(err error, url string) { c.failAt(time.Now(), err, url) }
+
+func (c *counter) failAt(now time.Time, err error, url string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.failed++
