@@ -78,8 +78,19 @@ func main() {
 	flag.DurationVar(&o.delay, "manual-delay", 2*time.Second, "time a person needs per place")
 	flag.BoolVar(&o.direct, "direct", true, "run the ways with consumers connecting to PostgreSQL directly")
 	flag.BoolVar(&o.bouncer, "pgbouncer", true, "run the ways with consumers connecting through PgBouncer (skipped, with a note, if it is not installed)")
+	ways := flag.String("ways", "manual,single,dual", "the ways to run, comma-separated: manual (by hand), single, dual")
 	flag.BoolVar(&o.verbose, "v", false, "show rotor's own output, with live progress of every rotation")
 	flag.Parse()
+	o.ways = map[string]bool{}
+	for _, w := range strings.Split(*ways, ",") {
+		switch w = strings.TrimSpace(w); w {
+		case "manual", "single", "dual":
+			o.ways[w] = true
+		default:
+			fmt.Fprintf(os.Stderr, "rotor-bench: unknown way %q in -ways (known: manual, single, dual)\n", w)
+			os.Exit(2)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	rows, skipped, err := run(ctx, o)
@@ -99,7 +110,11 @@ type options struct {
 	workers, deployments, serverless, pool int
 	poolLifetime, deployDelay, delay       time.Duration
 	direct, bouncer, verbose               bool
+	// ways are the ways to run (manual, single, dual); nil runs all.
+	ways map[string]bool
 }
+
+func (o options) runs(way string) bool { return o.ways == nil || o.ways[way] }
 
 // The consumer kinds, in the order the table lists them.
 const (
@@ -147,6 +162,10 @@ type row struct {
 	// consumers had before it no longer logged in; attention those rotor
 	// ended with the old role still in use (exit 4).
 	oldRefused, attention int
+	// stopped counts rotations that stopped and were resumed; stopReason
+	// is the first one's error.
+	stopped               int
+	stopReason            string
 	rotateMean, rotateMax time.Duration
 }
 
@@ -238,7 +257,13 @@ func run(ctx context.Context, o options) (rows []row, skipped string, err error)
 				// after one failed (or aborted) server login. PgBouncer's
 				// default is 15 s; 1 s is what docs/targets/pgbouncer.md
 				// advises for a PgBouncer that rotor rotates behind.
-				Settings: map[string]string{"server_idle_timeout": "1", "max_client_conn": "500", "default_pool_size": "40", "server_login_retry": "1"}})
+				// query_wait_timeout: a client whose role can no longer
+				// log in to the server waits for a server connection, and
+				// counts as a session of that role, until this ends it
+				// (default 120 s); the consumers here give up after 5 s
+				// anyway, so 4 s changes no outcome and lets a stopped
+				// rotation resume soon.
+				Settings: map[string]string{"server_idle_timeout": "1", "max_client_conn": "500", "default_pool_size": "40", "server_login_retry": "1", "query_wait_timeout": "4"}})
 			if err != nil {
 				return nil, "", err
 			}
@@ -263,6 +288,9 @@ func run(ctx context.Context, o options) (rows []row, skipped string, err error)
 		manual := way{name: "by hand (seed runbook)", path: path.name, cred: "manual" + path.suffix, pooled: pooled}
 		byHand := func() error { return bn.rotateByHand(manual, "app_manual"+path.suffix) }
 		for _, race := range []bool{false, true} {
+			if !o.runs("manual") {
+				break
+			}
 			r, err := bn.measure(manual, race, o.manualRotations, byHand)
 			if err != nil {
 				return nil, "", err
@@ -270,6 +298,9 @@ func run(ctx context.Context, o options) (rows []row, skipped string, err error)
 			rows = append(rows, r)
 		}
 		for _, w := range []struct{ name, cred string }{{"rotor single", "single"}, {"rotor dual", "dual"}} {
+			if !o.runs(w.cred) {
+				continue
+			}
 			wy := way{name: w.name, path: path.name, cred: w.cred + path.suffix, pooled: pooled}
 			rotate := func() error { return bn.rotor("rotate", wy.cred) }
 			for _, p := range []struct {
@@ -673,6 +704,21 @@ func (bn *bench) measure(w way, race bool, n int, rotate func() error) (row, err
 		old := loadsim.DotenvFile(w.envFile(bn.dir), "DATABASE_URL")()
 		start := time.Now()
 		err := rotate()
+		for try := 1; err != nil && try <= resumeTries; try++ {
+			ee, ok := errors.AsType[*exitError](err)
+			if !ok || ee.code != cli.ExitError {
+				break
+			}
+			// A rotation that stopped (e.g. at prepare, because the role
+			// it would change still has a session) is resumed, as the
+			// operator would: a later `rotor rotate` continues it.
+			if try == 1 {
+				r.stopped++
+				r.stopReason = firstLine(ee.msg)
+			}
+			time.Sleep(time.Second)
+			err = rotate()
+		}
 		d := time.Since(start)
 		if ee, ok := errors.AsType[*exitError](err); ok && ee.code == cli.ExitAttention {
 			// The rotation switched but found the old role still in use
@@ -713,6 +759,15 @@ func (bn *bench) measure(w way, race bool, n int, rotate func() error) (row, err
 	return r, nil
 }
 
+// resumeTries is how often a stopped rotation is resumed, a second
+// apart, before the scenario gives up.
+const resumeTries = 30
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
 // awaitRaces waits until every race consumer in cs has made n attempts.
 func awaitRaces(cs []loadsim.Consumer, n int64) error {
 	deadline := time.Now().Add(raceDelay + 10*time.Second)
@@ -750,6 +805,9 @@ func printTable(w io.Writer, rows []row, o options) {
 	tw.Flush()
 	fmt.Fprintf(w, "\nby hand: ALTER ROLE, then %d places updated one after another, %s each (PgBouncer's userlist + RELOAD first, the deployment second, .env last).\n", o.targets, o.delay)
 	for _, r := range rows {
+		if r.stopped > 0 {
+			fmt.Fprintf(w, "%s, %s: %d of %d rotations stopped and were resumed; the first said: %s\n", r.way, r.path, r.stopped, r.rotations, r.stopReason)
+		}
 		if r.attention > 0 {
 			fmt.Fprintf(w, "%s, %s: %d of %d rotations ended with the old role still in use (exit 4)\n", r.way, r.path, r.attention, r.rotations)
 		}

@@ -49,6 +49,7 @@ func TestLoadScenarioShort(t *testing.T) {
 		// had before a rotation is refused after it.
 		require.Equal(t, r.rotations, r.oldRefused, "%s (%s): the old login still worked after a rotation", r.way, r.path)
 		require.Zero(t, r.attention, "%s (%s): rotations ended with the old role in use", r.way, r.path)
+		require.Zero(t, r.stopped, "%s (%s): rotations stopped: %s", r.way, r.path, r.stopReason)
 		for _, c := range r.consumers {
 			s := c.stats
 			require.Zero(t, s.PoolDropped, "%s (%s), %s: sessions dropped: %s", r.way, r.path, c.kind, s.LastError)
