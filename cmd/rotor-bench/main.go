@@ -749,9 +749,11 @@ func (bn *bench) measure(w way, race bool, n int, rotate func() error) (row, err
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	// Long enough for the last race's connection and the consumers'
-	// requests in flight.
-	time.Sleep(time.Second)
+	if !race {
+		// Long enough for the consumers' requests in flight (the races
+		// were awaited).
+		time.Sleep(time.Second)
+	}
 	for i, c := range cs {
 		r.consumers = append(r.consumers, consumerStats{kind: kinds[i], stats: c.Snapshot()})
 	}
