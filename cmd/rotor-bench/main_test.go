@@ -10,6 +10,7 @@ import (
 	"github.com/rotorhq/rotor/internal/pgbouncertest"
 	"github.com/rotorhq/rotor/internal/pgcluster"
 	"github.com/rotorhq/rotor/internal/pgtest"
+	"github.com/rotorhq/rotor/internal/testdeps"
 )
 
 // TestLoadScenarioShort is the load scenario's short version, run by
@@ -23,6 +24,7 @@ import (
 // by-hand flow does fail connections (or the scenario would not measure
 // anything); every kind did traffic during the rotations.
 func TestLoadScenarioShort(t *testing.T) {
+	testdeps.SkipUnderQuick(t, "PostgreSQL and PgBouncer")
 	if _, err := pgcluster.FindBinaries(); err != nil {
 		pgtest.SkipOrFail(t, err) // fails under CI
 	}
