@@ -9,8 +9,12 @@
 //   - only 423 Locked, 429 Too Many Requests and 503 Service Unavailable are
 //     retried, whatever the method, because the spec calls them safe to
 //     retry; a GET is also retried after a network error. Retry-After is
-//     honoured, otherwise full-jitter backoff (250ms·2^n, capped at 10s), and
-//     the number of attempts is bounded (§1 "Client behaviour");
+//     honoured, otherwise full-jitter backoff (250ms·2^n, capped at 10s)
+//     (§1 "Client behaviour"). 429, 503 and network errors get MaxAttempts
+//     tries; 423 means another operation holds the branch, which can last
+//     as long as an operation does, so it is retried until
+//     OperationTimeout has passed since the first try. OnRetry hears of
+//     every wait;
 //   - mutations return operations, which WaitOperations polls until they are
 //     finished or skipped; failed, error and cancelled are failures (§1
 //     "Operations (async) and polling").
@@ -73,10 +77,34 @@ type Client struct {
 	BaseBackoff      time.Duration
 	MaxBackoff       time.Duration
 	MaxRetryAfter    time.Duration
-	PollInterval     time.Duration
+	PollInterval time.Duration
+	// OperationTimeout bounds the wait for operations to finish and, from
+	// a request's first try, the retries of 423 Locked.
 	OperationTimeout time.Duration
 	UserAgent        string
+	// OnRetry, when set, is called before every wait for a retry; it must
+	// not block for long.
+	OnRetry func(RetryEvent)
 }
+
+// RetryEvent describes one wait before a retry. It holds no secret.
+type RetryEvent struct {
+	Method, Path string
+	// Status is the answer's status, 0 after a network error.
+	Status int
+	// Message is Neon's message (scrubbed of the API key).
+	Message string
+	// Attempt is the number of the try that failed, from 1.
+	Attempt int
+	// Wait is how long the client waits now; Elapsed how long since the
+	// first try; Limit the longest it keeps retrying (423: the operation
+	// timeout; otherwise zero, the attempts being counted instead).
+	Wait, Elapsed, Limit time.Duration
+}
+
+// maxLockedAttempts caps the 423 retries even when the clock does not move
+// (a test's frozen clock), so a bug can never spin for ever.
+const maxLockedAttempts = 10000
 
 // Sentinels an *Error unwraps to, by status.
 var (
@@ -298,6 +326,8 @@ func (c *Client) do(ctx context.Context, r request, out any) (int, error) {
 	if c.MaxAttempts == 0 {
 		attempts = DefaultMaxAttempts
 	}
+	start := c.now()
+	lockLimit := orDefault(c.OperationTimeout, DefaultOperationTimeout)
 	for attempt := 1; ; attempt++ {
 		id := c.requestID()
 		status, header, body, err := c.send(ctx, r.method, target, id, payload)
@@ -309,7 +339,9 @@ func (c *Client) do(ctx context.Context, r request, out any) (int, error) {
 			if r.method != http.MethodGet || attempt >= attempts {
 				return 0, netErr
 			}
-			if err := c.sleep(ctx, c.backoff(attempt-1)); err != nil {
+			wait := c.backoff(attempt - 1)
+			c.notify(RetryEvent{Method: r.method, Path: r.path, Message: netErr.Err.Error(), Attempt: attempt, Wait: wait, Elapsed: c.now().Sub(start)})
+			if err := c.sleep(ctx, wait); err != nil {
 				return 0, netErr
 			}
 			continue
@@ -324,7 +356,8 @@ func (c *Client) do(ctx context.Context, r request, out any) (int, error) {
 		}
 		apiErr := c.parseError(r.method, r.path, status, header, body, id)
 		apiErr.Attempts = attempt
-		if !retryable(status) || attempt >= attempts {
+		locked := status == http.StatusLocked
+		if !retryable(status) || (!locked && attempt >= attempts) || (locked && attempt >= maxLockedAttempts) {
 			return status, apiErr
 		}
 		wait, advised := retryAfter(header, c.now())
@@ -334,11 +367,39 @@ func (c *Client) do(ctx context.Context, r request, out any) (int, error) {
 		if limit := orDefault(c.MaxRetryAfter, DefaultMaxRetryAfter); wait > limit {
 			return status, fmt.Errorf("%w; Neon asked to wait %s before retrying, longer than rotor waits (%s); try again later", apiErr, wait, limit)
 		}
+		elapsed := c.now().Sub(start)
+		ev := RetryEvent{Method: r.method, Path: r.path, Status: status, Message: apiErr.Message, Attempt: attempt, Wait: wait, Elapsed: elapsed}
+		if locked {
+			if elapsed+wait > lockLimit {
+				return status, &LockedError{Err: apiErr, Waited: elapsed, Limit: lockLimit}
+			}
+			ev.Limit = lockLimit
+		}
+		c.notify(ev)
 		if err := c.sleep(ctx, wait); err != nil {
 			return status, fmt.Errorf("%w; gave up waiting to retry: %w", apiErr, err)
 		}
 	}
 }
+
+func (c *Client) notify(ev RetryEvent) {
+	if c.OnRetry != nil {
+		c.OnRetry(ev)
+	}
+}
+
+// LockedError is a 423 Locked that outlasted the operation timeout.
+type LockedError struct {
+	Err           *Error
+	Waited, Limit time.Duration
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("%v; Neon kept the branch locked by other operations for %s, and rotor waits at most operation_timeout (%s): let them finish (see the project's operations in the Neon console) or raise operation_timeout",
+		e.Err, e.Waited.Round(time.Second), e.Limit)
+}
+
+func (e *LockedError) Unwrap() error { return e.Err }
 
 func (c *Client) send(ctx context.Context, method, target, id string, payload []byte) (int, http.Header, []byte, error) {
 	var body io.Reader

@@ -116,10 +116,14 @@ func TestRetries(t *testing.T) {
 		{"500 is not retried", []http.HandlerFunc{answer(500, `{"code":"","message":"boom"}`)}, neonapi.ErrUnavailable, 1, nil},
 		{"404 is not retried", []http.HandlerFunc{answer(404, `{"code":"","message":"role not found"}`)}, neonapi.ErrNotFound, 1, nil},
 		{"Retry-After too long gives up at once", []http.HandlerFunc{answer(429, `{"code":"","message":"slow down"}`, "Retry-After", "3600")}, neonapi.ErrRateLimited, 1, nil},
-		{"attempts are bounded", []http.HandlerFunc{
+		{"attempts are bounded for 503", []http.HandlerFunc{
+			answer(503, `{"code":"","message":"down"}`), answer(503, `{"code":"","message":"down"}`), answer(503, `{"code":"","message":"down"}`),
+			answer(503, `{"code":"","message":"down"}`), answer(503, `{"code":"","message":"down"}`), answer(503, `{"code":"","message":"down"}`),
+			answer(200, roleBody)}, neonapi.ErrUnavailable, 6, []time.Duration{125 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second}},
+		{"423 is not bounded by attempts", []http.HandlerFunc{
 			answer(423, `{"code":"","message":"busy"}`), answer(423, `{"code":"","message":"busy"}`), answer(423, `{"code":"","message":"busy"}`),
 			answer(423, `{"code":"","message":"busy"}`), answer(423, `{"code":"","message":"busy"}`), answer(423, `{"code":"","message":"busy"}`),
-			answer(200, roleBody)}, neonapi.ErrLocked, 6, []time.Duration{125 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second}},
+			answer(200, roleBody)}, nil, 7, []time.Duration{125 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -276,4 +280,72 @@ func TestCancelledContextStopsRetries(t *testing.T) {
 	require.ErrorIs(t, err, neonapi.ErrUnavailable)
 	require.True(t, errors.Is(err, context.Canceled))
 	require.Len(t, s.seen(), 1)
+}
+
+// lockedFor answers 423 until the clock passes until, then 200.
+func lockedFor(now func() time.Time, until time.Time) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if now().Before(until) {
+			answer(423, `{"code":"","message":"project already has running operations, scheduling of new ones is prohibited"}`)(w, r)
+			return
+		}
+		answer(200, roleBody)(w, r)
+	}
+}
+
+// TestLockedRetriedWithinOperationTimeout holds a branch locked for 40 s of
+// a clock that moves only when the client sleeps: far longer than six
+// attempts would wait, well within the operation timeout.
+func TestLockedRetriedWithinOperationTimeout(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	srv := httptest.NewServer(lockedFor(clock, now.Add(40*time.Second)))
+	defer srv.Close()
+	c, _ := client(t, srv)
+	c.Now = clock
+	c.Sleep = func(ctx context.Context, d time.Duration) error { mu.Lock(); defer mu.Unlock(); now = now.Add(d); return ctx.Err() }
+	c.OperationTimeout = 2 * time.Minute
+	var events []neonapi.RetryEvent
+	c.OnRetry = func(ev neonapi.RetryEvent) { events = append(events, ev) }
+
+	role, _, err := c.ResetRolePassword(t.Context(), "proj-1", "br-1", "app")
+	require.NoError(t, err)
+	require.Equal(t, "npg_AbCdEfGhIjKl", role.Password.Reveal())
+	require.Greater(t, len(events), neonapi.DefaultMaxAttempts, "more waits than the attempt limit allows")
+	var waited time.Duration
+	for i, ev := range events {
+		require.Equal(t, http.StatusLocked, ev.Status)
+		require.Equal(t, i+1, ev.Attempt)
+		require.Equal(t, 2*time.Minute, ev.Limit)
+		require.Equal(t, waited, ev.Elapsed)
+		require.Contains(t, ev.Message, "running operations")
+		require.LessOrEqual(t, ev.Wait, neonapi.DefaultMaxBackoff)
+		waited += ev.Wait
+	}
+	require.GreaterOrEqual(t, waited, 40*time.Second)
+	require.Less(t, waited, 2*time.Minute)
+}
+
+func TestLockedPastOperationTimeout(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	srv := httptest.NewServer(lockedFor(clock, now.Add(time.Hour)))
+	defer srv.Close()
+	c, _ := client(t, srv)
+	c.Now = clock
+	c.Sleep = func(ctx context.Context, d time.Duration) error { now = now.Add(d); return nil }
+	c.OperationTimeout = 30 * time.Second
+
+	_, _, err := c.ResetRolePassword(t.Context(), "proj-1", "br-1", "app")
+	var locked *neonapi.LockedError
+	require.ErrorAs(t, err, &locked)
+	require.ErrorIs(t, err, neonapi.ErrLocked)
+	require.LessOrEqual(t, locked.Waited, 30*time.Second)
+	require.Equal(t, 30*time.Second, locked.Limit)
+	require.ErrorContains(t, err, "423 Locked")
+	require.ErrorContains(t, err, "raise operation_timeout")
+	require.NotContains(t, err.Error(), key)
 }
