@@ -73,11 +73,11 @@ type Client struct {
 	// RequestID returns the X-Request-ID of one attempt.
 	RequestID func() string
 
-	MaxAttempts      int
-	BaseBackoff      time.Duration
-	MaxBackoff       time.Duration
-	MaxRetryAfter    time.Duration
-	PollInterval time.Duration
+	MaxAttempts   int
+	BaseBackoff   time.Duration
+	MaxBackoff    time.Duration
+	MaxRetryAfter time.Duration
+	PollInterval  time.Duration
 	// OperationTimeout bounds the wait for operations to finish and, from
 	// a request's first try, the retries of 423 Locked.
 	OperationTimeout time.Duration

@@ -305,7 +305,12 @@ func TestLockedRetriedWithinOperationTimeout(t *testing.T) {
 	defer srv.Close()
 	c, _ := client(t, srv)
 	c.Now = clock
-	c.Sleep = func(ctx context.Context, d time.Duration) error { mu.Lock(); defer mu.Unlock(); now = now.Add(d); return ctx.Err() }
+	c.Sleep = func(ctx context.Context, d time.Duration) error {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(d)
+		return ctx.Err()
+	}
 	c.OperationTimeout = 2 * time.Minute
 	var events []neonapi.RetryEvent
 	c.OnRetry = func(ev neonapi.RetryEvent) { events = append(events, ev) }
