@@ -66,7 +66,7 @@ func (p *Postgres) Check(ctx context.Context, req provider.CheckRequest) (provid
 	for i, r := range req.Roles {
 		switch {
 		case !roles[i].exists:
-			resp.Notes = append(resp.Notes, fmt.Sprintf("role %q does not exist; create it with `rotor setup-roles` or fix the role name", r))
+			resp.Notes = append(resp.Notes, fmt.Sprintf("role %q does not exist; %s", r, p.hints.MissingRole))
 			continue
 		case supers[i] && !adminSuper:
 			resp.Notes = append(resp.Notes, fmt.Sprintf("role %q is a superuser, which only a superuser admin may alter; use a superuser admin_url or a non-superuser role", r))

@@ -92,6 +92,30 @@ func transient(err error) bool {
 	return pgconn.SafeToRetry(err) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
+// fresh runs fn once on a connection of its own, made for it and closed
+// after it, so that nothing fn leaves in the session (settings, the last
+// statement pg_stat_activity shows) outlives the call.
+func (c *conns) fresh(ctx context.Context, fn func(*pgx.Conn) error) error {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.sem }()
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return errClosed
+	}
+	conn, err := pgx.ConnectConfig(ctx, c.cfg)
+	if err != nil {
+		return err
+	}
+	defer closeConn(conn)
+	return fn(conn)
+}
+
 func (c *conns) acquire(ctx context.Context) (*pgx.Conn, error) {
 	for {
 		c.mu.Lock()

@@ -42,11 +42,11 @@ func (p *Postgres) fail(op, role string, err error, secrets ...secret.String) er
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &pgErr):
-		sentinel, detail = classifyPgError(pgErr, role)
+		sentinel, detail = classifyPgError(pgErr, role, p.hints)
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err):
 		sentinel, detail = provider.ErrUnavailable, "gave up waiting for the server ("+err.Error()+"); retry, or raise connect_timeout or the caller's deadline"
 	case isConnectionError(err):
-		sentinel, detail = provider.ErrUnavailable, err.Error()+"; check admin_url's host and port and that the server is up"
+		sentinel, detail = provider.ErrUnavailable, err.Error()+"; "+p.hints.AdminReach
 	default:
 		detail = err.Error()
 	}
@@ -64,17 +64,17 @@ func (p *Postgres) fail(op, role string, err error, secrets ...secret.String) er
 	return &backendError{msg: msg, errs: errs}
 }
 
-func classifyPgError(e *pgconn.PgError, role string) (sentinel error, detail string) {
+func classifyPgError(e *pgconn.PgError, role string, h Hints) (sentinel error, detail string) {
 	server := fmt.Sprintf("%s (SQLSTATE %s)", e.Message, e.Code)
 	switch {
 	case e.Code == "42704" && role != "":
-		return provider.ErrRoleNotFound, fmt.Sprintf("role %q does not exist; create it (rotor setup-roles) or fix the role name", role)
+		return provider.ErrRoleNotFound, fmt.Sprintf("role %q does not exist; %s", role, h.MissingRole)
 	case e.Code == "42704":
 		return provider.ErrRoleNotFound, server
 	case e.Code == "42501":
-		return provider.ErrPermission, server + "; connect admin_url as a superuser or a role with CREATEROLE (and pg_signal_backend to end sessions)"
+		return provider.ErrPermission, server + "; " + h.AdminPrivilege
 	case strings.HasPrefix(e.Code, "28"):
-		return provider.ErrPermission, server + "; check the user and password in admin_url"
+		return provider.ErrPermission, server + "; " + h.AdminLogin
 	case e.Code == "3D000":
 		return provider.ErrInvalid, server + "; fix the database name"
 	case e.Code == "42939", e.Code == "22023", e.Code == "42602", e.Code == "42622", e.Code == "0LP01":
@@ -109,19 +109,22 @@ func isConnectionError(err error) bool {
 	return errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err)
 }
 
+// scrub removes every spelling of the secrets (raw, percent-encoded,
+// escaped as in SQL literals, …) from s.
 func scrub(s string, secrets ...secret.String) string {
-	for _, sec := range secrets {
-		if v := sec.Reveal(); v != "" {
-			s = strings.ReplaceAll(s, v, secret.Redacted)
-		}
-	}
-	return s
+	return secret.ScrubString(s, secrets...)
 }
 
 func invalid(op, format string, args ...any) error {
 	return fmt.Errorf("%s: %s: %w", op, fmt.Sprintf(format, args...), provider.ErrInvalid)
 }
 
+// roleNotFound is for the dual layout's roles (parity, setup-roles).
 func roleNotFound(op, role string) error {
 	return fmt.Errorf("%s: role %q does not exist; create it (rotor setup-roles) or fix the role name: %w", op, role, provider.ErrRoleNotFound)
+}
+
+// missingRole is for a role named alone, with the caller's advice.
+func (p *Postgres) missingRole(op, role string) error {
+	return fmt.Errorf("%s: role %q does not exist; %s: %w", op, role, p.hints.MissingRole, provider.ErrRoleNotFound)
 }

@@ -66,7 +66,7 @@ func (p *Postgres) alterRole(ctx context.Context, op, role, sql string, secrets 
 			return err
 		}
 		if !ok {
-			return roleNotFound(op, role)
+			return p.missingRole(op, role)
 		}
 		_, err = tx.Exec(ctx, sql)
 		return err
@@ -94,7 +94,7 @@ func (p *Postgres) Snapshot(ctx context.Context, req provider.SnapshotRequest) (
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return provider.SnapshotResponse{}, roleNotFound(op, req.Role)
+		return provider.SnapshotResponse{}, p.missingRole(op, req.Role)
 	case errors.As(err, &pgErr) && pgErr.Code == "42501":
 		return provider.SnapshotResponse{}, fmt.Errorf("%s: only a superuser may read pg_authid, so a failed single-strategy rotation cannot put the old password back; use the dual strategy or a superuser admin_url: %w", op, provider.ErrUnsupported)
 	case err != nil:

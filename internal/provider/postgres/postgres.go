@@ -36,6 +36,39 @@ type Options struct {
 	// StatementTimeout bounds each statement on the server (default: the
 	// server's).
 	StatementTimeout string `yaml:"statement_timeout"`
+	// Hints word the advice in errors for a caller that builds the admin
+	// connection itself (the neon provider), whose users never wrote an
+	// admin_url. Not part of the config.
+	Hints Hints `yaml:"-"`
+}
+
+// Hints are the pieces of advice that name the config; the zero value of
+// each means the postgres provider's own wording.
+type Hints struct {
+	// AdminLogin follows a refused admin login.
+	AdminLogin string
+	// AdminReach follows an admin connection that could not be made.
+	AdminReach string
+	// AdminPrivilege follows a permission the admin role lacks.
+	AdminPrivilege string
+	// MissingRole follows "role … does not exist".
+	MissingRole string
+}
+
+func (h Hints) withDefaults() Hints {
+	return Hints{
+		AdminLogin:     orDefault(h.AdminLogin, "check the user and password in admin_url"),
+		AdminReach:     orDefault(h.AdminReach, "check admin_url's host and port and that the server is up"),
+		AdminPrivilege: orDefault(h.AdminPrivilege, "connect admin_url as a superuser or a role with CREATEROLE (and pg_signal_backend to end sessions)"),
+		MissingRole:    orDefault(h.MissingRole, "create it (rotor setup-roles) or fix the role name"),
+	}
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 const (
@@ -52,6 +85,7 @@ type Postgres struct {
 	// adminPassword is scrubbed from every error, in case a driver message
 	// ever echoes it.
 	adminPassword secret.String
+	hints         Hints
 }
 
 // New is the provider.Factory for `type: postgres`. It validates the config
@@ -114,7 +148,7 @@ func newFromOptions(o Options) (*Postgres, error) {
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = applicationName
 	}
-	return &Postgres{conns: newConns(cfg, maxConns), adminPassword: secret.New(cfg.Password)}, nil
+	return &Postgres{conns: newConns(cfg, maxConns), adminPassword: secret.New(cfg.Password), hints: o.Hints.withDefaults()}, nil
 }
 
 func parsePositiveDuration(key, value string) (time.Duration, error) {

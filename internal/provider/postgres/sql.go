@@ -105,7 +105,7 @@ func (p *Postgres) withRole(ctx context.Context, op, role string, fn func(*pgx.C
 			return err
 		}
 		if !ok {
-			return roleNotFound(op, role)
+			return p.missingRole(op, role)
 		}
 		return fn(conn)
 	})
