@@ -41,6 +41,11 @@ type rig struct {
 	cfg     *resolve.Config
 	store   store.Store
 	eng     *engine.Engine
+	// doc, env and lookup load the config again (reload), as a new
+	// process would.
+	doc     string
+	environ map[string]string
+	lookup  func(string) (provider.Factory, error)
 
 	mu     sync.Mutex
 	sleeps []time.Duration
@@ -50,7 +55,8 @@ type rigOpts struct {
 	method   string
 	strategy string
 	roles    []string
-	provider []string // extra provider lines
+	provider []string          // extra provider lines
+	env      map[string]string // extra environment
 }
 
 func newRig(t *testing.T, w *world, o rigOpts) *rig {
@@ -64,7 +70,7 @@ func newRig(t *testing.T, w *world, o rigOpts) *rig {
 	}
 	var prov strings.Builder
 	for _, l := range append([]string{"type: neon", "api_key: ${NEON_API_KEY}", "api_url: " + w.fake.URL,
-		"project_id: " + w.fake.ProjectID, "database: " + w.db, "method: " + o.method}, o.provider...) {
+		"project_id: " + w.fake.ProjectID, "database: " + w.db, "method: " + o.method, "sslrootcert: " + caBundle(t)}, o.provider...) {
 		prov.WriteString("      " + l + "\n")
 	}
 	doc := fmt.Sprintf(`version: 1
@@ -96,21 +102,32 @@ credentials:
 	}
 	lookup := func(typ string) (provider.Factory, error) {
 		if typ == "neon" {
-			return neon.FactoryForTest(w.fake.Route, nil, tune), nil
+			return neon.FactoryForTest(w.fake.Route, nil, tune, w.logs), nil
 		}
 		return pbuiltin.Lookup(typ)
 	}
 	env := map[string]string{"NEON_API_KEY": w.fake.APIKey}
-	cfg, err := resolve.Parse(filepath.Join(r.dir, "rotor.yaml"), []byte(doc), func(k string) (string, bool) { v, ok := env[k]; return v, ok },
-		resolve.Registry{Provider: lookup, Target: tbuiltin.Lookup, HTTPClient: http.DefaultClient, Now: time.Now, Getenv: func(string) string { return "" }})
-	require.NoError(t, err)
-	t.Cleanup(func() { cfg.Close() })
-	r.cfg = cfg
+	for k, v := range o.env {
+		env[k] = v
+	}
+	r.doc, r.environ, r.lookup = doc, env, lookup
+	r.reload()
+	var err error
 	r.store, err = sqlite.Open(t.Context(), filepath.Join(r.dir, "state.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { r.store.Close() })
 	r.eng = r.newEngine()
 	return r
+}
+
+// reload loads the config again: new providers, as in a new process.
+func (r *rig) reload() {
+	r.t.Helper()
+	cfg, err := resolve.Parse(filepath.Join(r.dir, "rotor.yaml"), []byte(r.doc), func(k string) (string, bool) { v, ok := r.environ[k]; return v, ok },
+		resolve.Registry{Provider: r.lookup, Target: tbuiltin.Lookup, HTTPClient: http.DefaultClient, Now: time.Now, Getenv: func(string) string { return "" }})
+	require.NoError(r.t, err)
+	r.t.Cleanup(func() { cfg.Close() })
+	r.cfg = cfg
 }
 
 func (r *rig) newEngine() *engine.Engine {
@@ -322,25 +339,57 @@ func TestEngineAPIOperationFailureThenResume(t *testing.T) {
 	require.Error(t, w.login(role, oldPW))
 }
 
-// TestEngineOwnerRoleAPI rotates the database owner, which is also the
-// provider's admin role: after each reset the admin connection must come
-// back with the password Neon now stores.
-func TestEngineOwnerRoleAPI(t *testing.T) {
+// TestEngineOwnerRole rotates the database owner, which is also the
+// provider's admin role (the most common Neon set-up: the application
+// connects as the owner), by either method, in a project that stores
+// passwords and in one that does not (admin_password from the
+// environment). The first rotation succeeds; a later process logs in
+// with the password rotor stored (what the engine passes through
+// SelfManager), since the environment variable is stale by then.
+func TestEngineOwnerRole(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, neonfake.Config{})
-	r := newRig(t, w, rigOpts{method: neon.MethodAPI, strategy: "single", roles: []string{w.owner}})
-	check, err := r.cred().Provider.Check(t.Context(), provider.CheckRequest{Roles: []string{w.owner}})
-	require.NoError(t, err)
-	require.NotContains(t, strings.Join(check.Notes, "\n"), "also the admin role", "the api method copes with rotating its admin")
+	for _, method := range []string{neon.MethodSQL, neon.MethodAPI} {
+		for _, stored := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/stored_passwords=%v", method, stored), func(t *testing.T) {
+				t.Parallel()
+				w := newWorld(t, neonfake.Config{DisableStorePasswords: !stored})
+				o := rigOpts{method: method, strategy: "single", roles: []string{w.owner}}
+				if !stored {
+					o.provider = []string{"admin_password: ${NEON_ADMIN_PASSWORD}"}
+					o.env = map[string]string{"NEON_ADMIN_PASSWORD": w.ownerPW.Reveal()}
+				}
+				r := newRig(t, w, o)
+				check, err := r.cred().Provider.Check(t.Context(), provider.CheckRequest{Roles: []string{w.owner}})
+				require.NoError(t, err)
+				require.Contains(t, strings.Join(check.Notes, "\n"), "is also the admin role rotor logs in as: rotor switches to each new password", "rotating its own admin is supported")
 
-	prev := w.ownerPW
-	for i := range 2 {
-		res, err := r.eng.Rotate(t.Context(), r.cred(), engine.Options{})
-		require.NoError(t, err, "rotation %d", i+1)
-		require.Equal(t, store.StatusSucceeded, res.Status)
-		_, pw := r.published()
-		require.NoError(t, w.login(w.owner, pw))
-		require.Error(t, w.login(w.owner, prev))
-		prev = pw
+				res, err := r.eng.Rotate(t.Context(), r.cred(), engine.Options{})
+				require.NoError(t, err, "the first rotation succeeds")
+				require.Equal(t, store.StatusSucceeded, res.Status)
+				user, pw1 := r.published()
+				require.Equal(t, w.owner, user)
+				for _, key := range []string{"DATABASE_URL", "DATABASE_URL_UNPOOLED"} {
+					require.NoError(t, pgtest.CanLogin(t.Context(), r.routed(secret.New(r.env()[key]))), "the published %s logs in", key)
+				}
+				require.Error(t, w.login(w.owner, w.ownerPW), "the old password is gone")
+
+				// A new process: the environment's admin password is stale.
+				r.reload()
+				if !stored {
+					_, err := r.cred().Provider.Check(t.Context(), provider.CheckRequest{Roles: []string{w.owner}})
+					require.ErrorIs(t, err, provider.ErrPermission)
+					require.ErrorContains(t, err, "admin_password")
+					require.NotContains(t, err.Error(), "admin_url")
+				}
+				r.cred().Provider.(provider.SelfManager).UseAdminPasswords([]secret.String{pw1})
+				res, err = r.eng.Rotate(t.Context(), r.cred(), engine.Options{})
+				require.NoError(t, err, "the second rotation logs in with the stored password")
+				require.EqualValues(t, 2, res.Version)
+				_, pw2 := r.published()
+				require.NoError(t, w.login(w.owner, pw2))
+				require.Error(t, w.login(w.owner, pw1))
+				w.requireNoLeak(t, []string{fmt.Sprintf("%+v", res)}, pw1, pw2, w.ownerPW)
+			})
+		}
 	}
 }

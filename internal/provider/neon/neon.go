@@ -11,23 +11,37 @@
 //	  method: sql               # or api
 //	  admin_role: neondb_owner  # default: the database's owner
 //	  admin_password: ${NEON_ADMIN_PASSWORD}  # default: asked of the API (connection_uri)
+//	  sslmode: verify-full      # of the admin connection; verify-ca, or require (api only)
+//	  sslrootcert: /etc/ssl/neon-ca.pem      # default: the system's trusted roots
 //
 // Methods (docs/neon.md weighs them):
 //
-//   - sql (default) runs ALTER ROLE … PASSWORD '<SCRAM verifier>' on every
-//     branch through the postgres provider, over an admin connection; no
-//     connection is dropped. Neon's documentation says ALTER ROLE takes a
-//     plaintext password only ("Hashed passwords are not supported",
-//     neon.com/docs/manage/roles) and its compute forwards role changes to
-//     the control plane. rotor never sends the plaintext over SQL; when
-//     Neon refuses the verifier, SetPassword says so and points to the api
-//     method.
+//   - sql (default) runs ALTER ROLE … WITH LOGIN PASSWORD '<plaintext>' on
+//     every branch, as the admin role; no connection is dropped. Neon
+//     refuses hashed passwords over SQL ("Passwords must be supplied in
+//     plain text … Hashed passwords are not supported",
+//     neon.com/docs/manage/roles; neon-api.md §6): its compute forwards
+//     role passwords to the control plane before commit. So this is the one
+//     place rotor sends a plaintext password to a server, and it does so
+//     only over TLS that verifies the server (sslmode verify-full or
+//     verify-ca), in its own autocommit statement, with statement logging
+//     switched off for that session where the admin may
+//     (postgres.SetPlaintextPassword). A compute may abort after it
+//     forwarded the change (neon-api.md §6), so every change is proven by
+//     logging in with the new password before SetPassword returns.
 //   - api resets the password with POST …/roles/{role}/reset_password,
 //     which generates the password (returned in SetPasswordResponse.Password
 //     for the engine to store at once), waits for the operations, and then
 //     sets LOGIN and VALID UNTIL over SQL. Neon drops every connection to
-//     the compute endpoint when a reset applies. A reset cannot set a
-//     chosen password, so rollback and Snapshot are unsupported.
+//     the compute endpoint, of every role, when a reset applies. A reset
+//     cannot set a chosen password, so rollback and Snapshot are
+//     unsupported.
+//
+// The admin role may be the role a credential rotates (Neon's database
+// owner, which applications often connect as). The provider then switches
+// to the new password itself the moment it has set it, and the engine
+// tells it the stored passwords to log in with (provider.SelfManager), so
+// admin_password is needed at most for the first rotation.
 //
 // A role's password is per branch: a child branch keeps the old password
 // after a reset on its parent. SetPassword, Retire, Sessions, Terminate,
@@ -43,10 +57,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -85,8 +99,16 @@ type Options struct {
 	// ConnectTimeout bounds each admin connection attempt (default 15s: a
 	// suspended compute takes a moment to wake up).
 	ConnectTimeout string `yaml:"connect_timeout"`
-	// OperationTimeout bounds the wait for Neon's operations (default 5m).
+	// OperationTimeout bounds the wait for Neon's operations, and for a
+	// branch locked by other operations (423), default 5m.
 	OperationTimeout string `yaml:"operation_timeout"`
+	// SSLMode is the admin connection's sslmode: verify-full (default) or
+	// verify-ca; require (no certificate check) only with method api,
+	// since method sql sends the new password in plaintext over it.
+	SSLMode string `yaml:"sslmode"`
+	// SSLRootCert is the CA file that verifies the server (default: the
+	// system's trusted roots, which sign Neon's certificates).
+	SSLRootCert string `yaml:"sslrootcert"`
 }
 
 // Branches is `branches:`: a list of branch names or ids, or `all`.
@@ -134,6 +156,7 @@ func (b Branches) String() string {
 const (
 	defaultConnectTimeout = "15s"
 	maxIdentifierLength   = 63
+	defaultSSLMode        = "verify-full"
 )
 
 // projectIDRE: at most 60 of these, checked apart (a bounded repetition
@@ -150,6 +173,9 @@ type Neon struct {
 	adminRole      string
 	adminPassword  secret.String
 	connectTimeout string
+	sslMode        string
+	sslRootCert    string
+	logger         *slog.Logger
 
 	// route maps an endpoint host to the address to dial instead; tests
 	// point it at the clusters that play Neon's computes.
@@ -158,6 +184,12 @@ type Neon struct {
 	mu     sync.Mutex
 	state  *state
 	closed bool
+	// stored are the admin passwords the engine knows (SelfManager),
+	// tried before admin_password.
+	stored []secret.String
+	// needReplica: a template of a credential on this provider uses
+	// {{.ReplicaURL}} (RequireReplica).
+	needReplica bool
 }
 
 // state is what the API told us on first use.
@@ -172,10 +204,14 @@ type branch struct {
 	id, name  string
 	isDefault bool
 
-	mu       sync.Mutex
-	endpoint *neonapi.Endpoint
-	adminURL secret.String
-	pg       *postgres.Postgres
+	mu        sync.Mutex
+	endpoints []neonapi.Endpoint
+	listed    bool
+	adminURL  secret.String
+	pg        *postgres.Postgres
+	// adminPW is the password rotor itself gave the admin role on this
+	// branch; it is tried first.
+	adminPW secret.String
 }
 
 func (b *branch) String() string { return fmt.Sprintf("%s (%s)", b.name, b.id) }
@@ -209,10 +245,23 @@ func newProvider(p provider.Params, getenv func(string) string) (*Neon, error) {
 		method = MethodSQL
 	}
 	if method != MethodSQL && method != MethodAPI {
-		return nil, bad("method %q is unknown; use sql (ALTER ROLE with a SCRAM verifier, keeps connections) or api (Neon's reset_password, drops connections)", o.Method)
+		return nil, bad("method %q is unknown; use sql (ALTER ROLE with the plaintext password over verified TLS, keeps connections) or api (Neon's reset_password, drops every connection of the compute)", o.Method)
 	}
 	if o.AdminRole != "" && len(o.AdminRole) > maxIdentifierLength {
 		return nil, bad("admin_role %q is longer than PostgreSQL's 63-byte limit", o.AdminRole)
+	}
+	sslMode := o.SSLMode
+	if sslMode == "" {
+		sslMode = defaultSSLMode
+	}
+	switch {
+	case sslMode == "verify-full" || sslMode == "verify-ca":
+	case sslMode == "require" && method == MethodAPI:
+	case sslMode == "require":
+		return nil, bad("sslmode require does not check the server's certificate, and method sql sends the new password in plaintext over the admin connection (Neon refuses hashed passwords); "+
+			"remove sslmode (verify-full is the default and works with Neon's certificates), set sslmode: verify-ca with sslrootcert, or use method: api")
+	default:
+		return nil, bad("sslmode %q is not allowed for the admin connection; use verify-full (the default) or verify-ca (or require with method: api)", o.SSLMode)
 	}
 	timeout := o.ConnectTimeout
 	if timeout == "" {
@@ -222,6 +271,7 @@ func newProvider(p provider.Params, getenv func(string) string) (*Neon, error) {
 		return nil, bad("connect_timeout %q is not a positive duration; write it like 15s", o.ConnectTimeout)
 	}
 	api := &neonapi.Client{APIKey: secret.New(o.APIKey), HTTP: p.HTTPClient, Now: p.Now, UserAgent: "rotor (neon provider)"}
+	api.OperationTimeout = neonapi.DefaultOperationTimeout
 	if o.OperationTimeout != "" {
 		d, err := time.ParseDuration(o.OperationTimeout)
 		if err != nil || d <= 0 {
@@ -242,10 +292,29 @@ func newProvider(p provider.Params, getenv func(string) string) (*Neon, error) {
 	if api.HTTP == nil {
 		api.HTTP = &http.Client{Timeout: time.Minute}
 	}
-	return &Neon{
+	n := &Neon{
 		api: api, project: o.ProjectID, selection: o.Branches, database: o.Database, method: method,
 		adminRole: o.AdminRole, adminPassword: secret.New(o.AdminPassword), connectTimeout: timeout,
-	}, nil
+		sslMode: sslMode, sslRootCert: o.SSLRootCert, logger: slog.Default(),
+	}
+	api.OnRetry = n.logRetry
+	return n, nil
+}
+
+// logRetry is one log line per wait for the Neon API, so that a branch
+// busy for minutes does not look like a hang.
+func (n *Neon) logRetry(ev neonapi.RetryEvent) {
+	attrs := []any{"project", n.project, "request", ev.Method + " " + ev.Path, "attempt", ev.Attempt,
+		"wait", ev.Wait.Round(time.Millisecond).String(), "elapsed", ev.Elapsed.Round(time.Millisecond).String()}
+	switch {
+	case ev.Status == http.StatusLocked:
+		n.logger.Info("neon: the branch is busy with other operations (423 Locked); waiting to retry",
+			append(attrs, "message", ev.Message, "gives_up_after", ev.Limit.String())...)
+	case ev.Status != 0:
+		n.logger.Info(fmt.Sprintf("neon: %d %s; waiting to retry", ev.Status, http.StatusText(ev.Status)), append(attrs, "message", ev.Message)...)
+	default:
+		n.logger.Info("neon: no answer from the Neon API; waiting to retry", append(attrs, "error", ev.Message)...)
+	}
 }
 
 // resolve asks the API, once, for the configured branches, the database
@@ -346,17 +415,27 @@ func (n *Neon) choose(all []neonapi.Branch) ([]neonapi.Branch, error) {
 	return chosen, nil
 }
 
-// endpointOf returns the branch's read_write endpoint (the first enabled
-// one when there is none), as neonctl picks it.
-func (n *Neon) endpointOf(ctx context.Context, b *branch) (*neonapi.Endpoint, error) {
+// listEndpoints returns the branch's endpoints, asked of the API once.
+func (n *Neon) listEndpoints(ctx context.Context, b *branch) ([]neonapi.Endpoint, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.endpoint != nil {
-		return b.endpoint, nil
+	if b.listed {
+		return b.endpoints, nil
 	}
 	eps, err := n.api.ListBranchEndpoints(ctx, n.project, b.id)
 	if err != nil {
 		return nil, n.apiFail("list the endpoints of branch "+b.String(), err, provider.ErrInvalid, "")
+	}
+	b.endpoints, b.listed = eps, true
+	return eps, nil
+}
+
+// endpointOf returns the branch's read_write endpoint (the first enabled
+// one when there is none), as neonctl picks it.
+func (n *Neon) endpointOf(ctx context.Context, b *branch) (*neonapi.Endpoint, error) {
+	eps, err := n.listEndpoints(ctx, b)
+	if err != nil {
+		return nil, err
 	}
 	var pick *neonapi.Endpoint
 	for i := range eps {
@@ -374,94 +453,22 @@ func (n *Neon) endpointOf(ctx context.Context, b *branch) (*neonapi.Endpoint, er
 	if pick == nil {
 		return nil, fmt.Errorf("neon provider: branch %s has no compute endpoint; add one in the Neon console (Branches → %s → Add compute): %w", b, b.name, provider.ErrInvalid)
 	}
-	b.endpoint = pick
 	return pick, nil
 }
 
-// admin returns the branch's admin connection, built on first use.
-func (n *Neon) admin(ctx context.Context, st *state, b *branch) (*postgres.Postgres, error) {
-	for {
-		if _, err := n.adminURL(ctx, st, b); err != nil {
-			return nil, err
-		}
-		b.mu.Lock()
-		if b.pg != nil {
-			defer b.mu.Unlock()
-			return b.pg, nil
-		}
-		if b.adminURL.IsZero() {
-			// A reset of the admin role forgot it meanwhile; ask again.
-			b.mu.Unlock()
-			continue
-		}
-		o := postgres.Options{AdminURL: b.adminURL.Reveal(), ConnectTimeout: n.connectTimeout}
-		p, err := postgres.New(provider.Params{Decode: func(v any) error {
-			*(v.(*postgres.Options)) = o
-			return nil
-		}})
-		defer b.mu.Unlock()
-		if err != nil {
-			return nil, fmt.Errorf("neon provider: admin connection to branch %s: %w", b, err)
-		}
-		b.pg = p.(*postgres.Postgres)
-		return b.pg, nil
-	}
-}
-
-// adminURL is admin_role's connection string for the branch: from
-// admin_password and the endpoint host, or from the API's connection_uri.
-func (n *Neon) adminURL(ctx context.Context, st *state, b *branch) (secret.String, error) {
-	b.mu.Lock()
-	if !b.adminURL.IsZero() {
-		defer b.mu.Unlock()
-		return b.adminURL, nil
-	}
-	b.mu.Unlock()
-	var raw secret.String
-	if !n.adminPassword.IsZero() {
-		ep, err := n.endpointOf(ctx, b)
-		if err != nil {
-			return secret.String{}, err
-		}
-		c := consumerConn(ep.Host, st.database).WithUser(st.adminRole).WithPassword(n.adminPassword)
-		raw = c.URL()
-	} else {
-		uri, err := n.api.ConnectionURI(ctx, n.project, neonapi.ConnectionURIParams{BranchID: b.id, Database: st.database, Role: st.adminRole})
-		if errors.Is(err, neonapi.ErrPrecondition) {
-			return secret.String{}, fmt.Errorf("neon provider: get an admin connection to branch %s: %w; the project does not store role passwords (store_passwords is off), so rotor cannot ask Neon for %s's connection string: set admin_password: ${NEON_ADMIN_PASSWORD} to that role's password, or turn store_passwords on: %w",
-				b, err, st.adminRole, provider.ErrUnsupported)
-		}
-		if err != nil {
-			return secret.String{}, n.apiFail(fmt.Sprintf("get the connection string of admin role %q on branch %s", st.adminRole, b), err, provider.ErrInvalid,
-				"check admin_role and database, or set admin_password: ${NEON_ADMIN_PASSWORD}")
-		}
-		raw = uri
-	}
-	c, err := connstr.Parse(raw.Reveal())
+// replicaOf returns the branch's first enabled read_only endpoint (a read
+// replica), nil when it has none.
+func (n *Neon) replicaOf(ctx context.Context, b *branch) (*neonapi.Endpoint, error) {
+	eps, err := n.listEndpoints(ctx, b)
 	if err != nil {
-		return secret.String{}, fmt.Errorf("neon provider: the admin connection string for branch %s does not parse: %w", b, provider.ErrInvalid)
+		return nil, err
 	}
-	if n.route != nil {
-		if ip, port, ok := n.route(c.Host); ok {
-			c = c.WithHost(ip)
-			c.Port = strconv.Itoa(port)
+	for i := range eps {
+		if !eps[i].Disabled && eps[i].Type == neonapi.EndpointReadOnly {
+			return &eps[i], nil
 		}
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.adminURL = c.URL()
-	return b.adminURL, nil
-}
-
-// forgetAdmin drops the branch's admin connection, after the admin role's
-// own password changed under it.
-func (b *branch) forgetAdmin() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.pg != nil {
-		_ = b.pg.Close()
-	}
-	b.pg, b.adminURL = nil, secret.String{}
+	return nil, nil
 }
 
 // consumerConn is how consumers reach the database on an endpoint host,
@@ -518,6 +525,10 @@ func (n *Neon) apiFail(op string, err error, notFound error, hint string) error 
 	return fmt.Errorf("neon provider: %s: %w: %w", op, err, sentinel)
 }
 
-var _ provider.Provider = (*Neon)(nil)
-var _ provider.Endpointer = (*Neon)(nil)
-var _ provider.Reporter = (*Neon)(nil)
+var (
+	_ provider.Provider        = (*Neon)(nil)
+	_ provider.Endpointer      = (*Neon)(nil)
+	_ provider.Reporter        = (*Neon)(nil)
+	_ provider.PasswordChecker = (*Neon)(nil)
+	_ provider.SelfManager     = (*Neon)(nil)
+)

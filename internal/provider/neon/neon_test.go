@@ -1,9 +1,11 @@
 package neon_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +39,7 @@ func TestMain(m *testing.M) {
 // per branch; two are started on first use and shared by the tests.
 var (
 	extraOnce     sync.Once
+	extraMu       sync.Mutex // guards extraClusters, read by caBundle while another test starts them
 	extraClusters []*pgcluster.Cluster
 	extraErr      error
 )
@@ -51,7 +54,9 @@ func twoMoreClusters(t *testing.T) []*pgcluster.Cluster {
 				extraErr = err
 				return
 			}
+			extraMu.Lock()
 			extraClusters = append(extraClusters, c)
+			extraMu.Unlock()
 		}
 	})
 	if extraErr != nil {
@@ -84,6 +89,26 @@ type world struct {
 	db      string
 	owner   string
 	ownerPW secret.String
+	// logs collects what the providers log, for the leak scans.
+	logs *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer several goroutines may write.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]byte(nil), b.buf.Bytes()...)
 }
 
 func newWorld(t *testing.T, cfg neonfake.Config) *world {
@@ -91,7 +116,7 @@ func newWorld(t *testing.T, cfg neonfake.Config) *world {
 	fake := neonfake.Start(t, cfg)
 	main, err := fake.AddBranch(t.Context(), neonfake.BranchSpec{Name: "main", Cluster: pgtest.Shared(t)})
 	require.NoError(t, err)
-	w := &world{t: t, fake: fake, main: main, db: pgtest.UniqueName(t, "neondb"), owner: pgtest.UniqueName(t, "neondb_owner")}
+	w := &world{t: t, fake: fake, main: main, db: pgtest.UniqueName(t, "neondb"), owner: pgtest.UniqueName(t, "neondb_owner"), logs: &syncBuffer{}}
 	w.ownerPW, err = fake.AddDatabase(t.Context(), main.ID, w.db, w.owner)
 	require.NoError(t, err)
 	return w
@@ -111,8 +136,29 @@ func (w *world) providerYAML(method string, extra ...string) string {
 		"api_url: " + w.fake.URL,
 		"project_id: " + w.fake.ProjectID,
 		"method: " + method,
+		"sslrootcert: " + caBundle(w.t),
 	}
 	return strings.Join(append(lines, extra...), "\n")
+}
+
+// caBundle is a CA file that verifies every cluster the tests use as a
+// compute (each signs its own certificate, for 127.0.0.1 and localhost),
+// so that the admin connection runs with sslmode=verify-full, as it does
+// against Neon's publicly trusted certificates.
+func caBundle(t *testing.T) string {
+	t.Helper()
+	extraMu.Lock()
+	clusters := append([]*pgcluster.Cluster{pgtest.Shared(t)}, extraClusters...)
+	extraMu.Unlock()
+	var pem []byte
+	for _, c := range clusters {
+		b, err := os.ReadFile(c.CACertFile)
+		require.NoError(t, err)
+		pem = append(pem, b...)
+	}
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(path, pem, 0o600))
+	return path
 }
 
 func strictDecode(doc string) func(any) error {
@@ -125,7 +171,7 @@ func strictDecode(doc string) func(any) error {
 
 func (w *world) newProvider(method string, extra ...string) provider.Provider {
 	w.t.Helper()
-	p, err := neon.FactoryForTest(w.fake.Route, nil, quick)(provider.Params{Decode: strictDecode(w.providerYAML(method, extra...))})
+	p, err := neon.FactoryForTest(w.fake.Route, nil, quick, w.logs)(provider.Params{Decode: strictDecode(w.providerYAML(method, extra...))})
 	require.NoError(w.t, err)
 	w.t.Cleanup(func() { _ = p.Close() })
 	return p

@@ -45,6 +45,11 @@ func TestNew(t *testing.T) {
 		{"bad connect_timeout", base + "connect_timeout: soon", `connect_timeout "soon"`},
 		{"bad operation_timeout", base + "operation_timeout: -1m", `operation_timeout "-1m"`},
 		{"unknown key", base + "api_token: x", "api_token"},
+		{"sslmode verify-ca", base + "sslmode: verify-ca\nsslrootcert: /etc/ssl/neon.pem", ""},
+		{"sslmode require with api", base + "method: api\nsslmode: require", ""},
+		{"sslmode require with sql", base + "sslmode: require", "sslmode require does not check the server's certificate, and method sql sends the new password in plaintext"},
+		{"sslmode require by default method", base + "method: sql\nsslmode: require", "remove sslmode (verify-full is the default"},
+		{"sslmode disable", base + "method: api\nsslmode: disable", `sslmode "disable" is not allowed`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,7 +87,7 @@ func TestAPIURLPrecedence(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			p, err := neon.FactoryForTest(nil, env(tt.env), nil)(provider.Params{Decode: strictDecode(tt.config)})
+			p, err := neon.FactoryForTest(nil, env(tt.env), nil, nil)(provider.Params{Decode: strictDecode(tt.config)})
 			require.NoError(t, err)
 			require.Equal(t, tt.want, neon.BaseURL(p))
 		})
@@ -173,7 +178,7 @@ func TestEndpoints(t *testing.T) {
 	db := pgtest.UniqueName(t, "neondb")
 	_, err = fake.AddDatabase(t.Context(), main.ID, db, pgtest.UniqueName(t, "owner"))
 	require.NoError(t, err)
-	w := &world{t: t, fake: fake, main: main, db: db}
+	w := &world{t: t, fake: fake, main: main, db: db, logs: &syncBuffer{}}
 	// No database: the branch's only one is found.
 	p := w.newProvider(neon.MethodSQL)
 
@@ -185,6 +190,15 @@ func TestEndpoints(t *testing.T) {
 	require.True(t, strings.HasSuffix(direct.Host, ".eu-central-1.aws.neon.tech"))
 	require.Equal(t, "postgresql://"+main.Host+"/"+db+"?sslmode=require&channel_binding=require", got.Direct)
 	require.Equal(t, "postgresql://"+main.EndpointID+"-pooler.eu-central-1.aws.neon.tech/"+db+"?sslmode=require&channel_binding=require", got.Pooled)
+	replica, err := connstr.Parse(got.Replica)
+	require.NoError(t, err, "main has a read replica")
+	require.NotEqual(t, main.Host, replica.Host)
+	require.True(t, strings.HasPrefix(replica.Host, "ep-"))
+	_, _, routed := fake.Route(replica.Host)
+	require.True(t, routed, "the replica's host is an endpoint of the project")
+	require.Equal(t, db, replica.Database)
+	v, _ := replica.Param("sslmode")
+	require.Equal(t, "require", v)
 
 	// Two databases: the provider cannot guess.
 	_, err = fake.AddDatabase(t.Context(), main.ID, pgtest.UniqueName(t, "second"), pgtest.UniqueName(t, "owner"))
@@ -216,7 +230,7 @@ func TestAdminConnectionWithoutStoredPasswords(t *testing.T) {
 func TestAPIKeyRefused(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, neonfake.Config{})
-	p, err := neon.FactoryForTest(w.fake.Route, nil, quick)(provider.Params{Decode: strictDecode(
+	p, err := neon.FactoryForTest(w.fake.Route, nil, quick, w.logs)(provider.Params{Decode: strictDecode(
 		"api_key: napi_revoked_key\napi_url: " + w.fake.URL + "\nproject_id: " + w.fake.ProjectID)})
 	require.NoError(t, err)
 	_, err = p.Check(t.Context(), provider.CheckRequest{})
@@ -231,7 +245,7 @@ func TestAPIKeyRefused(t *testing.T) {
 func TestUnknownProject(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, neonfake.Config{})
-	p, err := neon.FactoryForTest(w.fake.Route, nil, quick)(provider.Params{Decode: strictDecode(
+	p, err := neon.FactoryForTest(w.fake.Route, nil, quick, w.logs)(provider.Params{Decode: strictDecode(
 		"api_key: " + w.fake.APIKey + "\napi_url: " + w.fake.URL + "\nproject_id: no-such-project")})
 	require.NoError(t, err)
 	_, err = p.Check(t.Context(), provider.CheckRequest{})
@@ -244,14 +258,61 @@ func TestCheck(t *testing.T) {
 	w := newWorld(t, neonfake.Config{})
 	role := pgtest.UniqueName(t, "app")
 	pgtest.NewRole(t, w.main.Cluster, role, secret.New("Pw-"+role))
-	got, err := w.newProvider(neon.MethodSQL).Check(t.Context(), provider.CheckRequest{Roles: []string{role, w.owner, "missing_role"}})
+	p := w.newProvider(neon.MethodSQL)
+	got, err := p.Check(t.Context(), provider.CheckRequest{Roles: []string{"missing_role"}})
+	require.NoError(t, err)
+	notes := strings.Join(got.Notes, "\n")
+	require.Contains(t, notes, `role "missing_role" does not exist; create it in the Neon console`)
+	require.NotContains(t, notes, "setup-roles", "a single role is not created by setup-roles")
+
+	got, err = p.Check(t.Context(), provider.CheckRequest{Roles: []string{role, w.owner}})
 	require.NoError(t, err)
 	require.Contains(t, got.ServerVersion, "on Neon (branch main)")
-	notes := strings.Join(got.Notes, "\n")
-	require.Contains(t, notes, `role "missing_role" does not exist`)
-	require.Contains(t, notes, "role \""+w.owner+"\" is also the admin role")
-	require.Contains(t, notes, "switch to method: api")
+	notes = strings.Join(got.Notes, "\n")
+	require.NotContains(t, notes, "SCRAM verifier", "no verifier goes to Neon")
+	require.Contains(t, notes, "role \""+w.owner+"\" is also the admin role rotor logs in as: rotor switches to each new password")
+	require.Contains(t, notes, "method sql sends the new password to Neon in plaintext, as Neon requires")
+	require.Contains(t, notes, "over TLS that verifies the server")
+	require.Contains(t, notes, "may not switch log_statement", "the owner is no superuser, so the check says logging stays as the server has it")
+	require.NotContains(t, notes, "read replica", "main has none")
 	require.NotContains(t, notes, `role "`+role+`"`)
+	require.NotContains(t, notes, "drops every connection")
+
+	// Two roles: a dual pair, which setup-roles creates.
+	got, err = w.newProvider(neon.MethodAPI).Check(t.Context(), provider.CheckRequest{Roles: []string{"missing_blue", "missing_green"}})
+	require.NoError(t, err)
+	notes = strings.Join(got.Notes, "\n")
+	require.Contains(t, notes, "`rotor setup-roles` creates the missing login roles")
+	require.Contains(t, notes, "drops every connection to the compute endpoint, of every role")
+	require.NotContains(t, notes, "sends the new password to Neon in plaintext")
+}
+
+func TestCheckRequiresReplica(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, neonfake.Config{})
+	p := w.newProvider(neon.MethodSQL)
+	_, err := p.Check(t.Context(), provider.CheckRequest{})
+	require.NoError(t, err, "no template needs a replica yet")
+	p.(interface{ RequireReplica() }).RequireReplica()
+	_, err = p.Check(t.Context(), provider.CheckRequest{})
+	require.ErrorIs(t, err, provider.ErrInvalid)
+	require.ErrorContains(t, err, "uses {{.ReplicaURL}}, but branch main")
+	require.ErrorContains(t, err, "has no read replica")
+	require.ErrorContains(t, err, "Add Read Replica")
+
+	fake := neonfake.Start(t, neonfake.Config{})
+	main, err := fake.AddBranch(t.Context(), neonfake.BranchSpec{Name: "main", Cluster: pgtest.Shared(t), ReadReplica: true})
+	require.NoError(t, err)
+	db := pgtest.UniqueName(t, "neondb")
+	_, err = fake.AddDatabase(t.Context(), main.ID, db, pgtest.UniqueName(t, "owner"))
+	require.NoError(t, err)
+	w2 := &world{t: t, fake: fake, main: main, db: db, logs: &syncBuffer{}}
+	p = w2.newProvider(neon.MethodSQL)
+	p.(interface{ RequireReplica() }).RequireReplica()
+	got, err := p.Check(t.Context(), provider.CheckRequest{})
+	require.NoError(t, err)
+	require.Contains(t, strings.Join(got.Notes, "\n"), "read replica ep-")
+	require.Contains(t, strings.Join(got.Notes, "\n"), "is {{.ReplicaURL}}")
 }
 
 // TestControlPlaneRefusal covers what Neon's compute raises when its
@@ -264,11 +325,12 @@ func TestControlPlaneRefusal(t *testing.T) {
 	server := errors.New(`set password for role "app": Received HTTP code 400 from control plane: {"error":"password is not strong enough"} (SQLSTATE XX000)`)
 	require.True(t, neon.ControlPlaneRefusal(server))
 	require.False(t, neon.ControlPlaneRefusal(errors.New(`role "app" does not exist (SQLSTATE 42704)`)))
-	err := neon.RefusedVerifier(`set the password of role "app" on branch main (br-x)`, server)
-	require.ErrorIs(t, err, provider.ErrUnsupported)
-	require.ErrorContains(t, err, "Neon refused the SCRAM verifier")
-	require.ErrorContains(t, err, "never sends a plaintext password over SQL")
-	require.ErrorContains(t, err, "method: api")
+	err := neon.RefusedPassword(`set the password of role "app" on branch main (br-x)`, server)
+	require.ErrorIs(t, err, provider.ErrInvalid)
+	require.ErrorContains(t, err, "Neon refused the password")
+	require.ErrorContains(t, err, "at least 60 bits of entropy")
+	require.ErrorContains(t, err, "password: policy")
+	require.NotContains(t, err.Error(), "never sends a plaintext", "the old wording is gone")
 }
 
 func TestRoleNamesInPaths(t *testing.T) {
@@ -315,5 +377,33 @@ func TestExamplesLoad(t *testing.T) {
 				require.Nil(t, cr.Conn, "the provider finds the hosts")
 			}
 		})
+	}
+}
+
+// TestEndpointWithoutReplica: no read_only endpoint, no Replica.
+func TestEndpointWithoutReplica(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, neonfake.Config{})
+	got, err := w.newProvider(neon.MethodSQL, "database: "+w.db).(provider.Endpointer).Endpoints(t.Context(), provider.EndpointsRequest{})
+	require.NoError(t, err)
+	require.Empty(t, got.Replica)
+	require.NotEmpty(t, got.Pooled)
+}
+
+// TestPooledHostFromEndpointID derives the pooled host as neonctl does,
+// from the endpoint id the API returns, whatever the domain.
+func TestPooledHostFromEndpointID(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ id, host, pooled, direct string }{
+		{"ep-cool-darkness-a1b2c3d4", "ep-cool-darkness-a1b2c3d4.us-east-2.aws.neon.tech", "ep-cool-darkness-a1b2c3d4-pooler.us-east-2.aws.neon.tech", "ep-cool-darkness-a1b2c3d4.us-east-2.aws.neon.tech"},
+		{"ep-cool-darkness-a1b2c3d4", "ep-cool-darkness-a1b2c3d4.c-2.us-east-2.aws.neon.tech", "ep-cool-darkness-a1b2c3d4-pooler.c-2.us-east-2.aws.neon.tech", "ep-cool-darkness-a1b2c3d4.c-2.us-east-2.aws.neon.tech"},
+		{"ep-quiet-fog-12345678", "ep-quiet-fog-12345678.eu-central-1.aws.neon.build", "ep-quiet-fog-12345678-pooler.eu-central-1.aws.neon.build", "ep-quiet-fog-12345678.eu-central-1.aws.neon.build"},
+		{"ep-quiet-fog-12345678", "ep-quiet-fog-12345678.azure.neon.example", "ep-quiet-fog-12345678-pooler.azure.neon.example", "ep-quiet-fog-12345678.azure.neon.example"},
+		{"ep-quiet-fog-12345678", "ep-quiet-fog-12345678-pooler.eu-central-1.aws.neon.build", "ep-quiet-fog-12345678-pooler.eu-central-1.aws.neon.build", "ep-quiet-fog-12345678.eu-central-1.aws.neon.build"},
+		{"ep-quiet-fog-12345678", "db.private.example", "", "db.private.example"},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.pooled, neon.PooledHost(tt.id, tt.host), tt.host)
+		require.Equal(t, tt.direct, neon.DirectHost(tt.id, tt.host), tt.host)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/provider/postgres"
 	"github.com/rotorhq/rotor/internal/secret"
 )
 
@@ -23,7 +24,11 @@ func prefix(st *state, b *branch, s string) string {
 }
 
 // Check resolves the project through the API and runs the postgres
-// provider's checks on every configured branch.
+// provider's checks on every configured branch, then says what the
+// method will do: over SQL, whether statement logging can be switched off
+// for the statement that carries the plaintext; over the API, that every
+// connection of the compute is dropped. It fails when a template needs a
+// read replica the branch does not have (RequireReplica).
 func (n *Neon) Check(ctx context.Context, req provider.CheckRequest) (provider.CheckResponse, error) {
 	for _, r := range req.Roles {
 		if err := checkRoleName("check the neon provider", r); err != nil {
@@ -34,8 +39,10 @@ func (n *Neon) Check(ctx context.Context, req provider.CheckRequest) (provider.C
 	if err != nil {
 		return provider.CheckResponse{}, err
 	}
+	hints := n.hints(st)
 	var resp provider.CheckResponse
-	for _, b := range st.branches {
+	missing := false
+	for i, b := range st.branches {
 		pg, err := n.admin(ctx, st, b)
 		if err != nil {
 			return provider.CheckResponse{}, err
@@ -48,22 +55,79 @@ func (n *Neon) Check(ctx context.Context, req provider.CheckRequest) (provider.C
 			resp.ServerVersion = got.ServerVersion + " on Neon (branch " + b.name + ")"
 		}
 		for _, note := range got.Notes {
+			if strings.Contains(note, "is not a superuser, so old passwords cannot be snapshotted") {
+				// Neon's roles never are, rotor sends no verifier to Neon, and
+				// whether the statement is logged is said below.
+				continue
+			}
+			if strings.Contains(note, hints.MissingRole) {
+				missing = true
+			}
 			resp.Notes = append(resp.Notes, prefix(st, b, note))
 		}
-	}
-	for _, r := range req.Roles {
-		switch {
-		case r != st.adminRole:
-		case n.method == MethodSQL:
-			resp.Notes = append(resp.Notes, fmt.Sprintf("role %q is also the admin role; once rotor changes its password over SQL, Neon's stored password no longer matches and the next admin connection fails: rotate another role, or use method: api", r))
-		case !n.adminPassword.IsZero():
-			resp.Notes = append(resp.Notes, fmt.Sprintf("role %q is also the admin role, and admin_password goes stale at its first reset; leave admin_password out so that rotor asks Neon for the new password", r))
+		if n.method == MethodSQL && i == 0 {
+			q, err := pg.Quiet(ctx)
+			if err != nil {
+				return provider.CheckResponse{}, fmt.Errorf("neon provider: on branch %s: %w", b, err)
+			}
+			resp.Notes = append(resp.Notes, sqlMethodNote(st, q))
 		}
 	}
-	if n.method == MethodSQL {
-		resp.Notes = append(resp.Notes, "method sql sends ALTER ROLE with a SCRAM verifier, while Neon documents that it accepts plaintext passwords only; if the apply step reports that Neon refused it, switch to method: api")
+	if missing && len(req.Roles) > 1 {
+		resp.Notes = append(resp.Notes, "for the dual strategy, `rotor setup-roles` creates the missing login roles (and their group) on every listed branch")
+	}
+	if n.method == MethodAPI {
+		resp.Notes = append(resp.Notes, "method api resets the password through Neon's API: Neon chooses the password, and when the reset applies it drops every connection to the compute endpoint, "+
+			"of every role, not only this credential's; a failed test cannot be rolled back. method sql (the default) keeps every connection")
+	}
+	for _, r := range req.Roles {
+		if r != st.adminRole {
+			continue
+		}
+		note := fmt.Sprintf("role %q is also the admin role rotor logs in as: rotor switches to each new password as soon as it has set it and keeps it in its store for the next rotation", r)
+		if !n.adminPassword.IsZero() {
+			note += ", so admin_password is only needed until the first rotation succeeds"
+		}
+		if n.method == MethodAPI && len(st.branches) > 1 && !n.adminPassword.IsZero() {
+			note += fmt.Sprintf("; with method api the branches other than %s get passwords nobody keeps, so without stored passwords rotor cannot log in there as %s after this process ends: use method sql", st.branches[0].name, r)
+		}
+		resp.Notes = append(resp.Notes, note)
+	}
+	replica, err := n.replicaOf(ctx, st.branches[0])
+	if err != nil {
+		return provider.CheckResponse{}, err
+	}
+	n.mu.Lock()
+	need := n.needReplica
+	n.mu.Unlock()
+	switch {
+	case replica != nil:
+		resp.Notes = append(resp.Notes, fmt.Sprintf("read replica %s (%s) of branch %s is {{.ReplicaURL}}", replica.ID, replica.Host, st.branches[0].name))
+	case need:
+		return provider.CheckResponse{}, fmt.Errorf("neon provider: a value template uses {{.ReplicaURL}}, but branch %s has no read replica (no read_only compute endpoint): "+
+			"add one in the Neon console (Branches → %s → Add Read Replica), or remove {{.ReplicaURL}} from the template: %w", st.branches[0], st.branches[0].name, provider.ErrInvalid)
 	}
 	return resp, nil
+}
+
+// sqlMethodNote says how method sql sends the password and whether the
+// statement stays out of the server's logs.
+func sqlMethodNote(st *state, q postgres.QuietReport) string {
+	note := "method sql sends the new password to Neon in plaintext, as Neon requires (it refuses hashed passwords), in an ALTER ROLE statement of its own over TLS that verifies the server; " +
+		"no connection is dropped"
+	if q.Complete() {
+		return note + "; admin role " + st.adminRole + " may switch server-side statement logging off for that statement, and rotor does"
+	}
+	return note + fmt.Sprintf("; admin role %s may not switch %s off, so if the server logs statements (Neon's default does not), that one is logged too", st.adminRole, strings.Join(q.Left, ", "))
+}
+
+// RequireReplica makes Check fail when the primary branch has no read
+// replica: the config renders {{.ReplicaURL}} for a credential on this
+// provider. resolve calls it when it loads such a config.
+func (n *Neon) RequireReplica() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.needReplica = true
 }
 
 // EnsureRoles repairs the dual layout on every configured branch. Login
@@ -206,7 +270,7 @@ func (n *Neon) withConn(ctx context.Context, st *state, b *branch, fn func(*pgx.
 	cfg.RuntimeParams["application_name"] = "rotor"
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return sqlFail("connect to branch "+b.String(), "", err, url, secret.New(cfg.Password))
+		return sqlFail("connect to branch "+b.String(), "", err, n.hints(st), url, secret.New(cfg.Password))
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	return fn(conn)
@@ -219,13 +283,13 @@ func (n *Neon) createLogins(ctx context.Context, st *state, b *branch, logins []
 		for _, l := range logins {
 			var exists bool
 			if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, l).Scan(&exists); err != nil {
-				return sqlFail("look up role on branch "+b.String(), l, err)
+				return sqlFail("look up role on branch "+b.String(), l, err, n.hints(st))
 			}
 			if exists {
 				continue
 			}
 			if _, err := conn.Exec(ctx, "CREATE ROLE "+pgx.Identifier{l}.Sanitize()+" LOGIN"); err != nil {
-				return sqlFail("create role on branch "+b.String(), l, err)
+				return sqlFail("create role on branch "+b.String(), l, err, n.hints(st))
 			}
 			created = append(created, l)
 		}
@@ -244,30 +308,37 @@ func (n *Neon) alterLogin(ctx context.Context, st *state, b *branch, role string
 	return n.withConn(ctx, st, b, func(conn *pgx.Conn) error {
 		_, err := conn.Exec(ctx, "ALTER ROLE "+pgx.Identifier{role}.Sanitize()+" WITH LOGIN VALID UNTIL '"+until+"'")
 		if err != nil {
-			return sqlFail("give role LOGIN and VALID UNTIL on branch "+b.String(), role, err)
+			return sqlFail("give role LOGIN and VALID UNTIL on branch "+b.String(), role, err, n.hints(st))
 		}
 		return nil
 	})
 }
 
 // sqlFail maps a server error of rotor's own statements to a sentinel,
-// with every given secret scrubbed from the wording.
-func sqlFail(op, role string, err error, secrets ...secret.String) error {
+// with every given secret scrubbed from the wording and Neon's advice.
+func sqlFail(op, role string, err error, h postgres.Hints, secrets ...secret.String) error {
 	err = secret.Scrub(err, secrets...)
 	var pgErr *pgconn.PgError
 	var sentinel error
+	advice := ""
 	switch {
 	case errors.As(err, &pgErr) && pgErr.Code == "42704":
-		sentinel = provider.ErrRoleNotFound
-	case errors.As(err, &pgErr) && (pgErr.Code == "42501" || strings.HasPrefix(pgErr.Code, "28")):
-		sentinel = provider.ErrPermission
+		sentinel, advice = provider.ErrRoleNotFound, h.MissingRole
+	case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "28"):
+		sentinel, advice = provider.ErrPermission, h.AdminLogin
+	case errors.As(err, &pgErr) && pgErr.Code == "42501":
+		sentinel, advice = provider.ErrPermission, h.AdminPrivilege
 	case errors.As(err, &pgErr):
-		return fmt.Errorf("neon provider: %s: %s (SQLSTATE %s)", op, pgErr.Message, pgErr.Code)
+		return fmt.Errorf("neon provider: %s: %s (SQLSTATE %s)", op, secret.ScrubString(pgErr.Message, secrets...), pgErr.Code)
 	default:
-		sentinel = provider.ErrUnavailable
+		sentinel, advice = provider.ErrUnavailable, h.AdminReach
 	}
 	if role != "" {
 		op += fmt.Sprintf(" (role %q)", role)
 	}
-	return fmt.Errorf("neon provider: %s: %s: %w", op, err.Error(), sentinel)
+	msg := err.Error()
+	if advice != "" {
+		msg += "; " + advice
+	}
+	return fmt.Errorf("neon provider: %s: %s: %w", op, msg, sentinel)
 }

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -45,6 +47,8 @@ func (p *Postgres) fail(op, role string, err error, secrets ...secret.String) er
 		sentinel, detail = classifyPgError(pgErr, role, p.hints)
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err):
 		sentinel, detail = provider.ErrUnavailable, "gave up waiting for the server ("+err.Error()+"); retry, or raise connect_timeout or the caller's deadline"
+	case isCertificateError(err):
+		sentinel, detail = provider.ErrUnavailable, err.Error()+"; "+p.hints.AdminTLS
 	case isConnectionError(err):
 		sentinel, detail = provider.ErrUnavailable, err.Error()+"; "+p.hints.AdminReach
 	default:
@@ -101,6 +105,14 @@ func alreadyMapped(err error) bool {
 		}
 	}
 	return false
+}
+
+func isCertificateError(err error) bool {
+	var verifyErr *tls.CertificateVerificationError
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &verifyErr) || errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid)
 }
 
 func isConnectionError(err error) bool {

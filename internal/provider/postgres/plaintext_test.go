@@ -205,3 +205,19 @@ func TestLogIn(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, p.LogIn(ctx, role, pw))
 }
+
+func TestUnverifiedCertificateSaysSo(t *testing.T) {
+	t.Parallel()
+	c := pgtest.Shared(t)
+	_, superURL := pgtest.NewDatabase(t)
+	u, err := url.Parse(superURL.Reveal())
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("sslmode", "verify-full") // the system's roots do not know the cluster's CA
+	u.RawQuery = q.Encode()
+	p := openProvider(t, secret.New(u.String()), postgres.Hints{AdminTLS: "set sslrootcert in the neon provider"})
+	_, err = p.Check(t.Context(), provider.CheckRequest{})
+	require.ErrorIs(t, err, provider.ErrUnavailable)
+	require.ErrorContains(t, err, "set sslrootcert in the neon provider")
+	require.Empty(t, secret.Leaks([]byte(err.Error()), c.SuperPassword()))
+}

@@ -53,6 +53,8 @@ type Hints struct {
 	AdminPrivilege string
 	// MissingRole follows "role … does not exist".
 	MissingRole string
+	// AdminTLS follows a server certificate that did not verify.
+	AdminTLS string
 }
 
 func (h Hints) withDefaults() Hints {
@@ -61,6 +63,7 @@ func (h Hints) withDefaults() Hints {
 		AdminReach:     orDefault(h.AdminReach, "check admin_url's host and port and that the server is up"),
 		AdminPrivilege: orDefault(h.AdminPrivilege, "connect admin_url as a superuser or a role with CREATEROLE (and pg_signal_backend to end sessions)"),
 		MissingRole:    orDefault(h.MissingRole, "create it (rotor setup-roles) or fix the role name"),
+		AdminTLS:       orDefault(h.AdminTLS, "the server's certificate did not verify against admin_url's sslrootcert (or the system's trusted roots); point sslrootcert at the CA that signed it, or fix the host name"),
 	}
 }
 
