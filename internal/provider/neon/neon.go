@@ -258,7 +258,7 @@ func newProvider(p provider.Params, getenv func(string) string) (*Neon, error) {
 	case sslMode == "verify-full" || sslMode == "verify-ca":
 	case sslMode == "require" && method == MethodAPI:
 	case sslMode == "require":
-		return nil, bad("sslmode require does not check the server's certificate, and method sql sends the new password in plaintext over the admin connection (Neon refuses hashed passwords); "+
+		return nil, bad("sslmode require does not check the server's certificate, and method sql sends the new password in plaintext over the admin connection (Neon refuses hashed passwords); " +
 			"remove sslmode (verify-full is the default and works with Neon's certificates), set sslmode: verify-ca with sslrootcert, or use method: api")
 	default:
 		return nil, bad("sslmode %q is not allowed for the admin connection; use verify-full (the default) or verify-ca (or require with method: api)", o.SSLMode)
