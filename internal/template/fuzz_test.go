@@ -16,7 +16,7 @@ func FuzzCompile(f *testing.F) {
 	}
 	const canary = "fuzz-canary-pw-9c2d"
 	vars := template.Vars{URL: secret.New("postgresql://u:" + canary + "@h/db"), DirectURL: secret.New("d"), PooledURL: secret.New("p"),
-		User: "u", Password: secret.New(canary), Host: "h", Port: "5432", Database: "db"}
+		User: "u", Password: secret.New(canary), Host: "h", Port: "5432", Database: "db", ReplicaURL: secret.New("postgresql://u:" + canary + "@r/db")}
 	f.Fuzz(func(t *testing.T, text string) {
 		tpl, err := template.Compile(text)
 		if err != nil {

@@ -18,14 +18,15 @@ const canary = "CANARY-pw-7f3a9&x/y"
 func vars() template.Vars {
 	enc := url.QueryEscape(canary)
 	return template.Vars{
-		URL:       secret.New("postgresql://app_blue:" + enc + "@db.internal:5432/app?sslmode=require"),
-		DirectURL: secret.New("postgresql://app_blue:" + enc + "@db.internal:5432/app?sslmode=require&direct=1"),
-		PooledURL: secret.New("postgresql://app_blue:" + enc + "@pool.internal:6432/app?sslmode=require"),
-		User:      "app_blue",
-		Password:  secret.New(canary),
-		Host:      "db.internal",
-		Port:      "5432",
-		Database:  "app",
+		URL:        secret.New("postgresql://app_blue:" + enc + "@db.internal:5432/app?sslmode=require"),
+		DirectURL:  secret.New("postgresql://app_blue:" + enc + "@db.internal:5432/app?sslmode=require&direct=1"),
+		PooledURL:  secret.New("postgresql://app_blue:" + enc + "@pool.internal:6432/app?sslmode=require"),
+		User:       "app_blue",
+		Password:   secret.New(canary),
+		Host:       "db.internal",
+		Port:       "5432",
+		Database:   "app",
+		ReplicaURL: secret.New("postgresql://app_blue:" + enc + "@replica.internal:5432/app?sslmode=require"),
 	}
 }
 
@@ -43,14 +44,15 @@ func TestEveryField(t *testing.T) {
 	t.Parallel()
 	v := vars()
 	want := map[string]string{
-		"URL":       v.URL.Reveal(),
-		"DirectURL": v.DirectURL.Reveal(),
-		"PooledURL": v.PooledURL.Reveal(),
-		"User":      "app_blue",
-		"Password":  canary,
-		"Host":      "db.internal",
-		"Port":      "5432",
-		"Database":  "app",
+		"URL":        v.URL.Reveal(),
+		"DirectURL":  v.DirectURL.Reveal(),
+		"PooledURL":  v.PooledURL.Reveal(),
+		"User":       "app_blue",
+		"Password":   canary,
+		"Host":       "db.internal",
+		"Port":       "5432",
+		"Database":   "app",
+		"ReplicaURL": v.ReplicaURL.Reveal(),
 	}
 	require.Len(t, template.Fields, len(want), "a new field needs a case here")
 	for _, field := range template.Fields {
@@ -92,7 +94,7 @@ func TestTemplates(t *testing.T) {
 
 func TestCompileErrors(t *testing.T) {
 	t.Parallel()
-	const known = "(known: .URL, .DirectURL, .PooledURL, .User, .Password, .Host, .Port, .Database)"
+	const known = "(known: .URL, .DirectURL, .PooledURL, .User, .Password, .Host, .Port, .Database, .ReplicaURL)"
 	tests := []struct {
 		text, wantErr string
 	}{
@@ -195,4 +197,46 @@ func TestExecuteIsReusable(t *testing.T) {
 		require.NoError(t, r.err)
 		require.Equal(t, r.want, r.got)
 	}
+}
+
+// TestReplicaURL: a template that names .ReplicaURL, in any branch, fails
+// to render for a credential without a read replica, rather than write an
+// empty string; others render as before.
+func TestReplicaURL(t *testing.T) {
+	t.Parallel()
+	none := vars()
+	none.ReplicaURL = secret.String{}
+	tests := []struct {
+		text string
+		uses bool
+	}{
+		{"{{.ReplicaURL}}", true},
+		{"{{if .User}}{{.ReplicaURL}}{{end}}", true},
+		{"{{if not .User}}{{.ReplicaURL}}{{else}}{{.URL}}{{end}}", true},
+		{"{{with .ReplicaURL}}{{.}}{{end}}", true},
+		{"{{.ReplicaURL | urlquery}}", true},
+		{"{{printf \"%s\" .ReplicaURL}}", true},
+		{"{{.URL}}", false},
+		{"ReplicaURL {{.PooledURL}}", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			t.Parallel()
+			tpl, err := template.Compile(tt.text)
+			require.NoError(t, err)
+			require.Equal(t, tt.uses, tpl.Uses(template.ReplicaField))
+			_, err = tpl.Execute(vars())
+			require.NoError(t, err)
+			out, err := tpl.Execute(none)
+			if !tt.uses {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, template.ErrNoReplica)
+			require.ErrorContains(t, err, "Add Read Replica")
+			require.True(t, out.IsZero())
+			require.NotContains(t, err.Error(), canary)
+		})
+	}
+	require.Equal(t, vars().ReplicaURL.Reveal(), render1(t, "{{.ReplicaURL}}"))
 }
