@@ -79,6 +79,7 @@ func build(spec *config.Config, err error, reg Registry) (*Config, error) {
 	for _, cs := range spec.Credentials {
 		c.Credentials = append(c.Credentials, b.credential(cs))
 	}
+	b.checkAcross(spec.Credentials, c.Credentials)
 	c.providers = b.built
 	if len(b.problems) > 0 {
 		b.problems.Sort()
