@@ -213,7 +213,8 @@ func resetSQL(names []string) string {
 }
 
 // LogIn proves that role logs in with pw through the admin connection's
-// host, port, database and TLS settings, and closes the session at once.
+// host, port, database and TLS settings, and closes the session at once
+// (waiting until the server shows it no more).
 // A server that authenticates the role and then refuses it the database
 // (no CONNECT privilege) counts as a success: the password is in effect.
 func (p *Postgres) LogIn(ctx context.Context, role string, pw secret.String) error {
@@ -222,7 +223,15 @@ func (p *Postgres) LogIn(ctx context.Context, role string, pw secret.String) err
 	cfg.User, cfg.Password = role, pw.Reveal()
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err == nil {
+		pid := int32(conn.PgConn().PID())
 		closeConn(conn)
+		// The backend exits a moment after the client leaves; wait, so that
+		// the proof is not counted among the role's sessions (a drain, a
+		// revoke) by whoever looks next. Best effort: the login is proven.
+		_ = p.conns.with(ctx, func(admin *pgx.Conn) error {
+			_, err := waitGone(ctx, admin, []int32{pid})
+			return err
+		})
 		return nil
 	}
 	var pgErr *pgconn.PgError
