@@ -32,6 +32,9 @@ type NeonImportOptions struct {
 	APIURL    string
 	Print     bool
 	Force     bool
+	// Split writes each database's keys to a file of its own instead of
+	// prefixing them, when a branch has several databases.
+	Split bool
 }
 
 // NewCmdNeon builds `rotor neon` and its subcommands.
@@ -54,9 +57,14 @@ func newCmdNeonImport(f *Factory, runF func(context.Context, *NeonImportOptions)
 writes a rotor config with one credential per database of the default branch:
 its owner role (or --role), the branches that hold it, and a .env target with
 DATABASE_URL (pooled) and DATABASE_URL_UNPOOLED (direct), the names Neon's
-Vercel integration uses. Hosts need no configuring: the neon provider finds
-the endpoint when it rotates. Review the file, then ` + "`rotor validate`" + ` and
-` + "`rotor rotate`" + `.`,
+Vercel integration uses, plus DATABASE_URL_READONLY when the branch has a
+read replica. With several databases, each one's keys get its name as a
+prefix (SHOP_DATABASE_URL), or with --split a file of their own, so that no
+two credentials write one key. Hosts need no configuring: the neon provider
+finds the endpoint when it rotates. The method is sql (no connection is
+dropped); when the project does not store passwords, the config takes the
+admin role's password from $NEON_ADMIN_PASSWORD. Review the file, then
+` + "`rotor validate`" + ` and ` + "`rotor rotate`" + `.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.ProjectID == "" {
@@ -76,12 +84,13 @@ the endpoint when it rotates. Review the file, then ` + "`rotor validate`" + ` a
 	fl.StringVar(&opts.Branch, "branch", "", "branch whose databases to import (default: the project's default branch)")
 	fl.StringSliceVar(&opts.Databases, "database", nil, "databases to import (default: all of the branch's)")
 	fl.StringVar(&opts.Role, "role", "", "role whose password to rotate (default: each database's owner)")
-	fl.StringVar(&opts.Method, "method", "", "sql or api (default: api for an owner role, which is also the admin, else sql)")
+	fl.StringVar(&opts.Method, "method", "", "sql (default: ALTER ROLE over verified TLS, keeps connections) or api (reset_password, drops every connection of the compute)")
 	fl.StringVar(&opts.EnvFile, "env-file", ".env", "the dotenv file the credentials are published to")
 	fl.StringVarP(&opts.Output, "output", "o", "", "file to write (default: --config, $ROTOR_CONFIG or ./rotor.yaml)")
 	fl.StringVar(&opts.APIURL, "api-url", "", "Neon API base URL (default $"+neon.APIHostEnv+" or "+neonapi.DefaultBaseURL+")")
 	fl.BoolVar(&opts.Print, "print", false, "print the config to stdout instead of writing it")
 	fl.BoolVar(&opts.Force, "force", false, "overwrite an existing file")
+	fl.BoolVar(&opts.Split, "split", false, "with several databases, write each one's keys to its own file (<env-file>.<database>) instead of prefixing them")
 	return cmd
 }
 
@@ -90,10 +99,15 @@ type neonProject struct {
 	id, apiURL string
 	branch     neonapi.Branch
 	endpoint   *neonapi.Endpoint
-	databases  []neonapi.Database
-	roles      []string
+	// replica is the branch's read replica (a read_only endpoint), if any.
+	replica   *neonapi.Endpoint
+	databases []neonapi.Database
+	roles     []string
 	// others are the other branches, with their roles.
 	others []otherBranch
+	// storesPasswords: Neon gives the admin role's password through the
+	// API, so the config needs no admin_password.
+	storesPasswords bool
 }
 
 type otherBranch struct {
@@ -132,7 +146,11 @@ func runNeonImport(ctx context.Context, opts *NeonImportOptions) error {
 	if _, err := atomicfile.WriteFile(path, []byte(text), 0o600); err != nil {
 		return err
 	}
-	fmt.Fprintf(f.IO.Out, "wrote %s with %s\n\nnext:\n  export NEON_API_KEY=…   (rotor reads it at every run)\n  rotor validate -c %s\n  rotor rotate -c %s --due   (from cron or CI)\n", path, summary, path, path)
+	admin := ""
+	if !p.storesPasswords {
+		admin = "  export NEON_ADMIN_PASSWORD=…   (the database owner's password: the project does not store passwords)\n"
+	}
+	fmt.Fprintf(f.IO.Out, "wrote %s with %s\n\nnext:\n  export NEON_API_KEY=…   (rotor reads it at every run)\n%s  rotor validate -c %s\n  rotor rotate -c %s --due   (from cron or CI)\n", path, summary, admin, path, path)
 	return nil
 }
 
@@ -174,9 +192,18 @@ func readNeonProject(ctx context.Context, api *neonapi.Client, opts *NeonImportO
 		return nil, fail("list the endpoints of branch "+p.branch.Name, err)
 	}
 	for i := range eps {
+		if eps[i].Disabled {
+			continue
+		}
 		if p.endpoint == nil || (eps[i].Type == neonapi.EndpointReadWrite && p.endpoint.Type != neonapi.EndpointReadWrite) {
 			p.endpoint = &eps[i]
 		}
+		if eps[i].Type == neonapi.EndpointReadOnly && p.replica == nil {
+			p.replica = &eps[i]
+		}
+	}
+	if p.replica == p.endpoint {
+		p.replica = nil // no read_write endpoint; the replica is all there is
 	}
 	dbs, err := api.ListDatabases(ctx, opts.ProjectID, p.branch.ID)
 	if err != nil {
@@ -201,6 +228,9 @@ func readNeonProject(ctx context.Context, api *neonapi.Client, opts *NeonImportO
 	if opts.Role != "" && !slices.Contains(p.roles, opts.Role) {
 		return nil, &UsageError{fmt.Errorf("branch %s has no role %q (roles: %s)", p.branch.Name, opts.Role, strings.Join(p.roles, ", "))}
 	}
+	if p.storesPasswords, err = storesPasswords(ctx, api, opts.ProjectID, p.branch.ID, p.databases[0]); err != nil {
+		return nil, fail("ask Neon whether project "+opts.ProjectID+" stores passwords", err)
+	}
 	for _, b := range branches {
 		if b.ID == p.branch.ID {
 			continue
@@ -212,6 +242,25 @@ func readNeonProject(ctx context.Context, api *neonapi.Client, opts *NeonImportO
 		p.others = append(p.others, otherBranch{branch: b, roles: roles})
 	}
 	return p, nil
+}
+
+// storesPasswords asks for the database owner's connection string, as the
+// provider will for its admin connection: a project with store_passwords
+// off answers 412, or a URI without a password. The answer's password is
+// dropped at once.
+func storesPasswords(ctx context.Context, api *neonapi.Client, project, branch string, db neonapi.Database) (bool, error) {
+	uri, err := api.ConnectionURI(ctx, project, neonapi.ConnectionURIParams{BranchID: branch, Database: db.Name, Role: db.OwnerName})
+	if errors.Is(err, neonapi.ErrPrecondition) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	c, err := connstr.Parse(uri.Reveal())
+	if err != nil {
+		return false, nil
+	}
+	return !c.Password.IsZero(), nil
 }
 
 func roleNames(ctx context.Context, api *neonapi.Client, project, branch string) ([]string, error) {
@@ -258,6 +307,13 @@ func credentialName(db string, taken map[string]bool) string {
 	return name
 }
 
+// keyNames are the value names a credential's target gets: Neon's own,
+// with the database's name as a prefix when several databases share one
+// file.
+func keyNames(prefix string) (pooled, direct, replica string) {
+	return prefix + "DATABASE_URL", prefix + "DATABASE_URL_UNPOOLED", prefix + "DATABASE_URL_READONLY"
+}
+
 func neonConfig(p *neonProject, opts *NeonImportOptions) (text, summary string) {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
@@ -270,12 +326,26 @@ func neonConfig(p *neonProject, opts *NeonImportOptions) (text, summary string) 
 	if p.endpoint != nil {
 		w("#\n# Consumers reach %s through endpoint %s; rotor finds it when it rotates:\n", p.branch.Name, p.endpoint.ID)
 		w("#   direct  %s\n", p.endpoint.Host)
-		if pooled, err := connstr.PooledHost(p.endpoint.Host); err == nil {
+		if pooled := neon.PooledHostOf(*p.endpoint); pooled != "" {
 			w("#   pooled  %s  (PgBouncer, transaction mode)\n", pooled)
 		}
+		if p.replica != nil {
+			w("#   replica %s  (read replica %s, read-only: {{.ReplicaURL}})\n", p.replica.Host, p.replica.ID)
+		}
 	}
-	w("#\n# Needs in the environment:\n#   NEON_API_KEY  a Neon API key (Account settings → API keys)\n#\n")
-	w("#   rotor validate\n#   rotor plan\n#   rotor rotate --due        # from cron or CI\n")
+	w("#\n# Needs in the environment:\n#   NEON_API_KEY  a Neon API key (Account settings → API keys)\n")
+	if !p.storesPasswords {
+		w("#   NEON_ADMIN_PASSWORD  the database owner's password. This project does not store\n")
+		w("#                 role passwords (store_passwords is off), so rotor cannot ask Neon\n")
+		w("#                 for it. When a credential rotates the owner itself, rotor keeps the\n")
+		w("#                 new password in its store and logs in with it from then on; the\n")
+		w("#                 variable is needed for the first rotation only.\n")
+	}
+	w("#\n#   rotor validate\n#   rotor plan\n#   rotor rotate --due        # from cron or CI\n")
+	several := len(p.databases) > 1
+	if several && !opts.Split {
+		w("#\n# The branch has %d databases: each credential's keys start with its\n# database's name, so that no two credentials write one key.\n", len(p.databases))
+	}
 	w("version: 1\nstate: .rotor/state.db\nkey_file: .rotor/key\n\ncredentials:\n")
 	taken := map[string]bool{}
 	var names []string
@@ -287,9 +357,6 @@ func neonConfig(p *neonProject, opts *NeonImportOptions) (text, summary string) 
 		method := opts.Method
 		if method == "" {
 			method = neon.MethodSQL
-			if role == db.OwnerName {
-				method = neon.MethodAPI
-			}
 		}
 		name := credentialName(db.Name, taken)
 		names = append(names, fmt.Sprintf("%s (role %s, method %s)", name, role, method))
@@ -313,19 +380,50 @@ func neonConfig(p *neonProject, opts *NeonImportOptions) (text, summary string) 
 		}
 		w("      branches: [%s]\n", yamlString(ref))
 		if method == neon.MethodAPI {
-			w("      # api: Neon generates the password (reset_password) and drops the\n      # compute's open connections when it applies. sql keeps them, but the\n      # admin role (here the owner itself) cannot change its own password\n      # over SQL without losing its stored one, and Neon documents that\n      # ALTER ROLE takes plaintext passwords only (see docs/neon.md).\n")
+			w("      # api: Neon generates the password (reset_password) and, when the reset\n      # applies, drops every connection to the compute, of every role. sql\n      # (the default) keeps them (see docs/neon.md).\n")
 		} else {
-			w("      # sql: ALTER ROLE with a SCRAM verifier as the owner %s; no connection\n      # is dropped. If Neon refuses the verifier, switch to method: api.\n", yamlString(db.OwnerName))
+			w("      # sql: rotor sends the new password to Neon in plaintext, as Neon\n      # requires (it refuses hashed passwords), in an ALTER ROLE of its own over\n      # TLS that verifies the server, as %s; no connection is dropped.\n", yamlString(db.OwnerName))
 		}
 		w("      method: %s\n", method)
+		if !p.storesPasswords {
+			w("      # The project stores no passwords: the admin role's comes from here.\n")
+			w("      admin_password: ${NEON_ADMIN_PASSWORD}\n")
+		}
+		if role == db.OwnerName {
+			w("    # The owner is also the role rotor logs in as: rotor switches to each\n    # new password itself and keeps it in its store.\n")
+		}
 		w("    # single: one role, its password changed in place. For zero downtime,\n    # use strategy: dual with two roles (see `rotor setup-roles`).\n")
 		w("    strategy: single\n    role: %s\n", yamlString(role))
 		w("    schedule:\n      every: 30d\n")
-		w("    targets:\n      - name: env\n        type: dotenv\n        path: %s\n        values:\n", yamlString(opts.EnvFile))
+		envFile, prefix := opts.EnvFile, ""
+		switch {
+		case several && opts.Split:
+			envFile = opts.EnvFile + "." + name
+		case several:
+			prefix = envPrefix(name) + "_"
+		}
+		pooledKey, directKey, replicaKey := keyNames(prefix)
+		w("    targets:\n      - name: env\n        type: dotenv\n        path: %s\n        values:\n", yamlString(envFile))
 		w("          # The names Neon's Vercel integration sets.\n")
-		w("          DATABASE_URL: \"{{.PooledURL}}\"\n          DATABASE_URL_UNPOOLED: \"{{.DirectURL}}\"\n")
+		w("          %s: \"{{.PooledURL}}\"\n          %s: \"{{.DirectURL}}\"\n", pooledKey, directKey)
+		if p.replica != nil {
+			w("          # The read replica (read-only).\n          %s: \"{{.ReplicaURL}}\"\n", replicaKey)
+		}
 	}
 	return b.String(), fmt.Sprintf("%d credential(s): %s", len(names), strings.Join(names, ", "))
+}
+
+// envPrefix makes a credential name into a key prefix (shop-db → SHOP_DB).
+func envPrefix(name string) string {
+	var sb strings.Builder
+	for _, r := range strings.ToUpper(name) {
+		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			sb.WriteRune(r)
+		} else {
+			sb.WriteByte('_')
+		}
+	}
+	return sb.String()
 }
 
 func orNone(s []string) string {

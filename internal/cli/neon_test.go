@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,18 +119,25 @@ func TestNeonImport(t *testing.T) {
 			require.Equal(t, config.StrategySingle, cr.Strategy)
 			require.Nil(t, cr.Conn, "hosts come from the provider, not the file")
 			require.Len(t, cr.Targets, 1)
-			require.Equal(t, []string{"DATABASE_URL", "DATABASE_URL_UNPOOLED"}, cr.Targets[0].Keys)
 			require.Equal(t, "dotenv", cr.Targets[0].Type)
 		}
+		// Two databases, one .env: each credential's keys have a prefix.
+		require.Equal(t, []string{"NEONDB_DATABASE_URL", "NEONDB_DATABASE_URL_UNPOOLED", "NEONDB_DATABASE_URL_READONLY"}, byName["neondb"].Targets[0].Keys)
+		require.Equal(t, []string{"SHOP_DATABASE_URL", "SHOP_DATABASE_URL_UNPOOLED", "SHOP_DATABASE_URL_READONLY"}, byName["shop"].Targets[0].Keys)
 		require.Equal(t, []string{"neondb_owner"}, byName["neondb"].Roles)
 		require.Equal(t, []string{"shop_owner"}, byName["shop"].Roles)
-		require.Contains(t, out, `DATABASE_URL: "{{.PooledURL}}"`)
-		require.Contains(t, out, `DATABASE_URL_UNPOOLED: "{{.DirectURL}}"`)
-		require.Contains(t, out, "method: api", "an owner role is rotated through the API")
+		require.Contains(t, out, `SHOP_DATABASE_URL: "{{.PooledURL}}"`)
+		require.Contains(t, out, `SHOP_DATABASE_URL_UNPOOLED: "{{.DirectURL}}"`)
+		require.Contains(t, out, `SHOP_DATABASE_URL_READONLY: "{{.ReplicaURL}}"`, "the branch has a read replica")
+		require.Contains(t, out, "method: sql", "sql is the default, for the owner too")
+		require.NotContains(t, out, "method: api")
+		require.NotContains(t, out, "admin_password", "the project stores passwords")
+		require.Contains(t, out, "The owner is also the role rotor logs in as")
 		require.Contains(t, out, "branches: [main]")
 		require.Contains(t, out, "# Also on dev, where the old password would keep working")
 		require.Contains(t, out, "#   direct  "+w.main.Host, "the read_write endpoint, not the replica listed first")
 		require.Contains(t, out, "#   pooled  "+w.main.EndpointID+"-pooler.")
+		require.Contains(t, out, "#   replica ep-")
 		require.Contains(t, out, "api_key: ${NEON_API_KEY}")
 		require.NotContains(t, out, w.fake.APIKey, "the key stays in the environment")
 
@@ -149,8 +157,64 @@ func TestNeonImport(t *testing.T) {
 		defer cfg.Close()
 		require.Len(t, cfg.Credentials, 1)
 		require.Equal(t, []string{"app"}, cfg.Credentials[0].Roles)
+		require.Equal(t, []string{"DATABASE_URL", "DATABASE_URL_UNPOOLED", "DATABASE_URL_READONLY"}, cfg.Credentials[0].Targets[0].Keys, "one database: Neon's names as they are")
 		require.Contains(t, out, "method: sql")
 		require.Contains(t, out, "path: web/.env.local")
+		require.NotContains(t, out, "The owner is also the role rotor logs in as")
+	})
+
+	t.Run("split", func(t *testing.T) {
+		t.Parallel()
+		f, buf := neonTestFactory(env)
+		out, err := runNeon(t, f, buf, "import", "--project-id", w.fake.ProjectID, "--api-url", w.fake.URL, "--print", "--split")
+		require.NoError(t, err)
+		cfg, err := parseWithNeon(t, filepath.Join(t.TempDir(), "rotor.yaml"), []byte(out), env)
+		require.NoError(t, err, out)
+		defer cfg.Close()
+		var paths []string
+		for _, cr := range cfg.Credentials {
+			require.Equal(t, []string{"DATABASE_URL", "DATABASE_URL_UNPOOLED", "DATABASE_URL_READONLY"}, cr.Targets[0].Keys)
+			paths = append(paths, filepath.Base(cr.Targets[0].Impl.Info().Destination))
+		}
+		require.Equal(t, []string{".env.neondb", ".env.shop"}, paths)
+	})
+
+	t.Run("one .env for two databases without prefixes is refused", func(t *testing.T) {
+		t.Parallel()
+		f, buf := neonTestFactory(env)
+		out, err := runNeon(t, f, buf, "import", "--project-id", w.fake.ProjectID, "--api-url", w.fake.URL, "--print")
+		require.NoError(t, err)
+		unprefixed := strings.NewReplacer("NEONDB_DATABASE", "DATABASE", "SHOP_DATABASE", "DATABASE").Replace(out)
+		_, err = parseWithNeon(t, filepath.Join(t.TempDir(), "rotor.yaml"), []byte(unprefixed), env)
+		require.ErrorContains(t, err, "writes DATABASE_URL to dotenv")
+		require.ErrorContains(t, err, "so one would overwrite the other")
+	})
+
+	t.Run("project without stored passwords", func(t *testing.T) {
+		t.Parallel()
+		fake := neonfake.Start(t, neonfake.Config{DisableStorePasswords: true})
+		main, err := fake.AddBranch(t.Context(), neonfake.BranchSpec{Name: "main", Cluster: w.main.Cluster})
+		require.NoError(t, err)
+		_, err = fake.AddDatabase(t.Context(), main.ID, "neondb", "neondb_owner")
+		require.NoError(t, err)
+		env := map[string]string{"NEON_API_KEY": fake.APIKey}
+		f, buf := neonTestFactory(env)
+		path := filepath.Join(t.TempDir(), "rotor.yaml")
+		out, err := runNeon(t, f, buf, "import", "--project-id", fake.ProjectID, "--api-url", fake.URL, "-o", path)
+		require.NoError(t, err)
+		require.Contains(t, out, "export NEON_ADMIN_PASSWORD=")
+		text, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.Contains(t, string(text), "admin_password: ${NEON_ADMIN_PASSWORD}")
+		require.Contains(t, string(text), "does not store\n#                 role passwords")
+		require.Contains(t, string(text), `DATABASE_URL: "{{.PooledURL}}"`, "one database: no prefix")
+		require.NotContains(t, string(text), "{{.ReplicaURL}}", "no replica on this branch")
+		_, err = parseWithNeon(t, path, text, env)
+		require.ErrorContains(t, err, "NEON_ADMIN_PASSWORD", "the variable is required")
+		env["NEON_ADMIN_PASSWORD"] = "set"
+		cfg, err := parseWithNeon(t, path, text, env)
+		require.NoError(t, err)
+		require.NoError(t, cfg.Close())
 	})
 
 	t.Run("writes a file once", func(t *testing.T) {

@@ -393,3 +393,48 @@ func TestEngineOwnerRole(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineDualSQL is the zero-downtime set-up on Neon with the default
+// method: two rotations of a dual pair, each new password sent over SQL,
+// the old role retired once drained, and a session opened before the
+// first rotation still running after the second (no reset, so nothing is
+// dropped).
+func TestEngineDualSQL(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, neonfake.Config{})
+	blue, green, other := pgtest.UniqueName(t, "app_blue"), pgtest.UniqueName(t, "app_green"), pgtest.UniqueName(t, "other")
+	otherPW, err := neon.StrongRandomPassword()
+	require.NoError(t, err)
+	pgtest.NewRole(t, w.main.Cluster, other, otherPW)
+	r := newRig(t, w, rigOpts{method: neon.MethodSQL, strategy: "dual", roles: []string{blue, green}})
+	cr := r.cred()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, role := range []string{blue, green, cr.Group} {
+			_ = pgtest.DropRole(ctx, w.main.Cluster, role)
+		}
+	})
+	_, err = cr.Provider.EnsureRoles(t.Context(), provider.EnsureRolesRequest{Group: cr.Group, Logins: cr.Roles})
+	require.NoError(t, err)
+	session := pgtest.Connect(t.Context(), t, w.main.Cluster.URL(other, otherPW, w.db))
+
+	res, err := r.eng.Rotate(t.Context(), cr, engine.Options{})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusSucceeded, res.Status)
+	require.Contains(t, stepDetail(res, engine.StepApply), "plaintext password set over verified TLS and proven by a login")
+	role1, pw1 := r.published()
+	require.Equal(t, blue, role1)
+
+	res, err = r.eng.Rotate(t.Context(), cr, engine.Options{})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusSucceeded, res.Status)
+	role2, pw2 := r.published()
+	require.Equal(t, green, role2)
+	require.NoError(t, w.login(green, pw2))
+	require.Error(t, w.login(blue, pw1), "the old role is retired once drained")
+	var one int
+	require.NoError(t, session.QueryRow(t.Context(), "SELECT 1").Scan(&one), "no session was dropped")
+	require.Empty(t, r.requestsTo("/reset_password"))
+	w.requireNoLeak(t, nil, pw1, pw2, otherPW)
+}

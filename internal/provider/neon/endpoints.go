@@ -52,6 +52,10 @@ func directHost(ep *neonapi.Endpoint) string {
 
 const poolerSuffix = "-pooler"
 
+// PooledHostOf is the endpoint's pooled host, `-pooler` after the
+// endpoint id the API returns (neon-api.md §2); "" when there is none.
+func PooledHostOf(ep neonapi.Endpoint) string { return pooledHost(&ep) }
+
 // pooledHost puts `-pooler` after the endpoint id in the host, as neonctl
 // does; "" when the host does not hold the id (then there is no pooled
 // host to derive, and the engine tests the direct host alone).
