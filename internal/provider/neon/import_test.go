@@ -64,7 +64,7 @@ func TestImportThenRotate(t *testing.T) {
 			if !stored {
 				environ["NEON_ADMIN_PASSWORD"] = w.ownerPW.Reveal()
 			}
-			doc = strings.Replace(doc, "      type: neon\n", "      type: neon\n      sslrootcert: "+caBundle(t)+"\n", 1)
+			doc = strings.Replace(doc, "      type: neon\n", "      type: neon\n      sslrootcert: "+w.fake.CACertFile+"\n", 1)
 
 			lookup := func(typ string) (provider.Factory, error) {
 				if typ == "neon" {

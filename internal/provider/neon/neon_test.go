@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -39,7 +38,6 @@ func TestMain(m *testing.M) {
 // per branch; two are started on first use and shared by the tests.
 var (
 	extraOnce     sync.Once
-	extraMu       sync.Mutex // guards extraClusters, read by caBundle while another test starts them
 	extraClusters []*pgcluster.Cluster
 	extraErr      error
 )
@@ -54,9 +52,7 @@ func twoMoreClusters(t *testing.T) []*pgcluster.Cluster {
 				extraErr = err
 				return
 			}
-			extraMu.Lock()
 			extraClusters = append(extraClusters, c)
-			extraMu.Unlock()
 		}
 	})
 	if extraErr != nil {
@@ -136,29 +132,11 @@ func (w *world) providerYAML(method string, extra ...string) string {
 		"api_url: " + w.fake.URL,
 		"project_id: " + w.fake.ProjectID,
 		"method: " + method,
-		"sslrootcert: " + caBundle(w.t),
+		// The fake's endpoints present a certificate of their own CA;
+		// Neon's are signed by one the system trusts.
+		"sslrootcert: " + w.fake.CACertFile,
 	}
 	return strings.Join(append(lines, extra...), "\n")
-}
-
-// caBundle is a CA file that verifies every cluster the tests use as a
-// compute (each signs its own certificate, for 127.0.0.1 and localhost),
-// so that the admin connection runs with sslmode=verify-full, as it does
-// against Neon's publicly trusted certificates.
-func caBundle(t *testing.T) string {
-	t.Helper()
-	extraMu.Lock()
-	clusters := append([]*pgcluster.Cluster{pgtest.Shared(t)}, extraClusters...)
-	extraMu.Unlock()
-	var pem []byte
-	for _, c := range clusters {
-		b, err := os.ReadFile(c.CACertFile)
-		require.NoError(t, err)
-		pem = append(pem, b...)
-	}
-	path := filepath.Join(t.TempDir(), "ca.pem")
-	require.NoError(t, os.WriteFile(path, pem, 0o600))
-	return path
 }
 
 func strictDecode(doc string) func(any) error {

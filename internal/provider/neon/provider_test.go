@@ -155,7 +155,7 @@ func TestAPIResetDropsConnections(t *testing.T) {
 			pw, _ := newPW(t)
 			pgtest.NewRole(t, w.main.Cluster, role, pw)
 			pgtest.NewRole(t, w.main.Cluster, bystander, pw)
-			conn := pgtest.Connect(t.Context(), t, w.main.Cluster.URL(bystander, pw, w.db))
+			conn := pgtest.Connect(t.Context(), t, w.viaEndpoint(bystander, pw))
 			next, v := newPW(t)
 			_, err := w.newProvider(tt.method).SetPassword(t.Context(), provider.SetPasswordRequest{Role: role, Password: next, Verifier: v})
 			require.NoError(t, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +34,13 @@ func (w *world) requireNoLeak(t *testing.T, texts []string, secrets ...secret.St
 	}
 }
 
+// viaEndpoint is a consumer's connection string through the main
+// branch's endpoint (the fake's proxy), as Neon gives it.
+func (w *world) viaEndpoint(role string, pw secret.String) secret.String {
+	w.t.Helper()
+	return w.routed(secret.New("postgresql://" + url.PathEscape(role) + ":" + url.QueryEscape(pw.Reveal()) + "@" + w.main.Host + "/" + w.db + "?sslmode=require&channel_binding=require"))
+}
+
 func strongPW(t *testing.T) secret.String {
 	t.Helper()
 	pw, err := neon.StrongRandomPassword()
@@ -51,8 +59,8 @@ func TestSQLMethodKeepsSessions(t *testing.T) {
 	old := strongPW(t)
 	pgtest.NewRole(t, w.main.Cluster, role, old)
 	pgtest.NewRole(t, w.main.Cluster, bystander, old)
-	other := pgtest.Connect(t.Context(), t, w.main.Cluster.URL(bystander, old, w.db))
-	own := pgtest.Connect(t.Context(), t, w.main.Cluster.URL(role, old, w.db))
+	other := pgtest.Connect(t.Context(), t, w.viaEndpoint(bystander, old))
+	own := pgtest.Connect(t.Context(), t, w.viaEndpoint(role, old))
 
 	p := w.newProvider(neon.MethodSQL, "database: "+w.db)
 	next := strongPW(t)
@@ -88,6 +96,26 @@ func TestSQLMethodKeepsSessions(t *testing.T) {
 	require.ErrorIs(t, suErr, provider.ErrPermission)
 	require.ErrorContains(t, suErr, "admin_role "+w.owner+" may not do this")
 	w.requireNoLeak(t, []string{resp.Detail, ghostErr.Error(), fmt.Sprintf("%+v", suErr)}, next, old, w.ownerPW)
+}
+
+// TestSQLMethodWeakPasswordRefused: Neon's control plane refuses a weak
+// password (the fake raises its error); nothing changes, and the error
+// says what to fix without quoting the password.
+func TestSQLMethodWeakPasswordRefused(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, neonfake.Config{})
+	role, old := pgtest.UniqueName(t, "app"), strongPW(t)
+	pgtest.NewRole(t, w.main.Cluster, role, old)
+	p := w.newProvider(neon.MethodSQL, "database: "+w.db)
+	weak := secret.New("abcdefgh")
+	require.Error(t, p.(provider.PasswordChecker).CheckPassword(weak), "the engine never draws it")
+	_, err := p.SetPassword(t.Context(), provider.SetPasswordRequest{Role: role, Password: weak})
+	require.ErrorIs(t, err, provider.ErrInvalid)
+	require.ErrorContains(t, err, "Neon refused the password")
+	require.ErrorContains(t, err, "control plane")
+	require.NoError(t, w.login(role, old), "the role keeps its password")
+	require.Error(t, w.login(role, weak))
+	w.requireNoLeak(t, []string{fmt.Sprintf("%+v", err)}, weak, old, w.ownerPW)
 }
 
 // TestSQLMethodCannotRestoreAVerifier: a rollback that has only a
@@ -183,34 +211,36 @@ func TestSelfManagedAdmin(t *testing.T) {
 	}
 }
 
-// TestLockedLongerThanAttempts holds the branch locked (423) for thirty
-// requests, which at Neon's backoff is two minutes of the client's clock:
-// far beyond the six attempts (about four seconds) rotor used to give up
-// after, well within operation_timeout. Every wait is logged.
+// TestLockedLongerThanAttempts keeps the branch busy with another
+// client's operation for two minutes of a clock that moves only when rotor
+// sleeps: far beyond the six attempts (about four seconds) rotor used to
+// give up after, well within operation_timeout. Every wait is logged.
 func TestLockedLongerThanAttempts(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, neonfake.Config{})
-	role := pgtest.UniqueName(t, "app")
-	pgtest.NewRole(t, w.main.Cluster, role, strongPW(t))
 	var mu sync.Mutex
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	start := now
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	w := newWorld(t, neonfake.Config{Now: clock})
+	role := pgtest.UniqueName(t, "app")
+	pgtest.NewRole(t, w.main.Cluster, role, strongPW(t))
 	tune := func(c *neonapi.Client) {
-		c.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		c.Now = clock
 		c.Sleep = func(ctx context.Context, d time.Duration) error {
 			mu.Lock()
 			defer mu.Unlock()
 			now = now.Add(d)
 			return ctx.Err()
 		}
-		c.Jitter = func() float64 { return 0.5 }
 	}
 	p, err := neon.FactoryForTest(w.fake.Route, nil, tune, w.logs)(provider.Params{Decode: strictDecode(w.providerYAML(neon.MethodAPI, "database: "+w.db))})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close() })
-	const locked = 30
-	w.fake.Inject(neonfake.Fault{Method: http.MethodPost, PathSuffix: "/reset_password", Status: http.StatusLocked,
-		Message: "project already has running operations, scheduling of new ones is prohibited", Count: locked})
+	_, err = p.Check(t.Context(), provider.CheckRequest{})
+	require.NoError(t, err)
+	start := clock()
+	const busy = 2 * time.Minute
+	_, err = w.fake.Busy("main", busy)
+	require.NoError(t, err)
 
 	resp, err := p.SetPassword(t.Context(), provider.SetPasswordRequest{Role: role, Password: strongPW(t)})
 	require.NoError(t, err)
@@ -221,17 +251,23 @@ func TestLockedLongerThanAttempts(t *testing.T) {
 			resets = append(resets, e.Status)
 		}
 	}
-	require.Len(t, resets, locked+1)
-	require.Equal(t, http.StatusOK, resets[locked])
-	mu.Lock()
-	waited := now.Sub(start)
-	mu.Unlock()
-	require.Greater(t, waited, time.Minute, "the lock was waited out on the client's clock")
-	require.Less(t, waited, neonapi.DefaultOperationTimeout)
+	require.Greater(t, len(resets), neonapi.DefaultMaxAttempts, "more tries than the attempt limit")
+	for _, st := range resets[:len(resets)-1] {
+		require.Equal(t, http.StatusLocked, st)
+	}
+	require.Equal(t, http.StatusOK, resets[len(resets)-1])
+	require.GreaterOrEqual(t, clock().Sub(start), busy, "the lock was waited out on the client's clock")
 	logs := string(w.logs.Bytes())
-	require.Equal(t, locked, strings.Count(logs, "423 Locked"), "one log line per wait")
+	require.Equal(t, len(resets)-1, strings.Count(logs, "423 Locked"), "one log line per wait")
 	require.Contains(t, logs, "gives_up_after=5m0s")
-	w.requireNoLeak(t, nil, resp.Password, w.ownerPW)
+
+	// Busy for longer than operation_timeout: rotor gives up, and says so.
+	_, err = w.fake.Busy("main", time.Hour)
+	require.NoError(t, err)
+	_, err = p.SetPassword(t.Context(), provider.SetPasswordRequest{Role: role, Password: strongPW(t)})
+	require.ErrorIs(t, err, provider.ErrUnavailable)
+	require.ErrorContains(t, err, "raise operation_timeout")
+	w.requireNoLeak(t, []string{err.Error()}, resp.Password, w.ownerPW)
 }
 
 func TestCheckPassword(t *testing.T) {
@@ -244,6 +280,7 @@ func TestCheckPassword(t *testing.T) {
 		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", // one character, and runs
 		"Xq7vLp2mRt9wZaaa",                 // strong but for a run of three
 		"Passsword-1234567",
+		"Abcdefghijklmnopqrstuvwxyz", // a run of letters counts two
 	} {
 		require.Error(t, p.CheckPassword(secret.New(weak)), weak)
 		require.NotContains(t, p.CheckPassword(secret.New(weak)).Error(), weak, "the error never quotes the password")

@@ -3,7 +3,6 @@ package neon
 import (
 	"fmt"
 	"math"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/rotorhq/rotor/internal/provider"
@@ -13,20 +12,23 @@ import (
 // Neon's rule for passwords set over SQL (neon.com/docs/manage/roles;
 // neon-api.md §6): at least 60 bits of entropy, and no character repeated
 // more than twice in a row. Neon does not publish how it estimates the
-// entropy, so CheckPassword uses an estimate meant to be no more generous
-// than any reasonable one:
+// entropy (its guidance: 12 or more characters of mixed classes, no
+// sequences, no runs), so CheckPassword uses an estimate meant to be no
+// more generous than any reasonable one, the Neon fake's included:
 //
 //   - the pool is the sum of the sizes of the character classes the
 //     password uses: lowercase letters 26, uppercase 26, digits 10, other
-//     printable ASCII 33, anything else (non-ASCII) 100;
-//   - only characters that differ from the one before count ("aab" counts
-//     two), since a repeat adds next to nothing;
+//     printable ASCII (space included) 33, and one per distinct other
+//     character;
+//   - a character counts only if it differs from the one before ("aab"
+//     counts two) and does not continue an ascending or descending run of
+//     letters or digits beyond its second character ("abcd" counts two);
 //   - bits = counted characters × log2(pool).
 //
 // A 12-character password of mixed-case letters and digits without
-// repeats gives 71 bits; rotor's default (32 of them) about 190; ten
-// lowercase letters 47, which is refused. Neon's own generated passwords
-// (npg_ and 12 letters and digits) give 105.
+// repeats or runs gives 71 bits; rotor's default (32 of them) about 190;
+// ten lowercase letters 47, which is refused. Neon's own generated
+// passwords (npg_ and 12 letters and digits) give about 105.
 const (
 	minEntropyBits = 60
 	maxRun         = 2
@@ -34,10 +36,10 @@ const (
 
 // EntropyBits is the estimate above.
 func EntropyBits(pw string) float64 {
-	var lower, upper, digit, symbol, other bool
-	counted := 0
-	var prev rune = -1
-	for _, r := range pw {
+	var lower, upper, digit, symbol bool
+	other := map[rune]bool{}
+	runes := []rune(pw)
+	for _, r := range runes {
 		switch {
 		case r >= 'a' && r <= 'z':
 			lower = true
@@ -45,21 +47,17 @@ func EntropyBits(pw string) float64 {
 			upper = true
 		case r >= '0' && r <= '9':
 			digit = true
-		case r < utf8.RuneSelf && unicode.IsPrint(r) && r != ' ':
+		case r >= ' ' && r <= '~':
 			symbol = true
 		default:
-			other = true
+			other[r] = true
 		}
-		if r != prev {
-			counted++
-		}
-		prev = r
 	}
-	pool := 0
+	pool := len(other)
 	for _, c := range []struct {
 		used bool
 		size int
-	}{{lower, 26}, {upper, 26}, {digit, 10}, {symbol, 33}, {other, 100}} {
+	}{{lower, 26}, {upper, 26}, {digit, 10}, {symbol, 33}} {
 		if c.used {
 			pool += c.size
 		}
@@ -67,7 +65,31 @@ func EntropyBits(pw string) float64 {
 	if pool < 2 {
 		return 0
 	}
+	counted, seq, step := 0, 1, rune(0)
+	for i, r := range runes {
+		if i == 0 {
+			counted++
+			continue
+		}
+		d := r - runes[i-1]
+		switch {
+		case (d == 1 || d == -1) && alnum(r) && alnum(runes[i-1]) && d == step:
+			seq++
+		case (d == 1 || d == -1) && alnum(r) && alnum(runes[i-1]):
+			seq, step = 2, d
+		default:
+			seq, step = 1, 0
+		}
+		if d == 0 || seq > 2 {
+			continue
+		}
+		counted++
+	}
 	return float64(counted) * math.Log2(float64(pool))
+}
+
+func alnum(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
 }
 
 // CheckPassword refuses a password Neon would refuse over SQL
