@@ -103,12 +103,12 @@ func (c *conns) fresh(ctx context.Context, fn func(*pgx.Conn) error) error {
 	}
 	defer func() { <-c.sem }()
 	c.mu.Lock()
-	closed := c.closed
+	closed, pws := c.closed, c.passwords
 	c.mu.Unlock()
 	if closed {
 		return errClosed
 	}
-	conn, err := pgx.ConnectConfig(ctx, c.cfg)
+	conn, err := c.connect(ctx, pws)
 	if err != nil {
 		return err
 	}
