@@ -57,6 +57,7 @@ type rigOpts struct {
 	roles    []string
 	provider []string          // extra provider lines
 	env      map[string]string // extra environment
+	values   []string          // extra values of the dotenv target
 }
 
 func newRig(t *testing.T, w *world, o rigOpts) *rig {
@@ -91,6 +92,9 @@ credentials:
           DATABASE_URL: "{{.PooledURL}}"
           DATABASE_URL_UNPOOLED: "{{.DirectURL}}"
 `, prov.String(), o.strategy, roleLine, r.envFile)
+	for _, v := range o.values {
+		doc += "          " + v + "\n"
+	}
 	tune := func(c *neonapi.Client) {
 		c.MaxAttempts = 50
 		c.Sleep = func(ctx context.Context, d time.Duration) error {
