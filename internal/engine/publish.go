@@ -23,7 +23,11 @@ import (
 
 // vars are the template fields for the pending version.
 func (r *run) vars() template.Vars {
-	return VarsFor(r.conn, r.pooled, r.to.Role, r.pending.password())
+	v := VarsFor(r.conn, r.pooled, r.to.Role, r.pending.password())
+	if r.replica != nil {
+		v.ReplicaURL = r.replica.WithUser(r.to.Role).WithPassword(r.pending.password()).URL()
+	}
+	return v
 }
 
 // VarsFor builds the template fields for role and password from how
@@ -50,31 +54,57 @@ func VarsFor(conn, pooledConn *connstr.Conn, role string, pw secret.String) temp
 }
 
 // endpoints returns how consumers connect: the config's connection.url, or
-// what the provider discovers when the config leaves it out.
-func (e *Engine) endpoints(ctx context.Context, cr *Credential) (conn, pooled *connstr.Conn, err error) {
+// what the provider discovers when the config leaves it out, with the
+// read replica it found (nil when none). A template that uses
+// {{.ReplicaURL}} without a replica fails here, before any password
+// changes.
+func (e *Engine) endpoints(ctx context.Context, cr *Credential) (conn, pooled, replica *connstr.Conn, err error) {
+	defer func() {
+		if err == nil && replica == nil {
+			err = needsReplica(cr)
+		}
+	}()
 	if cr.Conn != nil {
-		return cr.Conn, cr.Pooled, nil
+		return cr.Conn, cr.Pooled, nil, nil
 	}
 	ep, ok := cr.Provider.(provider.Endpointer)
 	if !ok {
-		return nil, nil, fmt.Errorf("%s has no connection.url and its provider cannot discover one; add connection: {url: …}", cr.Name)
+		return nil, nil, nil, fmt.Errorf("%s has no connection.url and its provider cannot discover one; add connection: {url: …}", cr.Name)
 	}
 	resp, err := ep.Endpoints(ctx, provider.EndpointsRequest{})
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: discover endpoints: %w", cr.Name, err)
+		return nil, nil, nil, fmt.Errorf("%s: discover endpoints: %w", cr.Name, err)
 	}
 	if conn, err = connstr.Parse(resp.Direct); err != nil {
-		return nil, nil, fmt.Errorf("%s: discovered endpoint: %w", cr.Name, err)
+		return nil, nil, nil, fmt.Errorf("%s: discovered endpoint: %w", cr.Name, err)
+	}
+	if resp.Replica != "" {
+		if replica, err = connstr.Parse(resp.Replica); err != nil {
+			return nil, nil, nil, fmt.Errorf("%s: discovered read replica: %w", cr.Name, err)
+		}
 	}
 	if cr.Pooled != nil {
-		return conn, cr.Pooled, nil
+		return conn, cr.Pooled, replica, nil
 	}
 	if resp.Pooled != "" {
 		if pooled, err = connstr.Parse(resp.Pooled); err != nil {
-			return nil, nil, fmt.Errorf("%s: discovered pooled endpoint: %w", cr.Name, err)
+			return nil, nil, nil, fmt.Errorf("%s: discovered pooled endpoint: %w", cr.Name, err)
 		}
 	}
-	return conn, pooled, nil
+	return conn, pooled, replica, nil
+}
+
+// needsReplica refuses a credential whose templates use {{.ReplicaURL}}
+// when there is no read replica to fill it.
+func needsReplica(cr *Credential) error {
+	for _, t := range cr.Targets {
+		for _, k := range t.Keys {
+			if tpl := t.Values[k]; tpl != nil && tpl.Uses(template.ReplicaField) {
+				return fmt.Errorf("%s: target %s, value %s: %w", cr.Name, t.Name, k, template.ErrNoReplica)
+			}
+		}
+	}
+	return nil
 }
 
 func (r *run) urls() []secret.String {
@@ -82,7 +112,7 @@ func (r *run) urls() []secret.String {
 		return nil
 	}
 	v := r.vars()
-	return []secret.String{v.URL, v.DirectURL, v.PooledURL}
+	return []secret.String{v.URL, v.DirectURL, v.PooledURL, v.ReplicaURL}
 }
 
 // rendered is one target's values for the pending version.

@@ -190,7 +190,7 @@ func (e *Engine) Status(ctx context.Context, cr *Credential, opts StatusOptions)
 	}
 	if opts.Live {
 		var login func(context.Context, *store.Version) error
-		if conn, _, err := e.endpoints(ctx, cr); err == nil {
+		if conn, _, _, err := e.endpoints(ctx, cr); err == nil {
 			r := &run{e: e, cr: cr, conn: conn}
 			login = r.loginAs
 		}

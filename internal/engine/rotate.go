@@ -80,6 +80,8 @@ type run struct {
 	fence store.Fence
 	// conn and pooled are how consumers connect (config or discovered).
 	conn, pooled *connstr.Conn
+	// replica is the read replica the provider found, nil when none.
+	replica *connstr.Conn
 }
 
 // material is what a version's sealed blob holds.
@@ -243,7 +245,7 @@ func (r *run) execute(ctx context.Context) error {
 	if err := r.e.useStoredAdmin(ctx, r.cr); err != nil {
 		return r.fail(ctx, StepPrepare, err, "")
 	}
-	if r.conn, r.pooled, err = r.e.endpoints(ctx, r.cr); err != nil {
+	if r.conn, r.pooled, r.replica, err = r.e.endpoints(ctx, r.cr); err != nil {
 		return r.fail(ctx, StepPrepare, err, "")
 	}
 	r.stepResult(StepLock, "done", "lease held by "+r.e.Holder, 0)
