@@ -407,3 +407,34 @@ func TestPooledHostFromEndpointID(t *testing.T) {
 		require.Equal(t, tt.direct, neon.DirectHost(tt.id, tt.host), tt.host)
 	}
 }
+
+// TestDescribeApply: plan must not claim, for the api method, a
+// rotor-generated password, a SCRAM verifier or a rollback.
+func TestDescribeApply(t *testing.T) {
+	t.Parallel()
+	base := "api_key: k\nproject_id: p-1\n"
+	describe := func(config string) (string, string, string) {
+		p, err := neon.New(provider.Params{Decode: strictDecode(base + config)})
+		require.NoError(t, err)
+		return p.(interface {
+			DescribeApply(role string) (string, string, string)
+		}).DescribeApply("app")
+	}
+	gen, apply, rollback := describe("method: api\nbranches: all")
+	for _, s := range []string{gen, apply, rollback} {
+		require.NotContains(t, s, "SCRAM")
+		require.NotContains(t, s, "32-character")
+	}
+	require.Contains(t, gen, "have Neon generate the password")
+	require.Contains(t, apply, "on branches all")
+	require.Contains(t, apply, "drops every connection to the compute endpoint, of every role")
+	require.Contains(t, rollback, "cannot be rolled back")
+
+	gen, apply, rollback = describe("")
+	require.Empty(t, gen, "rotor generates it, as the engine says")
+	require.Contains(t, apply, "in plaintext, as Neon requires")
+	require.Contains(t, apply, "over TLS that verifies the server")
+	require.Contains(t, apply, "no connection is dropped")
+	require.NotContains(t, apply, "SCRAM")
+	require.Contains(t, rollback, "previous password back")
+}
