@@ -118,7 +118,7 @@ func sqlMethodNote(st *state, q postgres.QuietReport) string {
 	if q.Complete() {
 		return note + "; admin role " + st.adminRole + " may switch server-side statement logging off for that statement, and rotor does"
 	}
-	return note + fmt.Sprintf("; admin role %s may not switch %s off, so if the server logs statements (Neon's default does not), that one is logged too", st.adminRole, strings.Join(q.Left, ", "))
+	return note + fmt.Sprintf("; admin role %s may not switch %s off, so if the server logs statements (PostgreSQL's default, log_statement = none, does not), that one is logged too", st.adminRole, strings.Join(q.Left, ", "))
 }
 
 // RequireReplica makes Check fail when the primary branch has no read
