@@ -140,7 +140,13 @@ func (n *Neon) adminURL(ctx context.Context, st *state, b *branch) (secret.Strin
 		cands = append(cands, adminCandidate{n.adminPassword, "admin_password"})
 	}
 	n.mu.Unlock()
-	cands = slices.CompactFunc(cands, func(a, b adminCandidate) bool { return a.pw.Equal(b.pw) })
+	var unique []adminCandidate
+	for _, c := range cands {
+		if !slices.ContainsFunc(unique, func(u adminCandidate) bool { return u.pw.Equal(c.pw) }) {
+			unique = append(unique, c)
+		}
+	}
+	cands = unique
 
 	var chosen *connstr.Conn
 	switch len(cands) {
