@@ -88,6 +88,9 @@ func (n *Neon) Check(ctx context.Context, req provider.CheckRequest) (provider.C
 		if !n.adminPassword.IsZero() {
 			note += ", so admin_password is only needed until the first rotation succeeds"
 		}
+		if n.method == MethodAPI && !n.adminPassword.IsZero() {
+			note += "; with method api, if rotor were stopped between Neon's reset and storing Neon's answer, nobody would know the new password, and without stored passwords rotor could not log in again: method sql, where rotor stores the password before it sends it, has no such window"
+		}
 		if n.method == MethodAPI && len(st.branches) > 1 && !n.adminPassword.IsZero() {
 			note += fmt.Sprintf("; with method api the branches other than %s get passwords nobody keeps, so without stored passwords rotor cannot log in there as %s after this process ends: use method sql", st.branches[0].name, r)
 		}

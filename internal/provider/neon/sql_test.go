@@ -339,3 +339,15 @@ func hasRun(s string, n int) bool {
 	}
 	return false
 }
+
+func TestCheckWarnsOfAPISelfManagedWithoutStoredPasswords(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, neonfake.Config{DisableStorePasswords: true})
+	got, err := w.newProvider(neon.MethodAPI, "admin_password: "+w.ownerPW.Reveal()).Check(t.Context(), provider.CheckRequest{Roles: []string{w.owner}})
+	require.NoError(t, err)
+	require.Contains(t, strings.Join(got.Notes, "\n"), "nobody would know the new password")
+	got, err = w.newProvider(neon.MethodSQL, "admin_password: "+w.ownerPW.Reveal()).Check(t.Context(), provider.CheckRequest{Roles: []string{w.owner}})
+	require.NoError(t, err)
+	require.NotContains(t, strings.Join(got.Notes, "\n"), "nobody would know")
+	w.requireNoLeak(t, got.Notes, w.ownerPW)
+}
