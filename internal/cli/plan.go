@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/target"
@@ -149,12 +150,21 @@ func runValidate(ctx context.Context, opts *ValidateOptions) error {
 	var checks []Check
 	checks = append(checks, Check{Subject: "config " + cfg.Path, OK: true, Notes: []string{fmt.Sprintf("%d credential(s)", len(cfg.Credentials))}})
 	if !opts.Offline {
-		if _, err := f.Engine(ctx); err != nil {
-			checks = append(checks, Check{Subject: "state " + cfg.State, Error: err.Error()})
+		state := "state " + connstr.Redact(cfg.State)
+		eng, err := f.Engine(ctx)
+		if err != nil {
+			checks = append(checks, Check{Subject: state, Error: err.Error()})
 		} else {
-			checks = append(checks, Check{Subject: "state " + cfg.State, OK: true})
+			checks = append(checks, Check{Subject: state, OK: true})
 		}
 		for _, cr := range creds {
+			if eng != nil {
+				// A self-managed credential's provider logs in with the
+				// password rotor keeps, not the stale one in the environment.
+				if err := eng.UseStoredAdmin(ctx, cr); err != nil {
+					checks = append(checks, Check{Credential: cr.Name, Subject: "stored admin password", Error: err.Error()})
+				}
+			}
 			checks = append(checks, validateCredential(ctx, cr)...)
 		}
 	}

@@ -33,7 +33,7 @@ credentials:
     connection: {url: "postgresql://db.internal/worker"}
     roles: [worker_blue, worker_green]
     targets:
-      - *env
+      - {<<: *env, values: {WORKER_DATABASE_URL: "{{.URL}}"}}
       - {<<: *env, name: extra, path: extra.env}
 `
 	cfg := mustParse(t, src, withEnv(map[string]string{"HOME": "must-not-be-read"}))

@@ -240,6 +240,8 @@ credentials:
     provider: {type: fakepg, admin_url: "postgresql://admin@other.internal/postgres"}
     connection: {url: "postgresql://other.internal/app"}
     role: other_user
+    targets:
+      - {name: shared, type: fakefile, path: other.env, values: {DATABASE_URL: "{{.URL}}"}}
 `
 	cfg := mustParse(t, src, baseEnv)
 	require.Len(t, cfg.Credentials, 3)

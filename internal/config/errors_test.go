@@ -18,7 +18,7 @@ type wantErr struct {
 func TestParseErrors(t *testing.T) {
 	t.Parallel()
 	const credentialKeys = "(known: connection, drain, expire_after, group, password, provider, publish, retire, retire_method, role, roles, schedule, strategy, targets, test)"
-	const fields = "(known: .URL, .DirectURL, .PooledURL, .User, .Password, .Host, .Port, .Database)"
+	const fields = "(known: .URL, .DirectURL, .PooledURL, .User, .Password, .Host, .Port, .Database, .ReplicaURL)"
 	v := validConfig
 	twice := v + strings.TrimPrefix(v, "version: 1\ncredentials:\n")
 	tests := []struct {

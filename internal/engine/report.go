@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -315,15 +316,21 @@ func (e *Engine) Plan(ctx context.Context, cr *Credential, opts PlanOptions) (*P
 		p.Warnings = append(p.Warnings, "the rotation will stop at prepare: "+err.Error())
 	}
 	pol := cr.Policy
-	p.Actions = append(p.Actions,
-		fmt.Sprintf("generate a %d-character password (%.0f bits) and store it encrypted as pending", pol.Length, pol.EntropyBits()),
-		fmt.Sprintf("set it on role %s as a SCRAM-SHA-256 verifier (the server never sees the plaintext)", orDefault(p.ToRole, "(none, see the warnings)")))
+	role := orDefault(p.ToRole, "(none, see the warnings)")
+	generate := fmt.Sprintf("generate a %d-character password (%.0f bits) and store it encrypted as pending", pol.Length, pol.EntropyBits())
+	apply := fmt.Sprintf("set it on role %s as a SCRAM-SHA-256 verifier (the server never sees the plaintext)", role)
+	rollback := "on failure put the previous password back"
+	if d, ok := cr.Provider.(provider.ApplyDescriber); ok {
+		g, a, r := d.DescribeApply(role)
+		generate, apply, rollback = cmp.Or(g, generate), cmp.Or(a, apply), cmp.Or(r, rollback)
+	}
+	p.Actions = append(p.Actions, generate, apply)
 	test := "log in with the new connection string"
 	if cr.TestPooled && cr.Pooled != nil {
 		test += " (direct and pooled)"
 	}
 	if cr.Strategy == StrategySingle {
-		test += "; on failure put the previous password back"
+		test += "; " + rollback
 	}
 	p.Actions = append(p.Actions, test,
 		fmt.Sprintf("write %d target(s) in parallel (up to %d at once), then reload those that need it", len(cr.Targets), cr.Concurrency),

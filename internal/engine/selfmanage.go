@@ -39,6 +39,14 @@ func selfManager(ctx context.Context, cr *Credential) (provider.SelfManager, err
 	return sm, nil
 }
 
+// UseStoredAdmin points a self-managed credential's provider at the
+// passwords rotor keeps (see useStoredAdmin), for callers outside a
+// rotation that use the provider (`rotor validate`).
+func (e *Engine) UseStoredAdmin(ctx context.Context, cr *Credential) error {
+	e.init()
+	return e.useStoredAdmin(ctx, cr)
+}
+
 // useStoredAdmin points a self-managed credential's provider at the
 // passwords rotor keeps: the pending version of an unfinished rotation
 // (the server may hold it already), then the current version.

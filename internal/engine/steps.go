@@ -320,17 +320,31 @@ func (r *run) login(ctx context.Context) ([]string, error) {
 // rotation (single strategy): the snapshot prepare took, else the version
 // rotor stored last. Zero when neither is known.
 func (r *run) previousVerifier(ctx context.Context) secret.String {
+	return r.previous(ctx).verifier()
+}
+
+// previous is what the server held for the role before this rotation
+// (single strategy): the snapshot prepare took (a verifier only), else the
+// version rotor stored last (password and verifier).
+func (r *run) previous(ctx context.Context) material {
 	switch {
 	case r.rot.Rollback != nil:
 		if m, err := r.e.openBlob(r.cr.Name, r.to.Role, r.rot.Rollback); err == nil {
-			return m.verifier()
+			if r.from != nil && r.from.Role == r.to.Role {
+				// The stored version's plaintext, for a server that refuses
+				// verifiers (Neon over SQL), when it is the same password.
+				if fm, err := r.e.open(r.from); err == nil && fm.Verifier == m.Verifier {
+					return fm
+				}
+			}
+			return m
 		}
 	case r.from != nil && r.from.Role == r.to.Role:
 		if m, err := r.e.open(r.from); err == nil {
-			return m.verifier()
+			return m
 		}
 	}
-	return secret.String{}
+	return material{}
 }
 
 func (r *run) rollback(ctx context.Context, cause error) error {
@@ -340,9 +354,9 @@ func (r *run) rollback(ctx context.Context, cause error) error {
 			Err:  fmt.Errorf("the new password of %s does not log in (%w), and rotor cannot put the old one back (the admin role cannot read pg_authid and rotor never stored it)", r.to.Role, cause),
 			Hint: "the role now has a password no consumer knows. Fix the cause and run `rotor resume` to publish the new one, or reset the password by hand."}
 	}
-	if _, err := r.cr.Provider.SetPassword(ctx, provider.SetPasswordRequest{Role: r.to.Role, Verifier: restore}); err != nil {
+	if _, err := r.cr.Provider.SetPassword(ctx, provider.SetPasswordRequest{Role: r.to.Role, Verifier: restore, Password: r.previous(ctx).password()}); err != nil {
 		return &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepTest,
-			Err:  fmt.Errorf("the new password of %s does not log in (%w), and putting the old one back failed: %v", r.to.Role, cause, secret.Scrub(err, restore)),
+			Err:  fmt.Errorf("the new password of %s does not log in (%w), and putting the old one back failed: %v", r.to.Role, cause, secret.Scrub(err, restore, r.previous(ctx).password())),
 			Hint: "run `rotor resume` to retry the rollback once the database is reachable."}
 	}
 	if err := restoreGatekeepers(ctx, r.cr, r.to.Role, restore); err != nil {

@@ -51,9 +51,13 @@ type Provider interface {
 	// verifier is req.Verifier, and gives the role LOGIN. It must be
 	// idempotent: setting the same verifier twice succeeds and changes
 	// nothing else. It must send only the verifier, never req.Password, to
-	// the server, except where the backend itself generates passwords
-	// (Neon API mode), in which case it returns the generated password in
-	// the response and the caller must store it at once.
+	// the server, with two documented exceptions: where the backend itself
+	// generates passwords (Neon API mode), it returns the generated
+	// password in the response and the caller must store it at once; and
+	// where the server refuses verifiers (Neon over SQL), the plaintext goes
+	// in a statement of its own over TLS that verifies the server
+	// (DESIGN.md, "Security rules"). A rollback passes both the previous
+	// password and its verifier when rotor has both.
 	// Returns ErrRoleNotFound when the role does not exist.
 	SetPassword(ctx context.Context, req SetPasswordRequest) (SetPasswordResponse, error)
 
@@ -270,6 +274,14 @@ type WriteMarkRequest struct {
 }
 
 type WriteMarkResponse struct{}
+
+// ApplyDescriber is implemented by providers whose password change is not
+// the generic one (a rotor-generated password set as a SCRAM verifier,
+// put back on a failed test), so that `rotor plan` says what really
+// happens. Each sentence may be "" to keep the generic one. No I/O.
+type ApplyDescriber interface {
+	DescribeApply(role string) (generate, apply, rollback string)
+}
 
 // PasswordChecker is implemented by providers whose database refuses some
 // passwords (Neon: at least 60 bits of entropy, no character three times
