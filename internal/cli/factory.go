@@ -43,6 +43,12 @@ type Factory struct {
 	// status, history, validate): a missing state file or key is then not
 	// created; an empty throwaway store stands in for it.
 	ReadOnly bool
+	// Offline is set by commands that contact neither the database nor a
+	// target (status without --live, history, validate --offline, plan
+	// --offline): they need no connection secrets, so the config's ${VAR}
+	// references to variables that are not set are no error for them
+	// (resolve.LoadOffline). Every other command needs each one set.
+	Offline bool
 
 	cfg   *resolve.Config
 	st    store.Store
@@ -109,7 +115,11 @@ func (f *Factory) Config() (*resolve.Config, error) {
 	if f.cfg != nil {
 		return f.cfg, nil
 	}
-	cfg, err := resolve.Load(f.configPath(), f.LookupEnv, f.Registry())
+	load := resolve.Load
+	if f.Offline {
+		load = resolve.LoadOffline
+	}
+	cfg, err := load(f.configPath(), f.LookupEnv, f.Registry())
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +128,7 @@ func (f *Factory) Config() (*resolve.Config, error) {
 	}
 	f.cfg = cfg
 	f.close = append(f.close, func() { cfg.Close() })
-	f.Logger().Debug("config loaded", "path", cfg.Path, "credentials", len(cfg.Credentials), "state", cfg.State)
+	f.Logger().Debug("config loaded", "path", cfg.Path, "credentials", len(cfg.Credentials), "state", cfg.State, "offline", f.Offline, "unset", cfg.Unset)
 	return cfg, nil
 }
 

@@ -43,6 +43,7 @@ func NewCmdPlan(f *Factory, runF func(*PlanOptions) error) *cobra.Command {
 
 func runPlan(ctx context.Context, opts *PlanOptions) error {
 	f := opts.F
+	f.Offline = opts.Offline
 	creds, eng, err := f.readOnly(ctx, opts.Names)
 	if err != nil {
 		return err
@@ -137,7 +138,7 @@ type Check struct {
 
 func runValidate(ctx context.Context, opts *ValidateOptions) error {
 	f := opts.F
-	f.ReadOnly = true
+	f.ReadOnly, f.Offline = true, opts.Offline
 	cfg, err := f.Config()
 	if err != nil {
 		return err
@@ -147,7 +148,11 @@ func runValidate(ctx context.Context, opts *ValidateOptions) error {
 		return err
 	}
 	var checks []Check
-	checks = append(checks, Check{Subject: "config " + cfg.Path, OK: true, Notes: []string{fmt.Sprintf("%d credential(s)", len(cfg.Credentials))}})
+	cc := Check{Subject: "config " + cfg.Path, OK: true, Notes: []string{fmt.Sprintf("%d credential(s)", len(cfg.Credentials))}}
+	if len(cfg.Unset) > 0 {
+		cc.Notes = append(cc.Notes, fmt.Sprintf("not set: %s; --offline needs none, every command that connects (validate, setup-roles, plan, rotate, resume, retire, status --live) needs each", strings.Join(cfg.Unset, ", ")))
+	}
+	checks = append(checks, cc)
 	if !opts.Offline {
 		if _, err := f.Engine(ctx); err != nil {
 			checks = append(checks, Check{Subject: "state " + cfg.State, Error: err.Error()})

@@ -40,6 +40,7 @@ func NewCmdStatus(f *Factory, runF func(*StatusOptions) error) *cobra.Command {
 
 func runStatus(ctx context.Context, opts *StatusOptions) error {
 	f := opts.F
+	f.Offline = !opts.Live
 	creds, eng, err := f.readOnly(ctx, opts.Names)
 	if err != nil {
 		return err
@@ -167,7 +168,7 @@ func NewCmdHistory(f *Factory, runF func(*HistoryOptions) error) *cobra.Command 
 
 func runHistory(ctx context.Context, opts *HistoryOptions) error {
 	f := opts.F
-	f.ReadOnly = true
+	f.ReadOnly, f.Offline = true, true
 	cfg, err := f.Config()
 	if err != nil {
 		return err
