@@ -218,6 +218,10 @@ func validateCredential(ctx context.Context, cr *engine.Credential) []Check {
 		switch {
 		case errors.Is(err, provider.ErrUnsupported):
 			par.OK, par.Notes = true, []string{"not checked by this provider"}
+		case errors.Is(err, provider.ErrRoleNotFound):
+			// Before `rotor setup-roles`, which validate comes first to
+			// prepare for: a step to take, not a broken config.
+			par.OK, par.Notes = true, []string{fmt.Sprintf("not checked yet: the roles do not all exist; run `rotor setup-roles %s`, then validate again", cr.Name)}
 		case err != nil:
 			par.Error = err.Error()
 		case len(p.Differences) > 0:

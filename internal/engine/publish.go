@@ -61,17 +61,17 @@ func (e *Engine) endpoints(ctx context.Context, cr *Credential) (conn, pooled *c
 	}
 	resp, err := ep.Endpoints(ctx, provider.EndpointsRequest{})
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: discover endpoints: %w", cr.Name, err)
+		return nil, nil, fmt.Errorf("discover endpoints: %w", err)
 	}
 	if conn, err = connstr.Parse(resp.Direct); err != nil {
-		return nil, nil, fmt.Errorf("%s: discovered endpoint: %w", cr.Name, err)
+		return nil, nil, fmt.Errorf("discovered endpoint: %w", err)
 	}
 	if cr.Pooled != nil {
 		return conn, cr.Pooled, nil
 	}
 	if resp.Pooled != "" {
 		if pooled, err = connstr.Parse(resp.Pooled); err != nil {
-			return nil, nil, fmt.Errorf("%s: discovered pooled endpoint: %w", cr.Name, err)
+			return nil, nil, fmt.Errorf("discovered pooled endpoint: %w", err)
 		}
 	}
 	return conn, pooled, nil
