@@ -328,6 +328,7 @@ func (r *run) record(ctx context.Context, rd *rendered, tr TargetResult) error {
 	}); err != nil {
 		return journalError(fmt.Sprintf("record that target %s is %s", tr.Name, tr.State), err)
 	}
+	r.auditDelivery(ctx, tr)
 	return nil
 }
 
@@ -384,6 +385,7 @@ func (r *run) retry(ctx context.Context, t *Target, mode retryMode, attempts *in
 		}
 		r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish, Target: t.Name, Status: "retry",
 			Detail: fmt.Sprintf("attempt %d failed (%v); retrying in %s", i+1, r.scrub(err), wait.Round(time.Millisecond))})
+		r.auditRetry(ctx, t, i+1, err, wait)
 		if err := r.e.Sleep(ctx, wait); err != nil {
 			return err
 		}
