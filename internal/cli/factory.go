@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +51,9 @@ type Factory struct {
 	// (resolve.LoadOffline). Every other command needs each one set.
 	Offline bool
 
+	// wroteJSON is set once a command printed its --json document.
+	wroteJSON bool
+
 	cfg   *resolve.Config
 	st    store.Store
 	eng   *engine.Engine
@@ -76,16 +80,33 @@ func (f *Factory) getenv(k string) string {
 	return v
 }
 
-// Logger logs to stderr at debug level with --debug, else nowhere.
+// Logger is the one logger of the invocation: with --debug it writes to
+// stderr at debug level — JSON lines with --json, text otherwise (a
+// terminal) — and without it nowhere. Everything that logs is handed this
+// one (engine.Engine.Logger, provider.Params.Logger, the HTTP client and
+// the store --debug wraps); see debug.go for what each logs.
 func (f *Factory) Logger() *slog.Logger {
 	if f.log == nil {
-		var w io.Writer = io.Discard
-		if f.Debug {
-			w = f.IO.ErrOut
+		if !f.Debug {
+			f.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+			return f.log
 		}
-		f.log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		opts := &slog.HandlerOptions{Level: slog.LevelDebug}
+		if f.JSON {
+			f.log = slog.New(slog.NewJSONHandler(f.IO.ErrOut, opts))
+		} else {
+			f.log = slog.New(slog.NewTextHandler(f.IO.ErrOut, opts))
+		}
 	}
 	return f.log
+}
+
+// events is next, and with --debug every event logged as well.
+func (f *Factory) events(next func(engine.Event)) func(engine.Event) {
+	if !f.Debug {
+		return next
+	}
+	return debugEvents(f.Logger(), next)
 }
 
 // configPath resolves --config, $ROTOR_CONFIG, then ./rotor.yaml.
@@ -101,13 +122,18 @@ func (f *Factory) configPath() string {
 
 // Registry is where the config's providers and targets come from.
 func (f *Factory) Registry() resolve.Registry {
-	return resolve.Registry{
+	reg := resolve.Registry{
 		Provider:   pbuiltin.Lookup,
 		Target:     tbuiltin.Lookup,
 		HTTPClient: f.HTTPClient,
 		Getenv:     f.getenv,
 		Now:        f.Now,
 	}
+	if f.Debug {
+		reg.HTTPClient = debugClient(cmp.Or(f.HTTPClient, http.DefaultClient), f.Logger(), f.Now)
+		reg.Logger = f.Logger()
+	}
+	return reg
 }
 
 // Config loads the config once and builds its providers and targets.
@@ -156,8 +182,10 @@ func (f *Factory) Store(ctx context.Context) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.st = st
 	f.close = append(f.close, func() { st.Close() })
+	if f.Debug {
+		st = debugStore{Store: st, log: f.Logger()}
+	}
 	return st, nil
 }
 
@@ -204,6 +232,9 @@ func (f *Factory) Engine(ctx context.Context) (*engine.Engine, error) {
 	}
 	f.Logger().Debug("encryption key loaded", "source", source)
 	f.eng = &engine.Engine{Store: st, Sealer: sealer, Now: f.Now, Logger: f.Logger(), Hooks: f.Hooks}
+	if f.Debug {
+		f.eng.Dial = debugDial(f.Logger(), f.Now)
+	}
 	return f.eng, nil
 }
 

@@ -15,6 +15,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -160,14 +161,15 @@ type SessionsRequest struct {
 	StartedBefore time.Time
 }
 
-// Session is one client connection seen on the server.
+// Session is one client connection seen on the server. Its JSON names
+// are those of pg_stat_activity's columns, as in every --json output.
 type Session struct {
-	PID             int
-	Database        string
-	ApplicationName string
-	ClientAddr      string
-	BackendStart    time.Time
-	State           string
+	PID             int       `json:"pid"`
+	Database        string    `json:"database"`
+	ApplicationName string    `json:"application_name"`
+	ClientAddr      string    `json:"client_addr"`
+	BackendStart    time.Time `json:"backend_start"`
+	State           string    `json:"state"`
 }
 
 type SessionsResponse struct {
@@ -274,6 +276,9 @@ type Params struct {
 	Decode     func(v any) error
 	HTTPClient *http.Client
 	Now        func() time.Time
+	// Logger, when set (rotor --debug), receives a debug line for each
+	// statement sent to the database, with every secret in it replaced.
+	Logger *slog.Logger
 }
 
 // Factory builds a provider from its config. It must not do I/O; the first

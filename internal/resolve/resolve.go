@@ -13,6 +13,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -36,6 +37,8 @@ type Registry struct {
 	HTTPClient *http.Client
 	Getenv     func(string) string
 	Now        func() time.Time
+	// Logger, when set (rotor --debug), is given to every provider.
+	Logger *slog.Logger
 }
 
 // Config is a config with every credential built. Close releases the
@@ -216,7 +219,7 @@ func (b *builder) provider(s *config.Provider) provider.Provider {
 	}
 	decoded := false
 	unset := b.noteUnset(s.Options)
-	p, err := factory(provider.Params{Decode: b.decoder(s.Options, &decoded), HTTPClient: b.reg.HTTPClient, Now: b.reg.Now})
+	p, err := factory(provider.Params{Decode: b.decoder(s.Options, &decoded), HTTPClient: b.reg.HTTPClient, Now: b.reg.Now, Logger: b.reg.Logger})
 	if len(unset) > 0 && !errors.Is(err, errReported) {
 		// Built from ${VAR} references as written: what the factory says
 		// of them means nothing, and the provider must never connect.

@@ -43,6 +43,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"regexp"
@@ -150,6 +151,7 @@ type Neon struct {
 	adminRole      string
 	adminPassword  secret.String
 	connectTimeout string
+	logger         *slog.Logger
 
 	// route maps an endpoint host to the address to dial instead; tests
 	// point it at the clusters that play Neon's computes.
@@ -244,7 +246,7 @@ func newProvider(p provider.Params, getenv func(string) string) (*Neon, error) {
 	}
 	return &Neon{
 		api: api, project: o.ProjectID, selection: o.Branches, database: o.Database, method: method,
-		adminRole: o.AdminRole, adminPassword: secret.New(o.AdminPassword), connectTimeout: timeout,
+		adminRole: o.AdminRole, adminPassword: secret.New(o.AdminPassword), connectTimeout: timeout, logger: p.Logger,
 	}, nil
 }
 
@@ -395,7 +397,7 @@ func (n *Neon) admin(ctx context.Context, st *state, b *branch) (*postgres.Postg
 			continue
 		}
 		o := postgres.Options{AdminURL: b.adminURL.Reveal(), ConnectTimeout: n.connectTimeout}
-		p, err := postgres.New(provider.Params{Decode: func(v any) error {
+		p, err := postgres.New(provider.Params{Logger: n.logger, Decode: func(v any) error {
 			*(v.(*postgres.Options)) = o
 			return nil
 		}})
