@@ -47,7 +47,8 @@ func (t *sqlTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.Tra
 
 // passwordLiteral is a string literal after PASSWORD, the one place
 // rotor's SQL carries a secret (a SCRAM verifier; for Neon in SQL mode,
-// the plaintext): 'it”s', or E'a\\b'.
+// the plaintext): a standard literal, which doubles a quote inside it, or
+// an E literal with backslash escapes.
 var passwordLiteral = regexp.MustCompile(`(?i)(\bPASSWORD\s+)(E'(?:[^'\\]|''|\\.)*'|'(?:[^']|'')*')`)
 
 // RedactSQL is sql with every password literal replaced by '[REDACTED]'.
