@@ -40,8 +40,8 @@ var (
 //
 // All methods take ctx first, must be safe for concurrent use, and must
 // never include a plaintext password or SCRAM verifier in an error. An
-// error says what was tried and on which role ("list sessions of role
-// \"app_blue\": …"), so callers add only what the provider cannot know
+// error says what was tried and on which role (list sessions of role
+// "app_blue": …), so callers add only what the provider cannot know
 // (the credential, the step) instead of saying it again.
 type Provider interface {
 	// Check verifies, without changing anything, that the admin connection
