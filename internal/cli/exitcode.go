@@ -23,6 +23,23 @@ const (
 	ExitAttention = 4
 )
 
+// ExitMeaning says in words what an exit code means.
+func ExitMeaning(code int) string {
+	switch code {
+	case ExitOK:
+		return "success"
+	case ExitError:
+		return "failed: a rotation stopped at a step, a target or the database refused; the message says what to do"
+	case ExitUsage:
+		return "bad usage or configuration: nothing was done"
+	case ExitInProgress:
+		return "another process is rotating this credential"
+	case ExitAttention:
+		return "succeeded, but needs a person: an old role is still in use"
+	}
+	return "unknown exit code"
+}
+
 // UsageError is a mistake in how rotor was invoked; it exits 2.
 type UsageError struct{ Err error }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,15 @@ type Factory struct {
 	// status, history, validate): a missing state file or key is then not
 	// created; an empty throwaway store stands in for it.
 	ReadOnly bool
+	// Offline is set by commands that contact neither the database nor a
+	// target (status without --live, history, validate --offline, plan
+	// --offline): they need no connection secrets, so the config's ${VAR}
+	// references to variables that are not set are no error for them
+	// (resolve.LoadOffline). Every other command needs each one set.
+	Offline bool
+
+	// wroteJSON is set once a command printed its --json document.
+	wroteJSON bool
 
 	cfg   *resolve.Config
 	st    store.Store
@@ -71,16 +81,33 @@ func (f *Factory) getenv(k string) string {
 	return v
 }
 
-// Logger logs to stderr at debug level with --debug, else nowhere.
+// Logger is the one logger of the invocation: with --debug it writes to
+// stderr at debug level — JSON lines with --json, text otherwise (a
+// terminal) — and without it nowhere. Everything that logs is handed this
+// one (engine.Engine.Logger, provider.Params.Logger, the HTTP client and
+// the store --debug wraps); see debug.go for what each logs.
 func (f *Factory) Logger() *slog.Logger {
 	if f.log == nil {
-		var w io.Writer = io.Discard
-		if f.Debug {
-			w = f.IO.ErrOut
+		if !f.Debug {
+			f.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+			return f.log
 		}
-		f.log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		opts := &slog.HandlerOptions{Level: slog.LevelDebug}
+		if f.JSON {
+			f.log = slog.New(slog.NewJSONHandler(f.IO.ErrOut, opts))
+		} else {
+			f.log = slog.New(slog.NewTextHandler(f.IO.ErrOut, opts))
+		}
 	}
 	return f.log
+}
+
+// events is next, and with --debug every event logged as well.
+func (f *Factory) events(next func(engine.Event)) func(engine.Event) {
+	if !f.Debug {
+		return next
+	}
+	return debugEvents(f.Logger(), next)
 }
 
 // configPath resolves --config, $ROTOR_CONFIG, then ./rotor.yaml.
@@ -96,13 +123,18 @@ func (f *Factory) configPath() string {
 
 // Registry is where the config's providers and targets come from.
 func (f *Factory) Registry() resolve.Registry {
-	return resolve.Registry{
+	reg := resolve.Registry{
 		Provider:   pbuiltin.Lookup,
 		Target:     tbuiltin.Lookup,
 		HTTPClient: f.HTTPClient,
 		Getenv:     f.getenv,
 		Now:        f.Now,
 	}
+	if f.Debug {
+		reg.HTTPClient = debugClient(cmp.Or(f.HTTPClient, http.DefaultClient), f.Logger(), f.Now)
+		reg.Logger = f.Logger()
+	}
+	return reg
 }
 
 // Config loads the config once and builds its providers and targets.
@@ -110,7 +142,11 @@ func (f *Factory) Config() (*resolve.Config, error) {
 	if f.cfg != nil {
 		return f.cfg, nil
 	}
-	cfg, err := resolve.Load(f.configPath(), f.LookupEnv, f.Registry())
+	load := resolve.Load
+	if f.Offline {
+		load = resolve.LoadOffline
+	}
+	cfg, err := load(f.configPath(), f.LookupEnv, f.Registry())
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +165,7 @@ func (f *Factory) Config() (*resolve.Config, error) {
 	}
 	f.cfg = cfg
 	f.close = append(f.close, func() { cfg.Close() })
-	f.Logger().Debug("config loaded", "path", cfg.Path, "credentials", len(cfg.Credentials), "state", connstr.Redact(cfg.State))
+	f.Logger().Debug("config loaded", "path", cfg.Path, "credentials", len(cfg.Credentials), "state", connstr.Redact(cfg.State), "offline", f.Offline, "unset", cfg.Unset)
 	return cfg, nil
 }
 
@@ -157,8 +193,10 @@ func (f *Factory) Store(ctx context.Context) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.st = st
 	f.close = append(f.close, func() { st.Close() })
+	if f.Debug {
+		st = debugStore{Store: st, log: f.Logger()}
+	}
 	return st, nil
 }
 
@@ -213,6 +251,9 @@ func (f *Factory) Engine(ctx context.Context) (*engine.Engine, error) {
 			return nil, &UsageError{fmt.Errorf("ROTOR_LEASE_TTL=%q: not a duration of at least 1s; write it like 30s", v)}
 		}
 		eng.LeaseTTL = d
+	}
+	if f.Debug {
+		eng.Dial = debugDial(f.Logger(), f.Now)
 	}
 	f.eng = eng
 	return f.eng, nil

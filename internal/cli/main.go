@@ -48,7 +48,26 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 	if !errors.As(err, &silent) {
 		fmt.Fprintln(f.IO.ErrOut, "rotor: "+err.Error())
 	}
+	if f.JSON && !f.wroteJSON {
+		// A script reading stdout gets the failure in the form it asked
+		// for; a command that printed its own document already has the
+		// failure in it (validate's checks, rotate's errors).
+		msg := err.Error()
+		if silent != nil {
+			msg = ""
+		}
+		_ = printJSON(f, ErrorOutput{Error: msg, ExitCode: code, Meaning: ExitMeaning(code)})
+	}
 	return code
+}
+
+// ErrorOutput is what a command run with --json prints on stdout when it
+// fails before printing its own document.
+type ErrorOutput struct {
+	Error    string `json:"error"`
+	ExitCode int    `json:"exit_code"`
+	// Meaning is what the exit code means (ExitMeaning).
+	Meaning string `json:"meaning"`
 }
 
 // NewCmdRoot builds the command tree.
@@ -95,8 +114,10 @@ or ` + "`rotor init`" + ` to write a starter rotor.yaml.`,
 	return root
 }
 
-// printJSON writes v as indented JSON.
+// printJSON writes v as indented JSON. Every --json document uses
+// snake_case names and nests objects (docs/cli.md lists them).
 func printJSON(f *Factory, v any) error {
+	f.wroteJSON = true
 	enc := json.NewEncoder(f.IO.Out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)

@@ -44,6 +44,7 @@ func NewCmdPlan(f *Factory, runF func(*PlanOptions) error) *cobra.Command {
 
 func runPlan(ctx context.Context, opts *PlanOptions) error {
 	f := opts.F
+	f.Offline = opts.Offline
 	creds, eng, err := f.readOnly(ctx, opts.Names)
 	if err != nil {
 		return err
@@ -138,7 +139,7 @@ type Check struct {
 
 func runValidate(ctx context.Context, opts *ValidateOptions) error {
 	f := opts.F
-	f.ReadOnly = true
+	f.ReadOnly, f.Offline = true, opts.Offline
 	cfg, err := f.Config()
 	if err != nil {
 		return err
@@ -148,7 +149,11 @@ func runValidate(ctx context.Context, opts *ValidateOptions) error {
 		return err
 	}
 	var checks []Check
-	checks = append(checks, Check{Subject: "config " + cfg.Path, OK: true, Notes: []string{fmt.Sprintf("%d credential(s)", len(cfg.Credentials))}})
+	cc := Check{Subject: "config " + cfg.Path, OK: true, Notes: []string{fmt.Sprintf("%d credential(s)", len(cfg.Credentials))}}
+	if len(cfg.Unset) > 0 {
+		cc.Notes = append(cc.Notes, fmt.Sprintf("not set: %s; --offline needs none, every command that connects (validate, setup-roles, plan, rotate, resume, retire, status --live) needs each", strings.Join(cfg.Unset, ", ")))
+	}
+	checks = append(checks, cc)
 	if !opts.Offline {
 		state := "state " + connstr.Redact(cfg.State)
 		eng, err := f.Engine(ctx)
@@ -223,6 +228,10 @@ func validateCredential(ctx context.Context, cr *engine.Credential) []Check {
 		switch {
 		case errors.Is(err, provider.ErrUnsupported):
 			par.OK, par.Notes = true, []string{"not checked by this provider"}
+		case errors.Is(err, provider.ErrRoleNotFound):
+			// Before `rotor setup-roles`, which validate comes first to
+			// prepare for: a step to take, not a broken config.
+			par.OK, par.Notes = true, []string{fmt.Sprintf("not checked yet: the roles do not all exist; run `rotor setup-roles %s`, then validate again", cr.Name)}
 		case err != nil:
 			par.Error = err.Error()
 		case len(p.Differences) > 0:

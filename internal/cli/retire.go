@@ -69,7 +69,7 @@ func runRetire(ctx context.Context, opts *RetireOptions) error {
 		return err
 	}
 	prog := newProgress(f.IO.ErrOut, opts.Progress || (f.IO.IsStderrTTY() && !f.JSON))
-	eng.Events = prog.event
+	eng.Events = f.events(prog.event)
 	if opts.Now {
 		fmt.Fprintf(f.IO.ErrOut, "warning: retiring the old role of %s without evidence; consumers still on it lose their sessions and cannot log in again\n", cr.Name)
 	}

@@ -124,7 +124,7 @@ func runRotate(ctx context.Context, opts *RotateOptions) error {
 		return err
 	}
 	prog := newProgress(f.IO.ErrOut, opts.Progress || (f.IO.IsStderrTTY() && !f.JSON))
-	eng.Events = prog.event
+	eng.Events = f.events(prog.event)
 
 	trigger := "manual"
 	switch {
@@ -140,6 +140,7 @@ func runRotate(ctx context.Context, opts *RotateOptions) error {
 	})
 	var results []*engine.Result
 	var failures []error
+	entries := []RotationOutput{}
 	attention := false
 	for _, o := range outs {
 		if o.Result != nil {
@@ -151,12 +152,12 @@ func runRotate(ctx context.Context, opts *RotateOptions) error {
 		if o.Err != nil {
 			failures = append(failures, o.Err)
 		}
+		if o.Result != nil || o.Err != nil {
+			entries = append(entries, RotationOutput{Result: o.Result, Credential: o.Credential, Error: errorText(o.Err)})
+		}
 	}
 	if f.JSON {
-		if results == nil {
-			results = []*engine.Result{}
-		}
-		if err := printJSON(f, results); err != nil {
+		if err := printJSON(f, entries); err != nil {
 			return err
 		}
 	} else {
@@ -191,6 +192,22 @@ func runRotate(ctx context.Context, opts *RotateOptions) error {
 		return &AttentionError{Msg: "published, but an old role is still in use; see the sessions above and `rotor status --live`"}
 	}
 	return nil
+}
+
+// RotationOutput is one credential's entry in the --json of rotate and
+// resume: what the rotation did (engine.Result's fields; none when it
+// could not start) and, when it failed, the error it stopped with.
+type RotationOutput struct {
+	*engine.Result
+	Credential string `json:"credential"`
+	Error      string `json:"error,omitempty"`
+}
+
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 func runAbandon(ctx context.Context, opts *RotateOptions) error {

@@ -330,7 +330,12 @@ func TestValidateOfflineStarterConfig(t *testing.T) {
 	require.Equal(t, ExitOK, code, errOut)
 	require.Equal(t, "✓ config "+path+"\n    1 credential(s)\n", out)
 
-	code, _, errOut = run(t, nil, "", "validate", "--offline", "--config", path)
+	// Checking the file offline needs no connection secret; checking
+	// the connection does.
+	code, out, errOut = run(t, nil, "", "validate", "--offline", "--config", path)
+	require.Equal(t, ExitOK, code, errOut)
+	require.Contains(t, out, "✓ config "+path+"\n    1 credential(s)\n    not set: ROTOR_ADMIN_URL; --offline needs none")
+	code, _, errOut = run(t, nil, "", "validate", "--config", path)
 	require.Equal(t, ExitUsage, code)
 	require.Contains(t, errOut, "environment variable ROTOR_ADMIN_URL is not set")
 	require.NotContains(t, errOut, canary)

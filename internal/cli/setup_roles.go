@@ -72,7 +72,7 @@ func runSetupRoles(ctx context.Context, opts *SetupRolesOptions) error {
 		if len(resp.Changes) > 0 {
 			st, err := f.Store(ctx)
 			if err == nil {
-				st.AppendAudit(ctx, auditParams(f, cr.Name, "roles.setup", map[string]any{"group": cr.Group, "roles": cr.Roles, "changes": resp.Changes}))
+				st.AppendAudit(ctx, auditParams(f, cr.Name, engine.EventRolesSetUp, map[string]any{"group": cr.Group, "roles": cr.Roles, "changes": resp.Changes}))
 			}
 		}
 	}

@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/rotorhq/rotor/internal/engine"
-	"github.com/rotorhq/rotor/internal/store"
 )
 
 // StatusOptions are `rotor status`'s inputs.
@@ -40,6 +38,7 @@ func NewCmdStatus(f *Factory, runF func(*StatusOptions) error) *cobra.Command {
 
 func runStatus(ctx context.Context, opts *StatusOptions) error {
 	f := opts.F
+	f.Offline = !opts.Live
 	creds, eng, err := f.readOnly(ctx, opts.Names)
 	if err != nil {
 		return err
@@ -132,71 +131,4 @@ func ago(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%dd", int(d.Hours()/24))
 	}
-}
-
-// HistoryOptions are `rotor history`'s inputs.
-type HistoryOptions struct {
-	F     *Factory
-	Name  string
-	Limit int
-}
-
-// NewCmdHistory builds `rotor history`.
-func NewCmdHistory(f *Factory, runF func(*HistoryOptions) error) *cobra.Command {
-	opts := &HistoryOptions{F: f}
-	cmd := &cobra.Command{
-		Use:   "history [credential]",
-		Short: "Show the audit trail (rotations, steps, deliveries; never secrets)",
-		Args:  usageArgs(cobra.MaximumNArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				opts.Name = args[0]
-			}
-			if opts.Limit < 1 {
-				return &UsageError{fmt.Errorf("--limit %d: must be at least 1", opts.Limit)}
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return runHistory(cmd.Context(), opts)
-		},
-	}
-	cmd.Flags().IntVarP(&opts.Limit, "limit", "n", 50, "show at most this many events")
-	return cmd
-}
-
-func runHistory(ctx context.Context, opts *HistoryOptions) error {
-	f := opts.F
-	f.ReadOnly = true
-	cfg, err := f.Config()
-	if err != nil {
-		return err
-	}
-	if opts.Name != "" {
-		if _, err := cfg.Credential(opts.Name); err != nil {
-			return &UsageError{err}
-		}
-	}
-	st, err := f.Store(ctx)
-	if err != nil {
-		return err
-	}
-	events, err := st.ListAudit(ctx, store.ListAuditParams{Credential: opts.Name, Limit: opts.Limit})
-	if err != nil {
-		return err
-	}
-	if f.JSON {
-		if events == nil {
-			events = []*store.AuditEvent{}
-		}
-		return printJSON(f, events)
-	}
-	if len(events) == 0 {
-		fmt.Fprintln(f.IO.Out, "no events yet")
-		return nil
-	}
-	for _, ev := range events {
-		fmt.Fprintf(f.IO.Out, "%s  %-14s #%-4d %-26s %s\n", ev.At.UTC().Format(time.RFC3339), ev.Credential, ev.RotationID, ev.Event, strings.TrimSpace(ev.Detail))
-	}
-	return nil
 }

@@ -147,6 +147,23 @@ func ReadFile(path string) ([]byte, error) {
 // its own problems to the same report (internal/resolve does). Such a
 // Config is incomplete: use it for nothing else.
 func Parse(path string, data []byte, getenv func(string) (string, bool)) (*Config, error) {
+	return ParseWith(path, data, getenv, ParseOptions{})
+}
+
+// ParseOptions change what Parse accepts.
+type ParseOptions struct {
+	// AllowUnset is for commands that contact neither a database nor a
+	// target (status, history, validate --offline, plan --offline): a
+	// ${VAR} under credentials: or defaults: that is not set is then no
+	// error. The reference stays in the value as written, and the options
+	// holding it say so (Options.Unset), so that nothing built from them
+	// is ever used as if it were complete. state: and key_file: still
+	// need theirs: those commands read the store.
+	AllowUnset bool
+}
+
+// ParseWith is Parse with options.
+func ParseWith(path string, data []byte, getenv func(string) (string, bool), opts ParseOptions) (*Config, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("config path: %w", err)
@@ -164,15 +181,24 @@ func Parse(path string, data []byte, getenv func(string) (string, bool)) (*Confi
 	if len(d.errs) > 0 {
 		return nil, d.sorted()
 	}
-	dropExtensions(doc)
-	written := d.interpolate(doc, getenv)
-	var f File
-	d.decode(doc, &f, "")
-	if len(d.errs) > 0 {
+	if doc.Kind != yaml.MappingNode {
+		d.errorf(doc, "the document must be a mapping (key: value lines), starting with version: 1")
 		return nil, d.sorted()
 	}
+	dropExtensions(doc)
+	written := d.interpolate(doc, getenv, func(key string) bool {
+		return opts.AllowUnset && (key == "credentials" || key == "defaults")
+	})
+	// Whatever the document-level problems (an unknown key, a variable not
+	// set), the credentials are still read: one report holds everything.
+	var f File
+	d.decode(doc, &f, "")
 	c := &Config{Path: abs, Dir: filepath.Dir(abs), File: path}
 	c.build(d, doc, &f, written)
+	for name := range d.unset {
+		c.Unset = append(c.Unset, name)
+	}
+	slices.Sort(c.Unset)
 	if len(d.errs) > 0 {
 		return c, d.sorted()
 	}

@@ -20,7 +20,7 @@ import (
 func (c *Config) build(d *decoder, doc *yaml.Node, f *File, written map[*yaml.Node]string) {
 	if vn := valueOf(doc, "version"); vn == nil {
 		d.errorf(nil, "no version: line; add version: 1 at the top")
-	} else if f.Version != 1 {
+	} else if f.Version != 1 && !d.isBroken("version", false) {
 		d.errorf(vn, "version: %d is not supported; this rotor reads version: 1", f.Version)
 	}
 	c.State = f.State
@@ -73,12 +73,11 @@ func (c *Config) build(d *decoder, doc *yaml.Node, f *File, written map[*yaml.No
 			continue
 		}
 		seen[k.Value] = k.Line
+		// A credential with problems is read as far as it goes and kept:
+		// its other settings, its provider and its targets are still
+		// checked, so that their problems join the same report.
 		var cc CredentialConfig
-		if !d.decode(v, &cc, "credentials."+k.Value) {
-			continue
-		}
-		// A credential with problems is kept too: its provider and targets
-		// are still built, so their problems join the same report.
+		d.decode(v, &cc, "credentials."+k.Value)
 		c.Credentials = append(c.Credentials, d.credential(k, &cc, &f.Defaults, written))
 	}
 }
@@ -108,12 +107,34 @@ func (d *decoder) credential(key *yaml.Node, cc, def *CredentialConfig, written 
 
 func (s *section) errorf(format string, args ...any) { s.d.errorf(s.key, format, args...) }
 
+// broken reports whether one of the credential's settings named by keys,
+// or the same one in defaults:, could not be read as written. A check
+// that uses such a setting is skipped: its problem is already reported,
+// and what the check would see is not what the file says.
+func (s *section) broken(keys ...string) bool {
+	for _, k := range keys {
+		if s.d.isBroken(s.path+"."+k, true) || s.d.isBroken("defaults."+k, true) {
+			return true
+		}
+	}
+	return false
+}
+
+// typo reports whether the credential, or defaults:, holds an unknown key,
+// which may be a setting misspelt: a check that a setting is missing is
+// then skipped, the unknown key being the problem to report.
+func (s *section) typo() bool {
+	return s.d.typos[s.path] || s.d.typos["defaults"]
+}
+
 // provider reads provider:, whose type's own options stay raw for the
 // provider's factory to decode.
 func (s *section) provider(cr *Credential) {
 	n := firstNode(&s.cc.Provider, &s.def.Provider)
 	if n == nil {
-		s.errorf("%s has no provider; add provider: {type: postgres, admin_url: ${ROTOR_ADMIN_URL}}", s.path)
+		if !s.typo() {
+			s.errorf("%s has no provider; add provider: {type: postgres, admin_url: ${ROTOR_ADMIN_URL}}", s.path)
+		}
 		return
 	}
 	path := s.path + ".provider"
@@ -140,13 +161,19 @@ func (s *section) provider(cr *Credential) {
 		key += "\x00" + string(b)
 	}
 	sum := sha256.Sum256([]byte(key))
-	cr.Provider = &Provider{Type: typ, Line: n.Line, Path: path, Key: hex.EncodeToString(sum[:]), Options: Options{node: own, file: s.d.file, path: path}}
+	cr.Provider = &Provider{Type: typ, Line: n.Line, Path: path, Key: hex.EncodeToString(sum[:]), Options: s.d.options(own, path)}
 }
 
 // roles reads strategy:, role:, roles: and group:.
 func (s *section) roles(cr *Credential) {
 	cr.Strategy = firstString(s.cc.Strategy, s.def.Strategy, StrategyDual)
 	cr.Group = firstString(s.cc.Group, s.def.Group, "")
+	if s.typo() || s.broken("strategy", "role", "roles", "group") {
+		// What is read is not what was meant: judging it would report the
+		// same mistake again as a wrong role count.
+		cr.Roles = firstSlice(s.cc.Roles, s.def.Roles, []string{firstString(s.cc.Role, s.def.Role, "")})
+		return
+	}
 	// role and roles come as a pair: a credential that names its own roles
 	// takes neither from defaults, so single and dual credentials can share
 	// one defaults block.
@@ -191,15 +218,23 @@ func (s *section) roles(cr *Credential) {
 // discover the endpoints, which only the built provider can say it does.
 func (s *section) connection(cr *Credential) {
 	conn := firstPtr(s.cc.Connection, s.def.Connection)
+	if s.broken("connection") {
+		return
+	}
 	if conn == nil || conn.URL == "" {
-		cr.Discover = true
+		// Discovered by the provider, unless the setting is misspelt.
+		cr.Discover = !s.typo()
 		return
 	}
 	var err error
-	if cr.Conn, err = connstr.Parse(conn.URL); err != nil {
+	if s.d.holdsUnset(conn.URL) {
+		// Its environment variable is reported, or not needed by this
+		// command: a sample stands in for what consumers will use.
+		cr.Unresolved = true
+	} else if cr.Conn, err = connstr.Parse(conn.URL); err != nil {
 		s.errorf("%s.connection.url: %v", s.path, err)
 	}
-	if conn.PooledURL != "" {
+	if conn.PooledURL != "" && !s.d.holdsUnset(conn.PooledURL) {
 		if cr.Pooled, err = connstr.Parse(conn.PooledURL); err != nil {
 			s.errorf("%s.connection.pooled_url: %v", s.path, err)
 		}
@@ -218,7 +253,7 @@ func (s *section) password(cr *Credential) {
 		setBool(&cr.Policy.Digits, pp.Digits)
 		setBool(&cr.Policy.Symbols, pp.Symbols)
 	}
-	if err := cr.Policy.Validate(); err != nil {
+	if err := cr.Policy.Validate(); err != nil && !s.broken("password") {
 		s.errorf("%s.password: %v", s.path, err)
 	}
 	if ea := firstPtr(s.cc.ExpireAfter, s.def.ExpireAfter); ea != nil {
@@ -234,7 +269,9 @@ func (s *section) schedule(cr *Credential) {
 	}
 	parsed, err := schedule.Parse(sc.Every.D(), sc.Cron, sc.Window, sc.Jitter.D())
 	if err != nil {
-		s.errorf("%s.schedule: %v", s.path, err)
+		if !s.broken("schedule") {
+			s.errorf("%s.schedule: %v", s.path, err)
+		}
 	}
 	cr.Schedule = parsed
 }
@@ -275,18 +312,19 @@ func (s *section) retirement(cr *Credential) {
 		}
 		setBool(&cr.DrainTerminate, dr.Terminate)
 	}
-	if cr.DrainPoll > cr.DrainQuiet && cr.DrainQuiet > 0 {
+	drainBroken := s.broken("drain")
+	if cr.DrainPoll > cr.DrainQuiet && cr.DrainQuiet > 0 && !drainBroken {
 		s.errorf("%s.drain: poll (%s) is longer than quiet (%s), so the quiet period would rest on a single sample; make poll at most a tenth of quiet", s.path, cr.DrainPoll, cr.DrainQuiet)
 	}
-	if cr.DrainTimeout < cr.DrainGrace+cr.DrainQuiet {
+	if cr.DrainTimeout < cr.DrainGrace+cr.DrainQuiet && !drainBroken {
 		s.errorf("%s.drain: timeout (%s) is shorter than grace + quiet (%s), so the old role could never be retired on evidence; raise timeout (it counts from the switch)", s.path, cr.DrainTimeout, cr.DrainGrace+cr.DrainQuiet)
 	}
 	cr.Retire = firstString(s.cc.Retire, s.def.Retire, RetireImmediately)
-	if cr.Retire != RetireImmediately && cr.Retire != RetireNextRotation {
+	if cr.Retire != RetireImmediately && cr.Retire != RetireNextRotation && !s.broken("retire") {
 		s.errorf("%s: unknown retire %q (known: immediately, next-rotation)", s.path, cr.Retire)
 	}
 	cr.RetireMethod = provider.RetireMethod(firstString(s.cc.RetireMethod, s.def.RetireMethod, string(provider.RetireScramble)))
-	if cr.RetireMethod != provider.RetireScramble && cr.RetireMethod != provider.RetireNoLogin {
+	if cr.RetireMethod != provider.RetireScramble && cr.RetireMethod != provider.RetireNoLogin && !s.broken("retire_method") {
 		s.errorf("%s: unknown retire_method %q (known: nologin, password)", s.path, cr.RetireMethod)
 	}
 }
@@ -309,7 +347,7 @@ func (s *section) publishing(cr *Credential) {
 	if pc == nil {
 		return
 	}
-	if pc.Concurrency < 0 || pc.Attempts < 0 {
+	if (pc.Concurrency < 0 || pc.Attempts < 0) && !s.broken("publish") {
 		s.errorf("%s.publish: concurrency and attempts must be positive", s.path)
 	}
 	if pc.Concurrency > 0 {
@@ -356,37 +394,54 @@ func (s *section) target(n *yaml.Node, path string) *Target {
 	}
 	commonNode, own := splitTarget(n)
 	var tc TargetConfig
-	if !d.decode(commonNode, &tc, path) {
-		return nil
-	}
+	d.decode(commonNode, &tc, path)
 	if tc.Name == "" {
-		d.errorf(n, "%s has no name; give it one, e.g. name: production-env", path)
+		if !d.isBroken(path+".name", false) {
+			d.errorf(n, "%s has no name; give it one, e.g. name: production-env", path)
+		}
 		return nil
 	}
 	if !ValidName(tc.Name) {
 		d.errorf(n, "%s: target name %q must hold only letters, digits, '_', '.', '-'", path, tc.Name)
 		return nil
 	}
+	at := path
 	path = fmt.Sprintf("%s (%s)", path, tc.Name)
 	d.literalSecrets(own, path, tc.Type, s.written)
 	if tc.Type == "" {
-		d.errorf(n, "%s has no type; add type: dotenv (or another target type)", path)
+		if !d.isBroken(at+".type", false) {
+			d.errorf(n, "%s has no type; add type: dotenv (or another target type)", path)
+		}
 		return nil
 	}
-	if len(tc.Values) == 0 {
+	valuesBroken := d.isBroken(at+".values", false)
+	if len(tc.Values) == 0 && !valuesBroken {
 		d.errorf(n, "%s has no values; add values: {DATABASE_URL: \"{{.URL}}\"}", path)
 		return nil
 	}
 	valuesNode := findKey(commonNode, "values")
 	t := &Target{
 		Name: tc.Name, Type: tc.Type, Line: n.Line, Path: path,
-		Values: map[string]*template.Template{}, ValuesLine: valuesNode.Line,
+		Values: map[string]*template.Template{}, ValuesLine: valuesNode.Line, ValueLines: map[string]int{},
 		ReloadTimeout: cmpOrDuration(tc.ReloadTimeout.D(), DefaultReloadTimeout),
-		Options:       Options{node: own, file: d.file, path: path},
+		Options:       d.options(own, path),
+		// A values: that could not be read leaves the keys to judge
+		// incomplete.
+		Incomplete: valuesBroken,
+	}
+	if valuesNode.Kind != yaml.MappingNode {
+		return t
 	}
 	for i := 0; i+1 < len(valuesNode.Content); i += 2 {
 		k, v := valuesNode.Content[i], valuesNode.Content[i+1]
+		if v.Kind != yaml.ScalarNode {
+			continue // reported by decode
+		}
 		t.Keys = append(t.Keys, k.Value)
+		t.ValueLines[k.Value] = v.Line
+		if d.holdsUnset(v.Value) {
+			t.Unresolved = append(t.Unresolved, k.Value)
+		}
 		tpl, err := template.Compile(v.Value)
 		if err != nil {
 			d.errorf(v, "%s.values.%s: %v", path, k.Value, err)
@@ -481,6 +536,15 @@ func firstPtr[T any](a, b *T) *T {
 		return a
 	}
 	return b
+}
+
+func firstSlice[T any](vals ...[]T) []T {
+	for _, v := range vals {
+		if len(v) > 0 {
+			return v
+		}
+	}
+	return nil
 }
 
 func firstString(vals ...string) string {

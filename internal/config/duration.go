@@ -24,7 +24,9 @@ func (d Duration) String() string { return FormatDuration(time.Duration(d)) }
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := ParseDuration(n.Value)
 	if err != nil {
-		return err
+		// A TypeError lets yaml.v3 go on decoding the rest of the
+		// document, so that the loader can report every problem at once.
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
 	}
 	*d = Duration(v)
 	return nil

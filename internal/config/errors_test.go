@@ -393,3 +393,59 @@ func TestParseYAMLSyntaxLines(t *testing.T) {
 		})
 	}
 }
+
+// TestParseErrorsInOnePass: every problem of the file is in one report,
+// whatever kind it is — an environment variable that is not set, an
+// unknown key, a value of the wrong kind, a bad duration, a template, a
+// factory's own option — and a mistake is not reported a second time as
+// its consequence (a misspelt strategy as a wrong number of roles).
+func TestParseErrorsInOnePass(t *testing.T) {
+	t.Parallel()
+	src := `version: 1
+credentials:
+  app:
+    provider:
+      type: fakepg
+      admin_url: ${ADMIN_URL}
+    connection:
+      url: postgresql://${DB_HOST}:5432/app?sslmode=require
+    stratgy: single
+    role: app
+    drain: {grace: soon}
+    schedule:
+      every: 30x
+    targets:
+      - name: env
+        type: fakefile
+        pth: .env
+        values:
+          DATABASE_URL: "{{.Url}}"
+  billing:
+    provider: {type: fakepg, admin_url: "${BILLING_ADMIN_URL}"}
+    connection: {url: "postgresql://db.internal/billing"}
+    strategy: single
+    role: billing
+    publish: {attempts: many}
+    targets:
+      - {name: env, type: fakefile, path: b.env, reload_timeout: later, values: {DATABASE_URL: "{{.URL}}", BAD: "{{.Nope}}"}}
+`
+	_, err := parse(t, src, baseEnv)
+	got := configErrors(t, err)
+	want := []struct{ at, msg string }{
+		{"${DB_HOST}", "environment variable DB_HOST is not set"},
+		{"stratgy", `unknown key "stratgy" in credentials.app`},
+		{"grace: soon", `credentials.app.drain.grace: bad duration "soon"`},
+		{"every: 30x", `credentials.app.schedule.every: bad duration "30x"`},
+		{"pth: .env", `unknown key "pth" in credentials.app.targets[0] (env)`},
+		{"{{.Url}}", "values.DATABASE_URL: bad template: unknown field .Url"},
+		{"${BILLING_ADMIN_URL}", "environment variable BILLING_ADMIN_URL is not set"},
+		{"attempts: many", "credentials.billing.publish.attempts"},
+		{"reload_timeout: later", `reload_timeout: bad duration "later"`},
+		{"reload_timeout: later", "values.BAD: bad template: unknown field .Nope"},
+	}
+	require.Len(t, got, len(want), "one problem per mistake, all at once:\n%v", err)
+	for i, w := range want {
+		require.Equal(t, lineOf(t, src, w.at), got[i].Line, "problem %d in file order: %v", i, got[i])
+		require.Contains(t, got[i].Msg, w.msg)
+	}
+}

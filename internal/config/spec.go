@@ -2,6 +2,7 @@ package config
 
 import (
 	"regexp"
+	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -27,6 +28,10 @@ type Config struct {
 	// KeyFile is the absolute path of the key file used when ROTOR_KEY is unset.
 	KeyFile     string
 	Credentials []*Credential
+	// Unset lists, sorted, the environment variables the file references
+	// that are not set (only ParseOptions.AllowUnset lets a Config have
+	// any without problems).
+	Unset []string
 }
 
 // Credential is one managed connection string as configured.
@@ -44,7 +49,11 @@ type Credential struct {
 	// Discover is set when the file gives no connection.url: the provider
 	// must then discover the endpoints (provider.Endpointer), which only a
 	// built provider can tell.
-	Discover     bool
+	Discover bool
+	// Unresolved is set when connection.url references an environment
+	// variable that is not set (allowed with ParseOptions.AllowUnset):
+	// Conn is then nil although the file gives a URL.
+	Unresolved   bool
 	Strategy     string
 	Roles        []string
 	Group        string
@@ -97,8 +106,15 @@ type Target struct {
 	// has no template.
 	Keys   []string
 	Values map[string]*template.Template
-	// ValuesLine is where values: is written.
+	// ValuesLine is where values: is written, ValueLines where each value is.
 	ValuesLine int
+	ValueLines map[string]int
+	// Incomplete is set when values: could not be read as written (its
+	// problem is reported): Keys are not all the keys meant.
+	Incomplete bool
+	// Unresolved lists the keys whose template references an environment
+	// variable that is not set (allowed with ParseOptions.AllowUnset).
+	Unresolved []string
 	// ReloadTimeout bounds the target's reload (reload_timeout).
 	ReloadTimeout time.Duration
 	Options       Options
@@ -111,7 +127,36 @@ type Options struct {
 	node *yaml.Node
 	file string
 	path string
+	// unset are the environment variables the options reference that are
+	// not set, in the order first referenced.
+	unset []string
 }
+
+// options keeps own, a provider's or target's own settings, as Options.
+func (d *decoder) options(own *yaml.Node, path string) Options {
+	o := Options{node: own, file: d.file, path: path}
+	var walk func(*yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode {
+			for _, m := range envRef.FindAllStringSubmatch(n.Value, -1) {
+				if name := m[1]; name != "" && d.unset[name] && !slices.Contains(o.unset, name) {
+					o.unset = append(o.unset, name)
+				}
+			}
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(own)
+	return o
+}
+
+// Unset lists the environment variables the options reference that are
+// not set (only a config parsed with ParseOptions.AllowUnset is built
+// from options that reference any). Whatever is built from such options
+// holds the references as written: it may be described, never used.
+func (o Options) Unset() []string { return slices.Clone(o.unset) }
 
 // Decode fills v, a pointer to a struct with yaml tags, from the options.
 // An unknown key, a value of the wrong kind or a bad duration is an error;

@@ -2,10 +2,13 @@ package config
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -51,6 +54,15 @@ func (es Errors) Sort() {
 type decoder struct {
 	file string
 	errs Errors
+	// broken holds the paths whose value could not be read as written (a
+	// value of the wrong kind, a bad duration); typos the paths of the
+	// mappings that hold an unknown key. Checks that combine settings skip
+	// those, so that one mistake is not reported again as its consequence
+	// (a misspelt strategy: as a wrong number of roles).
+	broken, typos map[string]bool
+	// unset holds the environment variables referenced but not set; their
+	// references stay in the values as written (see interpolate).
+	unset map[string]bool
 }
 
 // sorted returns the errors in file order.
@@ -74,17 +86,96 @@ var (
 
 // decode checks n against out's type (unknown keys, kinds) and then lets
 // yaml.v3 fill it. path names the position for messages ("credentials.app").
+// A value that does not fit is reported and left out; everything else is
+// decoded all the same, so that the rest of the file is still checked and
+// every problem comes out in one report. It reports whether n fitted.
 func (d *decoder) decode(n *yaml.Node, out any, path string) bool {
 	before := len(d.errs)
 	d.check(n, reflect.TypeOf(out).Elem(), path)
-	if len(d.errs) > before {
+	checked := len(d.errs) == before
+	if err := n.Decode(out); err != nil && checked {
+		// check knows no problem with n: these are yaml.v3's own (a word
+		// where a number belongs), each on its own line.
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			d.errorf(n, "%s: %s", pathOr(path), cleanYAMLError(err))
+		}
+		for _, msg := range typeErrors(te) {
+			d.errs = append(d.errs, &Error{File: d.file, Line: cmp.Or(msg.line, n.Line), Msg: pathOr(path) + ": " + msg.text})
+		}
+		d.markBroken(path)
 		return false
 	}
-	if err := n.Decode(out); err != nil {
-		d.errorf(n, "%s: %s", pathOr(path), cleanYAMLError(err))
-		return false
+	return checked
+}
+
+var typeErrorLine = regexp.MustCompile(`^line ([0-9]+): (.*)$`)
+
+type located struct {
+	line int
+	text string
+}
+
+// typeErrors splits a yaml.v3 TypeError into its messages and their lines.
+func typeErrors(te *yaml.TypeError) []located {
+	if te == nil {
+		return nil
 	}
-	return true
+	out := make([]located, 0, len(te.Errors))
+	for _, e := range te.Errors {
+		if m := typeErrorLine.FindStringSubmatch(e); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			out = append(out, located{line, m[2]})
+			continue
+		}
+		out = append(out, located{0, e})
+	}
+	return out
+}
+
+func (d *decoder) markBroken(path string) {
+	if d.broken == nil {
+		d.broken = map[string]bool{}
+	}
+	d.broken[path] = true
+}
+
+func (d *decoder) markTypo(path string) {
+	if d.typos == nil {
+		d.typos = map[string]bool{}
+	}
+	d.typos[path] = true
+}
+
+// isBroken reports whether a value at path, or inside it, could not be
+// read as written; with typos, also whether a mapping there held an
+// unknown key.
+func (d *decoder) isBroken(path string, typos bool) bool {
+	if under(d.broken, path) {
+		return true
+	}
+	return typos && under(d.typos, path)
+}
+
+// under reports whether set holds path or a path inside it.
+func under(set map[string]bool, path string) bool {
+	for p := range set {
+		if p == path || strings.HasPrefix(p, path+".") || strings.HasPrefix(p, path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsUnset reports whether s, a value after interpolation, still holds
+// the reference to a variable that is not set.
+func (d *decoder) holdsUnset(s string) bool {
+	for name := range d.unset {
+		if strings.Contains(s, "${"+name+"}") {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *decoder) check(n *yaml.Node, t reflect.Type, path string) {
@@ -103,8 +194,10 @@ func (d *decoder) check(n *yaml.Node, t reflect.Type, path string) {
 	if t == durationType {
 		if n.Kind != yaml.ScalarNode {
 			d.errorf(n, "%s must be a duration like 90s, 15m, 12h or 30d", pathOr(path))
+			d.markBroken(path)
 		} else if _, err := ParseDuration(n.Value); err != nil {
 			d.errorf(n, "%s: %v", pathOr(path), err)
+			d.markBroken(path)
 		}
 		return
 	}
@@ -115,10 +208,12 @@ func (d *decoder) check(n *yaml.Node, t reflect.Type, path string) {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			d.errorf(n, "%s must be a mapping (key: value lines)", pathOr(path))
+			d.markBroken(path)
 			return
 		}
 		fields := yamlFields(t)
 		seen := map[string]bool{}
+		defer dropRepeats(n)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if seen[k.Value] {
@@ -129,6 +224,7 @@ func (d *decoder) check(n *yaml.Node, t reflect.Type, path string) {
 			f, ok := fields[k.Value]
 			if !ok {
 				d.errorf(k, "unknown key %q in %s (known: %s)", k.Value, pathOr(path), strings.Join(sortedKeys(fields), ", "))
+				d.markTypo(path)
 				continue
 			}
 			d.check(v, f.Type, join(path, k.Value))
@@ -136,9 +232,11 @@ func (d *decoder) check(n *yaml.Node, t reflect.Type, path string) {
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
 			d.errorf(n, "%s must be a mapping (key: value lines)", pathOr(path))
+			d.markBroken(path)
 			return
 		}
 		seen := map[string]bool{}
+		defer dropRepeats(n)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
 			if seen[k.Value] {
@@ -151,6 +249,7 @@ func (d *decoder) check(n *yaml.Node, t reflect.Type, path string) {
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			d.errorf(n, "%s must be a list", pathOr(path))
+			d.markBroken(path)
 			return
 		}
 		for i, c := range n.Content {
@@ -161,7 +260,45 @@ func (d *decoder) check(n *yaml.Node, t reflect.Type, path string) {
 	default:
 		if n.Kind != yaml.ScalarNode {
 			d.errorf(n, "%s must be a single value, not a %s", pathOr(path), kindName(n.Kind))
+			d.markBroken(path)
+			return
 		}
+		if want := scalarKind(t); want != "" && n.Decode(reflect.New(t).Interface()) != nil {
+			d.errorf(n, "%s must be %s, not %q", pathOr(path), want, n.Value)
+			d.markBroken(path)
+		}
+	}
+}
+
+// scalarKind names what a scalar of type t must hold, for those yaml.v3
+// refuses to convert ("" for strings, which take anything).
+func scalarKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return ""
+}
+
+// dropRepeats removes from the mapping n the second and later copies of
+// a key it sets twice, once check has reported them: yaml.v3 would refuse
+// the whole mapping over one, and the rest of it is still to be read.
+func dropRepeats(n *yaml.Node) {
+	seen := map[string]bool{}
+	kept := n.Content[:0:0]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; !seen[k.Value] {
+			seen[k.Value] = true
+			kept = append(kept, k, n.Content[i+1])
+		}
+	}
+	if len(kept) != len(n.Content) {
+		n.Content = kept
 	}
 }
 

@@ -187,7 +187,7 @@ type StepError struct {
 }
 
 func (e *StepError) Error() string {
-	msg := fmt.Sprintf("%s: rotation %d stopped at %s: %v", e.Credential, e.RotationID, e.Step, e.Err)
+	msg := fmt.Sprintf("%s: rotation %d stopped at %s: %s", e.Credential, e.RotationID, e.Step, strings.TrimPrefix(e.Err.Error(), e.Credential+": "))
 	if e.Hint != "" {
 		msg += "\n  " + strings.ReplaceAll(e.Hint, "\n", "\n  ")
 	}

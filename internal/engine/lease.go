@@ -36,6 +36,7 @@ func (e *Engine) lock(ctx context.Context, name string) (*store.Lease, func() er
 	if errors.Is(err, store.ErrLeaseHeld) && l != nil && deadLocalHolder(l.Holder) {
 		p.TakeOverFrom = l.Holder
 		l, err = e.Store.AcquireLease(ctx, p)
+		e.auditTakeover(ctx, name, p.TakeOverFrom, err)
 	}
 	if err != nil {
 		if errors.Is(err, store.ErrLeaseHeld) && l != nil {

@@ -73,14 +73,14 @@ func (e *Engine) endpoints(ctx context.Context, cr *Credential) (conn, pooled, r
 	}
 	resp, err := ep.Endpoints(ctx, provider.EndpointsRequest{})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: discover endpoints: %w", cr.Name, err)
+		return nil, nil, nil, fmt.Errorf("discover endpoints: %w", err)
 	}
 	if conn, err = connstr.Parse(resp.Direct); err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: discovered endpoint: %w", cr.Name, err)
+		return nil, nil, nil, fmt.Errorf("discovered endpoint: %w", err)
 	}
 	if resp.Replica != "" {
 		if replica, err = connstr.Parse(resp.Replica); err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: discovered read replica: %w", cr.Name, err)
+			return nil, nil, nil, fmt.Errorf("discovered read replica: %w", err)
 		}
 	}
 	if cr.Pooled != nil {
@@ -88,7 +88,7 @@ func (e *Engine) endpoints(ctx context.Context, cr *Credential) (conn, pooled, r
 	}
 	if resp.Pooled != "" {
 		if pooled, err = connstr.Parse(resp.Pooled); err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: discovered pooled endpoint: %w", cr.Name, err)
+			return nil, nil, nil, fmt.Errorf("discovered pooled endpoint: %w", err)
 		}
 	}
 	return conn, pooled, replica, nil
@@ -364,6 +364,7 @@ func (r *run) record(ctx context.Context, rd *rendered, tr TargetResult) error {
 	}); err != nil {
 		return journalError(fmt.Sprintf("record that target %s is %s", tr.Name, tr.State), err)
 	}
+	r.auditDelivery(ctx, tr)
 	return nil
 }
 
@@ -420,6 +421,7 @@ func (r *run) retry(ctx context.Context, t *Target, mode retryMode, attempts *in
 		}
 		r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish, Target: t.Name, Status: "retry",
 			Detail: fmt.Sprintf("attempt %d failed (%v); retrying in %s", i+1, r.scrub(err), wait.Round(time.Millisecond))})
+		r.auditRetry(ctx, t, i+1, err, wait)
 		if err := r.e.Sleep(ctx, wait); err != nil {
 			return err
 		}

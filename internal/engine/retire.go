@@ -233,14 +233,14 @@ func (rt *retirer) conclude(ctx context.Context, v verdict, prefix string) (*Ret
 	switch v {
 	case verdictRetire:
 		if _, err := cr.Provider.Retire(ctx, provider.RetireRequest{Role: rt.old, Method: cr.RetireMethod}); err != nil {
-			return nil, fmt.Errorf("retire old role %s: %w", rt.old, err)
+			return nil, err
 		}
 		ret.State = RetirementRetired
 		if rt.ev.Skipped != "" {
 			// Without evidence, whoever is still on the role is cut off.
 			t, err := cr.Provider.Terminate(ctx, provider.TerminateRequest{Role: rt.old})
 			if err != nil {
-				return nil, fmt.Errorf("terminate the sessions of %s: %w", rt.old, err)
+				return nil, err
 			}
 			rt.terminated += t.Terminated
 			if t.Terminated > 0 {
@@ -251,11 +251,11 @@ func (rt *retirer) conclude(ctx context.Context, v verdict, prefix string) (*Ret
 	case verdictInUse:
 		if cr.DrainTerminate {
 			if _, err := cr.Provider.Retire(ctx, provider.RetireRequest{Role: rt.old, Method: cr.RetireMethod}); err != nil {
-				return nil, fmt.Errorf("retire old role %s: %w", rt.old, err)
+				return nil, fmt.Errorf("drain.terminate: %w", err)
 			}
 			t, err := cr.Provider.Terminate(ctx, provider.TerminateRequest{Role: rt.old})
 			if err != nil {
-				return nil, fmt.Errorf("terminate remaining sessions of %s: %w", rt.old, err)
+				return nil, fmt.Errorf("drain.terminate: %w", err)
 			}
 			rt.terminated += t.Terminated
 			ret.State = RetirementTerminated

@@ -127,6 +127,7 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 		if r.rot.Strategy != cr.Strategy {
 			return nil, fmt.Errorf("%s: interrupted rotation %d used strategy %s but the config now says %s; put the strategy back until it finishes (`rotor resume`)", cr.Name, r.rot.ID, r.rot.Strategy, cr.Strategy)
 		}
+		e.auditResumed(ctx, r.rot)
 	} else {
 		// The last rotation's old role may still await retirement: that
 		// comes first, and a new rotation starts only once it is done (the

@@ -84,7 +84,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 			r.rot = rot
 		case err == nil, errors.Is(err, provider.ErrUnsupported):
 		default:
-			return "", fmt.Errorf("read the current password of role %s: %w", role, err)
+			return "", err
 		}
 	}
 	v, err := r.e.Store.InsertVersion(ctx, store.InsertVersionParams{Fence: r.fence,
@@ -185,7 +185,7 @@ func (r *run) checkParity(ctx context.Context) error {
 		if errors.Is(err, provider.ErrUnsupported) {
 			return nil
 		}
-		return fmt.Errorf("compare privileges of %s: %w", strings.Join(r.cr.Roles, " and "), err)
+		return err
 	}
 	if len(p.Differences) == 0 {
 		return nil
@@ -210,7 +210,7 @@ func (r *run) apply(ctx context.Context) (string, error) {
 		Role: r.to.Role, Password: r.pending.password(), Verifier: r.pending.verifier(), ValidUntil: until,
 	})
 	if err != nil {
-		return "", r.gatekeepersAfterFailedApply(ctx, fmt.Errorf("set password of role %s: %w", r.to.Role, err))
+		return "", r.gatekeepersAfterFailedApply(ctx, err)
 	}
 	if !resp.Password.IsZero() && !resp.Password.Equal(r.pending.password()) {
 		// The backend chose the password (an API that resets it): store it
@@ -399,18 +399,18 @@ func (r *run) confirm(ctx context.Context) (string, error) {
 		// the leaked credential's.
 		t, err := r.cr.Provider.Terminate(ctx, provider.TerminateRequest{Role: r.to.Role, StartedBefore: r.applied})
 		if err != nil {
-			return "", fmt.Errorf("terminate sessions of %s opened with the old password: %w", r.to.Role, err)
+			return "", fmt.Errorf("revoke: %w", err)
 		}
 		r.res.Terminated += t.Terminated
 		notes = append(notes, fmt.Sprintf("revoke: terminated %d session(s) opened before the new password", t.Terminated))
 	case r.cr.Strategy == StrategyDual && old != "" && r.opts.Revoke:
 		// Retire first so a terminated attacker cannot log back in.
 		if _, err := r.cr.Provider.Retire(ctx, provider.RetireRequest{Role: old, Method: r.cr.RetireMethod}); err != nil {
-			return "", fmt.Errorf("retire role %s: %w", old, err)
+			return "", fmt.Errorf("revoke: %w", err)
 		}
 		t, err := r.cr.Provider.Terminate(ctx, provider.TerminateRequest{Role: old})
 		if err != nil {
-			return "", fmt.Errorf("terminate sessions of %s: %w", old, err)
+			return "", fmt.Errorf("revoke: %w", err)
 		}
 		r.res.Terminated += t.Terminated
 		notes = append(notes, fmt.Sprintf("revoke: retired %s and terminated %d session(s)", old, t.Terminated))
@@ -519,7 +519,7 @@ func (r *run) fromRole() string {
 func roleSessions(ctx context.Context, cr *Credential, role string) ([]provider.Session, error) {
 	s, err := cr.Provider.Sessions(ctx, provider.SessionsRequest{Role: role})
 	if err != nil {
-		return nil, fmt.Errorf("list sessions of %s: %w", role, err)
+		return nil, err // the provider names the role and what it tried
 	}
 	clients, err := gatekeeperClients(ctx, cr, role)
 	if err != nil {

@@ -15,6 +15,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -38,7 +39,10 @@ var (
 // Provider changes role passwords and observes role sessions.
 //
 // All methods take ctx first, must be safe for concurrent use, and must
-// never include a plaintext password or SCRAM verifier in an error.
+// never include a plaintext password or SCRAM verifier in an error. An
+// error says what was tried and on which role (list sessions of role
+// "app_blue": …), so callers add only what the provider cannot know
+// (the credential, the step) instead of saying it again.
 type Provider interface {
 	// Check verifies, without changing anything, that the admin connection
 	// works and that each named role exists and can be altered. It returns
@@ -164,14 +168,15 @@ type SessionsRequest struct {
 	StartedBefore time.Time
 }
 
-// Session is one client connection seen on the server.
+// Session is one client connection seen on the server. Its JSON names
+// are those of pg_stat_activity's columns, as in every --json output.
 type Session struct {
-	PID             int
-	Database        string
-	ApplicationName string
-	ClientAddr      string
-	BackendStart    time.Time
-	State           string
+	PID             int       `json:"pid"`
+	Database        string    `json:"database"`
+	ApplicationName string    `json:"application_name"`
+	ClientAddr      string    `json:"client_addr"`
+	BackendStart    time.Time `json:"backend_start"`
+	State           string    `json:"state"`
 }
 
 type SessionsResponse struct {
@@ -313,6 +318,9 @@ type Params struct {
 	Decode     func(v any) error
 	HTTPClient *http.Client
 	Now        func() time.Time
+	// Logger, when set (rotor --debug), receives a debug line for each
+	// statement sent to the database, with every secret in it replaced.
+	Logger *slog.Logger
 }
 
 // Factory builds a provider from its config. It must not do I/O; the first

@@ -10,15 +10,19 @@
 package resolve
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
 )
 
@@ -33,6 +37,8 @@ type Registry struct {
 	HTTPClient *http.Client
 	Getenv     func(string) string
 	Now        func() time.Time
+	// Logger, when set (rotor --debug), is given to every provider.
+	Logger *slog.Logger
 }
 
 // Config is a config with every credential built. Close releases the
@@ -45,8 +51,11 @@ type Config struct {
 	// KeyFile is the absolute path of the key file used when ROTOR_KEY is unset.
 	KeyFile     string
 	Credentials []*engine.Credential
-	file        string
-	providers   []provider.Provider
+	// Unset lists the environment variables the credentials reference
+	// that are not set; only LoadOffline and ParseOffline accept any.
+	Unset     []string
+	file      string
+	providers []provider.Provider
 }
 
 // Load reads a config file and builds its credentials. lookupEnv
@@ -67,6 +76,28 @@ func Parse(path string, data []byte, lookupEnv func(string) (string, bool), reg 
 	return build(spec, err, reg)
 }
 
+// LoadOffline is Load for commands that contact neither the database nor
+// a target (status, history, validate --offline, plan --offline): they
+// need no connection secrets, so a ${VAR} under credentials: or defaults:
+// that is not set is no problem (Config.Unset lists them). Everything
+// else is checked as by Load. A provider whose settings reference such a
+// variable is one that fails every call, naming the variable; a target's
+// own problems that the variable may cause are not judged. Such a Config
+// may be described, never used to rotate.
+func LoadOffline(path string, lookupEnv func(string) (string, bool), reg Registry) (*Config, error) {
+	data, err := config.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOffline(path, data, lookupEnv, reg)
+}
+
+// ParseOffline is LoadOffline on bytes already read.
+func ParseOffline(path string, data []byte, lookupEnv func(string) (string, bool), reg Registry) (*Config, error) {
+	spec, err := config.ParseWith(path, data, lookupEnv, config.ParseOptions{AllowUnset: true})
+	return build(spec, err, reg)
+}
+
 // build builds spec's credentials even when config found problems in it,
 // so that the factories' problems join config's in one report.
 func build(spec *config.Config, err error, reg Registry) (*Config, error) {
@@ -81,6 +112,7 @@ func build(spec *config.Config, err error, reg Registry) (*Config, error) {
 	}
 	b.checkAcross(spec.Credentials, c.Credentials)
 	c.providers = b.built
+	c.Unset = spec.Unset
 	if len(b.problems) > 0 {
 		b.problems.Sort()
 		if err := c.Close(); err != nil {
@@ -165,11 +197,12 @@ func (b *builder) credential(s *config.Credential) *engine.Credential {
 		cr.ProviderType = s.Provider.Type
 		cr.Provider = b.provider(s.Provider)
 	}
-	if _, discovers := cr.Provider.(provider.Endpointer); s.Discover && cr.Provider != nil && !discovers {
+	if _, discovers := cr.Provider.(provider.Endpointer); s.Discover && cr.Provider != nil && !discovers && !isUnresolved(cr.Provider) {
 		b.errorf(s.Line, "%s has no connection.url; say how consumers reach the database, e.g. postgresql://db.internal:5432/app?sslmode=require", s.Path)
 	}
+	samples := newSamples(s)
 	for _, ts := range s.Targets {
-		if t := b.target(ts); t != nil {
+		if t := b.target(ts, samples); t != nil {
 			cr.Targets = append(cr.Targets, t)
 		}
 	}
@@ -186,7 +219,18 @@ func (b *builder) provider(s *config.Provider) provider.Provider {
 		return nil
 	}
 	decoded := false
-	p, err := factory(provider.Params{Decode: b.decoder(s.Options, &decoded), HTTPClient: b.reg.HTTPClient, Now: b.reg.Now})
+	unset := b.noteUnset(s.Options)
+	p, err := factory(provider.Params{Decode: b.decoder(s.Options, &decoded), HTTPClient: b.reg.HTTPClient, Now: b.reg.Now, Logger: b.reg.Logger})
+	if len(unset) > 0 && !errors.Is(err, errReported) {
+		// Built from ${VAR} references as written: what the factory says
+		// of them means nothing, and the provider must never connect.
+		if err == nil {
+			p.Close()
+		}
+		p = &unresolvedProvider{vars: unset, path: s.Path}
+		b.shared[s.Key] = p
+		return p
+	}
 	if err != nil {
 		if !errors.Is(err, errReported) {
 			b.errorf(s.Line, "%s: %s", s.Path, plain(err))
@@ -204,13 +248,14 @@ func (b *builder) provider(s *config.Provider) provider.Provider {
 	return p
 }
 
-func (b *builder) target(s *config.Target) *engine.Target {
+func (b *builder) target(s *config.Target, samples *samples) *engine.Target {
 	factory, err := b.reg.Target(s.Type)
 	if err != nil {
 		b.errorf(s.Line, "%s: %v", s.Path, err)
 		return nil
 	}
 	decoded := false
+	unset := b.noteUnset(s.Options)
 	impl, err := factory(target.Params{
 		Name:       s.Name,
 		Decode:     b.decoder(s.Options, &decoded),
@@ -219,6 +264,11 @@ func (b *builder) target(s *config.Target) *engine.Target {
 		Getenv:     b.reg.Getenv,
 		Now:        b.reg.Now,
 	})
+	if err != nil && len(unset) > 0 && !errors.Is(err, errReported) {
+		// What the factory refused may be the ${VAR} reference standing
+		// in for a variable that is not set: describe the target only.
+		impl, err = &unresolvedTarget{name: s.Name, typ: s.Type, vars: unset}, nil
+	}
 	if err != nil {
 		if !errors.Is(err, errReported) {
 			b.errorf(s.Line, "%s: %s", s.Path, plain(err))
@@ -231,14 +281,37 @@ func (b *builder) target(s *config.Target) *engine.Target {
 	}
 	// A value whose template did not compile is already reported; the
 	// target judges the names only once they are all there.
-	if kc := target.Discover(impl).KeyChecker; kc != nil && len(s.Values) == len(s.Keys) {
+	caps := target.Discover(impl)
+	if kc := caps.KeyChecker; kc != nil && len(s.Values) == len(s.Keys) && !s.Incomplete {
 		if err := kc.CheckKeys(s.Keys); err != nil {
 			b.errorf(s.ValuesLine, "%s.values: %s", s.Path, plain(err))
 			return nil
 		}
 	}
+	if vc := caps.ValueChecker; vc != nil && len(unset) == 0 {
+		b.checkValues(s, vc, samples)
+	}
 	return &engine.Target{Name: s.Name, Type: s.Type, Line: s.Line, Keys: s.Keys, Values: s.Values, ReloadTimeout: s.ReloadTimeout, Impl: impl}
 }
+
+// checkValues renders each value of s with every sample version and asks
+// the target whether it could write it, so that a template the target
+// would refuse at publish — once the password has changed — is a problem
+// of the file instead.
+func (b *builder) checkValues(s *config.Target, vc target.ValueChecker, samples *samples) {
+	for _, k := range s.Keys {
+		tpl := s.Values[k]
+		if tpl == nil || slices.Contains(s.Unresolved, k) {
+			continue // reported, or not renderable without its variable
+		}
+		if err := samples.check(tpl, func(v secret.String) error { return vc.CheckValue(k, v) }); err != nil {
+			b.errorf(cmp.Or(s.ValueLines[k], s.ValuesLine), "%s.values.%s: %s (found by rendering it with a sample password; a rotation would stop at publish, after the password changed)", s.Path, k, plain(err))
+		}
+	}
+}
+
+// noteUnset lists the variables opts reference that are not set.
+func (b *builder) noteUnset(opts config.Options) []string { return opts.Unset() }
 
 // plain is err's message without the sentinel that ends it (": target
 // refused the request"), which tells code what kind of failure it is but

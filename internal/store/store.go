@@ -102,7 +102,8 @@ type Store interface {
 
 	// AppendAudit appends an audit event.
 	AppendAudit(ctx context.Context, p AppendAuditParams) (*AuditEvent, error)
-	// ListAudit returns audit events newest first.
+	// ListAudit returns audit events newest first, filtered: each non-zero
+	// field of p narrows the list.
 	ListAudit(ctx context.Context, p ListAuditParams) ([]*AuditEvent, error)
 
 	// Writes whose params carry a non-zero Fence (every write of a
@@ -456,5 +457,9 @@ type AppendAuditParams struct {
 
 type ListAuditParams struct {
 	Credential string
-	Limit      int
+	// Since keeps the events at or after it.
+	Since time.Time
+	// Events keeps the events with one of these names.
+	Events []string
+	Limit  int
 }

@@ -10,6 +10,7 @@ const (
 	CanNotify
 	CanCheckKeys
 	CanGatekeep
+	CanCheckValues
 )
 
 // Switchable is implemented by targets whose options can switch a
@@ -24,12 +25,13 @@ type Switchable interface {
 // Capabilities are the optional interfaces a target offers; a nil field
 // means the target does not offer it (or its options switched it off).
 type Capabilities struct {
-	Reloader   Reloader
-	Checker    Checker
-	Validator  Validator
-	Notifier   Notifier
-	KeyChecker KeyChecker
-	Gatekeeper Gatekeeper
+	Reloader     Reloader
+	Checker      Checker
+	Validator    Validator
+	Notifier     Notifier
+	KeyChecker   KeyChecker
+	ValueChecker ValueChecker
+	Gatekeeper   Gatekeeper
 }
 
 // Discover is the one place optional target interfaces are looked up;
@@ -53,6 +55,9 @@ func Discover(t Target) Capabilities {
 	}
 	if k, ok := t.(KeyChecker); ok && on(CanCheckKeys) {
 		caps.KeyChecker = k
+	}
+	if v, ok := t.(ValueChecker); ok && on(CanCheckValues) {
+		caps.ValueChecker = v
 	}
 	if g, ok := t.(Gatekeeper); ok && on(CanGatekeep) {
 		caps.Gatekeeper = g

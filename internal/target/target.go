@@ -232,6 +232,20 @@ type KeyChecker interface {
 	CheckKeys(keys []string) error
 }
 
+// ValueChecker is implemented by targets whose destination refuses some
+// values: a dotenv value no quoting reads back unchanged, a masked GitLab
+// variable GitLab cannot mask, an RDS port that is not a number. The
+// config loader renders every value with sample versions (generated
+// passwords, the configured connection) and calls CheckValue for each,
+// without I/O, so that a template that can never be written is reported
+// with file:line by `rotor validate --offline`, `rotor plan` and the start
+// of `rotor rotate` — not at the publish step, after the password has
+// changed. Put still checks; both use the same rule. The error names the
+// key and what is wrong, never the value.
+type ValueChecker interface {
+	CheckValue(key string, value secret.String) error
+}
+
 // Params is what a Factory gets to build a target.
 type Params struct {
 	// Name is the user's name for the target.

@@ -95,7 +95,7 @@ func (n *Neon) admin(ctx context.Context, st *state, b *branch) (*postgres.Postg
 		return nil, err
 	}
 	o := postgres.Options{AdminURL: url.Reveal(), ConnectTimeout: n.connectTimeout, Hints: n.hints(st)}
-	p, err := postgres.New(provider.Params{Decode: func(v any) error {
+	p, err := postgres.New(provider.Params{Logger: n.logger, Decode: func(v any) error {
 		*(v.(*postgres.Options)) = o
 		return nil
 	}})

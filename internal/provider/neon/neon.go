@@ -295,7 +295,10 @@ func newProvider(p provider.Params, getenv func(string) string) (*Neon, error) {
 	n := &Neon{
 		api: api, project: o.ProjectID, selection: o.Branches, database: o.Database, method: method,
 		adminRole: o.AdminRole, adminPassword: secret.New(o.AdminPassword), connectTimeout: timeout,
-		sslMode: sslMode, sslRootCert: o.SSLRootCert, logger: slog.Default(),
+		sslMode: sslMode, sslRootCert: o.SSLRootCert, logger: p.Logger,
+	}
+	if n.logger == nil {
+		n.logger = slog.Default()
 	}
 	api.OnRetry = n.logRetry
 	return n, nil

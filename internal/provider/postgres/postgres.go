@@ -104,6 +104,9 @@ func New(p provider.Params) (provider.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.Logger != nil {
+		pg.conns.cfg.Tracer = &sqlTracer{log: p.Logger, scrub: pg.secrets}
+	}
 	return pg, nil
 }
 

@@ -32,8 +32,16 @@ func (s *Store) ListAudit(ctx context.Context, p store.ListAuditParams) ([]*stor
 		args  []any
 	)
 	if p.Credential != "" {
-		where = append(where, "credential = $1")
 		args = append(args, p.Credential)
+		where = append(where, fmt.Sprintf("credential = $%d", len(args)))
+	}
+	if !p.Since.IsZero() {
+		args = append(args, timeArg(p.Since))
+		where = append(where, fmt.Sprintf("at >= $%d", len(args)))
+	}
+	if len(p.Events) > 0 {
+		args = append(args, p.Events)
+		where = append(where, fmt.Sprintf("event = ANY($%d)", len(args)))
 	}
 	rows, err := s.pool.Query(ctx, s.sql(`SELECT `+auditColumns+` FROM {schema}.audit`+
 		whereClause(where)+` ORDER BY id DESC`+limitClause(p.Limit)), args...)

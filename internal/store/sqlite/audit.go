@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/rotorhq/rotor/internal/store"
 )
@@ -33,6 +34,16 @@ func (s *Store) ListAudit(ctx context.Context, p store.ListAuditParams) ([]*stor
 	if p.Credential != "" {
 		where = append(where, "credential = ?")
 		args = append(args, p.Credential)
+	}
+	if !p.Since.IsZero() {
+		where = append(where, "at >= ?")
+		args = append(args, timeArg(p.Since))
+	}
+	if len(p.Events) > 0 {
+		where = append(where, "event IN ("+strings.Repeat(", ?", len(p.Events))[2:]+")")
+		for _, e := range p.Events {
+			args = append(args, e)
+		}
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT id, at, credential, rotation_id, event, actor, detail FROM audit`+
 		whereClause(where)+` ORDER BY id DESC`+limitClause(p.Limit), args...)

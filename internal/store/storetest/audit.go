@@ -43,4 +43,31 @@ func exerciseAudit(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.NoError(t, err)
 		require.Empty(t, none)
 	})
+	t.Run("Filters", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		var events []*store.AuditEvent
+		for i, ev := range []struct{ cred, name string }{
+			{"app-db", "rotation.started"}, {"app-db", "rotation.failed"}, {"other-db", "rotation.failed"},
+			{"app-db", "rotation.resumed"}, {"app-db", "rotation.succeeded"},
+		} {
+			e, err := s.AppendAudit(ctx, store.AppendAuditParams{Credential: ev.cred, RotationID: 1, Event: ev.name, Actor: "alice",
+				Detail: "{}", Now: t0.Add(time.Duration(i) * time.Minute)})
+			require.NoError(t, err)
+			events = append(events, e)
+		}
+		got, err := s.ListAudit(ctx, store.ListAuditParams{Since: t0.Add(time.Minute)})
+		require.NoError(t, err)
+		require.Equal(t, []*store.AuditEvent{events[4], events[3], events[2], events[1]}, got, "at or after Since")
+		got, err = s.ListAudit(ctx, store.ListAuditParams{Events: []string{"rotation.failed", "rotation.resumed"}})
+		require.NoError(t, err)
+		require.Equal(t, []*store.AuditEvent{events[3], events[2], events[1]}, got)
+		got, err = s.ListAudit(ctx, store.ListAuditParams{Credential: "app-db", Since: t0.Add(2 * time.Minute), Events: []string{"rotation.failed", "rotation.succeeded"}, Limit: 5})
+		require.NoError(t, err)
+		require.Equal(t, []*store.AuditEvent{events[4]}, got, "every filter applies")
+		got, err = s.ListAudit(ctx, store.ListAuditParams{Credential: "app-db", Events: []string{"rotation.failed", "rotation.started"}, Limit: 1})
+		require.NoError(t, err)
+		require.Equal(t, []*store.AuditEvent{events[1]}, got, "the limit applies after the filters")
+	})
 }

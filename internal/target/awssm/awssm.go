@@ -149,6 +149,11 @@ func New(p target.Params) (target.Target, error) {
 // CheckKeys implements target.KeyChecker (format rds-json's fields).
 func (t *Target) CheckKeys(keys []string) error { return checkKeys(t.format, keys) }
 
+// CheckValue implements target.ValueChecker (format rds-json's port).
+func (t *Target) CheckValue(key string, value secret.String) error {
+	return checkValue(t.format, key, value.Reveal())
+}
+
 func (t *Target) Info() target.Info {
 	region := cmp.Or(t.region, t.getenv("AWS_REGION"), t.getenv("AWS_DEFAULT_REGION"), "default region")
 	dest := fmt.Sprintf("aws secrets manager %s (%s)", t.secretID, region)
@@ -473,9 +478,10 @@ func optional(s string) *string {
 }
 
 var (
-	_ target.Target     = (*Target)(nil)
-	_ target.KeyChecker = (*Target)(nil)
-	_ target.Reloader   = (*Target)(nil)
-	_ target.Checker    = (*Target)(nil)
-	_ target.Validator  = (*Target)(nil)
+	_ target.Target       = (*Target)(nil)
+	_ target.KeyChecker   = (*Target)(nil)
+	_ target.ValueChecker = (*Target)(nil)
+	_ target.Reloader     = (*Target)(nil)
+	_ target.Checker      = (*Target)(nil)
+	_ target.Validator    = (*Target)(nil)
 )

@@ -89,11 +89,10 @@ func compose(format string, doc document, values map[string]secret.String) (stri
 		if !utf8.ValidString(v) {
 			return "", fmt.Errorf("the value of %s is not valid UTF-8, which a SecretString cannot hold: %w", k, target.ErrInvalid)
 		}
+		if err := checkValue(format, k, v); err != nil {
+			return "", err
+		}
 		if format == FormatRDSJSON && k == "port" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != v {
-				return "", fmt.Errorf("format rds-json writes port as a number, but the rendered port is not one from 1 to 65535; render it with {{.Port}}: %w", target.ErrInvalid)
-			}
 			out[k] = json.RawMessage(v)
 			continue
 		}
@@ -111,6 +110,17 @@ func compose(format string, doc document, values map[string]secret.String) (stri
 		return "", fmt.Errorf("the secret would be %d bytes, over Secrets Manager's limit of %d: %w", len(s), maxSecretString, target.ErrInvalid)
 	}
 	return s, nil
+}
+
+// checkValue: format rds-json writes port as a number.
+func checkValue(format, k, v string) error {
+	if format == FormatRDSJSON && k == "port" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != v {
+			return fmt.Errorf("format rds-json writes port as a number, but the rendered port is not one from 1 to 65535; render it with {{.Port}}: %w", target.ErrInvalid)
+		}
+	}
+	return nil
 }
 
 func jsonString(v string) json.RawMessage {

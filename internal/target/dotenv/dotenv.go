@@ -94,9 +94,18 @@ func parseMode(s string) (fs.FileMode, error) {
 	return fs.FileMode(n), nil
 }
 
-// Info implements target.Target.
 // CheckKeys implements target.KeyChecker.
 func (t *Target) CheckKeys(keys []string) error { return checkKeys(keys) }
+
+// CheckValue implements target.ValueChecker: the value must survive what
+// Put does with it — quoting under the quote option and reading back with
+// godotenv — in an empty file.
+func (t *Target) CheckValue(key string, value secret.String) error {
+	_, err := t.editor.Edit(nil, map[string]string{key: value.Reveal()}, []string{key})
+	return err
+}
+
+// Info implements target.Target.
 
 func (t *Target) Info() target.Info {
 	return target.Info{Type: Type, Name: t.name, Destination: t.path, Idempotent: true}
@@ -251,8 +260,9 @@ func (t *Target) fileError(op string, err error) error {
 }
 
 var (
-	_ target.Target     = (*Target)(nil)
-	_ target.KeyChecker = (*Target)(nil)
-	_ target.Checker    = (*Target)(nil)
-	_ target.Validator  = (*Target)(nil)
+	_ target.Target       = (*Target)(nil)
+	_ target.KeyChecker   = (*Target)(nil)
+	_ target.ValueChecker = (*Target)(nil)
+	_ target.Checker      = (*Target)(nil)
+	_ target.Validator    = (*Target)(nil)
 )

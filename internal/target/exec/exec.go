@@ -264,6 +264,15 @@ func (t *Target) CheckKeys(keys []string) error {
 	return nil
 }
 
+// CheckValue implements target.ValueChecker: with env: true a value must
+// fit in an environment variable.
+func (t *Target) CheckValue(key string, value secret.String) error {
+	if t.env && strings.IndexByte(value.Reveal(), 0) >= 0 {
+		return fmt.Errorf("value %s holds a NUL byte, which no environment variable can; use stdin: json: %w", key, target.ErrInvalid)
+	}
+	return nil
+}
+
 func (t *Target) Info() target.Info {
 	return target.Info{Type: Type, Name: t.name, Destination: "command " + t.command[0], Idempotent: t.idempotent}
 }
@@ -283,11 +292,10 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 	}
 	if t.env {
 		for _, k := range keys {
-			v := req.Values[k].Reveal()
-			if strings.IndexByte(v, 0) >= 0 {
-				return target.PutResponse{}, fmt.Errorf("%s: value %s holds a NUL byte, which no environment variable can; use stdin: json: %w", t.desc, k, target.ErrInvalid)
+			if err := t.CheckValue(k, req.Values[k]); err != nil {
+				return target.PutResponse{}, fmt.Errorf("%s: %w", t.desc, err)
 			}
-			env = append(env, k+"="+v)
+			env = append(env, k+"="+req.Values[k].Reveal())
 		}
 	}
 	var input []byte
@@ -609,9 +617,10 @@ func scrubList(req target.PutRequest) []secret.String {
 }
 
 var (
-	_ target.Target     = (*Target)(nil)
-	_ target.KeyChecker = (*Target)(nil)
-	_ target.Reloader   = (*Target)(nil)
-	_ target.Checker    = (*Target)(nil)
-	_ target.Validator  = (*Target)(nil)
+	_ target.Target       = (*Target)(nil)
+	_ target.KeyChecker   = (*Target)(nil)
+	_ target.ValueChecker = (*Target)(nil)
+	_ target.Reloader     = (*Target)(nil)
+	_ target.Checker      = (*Target)(nil)
+	_ target.Validator    = (*Target)(nil)
 )

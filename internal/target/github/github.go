@@ -265,6 +265,14 @@ func (t *Target) CheckKeys(keys []string) error {
 	return nil
 }
 
+// CheckValue implements target.ValueChecker: GitHub's size limit.
+func (t *Target) CheckValue(key string, value secret.String) error {
+	if n := len(value.Reveal()); n > maxValueBytes {
+		return fmt.Errorf("the value for %s is %d bytes; GitHub secrets hold at most 48 KB: %w", key, n, target.ErrInvalid)
+	}
+	return nil
+}
+
 func (t *Target) Info() target.Info {
 	var dest string
 	switch t.scope {
@@ -291,8 +299,8 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 		return target.PutResponse{}, fmt.Errorf("%s: %w", t.desc, err)
 	}
 	for _, k := range keys {
-		if n := len(req.Values[k].Reveal()); n > maxValueBytes {
-			return target.PutResponse{}, fmt.Errorf("%s: the value for %s is %d bytes; GitHub secrets hold at most 48 KB: %w", t.desc, k, n, target.ErrInvalid)
+		if err := t.CheckValue(k, req.Values[k]); err != nil {
+			return target.PutResponse{}, fmt.Errorf("%s: %w", t.desc, err)
 		}
 	}
 	keyID, pub, err := t.publicKey(ctx)
@@ -501,10 +509,11 @@ func (t *Target) secrets(values map[string]secret.String) []secret.String {
 }
 
 var (
-	_ target.Target     = (*Target)(nil)
-	_ target.KeyChecker = (*Target)(nil)
-	_ target.Checker    = (*Target)(nil)
-	_ target.Validator  = (*Target)(nil)
-	_ target.Reloader   = (*Target)(nil)
-	_ target.Switchable = (*Target)(nil)
+	_ target.Target       = (*Target)(nil)
+	_ target.KeyChecker   = (*Target)(nil)
+	_ target.ValueChecker = (*Target)(nil)
+	_ target.Checker      = (*Target)(nil)
+	_ target.Validator    = (*Target)(nil)
+	_ target.Reloader     = (*Target)(nil)
+	_ target.Switchable   = (*Target)(nil)
 )

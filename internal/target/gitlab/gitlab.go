@@ -220,6 +220,18 @@ func (t *Target) CheckKeys(keys []string) error {
 	return nil
 }
 
+// CheckValue implements target.ValueChecker: with masked: true, GitLab
+// must be able to mask the value.
+func (t *Target) CheckValue(key string, value secret.String) error {
+	if !t.masked {
+		return nil
+	}
+	if why := CanMask(value.Reveal(), t.raw); why != "" {
+		return fmt.Errorf("GitLab cannot mask the value for %s: it %s. GitLab masks only values of at least 8 characters on one line without spaces (with raw: false, only letters, digits and _ + = / @ : . ~ -), which a connection URL rarely is. Set masked: false here and mask a separate key that holds only the password, e.g. another gitlab target with values {PGPASSWORD: \"{{.Password}}\"} and masked: true: %w", key, why, target.ErrInvalid)
+	}
+	return nil
+}
+
 func (t *Target) Info() target.Info {
 	kind := "project"
 	if t.group {
@@ -250,10 +262,8 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 		return target.PutResponse{}, fmt.Errorf("%s: %w", t.desc, err)
 	}
 	for _, k := range keys {
-		if t.masked {
-			if why := CanMask(req.Values[k].Reveal(), t.raw); why != "" {
-				return target.PutResponse{}, fmt.Errorf("%s: GitLab cannot mask the value for %s: it %s. GitLab masks only values of at least 8 characters on one line without spaces (with raw: false, only letters, digits and _ + = / @ : . ~ -), which a connection URL rarely is. Set masked: false here and mask a separate key that holds only the password, e.g. another gitlab target with values {PGPASSWORD: \"{{.Password}}\"} and masked: true: %w", t.desc, k, why, target.ErrInvalid)
-			}
+		if err := t.CheckValue(k, req.Values[k]); err != nil {
+			return target.PutResponse{}, fmt.Errorf("%s: %w", t.desc, err)
 		}
 	}
 	changed := false
@@ -522,10 +532,11 @@ func (t *Target) secrets(values map[string]secret.String) []secret.String {
 }
 
 var (
-	_ target.Target     = (*Target)(nil)
-	_ target.KeyChecker = (*Target)(nil)
-	_ target.Checker    = (*Target)(nil)
-	_ target.Validator  = (*Target)(nil)
-	_ target.Reloader   = (*Target)(nil)
-	_ target.Switchable = (*Target)(nil)
+	_ target.Target       = (*Target)(nil)
+	_ target.KeyChecker   = (*Target)(nil)
+	_ target.ValueChecker = (*Target)(nil)
+	_ target.Checker      = (*Target)(nil)
+	_ target.Validator    = (*Target)(nil)
+	_ target.Reloader     = (*Target)(nil)
+	_ target.Switchable   = (*Target)(nil)
 )
