@@ -148,6 +148,7 @@ func runValidate(ctx context.Context, opts *ValidateOptions) error {
 	}
 	var checks []Check
 	checks = append(checks, Check{Subject: "config " + cfg.Path, OK: true, Notes: []string{fmt.Sprintf("%d credential(s)", len(cfg.Credentials))}})
+	checks = append(checks, circularChecks(cfg, creds, f.getenv)...)
 	if !opts.Offline {
 		if _, err := f.Engine(ctx); err != nil {
 			checks = append(checks, Check{Subject: "state " + cfg.State, Error: err.Error()})
