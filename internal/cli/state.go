@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -494,7 +495,13 @@ func stateLocation(f *Factory) (*stateSettings, error) {
 	}
 	if loc.State == "" {
 		if strings.Contains(cfg.State, unsetEnv) || strings.Contains(cfg.KeyFile, unsetEnv) {
-			return nil, &UsageError{fmt.Errorf("%s: state: or key_file: uses an environment variable that is not set (%s); export it", path, strings.Join(unset, ", "))}
+			var names []string
+			for _, m := range envRefRE.FindAllStringSubmatch(topLevelText(data, "state", "key_file"), -1) {
+				if slices.Contains(unset, m[1]) && !slices.Contains(names, m[1]) {
+					names = append(names, m[1])
+				}
+			}
+			return nil, &UsageError{fmt.Errorf("%s: state: or key_file: uses an environment variable that is not set (%s); export it", path, strings.Join(names, ", "))}
 		}
 		loc.State, loc.From = cfg.State, "config"
 	}
@@ -502,6 +509,20 @@ func stateLocation(f *Factory) (*stateSettings, error) {
 		loc.KeyFile = cfg.KeyFile
 	}
 	return &loc, nil
+}
+
+var envRefRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// topLevelText is the text of the lines topLevelLines returns.
+func topLevelText(data []byte, keys ...string) string {
+	lines := topLevelLines(data, keys...)
+	var b strings.Builder
+	for i, l := range strings.Split(string(data), "\n") {
+		if lines[i+1] {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
 }
 
 // topLevelLines returns the lines of the config's top-level keys named.

@@ -185,7 +185,7 @@ func TestStateInfoRefusals(t *testing.T) {
 		code, _, errOut := runAt(t, testEnv{"ROTOR_CONFIG": cfg}, afterLeases, "state", "info")
 		require.Equal(t, ExitUsage, code)
 		require.Contains(t, errOut, "uses an environment variable that is not set")
-		require.Contains(t, errOut, "STATE_URL")
+		require.Contains(t, errOut, "(STATE_URL)", "only the variable of state:, not the credentials' ADMIN_URL or VERCEL_TOKEN")
 	})
 	t.Run("password on --state", func(t *testing.T) {
 		t.Parallel()
