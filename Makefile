@@ -59,10 +59,12 @@ bench:
 	$(GO) run ./cmd/rotor-bench -rotations $(ROTATIONS)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./internal/bench/
 
-## soak: the SIGKILL crash matrix with many random kill points
+## soak: the SIGKILL crash matrix with many random kill points, on both state
+## stores (SQLite and PostgreSQL); SOAK_STORES=sqlite or =postgres runs one
 SOAK_KILLS ?= 200
+SOAK_STORES ?= sqlite,postgres
 soak:
-	ROTOR_SOAK_KILLS=$(SOAK_KILLS) $(GO) test -count=1 -timeout 60m -run Crash -v ./internal/cli/e2e/
+	ROTOR_SOAK_KILLS=$(SOAK_KILLS) ROTOR_SOAK_STORES=$(SOAK_STORES) $(GO) test -count=1 -timeout 60m -run Crash -v ./internal/cli/e2e/
 
 clean:
 	rm -rf bin

@@ -154,6 +154,7 @@ func runValidate(ctx context.Context, opts *ValidateOptions) error {
 		cc.Notes = append(cc.Notes, fmt.Sprintf("not set: %s; --offline needs none, every command that connects (validate, setup-roles, plan, rotate, resume, retire, status --live) needs each", strings.Join(cfg.Unset, ", ")))
 	}
 	checks = append(checks, cc)
+	checks = append(checks, circularChecks(cfg, creds, f.getenv)...)
 	if !opts.Offline {
 		state := "state " + connstr.Redact(cfg.State)
 		eng, err := f.Engine(ctx)

@@ -119,6 +119,9 @@ func runRotate(ctx context.Context, opts *RotateOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := refuseCircular(cfg, creds, f.getenv); err != nil {
+		return err
+	}
 	eng, err := f.Engine(ctx)
 	if err != nil {
 		return err

@@ -27,6 +27,9 @@ var (
 	// ErrLeaseLost: the caller no longer holds the lease it tries to renew
 	// or release.
 	ErrLeaseLost = errors.New("lease lost")
+	// ErrNotEmpty: Import was asked to write into a store that already
+	// holds rows.
+	ErrNotEmpty = errors.New("the store is not empty")
 	// ErrFenced: the write carried a Fence whose lease has since been
 	// taken by another holder; nothing was changed.
 	ErrFenced = errors.New("fenced: the lease was taken over by another holder")
@@ -112,6 +115,22 @@ type Store interface {
 
 	// Info describes the store itself.
 	Info(ctx context.Context) (*Info, error)
+
+	// Export reads every row of the store in one consistent snapshot,
+	// each table in the order Snapshot documents, sealed values as stored.
+	// It is for moving a store (`rotor state migrate`), not for the
+	// engine.
+	Export(ctx context.Context, p ExportParams) (*Snapshot, error)
+	// Import writes p.Snapshot into a store that holds no row yet — ids,
+	// sequence numbers, times, tokens and sealed bytes exactly as given —
+	// and makes p.Snapshot.ID the store's id, so roles marked through the
+	// exported store stay recognised. All or nothing, in one transaction
+	// that keeps other writers out; ids handed out afterwards are larger
+	// than any imported. A store with any row (a released lease included)
+	// is ErrNotEmpty; a snapshot that breaks a rule of the store (two
+	// current versions of one credential) is ErrConflict; either way
+	// nothing changes.
+	Import(ctx context.Context, p ImportParams) error
 
 	// Close releases the store.
 	Close() error

@@ -29,11 +29,29 @@ var journaledSteps = engine.Steps[1:]
 // ROTOR_SOAK_KILLS overrides it (`make soak` asks for 200).
 const defaultRandomKills = 10
 
+// crashStores are the state stores the matrix runs on: both unless
+// ROTOR_SOAK_STORES (a comma-separated list; `make soak SOAK_STORES=…`)
+// names fewer.
+func crashStores(t *testing.T) []string {
+	v := os.Getenv("ROTOR_SOAK_STORES")
+	if v == "" {
+		return []string{"sqlite", "postgres"}
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		require.Contains(t, []string{"sqlite", "postgres"}, s, "ROTOR_SOAK_STORES=%q: name sqlite, postgres or both", v)
+		out = append(out, s)
+	}
+	return out
+}
+
 // TestCrashMatrix SIGKILLs `rotor rotate` at every step boundary of both
-// strategies and at random moments, and checks after each kill, before
-// anything resumes, that the database still accepts a password the store
-// holds; then that `rotor resume` finishes the rotation with a .env that
-// logs in and the old credential retired.
+// strategies and at random moments, on each state store (the SQLite file,
+// and a PostgreSQL store shared through ROTOR_STATE_URL), and checks after
+// each kill, before anything resumes, that the database still accepts a
+// password the store holds; then that `rotor resume` finishes the rotation
+// with a .env that logs in and the old credential retired.
 func TestCrashMatrix(t *testing.T) {
 	random := defaultRandomKills
 	if v := os.Getenv("ROTOR_SOAK_KILLS"); v != "" {
@@ -42,20 +60,28 @@ func TestCrashMatrix(t *testing.T) {
 		require.GreaterOrEqual(t, n, 0, "ROTOR_SOAK_KILLS")
 		random = n
 	}
-	for i, strategy := range []string{"single", "dual"} {
-		share := random / 2
-		if i == 0 {
-			share += random % 2
-		}
-		t.Run(strategy, func(t *testing.T) {
+	for _, kind := range crashStores(t) {
+		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
-			crashMatrix(t, strategy, share)
+			for i, strategy := range []string{"single", "dual"} {
+				share := random / 2
+				if i == 0 {
+					share += random % 2
+				}
+				t.Run(strategy, func(t *testing.T) {
+					t.Parallel()
+					crashMatrix(t, kind, strategy, share)
+				})
+			}
 		})
 	}
 }
 
-func crashMatrix(t *testing.T, strategy string, randomKills int) {
+func crashMatrix(t *testing.T, kind, strategy string, randomKills int) {
 	w := newWorld(t, nil, credSpec{name: "app", strategy: strategy, many: true})
+	if kind == "postgres" {
+		sharedStore(t, w)
+	}
 	if strategy == "dual" {
 		w.mustRotor(t, "setup-roles", "app")
 	}
@@ -148,9 +174,9 @@ func crashMatrix(t *testing.T, strategy string, randomKills int) {
 	for _, k := range points {
 		fmt.Fprintf(&b, "\n  %4d  %s", landed[k], k)
 	}
-	t.Logf("%s: %d SIGKILLs (%d at step boundaries, %d at random times of rotate, %d of resume), 0 invariant violations, %s; "+
+	t.Logf("%s store, %s: %d SIGKILLs (%d at step boundaries, %d at random times of rotate, %d of resume), 0 invariant violations, %s; "+
 		"a clean rotation took %s; temporary files left by a kill: %d; random kills landed:%s",
-		strategy, kills, len(journaledSteps), landedRandom, landed["during resume"], time.Since(began).Round(time.Millisecond),
+		kind, strategy, kills, len(journaledSteps), landedRandom, landed["during resume"], time.Since(began).Round(time.Millisecond),
 		typical.Round(time.Millisecond), w.strayTemps, b.String())
 }
 

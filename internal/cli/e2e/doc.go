@@ -11,6 +11,8 @@
 // server log; exit codes mean what they say.
 //
 // The default run kills at every step boundary of both strategies plus ten
-// random points; `ROTOR_SOAK_KILLS=200 go test -run Crash ./internal/cli/e2e/`
-// (`make soak`) adds as many random kills as asked.
+// random points, on each state store (SQLite, and PostgreSQL through
+// ROTOR_STATE_URL); `ROTOR_SOAK_KILLS=200 go test -run Crash
+// ./internal/cli/e2e/` (`make soak`) adds as many random kills as asked,
+// and ROTOR_SOAK_STORES=sqlite or =postgres runs on one store only.
 package e2e

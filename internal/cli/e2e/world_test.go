@@ -24,7 +24,7 @@ import (
 	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
-	"github.com/rotorhq/rotor/internal/store/sqlite"
+	"github.com/rotorhq/rotor/internal/store/storeurl"
 )
 
 // credSpec is one credential of a world's rotor.yaml.
@@ -291,14 +291,29 @@ func (s snapshot) journaled(step string, status store.StepStatus) bool {
 	return slices.ContainsFunc(s.journal, func(st *store.Step) bool { return st.Name == step && st.Status == status })
 }
 
+// openStore opens the store the world's rotor runs use: ROTOR_STATE_URL
+// once sharedStore gave the world one, else .rotor/state.db.
+func (w *world) openStore(t *testing.T) store.Store {
+	t.Helper()
+	location := filepath.Join(w.dir, ".rotor", "state.db")
+	for _, kv := range w.env {
+		if u, ok := strings.CutPrefix(kv, "ROTOR_STATE_URL="); ok {
+			location = u
+		}
+	}
+	st, err := storeurl.Open(t.Context(), location)
+	require.NoError(t, err)
+	return st
+}
+
 // inspect reads the store directly; no rotor process may run meanwhile.
 // Sealed secrets are opened with the key file, as the engine does.
 func (w *world) inspect(t *testing.T, cred string) snapshot {
 	t.Helper()
 	ctx := t.Context()
-	st, err := sqlite.Open(ctx, filepath.Join(w.dir, ".rotor", "state.db"))
-	require.NoError(t, err)
+	st := w.openStore(t)
 	defer st.Close()
+	var err error
 	var s snapshot
 	s.current, err = st.ListVersions(ctx, store.ListVersionsParams{Credential: cred, Stages: []store.Stage{store.StageCurrent}})
 	require.NoError(t, err)

@@ -43,9 +43,12 @@ type Options struct {
 
 // Store is a store.Store backed by a PostgreSQL schema.
 type Store struct {
-	pool      *pgxpool.Pool
-	schema    string
-	closeOnce sync.Once
+	pool *pgxpool.Pool
+	// schema is the schema's name quoted as an identifier, for SQL text;
+	// schemaName the name itself.
+	schema     string
+	schemaName string
+	closeOnce  sync.Once
 }
 
 // Open connects, creates the schema when missing and brings it up to date.
@@ -64,7 +67,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open PostgreSQL store: %w", scrub(err, opts.URL, cfg.ConnConfig.Password))
 	}
-	s := &Store{pool: pool, schema: pgx.Identifier{schema}.Sanitize()}
+	s := &Store{pool: pool, schema: pgx.Identifier{schema}.Sanitize(), schemaName: schema}
 	if err := migrate(ctx, pool, schema); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open PostgreSQL store (%s@%s/%s, schema %s): %w",

@@ -39,6 +39,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"FinishRotation", exerciseFinish},
 		{"FinishRetirement", exerciseRetirement},
 		{"Info", exerciseInfo},
+		{"Copy", exerciseCopy},
 		{"Audit", exerciseAudit},
 		{"Close", exerciseClose},
 	}
