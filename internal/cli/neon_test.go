@@ -24,6 +24,7 @@ import (
 	"github.com/rotorhq/rotor/internal/provider/neon/neonfake"
 	"github.com/rotorhq/rotor/internal/resolve"
 	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
+	"github.com/rotorhq/rotor/internal/testdeps"
 )
 
 // neonImportWorld is a fake Neon project on a cluster of its own (this
@@ -37,6 +38,7 @@ type neonImportWorld struct {
 
 func startNeonImportWorld(t *testing.T) *neonImportWorld {
 	t.Helper()
+	testdeps.SkipUnderQuick(t, "PostgreSQL")
 	c, err := pgcluster.Start(context.Background(), pgcluster.Options{})
 	if err != nil {
 		pgtest.SkipOrFail(t, err)
