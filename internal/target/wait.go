@@ -3,6 +3,7 @@ package target
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -44,3 +45,24 @@ func ParseReloadPoll(raw string, def time.Duration) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// States are the states a deploy, run or pipeline was seen in, each once
+// and in order, for messages ("QUEUED → BUILDING → READY").
+type States []string
+
+// See records state unless it is empty or the same as the last one.
+func (s *States) See(state string) {
+	if state != "" && s.Last() != state {
+		*s = append(*s, state)
+	}
+}
+
+// Last is the state seen last, "" before any.
+func (s States) Last() string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[len(s)-1]
+}
+
+func (s States) String() string { return strings.Join(s, " → ") }

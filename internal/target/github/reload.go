@@ -39,23 +39,12 @@ type runState struct {
 	// start is when the dispatch was sent (rotor's clock), for elapsed times.
 	start time.Time
 	// statuses are the run's statuses in the order seen.
-	statuses []string
+	statuses target.States
 	// detail is set once the run succeeded.
 	detail string
 }
 
-func (s *runState) last() string {
-	if len(s.statuses) == 0 {
-		return ""
-	}
-	return s.statuses[len(s.statuses)-1]
-}
-
-func (s *runState) saw(status string) {
-	if status != "" && status != s.last() {
-		s.statuses = append(s.statuses, status)
-	}
-}
+func (s *runState) last() string { return s.statuses.Last() }
 
 // Reload implements target.Reloader: it dispatches the workflow on ref and
 // returns once the run it started has completed with conclusion success,
@@ -238,17 +227,17 @@ func (t *Target) pollRun(ctx context.Context, st *runState) (string, bool, error
 		}
 	}
 	st.htmlURL = cmp.Or(run.GetHTMLURL(), st.htmlURL)
-	st.saw(run.GetStatus())
+	st.statuses.See(run.GetStatus())
 	if run.GetStatus() != "completed" {
 		return "", false, nil
 	}
 	elapsed := t.now().Sub(st.start).Round(time.Second)
 	if c := run.GetConclusion(); c != "success" {
 		return "", false, fmt.Errorf("%s: workflow run %d of %s on %s in %s/%s completed with conclusion %s after %s (%s); the secrets hold the new values, but the workflow did not succeed: read the run's logs at %s, fix the cause, then `rotor resume` dispatches the workflow again: %w",
-			t.desc, st.id, d.workflow, d.ref, d.wfOwner, d.wfRepo, cmp.Or(c, "(none)"), elapsed, strings.Join(st.statuses, " → "), st.htmlURL, ErrRunFailed)
+			t.desc, st.id, d.workflow, d.ref, d.wfOwner, d.wfRepo, cmp.Or(c, "(none)"), elapsed, st.statuses.String(), st.htmlURL, ErrRunFailed)
 	}
 	return fmt.Sprintf("workflow run %d of %s on %s in %s/%s completed success after %s (%s): %s",
-		st.id, d.workflow, d.ref, d.wfOwner, d.wfRepo, elapsed, strings.Join(st.statuses, " → "), st.htmlURL), true, nil
+		st.id, d.workflow, d.ref, d.wfOwner, d.wfRepo, elapsed, st.statuses.String(), st.htmlURL), true, nil
 }
 
 // findRun looks for the run of a dispatch GitHub gave no id for: the
@@ -309,5 +298,5 @@ func (t *Target) stillRunning(ctx context.Context, st *runState) error {
 		hint = "it waits for a deployment protection rule of its environment (e.g. a required reviewer): approve it at " + st.htmlURL
 	}
 	return fmt.Errorf("%s: workflow run %d of %s on %s in %s/%s is still %s after %s (%s); %s, and once it has succeeded run `rotor resume`: %w",
-		t.desc, st.id, d.workflow, d.ref, d.wfOwner, d.wfRepo, cmp.Or(st.last(), "unseen (GitHub has not answered a poll)"), elapsed, cmp.Or(strings.Join(st.statuses, " → "), "no status seen"), hint, ctx.Err())
+		t.desc, st.id, d.workflow, d.ref, d.wfOwner, d.wfRepo, cmp.Or(st.last(), "unseen (GitHub has not answered a poll)"), elapsed, cmp.Or(st.statuses.String(), "no status seen"), hint, ctx.Err())
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	gl "gitlab.com/gitlab-org/api/client-go"
@@ -32,23 +31,12 @@ type pipelineState struct {
 	// start is when the pipeline was created (rotor's clock).
 	start time.Time
 	// statuses are the pipeline's statuses in the order seen.
-	statuses []string
+	statuses target.States
 	// detail is set once the pipeline succeeded.
 	detail string
 }
 
-func (s *pipelineState) last() string {
-	if len(s.statuses) == 0 {
-		return ""
-	}
-	return s.statuses[len(s.statuses)-1]
-}
-
-func (s *pipelineState) saw(status string) {
-	if status != "" && status != s.last() {
-		s.statuses = append(s.statuses, status)
-	}
-}
+func (s *pipelineState) last() string { return s.statuses.Last() }
 
 // Reload implements target.Reloader: it starts a pipeline on the ref so
 // jobs run with the new variables, and returns once the pipeline's status
@@ -84,7 +72,7 @@ func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.R
 			return target.ReloadResponse{}, t.apiError("start a pipeline on "+ref, r, err, false, []secret.String{t.token})
 		}
 		st = &pipelineState{rotationID: req.RotationID, id: pl.ID, webURL: pl.WebURL, start: start}
-		st.saw(pl.Status)
+		st.statuses.See(pl.Status)
 		t.mu.Lock()
 		t.pipeline = st
 		t.mu.Unlock()
@@ -152,15 +140,15 @@ func (t *Target) pollPipeline(ctx context.Context, st *pipelineState) (string, b
 		return "", false, t.apiError(fmt.Sprintf("read pipeline %d", st.id), r, err, true, []secret.String{t.token})
 	}
 	st.webURL = cmp.Or(pl.WebURL, st.webURL)
-	st.saw(pl.Status)
+	st.statuses.See(pl.Status)
 	elapsed := t.now().Sub(st.start).Round(time.Second)
 	switch gl.BuildStateValue(pl.Status) {
 	case gl.Success:
 		return fmt.Sprintf("pipeline %d on %s in project %s succeeded after %s (%s): %s",
-			st.id, t.pipelineRef, t.ref, elapsed, strings.Join(st.statuses, " → "), st.webURL), true, nil
+			st.id, t.pipelineRef, t.ref, elapsed, st.statuses.String(), st.webURL), true, nil
 	case gl.Failed, gl.Canceled, gl.Skipped:
 		return "", false, fmt.Errorf("%s: pipeline %d on %s in project %s ended %s after %s (%s); the variables hold the new values, but the pipeline did not succeed: read its jobs' logs at %s, fix the cause, then `rotor resume` starts a new pipeline: %w",
-			t.desc, st.id, t.pipelineRef, t.ref, pl.Status, elapsed, strings.Join(st.statuses, " → "), st.webURL, ErrPipelineFailed)
+			t.desc, st.id, t.pipelineRef, t.ref, pl.Status, elapsed, st.statuses.String(), st.webURL, ErrPipelineFailed)
 	}
 	return "", false, nil
 }
@@ -174,5 +162,5 @@ func (t *Target) stillRunning(ctx context.Context, st *pipelineState) error {
 		hint = "it waits for someone to run its manual job(s): run them at " + st.webURL
 	}
 	return fmt.Errorf("%s: pipeline %d on %s in project %s is still %s after %s (%s); %s, and once it has succeeded run `rotor resume`: %w",
-		t.desc, st.id, t.pipelineRef, t.ref, cmp.Or(st.last(), "unseen"), elapsed, cmp.Or(strings.Join(st.statuses, " → "), "no status seen"), hint, ctx.Err())
+		t.desc, st.id, t.pipelineRef, t.ref, cmp.Or(st.last(), "unseen"), elapsed, cmp.Or(st.statuses.String(), "no status seen"), hint, ctx.Err())
 }

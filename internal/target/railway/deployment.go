@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/rotorhq/rotor/internal/secret"
@@ -54,29 +53,21 @@ type deployWait struct {
 	id      string
 	started time.Time
 	// seen are the statuses read so far, each once, in order.
-	seen []string
+	seen target.States
 	// detail is set once the deployment runs.
 	detail string
-}
-
-func (d *deployWait) see(status string) {
-	if status != "" && (len(d.seen) == 0 || d.seen[len(d.seen)-1] != status) {
-		d.seen = append(d.seen, status)
-	}
 }
 
 func (d *deployWait) last() string {
 	if len(d.seen) == 0 {
 		return "in an unknown status"
 	}
-	last := d.seen[len(d.seen)-1]
+	last := d.seen.Last()
 	if hint := waitingHints[last]; hint != "" {
 		return last + " (" + hint + ")"
 	}
 	return last
 }
-
-func (d *deployWait) path() string { return strings.Join(d.seen, " → ") }
 
 // Reload implements target.Reloader: it deploys the service's current
 // commit again (serviceInstanceDeployV2, which answers the deployment id)
@@ -151,9 +142,9 @@ func (t *Target) await(ctx context.Context, w *deployWait) (string, error) {
 		switch {
 		case err == nil:
 			lastErr = nil
-			w.see(status)
+			w.seen.See(status)
 			if note, ok := finishedStatuses[status]; ok {
-				detail := fmt.Sprintf("deployment %s of service %s %s after %s (%s)", w.id, t.serviceID, status, target.Elapsed(w.started, t.now()), w.path())
+				detail := fmt.Sprintf("deployment %s of service %s %s after %s (%s)", w.id, t.serviceID, status, target.Elapsed(w.started, t.now()), w.seen.String())
 				if note != "" {
 					detail += ", " + note
 				}
@@ -161,14 +152,14 @@ func (t *Target) await(ctx context.Context, w *deployWait) (string, error) {
 			}
 			if why, failed := failedStatuses[status]; failed {
 				return "", fmt.Errorf("%s: deployment %s of service %s ended %s after %s (%s): %s. Look at the deployment's build and deploy logs in the Railway dashboard, fix the cause and run `rotor resume`, which deploys again: %w",
-					t.desc, w.id, t.serviceID, status, target.Elapsed(w.started, t.now()), w.path(), why, ErrDeployFailed)
+					t.desc, w.id, t.serviceID, status, target.Elapsed(w.started, t.now()), w.seen.String(), why, ErrDeployFailed)
 			}
 		case ctx.Err() != nil:
 			return "", t.stillRunning(ctx, w, lastErr)
 		default:
 			var re *target.RetryableError
 			if !errors.As(err, &re) {
-				return "", fmt.Errorf("%s: cannot follow deployment %s of service %s (%s so far): %w", t.desc, w.id, t.serviceID, cmp.Or(w.path(), "no status read"), err)
+				return "", fmt.Errorf("%s: cannot follow deployment %s of service %s (%s so far): %w", t.desc, w.id, t.serviceID, cmp.Or(w.seen.String(), "no status read"), err)
 			}
 			lastErr = err
 			wait = max(wait, re.RetryAfter)
@@ -203,5 +194,5 @@ func (t *Target) stillRunning(ctx context.Context, w *deployWait, lastErr error)
 		last = fmt.Sprintf("; the last read failed: %v", lastErr)
 	}
 	return fmt.Errorf("%s: deployment %s of service %s still %s after %s (%s)%s; the service keeps its old values until it succeeds. Follow it in the Railway dashboard, raise the target's reload_timeout if deployments take this long, and run `rotor resume` once it has succeeded: %w",
-		t.desc, w.id, t.serviceID, w.last(), target.Elapsed(w.started, t.now()), cmp.Or(w.path(), "no status read"), last, ctx.Err())
+		t.desc, w.id, t.serviceID, w.last(), target.Elapsed(w.started, t.now()), cmp.Or(w.seen.String(), "no status read"), last, ctx.Err())
 }

@@ -49,25 +49,17 @@ type deployWait struct {
 	service, id string
 	started     time.Time
 	// seen are the statuses read so far, each once, in order.
-	seen []string
+	seen target.States
 	// detail is set once the deploy is live.
 	detail string
-}
-
-func (d *deployWait) see(status string) {
-	if status != "" && (len(d.seen) == 0 || d.seen[len(d.seen)-1] != status) {
-		d.seen = append(d.seen, status)
-	}
 }
 
 func (d *deployWait) last() string {
 	if len(d.seen) == 0 {
 		return "in an unknown status"
 	}
-	return d.seen[len(d.seen)-1]
+	return d.seen.Last()
 }
-
-func (d *deployWait) path() string { return strings.Join(d.seen, " → ") }
 
 // Reload implements target.Reloader: Render applies variables only to new
 // deploys, so each service is deployed, and Reload returns once every
@@ -147,7 +139,7 @@ func (t *Target) deploy(ctx context.Context, service string) (*deployWait, error
 		return nil, fmt.Errorf("render target %q: Render accepted the deploy of %s but its answer names no deploy id, so rotor cannot wait for it; check the service's deploys in the Render dashboard: %w", t.name, service, target.ErrInvalid)
 	}
 	w.id = out.ID
-	w.see(out.Status)
+	w.seen.See(out.Status)
 	return w, nil
 }
 
@@ -191,9 +183,9 @@ func (t *Target) await(ctx context.Context, waits []*deployWait) error {
 			switch {
 			case err == nil:
 				delete(lastErr, w)
-				w.see(d.Status)
+				w.seen.See(d.Status)
 				if d.Status == statusLive {
-					w.detail = fmt.Sprintf("deploy %s of %s live after %s (%s)", w.id, w.service, target.Elapsed(w.started, t.now()), w.path())
+					w.detail = fmt.Sprintf("deploy %s of %s live after %s (%s)", w.id, w.service, target.Elapsed(w.started, t.now()), w.seen.String())
 					continue
 				}
 				if why, failed := failedStatuses[d.Status]; failed {
@@ -204,7 +196,7 @@ func (t *Target) await(ctx context.Context, waits []*deployWait) error {
 			default:
 				var re *target.RetryableError
 				if !errors.As(err, &re) {
-					return t.fail(fmt.Sprintf("cannot follow deploy %s of %s (%s so far)", w.id, w.service, cmp.Or(w.path(), "no status read")), err)
+					return t.fail(fmt.Sprintf("cannot follow deploy %s of %s (%s so far)", w.id, w.service, cmp.Or(w.seen.String(), "no status read")), err)
 				}
 				lastErr[w] = err
 				wait = max(wait, re.RetryAfter)
@@ -242,7 +234,7 @@ func (e *deployFailure) Unwrap() error { return ErrDeployFailed }
 
 func (t *Target) deployFailed(w *deployWait, why string) error {
 	return &deployFailure{service: w.service, msg: fmt.Sprintf("render target %q: deploy %s of %s ended %s after %s (%s): %s. Look at the deploy's logs in the Render dashboard, fix the cause and run `rotor resume`, which deploys again: %v",
-		t.name, w.id, w.service, w.last(), target.Elapsed(w.started, t.now()), w.path(), why, ErrDeployFailed)}
+		t.name, w.id, w.service, w.last(), target.Elapsed(w.started, t.now()), w.seen.String(), why, ErrDeployFailed)}
 }
 
 // stillRunning is the error for a wait that ctx ended; it names every
@@ -255,7 +247,7 @@ func (t *Target) stillRunning(ctx context.Context, waits []*deployWait, lastErr 
 			parts = append(parts, w.detail)
 			continue
 		}
-		part := fmt.Sprintf("deploy %s of %s still %s after %s (%s)", w.id, w.service, w.last(), target.Elapsed(w.started, t.now()), w.path())
+		part := fmt.Sprintf("deploy %s of %s still %s after %s (%s)", w.id, w.service, w.last(), target.Elapsed(w.started, t.now()), w.seen.String())
 		if err := lastErr[w]; err != nil {
 			part += fmt.Sprintf(", the last read failed: %v", err)
 		}

@@ -48,7 +48,7 @@ type rollout struct {
 	id, from string
 	started  time.Time
 	// seen are the states read so far, each once, in order.
-	seen []string
+	seen target.States
 	// unassigned says, for a READY deployment not yet serving
 	// production, what Vercel reports instead.
 	unassigned string
@@ -56,23 +56,15 @@ type rollout struct {
 	detail string
 }
 
-func (r *rollout) see(state string) {
-	if state != "" && (len(r.seen) == 0 || r.seen[len(r.seen)-1] != state) {
-		r.seen = append(r.seen, state)
-	}
-}
-
 func (r *rollout) last() string {
 	if len(r.seen) == 0 {
 		return "in an unknown state"
 	}
-	if last := r.seen[len(r.seen)-1]; last != stateReady || r.unassigned == "" {
+	if last := r.seen.Last(); last != stateReady || r.unassigned == "" {
 		return last
 	}
 	return "READY but not serving production yet (" + r.unassigned + ")"
 }
-
-func (r *rollout) path() string { return strings.Join(r.seen, " → ") }
 
 // Reload implements target.Reloader: Vercel applies variables only to new
 // deployments, so the current production deployment is redeployed, and
@@ -150,7 +142,7 @@ func (t *Target) redeployOf(ctx context.Context, d *deployment) (*rollout, error
 		return nil, fmt.Errorf("vercel target %q: the redeploy of %s was accepted but Vercel's answer names no deployment id, so rotor cannot wait for it; check the project's deployments in the Vercel dashboard: %w", t.name, d.UID, target.ErrInvalid)
 	}
 	r := &rollout{id: out.ID, from: d.UID, started: started}
-	r.see(out.ReadyState)
+	r.seen.See(out.ReadyState)
 	return r, nil
 }
 
@@ -166,7 +158,7 @@ func (t *Target) await(ctx context.Context, r *rollout) (string, error) {
 		switch {
 		case err == nil:
 			lastErr = nil
-			r.see(d.ReadyState)
+			r.seen.See(d.ReadyState)
 			switch d.ReadyState {
 			case stateReady:
 				done, err := t.serving(r, d)
@@ -185,7 +177,7 @@ func (t *Target) await(ctx context.Context, r *rollout) (string, error) {
 		default:
 			var re *target.RetryableError
 			if !errors.As(err, &re) {
-				return "", t.fail(fmt.Sprintf("cannot follow deployment %s (%s so far)", r.id, cmp.Or(r.path(), "no state read")), err)
+				return "", t.fail(fmt.Sprintf("cannot follow deployment %s (%s so far)", r.id, cmp.Or(r.seen.String(), "no state read")), err)
 			}
 			lastErr = err
 			wait = max(wait, re.RetryAfter)
@@ -201,7 +193,7 @@ func (t *Target) await(ctx context.Context, r *rollout) (string, error) {
 func (t *Target) serving(r *rollout, d *deployment) (bool, error) {
 	if d.AliasError != nil && (d.AliasError.Code != "" || d.AliasError.Message != "") {
 		return false, fmt.Errorf("vercel target %q: deployment %s is READY (%s) but Vercel could not assign it to production (aliasError %s: %s), so production still runs %s with the old values; fix the project's production domains in the Vercel dashboard and run `rotor resume`, which redeploys: %w",
-			t.name, r.id, r.path(), d.AliasError.Code, webapi.Shorten(d.AliasError.Message), r.from, ErrDeployFailed)
+			t.name, r.id, r.seen.String(), d.AliasError.Code, webapi.Shorten(d.AliasError.Message), r.from, ErrDeployFailed)
 	}
 	switch {
 	case d.ReadySubstate == substatePromoted:
@@ -216,13 +208,13 @@ func (t *Target) serving(r *rollout, d *deployment) (bool, error) {
 		return false, nil
 	case d.AutoAssignCustomDomains != nil && !*d.AutoAssignCustomDomains:
 		return false, fmt.Errorf("vercel target %q: deployment %s is READY (%s) but staged: the project does not assign its production domains to new deployments automatically, so production still runs %s with the old values. Turn the automatic assignment of production domains back on and run `rotor resume`, which redeploys; if production deployments are staged on purpose, promote %s yourself (`vercel promote %s`, or Promote in the dashboard), since rotor cannot tell when that happens: %w",
-			t.name, r.id, r.path(), r.from, r.id, r.id, ErrDeployFailed)
+			t.name, r.id, r.seen.String(), r.from, r.id, r.id, ErrDeployFailed)
 	}
 	return false, nil
 }
 
 func (t *Target) finished(r *rollout) string {
-	return fmt.Sprintf("deployment %s (a redeploy of %s) READY after %s (%s), serving production", r.id, r.from, target.Elapsed(r.started, t.now()), r.path())
+	return fmt.Sprintf("deployment %s (a redeploy of %s) READY after %s (%s), serving production", r.id, r.from, target.Elapsed(r.started, t.now()), r.seen.String())
 }
 
 func (t *Target) buildFailed(r *rollout, d *deployment) error {
@@ -237,7 +229,7 @@ func (t *Target) buildFailed(r *rollout, d *deployment) error {
 		why = " (" + strings.Join(parts, ": ") + ")"
 	}
 	return fmt.Errorf("vercel target %q: deployment %s (a redeploy of %s) ended %s after %s (%s)%s; production still runs %s with the old values. Look at the deployment's build logs in the Vercel dashboard, fix the cause and run `rotor resume`, which redeploys: %w",
-		t.name, r.id, r.from, d.ReadyState, target.Elapsed(r.started, t.now()), r.path(), why, r.from, ErrDeployFailed)
+		t.name, r.id, r.from, d.ReadyState, target.Elapsed(r.started, t.now()), r.seen.String(), why, r.from, ErrDeployFailed)
 }
 
 // stillRunning is the error for a wait that ctx ended; it wraps ctx.Err()
@@ -248,7 +240,7 @@ func (t *Target) stillRunning(ctx context.Context, r *rollout, lastErr error) er
 		last = fmt.Sprintf("; the last read failed: %v", lastErr)
 	}
 	return fmt.Errorf("vercel target %q: deployment %s (a redeploy of %s) still %s after %s (%s)%s; production keeps the old values until it serves production. Follow it in the Vercel dashboard, raise the target's reload_timeout if builds take this long, and run `rotor resume` once it is READY: %w",
-		t.name, r.id, r.from, r.last(), target.Elapsed(r.started, t.now()), r.path(), last, ctx.Err())
+		t.name, r.id, r.from, r.last(), target.Elapsed(r.started, t.now()), r.seen.String(), last, ctx.Err())
 }
 
 func (t *Target) readDeployment(ctx context.Context, id string) (*deployment, error) {
