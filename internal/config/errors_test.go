@@ -239,7 +239,7 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			name: "mistakes in two credentials",
-			src: strings.Replace(v, "every: 30d", "every: soon", 1) + strings.NewReplacer("  app:", "  other:", "{{.URL}}", "{{.Url}}").
+			src: strings.Replace(v, "every: 30d", "every: soon", 1) + strings.NewReplacer("  app:", "  other:", "{{.URL}}", "{{.Url}}", "path: .env", "path: other.env").
 				Replace(strings.TrimPrefix(v, "version: 1\ncredentials:\n")),
 			want: []wantErr{
 				{"every: soon", []string{`credentials.app.schedule.every: bad duration "soon"`}},

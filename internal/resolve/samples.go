@@ -15,6 +15,9 @@ import (
 // say (the provider discovers it) or cannot yet (its variable is not set).
 const sampleConn = "postgresql://db.invalid:5432/db?sslmode=require"
 
+// sampleReplica stands in for a read replica the provider may discover.
+const sampleReplica = "postgresql://replica.invalid:5432/db?sslmode=require"
+
 // samples are the template fields of versions a rotation of one credential
 // could produce: each of its roles with sample passwords.
 type samples struct {
@@ -39,15 +42,23 @@ func newSamples(cs *config.Credential) *samples {
 		passwords = append(passwords, secret.New(string(c)+pw.Reveal()+string(c)))
 	}
 	conn, pooled := cs.Conn, cs.Pooled
+	// A provider that discovers the endpoints may find a read replica;
+	// whether it must is checkReplica's question, not the values'.
+	var replica *connstr.Conn
 	if conn == nil {
 		conn, _ = connstr.Parse(sampleConn)
+		replica, _ = connstr.Parse(sampleReplica)
 	}
 	for _, role := range cs.Roles {
 		if role == "" {
 			continue
 		}
 		for _, p := range passwords {
-			out.vars = append(out.vars, engine.VarsFor(conn, pooled, role, p))
+			v := engine.VarsFor(conn, pooled, role, p)
+			if replica != nil {
+				v.ReplicaURL = replica.WithUser(role).WithPassword(p).URL()
+			}
+			out.vars = append(out.vars, v)
 		}
 	}
 	return out
@@ -85,7 +96,7 @@ func (s *samples) check(tpl *template.Template, ok func(secret.String) error) er
 			return err
 		}
 		if err := ok(value); err != nil {
-			return secret.Scrub(err, value, v.Password, v.URL, v.DirectURL, v.PooledURL)
+			return secret.Scrub(err, value, v.Password, v.URL, v.DirectURL, v.PooledURL, v.ReplicaURL)
 		}
 	}
 	return nil

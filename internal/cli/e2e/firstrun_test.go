@@ -25,7 +25,7 @@ func TestFirstRunInReadmeOrder(t *testing.T) {
 	require.Equal(t, exitOK, r.code, "validate before setup-roles is a note, not a failure:\n%s", w.scrub(r.output()))
 	require.Contains(t, r.stdout, "✓ app: privilege parity of")
 	require.Contains(t, r.stdout, "not checked yet: the roles do not all exist; run `rotor setup-roles app`, then validate again")
-	require.Contains(t, r.stdout, "does not exist; create it with `rotor setup-roles`")
+	require.Contains(t, r.stdout, "does not exist; create it (rotor setup-roles)")
 
 	r = w.rotor(t, nil, "rotate", "app")
 	require.Equal(t, exitError, r.code, "rotate before setup-roles:\n%s", w.scrub(r.output()))
