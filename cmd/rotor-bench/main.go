@@ -80,7 +80,19 @@ func main() {
 	flag.BoolVar(&o.bouncer, "pgbouncer", true, "run the ways with consumers connecting through PgBouncer (skipped, with a note, if it is not installed)")
 	ways := flag.String("ways", "manual,single,dual", "the ways to run, comma-separated: manual (by hand), single, dual")
 	flag.BoolVar(&o.verbose, "v", false, "show rotor's own output, with live progress of every rotation")
+	flag.BoolVar(&o.neon, "neon", false, "run the Neon ways instead (dual with method sql, dual with method api, single with method api) against the Neon fake; -ways, -direct and -pgbouncer do not apply")
 	flag.Parse()
+	if o.neon {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		rows, err := runNeon(ctx, o)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "rotor-bench:", err)
+			os.Exit(1)
+		}
+		printNeonTable(os.Stdout, rows, o)
+		return
+	}
 	o.ways = map[string]bool{}
 	for _, w := range strings.Split(*ways, ",") {
 		switch w = strings.TrimSpace(w); w {
@@ -110,6 +122,8 @@ type options struct {
 	workers, deployments, serverless, pool int
 	poolLifetime, deployDelay, delay       time.Duration
 	direct, bouncer, verbose               bool
+	// neon runs the Neon ways (neon.go) instead of the others.
+	neon bool
 	// ways are the ways to run (manual, single, dual); nil runs all.
 	ways map[string]bool
 }
