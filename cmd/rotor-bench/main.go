@@ -32,6 +32,12 @@
 // server: a dual rotation that never retired its old role would fail
 // nothing and prove nothing, so the table says how often the old login
 // was refused.
+//
+// With -neon it runs instead the Neon ways against the Neon fake (see
+// neon.go): dual with method sql, dual with method api and single with
+// method api, -rotations each, under the same load.
+//
+//	go run ./cmd/rotor-bench -neon -rotations 20
 package main
 
 import (
@@ -64,35 +70,25 @@ import (
 )
 
 func main() {
-	var o options
-	flag.IntVar(&o.rotations, "rotations", 20, "rotations per way (the dual claim needs at least 20)")
-	flag.IntVar(&o.manualRotations, "manual-rotations", 3, "rotations for the by-hand way (each takes targets × delay), under load and for the race")
-	flag.IntVar(&o.raceRotations, "race-rotations", 5, "rotations per rotor way for the race, with no other consumer")
-	flag.IntVar(&o.workers, "workers", 8, "re-readers: consumers opening new connections continuously, re-reading .env each time")
-	flag.IntVar(&o.deployments, "deployments", 4, "deployment request workers: a connection per request with the deployment's live value")
-	flag.IntVar(&o.serverless, "serverless", 3, "serverless functions: connect, one query, close, at irregular intervals (mean 300 ms, at most 750 ms apart)")
-	flag.IntVar(&o.pool, "pool", 8, "connections of the pgxpool (and workers keeping them busy)")
-	flag.DurationVar(&o.poolLifetime, "pool-lifetime", 4*time.Second, "longest life of a pooled connection (each lives between half of it and all of it)")
-	flag.DurationVar(&o.deployDelay, "deploy-delay", 2*time.Second, "how long a deployment's reload takes before the new value goes live")
-	flag.IntVar(&o.targets, "manual-targets", 3, "places a person updates by hand, one after another (PgBouncer's userlist is the first, the deployment the second)")
-	flag.DurationVar(&o.delay, "manual-delay", 2*time.Second, "time a person needs per place")
-	flag.BoolVar(&o.direct, "direct", true, "run the ways with consumers connecting to PostgreSQL directly")
-	flag.BoolVar(&o.bouncer, "pgbouncer", true, "run the ways with consumers connecting through PgBouncer (skipped, with a note, if it is not installed)")
-	ways := flag.String("ways", "manual,single,dual", "the ways to run, comma-separated: manual (by hand), single, dual")
-	flag.BoolVar(&o.verbose, "v", false, "show rotor's own output, with live progress of every rotation")
-	flag.Parse()
-	o.ways = map[string]bool{}
-	for _, w := range strings.Split(*ways, ",") {
-		switch w = strings.TrimSpace(w); w {
-		case "manual", "single", "dual":
-			o.ways[w] = true
-		default:
-			fmt.Fprintf(os.Stderr, "rotor-bench: unknown way %q in -ways (known: manual, single, dual)\n", w)
-			os.Exit(2)
-		}
+	o, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rotor-bench:", err)
+		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if o.neon {
+		rows, err := runNeon(ctx, o)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "rotor-bench:", err)
+			os.Exit(1)
+		}
+		printNeonTable(os.Stdout, rows, o)
+		return
+	}
 	rows, skipped, err := run(ctx, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rotor-bench:", err)
@@ -104,12 +100,58 @@ func main() {
 	}
 }
 
+// parseFlags reads the command line (without the program's name).
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("rotor-bench", flag.ContinueOnError)
+	fs.IntVar(&o.rotations, "rotations", 20, "rotations per way (the dual claim needs at least 20)")
+	fs.IntVar(&o.manualRotations, "manual-rotations", 3, "rotations for the by-hand way (each takes targets × delay), under load and for the race")
+	fs.IntVar(&o.raceRotations, "race-rotations", 5, "rotations per rotor way for the race, with no other consumer")
+	fs.IntVar(&o.workers, "workers", 8, "re-readers: consumers opening new connections continuously, re-reading .env each time")
+	fs.IntVar(&o.deployments, "deployments", 4, "deployment request workers: a connection per request with the deployment's live value")
+	fs.IntVar(&o.serverless, "serverless", 3, "serverless functions: connect, one query, close, at irregular intervals (mean 300 ms, at most 750 ms apart)")
+	fs.IntVar(&o.pool, "pool", 8, "connections of the pgxpool (and workers keeping them busy)")
+	fs.DurationVar(&o.poolLifetime, "pool-lifetime", 4*time.Second, "longest life of a pooled connection (each lives between half of it and all of it)")
+	fs.DurationVar(&o.deployDelay, "deploy-delay", 2*time.Second, "how long a deployment's reload takes before the new value goes live")
+	fs.IntVar(&o.targets, "manual-targets", 3, "places a person updates by hand, one after another (PgBouncer's userlist is the first, the deployment the second)")
+	fs.DurationVar(&o.delay, "manual-delay", 2*time.Second, "time a person needs per place")
+	fs.BoolVar(&o.direct, "direct", true, "run the ways with consumers connecting to PostgreSQL directly")
+	fs.BoolVar(&o.bouncer, "pgbouncer", true, "run the ways with consumers connecting through PgBouncer (skipped, with a note, if it is not installed)")
+	ways := fs.String("ways", "manual,single,dual", "the ways to run, comma-separated: manual (by hand), single, dual")
+	fs.BoolVar(&o.verbose, "v", false, "show rotor's own output, with live progress of every rotation")
+	fs.BoolVar(&o.neon, "neon", false, "run the Neon ways instead, against the Neon fake: dual with method sql, dual with method api, single with method api, -rotations each, consumers connecting directly (-ways, -direct, -pgbouncer and the by-hand and race flags do not apply)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q; rotor-bench takes flags only (-h lists them)", fs.Arg(0))
+	}
+	if o.neon {
+		if o.rotations < 1 {
+			return o, fmt.Errorf("-rotations %d: the Neon ways need at least one rotation each", o.rotations)
+		}
+		return o, nil
+	}
+	o.ways = map[string]bool{}
+	for _, w := range strings.Split(*ways, ",") {
+		switch w = strings.TrimSpace(w); w {
+		case "manual", "single", "dual":
+			o.ways[w] = true
+		default:
+			return o, fmt.Errorf("unknown way %q in -ways (known: manual, single, dual)", w)
+		}
+	}
+	return o, nil
+}
+
 type options struct {
 	rotations, manualRotations, targets    int
 	raceRotations                          int
 	workers, deployments, serverless, pool int
 	poolLifetime, deployDelay, delay       time.Duration
 	direct, bouncer, verbose               bool
+	// neon runs the Neon ways (neon.go) instead of the others.
+	neon bool
 	// ways are the ways to run (manual, single, dual); nil runs all.
 	ways map[string]bool
 }
