@@ -474,6 +474,21 @@ type AppendAuditParams struct {
 	Now        time.Time
 }
 
+// For fills what the event of a rotation's own write leaves out: the
+// rotation's credential and id, and the write's time.
+func (a AppendAuditParams) For(r *Rotation, now time.Time) AppendAuditParams {
+	if a.Credential == "" {
+		a.Credential = r.Credential
+	}
+	if a.RotationID == 0 {
+		a.RotationID = r.ID
+	}
+	if a.Now.IsZero() {
+		a.Now = now
+	}
+	return a
+}
+
 type ListAuditParams struct {
 	Credential string
 	// Since keeps the events at or after it.

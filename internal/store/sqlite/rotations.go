@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -183,16 +182,7 @@ func (s *Store) FinishRotation(ctx context.Context, p store.FinishRotationParams
 			return mapErr(err)
 		}
 
-		a := p.Audit
-		if a.Credential == "" {
-			a.Credential = r.Credential
-		}
-		if a.RotationID == 0 {
-			a.RotationID = r.ID
-		}
-		if a.Now.IsZero() {
-			a.Now = p.Now
-		}
+		a := p.Audit.For(r, p.Now)
 		if _, err := appendAudit(ctx, tx, a); err != nil {
 			return err
 		}
@@ -234,11 +224,7 @@ func (s *Store) FinishRetirement(ctx context.Context, p store.FinishRetirementPa
 			string(p.Status), p.Outcome, now, r.ID); err != nil {
 			return mapErr(err)
 		}
-		a := p.Audit
-		a.Credential, a.RotationID = cmp.Or(a.Credential, r.Credential), cmp.Or(a.RotationID, r.ID)
-		if a.Now.IsZero() {
-			a.Now = p.Now
-		}
+		a := p.Audit.For(r, p.Now)
 		if _, err := appendAudit(ctx, tx, a); err != nil {
 			return err
 		}
