@@ -485,25 +485,42 @@ func (t *Target) run(ctx context.Context, argv, env []string, input []byte, secr
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	cmd := osexec.CommandContext(ctx, prog, argv[1:]...)
-	cmd.Args[0] = argv[0]
-	cmd.Dir = t.dir
-	cmd.Env = env
-	cmd.Stdin = bytes.NewReader(input)
 	var stdout, stderr tailBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	// Its own process group, so that a timeout stops what it started too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		pgid := cmd.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		time.AfterFunc(killGrace, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
-		return nil
+	newCmd := func() *osexec.Cmd {
+		cmd := osexec.CommandContext(ctx, prog, argv[1:]...)
+		cmd.Args[0] = argv[0]
+		cmd.Dir = t.dir
+		cmd.Env = env
+		cmd.Stdin = bytes.NewReader(input)
+		stdout, stderr = tailBuffer{}, tailBuffer{}
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		// Its own process group, so that a timeout stops what it started too.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error {
+			pgid := cmd.Process.Pid
+			_ = syscall.Kill(-pgid, syscall.SIGTERM)
+			time.AfterFunc(killGrace, func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+			return nil
+		}
+		// A background child that keeps stdout open must not hang rotor.
+		cmd.WaitDelay = killGrace + time.Second
+		return cmd
 	}
-	// A background child that keeps stdout open must not hang rotor.
-	cmd.WaitDelay = killGrace + time.Second
 	start := time.Now()
-	err = cmd.Run()
+	cmd := newCmd()
+	err = cmd.Start()
+	// A script written moments ago (by a deploy, or by this very process)
+	// can be briefly busy while another fork still holds its write
+	// descriptor (Linux ETXTBSY; golang.org/issue/22315). That clears in
+	// milliseconds, so it is retried rather than reported.
+	for busy := 0; errors.Is(err, syscall.ETXTBSY) && busy < 50 && ctx.Err() == nil; busy++ {
+		time.Sleep(time.Duration(busy+1) * 2 * time.Millisecond)
+		cmd = newCmd()
+		err = cmd.Start()
+	}
+	if err == nil {
+		err = cmd.Wait()
+	}
 	elapsed := time.Since(start).Round(time.Millisecond)
 	if err == nil || errors.Is(err, osexec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
 		return nil
