@@ -47,6 +47,10 @@ type rig struct {
 	environ map[string]string
 	lookup  func(string) (provider.Factory, error)
 
+	// key seals the store's passwords; every engine of the rig (a new
+	// process after a crash too) uses the same one, as rotor's key file.
+	key []byte
+
 	mu     sync.Mutex
 	sleeps []time.Duration
 }
@@ -135,9 +139,11 @@ func (r *rig) reload() {
 }
 
 func (r *rig) newEngine() *engine.Engine {
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	sealer, err := secret.NewSealer(key)
+	if r.key == nil {
+		r.key = make([]byte, 32)
+		_, _ = rand.Read(r.key)
+	}
+	sealer, err := secret.NewSealer(r.key)
 	require.NoError(r.t, err)
 	return &engine.Engine{Store: r.store, Sealer: sealer,
 		Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
