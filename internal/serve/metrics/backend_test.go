@@ -33,6 +33,9 @@ type testBackend struct {
 	st       store.Store
 	depth    map[serve.Kind]int
 	depthErr error
+	// hang makes QueueDepth wait until its context ends (a store that
+	// does not answer).
+	hang bool
 }
 
 func (b *testBackend) Config() *resolve.Config { return b.cfg }
@@ -45,7 +48,11 @@ func (b *testBackend) Job(context.Context, int64) (*serve.Job, error) { return n
 func (b *testBackend) Jobs(context.Context, string, int) ([]*serve.Job, error) {
 	return nil, nil
 }
-func (b *testBackend) QueueDepth(context.Context) (map[serve.Kind]int, error) {
+func (b *testBackend) QueueDepth(ctx context.Context) (map[serve.Kind]int, error) {
+	if b.hang {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	return b.depth, b.depthErr
 }
 func (b *testBackend) Ready(context.Context) error { return nil }

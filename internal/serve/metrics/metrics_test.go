@@ -158,3 +158,17 @@ func TestScrapeAnswersWhenTheStoreCannotBeRead(t *testing.T) {
 	_, fams = scrape(t, m)
 	require.Equal(t, 4.0, mustValue(t, fams, "rotor_scrape_errors_total", nil))
 }
+
+// A store that hangs does not hang the scrape: the collector's context
+// ends at the scrape timeout and the answer says rotor_up 0.
+func TestScrapeOfAHangingStoreEndsAtTheTimeout(t *testing.T) {
+	w := setup(t)
+	w.backend.hang = true
+	m := metrics.New(w.backend, build)
+	m.SetScrapeTimeout(100 * time.Millisecond)
+	_, fams := scrape(t, m)
+	require.Equal(t, 0.0, mustValue(t, fams, "rotor_up", nil))
+	require.Equal(t, 1.0, mustValue(t, fams, "rotor_scrape_errors_total", nil))
+	// The credential was read before the queue hung.
+	require.Equal(t, 1.0, mustValue(t, fams, "rotor_target_delivery_state", map[string]string{"credential": "app", "target": "env", "state": "never"}))
+}
