@@ -34,6 +34,8 @@ var (
 		"When the credential's current version became current (the end of its last successful rotation), Unix seconds.", []string{"credential"}, nil)
 	descNext = prometheus.NewDesc("rotor_next_rotation_timestamp_seconds",
 		"When the credential's schedule says it is next due, Unix seconds; absent for a credential without a periodic schedule.", []string{"credential"}, nil)
+	descDue = prometheus.NewDesc("rotor_rotation_due",
+		"1 while the credential's schedule says it is due now (inside its window) and it has not rotated since, else 0; absent without a periodic schedule.", []string{"credential"}, nil)
 	descAge = prometheus.NewDesc("rotor_credential_age_seconds",
 		"Age of the credential's current version; absent when rotor never rotated it.", []string{"credential"}, nil)
 	descDelivery = prometheus.NewDesc("rotor_target_delivery_state",
@@ -61,7 +63,7 @@ func newStateCollector(b serve.Backend, build BuildInfo, timeout time.Duration, 
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descScrapeErrors, descBuild, descLastSuccess, descNext, descAge,
+	for _, d := range []*prometheus.Desc{descUp, descScrapeErrors, descBuild, descLastSuccess, descNext, descDue, descAge,
 		descDelivery, descRetirement, descRotationActive, descQueued} {
 		ch <- d
 	}
@@ -114,6 +116,7 @@ func (c *stateCollector) credential(ch chan<- prometheus.Metric, st *engine.Cred
 	}
 	if st.NextDue != nil {
 		ch <- prometheus.MustNewConstMetric(descNext, prometheus.GaugeValue, unix(*st.NextDue), name)
+		ch <- prometheus.MustNewConstMetric(descDue, prometheus.GaugeValue, boolValue(st.Due), name)
 	}
 	ch <- prometheus.MustNewConstMetric(descRetirement, prometheus.GaugeValue, boolValue(st.PendingRetirement != nil), name)
 	ch <- prometheus.MustNewConstMetric(descRotationActive, prometheus.GaugeValue, boolValue(st.Active != nil), name)
