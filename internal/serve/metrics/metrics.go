@@ -59,10 +59,12 @@ func New(b serve.Backend, build BuildInfo) *Metrics {
 	return m
 }
 
-// SetLogger sets where scrape failures are logged (slog.Default until then).
+// SetLogger sets where scrape failures are logged (slog.Default until
+// then). Call it before Handler serves: scrapes read it unlocked.
 func (m *Metrics) SetLogger(l *slog.Logger) { m.state.logger = l }
 
-// SetScrapeTimeout bounds the store reads of one scrape (DefaultScrapeTimeout until then).
+// SetScrapeTimeout bounds the store reads of one scrape
+// (DefaultScrapeTimeout until then). Call it before Handler serves.
 func (m *Metrics) SetScrapeTimeout(d time.Duration) { m.state.timeout = d }
 
 // Registry is the registry behind Handler (for tests and for adding
