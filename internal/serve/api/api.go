@@ -81,8 +81,9 @@ type handler func(w http.ResponseWriter, r *http.Request, id auth.Identity)
 // with authenticates the bearer token and checks its scope before h runs.
 func (a *api) with(scope auth.Scope, h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || token == "" {
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		// The scheme is case-insensitive (RFC 9110 §11.1).
+		if !strings.EqualFold(scheme, "Bearer") || token == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rotor"`)
 			writeError(w, http.StatusUnauthorized, "unauthenticated", "send an API token as `Authorization: Bearer <token>` (tokens come from ROTOR_API_TOKENS)")
 			return
@@ -96,6 +97,10 @@ func (a *api) with(scope auth.Scope, h handler) http.Handler {
 		if !id.Allows(scope) {
 			writeError(w, http.StatusForbidden, "insufficient_scope", "token "+id.Name+" has scope "+id.Scope.String()+"; this call needs "+scope.String())
 			return
+		}
+		if r.Method != http.MethodGet {
+			// Who asked for a change, by the token's name (never the token).
+			a.log.Info("api call", "method", r.Method, "path", r.URL.Path, "actor", id.Name)
 		}
 		h(w, r, id)
 	})

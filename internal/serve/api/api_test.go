@@ -10,12 +10,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,6 +60,25 @@ type world struct {
 	secrets []secret.String
 	bodies  [][]byte
 	cfg     *resolve.Config
+	logs    *syncBuffer
+}
+
+// syncBuffer is the API's log, written from the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
 }
 
 func newWorld(t *testing.T) *world {
@@ -104,7 +125,9 @@ credentials:
 	b := &testBackend{cfg: cfg, eng: &engine.Engine{Store: st, Sealer: sealer}, st: st}
 	tokens, err := auth.Parse("viewer:read:" + readTok + ",ci:rotate:" + rotateTok + ",ops:admin:" + adminTok)
 	require.NoError(t, err)
-	srv := httptest.NewServer(api.New(api.Options{Backend: b, Tokens: tokens, GitHubWebhookSecret: secret.New(hookKey)}))
+	logs := &syncBuffer{}
+	srv := httptest.NewServer(api.New(api.Options{Backend: b, Tokens: tokens, GitHubWebhookSecret: secret.New(hookKey),
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}))
 	t.Cleanup(srv.Close)
 
 	doc, err := openapi3.NewLoader().LoadFromData(api.OpenAPI)
@@ -113,7 +136,7 @@ credentials:
 	doc.Servers = openapi3.Servers{{URL: srv.URL + "/api/v1"}}
 	router, err := legacy.NewRouter(doc)
 	require.NoError(t, err)
-	return &world{t: t, srv: srv, router: router, envFile: envFile, cfg: cfg,
+	return &world{t: t, srv: srv, router: router, envFile: envFile, cfg: cfg, logs: logs,
 		secrets: []secret.String{pw, adminURL, secret.New(readTok), secret.New(rotateTok), secret.New(adminTok), secret.New(hookKey)}}
 }
 
@@ -192,9 +215,11 @@ func (w *world) currentURL() string {
 	return u
 }
 
-// scan fails the test if any response ever carried a secret.
+// scan fails the test if any response, or the API's log, ever carried a
+// secret.
 func (w *world) scan() {
 	w.t.Helper()
+	require.Empty(w.t, secret.Leaks(w.logs.Bytes(), w.secrets...), "the API's log leaks a secret")
 	for _, b := range w.bodies {
 		require.Empty(w.t, secret.Leaks(b, w.secrets...), "a response leaks a secret")
 	}
@@ -419,6 +444,22 @@ func TestLeaks(t *testing.T) {
 	require.True(t, res.Matched)
 	require.Equal(t, "github-secret-scanning", res.Job.Actor)
 	require.NotEqual(t, second, w.currentURL())
+
+	// A ping, another event and another action are acknowledged, not acted on.
+	for _, tc := range []struct{ event, body string }{
+		{"ping", `{"zen":"x"}`},
+		{"push", `{}`},
+		{"secret_scanning_alert", `{"action":"resolved","alert":{"secret":"x"}}`},
+	} {
+		mac := hmac.New(sha256.New, []byte(hookKey))
+		mac.Write([]byte(tc.body))
+		r = w.call("POST", "/hooks/github", "", tc.body, map[string]string{"X-GitHub-Event": tc.event, "X-Hub-Signature-256": "sha256=" + hex.EncodeToString(mac.Sum(nil))})
+		require.Equal(t, http.StatusOK, r.status, tc.event)
+	}
+
+	// The scheme is case-insensitive.
+	r = w.call("GET", "/api/v1/credentials", "", "", map[string]string{"Authorization": "bearer " + readTok})
+	require.Equal(t, http.StatusOK, r.status)
 
 	r = w.call("GET", "/api/v1/history?credential=app", readTok, "", nil)
 	var hist struct{ Events []api.HistoryEvent }

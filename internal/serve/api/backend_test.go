@@ -96,8 +96,10 @@ func (b *testBackend) Jobs(_ context.Context, credential string, limit int) ([]*
 	return out, nil
 }
 
-func (b *testBackend) QueueDepth(context.Context) (map[serve.Kind]int, error) { return map[serve.Kind]int{}, nil }
-func (b *testBackend) Ready(context.Context) error                            { return nil }
+func (b *testBackend) QueueDepth(context.Context) (map[serve.Kind]int, error) {
+	return map[serve.Kind]int{}, nil
+}
+func (b *testBackend) Ready(context.Context) error { return nil }
 func (b *testBackend) Subscribe(ctx context.Context) <-chan engine.Event {
 	ch := make(chan engine.Event)
 	go func() { <-ctx.Done(); close(ch) }()
