@@ -59,9 +59,9 @@ setup-roles. Each event counts as one result, which --result filters by:
 				return &UsageError{fmt.Errorf("--limit %d: must be at least 1", opts.Limit)}
 			}
 			if since != "" {
-				t, err := parseSince(since, f.Now())
+				t, err := config.ParseSince(since, f.Now())
 				if err != nil {
-					return &UsageError{err}
+					return &UsageError{fmt.Errorf("--since %w", err)}
 				}
 				opts.Since = t
 			}
@@ -81,33 +81,8 @@ setup-roles. Each event counts as one result, which --result filters by:
 	return cmd
 }
 
-// parseSince reads --since: a duration back from now, or an RFC 3339
-// time or date (UTC).
-func parseSince(s string, now time.Time) (time.Time, error) {
-	if d, err := config.ParseDuration(s); err == nil {
-		return now.Add(-d), nil
-	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("--since %q: write a duration back from now (90m, 24h, 7d) or a time (2025-01-06 or 2025-01-06T15:04:05Z)", s)
-}
-
 // HistoryEvent is one audit event as `rotor history --json` prints it.
-type HistoryEvent struct {
-	ID         int64  `json:"id"`
-	At         string `json:"at"`
-	Credential string `json:"credential"`
-	RotationID int64  `json:"rotation_id,omitempty"`
-	Event      string `json:"event"`
-	// Result is what the event counts as (engine.EventResult).
-	Result string `json:"result"`
-	Actor  string `json:"actor"`
-	// Detail is the event's detail as an object (secret-free).
-	Detail json.RawMessage `json:"detail"`
-}
+type HistoryEvent = engine.HistoryEvent
 
 func runHistory(ctx context.Context, opts *HistoryOptions) error {
 	f := opts.F
@@ -135,8 +110,7 @@ func runHistory(ctx context.Context, opts *HistoryOptions) error {
 	}
 	out := make([]HistoryEvent, 0, len(events))
 	for _, ev := range events {
-		out = append(out, HistoryEvent{ID: ev.ID, At: ev.At.UTC().Format(time.RFC3339Nano), Credential: ev.Credential, RotationID: ev.RotationID,
-			Event: ev.Event, Result: engine.EventResult(ev.Event), Actor: ev.Actor, Detail: detailObject(ev.Detail)})
+		out = append(out, engine.HistoryEventOf(ev))
 	}
 	if f.JSON {
 		return printJSON(f, out)
@@ -149,21 +123,6 @@ func runHistory(ctx context.Context, opts *HistoryOptions) error {
 		printHistoryEvent(f.IO.Out, ev)
 	}
 	return nil
-}
-
-// detailObject is an event's detail as JSON to nest: the object it holds,
-// or, for a detail that is not an object, an object holding it as text.
-func detailObject(detail string) json.RawMessage {
-	d := strings.TrimSpace(detail)
-	var obj map[string]json.RawMessage
-	if d == "" {
-		return json.RawMessage("{}")
-	}
-	if err := json.Unmarshal([]byte(d), &obj); err == nil && obj != nil {
-		return json.RawMessage(d)
-	}
-	b, _ := json.Marshal(map[string]string{"text": d})
-	return b
 }
 
 func printHistoryEvent(w io.Writer, ev HistoryEvent) {

@@ -74,3 +74,18 @@ func FormatDuration(d time.Duration) string {
 	}
 	return d.String()
 }
+
+// ParseSince reads a history filter's "since": a duration back from now
+// (90m, 24h, 7d) or an RFC 3339 time or date (UTC). The error quotes s;
+// callers prefix the flag or parameter it came from.
+func ParseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q: write a duration back from now (90m, 24h, 7d) or a time (2025-01-06 or 2025-01-06T15:04:05Z)", s)
+}

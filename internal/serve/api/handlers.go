@@ -326,16 +326,7 @@ func (a *api) getRotation(w http.ResponseWriter, r *http.Request, _ auth.Identit
 }
 
 // HistoryEvent is one audit event, as `rotor history --json` prints it.
-type HistoryEvent struct {
-	ID         int64           `json:"id"`
-	At         string          `json:"at"`
-	Credential string          `json:"credential"`
-	RotationID int64           `json:"rotation_id,omitempty"`
-	Event      string          `json:"event"`
-	Result     string          `json:"result"`
-	Actor      string          `json:"actor"`
-	Detail     json.RawMessage `json:"detail"`
-}
+type HistoryEvent = engine.HistoryEvent
 
 type historyList struct {
 	Events []HistoryEvent `json:"events"`
@@ -354,9 +345,9 @@ func (a *api) history(w http.ResponseWriter, r *http.Request, _ auth.Identity) {
 	}
 	p := store.ListAuditParams{Credential: name, Limit: limit}
 	if s := r.URL.Query().Get("since"); s != "" {
-		t, err := parseSince(s, time.Now().UTC())
+		t, err := config.ParseSince(s, time.Now().UTC())
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad_since", err.Error())
+			writeError(w, http.StatusBadRequest, "bad_since", "since "+err.Error())
 			return
 		}
 		p.Since = t
@@ -375,36 +366,7 @@ func (a *api) history(w http.ResponseWriter, r *http.Request, _ auth.Identity) {
 	}
 	out := historyList{Events: []HistoryEvent{}}
 	for _, ev := range events {
-		out.Events = append(out.Events, HistoryEvent{ID: ev.ID, At: ev.At.UTC().Format(time.RFC3339Nano), Credential: ev.Credential,
-			RotationID: ev.RotationID, Event: ev.Event, Result: engine.EventResult(ev.Event), Actor: ev.Actor, Detail: detailObject(ev.Detail)})
+		out.Events = append(out.Events, engine.HistoryEventOf(ev))
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// parseSince reads since= as `rotor history --since` does.
-func parseSince(s string, now time.Time) (time.Time, error) {
-	if d, err := config.ParseDuration(s); err == nil {
-		return now.Add(-d), nil
-	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("since %q: write a duration back from now (90m, 24h, 7d) or a time (2025-01-06 or 2025-01-06T15:04:05Z)", s)
-}
-
-// detailObject nests an event's detail: the object it holds, or the text
-// wrapped in {"text": …}.
-func detailObject(detail string) json.RawMessage {
-	d := strings.TrimSpace(detail)
-	if d == "" {
-		return json.RawMessage("{}")
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(d), &obj); err == nil && obj != nil {
-		return json.RawMessage(d)
-	}
-	b, _ := json.Marshal(map[string]string{"text": d})
-	return b
 }
