@@ -1,0 +1,288 @@
+package serve_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/joho/godotenv"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotorhq/rotor/internal/engine"
+	"github.com/rotorhq/rotor/internal/pgtest"
+	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
+	"github.com/rotorhq/rotor/internal/resolve"
+	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/serve"
+	"github.com/rotorhq/rotor/internal/store"
+	"github.com/rotorhq/rotor/internal/store/postgres"
+	"github.com/rotorhq/rotor/internal/store/sqlite"
+	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// world is one credential (a real role on a real PostgreSQL, a .env
+// target) and a Service over a real store of the kind asked for.
+type world struct {
+	t       *testing.T
+	svc     *serve.Service
+	st      store.Store
+	envFile string
+	oldPW   secret.String
+	cfgPath string
+	env     map[string]string
+	dir     string
+}
+
+type worldOpts struct {
+	store  string // "sqlite" or "postgres"
+	every  string // schedule
+	tick   time.Duration
+	creds  int
+	noStart bool
+}
+
+func newWorld(t *testing.T, o worldOpts) *world {
+	t.Helper()
+	cl := pgtest.Shared(t)
+	db, adminURL := pgtest.NewDatabase(t)
+	dir := t.TempDir()
+	w := &world{t: t, dir: dir, env: map[string]string{"ADMIN_URL": adminURL.Reveal()}}
+	var b strings.Builder
+	b.WriteString("version: 1\ncredentials:\n")
+	for i := range max(o.creds, 1) {
+		role := pgtest.UniqueName(t, fmt.Sprintf("svc%d", i))
+		pw := secret.New(rand.Text())
+		if i == 0 {
+			w.oldPW = pw
+			w.envFile = filepath.Join(dir, "app0.env")
+		}
+		pgtest.NewRole(t, cl, role, pw)
+		fmt.Fprintf(&b, `  app%d:
+    provider:
+      type: postgres
+      admin_url: ${ADMIN_URL}
+    connection:
+      url: postgresql://%s:%d/%s?sslmode=disable
+    strategy: single
+    role: %q
+    schedule:
+      every: %s
+    targets:
+      - name: env
+        type: dotenv
+        path: %q
+        values:
+          DATABASE_URL: "{{.URL}}"
+`, i, cl.Host, cl.Port, db, role, cmpOr(o.every, "30d"), filepath.Join(dir, fmt.Sprintf("app%d.env", i)))
+	}
+	w.cfgPath = filepath.Join(dir, "rotor.yaml")
+	require.NoError(t, os.WriteFile(w.cfgPath, []byte(b.String()), 0o600))
+
+	switch o.store {
+	case "postgres":
+		_, stateURL := pgtest.NewDatabase(t)
+		st, err := postgres.Open(t.Context(), postgres.Options{URL: stateURL})
+		require.NoError(t, err)
+		w.st = st
+	default:
+		st, err := sqlite.Open(t.Context(), filepath.Join(dir, "state.db"))
+		require.NoError(t, err)
+		w.st = st
+	}
+	t.Cleanup(func() { w.st.Close() })
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	sealer, err := secret.NewSealer(key)
+	require.NoError(t, err)
+	svc, err := serve.New(t.Context(), serve.Options{Config: w.load(), Engine: &engine.Engine{Store: w.st, Sealer: sealer},
+		Tick: cmpOr(o.tick, time.Hour), Workers: 2})
+	require.NoError(t, err)
+	w.svc = svc
+	if !o.noStart {
+		w.start()
+	}
+	return w
+}
+
+func (w *world) start() {
+	require.NoError(w.t, w.svc.Start(context.Background()))
+	w.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		require.NoError(w.t, w.svc.Stop(ctx))
+	})
+}
+
+func (w *world) load() *resolve.Config {
+	cfg, err := resolve.Load(w.cfgPath, func(k string) (string, bool) { v, ok := w.env[k]; return v, ok }, resolve.Registry{
+		Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup, Now: time.Now, Getenv: func(string) string { return "" }})
+	require.NoError(w.t, err)
+	return cfg
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// wait polls the job until River has finished with it.
+func (w *world) wait(id int64) *serve.Job {
+	w.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		j, err := w.svc.Job(w.t.Context(), id)
+		require.NoError(w.t, err)
+		if j.FinishedAt != nil {
+			return j
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("job %d still %s after 2 minutes (errors %v)", id, j.State, j.Errors)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// envURL is the connection string the .env target holds now.
+func (w *world) envURL() secret.String {
+	m, err := godotenv.Read(w.envFile)
+	require.NoError(w.t, err)
+	return secret.New(m["DATABASE_URL"])
+}
+
+func (w *world) rotations(cred string) []*store.Rotation {
+	rs, err := w.st.ListRotations(w.t.Context(), store.ListRotationsParams{Credential: cred})
+	require.NoError(w.t, err)
+	return rs
+}
+
+func TestJobRotates(t *testing.T) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			w := newWorld(t, worldOpts{store: kind})
+			job, err := w.svc.Enqueue(t.Context(), serve.Request{Credential: "app0", Kind: serve.KindRotate, Trigger: serve.TriggerAPI, Actor: "ci"})
+			require.NoError(t, err)
+			require.False(t, job.Duplicate)
+			require.Equal(t, "app0", job.Credential)
+			done := w.wait(job.ID)
+			require.Equal(t, "completed", done.State, "errors: %v", done.Errors)
+			require.NotZero(t, done.RotationID)
+			require.Equal(t, "ci", done.Actor)
+
+			url := w.envURL()
+			require.NoError(t, pgtest.CanLogin(t.Context(), url), "the .env's new string logs in")
+			require.False(t, strings.Contains(url.Reveal(), w.oldPW.Reveal()))
+			rs := w.rotations("app0")
+			require.Len(t, rs, 1)
+			require.Equal(t, done.RotationID, rs[0].ID)
+			require.Equal(t, store.StatusSucceeded, rs[0].Status)
+
+			jobs, err := w.svc.Jobs(t.Context(), "app0", 10)
+			require.NoError(t, err)
+			require.Len(t, jobs, 1)
+			require.Equal(t, job.ID, jobs[0].ID)
+			none, err := w.svc.Jobs(t.Context(), "nobody", 10)
+			require.NoError(t, err)
+			require.Empty(t, none)
+			require.NoError(t, w.svc.Ready(t.Context()))
+		})
+	}
+}
+
+func TestEnqueueIsUniqueAndIdempotent(t *testing.T) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			w := newWorld(t, worldOpts{store: kind, noStart: true})
+			ctx := t.Context()
+			req := serve.Request{Credential: "app0", Kind: serve.KindRotate, Trigger: serve.TriggerAPI, Actor: "ci"}
+			first, err := w.svc.Enqueue(ctx, req)
+			require.NoError(t, err)
+			again, err := w.svc.Enqueue(ctx, req)
+			require.NoError(t, err)
+			require.True(t, again.Duplicate, "a credential is never queued twice")
+			require.Equal(t, first.ID, again.ID)
+
+			// A revoke is another action: a leak is never swallowed by a
+			// routine rotation already queued.
+			rev, err := w.svc.Enqueue(ctx, serve.Request{Credential: "app0", Kind: serve.KindRevoke, Trigger: serve.TriggerLeak, Actor: "leak"})
+			require.NoError(t, err)
+			require.False(t, rev.Duplicate)
+			require.NotEqual(t, first.ID, rev.ID)
+
+			depth, err := w.svc.QueueDepth(ctx)
+			require.NoError(t, err)
+			require.Equal(t, map[serve.Kind]int{serve.KindRotate: 1, serve.KindRevoke: 1, serve.KindRetire: 0}, depth)
+
+			_, err = w.svc.Enqueue(ctx, serve.Request{Credential: "nope", Kind: serve.KindRotate})
+			require.ErrorIs(t, err, serve.ErrUnknownCredential)
+			_, err = w.svc.Job(ctx, 999999)
+			require.ErrorIs(t, err, serve.ErrNoJob)
+
+			// Run them; then the same Idempotency-Key returns the finished
+			// job, while a request without it queues a new one.
+			w.start()
+			w.wait(first.ID)
+			w.wait(rev.ID)
+			keyed := req
+			keyed.IdempotencyKey = "3f0c-deploy-42"
+			k1, err := w.svc.Enqueue(ctx, keyed)
+			require.NoError(t, err)
+			require.False(t, k1.Duplicate)
+			w.wait(k1.ID)
+			k2, err := w.svc.Enqueue(ctx, keyed)
+			require.NoError(t, err)
+			require.True(t, k2.Duplicate)
+			require.Equal(t, k1.ID, k2.ID)
+			require.Equal(t, "completed", k2.State)
+			require.Len(t, w.rotations("app0"), 3, "rotate, revoke, keyed rotate: three rotations, the repeats none")
+		})
+	}
+}
+
+func TestSchedulerRotatesWhatIsDueOnce(t *testing.T) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			// Never rotated means due; after one rotation none is due for
+			// 30 days, however many ticks pass.
+			w := newWorld(t, worldOpts{store: kind, creds: 3, tick: 100 * time.Millisecond})
+			deadline := time.Now().Add(2 * time.Minute)
+			for {
+				n := 0
+				for i := range 3 {
+					for _, r := range w.rotations(fmt.Sprintf("app%d", i)) {
+						if r.Status == store.StatusSucceeded {
+							n++
+						}
+					}
+				}
+				if n == 3 {
+					break
+				}
+				require.True(t, time.Now().Before(deadline), "the scheduler rotated %d of 3 due credentials in 2 minutes", n)
+				time.Sleep(100 * time.Millisecond)
+			}
+			// Many more ticks: still one rotation each.
+			time.Sleep(time.Second)
+			for i := range 3 {
+				cred := fmt.Sprintf("app%d", i)
+				require.Len(t, w.rotations(cred), 1, "%s rotated once for one due time", cred)
+				jobs, err := w.svc.Jobs(t.Context(), cred, 50)
+				require.NoError(t, err)
+				for _, j := range jobs {
+					require.Equal(t, serve.TriggerSchedule, j.Trigger)
+					require.Equal(t, "scheduler", j.Actor)
+				}
+			}
+			require.NoError(t, pgtest.CanLogin(t.Context(), w.envURL()))
+		})
+	}
+}
