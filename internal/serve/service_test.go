@@ -41,10 +41,10 @@ type world struct {
 }
 
 type worldOpts struct {
-	store  string // "sqlite" or "postgres"
-	every  string // schedule
-	tick   time.Duration
-	creds  int
+	store   string // "sqlite" or "postgres"
+	every   string // schedule
+	tick    time.Duration
+	creds   int
 	noStart bool
 }
 
