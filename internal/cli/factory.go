@@ -60,6 +60,19 @@ type Factory struct {
 	eng   *engine.Engine
 	log   *slog.Logger
 	close []func()
+	// cfgDisowned: the config went to an owner that closes it (serve).
+	cfgDisowned bool
+}
+
+// disown hands the loaded config to another owner: Close leaves it open.
+func (f *Factory) disown(*resolve.Config) { f.cfgDisowned = true }
+
+// closeErr logs an error of closing something at the end of a command:
+// the command's answer is already given, but nothing is dropped.
+func (f *Factory) closeErr(err error) {
+	if err != nil {
+		f.Logger().Warn("close", "error", err.Error())
+	}
 }
 
 // NewFactory returns a factory wired to the real process.
@@ -164,7 +177,11 @@ func (f *Factory) Config() (*resolve.Config, error) {
 		cfg.State = f.getenv("ROTOR_STATE_URL")
 	}
 	f.cfg = cfg
-	f.close = append(f.close, func() { cfg.Close() })
+	f.close = append(f.close, func() {
+		if !f.cfgDisowned {
+			f.closeErr(cfg.Close())
+		}
+	})
 	f.Logger().Debug("config loaded", "path", cfg.Path, "credentials", len(cfg.Credentials), "state", connstr.Redact(cfg.State), "offline", f.Offline, "unset", cfg.Unset)
 	return cfg, nil
 }

@@ -109,6 +109,7 @@ or ` + "`rotor init`" + ` to write a starter rotor.yaml.`,
 		NewCmdState(f),
 		NewCmdConnstr(f),
 		NewCmdNeon(f),
+		NewCmdServe(f, nil),
 		NewCmdDemo(f, nil),
 		NewCmdVersion(f),
 	)

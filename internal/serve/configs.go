@@ -11,6 +11,8 @@ import (
 // admin connections the job is using), so each config counts its users
 // and is closed when it is replaced and the last of them is done.
 type configs struct {
+	// onErr hears a config's Close error (its providers' pools).
+	onErr  func(error)
 	mu     sync.Mutex
 	cur    *held
 	closed bool
@@ -22,7 +24,15 @@ type held struct {
 	retired bool
 }
 
-func newConfigs(cfg *resolve.Config) *configs { return &configs{cur: &held{cfg: cfg}} }
+func newConfigs(cfg *resolve.Config, onErr func(error)) *configs {
+	return &configs{cur: &held{cfg: cfg}, onErr: onErr}
+}
+
+func (c *configs) closeOne(cfg *resolve.Config) {
+	if err := cfg.Close(); err != nil && c.onErr != nil {
+		c.onErr(err)
+	}
+}
 
 // current is the config in force, for a look that ends with the request.
 func (c *configs) current() *resolve.Config {
@@ -44,7 +54,7 @@ func (c *configs) acquire() (*resolve.Config, func()) {
 			defer c.mu.Unlock()
 			h.users--
 			if h.retired && h.users == 0 {
-				h.cfg.Close()
+				c.closeOne(h.cfg)
 			}
 		})
 	}
@@ -55,14 +65,14 @@ func (c *configs) swap(cfg *resolve.Config) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		cfg.Close()
+		c.closeOne(cfg)
 		return
 	}
 	old := c.cur
 	c.cur = &held{cfg: cfg}
 	old.retired = true
 	if old.users == 0 {
-		old.cfg.Close()
+		c.closeOne(old.cfg)
 	}
 }
 
@@ -76,6 +86,6 @@ func (c *configs) close() {
 	c.closed = true
 	c.cur.retired = true
 	if c.cur.users == 0 {
-		c.cur.cfg.Close()
+		c.closeOne(c.cur.cfg)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/rotorhq/rotor/internal/config"
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/store"
 )
 
 // jobKind is River's kind for every rotor job; what the job does is its
@@ -93,7 +94,21 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 		log.Warn("job for a credential no longer in the config: cancelled")
 		return river.JobCancel(fmt.Errorf("%s is no longer in the config in force; nothing was done", a.Credential))
 	}
+	if _, busy := s.working.LoadOrStore(cr.Name, job.ID); busy {
+		return river.JobSnooze(2 * time.Second)
+	}
+	defer s.working.Delete(cr.Name)
 	var res *engine.Result
+	started := s.now()
+	defer func() {
+		if s.fin != nil && res != nil && res.RotationID != 0 {
+			result := string(res.Status)
+			if err != nil {
+				result = "failed"
+			}
+			s.fin(cr.Name, cr.Strategy, result, s.now().Sub(started))
+		}
+	}()
 	switch a.Action {
 	case KindRotate, KindRevoke:
 		if a.Action == KindRotate && a.Trigger == TriggerSchedule {
@@ -109,7 +124,18 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 				return record(ctx, jobOutput{Outcome: "no longer due"})
 			}
 		}
-		res, err = s.eng.Rotate(ctx, cr, engine.Options{Trigger: string(a.Trigger), Revoke: a.Action == KindRevoke})
+		// The rotation carries the job's id in its trigger. A job that runs
+		// again after its rotation finished (River rescued it from a
+		// replica that died between the rotation's end and the job's) must
+		// not rotate a second time for one request.
+		tag := jobTrigger(a.Trigger, job.ID)
+		if done, err := s.alreadyRotated(ctx, cr.Name, tag); err != nil {
+			return err
+		} else if done != nil {
+			log.Info("rotation of this job already finished", "rotation", done.ID)
+			return record(ctx, jobOutput{RotationID: done.ID, Outcome: done.Outcome})
+		}
+		res, err = s.eng.Rotate(ctx, cr, engine.Options{Trigger: tag, Revoke: a.Action == KindRevoke})
 	case KindRetire:
 		res, err = s.eng.Retire(ctx, cr, engine.RetireOptions{Now: a.Now, Reason: a.Reason})
 		if errors.Is(err, engine.ErrNothingToRetire) {
@@ -141,6 +167,23 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	}
 	log.Info("job done", "rotation", resultID(res), "outcome", resultOutcome(res))
 	return nil
+}
+
+// jobTrigger is the trigger recorded with a job's rotation: why, and
+// which job ("api/job-42").
+func jobTrigger(t Trigger, id int64) string { return fmt.Sprintf("%s/job-%d", t, id) }
+
+// alreadyRotated is the finished rotation of cred that the job tagged
+// trigger started, if its latest rotation is one.
+func (s *Service) alreadyRotated(ctx context.Context, cred, trigger string) (*store.Rotation, error) {
+	last, err := s.st.ListRotations(ctx, store.ListRotationsParams{Credential: cred, Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("%s: read rotations: %w", cred, err)
+	}
+	if len(last) == 1 && last[0].Trigger == trigger && last[0].Status != store.StatusActive {
+		return last[0], nil
+	}
+	return nil, nil
 }
 
 func resultID(r *engine.Result) int64 {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -47,6 +48,11 @@ type Options struct {
 	MaxAttempts int
 	// Now is the clock (tests); time.Now by default.
 	Now func() time.Time
+	// Finished, when set, is called once for each rotation a job of this
+	// replica ran to an end (a rotate, revoke or retire that returned),
+	// with the rotation's status ("failed" when it stopped with an error)
+	// and how long the job took: the metrics count them.
+	Finished func(credential, strategy, result string, d time.Duration)
 }
 
 // Service is `rotor serve`'s core: the job queue on River over the state
@@ -61,6 +67,12 @@ type Service struct {
 	back *backing
 	now  func() time.Time
 	id   string
+	fin  func(credential, strategy, result string, d time.Duration)
+	// working holds the credentials a job of this replica is working on.
+	// The engine's lease keeps processes apart, but every job of one
+	// replica holds it as the same holder, so jobs of one credential (a
+	// rotate and a revoke) are kept apart here.
+	working sync.Map
 }
 
 var _ Backend = (*Service)(nil)
@@ -79,18 +91,16 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("migrate River's tables in the %s store: %w", back.name, err)
 	}
 	s := &Service{eng: opts.Engine, st: opts.Engine.Store, back: back, hub: newHub(),
-		log: opts.Logger, now: opts.Now, id: opts.ID, cfg: newConfigs(opts.Config)}
+		log: opts.Logger, now: opts.Now, id: opts.ID, fin: opts.Finished}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.cfg = newConfigs(opts.Config, func(err error) { s.log.Warn("close a config no longer in force", "error", err.Error()) })
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.id == "" {
 		s.id = replicaID()
-	}
-	if s.eng.Holder == "" {
-		s.eng.Holder = "serve/" + s.id
 	}
 	prev := s.eng.Events
 	s.eng.Events = func(ev engine.Event) {

@@ -243,7 +243,17 @@ func TestEnqueueIsUniqueAndIdempotent(t *testing.T) {
 			require.True(t, k2.Duplicate)
 			require.Equal(t, k1.ID, k2.ID)
 			require.Equal(t, "completed", k2.State)
-			require.Len(t, w.rotations("app0"), 3, "rotate, revoke, keyed rotate: three rotations, the repeats none")
+			rs := w.rotations("app0")
+			var got []string
+			for _, r := range rs {
+				got = append(got, r.Trigger+" "+string(r.Status))
+			}
+			jobs, err := w.svc.Jobs(ctx, "app0", 10)
+			require.NoError(t, err)
+			for _, j := range jobs {
+				got = append(got, fmt.Sprintf("job %d %s %s %v", j.ID, j.Kind, j.State, j.Errors))
+			}
+			require.Len(t, rs, 3, "rotate, revoke, keyed rotate: three rotations, the repeats none: %v", got)
 		})
 	}
 }
