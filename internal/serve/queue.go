@@ -47,6 +47,9 @@ type backing struct {
 	migrate func(ctx context.Context) error
 	// validate reports River migrations not yet applied.
 	validate func(ctx context.Context) error
+	// rescue makes running jobs retryable, River's own rescue operation
+	// (see rescue.go for when rotor uses it).
+	rescue func(ctx context.Context, p *riverdriver.JobRescueManyParams) error
 }
 
 // unwrapper is a store that wraps another (the CLI's --debug tracing).
@@ -112,6 +115,7 @@ func pgBacking(s *postgres.Store) *backing {
 		return err
 	}
 	b.validate = validator(driver, b.schema)
+	b.rescue = rescuer(driver, b.schema)
 	return b
 }
 
@@ -139,6 +143,7 @@ func sqliteBacking(s *sqlite.Store) *backing {
 		return tx.Commit()
 	}
 	b.validate = validator[*sql.Tx](driver, "")
+	b.rescue = rescuer[*sql.Tx](driver, "")
 	return b
 }
 
@@ -156,5 +161,13 @@ func validator[TTx any](driver riverdriver.Driver[TTx], schema string) func(cont
 			return errors.New("River's tables are not up to date: " + strings.Join(res.Messages, "; ") + "; restart rotor serve to migrate them")
 		}
 		return nil
+	}
+}
+
+func rescuer[TTx any](driver riverdriver.Driver[TTx], schema string) func(context.Context, *riverdriver.JobRescueManyParams) error {
+	return func(ctx context.Context, p *riverdriver.JobRescueManyParams) error {
+		p.Schema = schema
+		_, err := driver.GetExecutor().JobRescueMany(ctx, p)
+		return err
 	}
 }

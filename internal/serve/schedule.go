@@ -40,19 +40,20 @@ func (w *scheduler) Work(ctx context.Context, job *river.Job[scheduleArgs]) erro
 	defer release()
 	started := s.now()
 	var queued, errs int
-	var firstErr error
+	rescued, err := s.rescueOrphans(ctx)
+	if err != nil {
+		errs++
+		s.log.Error("rescue the jobs of stopped replicas", "error", err.Error())
+	}
 	for _, cr := range cfg.Credentials {
 		n, err := s.scheduleOne(ctx, cr)
 		queued += n
 		if err != nil {
 			errs++
-			if firstErr == nil {
-				firstErr = err
-			}
 			s.log.Error("schedule", "credential", cr.Name, "error", err.Error())
 		}
 	}
-	s.log.Info("schedule tick", "credentials", len(cfg.Credentials), "queued", queued, "errors", errs,
+	s.log.Info("schedule tick", "credentials", len(cfg.Credentials), "queued", queued, "rescued", rescued, "errors", errs,
 		"took", s.now().Sub(started).Round(time.Millisecond).String())
 	if ctx.Err() != nil {
 		return ctx.Err()
