@@ -60,11 +60,17 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./internal/bench/
 
 ## soak: the SIGKILL crash matrix with many random kill points, on both state
-## stores (SQLite and PostgreSQL); SOAK_STORES=sqlite or =postgres runs one
+## stores (SQLite and PostgreSQL; SOAK_STORES=sqlite or =postgres runs one),
+## and the rotor serve HA test (3 replicas, SOAK_SERVE_CREDS credentials,
+## SOAK_SERVE_KILLS SIGKILLs)
 SOAK_KILLS ?= 200
 SOAK_STORES ?= sqlite,postgres
+SOAK_SERVE_KILLS ?= 100
+SOAK_SERVE_CREDS ?= 50
 soak:
-	ROTOR_SOAK_KILLS=$(SOAK_KILLS) ROTOR_SOAK_STORES=$(SOAK_STORES) $(GO) test -count=1 -timeout 60m -run Crash -v ./internal/cli/e2e/
+	ROTOR_SOAK_KILLS=$(SOAK_KILLS) ROTOR_SOAK_STORES=$(SOAK_STORES) \
+	ROTOR_SOAK_SERVE_KILLS=$(SOAK_SERVE_KILLS) ROTOR_SOAK_SERVE_CREDS=$(SOAK_SERVE_CREDS) \
+		$(GO) test -count=1 -timeout 90m -run 'Crash|ServeHA' -v ./internal/cli/e2e/
 
 clean:
 	rm -rf bin
