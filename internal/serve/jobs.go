@@ -139,7 +139,10 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	case KindRetire:
 		res, err = s.eng.Retire(ctx, cr, engine.RetireOptions{Now: a.Now, Reason: a.Reason})
 		if errors.Is(err, engine.ErrNothingToRetire) {
-			return record(ctx, jobOutput{Outcome: "nothing to retire"})
+			// Not a failure to retry: the job ends cancelled with the
+			// reason, which the API shows.
+			log.Info("nothing to retire")
+			return river.JobCancel(fmt.Errorf("%s: %w", cr.Name, err))
 		}
 	default:
 		return river.JobCancel(fmt.Errorf("unknown job action %q", a.Action))

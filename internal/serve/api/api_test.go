@@ -114,7 +114,6 @@ credentials:
 	cfg, err := resolve.Load(cfgPath, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, resolve.Registry{
 		Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup, Now: time.Now, Getenv: func(string) string { return "" }})
 	require.NoError(t, err)
-	t.Cleanup(func() { cfg.Close() })
 	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "state.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
@@ -122,7 +121,16 @@ credentials:
 	_, _ = rand.Read(key)
 	sealer, err := secret.NewSealer(key)
 	require.NoError(t, err)
-	b := &testBackend{cfg: cfg, eng: &engine.Engine{Store: st, Sealer: sealer}, st: st}
+	// The real service on the SQLite store: jobs run on River's workers,
+	// and the tests wait for them through GET /api/v1/jobs/{id}.
+	b, err := serve.New(t.Context(), serve.Options{Config: cfg, Engine: &engine.Engine{Store: st, Sealer: sealer}, Tick: time.Hour, Workers: 2})
+	require.NoError(t, err)
+	require.NoError(t, b.Start(context.Background()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		require.NoError(t, b.Stop(ctx))
+	})
 	tokens, err := auth.Parse("viewer:read:" + readTok + ",ci:rotate:" + rotateTok + ",ops:admin:" + adminTok)
 	require.NoError(t, err)
 	logs := &syncBuffer{}
@@ -153,6 +161,21 @@ func (r response) decode(t *testing.T, v any) {
 
 // call sends one request and checks the response against the OpenAPI
 // document (paths under /api/v1).
+// done waits, through the API, for River to finish the job.
+func (w *world) done(j serve.Job) serve.Job {
+	w.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for j.FinishedAt == nil {
+		require.True(w.t, time.Now().Before(deadline), "job %d still %s after 2 minutes", j.ID, j.State)
+		time.Sleep(20 * time.Millisecond)
+		r := w.call("GET", fmt.Sprintf("/api/v1/jobs/%d", j.ID), readTok, "", nil)
+		require.Equal(w.t, http.StatusOK, r.status, string(r.body))
+		j = serve.Job{}
+		r.decode(w.t, &j)
+	}
+	return j
+}
+
 func (w *world) call(method, path, token string, body string, header map[string]string) response {
 	t := w.t
 	t.Helper()
@@ -303,6 +326,7 @@ func TestEndpoints(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, r.status, string(r.body))
 	var job serve.Job
 	r.decode(t, &job)
+	job = w.done(job)
 	require.Equal(t, "completed", job.State, job.Errors)
 	require.Equal(t, serve.KindRotate, job.Kind)
 	require.Equal(t, "ci", job.Actor)
@@ -359,13 +383,15 @@ func TestEndpoints(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, r.status)
 	var ret serve.Job
 	r.decode(t, &ret)
-	require.Equal(t, "discarded", ret.State)
+	ret = w.done(ret)
+	require.Equal(t, "cancelled", ret.State)
 	require.Contains(t, strings.Join(ret.Errors, " "), "no old role is awaiting retirement")
 
 	r = w.call("POST", "/api/v1/credentials/app/revoke", adminTok, "", nil)
 	require.Equal(t, http.StatusAccepted, r.status)
 	var rev serve.Job
 	r.decode(t, &rev)
+	rev = w.done(rev)
 	require.Equal(t, "completed", rev.State, rev.Errors)
 	require.NotEqual(t, first, w.currentURL())
 
@@ -403,6 +429,9 @@ func TestLeaks(t *testing.T) {
 	defer w.scan()
 	r := w.call("POST", "/api/v1/credentials/app/rotations", rotateTok, "", nil)
 	require.Equal(t, http.StatusAccepted, r.status, string(r.body))
+	var first serve.Job
+	r.decode(t, &first)
+	w.done(first)
 	leaked := w.currentURL()
 
 	// One that matches nothing.
@@ -426,7 +455,8 @@ func TestLeaks(t *testing.T) {
 	require.Equal(t, "current", res.Stage)
 	require.Equal(t, serve.KindRevoke, res.Job.Kind)
 	require.Equal(t, serve.TriggerLeak, res.Job.Trigger)
-	require.Equal(t, "completed", res.Job.State, res.Job.Errors)
+	job := w.done(*res.Job)
+	require.Equal(t, "completed", job.State, job.Errors)
 	second := w.currentURL()
 	require.NotEqual(t, leaked, second)
 
@@ -443,6 +473,7 @@ func TestLeaks(t *testing.T) {
 	r.decode(t, &res)
 	require.True(t, res.Matched)
 	require.Equal(t, "github-secret-scanning", res.Job.Actor)
+	w.done(*res.Job)
 	require.NotEqual(t, second, w.currentURL())
 
 	// A ping, another event and another action are acknowledged, not acted on.
