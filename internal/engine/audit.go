@@ -38,7 +38,7 @@ func DeliveryEvent(state store.DeliveryState) string { return "delivery." + stri
 
 // Results are what `rotor history --result` filters by, each event
 // counting as one of them.
-var Results = []string{"started", "resumed", "retried", "failed", "succeeded", "pending", "attention", "abandoned"}
+var Results = []string{"requested", "started", "resumed", "retried", "failed", "succeeded", "pending", "attention", "abandoned"}
 
 var eventResults = map[string]string{
 	EventStarted:           "started",
@@ -54,7 +54,25 @@ var eventResults = map[string]string{
 	EventRetirementPending: "pending",
 	EventOldInUse:          "attention",
 	EventAbandoned:         "abandoned",
+	EventRotateRequested:   "requested",
+	EventRevokeRequested:   "requested",
+	EventRetireRequested:   "requested",
+	EventLeakMatched:       "requested",
+	EventLeakUnmatched:     "attention",
 }
+
+// Events `rotor serve` records for what was asked of it, with the API
+// token's name (or the webhook's) as the actor.
+const (
+	EventRotateRequested = "api.rotate_requested"
+	EventRevokeRequested = "api.revoke_requested"
+	EventRetireRequested = "api.retire_requested"
+	// EventLeakMatched: a leak report matched a credential's version and a
+	// revoke was queued; EventLeakUnmatched: it matched none, which a
+	// person should look at (a secret leaked that rotor does not manage).
+	EventLeakMatched   = "leak.matched"
+	EventLeakUnmatched = "leak.unmatched"
+)
 
 func init() {
 	for _, s := range []store.DeliveryState{store.DeliveryWritten, store.DeliveryReloaded, store.DeliveryVerified, store.DeliveryUnverified} {

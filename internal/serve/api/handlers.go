@@ -102,15 +102,15 @@ func readAction(w http.ResponseWriter, r *http.Request) (actionBody, bool) {
 }
 
 func (a *api) rotate(w http.ResponseWriter, r *http.Request, id auth.Identity) {
-	a.enqueue(w, r, id, serve.KindRotate, "api.rotate_requested")
+	a.enqueue(w, r, id, serve.KindRotate, engine.EventRotateRequested)
 }
 
 func (a *api) revoke(w http.ResponseWriter, r *http.Request, id auth.Identity) {
-	a.enqueue(w, r, id, serve.KindRevoke, "api.revoke_requested")
+	a.enqueue(w, r, id, serve.KindRevoke, engine.EventRevokeRequested)
 }
 
 func (a *api) retire(w http.ResponseWriter, r *http.Request, id auth.Identity) {
-	a.enqueue(w, r, id, serve.KindRetire, "api.retire_requested")
+	a.enqueue(w, r, id, serve.KindRetire, engine.EventRetireRequested)
 }
 
 func (a *api) enqueue(w http.ResponseWriter, r *http.Request, id auth.Identity, kind serve.Kind, event string) {

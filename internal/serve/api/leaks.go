@@ -57,7 +57,7 @@ func (a *api) respondToLeak(w http.ResponseWriter, r *http.Request, actor, sourc
 		return
 	}
 	if m == nil {
-		a.audit(r.Context(), "", 0, "leak.unmatched", actor, map[string]any{"source": source})
+		a.audit(r.Context(), "", 0, engine.EventLeakUnmatched, actor, map[string]any{"source": source})
 		writeJSON(w, http.StatusOK, LeakResult{Message: "the secret matches no current or previous version of any credential; nothing was revoked"})
 		return
 	}
@@ -67,7 +67,7 @@ func (a *api) respondToLeak(w http.ResponseWriter, r *http.Request, actor, sourc
 		a.internalError(w, r, secret.Scrub(err, leaked))
 		return
 	}
-	a.audit(r.Context(), m.Credential, job.RotationID, "leak.matched", actor, map[string]any{"source": source, "role": m.Role,
+	a.audit(r.Context(), m.Credential, job.RotationID, engine.EventLeakMatched, actor, map[string]any{"source": source, "role": m.Role,
 		"version": m.Version, "stage": m.Stage, "job_id": job.ID})
 	writeJSON(w, http.StatusAccepted, leakResult(m, job))
 }
