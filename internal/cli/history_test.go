@@ -35,7 +35,7 @@ func TestHistoryFilterFlags(t *testing.T) {
 		{args: "--result failed", want: HistoryOptions{Limit: 50, Result: "failed"}},
 		{args: "app --credential other", usage: "name the credential once: app or --credential other"},
 		{args: "--since yesterday", usage: `--since "yesterday": write a duration back from now`},
-		{args: "--result broken", usage: `--result "broken": use one of started, resumed, retried, failed, succeeded, pending, attention, abandoned`},
+		{args: "--result broken", usage: `--result "broken": use one of requested, started, resumed, retried, failed, succeeded, pending, attention, abandoned`},
 		{args: "a b", usage: "accepts at most 1 arg(s)"},
 	}
 	for _, tt := range tests {

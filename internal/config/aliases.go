@@ -7,7 +7,9 @@ import (
 )
 
 // maxExpandedNodes bounds what anchors may expand to, so a file of nested
-// aliases ("billion laughs") is refused instead of eating the memory.
+// aliases ("billion laughs") is refused instead of eating the memory. Only
+// nodes copied through an alias count: a large file written out (10,000
+// credentials for `rotor serve`) costs what it weighs and is not refused.
 const maxExpandedNodes = 100_000
 
 // expandAliases rewrites the document so that the rest of the loader never
@@ -19,12 +21,14 @@ const maxExpandedNodes = 100_000
 // interpolation rewrites scalars in place.
 func (d *decoder) expandAliases(n *yaml.Node) *yaml.Node {
 	budget := maxExpandedNodes
-	var expand func(n *yaml.Node, depth int) *yaml.Node
-	expand = func(n *yaml.Node, depth int) *yaml.Node {
+	var expand func(n *yaml.Node, depth int, aliased bool) *yaml.Node
+	expand = func(n *yaml.Node, depth int, aliased bool) *yaml.Node {
 		if n == nil || budget < 0 {
 			return n
 		}
-		budget--
+		if aliased {
+			budget--
+		}
 		if budget < 0 || depth > 100 {
 			budget = -1
 			d.errorf(n, "the YAML anchors and aliases expand to more than %d nodes; write the settings out instead of nesting aliases", maxExpandedNodes)
@@ -34,7 +38,7 @@ func (d *decoder) expandAliases(n *yaml.Node) *yaml.Node {
 			if n.Alias == nil {
 				return n
 			}
-			return expand(n.Alias, depth+1)
+			return expand(n.Alias, depth+1, true)
 		}
 		c := *n
 		c.Anchor = ""
@@ -44,20 +48,20 @@ func (d *decoder) expandAliases(n *yaml.Node) *yaml.Node {
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				k, v := n.Content[i], n.Content[i+1]
 				if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
-					merged = append(merged, d.mergeSources(expand(v, depth+1))...)
+					merged = append(merged, d.mergeSources(expand(v, depth+1, aliased))...)
 					continue
 				}
-				c.Content = append(c.Content, expand(k, depth+1), expand(v, depth+1))
+				c.Content = append(c.Content, expand(k, depth+1, aliased), expand(v, depth+1, aliased))
 			}
 			c.Content = mergeInto(c.Content, merged)
 			return &c
 		}
 		for _, child := range n.Content {
-			c.Content = append(c.Content, expand(child, depth+1))
+			c.Content = append(c.Content, expand(child, depth+1, aliased))
 		}
 		return &c
 	}
-	return expand(n, 0)
+	return expand(n, 0, false)
 }
 
 // mergeSources is the mappings a merge key names: one mapping or a

@@ -87,3 +87,17 @@ func TestAliasErrorsPointAtTheAnchor(t *testing.T) {
 	require.Equal(t, lineOf(t, src, "tiemout"), errs[0].Line)
 	require.Contains(t, errs[0].Msg, `unknown key "tiemout"`)
 }
+
+// A large file written out, without aliases, is not an alias bomb: 10,000
+// credentials (a `rotor serve` fleet, well over 100,000 YAML nodes) load.
+func TestLargeFileWithoutAliasesLoads(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("version: 1\ncredentials:\n")
+	for i := range 10000 {
+		fmt.Fprintf(&b, "  c%05d:\n    provider: {type: fakepg, admin_url: \"${ADMIN_URL}\"}\n    connection: {url: \"postgresql://db.internal/app\"}\n    strategy: single\n    role: r%05d\n    targets:\n      - {name: env, type: fakefile, path: .env.c%05d, values: {DATABASE_URL: \"{{.URL}}\"}}\n", i, i, i)
+	}
+	cfg, err := parse(t, b.String(), baseEnv)
+	require.NoError(t, err)
+	require.Len(t, cfg.Credentials, 10000)
+}
