@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/serve"
@@ -181,7 +182,8 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 	var m *metrics.Metrics
 	svc, err := serve.New(ctx, serve.Options{Config: cfg, Engine: eng, Logger: log, ID: opts.ID, Workers: opts.Workers,
 		Tick: opts.Tick, RescueAfter: opts.RescueAfter,
-		Finished: func(cred, strategy, result string, d time.Duration) { m.RotationFinished(cred, strategy, result, d) }})
+		Finished: func(cred, strategy, result string, d time.Duration) { m.RotationFinished(cred, strategy, result, d) },
+		Observe:  func(res *engine.Result) { m.Observe(res) }})
 	if err != nil {
 		cfg.Close()
 		return err

@@ -101,6 +101,9 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	var res *engine.Result
 	started := s.now()
 	defer func() {
+		if s.obs != nil && res != nil {
+			s.obs(res)
+		}
 		if s.fin != nil && res != nil && res.RotationID != 0 {
 			result := string(res.Status)
 			if err != nil {

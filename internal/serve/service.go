@@ -53,6 +53,9 @@ type Options struct {
 	// with the rotation's status ("failed" when it stopped with an error)
 	// and how long the job took: the metrics count them.
 	Finished func(credential, strategy, result string, d time.Duration)
+	// Observe, when set, hears every result a job of this replica got
+	// (the metrics take the old role's sessions from it).
+	Observe func(*engine.Result)
 }
 
 // Service is `rotor serve`'s core: the job queue on River over the state
@@ -68,6 +71,7 @@ type Service struct {
 	now  func() time.Time
 	id   string
 	fin  func(credential, strategy, result string, d time.Duration)
+	obs  func(*engine.Result)
 	// working holds the credentials a job of this replica is working on.
 	// The engine's lease keeps processes apart, but every job of one
 	// replica holds it as the same holder, so jobs of one credential (a
@@ -91,7 +95,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("migrate River's tables in the %s store: %w", back.name, err)
 	}
 	s := &Service{eng: opts.Engine, st: opts.Engine.Store, back: back, hub: newHub(),
-		log: opts.Logger, now: opts.Now, id: opts.ID, fin: opts.Finished}
+		log: opts.Logger, now: opts.Now, id: opts.ID, fin: opts.Finished, obs: opts.Observe}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/serve"
 )
 
@@ -36,6 +37,7 @@ type Metrics struct {
 	registry  *prometheus.Registry
 	rotations *prometheus.CounterVec
 	durations *prometheus.HistogramVec
+	sessions  *prometheus.GaugeVec
 	state     *stateCollector
 }
 
@@ -52,8 +54,12 @@ func New(b serve.Backend, build BuildInfo) *Metrics {
 		// From a quick single rotation to a long dual drain.
 		Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600},
 	}, []string{"strategy"})
+	m.sessions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "rotor_old_role_sessions",
+		Help: "Sessions seen on a dual rotation's old role at this replica's last look (0 once retired): consumers that have not moved yet.",
+	}, []string{"credential"})
 	m.state = newStateCollector(b, build, DefaultScrapeTimeout, slog.Default())
-	m.registry.MustRegister(m.rotations, m.durations, m.state,
+	m.registry.MustRegister(m.rotations, m.durations, m.sessions, m.state,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -77,6 +83,26 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 func (m *Metrics) RotationFinished(credential, strategy, result string, d time.Duration) {
 	m.rotations.WithLabelValues(credential, strategy, result).Inc()
 	m.durations.WithLabelValues(strategy).Observe(d.Seconds())
+}
+
+// Observe records what a job of this replica saw of a credential's old
+// role: the sessions still on it while its retirement waits, none once it
+// is retired. Counting sessions needs the database, so it is taken from
+// the jobs that look anyway rather than at every scrape.
+func (m *Metrics) Observe(res *engine.Result) {
+	if res == nil || res.Strategy != "dual" {
+		return
+	}
+	n := len(res.OldSessions)
+	if rt := res.Retirement; rt != nil {
+		switch rt.State {
+		case engine.RetirementPending, engine.RetirementInUse, engine.RetirementKept:
+			n = max(n, len(rt.Evidence.Sessions))
+		default:
+			n = 0
+		}
+	}
+	m.sessions.WithLabelValues(res.Credential).Set(float64(n))
 }
 
 // Handler serves /metrics.

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rotorhq/rotor/internal/engine"
+	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/serve"
 	"github.com/rotorhq/rotor/internal/serve/metrics"
@@ -174,4 +176,21 @@ func TestScrapeOfAHangingStoreEndsAtTheTimeout(t *testing.T) {
 	require.Equal(t, 1.0, mustValue(t, fams, "rotor_scrape_errors_total", nil))
 	// The credential was read before the queue hung.
 	require.Equal(t, 1.0, mustValue(t, fams, "rotor_target_delivery_state", map[string]string{"credential": "app", "target": "env", "state": "never"}))
+}
+
+// The sessions still on a dual rotation's old role come from what the
+// jobs saw: the count while its retirement waits, 0 once it is retired.
+func TestOldRoleSessionsFollowTheJobs(t *testing.T) {
+	w := setup(t)
+	m := metrics.New(w.backend, build)
+	pending := &engine.Result{Credential: "app", Strategy: "dual", Retirement: &engine.Retirement{State: engine.RetirementPending,
+		Evidence: engine.Evidence{Sessions: []provider.Session{{PID: 1}, {PID: 2}}}}}
+	m.Observe(pending)
+	m.Observe(&engine.Result{Credential: "solo", Strategy: "single"})
+	text, _ := scrape(t, m)
+	require.Contains(t, text, `rotor_old_role_sessions{credential="app"} 2`)
+	require.NotContains(t, text, `rotor_old_role_sessions{credential="solo"}`, "a single credential has no old role")
+	m.Observe(&engine.Result{Credential: "app", Strategy: "dual", Retirement: &engine.Retirement{State: engine.RetirementRetired}})
+	text, _ = scrape(t, m)
+	require.Contains(t, text, `rotor_old_role_sessions{credential="app"} 0`)
 }
