@@ -72,6 +72,9 @@ type Service struct {
 	id   string
 	fin  func(credential, strategy, result string, d time.Duration)
 	obs  func(*engine.Result)
+	// schema is the store's schema version when the service started
+	// (the store migrated it to what this binary knows).
+	schema int
 	// working holds the credentials a job of this replica is working on.
 	// The engine's lease keeps processes apart, but every job of one
 	// replica holds it as the same holder, so jobs of one credential (a
@@ -94,8 +97,12 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	if err := back.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("migrate River's tables in the %s store: %w", back.name, err)
 	}
+	info, err := opts.Engine.Store.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the %s store: %w", back.name, err)
+	}
 	s := &Service{eng: opts.Engine, st: opts.Engine.Store, back: back, hub: newHub(),
-		log: opts.Logger, now: opts.Now, id: opts.ID, fin: opts.Finished, obs: opts.Observe}
+		log: opts.Logger, now: opts.Now, id: opts.ID, fin: opts.Finished, obs: opts.Observe, schema: info.SchemaVersion}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -312,8 +319,12 @@ func (s *Service) QueueDepth(ctx context.Context) (map[Kind]int, error) {
 
 // Ready implements Backend.
 func (s *Service) Ready(ctx context.Context) error {
-	if _, err := s.st.Info(ctx); err != nil {
+	info, err := s.st.Info(ctx)
+	if err != nil {
 		return fmt.Errorf("the %s store does not answer: %w", s.back.name, err)
+	}
+	if info.SchemaVersion != s.schema {
+		return fmt.Errorf("the store's schema is at version %d, this replica started on %d: a newer rotor migrated it; upgrade this replica", info.SchemaVersion, s.schema)
 	}
 	return s.back.validate(ctx)
 }

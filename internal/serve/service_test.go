@@ -296,3 +296,17 @@ func TestSchedulerRotatesWhatIsDueOnce(t *testing.T) {
 		})
 	}
 }
+
+// Readiness: the store answers and its migrations are what this replica
+// started on; a newer rotor that migrated the shared schema makes it
+// not ready, naming why.
+func TestReadyNoticesANewerSchema(t *testing.T) {
+	w := newWorld(t, worldOpts{store: "postgres", noStart: true})
+	require.NoError(t, w.svc.Ready(t.Context()))
+	pool := w.st.(*postgres.Store).Pool()
+	_, err := pool.Exec(t.Context(), `INSERT INTO rotor.schema_migrations (version, name, applied_at) SELECT MAX(version)+1, 'from a newer rotor', now() FROM rotor.schema_migrations`)
+	require.NoError(t, err)
+	err = w.svc.Ready(t.Context())
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "a newer rotor migrated it")
+}
