@@ -6,7 +6,7 @@
 GO      ?= go
 PKGS    ?= ./...
 
-.PHONY: all build deps demo test test-quick large-files vet fuzz bench soak clean
+.PHONY: all build deps demo test test-quick large-files vet fuzz bench soak image clean
 
 all: build
 
@@ -74,3 +74,12 @@ soak:
 
 clean:
 	rm -rf bin
+
+## image: the container image as an OCI image layout in bin/image, without a
+## daemon (static binary, non-root user, no shell; see docs/deploy.md). Load
+## it with `skopeo copy oci:bin/image:rotor:dev docker-daemon:rotor:dev`
+IMAGE_REF ?= rotor:dev
+image:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/rotor-linux ./cmd/rotor
+	$(GO) run ./cmd/rotor-image -binary bin/rotor-linux -out bin/image -ref $(IMAGE_REF) \
+		-revision "$$(git rev-parse --short HEAD 2>/dev/null)"
