@@ -21,6 +21,7 @@ import (
 
 	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/store"
 )
 
 // server is one `rotor serve` process of a world.
@@ -273,4 +274,41 @@ func TestServeRefusesPlainHTTPToTheNetwork(t *testing.T) {
 	require.Contains(t, r.stderr, "shorter than 24 characters")
 	_, err := os.Stat(w.dir + "/.rotor/state.db")
 	require.ErrorIs(t, err, os.ErrNotExist, "a refused serve creates no state")
+}
+
+// TestServeDrainsOnSIGTERM: SIGTERM in the middle of a rotation (a target
+// that takes seconds) stops the job at its next journaled step and exits
+// 0; the next replica to start resumes the rotation from the journal and
+// finishes it, with the .env logging in.
+func TestServeDrainsOnSIGTERM(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil, credSpec{name: "app", strategy: "single"})
+	st := sharedStore(t, w)
+	tk := newTokens(w)
+	cfg, err := os.ReadFile(w.cfgPath)
+	require.NoError(t, err)
+	slow := "    targets:\n      - {name: slow, type: exec, command: [sh, -c, 'sleep 3; cat > /dev/null'], stdin: dotenv, idempotent: true, values: {DATABASE_URL: \"{{.URL}}\"}}\n"
+	require.NoError(t, os.WriteFile(w.cfgPath, bytes.Replace(cfg, []byte("    targets:\n"), []byte(slow), 1), 0o600))
+
+	a := w.serve(t, nil, "--tick", "1h", "--shutdown-timeout", "500ms")
+	j := a.trigger(t, tk.admin, "app", "drain-1")
+	require.Eventually(t, func() bool {
+		rs, err := st.ListRotations(t.Context(), store.ListRotationsParams{Credential: "app", Active: true})
+		return err == nil && len(rs) == 1 && rs[0].Step == "publish"
+	}, time.Minute, 20*time.Millisecond, "the rotation reaches publish")
+	r := a.stop(t)
+	require.Equal(t, 0, r.code, "SIGTERM mid-rotation still exits 0:\n%s", w.scrub(r.output()))
+	require.Contains(t, r.stderr, "did not finish in time")
+	active, err := st.ListRotations(t.Context(), store.ListRotationsParams{Credential: "app", Active: true})
+	require.NoError(t, err)
+	require.Len(t, active, 1, "the rotation is left for the journal to resume, not abandoned")
+
+	b := w.serve(t, nil, "--tick", "1h")
+	done := b.waitJob(t, tk.read, j.ID)
+	require.Equal(t, "completed", done.State, "%v", done.Errors)
+	require.Equal(t, active[0].ID, done.RotationID, "the same rotation, resumed")
+	_, url := w.envConn(t, "app")
+	require.NoError(t, pgtest.CanLogin(t.Context(), url))
+	r = b.stop(t)
+	require.Equal(t, 0, r.code)
 }
