@@ -19,16 +19,15 @@ import (
 
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/pgtest"
-	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
 	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/serve"
 	"github.com/rotorhq/rotor/internal/serve/api"
 	"github.com/rotorhq/rotor/internal/serve/auth"
+	"github.com/rotorhq/rotor/internal/serve/servetest"
 	"github.com/rotorhq/rotor/internal/store"
 	"github.com/rotorhq/rotor/internal/store/postgres"
 	"github.com/rotorhq/rotor/internal/store/sqlite"
-	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
 )
 
 // BenchmarkServe10k is `rotor serve` with 10,000 credentials configured,
@@ -65,8 +64,7 @@ func benchServe(b *testing.B, kind string, n int) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	loadStart := time.Now()
-	cfg, err := resolve.Load(cfgPath, func(k string) (string, bool) { return adminURL.Reveal(), k == "ADMIN_URL" }, resolve.Registry{
-		Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup, Now: time.Now, Getenv: func(string) string { return "" }})
+	cfg, err := servetest.LoadConfig(cfgPath, map[string]string{"ADMIN_URL": adminURL.Reveal()})
 	require.NoError(b, err)
 	loadTook := time.Since(loadStart)
 

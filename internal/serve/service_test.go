@@ -2,10 +2,8 @@ package serve_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,31 +11,24 @@ import (
 	"github.com/joho/godotenv"
 	"github.com/stretchr/testify/require"
 
-	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/pgtest"
-	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
-	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/serve"
+	"github.com/rotorhq/rotor/internal/serve/servetest"
 	"github.com/rotorhq/rotor/internal/store"
 	"github.com/rotorhq/rotor/internal/store/postgres"
-	"github.com/rotorhq/rotor/internal/store/sqlite"
-	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-// world is one credential (a real role on a real PostgreSQL, a .env
-// target) and a Service over a real store of the kind asked for.
+// world is servetest's World with the real service over it.
 type world struct {
+	*servetest.World
 	t       *testing.T
 	svc     *serve.Service
 	st      store.Store
 	envFile string
 	oldPW   secret.String
-	cfgPath string
-	env     map[string]string
-	dir     string
 }
 
 type worldOpts struct {
@@ -50,90 +41,20 @@ type worldOpts struct {
 
 func newWorld(t *testing.T, o worldOpts) *world {
 	t.Helper()
-	cl := pgtest.Shared(t)
-	db, adminURL := pgtest.NewDatabase(t)
-	dir := t.TempDir()
-	w := &world{t: t, dir: dir, env: map[string]string{"ADMIN_URL": adminURL.Reveal()}}
-	var b strings.Builder
-	b.WriteString("version: 1\ncredentials:\n")
+	var names []string
 	for i := range max(o.creds, 1) {
-		role := pgtest.UniqueName(t, fmt.Sprintf("svc%d", i))
-		pw := secret.New(rand.Text())
-		if i == 0 {
-			w.oldPW = pw
-			w.envFile = filepath.Join(dir, "app0.env")
-		}
-		pgtest.NewRole(t, cl, role, pw)
-		fmt.Fprintf(&b, `  app%d:
-    provider:
-      type: postgres
-      admin_url: ${ADMIN_URL}
-    connection:
-      url: postgresql://%s:%d/%s?sslmode=disable
-    strategy: single
-    role: %q
-    schedule:
-      every: %s
-    targets:
-      - name: env
-        type: dotenv
-        path: %q
-        values:
-          DATABASE_URL: "{{.URL}}"
-`, i, cl.Host, cl.Port, db, role, cmpOr(o.every, "30d"), filepath.Join(dir, fmt.Sprintf("app%d.env", i)))
+		names = append(names, fmt.Sprintf("app%d", i))
 	}
-	w.cfgPath = filepath.Join(dir, "rotor.yaml")
-	require.NoError(t, os.WriteFile(w.cfgPath, []byte(b.String()), 0o600))
-
-	switch o.store {
-	case "postgres":
-		_, stateURL := pgtest.NewDatabase(t)
-		st, err := postgres.Open(t.Context(), postgres.Options{URL: stateURL})
-		require.NoError(t, err)
-		w.st = st
-	default:
-		st, err := sqlite.Open(t.Context(), filepath.Join(dir, "state.db"))
-		require.NoError(t, err)
-		w.st = st
-	}
-	t.Cleanup(func() { w.st.Close() })
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	sealer, err := secret.NewSealer(key)
-	require.NoError(t, err)
-	svc, err := serve.New(t.Context(), serve.Options{Config: w.load(), Engine: &engine.Engine{Store: w.st, Sealer: sealer},
-		Tick: cmpOr(o.tick, time.Hour), Workers: 2})
-	require.NoError(t, err)
-	w.svc = svc
+	sw := servetest.New(t, servetest.Options{Store: o.store, Names: names, Every: o.every})
+	w := &world{World: sw, t: t, st: sw.Store, envFile: sw.EnvFile("app0"), oldPW: sw.Passwords["app0"]}
+	w.svc = sw.Service(serve.Options{Tick: o.tick, Workers: 2}, false)
 	if !o.noStart {
 		w.start()
 	}
 	return w
 }
 
-func (w *world) start() {
-	require.NoError(w.t, w.svc.Start(context.Background()))
-	w.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		require.NoError(w.t, w.svc.Stop(ctx))
-	})
-}
-
-func (w *world) load() *resolve.Config {
-	cfg, err := resolve.Load(w.cfgPath, func(k string) (string, bool) { v, ok := w.env[k]; return v, ok }, resolve.Registry{
-		Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup, Now: time.Now, Getenv: func(string) string { return "" }})
-	require.NoError(w.t, err)
-	return cfg
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
-}
+func (w *world) start() { require.NoError(w.t, w.svc.Start(context.Background())) }
 
 // wait polls the job until River has finished with it.
 func (w *world) wait(id int64) *serve.Job {

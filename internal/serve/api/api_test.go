@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,7 +14,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -30,14 +28,12 @@ import (
 
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/pgtest"
-	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
 	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/serve"
 	"github.com/rotorhq/rotor/internal/serve/api"
 	"github.com/rotorhq/rotor/internal/serve/auth"
-	"github.com/rotorhq/rotor/internal/store/sqlite"
-	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
+	"github.com/rotorhq/rotor/internal/serve/servetest"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -82,55 +78,12 @@ func (s *syncBuffer) Bytes() []byte {
 }
 
 func newWorld(t *testing.T) *world {
-	cl := pgtest.Shared(t)
-	db, adminURL := pgtest.NewDatabase(t)
-	role := pgtest.UniqueName(t, "api")
-	pw := secret.New(rand.Text())
-	pgtest.NewRole(t, cl, role, pw)
-	dir := t.TempDir()
-	envFile := filepath.Join(dir, ".env")
-	yaml := fmt.Sprintf(`version: 1
-credentials:
-  app:
-    provider:
-      type: postgres
-      admin_url: ${ADMIN_URL}
-    connection:
-      url: postgresql://%s:%d/%s?sslmode=disable
-    strategy: single
-    role: %q
-    schedule:
-      every: 30d
-    targets:
-      - name: env
-        type: dotenv
-        path: %q
-        values:
-          DATABASE_URL: "{{.URL}}"
-`, cl.Host, cl.Port, db, role, envFile)
-	cfgPath := filepath.Join(dir, "rotor.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
-	env := map[string]string{"ADMIN_URL": adminURL.Reveal()}
-	cfg, err := resolve.Load(cfgPath, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, resolve.Registry{
-		Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup, Now: time.Now, Getenv: func(string) string { return "" }})
-	require.NoError(t, err)
-	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "state.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	sealer, err := secret.NewSealer(key)
-	require.NoError(t, err)
+	sw := servetest.New(t, servetest.Options{})
+	envFile, cfg := sw.EnvFile("app"), sw.Config
+	pw, adminURL := sw.Passwords["app"], sw.AdminURL
 	// The real service on the SQLite store: jobs run on River's workers,
 	// and the tests wait for them through GET /api/v1/jobs/{id}.
-	b, err := serve.New(t.Context(), serve.Options{Config: cfg, Engine: &engine.Engine{Store: st, Sealer: sealer}, Tick: time.Hour, Workers: 2})
-	require.NoError(t, err)
-	require.NoError(t, b.Start(context.Background()))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		require.NoError(t, b.Stop(ctx))
-	})
+	b := sw.Service(serve.Options{Workers: 2}, true)
 	tokens, err := auth.Parse("viewer:read:" + readTok + ",ci:rotate:" + rotateTok + ",ops:admin:" + adminTok)
 	require.NoError(t, err)
 	logs := &syncBuffer{}

@@ -2,31 +2,27 @@ package metrics_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
-	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/pgtest"
-	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
 	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/serve"
+	"github.com/rotorhq/rotor/internal/serve/servetest"
 	"github.com/rotorhq/rotor/internal/store"
-	"github.com/rotorhq/rotor/internal/store/sqlite"
-	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-// testBackend is serve.Backend over a real engine and a real SQLite store;
-// the job queue is a fixed map (River is the service core's, not ours).
+// testBackend is serve.Backend over a real engine and a real SQLite store
+// whose queue is a fixed map, or a queue that fails or hangs: the
+// failures a scrape must survive, which the real service cannot be made
+// to show on demand.
 type testBackend struct {
 	cfg      *resolve.Config
 	eng      *engine.Engine
@@ -74,51 +70,9 @@ type world struct {
 
 func setup(t *testing.T) *world {
 	t.Helper()
-	cl := pgtest.Shared(t)
-	db, _ := pgtest.NewDatabase(t)
-	role := pgtest.UniqueName(t, "app")
-	pw, err := secret.Generate(nil, secret.DefaultPolicy())
-	require.NoError(t, err)
-	pgtest.NewRole(t, cl, role, pw)
-	dir := t.TempDir()
-	envFile := filepath.Join(dir, ".env")
-	yaml := fmt.Sprintf(`version: 1
-credentials:
-  app:
-    provider:
-      type: postgres
-      admin_url: ${ADMIN_URL}
-    connection:
-      url: postgresql://%s:%d/%s?sslmode=require
-    strategy: single
-    role: %q
-    schedule:
-      every: 720h
-    targets:
-      - name: env
-        type: dotenv
-        path: %q
-        values:
-          DATABASE_URL: "{{.URL}}"
-`, cl.Host, cl.Port, db, role, envFile)
-	cfgPath := filepath.Join(dir, "rotor.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
-	env := map[string]string{"ADMIN_URL": cl.AdminURL(db).Reveal()}
-	cfg, err := resolve.Load(cfgPath, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, resolve.Registry{
-		Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup, Now: time.Now, Getenv: func(string) string { return "" },
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { cfg.Close() })
-	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "state.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	key := make([]byte, 32)
-	rand.Read(key)
-	sealer, err := secret.NewSealer(key)
-	require.NoError(t, err)
-	eng := &engine.Engine{Store: st, Sealer: sealer}
-	return &world{backend: &testBackend{cfg: cfg, eng: eng, st: st, depth: map[serve.Kind]int{serve.KindRotate: 2}},
-		role: role, password: pw, envFile: envFile}
+	sw := servetest.New(t, servetest.Options{Every: "720h", SSLMode: "require"})
+	return &world{backend: &testBackend{cfg: sw.Config, eng: sw.Engine, st: sw.Store, depth: map[serve.Kind]int{serve.KindRotate: 2}},
+		role: sw.Roles["app"], password: sw.Passwords["app"], envFile: sw.EnvFile("app")}
 }
 
 func (w *world) rotate(t *testing.T) *engine.Result {
