@@ -53,9 +53,31 @@ func rotorBinary(b testing.TB) string {
 	return binPath
 }
 
+// batchSet is n single-strategy roles in a fresh database and a config
+// with one credential per role, each publishing to its own .env file.
+type batchSet struct {
+	dir      string
+	env      []string
+	roles    []string
+	adminURL secret.String
+	host     string
+	port     int
+	db       string
+}
+
+// roleURL is how a consumer of role connects (TLS + SCRAM).
+func (s *batchSet) roleURL(role string, pw secret.String) secret.String {
+	return secret.New(fmt.Sprintf("postgresql://%s:%s@%s:%d/%s?sslmode=require", role, pw.Reveal(), s.host, s.port, s.db))
+}
+
 // batch creates n single-strategy roles in a fresh database and a config
 // with one credential per role, each publishing to its own .env file.
 func batch(b *testing.B, n int) (dir string, env []string) {
+	s := newBatch(b, n)
+	return s.dir, s.env
+}
+
+func newBatch(b *testing.B, n int) *batchSet {
 	b.Helper()
 	cl := pgtest.Shared(b)
 	db, adminURL := pgtest.NewDatabase(b)
@@ -84,10 +106,11 @@ func batch(b *testing.B, n int) (dir string, env []string) {
 			pgtest.DropRole(ctx, cl, r)
 		}
 	})
-	dir = b.TempDir()
+	dir := b.TempDir()
 	require.NoError(b, os.MkdirAll(filepath.Join(dir, "env"), 0o700))
 	require.NoError(b, os.WriteFile(filepath.Join(dir, "rotor.yaml"), []byte(cfg.String()), 0o600))
-	return dir, append(os.Environ(), "ADMIN_URL="+adminURL.Reveal(), "ROTOR_CONFIG="+filepath.Join(dir, "rotor.yaml"))
+	return &batchSet{dir: dir, env: append(os.Environ(), "ADMIN_URL="+adminURL.Reveal(), "ROTOR_CONFIG="+filepath.Join(dir, "rotor.yaml")),
+		roles: roles, adminURL: adminURL, host: cl.Host, port: cl.Port, db: db}
 }
 
 // usage is what one run of the binary cost.
