@@ -11,6 +11,7 @@ import (
 	"github.com/joho/godotenv"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/serve"
@@ -230,4 +231,25 @@ func TestReadyNoticesANewerSchema(t *testing.T) {
 	err = w.svc.Ready(t.Context())
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "a newer rotor migrated it")
+}
+
+// StatusAll answers for every credential in the config's order, the same
+// as Status one by one, and stops when its context ends.
+func TestStatusAllKeepsTheConfigOrder(t *testing.T) {
+	w := newWorld(t, worldOpts{creds: 12, noStart: true})
+	cfg := w.svc.Config()
+	all, err := w.svc.Engine().StatusAll(t.Context(), cfg.Credentials, engine.StatusOptions{})
+	require.NoError(t, err)
+	require.Len(t, all, 12)
+	for i, cr := range cfg.Credentials {
+		one, err := w.svc.Engine().Status(t.Context(), cr, engine.StatusOptions{})
+		require.NoError(t, err)
+		require.Equal(t, cr.Name, all[i].Name)
+		one.NextDue, all[i].NextDue = nil, nil // "due now" is read at each call
+		require.Equal(t, one, all[i])
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err = w.svc.Engine().StatusAll(ctx, cfg.Credentials, engine.StatusOptions{})
+	require.ErrorIs(t, err, context.Canceled)
 }

@@ -25,15 +25,12 @@ type credentialList struct {
 
 func (a *api) listCredentials(w http.ResponseWriter, r *http.Request, _ auth.Identity) {
 	b := a.opts.Backend
-	out := credentialList{Credentials: []*engine.CredentialStatus{}}
-	for _, cr := range b.Config().Credentials {
-		st, err := b.Engine().Status(r.Context(), cr, engine.StatusOptions{})
-		if err != nil {
-			a.internalError(w, r, err)
-			return
-		}
-		out.Credentials = append(out.Credentials, st)
+	sts, err := b.Engine().StatusAll(r.Context(), b.Config().Credentials, engine.StatusOptions{})
+	if err != nil {
+		a.internalError(w, r, err)
+		return
 	}
+	out := credentialList{Credentials: append([]*engine.CredentialStatus{}, sts...)}
 	writeJSON(w, http.StatusOK, out)
 }
 
