@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -66,3 +67,78 @@ func (s States) Last() string {
 }
 
 func (s States) String() string { return strings.Join(s, " → ") }
+
+// Settle is a reload's optional pause after the consumer acknowledged the
+// change — the exec target's reload_command exited 0, a webhook receiver
+// answered 2xx — for consumers that act on it asynchronously (a signal, a
+// queued job): the engine must not count the reload finished, and so start
+// the old role's grace period, before they have moved. It remembers, per
+// rotation, when the acknowledgement came, so a Reload called again (a
+// resume after the wait was cut short) waits only what is left.
+type Settle struct {
+	// Wait is the pause; 0 means none.
+	Wait time.Duration
+	// Now is the target's clock.
+	Now func() time.Time
+	// After is time.After; tests replace it to see and control the wait.
+	After func(time.Duration) <-chan time.Time
+
+	mu    sync.Mutex
+	acked map[string]time.Time
+}
+
+// ParseSettle reads a reload_wait option: "" is 0; otherwise a
+// non-negative duration.
+func ParseSettle(raw string) (time.Duration, error) {
+	if raw == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("reload_wait %q is not a duration like 20s or 2m", raw)
+	}
+	return d, nil
+}
+
+// Ack records that the consumer acknowledged rotation's change now, unless
+// an earlier acknowledgement is recorded; it returns the recorded time.
+func (s *Settle) Ack(rotation string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at, ok := s.acked[rotation]; ok {
+		return at
+	}
+	if s.acked == nil {
+		s.acked = map[string]time.Time{}
+	}
+	at := s.Now()
+	s.acked[rotation] = at
+	return at
+}
+
+// Acked reports when rotation's change was acknowledged in this process.
+func (s *Settle) Acked(rotation string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at, ok := s.acked[rotation]
+	return at, ok
+}
+
+// Until waits what is left of Wait since at. When ctx ends first it
+// returns what was left then and ctx.Err().
+func (s *Settle) Until(ctx context.Context, at time.Time) (time.Duration, error) {
+	left := s.Wait - s.Now().Sub(at)
+	if left <= 0 {
+		return 0, nil
+	}
+	after := s.After
+	if after == nil {
+		after = time.After
+	}
+	select {
+	case <-ctx.Done():
+		return left, ctx.Err()
+	case <-after(left):
+		return 0, nil
+	}
+}

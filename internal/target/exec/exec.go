@@ -34,7 +34,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -112,16 +111,12 @@ type Target struct {
 	dir        string
 	idempotent bool
 	baseEnv    []string
-	reloadWait time.Duration
 	now        func() time.Time
-	// after is time.After; tests replace it to see and control the wait.
-	after func(time.Duration) <-chan time.Time
-
-	mu sync.Mutex
-	// reloaded holds, per rotation id, when reload_command succeeded in
-	// this process: Reload called again (a resume after the wait was cut
-	// short) does not run it again but waits out the rest of reload_wait.
-	reloaded map[string]time.Time
+	// settle is reload_wait. It also records, per rotation id, when
+	// reload_command succeeded in this process: Reload called again (a
+	// resume after the wait was cut short) does not run it again but
+	// waits out the rest of reload_wait.
+	settle *target.Settle
 }
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -173,16 +168,12 @@ func New(p target.Params) (target.Target, error) {
 		}
 		timeout = d
 	}
-	var reloadWait time.Duration
-	if opts.ReloadWait != "" {
-		d, err := time.ParseDuration(opts.ReloadWait)
-		if err != nil || d < 0 {
-			return nil, fmt.Errorf("%s: reload_wait %q is not a duration like 20s or 2m: %w", desc, opts.ReloadWait, target.ErrInvalid)
-		}
-		if len(opts.ReloadCommand) == 0 && d > 0 {
-			return nil, fmt.Errorf("%s: reload_wait is the pause after reload_command, but there is no reload_command; add one or drop reload_wait: %w", desc, target.ErrInvalid)
-		}
-		reloadWait = d
+	reloadWait, err := target.ParseSettle(opts.ReloadWait)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", desc, err, target.ErrInvalid)
+	}
+	if len(opts.ReloadCommand) == 0 && reloadWait > 0 {
+		return nil, fmt.Errorf("%s: reload_wait is the pause after reload_command, but there is no reload_command; add one or drop reload_wait: %w", desc, target.ErrInvalid)
 	}
 	dir := p.BaseDir
 	if opts.Dir != "" {
@@ -216,11 +207,10 @@ func New(p target.Params) (target.Target, error) {
 			baseEnv = append(baseEnv, name+"="+v)
 		}
 	}
-	var err error
 	t := &Target{
 		name: p.Name, desc: desc, env: opts.Env, stdin: stdin, timeout: timeout, dir: dir,
 		idempotent: opts.Idempotent, baseEnv: baseEnv,
-		reloadWait: reloadWait, now: p.Clock(), after: time.After, reloaded: map[string]time.Time{},
+		now: p.Clock(), settle: &target.Settle{Wait: reloadWait, Now: p.Clock()},
 	}
 	if t.command, err = resolveArgv(p, opts.Command); err != nil {
 		return nil, fmt.Errorf("%s: command: %w", desc, err)
@@ -331,9 +321,7 @@ func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.R
 		return target.ReloadResponse{Detail: "no reload_command"}, nil
 	}
 	prog := filepath.Base(t.reload[0])
-	t.mu.Lock()
-	ranAt, ran := t.reloaded[req.RotationID]
-	t.mu.Unlock()
+	ranAt, ran := t.settle.Acked(req.RotationID)
 	detail := "ran " + prog
 	if ran {
 		detail = prog + " had already succeeded for this rotation"
@@ -350,27 +338,19 @@ func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.R
 			}
 			return target.ReloadResponse{}, fmt.Errorf("reload_command: %w", err)
 		}
-		ranAt = t.now()
+		ranAt = t.settle.Ack(req.RotationID)
 		if ranAt.Sub(start) >= time.Second {
 			detail += fmt.Sprintf(" (exit 0 after %s)", ranAt.Sub(start).Round(time.Second))
 		}
-		t.mu.Lock()
-		t.reloaded[req.RotationID] = ranAt
-		t.mu.Unlock()
 	}
-	if t.reloadWait <= 0 {
+	if t.settle.Wait <= 0 {
 		return target.ReloadResponse{Detail: detail}, nil
 	}
-	left := t.reloadWait - t.now().Sub(ranAt)
-	if left > 0 {
-		select {
-		case <-ctx.Done():
-			return target.ReloadResponse{}, fmt.Errorf("%s: %s exited 0, but the reload's time ran out with %s of reload_wait %s left, before consumers were expected to have moved; lower reload_wait or raise reload_timeout, then run `rotor resume` (it does not run %s again): %w",
-				t.desc, t.reload[0], left.Round(time.Millisecond), t.reloadWait, prog, ctx.Err())
-		case <-t.after(left):
-		}
+	if left, err := t.settle.Until(ctx, ranAt); err != nil {
+		return target.ReloadResponse{}, fmt.Errorf("%s: %s exited 0, but the reload's time ran out with %s of reload_wait %s left, before consumers were expected to have moved; lower reload_wait or raise reload_timeout, then run `rotor resume` (it does not run %s again): %w",
+			t.desc, t.reload[0], left.Round(time.Millisecond), t.settle.Wait, prog, err)
 	}
-	return target.ReloadResponse{Detail: fmt.Sprintf("%s, then waited reload_wait %s", detail, t.reloadWait)}, nil
+	return target.ReloadResponse{Detail: fmt.Sprintf("%s, then waited reload_wait %s", detail, t.settle.Wait)}, nil
 }
 
 // Check implements target.Checker: a command cannot be asked what it

@@ -13,5 +13,5 @@ func SetAfter(tg target.Target, after func(time.Duration) <-chan time.Time) {
 	if !ok {
 		panic("not an exec target")
 	}
-	t.after = after
+	t.settle.After = after
 }

@@ -77,6 +77,11 @@ type Options struct {
 	// rotation.succeeded, rotation.published_old_in_use,
 	// rotation.rolled_back, rotation.failed. [] delivers none.
 	Notify *[]string `yaml:"notify"`
+	// ReloadWait is how long the reload phase waits after the receiver
+	// answered 2xx before it reports the consumers moved, e.g. "30s", for
+	// receivers that act on the event asynchronously (a queued job, a
+	// redeploy of their own). Default 0: the 2xx is the acknowledgement.
+	ReloadWait string `yaml:"reload_wait"`
 }
 
 // Target delivers events to one URL.
@@ -91,6 +96,9 @@ type Target struct {
 	timeout       time.Duration
 	notify        map[string]bool
 	now           func() time.Time
+	// settle is reload_wait, counted from the 2xx of each rotation's
+	// delivery.
+	settle *target.Settle
 }
 
 var headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -156,6 +164,10 @@ func New(p target.Params) (target.Target, error) {
 		}
 		notify[e] = true
 	}
+	reloadWait, err := target.ParseSettle(opts.ReloadWait)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", desc, err, target.ErrInvalid)
+	}
 	now := p.Clock()
 	hc := p.HTTP()
 	// A redirect would resend the body, values included, to wherever the
@@ -177,6 +189,7 @@ func New(p target.Params) (target.Target, error) {
 		timeout:       timeout,
 		notify:        notify,
 		now:           now,
+		settle:        &target.Settle{Wait: reloadWait, Now: now},
 	}
 	t.client = &webapi.Client{
 		HTTP: &noRedirect, BaseURL: u.String(), Target: desc + " (" + where + ")", Now: now, UserAgent: userAgent,
@@ -249,7 +262,36 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 	if err := t.deliver(ctx, p, idem, scrubList(req)); err != nil {
 		return target.PutResponse{}, err
 	}
+	t.settle.Ack(req.RotationID)
 	return target.PutResponse{Changed: true, Ref: idem}, nil
+}
+
+// Enabled implements target.Switchable: without reload_wait there is no
+// reload to report, the 2xx to the delivery being all there is.
+func (t *Target) Enabled(c target.Capability) bool {
+	return c != target.CanReload || t.settle.Wait > 0
+}
+
+// Reload implements target.Reloader. The receiver's 2xx to the delivery
+// is its acknowledgement, so with no reload_wait the reload has finished
+// once Put returned. With reload_wait it returns once that long has passed
+// since the 2xx; when the delivery was made by an earlier process (a
+// resume after a crash) the time of the 2xx is not known here, so it waits
+// the whole reload_wait from now. When ctx ends (the target's
+// reload_timeout) first, the error wraps ctx.Err().
+func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.ReloadResponse, error) {
+	if t.settle.Wait <= 0 {
+		return target.ReloadResponse{Detail: "the receiver's 2xx is its acknowledgement"}, nil
+	}
+	at, ok := t.settle.Acked(req.RotationID)
+	if !ok {
+		at = t.settle.Ack(req.RotationID)
+	}
+	if left, err := t.settle.Until(ctx, at); err != nil {
+		return target.ReloadResponse{}, fmt.Errorf("%s: the receiver answered 2xx, but the reload's time ran out with %s of reload_wait %s left, before it was expected to have acted; lower reload_wait or raise reload_timeout, then run `rotor resume`: %w",
+			t.desc, left.Round(time.Millisecond), t.settle.Wait, err)
+	}
+	return target.ReloadResponse{Detail: fmt.Sprintf("receiver answered 2xx, then waited reload_wait %s", t.settle.Wait)}, nil
 }
 
 // Notify delivers ev, signed like Put's deliveries, when ev.Type is one of
