@@ -14,9 +14,10 @@ build:
 	$(GO) build -o bin/rotor ./cmd/rotor
 
 ## deps: install what the tests need and is missing (PostgreSQL server, PgBouncer,
-## Node.js + npm and the pinned dotenv, a C compiler for -race); ROTOR_DEPS_BROWSER=1 adds Chromium
+## Node.js + npm and the pinned dotenv, a C compiler for -race, a PostgreSQL 17
+## for the login-trigger tests); ROTOR_DEPS_BROWSER=1 adds Chromium
 deps:
-	scripts/deps.sh
+	scripts/deps.sh --pg17
 
 ## demo: rotate a throwaway local PostgreSQL under load
 demo:

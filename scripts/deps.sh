@@ -3,14 +3,17 @@
 # PostgreSQL's server binaries, PgBouncer, Node.js + npm with the pinned
 # dotenv under internal/target/dotenv/testdata/node, a C compiler (go test
 # -race needs cgo, which Go turns off when it finds none), and (only with
-# --browser or ROTOR_DEPS_BROWSER=1) Chromium. It prints nothing when
+# --browser or ROTOR_DEPS_BROWSER=1) Chromium, and (only with --pg17 or
+# ROTOR_DEPS_PG17=1) a PostgreSQL 17 for what older servers lack: the
+# system's own when it is 17 or later, else a Debian trixie root holding it
+# (scripts/pg17root.sh; pgcluster runs it chrooted). It prints nothing when
 # everything is there.
 #
 # As root with apt-get it installs Debian's packages itself; anywhere else
 # it stops (exit 1) with the exact command to run, because a test run that
 # skips what it cannot reach proves nothing.
 #
-#   scripts/deps.sh [--plan] [--browser] [postgresql|pgbouncer|node|cc|chromium]...
+#   scripts/deps.sh [--plan] [--browser] [--pg17] [postgresql|pgbouncer|node|cc|chromium|pg17]...
 #
 # No component named means all of them but chromium. --plan prints the
 # commands it would run, one per line after "+ ", and runs none of them;
@@ -29,14 +32,17 @@ sysroot=${ROTOR_DEPS_SYSROOT:-}
 
 plan=0
 browser=${ROTOR_DEPS_BROWSER:-0}
+pg17=${ROTOR_DEPS_PG17:-0}
+pg17root=${ROTOR_PG17_ROOT:-/var/lib/rotor/pg17root}
 want=()
 for arg in "$@"; do
   case $arg in
     --plan) plan=1 ;;
     --browser) browser=1 ;;
-    postgresql | pgbouncer | node | cc | chromium) want+=("$arg") ;;
+    --pg17) pg17=1 ;;
+    postgresql | pgbouncer | node | cc | chromium | pg17) want+=("$arg") ;;
     *)
-      echo "deps.sh: unknown argument $arg (want --plan, --browser, postgresql, pgbouncer, node, cc, chromium)" >&2
+      echo "deps.sh: unknown argument $arg (want --plan, --browser, --pg17, postgresql, pgbouncer, node, cc, chromium, pg17)" >&2
       exit 2
       ;;
   esac
@@ -46,6 +52,9 @@ if [ ${#want[@]} -eq 0 ]; then
 fi
 if [ "$browser" = 1 ]; then
   want+=(chromium)
+fi
+if [ "$pg17" = 1 ]; then
+  want+=(pg17)
 fi
 wants() {
   local w
@@ -75,6 +84,17 @@ has_pg_server() {
   return 1
 }
 has_pgbouncer() { command -v pgbouncer >/dev/null || [ -x "$sysroot/usr/sbin/pgbouncer" ]; }
+# PostgreSQL 17 or later: one of Debian's per-version dirs, or the root
+# scripts/pg17root.sh made (with its link from its own path to /).
+has_pg17() {
+  local dir v
+  for dir in "$sysroot"/usr/lib/postgresql/*/bin; do
+    v=${dir%/bin}
+    v=${v##*/}
+    [[ $v =~ ^[0-9]+$ ]] && [ "$v" -ge 17 ] && [ -x "$dir/postgres" ] && return 0
+  done
+  [ -x "$sysroot$pg17root/usr/lib/postgresql/17/bin/postgres" ] && [ -L "$sysroot$pg17root$pg17root" ]
+}
 has_chromium() { command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null; }
 
 # Missing components, and the packages that bring them per package manager.
@@ -118,14 +138,31 @@ if wants chromium && ! has_chromium; then
   brew+=(--cask chromium)
 fi
 
+pg17root_needed=0
+if wants pg17 && ! has_pg17; then
+  if [ "$os" = Linux ]; then
+    missing+=("PostgreSQL 17 (a Debian trixie root at $pg17root)")
+    command -v debootstrap >/dev/null || apt+=(debootstrap)
+    pg17root_needed=1
+  else
+    missing+=("PostgreSQL 17")
+    brew+=(postgresql@17)
+  fi
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
   what=${missing[0]}
   for m in "${missing[@]:1}"; do what+=", $m"; done
   if [ "$os" = Linux ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    echo "deps.sh: missing $what; installing ${apt[*]}" >&2
+    how=
+    [ ${#apt[@]} -gt 0 ] && how="installing ${apt[*]}"
+    [ "$pg17root_needed" = 1 ] && how+="${how:+, then }making the PostgreSQL 17 root with scripts/pg17root.sh"
+    echo "deps.sh: missing $what; $how" >&2
     export DEBIAN_FRONTEND=noninteractive
-    run apt-get update -qq
-    run apt-get install -y -qq --no-install-recommends "${apt[@]}"
+    if [ ${#apt[@]} -gt 0 ]; then
+      run apt-get update -qq
+      run apt-get install -y -qq --no-install-recommends "${apt[@]}"
+    fi
     installed=1
   else
     {
@@ -141,7 +178,8 @@ if [ ${#missing[@]} -gt 0 ]; then
           echo "  export PATH=\"\$(brew --prefix postgresql@17)/bin:\$PATH\""
         fi
       elif command -v apt-get >/dev/null; then
-        echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${apt[*]}"
+        [ ${#apt[@]} -gt 0 ] && echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${apt[*]}"
+        [ "$pg17root_needed" = 1 ] && echo "  sudo $repo/scripts/pg17root.sh $pg17root"
       else
         echo "  # your system's packages for them; on Debian/Ubuntu: apt-get install ${apt[*]}"
       fi
@@ -173,6 +211,12 @@ fi
 # Debian package creates but a hand-built PostgreSQL may not have.
 if wants postgresql && [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
   run useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+fi
+
+# PostgreSQL 17 in a root of its own, once the postgres user exists (the
+# root's server runs as that uid).
+if [ "$pg17root_needed" = 1 ]; then
+  run "$repo/scripts/pg17root.sh" "$pg17root"
 fi
 
 # The pinned dotenv: installed when absent or older than the lock file.

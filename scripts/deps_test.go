@@ -204,6 +204,46 @@ func TestDepsPlan(t *testing.T) {
 			wantCode:   1,
 			wantStderr: []string{"  brew install --cask chromium"},
 		},
+		{
+			name:     "pg17 off by default",
+			m:        machine{path: allThere, uid: 0, os: "Linux", nodeModules: true, sysroot: []string{"usr/lib/postgresql/15/bin/postgres"}},
+			wantPlan: nil,
+		},
+		{
+			name: "--pg17 as root beside PostgreSQL 15, no debootstrap: debootstrap, then the trixie root",
+			m: machine{path: allThere, uid: 0, os: "Linux", nodeModules: true,
+				sysroot: []string{"usr/lib/postgresql/15/bin/initdb", "usr/lib/postgresql/15/bin/pg_ctl", "usr/lib/postgresql/15/bin/postgres"}},
+			args:       []string{"--pg17"},
+			wantPlan:   []string{aptUpdate, aptInstall + "debootstrap", "+ REPO/scripts/pg17root.sh /var/lib/rotor/pg17root"},
+			wantStderr: []string{"deps.sh: missing PostgreSQL 17 (a Debian trixie root at /var/lib/rotor/pg17root); installing debootstrap, then making the PostgreSQL 17 root with scripts/pg17root.sh"},
+		},
+		{
+			name:     "ROTOR_DEPS_PG17=1 with debootstrap there, to a root of the user's choice",
+			m:        machine{path: append(without(allThere), "debootstrap"), uid: 0, os: "Linux", nodeModules: true},
+			env:      []string{"ROTOR_DEPS_PG17=1", "ROTOR_PG17_ROOT=/srv/pg17"},
+			wantPlan: []string{"+ REPO/scripts/pg17root.sh /srv/pg17"},
+		},
+		{
+			name:     "--pg17 with Debian's PostgreSQL 17 installed: nothing",
+			m:        machine{path: allThere, uid: 0, os: "Linux", nodeModules: true, sysroot: []string{"usr/lib/postgresql/17/bin/postgres"}},
+			args:     []string{"--pg17"},
+			wantPlan: nil,
+		},
+		{
+			name:     "--pg17 without root: the command to make it",
+			m:        machine{path: append(without(allThere), "debootstrap"), uid: 1000, os: "Linux", nodeModules: true},
+			args:     []string{"--pg17"},
+			wantCode: 1,
+			wantStderr: []string{"deps.sh: missing PostgreSQL 17 (a Debian trixie root at /var/lib/rotor/pg17root) (make test refuses to skip what needs it). Run:",
+				"  sudo REPO/scripts/pg17root.sh /var/lib/rotor/pg17root"},
+		},
+		{
+			name:       "--pg17 on macOS: Homebrew's",
+			m:          machine{path: allThereMac, uid: 501, os: "Darwin", nodeModules: true},
+			args:       []string{"--pg17"},
+			wantCode:   1,
+			wantStderr: []string{"  brew install postgresql@17"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -216,6 +256,7 @@ func TestDepsPlan(t *testing.T) {
 			}
 			require.Equal(t, want, lines(stdout), "planned commands")
 			for _, l := range tc.wantStderr {
+				l = strings.ReplaceAll(l, "REPO", repo)
 				require.Contains(t, lines(stderr), l, "stderr:\n%s", stderr)
 			}
 			if len(tc.wantPlan) == 0 && tc.wantCode == 0 {

@@ -41,6 +41,8 @@ type Options struct {
 	Settings map[string]string
 	// Stdout, when set, receives one line per startup step.
 	Stdout io.Writer
+	// Server is the installation to start from; nil means FindBinaries.
+	Server *Server
 }
 
 // Cluster is a running throwaway PostgreSQL server.
@@ -56,6 +58,10 @@ type Cluster struct {
 	// as sslrootcert for sslmode=verify-full.
 	CACertFile string
 	BinDir     string
+	// Major is the server's major version when Options.Server gave it.
+	Major int
+	// root is Server.Root: the binaries run chrooted in it.
+	root string
 
 	superPassword secret.String
 	runAs         *osuser.User
@@ -79,9 +85,13 @@ const superPasswordAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz
 
 // Start initialises and starts a new cluster. Call Stop to remove it.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
-	binDir, err := FindBinaries()
-	if err != nil {
-		return nil, err
+	srv := opts.Server
+	if srv == nil {
+		dir, err := FindBinaries()
+		if err != nil {
+			return nil, err
+		}
+		srv = &Server{BinDir: dir}
 	}
 	runAs, err := osuser.ForServer(ctx, "PostgreSQL")
 	if err != nil {
@@ -94,7 +104,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	c := &Cluster{
 		Host:          "127.0.0.1",
 		SuperUser:     superUser,
-		BinDir:        binDir,
+		BinDir:        srv.BinDir,
+		Major:         srv.Major,
+		root:          srv.Root,
 		superPassword: password,
 		runAs:         runAs,
 		progress:      opts.Stdout,
@@ -138,7 +150,12 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 
 func (c *Cluster) makeDir(dir string) error {
 	if dir == "" {
-		d, err := os.MkdirTemp("", "rotor-pg-")
+		// In a chroot the cluster's files must be inside it.
+		tmp := ""
+		if c.root != "" {
+			tmp = filepath.Join(c.root, "tmp")
+		}
+		d, err := os.MkdirTemp(tmp, "rotor-pg-")
 		if err != nil {
 			return fmt.Errorf("create a temporary directory for the cluster: %w", err)
 		}
@@ -147,6 +164,9 @@ func (c *Cluster) makeDir(dir string) error {
 		abs, err := filepath.Abs(dir)
 		if err != nil {
 			return fmt.Errorf("cluster directory %q: %w", dir, err)
+		}
+		if rel, err := filepath.Rel(c.root, abs); c.root != "" && (err != nil || strings.HasPrefix(rel, "..")) {
+			return fmt.Errorf("cluster directory %s is outside the chroot %s its server runs in; give a directory under it, or none", abs, c.root)
 		}
 		if _, err := os.Stat(abs); errors.Is(err, os.ErrNotExist) {
 			c.removeDir = true
@@ -409,6 +429,9 @@ func (c *Cluster) run(ctx context.Context, name string, args ...string) ([]byte,
 	cmd := exec.CommandContext(ctx, filepath.Join(c.BinDir, name), args...)
 	cmd.Dir = c.Dir
 	cmd.Env = serverEnv(c.runAs != nil)
+	if c.root != "" {
+		cmd.SysProcAttr = chrootAttr(c.root)
+	}
 	c.runAs.Apply(cmd)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

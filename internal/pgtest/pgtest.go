@@ -41,17 +41,48 @@ const cleanupTimeout = 30 * time.Second
 // binary.
 func Main(m *testing.M) int {
 	code := m.Run()
-	if sharedCluster != nil {
+	for _, c := range []*pgcluster.Cluster{sharedCluster, shared17Cluster} {
+		if c == nil {
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := sharedCluster.Stop(ctx); err != nil {
+		if err := c.Stop(ctx); err != nil {
 			fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
 			if code == 0 {
 				code = 1
 			}
 		}
+		cancel()
 	}
 	return code
+}
+
+var (
+	shared17Once    sync.Once
+	shared17Cluster *pgcluster.Cluster
+	shared17Err     error
+)
+
+// Shared17 is Shared for what only PostgreSQL 17 and later have (login
+// event triggers): the package's cluster of such a server — the system's
+// own when it is new enough, else the chroot scripts/deps.sh --pg17 makes
+// (pgcluster.FindServer). Missing, it skips or fails as Shared does.
+func Shared17(t testing.TB) *pgcluster.Cluster {
+	t.Helper()
+	testdeps.SkipUnderQuick(t, "PostgreSQL 17")
+	shared17Once.Do(func() {
+		var srv pgcluster.Server
+		if srv, shared17Err = pgcluster.FindServer(17); shared17Err == nil {
+			shared17Cluster, shared17Err = pgcluster.Start(context.Background(), pgcluster.Options{Server: &srv})
+		}
+	})
+	if shared17Err != nil {
+		if errors.Is(shared17Err, pgcluster.ErrBinariesNotFound) {
+			testdeps.Missing(t, "start a PostgreSQL 17 cluster", shared17Err, "scripts/deps.sh --pg17 makes one (Debian); elsewhere install PostgreSQL 17")
+		}
+		t.Fatalf("start a PostgreSQL 17 cluster: %v", shared17Err)
+	}
+	return shared17Cluster
 }
 
 // Shared returns the package's cluster, starting it on first use. Without
