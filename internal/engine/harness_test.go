@@ -66,6 +66,9 @@ type setupOpts struct {
 	grace      string   // drain grace (default 200ms)
 	quiet      string   // drain quiet (default 300ms)
 	wait       string   // drain wait (default 1m)
+	poll       string   // drain poll (default 50ms)
+	// pg17 runs the test on a PostgreSQL 17 cluster (pgtest.Shared17).
+	pg17 bool
 	// targets is more target YAML (items indented six spaces) and env the
 	// variables it names.
 	targets string
@@ -75,7 +78,10 @@ type setupOpts struct {
 func setup(t *testing.T, o setupOpts) *bundle {
 	t.Helper()
 	cl := pgtest.Shared(t)
-	db, _ := pgtest.NewDatabase(t)
+	if o.pg17 {
+		cl = pgtest.Shared17(t)
+	}
+	db, _ := pgtest.NewDatabaseOn(t, cl)
 	b := &bundle{t: t, ctx: t.Context(), cl: cl, db: db, dir: t.TempDir(), memGatekeeper: o.gatekeeper}
 	for _, r := range o.roles {
 		pgtest.NewRole(t, cl, r, mustPassword(t))
@@ -116,7 +122,7 @@ credentials:
     strategy: %s
 %s    drain:
       timeout: %s
-      poll: 50ms
+      poll: %s
       grace: %s
       quiet: %s
       wait: %s
@@ -127,7 +133,7 @@ credentials:
         values:
           DATABASE_URL: "{{.URL}}"
           PGUSER: "{{.User}}"
-%s%s`, cl.Host, cl.Port, urlDB, o.strategy, roleLine, drain, cmp.Or(o.grace, "200ms"), cmp.Or(o.quiet, "300ms"), cmp.Or(o.wait, "1m"), o.extra, b.envFile, memoryTargetYAML(o.memory), o.targets)
+%s%s`, cl.Host, cl.Port, urlDB, o.strategy, roleLine, drain, cmp.Or(o.poll, "50ms"), cmp.Or(o.grace, "200ms"), cmp.Or(o.quiet, "300ms"), cmp.Or(o.wait, "1m"), o.extra, b.envFile, memoryTargetYAML(o.memory), o.targets)
 	b.env = map[string]string{"ADMIN_URL": cl.AdminURL(db).Reveal()}
 	maps.Copy(b.env, o.env)
 	cfgPath := filepath.Join(b.dir, "rotor.yaml")

@@ -21,7 +21,11 @@ import (
 //     deployment is live, the rollout complete),
 //   - drain.grace has passed since, and
 //   - sampling every drain.poll has seen no session on the role (server
-//     and gatekeeper clients) for drain.quiet without a break.
+//     and gatekeeper clients) for drain.quiet without a break — and, where
+//     the server records logins (PostgreSQL 17's login event trigger that
+//     `rotor setup-roles` installs, provider.LoginRecorder), no login
+//     either: a consumer that connects per request is gone between two
+//     samples, but not from the record.
 //
 // Until then the rotation is switched: its version is current, the old
 // role still works. Rotate waits drain.wait for the evidence and otherwise
@@ -66,6 +70,11 @@ type Evidence struct {
 	Samples     int           `json:"samples"`
 	// LastSeen is when a session on the role was last seen, if ever.
 	LastSeen *time.Time `json:"last_session_seen,omitempty"`
+	// LoginsRecorded: the server records the role's logins, and the quiet
+	// period counts from the last one too; LastLogin is when that was (on
+	// rotor's clock), if one was recorded.
+	LoginsRecorded bool       `json:"logins_recorded"`
+	LastLogin      *time.Time `json:"last_login,omitempty"`
 	// Sessions are the ones the last sample saw.
 	Sessions []provider.Session `json:"sessions,omitempty"`
 	// Skipped: retired without waiting (--revoke, `rotor retire --now`).
@@ -80,9 +89,16 @@ func (ev Evidence) String() string {
 	parts := []string{"every reload finished at " + ev.SwitchedAt.Format(time.RFC3339)}
 	grace := ev.GraceUntil.Sub(ev.SwitchedAt)
 	parts = append(parts, fmt.Sprintf("grace %s until %s", formatDuration(grace), ev.GraceUntil.Format(time.RFC3339)))
-	parts = append(parts, fmt.Sprintf("no session for %s (%d samples)", ev.Quiet.Round(time.Millisecond), ev.Samples))
+	quiet := "no session"
+	if ev.LoginsRecorded {
+		quiet = "no session or recorded login"
+	}
+	parts = append(parts, fmt.Sprintf("%s for %s (%d samples)", quiet, ev.Quiet.Round(time.Millisecond), ev.Samples))
 	if ev.LastSeen != nil {
 		parts = append(parts, "last session seen "+ev.LastSeen.Format(time.RFC3339Nano))
+	}
+	if ev.LastLogin != nil {
+		parts = append(parts, "last login recorded "+ev.LastLogin.Format(time.RFC3339Nano))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -154,9 +170,19 @@ func (rt *retirer) gather(ctx context.Context, until time.Time) (verdict, error)
 		if err != nil {
 			return verdictPending, err
 		}
+		login, err := lastLogin(ctx, cr, rt.old)
+		if err != nil {
+			return verdictPending, err
+		}
 		now := e.now()
 		rt.ev.Samples++
 		rt.ev.Sessions = sessions
+		rt.ev.LoginsRecorded = login.Recorded
+		var loginAt time.Time
+		if login.Seen {
+			loginAt = now.Add(-login.Ago)
+			rt.ev.LastLogin = &loginAt
+		}
 		if len(sessions) > 0 {
 			quietFrom = time.Time{}
 			rt.ev.Quiet = 0
@@ -165,6 +191,10 @@ func (rt *retirer) gather(ctx context.Context, until time.Time) (verdict, error)
 		} else {
 			if quietFrom.IsZero() {
 				quietFrom = now
+			}
+			// A login since is a session that came and went unseen.
+			if loginAt.After(quietFrom) {
+				quietFrom = loginAt
 			}
 			rt.ev.Quiet = now.Sub(quietFrom)
 		}
@@ -198,6 +228,16 @@ func (rt *retirer) gather(ctx context.Context, until time.Time) (verdict, error)
 			return verdictPending, err
 		}
 	}
+}
+
+// lastLogin is the server's record of role's last login, where the
+// provider keeps one (provider.LoginRecorder); none otherwise.
+func lastLogin(ctx context.Context, cr *Credential, role string) (provider.LastLoginResponse, error) {
+	rec, ok := cr.Provider.(provider.LoginRecorder)
+	if !ok {
+		return provider.LastLoginResponse{}, nil
+	}
+	return rec.LastLogin(ctx, provider.LastLoginRequest{Role: role})
 }
 
 // missing says what evidence is still missing at now.

@@ -58,7 +58,7 @@ type Cluster struct {
 	// as sslrootcert for sslmode=verify-full.
 	CACertFile string
 	BinDir     string
-	// Major is the server's major version when Options.Server gave it.
+	// Major is the server's major version (0 if it did not say).
 	Major int
 	// root is Server.Root: the binaries run chrooted in it.
 	root string
@@ -91,7 +91,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		if err != nil {
 			return nil, err
 		}
-		srv = &Server{BinDir: dir}
+		srv = &Server{BinDir: dir, Major: majorOf(dir, "")}
 	}
 	runAs, err := osuser.ForServer(ctx, "PostgreSQL")
 	if err != nil {

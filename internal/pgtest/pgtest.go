@@ -117,7 +117,12 @@ func SkipOrFail(t testing.TB, err error) {
 // (with its sessions) when the test ends.
 func NewDatabase(t testing.TB) (name string, adminURL secret.String) {
 	t.Helper()
-	c := Shared(t)
+	return NewDatabaseOn(t, Shared(t))
+}
+
+// NewDatabaseOn is NewDatabase on cluster c.
+func NewDatabaseOn(t testing.TB, c *pgcluster.Cluster) (name string, adminURL secret.String) {
+	t.Helper()
 	name = UniqueName(t, "db")
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()

@@ -207,6 +207,48 @@ type EnsureRolesResponse struct {
 	Changes []string
 }
 
+// LoginRecorder is implemented by providers whose server can keep a
+// record of when each role last logged in (PostgreSQL 17's login event
+// triggers). Sampling Sessions misses a consumer that connects per request
+// and is gone between two samples; the record does not, so a dual
+// rotation's retirement counts a recorded login like a session seen then.
+type LoginRecorder interface {
+	// RecordLogins sets the record up for req.Roles, idempotently, where
+	// the server and the admin allow it. When they do not, Recorded is
+	// false and Reason says why; that is not an error.
+	RecordLogins(ctx context.Context, req RecordLoginsRequest) (RecordLoginsResponse, error)
+	// LastLogin reads the record of req.Role.
+	LastLogin(ctx context.Context, req LastLoginRequest) (LastLoginResponse, error)
+}
+
+type RecordLoginsRequest struct {
+	Roles []string
+}
+
+type RecordLoginsResponse struct {
+	// Recorded: logins of the roles are now recorded; Where says how
+	// (e.g. `login event trigger in database "app"`).
+	Recorded bool
+	Where    string
+	// Reason, when not Recorded, says why, one sentence.
+	Reason string
+	// Changes describes what was created, one sentence each.
+	Changes []string
+}
+
+type LastLoginRequest struct {
+	Role string
+}
+
+type LastLoginResponse struct {
+	// Recorded: the server keeps a record of the role's logins.
+	Recorded bool
+	// Seen: a login was recorded; Ago is how long before the server's own
+	// clock read it, so rotor's clock does not need to agree with it.
+	Seen bool
+	Ago  time.Duration
+}
+
 type ParityRequest struct {
 	Roles []string
 }

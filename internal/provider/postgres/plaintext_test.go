@@ -88,7 +88,7 @@ func TestPlaintextServerLog(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := t.Context()
-			db, superURL := newDatabaseOn(t, c)
+			db, superURL := pgtest.NewDatabaseOn(t, c)
 			adminURL := superURL
 			if tt.attributes != "" {
 				name, pw := pgtest.UniqueName(t, "admin"), secret.New("admin-Pw-1")

@@ -37,7 +37,7 @@ func newEnv(t *testing.T) providertest.Env {
 // replaces the superuser as the provider's identity.
 func envFor(t *testing.T, c *pgcluster.Cluster, admin func(db string) secret.String) providertest.Env {
 	t.Helper()
-	db, adminURL := newDatabaseOn(t, c)
+	db, adminURL := pgtest.NewDatabaseOn(t, c)
 	providerURL := adminURL
 	if admin != nil {
 		providerURL = admin(db)
@@ -54,20 +54,6 @@ func envFor(t *testing.T, c *pgcluster.Cluster, admin func(db string) secret.Str
 		},
 		CreateRole: func(t *testing.T, name string, pw secret.String) { pgtest.NewRole(t, c, name, pw) },
 	}
-}
-
-// newDatabaseOn is pgtest.NewDatabase for a cluster other than the shared
-// one.
-func newDatabaseOn(t *testing.T, c *pgcluster.Cluster) (string, secret.String) {
-	t.Helper()
-	if c == pgtest.Shared(t) {
-		return pgtest.NewDatabase(t)
-	}
-	name := pgtest.UniqueName(t, "db")
-	admin := pgtest.Connect(t.Context(), t, c.AdminURL("postgres"))
-	_, err := admin.Exec(t.Context(), "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-	require.NoError(t, err)
-	return name, c.AdminURL(name)
 }
 
 func strictDecode(doc string) func(any) error {
