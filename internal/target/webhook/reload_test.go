@@ -9,6 +9,7 @@ import (
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/target/webhook"
 )
 
 // The reload of a webhook target is the receiver's acknowledgement: its
@@ -18,6 +19,18 @@ import (
 
 func reloadValues() map[string]secret.String {
 	return map[string]secret.String{"DATABASE_URL": secret.New("postgres://app_green:pw-reload-canary@db/app")}
+}
+
+// recordWaits makes tg's reload_wait end at once and records each wait.
+func recordWaits(tg *webhook.Target) *[]time.Duration {
+	var waits []time.Duration
+	tg.SetAfter(func(d time.Duration) <-chan time.Time {
+		waits = append(waits, d)
+		ch := make(chan time.Time, 1)
+		ch <- time.Time{}
+		return ch
+	})
+	return &waits
 }
 
 // TestReloadWithoutWaitIsTheAcknowledgement: no reload_wait, no wait.
@@ -42,20 +55,14 @@ func TestReloadWaitsAfterTheAcknowledgement(t *testing.T) {
 	t.Parallel()
 	r := newReceiver(t)
 	tg := mustTarget(t, opts(r, "reload_wait: 30s\n"))
-	var waits []time.Duration
-	tg.SetAfter(func(d time.Duration) <-chan time.Time {
-		waits = append(waits, d)
-		ch := make(chan time.Time, 1)
-		ch <- time.Time{}
-		return ch
-	})
+	waits := recordWaits(tg)
 	_, err := tg.Put(t.Context(), putReq(reloadValues(), "DATABASE_URL"))
 	require.NoError(t, err)
 	require.Len(t, r.Deliveries(), 1)
 	resp, err := tg.Reload(t.Context(), target.ReloadRequest{RotationID: "42"})
 	require.NoError(t, err)
 	require.Equal(t, "receiver answered 2xx, then waited reload_wait 30s", resp.Detail)
-	require.Equal(t, []time.Duration{30 * time.Second}, waits, "the clock did not move since the 2xx")
+	require.Equal(t, []time.Duration{30 * time.Second}, *waits, "the clock did not move since the 2xx")
 	require.Len(t, r.Deliveries(), 1, "the reload sends nothing")
 }
 
@@ -86,16 +93,10 @@ func TestReloadAfterAResumeWaitsInFull(t *testing.T) {
 	t.Parallel()
 	r := newReceiver(t)
 	tg := mustTarget(t, opts(r, "reload_wait: 45s\n"))
-	var waits []time.Duration
-	tg.SetAfter(func(d time.Duration) <-chan time.Time {
-		waits = append(waits, d)
-		ch := make(chan time.Time, 1)
-		ch <- time.Time{}
-		return ch
-	})
+	waits := recordWaits(tg)
 	_, err := tg.Reload(t.Context(), target.ReloadRequest{RotationID: "7"})
 	require.NoError(t, err)
-	require.Equal(t, []time.Duration{45 * time.Second}, waits)
+	require.Equal(t, []time.Duration{45 * time.Second}, *waits)
 	require.Empty(t, r.Deliveries())
 }
 
