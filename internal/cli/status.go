@@ -97,6 +97,9 @@ func printStatus(w io.Writer, st *engine.CredentialStatus, now time.Time) {
 	}
 	if pr := st.PendingRetirement; pr != nil {
 		fmt.Fprintf(w, "  retiring      old role %s (rotation #%d, %s): switched %s ago; it %s\n", pr.Role, pr.RotationID, pr.Status, ago(now.Sub(pr.SwitchedAt)), pr.RetiresWhen)
+		if pr.LastLogin != nil {
+			fmt.Fprintf(w, "                its last login was recorded %s ago\n", ago(now.Sub(*pr.LastLogin)))
+		}
 	}
 	if len(st.Targets) > 0 {
 		fmt.Fprintln(w, "  targets")

@@ -83,3 +83,32 @@ func TestALoginBetweenSamplesRestartsTheQuietPeriod(t *testing.T) {
 	require.Contains(t, ev.String(), "last login recorded ")
 	b.requireNoLogin(oldRole, oldPW)
 }
+
+// TestStatusShowsTheLastRecordedLogin: a pending retirement's status
+// (--live) names the old role's last login the server recorded.
+func TestStatusShowsTheLastRecordedLogin(t *testing.T) {
+	t.Parallel()
+	roles := roleNames(t)
+	b := setup(t, setupOpts{strategy: "dual", roles: roles, pg17: true, grace: "10m", wait: "50ms", drain: "1h"})
+	_, err := b.cred().Provider.(provider.LoginRecorder).RecordLogins(b.ctx, provider.RecordLoginsRequest{Roles: roles})
+	require.NoError(t, err)
+	b.rotate(engine.Options{})
+	oldRole, oldPW := b.current()
+	res := b.rotate(engine.Options{})
+	require.Equal(t, engine.RetirementPending, res.Retirement.State, res.Outcome)
+
+	st, err := b.eng.Status(b.ctx, b.cred(), engine.StatusOptions{Live: true})
+	require.NoError(t, err)
+	require.NotNil(t, st.PendingRetirement)
+	pr := st.PendingRetirement
+	require.NotNil(t, pr.LastLogin, "the first rotation's test step logged in as it")
+	require.True(t, pr.LastLogin.Before(pr.SwitchedAt), "and nobody since the switch")
+
+	at := time.Now()
+	b.requireLogin(oldRole, oldPW)
+	st, err = b.eng.Status(b.ctx, b.cred(), engine.StatusOptions{Live: true})
+	require.NoError(t, err)
+	require.NotNil(t, st.PendingRetirement.LastLogin)
+	require.WithinDuration(t, at, *st.PendingRetirement.LastLogin, time.Second)
+	require.True(t, st.PendingRetirement.LastLogin.After(pr.SwitchedAt))
+}

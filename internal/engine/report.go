@@ -75,8 +75,11 @@ type PendingRetirement struct {
 	GraceUntil time.Time    `json:"grace_until"`
 	Deadline   time.Time    `json:"deadline"`
 	// Sessions are those on the role now (status --live only).
-	Sessions    []provider.Session `json:"sessions,omitempty"`
-	RetiresWhen string             `json:"retires_when"`
+	Sessions []provider.Session `json:"sessions,omitempty"`
+	// LastLogin is the role's last login the server recorded (status
+	// --live, PostgreSQL 17's login record only).
+	LastLogin   *time.Time `json:"last_login,omitempty"`
+	RetiresWhen string     `json:"retires_when"`
 }
 
 // TargetStatus is a target's last known delivery.
@@ -236,9 +239,17 @@ func (e *Engine) pendingRetirement(ctx context.Context, cr *Credential, rot *sto
 		if rt.ev.Sessions, err = roleSessions(ctx, cr, from.Role); err != nil {
 			return nil, err
 		}
+		login, err := lastLogin(ctx, cr, from.Role)
+		if err != nil {
+			return nil, err
+		}
+		if login.Seen {
+			at := e.now().Add(-login.Ago)
+			rt.ev.LastLogin = &at
+		}
 	}
 	return &PendingRetirement{RotationID: rot.ID, Role: from.Role, Status: rot.Status, SwitchedAt: rt.ev.SwitchedAt,
-		GraceUntil: rt.ev.GraceUntil, Deadline: rt.ev.Deadline, Sessions: rt.ev.Sessions, RetiresWhen: rt.missing(e.now())}, nil
+		GraceUntil: rt.ev.GraceUntil, Deadline: rt.ev.Deadline, Sessions: rt.ev.Sessions, LastLogin: rt.ev.LastLogin, RetiresWhen: rt.missing(e.now())}, nil
 }
 
 // Due reports whether cr's schedule says it should rotate now.
