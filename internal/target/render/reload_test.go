@@ -14,6 +14,7 @@ import (
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/target/targettest"
 	"github.com/rotorhq/rotor/internal/target/render"
 	"github.com/rotorhq/rotor/internal/target/render/renderfake"
 )
@@ -173,8 +174,13 @@ func TestReloadTimesOutWhileDeploying(t *testing.T) {
 	// the test finishes it.
 	f.SetServiceProgress(svc2, renderfake.Progress{Statuses: []string{"created", "build_in_progress", "live"}, Polls: 1 << 30})
 	tg := newTarget(t, f, nil, "{env_group_id: "+group+", deploy_services: ["+svc+", "+svc2+"], "+fastPoll+"}")
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
+	// reload_timeout runs out once the client has seen one deploy live
+	// and the other building.
+	ctx := targettest.NewDeadline(t.Context())
+	ctx.PassWhen(func() bool {
+		a, b := f.Deploys(svc), f.Deploys(svc2)
+		return len(a) > 0 && len(b) > 0 && a[0].Reads >= 1 && b[0].Reads >= 2
+	})
 	_, err := tg.(target.Reloader).Reload(ctx, target.ReloadRequest{RotationID: "r"})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.NotErrorIs(t, err, render.ErrDeployFailed)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/target/targettest"
 	"github.com/rotorhq/rotor/internal/target/vercel"
 	"github.com/rotorhq/rotor/internal/target/vercel/vercelfake"
 )
@@ -158,8 +159,9 @@ func TestReloadTimesOutWhileBuilding(t *testing.T) {
 	// A build that stays BUILDING until the test finishes it.
 	f.SetBuild(vercelfake.Build{States: []string{"QUEUED", "BUILDING", "READY"}, Polls: 1 << 30})
 	tg := newTarget(t, f, "{redeploy: true, "+fastPoll+"}")
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
+	// reload_timeout runs out once the client has seen it BUILDING.
+	ctx := targettest.NewDeadline(t.Context())
+	ctx.PassWhen(func() bool { ds := f.Deployments(); return len(ds) > 1 && ds[1].Reads >= 2 })
 	_, err := tg.(target.Reloader).Reload(ctx, target.ReloadRequest{RotationID: "r"})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.NotErrorIs(t, err, vercel.ErrDeployFailed)
@@ -186,8 +188,8 @@ func TestReloadTimesOutWhileStaged(t *testing.T) {
 	f.AddDeployment("dpl_live", "production", "READY")
 	f.SetBuild(vercelfake.Build{AliasPolls: 1 << 30})
 	tg := newTarget(t, f, "{redeploy: true, "+fastPoll+"}")
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
+	ctx := targettest.NewDeadline(t.Context())
+	ctx.PassWhen(func() bool { ds := f.Deployments(); return len(ds) > 1 && ds[1].Reads >= 2 })
 	_, err := tg.(target.Reloader).Reload(ctx, target.ReloadRequest{RotationID: "r"})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.ErrorContains(t, err, "still READY but not serving production yet (readySubstate STAGED, aliasAssigned false)")
