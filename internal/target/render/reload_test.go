@@ -14,9 +14,9 @@ import (
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
-	"github.com/rotorhq/rotor/internal/target/targettest"
 	"github.com/rotorhq/rotor/internal/target/render"
 	"github.com/rotorhq/rotor/internal/target/render/renderfake"
+	"github.com/rotorhq/rotor/internal/target/targettest"
 )
 
 // fastPoll keeps the waits of these tests short; the fake counts reads,
