@@ -10,8 +10,11 @@ PKGS    ?= ./...
 
 all: build
 
+## build: the release build: -trimpath (no local paths in the binary) and
+## -s -w (no symbol table or DWARF: about a third of the size; panics still
+## print their stack traces). docs/benchmarks.md has the sizes.
 build:
-	$(GO) build -o bin/rotor ./cmd/rotor
+	$(GO) build -trimpath -ldflags='-s -w' -o bin/rotor ./cmd/rotor
 
 ## deps: install what the tests need and is missing (PostgreSQL server, PgBouncer,
 ## Node.js + npm and the pinned dotenv, a C compiler for -race, a PostgreSQL 17

@@ -45,6 +45,7 @@ import (
 	"github.com/rotorhq/rotor/internal/target/awssm/awssmfake"
 	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
 	"github.com/rotorhq/rotor/internal/target/kubernetes"
+	"github.com/rotorhq/rotor/internal/target/kubernetes/kubefake"
 	"github.com/rotorhq/rotor/internal/target/vault/vaultfake"
 )
 
@@ -112,7 +113,7 @@ func TestDualRotationPublishesToSecretManagers(t *testing.T) {
 	})
 	lookup := func(typ string) (target.Factory, error) {
 		if typ == kubernetes.Type {
-			return func(p target.Params) (target.Target, error) { return kubernetes.NewWithClientset(p, cs) }, nil
+			return func(p target.Params) (target.Target, error) { return kubefake.NewTarget(t, p, cs) }, nil
 		}
 		return tbuiltin.Lookup(typ)
 	}

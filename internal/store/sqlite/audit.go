@@ -45,7 +45,7 @@ func (s *Store) ListAudit(ctx context.Context, p store.ListAuditParams) ([]*stor
 			args = append(args, e)
 		}
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, at, credential, rotation_id, event, actor, detail FROM audit`+
+	rows, err := s.query(ctx, `SELECT id, at, credential, rotation_id, event, actor, detail FROM audit`+
 		whereClause(where)+` ORDER BY id DESC`+limitClause(p.Limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", mapErr(err))

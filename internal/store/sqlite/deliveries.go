@@ -68,10 +68,10 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 			where = append(where, "credential = ?")
 			args = append(args, p.Credential)
 		}
-		rows, err = s.db.QueryContext(ctx,
+		rows, err = s.query(ctx,
 			`SELECT `+deliveryColumns+` FROM deliveries`+whereClause(where)+` ORDER BY target`, args...)
 	case p.Credential != "":
-		rows, err = s.db.QueryContext(ctx, `
+		rows, err = s.query(ctx, `
 			SELECT `+deliveryColumns+` FROM deliveries d
 			WHERE credential = ? AND rotation_id = (
 				SELECT MAX(rotation_id) FROM deliveries

@@ -52,7 +52,7 @@ func (s *Store) ListRotations(ctx context.Context, p store.ListRotationsParams) 
 	if p.Active {
 		where = append(where, "status = 'active'")
 	}
-	rows, err := s.db.QueryContext(ctx,
+	rows, err := s.query(ctx,
 		`SELECT `+rotationColumns+` FROM rotations`+whereClause(where)+` ORDER BY id DESC`+limitClause(p.Limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list rotations: %w", mapErr(err))
@@ -322,7 +322,7 @@ func (s *Store) AppendStep(ctx context.Context, p store.AppendStepParams) (*stor
 // ListSteps implements store.Store. An unknown rotation has no steps.
 func (s *Store) ListSteps(ctx context.Context, p store.ListStepsParams) ([]*store.Step, error) {
 	rotationID := p.RotationID
-	rows, err := s.db.QueryContext(ctx, `
+	rows, err := s.query(ctx, `
 		SELECT id, rotation_id, name, status, detail, at FROM steps WHERE rotation_id = ? ORDER BY id`, rotationID)
 	if err != nil {
 		return nil, fmt.Errorf("list steps of rotation %d: %w", rotationID, mapErr(err))

@@ -44,7 +44,9 @@ type Store struct {
 	// through SQLite's busy handler, which sleeps and retries: 200
 	// concurrent writes took seconds instead of milliseconds. Other
 	// processes are still kept apart by SQLite's own locking.
-	wmu       sync.Mutex
+	wmu sync.Mutex
+	// stmts caches prepared read statements (stmtcache.go).
+	stmts     stmtCache
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -148,7 +150,10 @@ const sqliteBusy = 5
 
 // Close releases the store. Calling it again returns the first result.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.db.Close() })
+	s.closeOnce.Do(func() {
+		s.closeStmts()
+		s.closeErr = s.db.Close()
+	})
 	return s.closeErr
 }
 

@@ -82,7 +82,7 @@ func (s *Store) ListVersions(ctx context.Context, p store.ListVersionsParams) ([
 		}
 	}
 	query := `SELECT ` + versionColumns + ` FROM versions` + whereClause(where) + ` ORDER BY id DESC` + limitClause(p.Limit)
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list versions of %q: %w", p.Credential, mapErr(err))
 	}

@@ -31,14 +31,8 @@ import (
 	"sync"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	authv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
-	applycorev1 "k8s.io/client-go/applyconfigurations/core/v1"
-	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -113,7 +107,10 @@ type Target struct {
 	poll time.Duration
 
 	mu sync.Mutex
-	cs k8s.Interface
+	// cfg, when set, is the connection to use instead of the kubeconfig
+	// (NewWithConfig).
+	cfg *rest.Config
+	api *apiClient
 	// restarted holds, per rotation id + workload, the generation the
 	// restart patch gave the workload: restarted already, in this process.
 	restarted map[string]int64
@@ -129,7 +126,7 @@ func New(p target.Params) (target.Target, error) {
 	return t, nil
 }
 
-func newTarget(p target.Params, cs k8s.Interface) (*Target, error) {
+func newTarget(p target.Params, cfg *rest.Config) (*Target, error) {
 	var opts Options
 	if err := p.DecodeOptions(Type, &opts); err != nil {
 		return nil, err
@@ -189,7 +186,7 @@ func newTarget(p target.Params, cs k8s.Interface) (*Target, error) {
 	return &Target{
 		name: p.Name, namespace: opts.Namespace, secretName: opts.SecretName,
 		kubeconfig: kubeconfig, context: opts.Context, restart: opts.Restart,
-		getenv: getenv, now: now, poll: poll, cs: cs, restarted: map[string]int64{},
+		getenv: getenv, now: now, poll: poll, cfg: cfg, restarted: map[string]int64{},
 	}, nil
 }
 
@@ -218,14 +215,13 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 	if err := t.CheckKeys(slices.Sorted(maps.Keys(req.Values))); err != nil {
 		return target.PutResponse{}, fmt.Errorf("kubernetes target %q: %w", t.name, err)
 	}
-	cs, err := t.clientset()
+	api, err := t.client()
 	if err != nil {
 		return target.PutResponse{}, err
 	}
 	secrets := slices.Collect(maps.Values(req.Values))
-	secretsAPI := cs.CoreV1().Secrets(t.namespace)
 	for range conflictAttempts {
-		cur, err := secretsAPI.Get(ctx, t.secretName, metav1.GetOptions{})
+		cur, err := api.getSecret(ctx, t.namespace, t.secretName)
 		exists := err == nil
 		if err != nil && !apierrors.IsNotFound(err) {
 			return target.PutResponse{}, t.fail("get secret "+t.secretRef(), err, secrets)
@@ -233,9 +229,9 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 		data := map[string][]byte{}
 		if exists {
 			if holds(cur.Data, req.Values) {
-				return target.PutResponse{Changed: false, Ref: "resourceVersion " + cur.ResourceVersion}, nil
+				return target.PutResponse{Changed: false, Ref: "resourceVersion " + cur.Metadata.ResourceVersion}, nil
 			}
-			for _, k := range ownedKeys(cur.ManagedFields) {
+			for _, k := range ownedKeys(cur.Metadata.ManagedFields) {
 				if v, ok := cur.Data[k]; ok {
 					data[k] = v
 				}
@@ -244,18 +240,19 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 		for k, v := range req.Values {
 			data[k] = []byte(v.Reveal())
 		}
-		ac := applycorev1.Secret(t.secretName, t.namespace).WithData(data)
+		apply := &secretObject{Metadata: objectMeta{Name: t.secretName, Namespace: t.namespace}, Data: data}
 		if exists {
-			ac.WithResourceVersion(cur.ResourceVersion)
+			// Pinned: a concurrent change makes the apply a conflict.
+			apply.Metadata.ResourceVersion = cur.Metadata.ResourceVersion
 		}
-		out, err := secretsAPI.Apply(ctx, ac, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+		out, err := api.applySecret(ctx, apply, FieldManager)
 		if apierrors.IsConflict(err) {
 			continue
 		}
 		if err != nil {
 			return target.PutResponse{}, t.fail("apply secret "+t.secretRef(), err, secrets)
 		}
-		return target.PutResponse{Changed: true, Ref: "resourceVersion " + out.ResourceVersion}, nil
+		return target.PutResponse{Changed: true, Ref: "resourceVersion " + out.Metadata.ResourceVersion}, nil
 	}
 	return target.PutResponse{}, &target.RetryableError{Err: fmt.Errorf(
 		"kubernetes target %q: secret %s/%s changed during each of %d attempts to apply; something else keeps writing it (nothing was lost; the write can be retried): %w",
@@ -264,12 +261,12 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 
 // Check implements target.Checker. A missing Secret holds no keys.
 func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.CheckResponse, error) {
-	cs, err := t.clientset()
+	api, err := t.client()
 	if err != nil {
 		return target.CheckResponse{}, err
 	}
 	resp := target.CheckResponse{Values: map[string]secret.String{}}
-	cur, err := cs.CoreV1().Secrets(t.namespace).Get(ctx, t.secretName, metav1.GetOptions{})
+	cur, err := api.getSecret(ctx, t.namespace, t.secretName)
 	switch {
 	case apierrors.IsNotFound(err):
 		resp.Notes = append(resp.Notes, fmt.Sprintf("secret %s/%s does not exist", t.namespace, t.secretName))
@@ -294,7 +291,7 @@ func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.R
 	if len(t.restart) == 0 {
 		return target.ReloadResponse{Detail: "no workloads to restart"}, nil
 	}
-	cs, err := t.clientset()
+	api, err := t.client()
 	if err != nil {
 		return target.ReloadResponse{}, err
 	}
@@ -313,7 +310,7 @@ func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.R
 		gen, already := t.restarted[key]
 		t.mu.Unlock()
 		if !already {
-			if gen, err = t.restartOne(ctx, cs, w, patch); err != nil {
+			if gen, err = t.restartOne(ctx, api, w, patch); err != nil {
 				if len(done) > 0 {
 					return target.ReloadResponse{}, fmt.Errorf("kubernetes target %q: restarted %s, then: %w", t.name, strings.Join(done, ", "), err)
 				}
@@ -326,7 +323,7 @@ func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.R
 		generations[i] = gen
 		done = append(done, w.String())
 	}
-	seen, err := t.awaitRollouts(ctx, cs, generations)
+	seen, err := t.awaitRollouts(ctx, api, generations)
 	if err != nil {
 		return target.ReloadResponse{}, fmt.Errorf("kubernetes target %q: restarted %s, then: %w", t.name, strings.Join(done, ", "), err)
 	}
@@ -342,56 +339,46 @@ func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.R
 // and returns the generation the patch gave it, which the workload's
 // controller must observe before its status says anything about the
 // restart.
-func (t *Target) restartOne(ctx context.Context, cs k8s.Interface, w Workload, patch []byte) (int64, error) {
-	opts := metav1.PatchOptions{FieldManager: FieldManager}
-	var (
-		gen int64
-		err error
-	)
-	switch w.Kind {
-	case KindDeployment:
-		var d *appsv1.Deployment
-		if d, err = cs.AppsV1().Deployments(t.namespace).Get(ctx, w.Name, metav1.GetOptions{}); err == nil {
-			if d.Spec.Paused {
-				return 0, fmt.Errorf("cannot restart paused deployment %s/%s (as kubectl refuses to); run `kubectl rollout resume deployment/%s -n %s` first: %w",
-					t.namespace, w.Name, w.Name, t.namespace, target.ErrInvalid)
-			}
-			if d, err = cs.AppsV1().Deployments(t.namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, opts); err == nil {
-				gen = d.Generation
-			}
+func (t *Target) restartOne(ctx context.Context, api *apiClient, w Workload, patch []byte) (int64, error) {
+	cur, err := api.getWorkload(ctx, t.namespace, w.Kind, w.Name)
+	if err == nil {
+		if err := t.refusal(w, cur); err != nil {
+			return 0, err
 		}
-	case KindStatefulSet:
-		var s *appsv1.StatefulSet
-		if s, err = cs.AppsV1().StatefulSets(t.namespace).Get(ctx, w.Name, metav1.GetOptions{}); err == nil {
-			if err := t.statefulSetRefusal(w, s); err != nil {
-				return 0, err
-			}
-			if s, err = cs.AppsV1().StatefulSets(t.namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, opts); err == nil {
-				gen = s.Generation
-			}
-		}
-	case KindDaemonSet:
-		var d *appsv1.DaemonSet
-		if d, err = cs.AppsV1().DaemonSets(t.namespace).Get(ctx, w.Name, metav1.GetOptions{}); err == nil {
-			if d.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType {
-				return 0, t.onDelete(w)
-			}
-			if d, err = cs.AppsV1().DaemonSets(t.namespace).Patch(ctx, w.Name, types.StrategicMergePatchType, patch, opts); err == nil {
-				gen = d.Generation
-			}
-		}
+		cur, err = api.patchWorkload(ctx, t.namespace, w.Kind, w.Name, patch, FieldManager)
 	}
 	if err != nil {
 		return 0, t.classify("restart "+t.workloadRef(w), err, nil)
 	}
-	return gen, nil
+	return cur.Metadata.Generation, nil
+}
+
+// refusal refuses to restart a workload a rollout restart would not move
+// entirely to the new values: a paused Deployment (kubectl refuses it
+// too), a StatefulSet or DaemonSet that updates OnDelete, a partitioned
+// StatefulSet.
+func (t *Target) refusal(w Workload, cur *workload) error {
+	switch w.Kind {
+	case KindDeployment:
+		if cur.Spec.Paused {
+			return fmt.Errorf("cannot restart paused deployment %s/%s (as kubectl refuses to); run `kubectl rollout resume deployment/%s -n %s` first: %w",
+				t.namespace, w.Name, w.Name, t.namespace, target.ErrInvalid)
+		}
+	case KindStatefulSet:
+		return t.statefulSetRefusal(w, cur)
+	case KindDaemonSet:
+		if cur.Spec.UpdateStrategy.Type == onDeleteStrategy {
+			return t.onDelete(w)
+		}
+	}
+	return nil
 }
 
 // statefulSetRefusal refuses a restart that would leave some of s's pods
 // on the old values: OnDelete replaces none, a partition only those at or
 // above its ordinal.
-func (t *Target) statefulSetRefusal(w Workload, s *appsv1.StatefulSet) error {
-	if s.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+func (t *Target) statefulSetRefusal(w Workload, s *workload) error {
+	if s.Spec.UpdateStrategy.Type == onDeleteStrategy {
 		return t.onDelete(w)
 	}
 	if p := partition(s); p > 0 {
@@ -401,7 +388,7 @@ func (t *Target) statefulSetRefusal(w Workload, s *appsv1.StatefulSet) error {
 	return nil
 }
 
-func partition(s *appsv1.StatefulSet) int32 {
+func partition(s *workload) int32 {
 	if ru := s.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil {
 		return *ru.Partition
 	}
@@ -421,13 +408,13 @@ func (t *Target) onDelete(w Workload) error {
 // paused Deployment, no OnDelete strategy, no StatefulSet partition). It
 // writes nothing.
 func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target.ValidateResponse, error) {
-	cs, err := t.clientset()
+	api, err := t.client()
 	if err != nil {
 		return target.ValidateResponse{}, err
 	}
 	var resp target.ValidateResponse
 	verbs := []string{"get", "patch"}
-	_, err = cs.CoreV1().Secrets(t.namespace).Get(ctx, t.secretName, metav1.GetOptions{})
+	_, err = api.getSecret(ctx, t.namespace, t.secretName)
 	switch {
 	case apierrors.IsNotFound(err):
 		resp.Notes = append(resp.Notes, fmt.Sprintf("secret %s/%s does not exist yet; the first rotation creates it", t.namespace, t.secretName))
@@ -437,7 +424,7 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 	}
 	var missing []string
 	check := func(group, resource, name, verb string) error {
-		allowed, err := t.allowed(ctx, cs, group, resource, name, verb)
+		allowed, err := t.allowed(ctx, api, group, resource, name, verb)
 		if err != nil {
 			return err
 		}
@@ -453,29 +440,16 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 		}
 	}
 	for _, w := range t.restart {
-		var err error
-		switch w.Kind {
-		case KindDeployment:
-			var d *appsv1.Deployment
-			if d, err = cs.AppsV1().Deployments(t.namespace).Get(ctx, w.Name, metav1.GetOptions{}); err == nil && d.Spec.Paused {
+		cur, err := api.getWorkload(ctx, t.namespace, w.Kind, w.Name)
+		if err != nil {
+			return resp, t.fail("get "+t.workloadRef(w), err, nil)
+		}
+		if err := t.refusal(w, cur); err != nil {
+			if w.Kind == KindDeployment {
 				return resp, fmt.Errorf("kubernetes target %q: deployment %s/%s is paused, so Reload would refuse to restart it; run `kubectl rollout resume deployment/%s -n %s`: %w",
 					t.name, t.namespace, w.Name, w.Name, t.namespace, target.ErrInvalid)
 			}
-		case KindStatefulSet:
-			var s *appsv1.StatefulSet
-			if s, err = cs.AppsV1().StatefulSets(t.namespace).Get(ctx, w.Name, metav1.GetOptions{}); err == nil {
-				if err := t.statefulSetRefusal(w, s); err != nil {
-					return resp, fmt.Errorf("kubernetes target %q: Reload would refuse to restart it: %w", t.name, err)
-				}
-			}
-		case KindDaemonSet:
-			var d *appsv1.DaemonSet
-			if d, err = cs.AppsV1().DaemonSets(t.namespace).Get(ctx, w.Name, metav1.GetOptions{}); err == nil && d.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType {
-				return resp, fmt.Errorf("kubernetes target %q: Reload would refuse to restart it: %w", t.name, t.onDelete(w))
-			}
-		}
-		if err != nil {
-			return resp, t.fail("get "+t.workloadRef(w), err, nil)
+			return resp, fmt.Errorf("kubernetes target %q: Reload would refuse to restart it: %w", t.name, err)
 		}
 		_ = check("apps", resourceOf(w.Kind), w.Name, "patch")
 	}
@@ -486,16 +460,8 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 	return resp, nil
 }
 
-func (t *Target) allowed(ctx context.Context, cs k8s.Interface, group, resource, name, verb string) (bool, error) {
-	r, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authv1.SelfSubjectAccessReview{
-		Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authv1.ResourceAttributes{
-			Namespace: t.namespace, Verb: verb, Group: group, Resource: resource, Name: name,
-		}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		return false, err
-	}
-	return r.Status.Allowed, nil
+func (t *Target) allowed(ctx context.Context, api *apiClient, group, resource, name, verb string) (bool, error) {
+	return api.accessAllowed(ctx, resourceAttributes{Namespace: t.namespace, Verb: verb, Group: group, Resource: resource, Name: name})
 }
 
 // holds reports whether data already has every value.
@@ -510,16 +476,16 @@ func holds(data map[string][]byte, values map[string]secret.String) bool {
 }
 
 // ownedKeys lists the data keys rotor's field manager applied before.
-func ownedKeys(mfs []metav1.ManagedFieldsEntry) []string {
+func ownedKeys(mfs []managedFieldsEntry) []string {
 	var keys []string
 	for _, mf := range mfs {
-		if mf.Manager != FieldManager || mf.Operation != metav1.ManagedFieldsOperationApply || mf.FieldsV1 == nil {
+		if mf.Manager != FieldManager || mf.Operation != "Apply" || len(mf.FieldsV1) == 0 {
 			continue
 		}
 		var fields struct {
 			Data map[string]json.RawMessage `json:"f:data"`
 		}
-		if json.Unmarshal(mf.FieldsV1.Raw, &fields) != nil {
+		if json.Unmarshal(mf.FieldsV1, &fields) != nil {
 			continue
 		}
 		for f := range fields.Data {
@@ -531,26 +497,30 @@ func ownedKeys(mfs []metav1.ManagedFieldsEntry) []string {
 	return keys
 }
 
-// clientset connects on first use, the way kubectl would: in a pod, its
+// client connects on first use, the way kubectl would: in a pod, its
 // service account (unless a kubeconfig or context is configured); else
 // the kubeconfig option, $KUBECONFIG or ~/.kube/config.
-func (t *Target) clientset() (k8s.Interface, error) {
+func (t *Target) client() (*apiClient, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.cs != nil {
-		return t.cs, nil
+	if t.api != nil {
+		return t.api, nil
 	}
-	cfg, source, err := t.restConfig()
-	if err != nil {
-		return nil, err
+	cfg, source := t.cfg, "the given connection"
+	if cfg == nil {
+		var err error
+		if cfg, source, err = t.restConfig(); err != nil {
+			return nil, err
+		}
 	}
+	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "rotor"
-	cs, err := k8s.NewForConfig(cfg)
+	api, err := newAPIClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes target %q: cannot build a client from %s: %w", t.name, source, err)
 	}
-	t.cs = cs
-	return cs, nil
+	t.api = api
+	return api, nil
 }
 
 func (t *Target) restConfig() (*rest.Config, string, error) {

@@ -31,6 +31,7 @@ import (
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
 	"github.com/rotorhq/rotor/internal/target/kubernetes"
+	"github.com/rotorhq/rotor/internal/target/kubernetes/kubefake"
 	"github.com/rotorhq/rotor/internal/target/targettest"
 )
 
@@ -575,7 +576,7 @@ func newTarget(t *testing.T, cs *fake.Clientset, extra string) target.Target {
 	if extra != "" {
 		opts = "{namespace: shop, secret_name: app-env, reload_poll: 1ms, " + extra + "}"
 	}
-	tg, err := kubernetes.NewWithClientset(target.Params{Name: "k8s", Decode: targettest.DecodeYAML(opts), Now: now, Getenv: targettest.MapEnv(nil)}, cs)
+	tg, err := kubefake.NewTarget(t, target.Params{Name: "k8s", Decode: targettest.DecodeYAML(opts), Now: now, Getenv: targettest.MapEnv(nil)}, cs)
 	require.NoError(t, err)
 	return tg
 }

@@ -7,10 +7,6 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	k8s "k8s.io/client-go/kubernetes"
-
 	"github.com/rotorhq/rotor/internal/target"
 )
 
@@ -61,7 +57,7 @@ type rollout struct {
 // complete, one fails, or ctx ends; generations are the ones the restart
 // patches produced, in t.restart's order. It returns each workload's last
 // progress.
-func (t *Target) awaitRollouts(ctx context.Context, cs k8s.Interface, generations []int64) ([]string, error) {
+func (t *Target) awaitRollouts(ctx context.Context, api *apiClient, generations []int64) ([]string, error) {
 	seen := make([]string, len(t.restart))
 	lastErr := make([]error, len(t.restart))
 	pending := make([]int, len(t.restart))
@@ -73,7 +69,7 @@ func (t *Target) awaitRollouts(ctx context.Context, cs k8s.Interface, generation
 		var next []int
 		for _, i := range pending {
 			w := t.restart[i]
-			r, err := t.readRollout(ctx, cs, w, generations[i])
+			r, err := t.readRollout(ctx, api, w, generations[i])
 			if err != nil {
 				if ctx.Err() != nil {
 					return seen, t.rolloutTimeout(ctx, pending, seen, lastErr)
@@ -111,36 +107,22 @@ func (t *Target) awaitRollouts(ctx context.Context, cs k8s.Interface, generation
 }
 
 // readRollout reads w once and judges its rollout.
-func (t *Target) readRollout(ctx context.Context, cs k8s.Interface, w Workload, generation int64) (rollout, error) {
-	var (
-		r   rollout
-		err error
-	)
-	switch w.Kind {
-	case KindDeployment:
-		var d *appsv1.Deployment
-		if d, err = cs.AppsV1().Deployments(t.namespace).Get(ctx, w.Name, metav1.GetOptions{}); err == nil {
-			r = deploymentRollout(d, generation)
-		}
-	case KindStatefulSet:
-		var s *appsv1.StatefulSet
-		if s, err = cs.AppsV1().StatefulSets(t.namespace).Get(ctx, w.Name, metav1.GetOptions{}); err == nil {
-			r = statefulSetRollout(s, generation)
-		}
-	case KindDaemonSet:
-		var d *appsv1.DaemonSet
-		if d, err = cs.AppsV1().DaemonSets(t.namespace).Get(ctx, w.Name, metav1.GetOptions{}); err == nil {
-			r = daemonSetRollout(d, generation)
-		}
-	}
+func (t *Target) readRollout(ctx context.Context, api *apiClient, w Workload, generation int64) (rollout, error) {
+	cur, err := api.getWorkload(ctx, t.namespace, w.Kind, w.Name)
 	if err != nil {
 		return rollout{}, t.classify("read "+t.workloadRef(w)+" while waiting for its rollout", err, nil)
 	}
-	return r, nil
+	switch w.Kind {
+	case KindStatefulSet:
+		return statefulSetRollout(cur, generation), nil
+	case KindDaemonSet:
+		return daemonSetRollout(cur, generation), nil
+	}
+	return deploymentRollout(cur, generation), nil
 }
 
-func deploymentRollout(d *appsv1.Deployment, generation int64) rollout {
-	want := max(generation, d.Generation)
+func deploymentRollout(d *workload, generation int64) rollout {
+	want := max(generation, d.Metadata.Generation)
 	if d.Status.ObservedGeneration < want {
 		return rollout{progress: unobserved(want, d.Status.ObservedGeneration)}
 	}
@@ -154,7 +136,7 @@ func deploymentRollout(d *appsv1.Deployment, generation int64) rollout {
 		r.progress += fmt.Sprintf(", %d old still running", old)
 	}
 	for _, c := range s.Conditions {
-		if c.Type == appsv1.DeploymentProgressing && c.Reason == "ProgressDeadlineExceeded" {
+		if c.Type == conditionProgressing && c.Reason == "ProgressDeadlineExceeded" {
 			r.failed = "it exceeded its progress deadline (condition Progressing: ProgressDeadlineExceeded"
 			if c.Message != "" {
 				r.failed += ", " + strings.TrimSuffix(c.Message, ".")
@@ -172,8 +154,8 @@ func deploymentRollout(d *appsv1.Deployment, generation int64) rollout {
 	return r
 }
 
-func statefulSetRollout(s *appsv1.StatefulSet, generation int64) rollout {
-	want := max(generation, s.Generation)
+func statefulSetRollout(s *workload, generation int64) rollout {
+	want := max(generation, s.Metadata.Generation)
 	if s.Status.ObservedGeneration == 0 || s.Status.ObservedGeneration < want {
 		return rollout{progress: unobserved(want, s.Status.ObservedGeneration)}
 	}
@@ -199,8 +181,8 @@ func statefulSetRollout(s *appsv1.StatefulSet, generation int64) rollout {
 	return r
 }
 
-func daemonSetRollout(d *appsv1.DaemonSet, generation int64) rollout {
-	want := max(generation, d.Generation)
+func daemonSetRollout(d *workload, generation int64) rollout {
+	want := max(generation, d.Metadata.Generation)
 	if d.Status.ObservedGeneration < want {
 		return rollout{progress: unobserved(want, d.Status.ObservedGeneration)}
 	}

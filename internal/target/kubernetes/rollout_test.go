@@ -17,6 +17,7 @@ import (
 
 	"github.com/rotorhq/rotor/internal/target"
 	"github.com/rotorhq/rotor/internal/target/kubernetes"
+	"github.com/rotorhq/rotor/internal/target/kubernetes/kubefake"
 	"github.com/rotorhq/rotor/internal/target/targettest"
 )
 
@@ -455,10 +456,10 @@ func TestReloadTimeoutNamesPollErrors(t *testing.T) {
 
 func TestReloadPollOption(t *testing.T) {
 	t.Parallel()
-	_, err := kubernetes.NewWithClientset(target.Params{Name: "k8s", Decode: targettest.DecodeYAML("{namespace: shop, secret_name: app-env, reload_poll: soon}")}, fake.NewClientset())
+	_, err := kubefake.NewTarget(t, target.Params{Name: "k8s", Decode: targettest.DecodeYAML("{namespace: shop, secret_name: app-env, reload_poll: soon}")}, fake.NewClientset())
 	require.ErrorIs(t, err, target.ErrInvalid)
 	require.ErrorContains(t, err, `reload_poll "soon" is not a positive duration`)
-	_, err = kubernetes.NewWithClientset(target.Params{Name: "k8s", Decode: targettest.DecodeYAML("{namespace: shop, secret_name: app-env, reload_poll: 0s}")}, fake.NewClientset())
+	_, err = kubefake.NewTarget(t, target.Params{Name: "k8s", Decode: targettest.DecodeYAML("{namespace: shop, secret_name: app-env, reload_poll: 0s}")}, fake.NewClientset())
 	require.ErrorIs(t, err, target.ErrInvalid)
 }
 

@@ -23,8 +23,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
@@ -70,7 +68,7 @@ type Target struct {
 	getenv   func(string) string
 	now      func() time.Time
 
-	sdk *awsclient.Lazy[awsssm.Client]
+	sdk *awsclient.Lazy[awsclient.JSONAPI]
 }
 
 var (
@@ -127,15 +125,13 @@ func New(p target.Params) (target.Target, error) {
 			return nil, fmt.Errorf("%s: endpoint %q is not an http(s) URL; write it like https://vpce-0123.ssm.us-east-1.vpce.amazonaws.com: %w", desc, opts.Endpoint, target.ErrInvalid)
 		}
 	}
-	t.sdk = &awsclient.Lazy[awsssm.Client]{
+	// The SDK's generated SSM package is not used: it registers a schema
+	// for every shape of the service at process start (awsclient.JSONAPI).
+	t.sdk = &awsclient.Lazy[awsclient.JSONAPI]{
 		Settings: awsclient.Settings{Region: t.region, Profile: opts.Profile, Getenv: getenv, HTTPClient: p.HTTPClient},
 		Desc:     desc,
-		Build: func(cfg aws.Config) *awsssm.Client {
-			return awsssm.NewFromConfig(cfg, func(o *awsssm.Options) {
-				if t.endpoint != "" {
-					o.BaseEndpoint = aws.String(t.endpoint)
-				}
-			})
+		Build: func(cfg aws.Config) *awsclient.JSONAPI {
+			return awsclient.NewJSONAPI(cfg, awsclient.Endpoint(t.endpoint, "SSM", "ssm", cfg, getenv), "AmazonSSM", "ssm")
 		},
 	}
 	return t, nil
@@ -235,14 +231,14 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 	changed := false
 	for i, k := range keys {
 		n, v := names[i], req.Values[k]
-		if cur, ok := current[n]; ok && cur.Type == types.ParameterTypeSecureString && v.Equal(secret.New(aws.ToString(cur.Value))) {
+		if cur, ok := current[n]; ok && cur.Type == secureString && v.Equal(secret.New(cur.Value)) {
 			refs = append(refs, fmt.Sprintf("%s v%d", n, cur.Version))
 			continue
 		}
-		out, err := c.PutParameter(ctx, &awsssm.PutParameterInput{
-			Name: aws.String(n), Value: aws.String(v.Reveal()), Type: types.ParameterTypeSecureString,
-			Overwrite: aws.Bool(true), KeyId: optional(t.keyID),
-		})
+		var out struct{ Version int64 }
+		err := c.Call(ctx, "PutParameter", putParameterInput{
+			Name: n, Value: v.Reveal(), Type: secureString, Overwrite: true, KeyID: t.keyID,
+		}, &out)
 		if err != nil {
 			// Parameters written before this one stay written; a retry
 			// skips them as unchanged.
@@ -255,15 +251,19 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 }
 
 // read returns the current parameters among names, by name.
-func (t *Target) read(ctx context.Context, c *awsssm.Client, names []string, secrets []secret.String) (map[string]types.Parameter, error) {
-	out := map[string]types.Parameter{}
+func (t *Target) read(ctx context.Context, c *awsclient.JSONAPI, names []string, secrets []secret.String) (map[string]parameter, error) {
+	out := map[string]parameter{}
 	for chunk := range slices.Chunk(names, batch) {
-		resp, err := c.GetParameters(ctx, &awsssm.GetParametersInput{Names: chunk, WithDecryption: aws.Bool(true)})
+		var resp struct{ Parameters []parameter }
+		err := c.Call(ctx, "GetParameters", struct {
+			Names          []string
+			WithDecryption bool
+		}{chunk, true}, &resp)
 		if err != nil {
 			return nil, t.fail("GetParameters "+strings.Join(chunk, ", "), err, true, secrets)
 		}
 		for _, p := range resp.Parameters {
-			out[aws.ToString(p.Name)] = p
+			out[p.Name] = p
 		}
 	}
 	return out, nil
@@ -299,8 +299,8 @@ func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.Che
 		if !ok {
 			continue
 		}
-		resp.Values[byName[n]] = secret.New(aws.ToString(p.Value))
-		if p.Type != types.ParameterTypeSecureString {
+		resp.Values[byName[n]] = secret.New(p.Value)
+		if p.Type != secureString {
 			resp.Notes = append(resp.Notes, fmt.Sprintf("%s is a %s, not a SecureString; the next write makes it one", n, p.Type))
 		}
 	}
@@ -317,7 +317,7 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 	}
 	var resp target.ValidateResponse
 	if t.params == nil {
-		found, err := t.describe(ctx, c, types.ParameterStringFilter{Key: aws.String("Path"), Option: aws.String("OneLevel"), Values: []string{t.prefix}})
+		found, err := t.describe(ctx, c, parameterFilter{Key: "Path", Option: "OneLevel", Values: []string{t.prefix}})
 		if err != nil {
 			return resp, err
 		}
@@ -325,15 +325,15 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 		return resp, nil
 	}
 	names := slices.Sorted(maps.Values(t.params))
-	existing := map[string]types.ParameterMetadata{}
+	existing := map[string]parameterMetadata{}
 	// A Name filter takes at most 50 values.
 	for chunk := range slices.Chunk(names, 50) {
-		found, err := t.describe(ctx, c, types.ParameterStringFilter{Key: aws.String("Name"), Option: aws.String("Equals"), Values: chunk})
+		found, err := t.describe(ctx, c, parameterFilter{Key: "Name", Option: "Equals", Values: chunk})
 		if err != nil {
 			return resp, err
 		}
 		for _, md := range found {
-			existing[aws.ToString(md.Name)] = md
+			existing[md.Name] = md
 		}
 	}
 	var present []string
@@ -343,10 +343,10 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 		case !ok:
 			resp.Notes = append(resp.Notes, n+" does not exist yet; the first rotation creates it")
 			continue
-		case md.Type != types.ParameterTypeSecureString:
+		case md.Type != secureString:
 			resp.Notes = append(resp.Notes, fmt.Sprintf("%s is a %s; the first rotation rewrites it as a SecureString", n, md.Type))
-		case t.keyID != "" && aws.ToString(md.KeyId) != t.keyID:
-			resp.Notes = append(resp.Notes, fmt.Sprintf("%s is encrypted with %s; the next write uses %s", n, aws.ToString(md.KeyId), t.keyID))
+		case t.keyID != "" && md.KeyID != t.keyID:
+			resp.Notes = append(resp.Notes, fmt.Sprintf("%s is encrypted with %s; the next write uses %s", n, md.KeyID, t.keyID))
 		}
 		present = append(present, n)
 	}
@@ -358,16 +358,19 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 	return resp, nil
 }
 
-func (t *Target) describe(ctx context.Context, c *awsssm.Client, f types.ParameterStringFilter) ([]types.ParameterMetadata, error) {
-	var out []types.ParameterMetadata
-	in := &awsssm.DescribeParametersInput{ParameterFilters: []types.ParameterStringFilter{f}}
+func (t *Target) describe(ctx context.Context, c *awsclient.JSONAPI, f parameterFilter) ([]parameterMetadata, error) {
+	var out []parameterMetadata
+	in := describeParametersInput{ParameterFilters: []parameterFilter{f}}
 	for range 1000 {
-		resp, err := c.DescribeParameters(ctx, in)
-		if err != nil {
+		var resp struct {
+			Parameters []parameterMetadata
+			NextToken  string
+		}
+		if err := c.Call(ctx, "DescribeParameters", in, &resp); err != nil {
 			return nil, t.fail("DescribeParameters", err, false, nil)
 		}
 		out = append(out, resp.Parameters...)
-		if aws.ToString(resp.NextToken) == "" {
+		if resp.NextToken == "" {
 			break
 		}
 		in.NextToken = resp.NextToken
@@ -376,7 +379,7 @@ func (t *Target) describe(ctx context.Context, c *awsssm.Client, f types.Paramet
 }
 
 // api returns the client, building it on first use.
-func (t *Target) api(ctx context.Context) (*awsssm.Client, error) { return t.sdk.Get(ctx) }
+func (t *Target) api(ctx context.Context) (*awsclient.JSONAPI, error) { return t.sdk.Get(ctx) }
 
 func (t *Target) fail(what string, err error, retryable bool, secrets []secret.String) error {
 	key := "the account's aws/ssm key"
@@ -394,11 +397,42 @@ func valuesOf(m map[string]secret.String) []secret.String {
 	return slices.Collect(maps.Values(m))
 }
 
-func optional(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return aws.String(s)
+// The shapes of the three calls, as the API reference names their
+// members (docs.aws.amazon.com/systems-manager/latest/APIReference).
+const secureString = "SecureString"
+
+type putParameterInput struct {
+	Name      string
+	Value     string
+	Type      string
+	Overwrite bool
+	KeyID     string `json:"KeyId,omitempty"`
+}
+
+// parameter is a GetParameters answer's Parameters entry.
+type parameter struct {
+	Name    string
+	Type    string
+	Value   string
+	Version int64
+}
+
+// parameterMetadata is a DescribeParameters answer's Parameters entry.
+type parameterMetadata struct {
+	Name  string
+	Type  string
+	KeyID string `json:"KeyId"`
+}
+
+type parameterFilter struct {
+	Key    string
+	Option string
+	Values []string
+}
+
+type describeParametersInput struct {
+	ParameterFilters []parameterFilter
+	NextToken        string `json:",omitempty"`
 }
 
 var (

@@ -1,0 +1,73 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+)
+
+// maxStmts bounds the statement cache. The read queries are built from a
+// few optional filters and a LIMIT, so there are a few dozen distinct
+// texts; anything past the bound is simply not cached.
+const maxStmts = 256
+
+// stmtCache holds the read statements prepared once per Store.
+//
+// Why: database/sql hands every QueryContext with a query text to the
+// driver, and modernc.org/sqlite parses and plans it anew each time. On
+// the per-credential reads (`rotor plan` and `rotor status` over 1,000
+// credentials read the versions of each, twice) the SQL parser was about
+// half the cost of a read. A *sql.Stmt prepared on the DB is prepared
+// again lazily on each pooled connection it runs on, and SQLite
+// re-prepares a statement by itself after a schema change, so caching
+// changes no result.
+type stmtCache struct {
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+// query runs a read through a cached prepared statement.
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := s.prepared(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return s.db.QueryContext(ctx, q, args...)
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// prepared returns q's cached statement, preparing it on first use; nil
+// when the cache is full.
+func (s *Store) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	c := &s.stmts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.stmts[q]; ok {
+		return st, nil
+	}
+	if len(c.stmts) >= maxStmts {
+		return nil, nil
+	}
+	st, err := s.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if c.stmts == nil {
+		c.stmts = map[string]*sql.Stmt{}
+	}
+	c.stmts[q] = st
+	return st, nil
+}
+
+// closeStmts closes every cached statement (before the DB is closed).
+func (s *Store) closeStmts() {
+	c := &s.stmts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for q, st := range c.stmts {
+		_ = st.Close()
+		delete(c.stmts, q)
+	}
+}
