@@ -645,8 +645,8 @@ func TestReloadTimesOut(t *testing.T) {
 	fake := awssmfake.New(t)
 	oldID := fake.Seed(name, `{"DATABASE_URL":"old"}`)
 	// The deadline passes while AWS holds the label move.
-	dl := &deadline{Context: t.Context(), done: make(chan struct{})}
-	hold := &holdOp{op: "secretsmanager.UpdateSecretVersionStage", next: fake.Client().Transport, onHold: func() { close(dl.done) }}
+	dl := targettest.NewDeadline(t.Context())
+	hold := &holdOp{op: "secretsmanager.UpdateSecretVersionStage", next: fake.Client().Transport, onHold: func() { dl.Pass() }}
 	tg, err := awssm.New(target.Params{
 		Name: "sm", Decode: targettest.DecodeYAML(fmt.Sprintf("{endpoint: %q, secret_id: %s}", fake.URL, name)),
 		HTTPClient: &http.Client{Transport: hold}, Getenv: targettest.MapEnv(awsfake.Env(t.TempDir())),
@@ -693,22 +693,4 @@ func (h *holdOp) held() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.n
-}
-
-// deadline is a context whose deadline passes when done is closed: the
-// reload's time running out at a point the test chooses.
-type deadline struct {
-	context.Context
-	done chan struct{}
-}
-
-func (d *deadline) Done() <-chan struct{} { return d.done }
-
-func (d *deadline) Err() error {
-	select {
-	case <-d.done:
-		return context.DeadlineExceeded
-	default:
-		return nil
-	}
 }

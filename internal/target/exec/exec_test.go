@@ -437,11 +437,11 @@ func TestReloadTimesOut(t *testing.T) {
 	// The deadline passes once the command has started its child.
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	dl := &deadline{Context: ctx, done: make(chan struct{})}
+	dl := targettest.NewDeadline(ctx)
 	go func() {
 		for ctx.Err() == nil {
 			if b, err := os.ReadFile(filepath.Join(f.out, "child")); err == nil && len(b) > 0 && b[len(b)-1] == '\n' {
-				close(dl.done)
+				dl.Pass()
 				return
 			}
 			time.Sleep(5 * time.Millisecond)
@@ -507,22 +507,4 @@ func TestReloadWaitCutShort(t *testing.T) {
 	_, err = reloadOf(t, tg, t.Context(), "43")
 	require.NoError(t, err)
 	require.Equal(t, "run\nrun\n", f.read(t, "runs"))
-}
-
-// deadline is a context whose deadline passes when done is closed: the
-// reload's time running out at a point the test chooses.
-type deadline struct {
-	context.Context
-	done chan struct{}
-}
-
-func (d *deadline) Done() <-chan struct{} { return d.done }
-
-func (d *deadline) Err() error {
-	select {
-	case <-d.done:
-		return context.DeadlineExceeded
-	default:
-		return nil
-	}
 }

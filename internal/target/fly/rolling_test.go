@@ -16,6 +16,7 @@ import (
 	"github.com/rotorhq/rotor/internal/target"
 	"github.com/rotorhq/rotor/internal/target/fly"
 	"github.com/rotorhq/rotor/internal/target/fly/flyfake"
+	"github.com/rotorhq/rotor/internal/target/targettest"
 )
 
 // A config with a health check, as fly.toml's [[http_service.checks]]
@@ -254,8 +255,8 @@ func TestReloadTimesOut(t *testing.T) {
 	f.SetStartDelay("m-web-1", 800*time.Millisecond)
 	// The time runs out as the wait for m-web-1 (the 4th request, after
 	// the list, the read and the update) goes out.
-	ctx := newDeadline(t)
-	rt := &onRequests{do: map[int]func(){4: ctx.pass}}
+	ctx := targettest.NewDeadline(t.Context())
+	rt := &onRequests{do: map[int]func(){4: ctx.Pass}}
 	tg := newTarget(t, f, rt, "wait_timeout: 1m")
 	fly.SetTimings(tg, 5*time.Millisecond, time.Second)
 	_, err := tg.Put(t.Context(), putReq(map[string]secret.String{"DATABASE_URL": secret.New("v")}, "DATABASE_URL"))
@@ -288,8 +289,8 @@ func TestReloadTimeoutWhileRequestsFail(t *testing.T) {
 	f := newFake(t, flyfake.Options{})
 	// The list, the read and the update of m-web-1 get through; every
 	// request from the wait on fails, and the time runs out at the third.
-	ctx := newDeadline(t)
-	rt := &onRequests{do: map[int]func(){4: func() { f.FailNext(1<<20, http.StatusBadGateway) }, 6: ctx.pass}}
+	ctx := targettest.NewDeadline(t.Context())
+	rt := &onRequests{do: map[int]func(){4: func() { f.FailNext(1<<20, http.StatusBadGateway) }, 6: ctx.Pass}}
 	tg := newTarget(t, f, rt, "{}")
 	fly.SetTimings(tg, 5*time.Millisecond, time.Second)
 	_, err := tg.Put(t.Context(), putReq(map[string]secret.String{"DATABASE_URL": secret.New("v")}, "DATABASE_URL"))
@@ -425,30 +426,4 @@ func (o *onRequests) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	o.mu.Unlock()
 	return http.DefaultTransport.RoundTrip(req)
-}
-
-// deadline is a context whose deadline passes when the test says so:
-// reload_timeout running out at a chosen request, whatever the machine's
-// speed.
-type deadline struct {
-	context.Context
-	done chan struct{}
-	once sync.Once
-}
-
-func newDeadline(t *testing.T) *deadline {
-	return &deadline{Context: t.Context(), done: make(chan struct{})}
-}
-
-func (d *deadline) pass() { d.once.Do(func() { close(d.done) }) }
-
-func (d *deadline) Done() <-chan struct{} { return d.done }
-
-func (d *deadline) Err() error {
-	select {
-	case <-d.done:
-		return context.DeadlineExceeded
-	default:
-		return nil
-	}
 }

@@ -360,10 +360,10 @@ func TestReloadRolloutTimesOut(t *testing.T) {
 	stuck := []step{deploymentAt(false, 3, 3, 3), deploymentAt(true, 4, 1, 3), deploymentAt(true, 4, 2, 1)}
 	c.rollout("deployments/web", stuck...)
 	// The time runs out once the rollout has shown its stuck status twice.
-	ctx := newDeadline(t)
+	ctx := targettest.NewDeadline(t.Context())
 	c.onPoll = func(key string, n int) {
 		if key == "deployments/web" && n == len(stuck)+1 {
-			ctx.pass()
+			ctx.Pass()
 		}
 	}
 	tg := newTarget(t, cs, "restart: [{kind: Deployment, name: web}, {kind: DaemonSet, name: agent}]").(target.Reloader)
@@ -434,7 +434,7 @@ func TestReloadTimeoutNamesPollErrors(t *testing.T) {
 	t.Parallel()
 	cs := newClientset(t, nil, scaled(deployment("web", false), 2))
 	newControllers(cs)
-	ctx := newDeadline(t)
+	ctx := targettest.NewDeadline(t.Context())
 	patched, failed := false, 0
 	cs.PrependReactor("*", "deployments", func(a clienttesting.Action) (bool, runtime.Object, error) {
 		if a.GetVerb() == "patch" {
@@ -442,7 +442,7 @@ func TestReloadTimeoutNamesPollErrors(t *testing.T) {
 		}
 		if a.GetVerb() == "get" && patched {
 			if failed++; failed == 3 {
-				ctx.pass()
+				ctx.Pass()
 			}
 			return true, nil, apierrors.NewServiceUnavailable("the server is currently unable to handle the request")
 		}
@@ -461,30 +461,4 @@ func TestReloadPollOption(t *testing.T) {
 	require.ErrorContains(t, err, `reload_poll "soon" is not a positive duration`)
 	_, err = kubefake.NewTarget(t, target.Params{Name: "k8s", Decode: targettest.DecodeYAML("{namespace: shop, secret_name: app-env, reload_poll: 0s}")}, fake.NewClientset())
 	require.ErrorIs(t, err, target.ErrInvalid)
-}
-
-// deadline is a context whose deadline passes when the test says so:
-// reload_timeout running out at a chosen point of a rollout, whatever the
-// machine's speed.
-type deadline struct {
-	context.Context
-	done chan struct{}
-	once sync.Once
-}
-
-func newDeadline(t *testing.T) *deadline {
-	return &deadline{Context: t.Context(), done: make(chan struct{})}
-}
-
-func (d *deadline) pass() { d.once.Do(func() { close(d.done) }) }
-
-func (d *deadline) Done() <-chan struct{} { return d.done }
-
-func (d *deadline) Err() error {
-	select {
-	case <-d.done:
-		return context.DeadlineExceeded
-	default:
-		return nil
-	}
 }

@@ -283,11 +283,7 @@ func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.R
 	if t.settle.Wait <= 0 {
 		return target.ReloadResponse{Detail: "the receiver's 2xx is its acknowledgement"}, nil
 	}
-	at, ok := t.settle.Acked(req.RotationID)
-	if !ok {
-		at = t.settle.Ack(req.RotationID)
-	}
-	if left, err := t.settle.Until(ctx, at); err != nil {
+	if left, err := t.settle.Until(ctx, t.settle.Ack(req.RotationID)); err != nil {
 		return target.ReloadResponse{}, fmt.Errorf("%s: the receiver answered 2xx, but the reload's time ran out with %s of reload_wait %s left, before it was expected to have acted; lower reload_wait or raise reload_timeout, then run `rotor resume`: %w",
 			t.desc, left.Round(time.Millisecond), t.settle.Wait, err)
 	}
