@@ -95,7 +95,12 @@ func FindServer(minMajor int) (Server, error) {
 			dirs = append(dirs, filepath.Join(debianRoot, e.Name(), "bin"))
 		}
 	}
+	seen := map[string]bool{}
 	for _, dir := range dirs {
+		if seen[dir] {
+			continue // FindBinaries' choice is one of Debian's dirs too
+		}
+		seen[dir] = true
 		if m := majorOf(dir, ""); m >= minMajor {
 			return Server{BinDir: dir, Major: m}, nil
 		}
