@@ -108,11 +108,23 @@ type Target struct {
 }
 
 var (
-	projectRE = regexp.MustCompile(`^([a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]{1,20})$`)
+	// A project ID is 6 to 30 characters, a project number 1 to 20 digits;
+	// the lengths are checked apart (validProject), since bounded
+	// repetitions compile to one copy per count at every start.
+	projectIDRE     = regexp.MustCompile(`^[a-z][a-z0-9-]*[a-z0-9]$`)
+	projectNumberRE = regexp.MustCompile(`^[0-9]+$`)
 	// At most 255, checked apart: {1,255} compiles to 255 copies.
 	secretIDRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	locationRE = regexp.MustCompile(`^[a-z]+-[a-z]+[0-9]+$`)
 )
+
+// validProject reports whether s is a project ID or a project number.
+func validProject(s string) bool {
+	if projectNumberRE.MatchString(s) {
+		return len(s) <= 20
+	}
+	return len(s) >= 6 && len(s) <= 30 && projectIDRE.MatchString(s)
+}
 
 // New builds the target from its options. It does no I/O: credentials are
 // looked up on first use.
@@ -130,7 +142,7 @@ func New(p target.Params) (target.Target, error) {
 	switch {
 	case project == "":
 		return nil, fmt.Errorf("%s has no project; add project: my-project (or export GOOGLE_CLOUD_PROJECT): %w", desc, target.ErrInvalid)
-	case !projectRE.MatchString(project):
+	case !validProject(project):
 		return nil, fmt.Errorf("%s: project %q is neither a project id (6–30 lower-case letters, digits, '-') nor a project number: %w", desc, project, target.ErrInvalid)
 	case opts.SecretID == "":
 		return nil, fmt.Errorf("%s has no secret_id; add the secret's id, e.g. secret_id: app-database-url: %w", desc, target.ErrInvalid)
