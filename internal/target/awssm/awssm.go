@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
@@ -78,7 +77,7 @@ type Target struct {
 	getenv   func(string) string
 	now      func() time.Time
 
-	sdk *awsclient.Lazy[secretsmanager.Client]
+	sdk *awsclient.Lazy[awsclient.JSONAPI]
 }
 
 var (
@@ -131,15 +130,11 @@ func New(p target.Params) (target.Target, error) {
 	if opts.KmsKeyID != "" && t.isARN {
 		return nil, fmt.Errorf("%s: kms_key_id only applies to a secret rotor creates, and a secret named by ARN is never created; drop kms_key_id: %w", desc, target.ErrInvalid)
 	}
-	t.sdk = &awsclient.Lazy[secretsmanager.Client]{
+	t.sdk = &awsclient.Lazy[awsclient.JSONAPI]{
 		Settings: awsclient.Settings{Region: t.region, Profile: opts.Profile, Getenv: getenv, HTTPClient: p.HTTPClient},
 		Desc:     desc,
-		Build: func(cfg aws.Config) *secretsmanager.Client {
-			return secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
-				if t.endpoint != "" {
-					o.BaseEndpoint = aws.String(t.endpoint)
-				}
-			})
+		Build: func(cfg aws.Config) *awsclient.JSONAPI {
+			return awsclient.NewJSONAPI(cfg, awsclient.Endpoint(t.endpoint, "SECRETS_MANAGER", "secretsmanager", cfg, getenv), "secretsmanager", "secretsmanager")
 		},
 	}
 	return t, nil
@@ -214,9 +209,9 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 		scrub := escapedForms(req.Values, data)
 
 		if !cur.exists {
-			_, err := c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
-				Name: aws.String(t.secretID), SecretString: aws.String(data), ClientRequestToken: aws.String(token),
-				KmsKeyId: optional(t.kmsKeyID), Description: aws.String("Written by rotor; see the rotor config for what rotates it."),
+			err := c.CreateSecret(ctx, createSecretInput{
+				Name: t.secretID, SecretString: data, ClientRequestToken: token,
+				KmsKeyId: t.kmsKeyID, Description: "Written by rotor; see the rotor config for what rotates it.",
 			})
 			if isCode(err, "ResourceExistsException") {
 				continue
@@ -227,7 +222,7 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 			return target.PutResponse{Changed: true, Ref: "version " + token + " (created, AWSCURRENT)"}, nil
 		}
 
-		in := &secretsmanager.PutSecretValueInput{SecretId: aws.String(t.secretID), SecretString: aws.String(data), ClientRequestToken: aws.String(token)}
+		in := putSecretValueInput{SecretId: t.secretID, SecretString: data, ClientRequestToken: token}
 		label := stageCurrent
 		if t.staged {
 			in.VersionStages = []string{stagePending}
@@ -255,8 +250,8 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 	return target.PutResponse{}, &target.RetryableError{Err: fmt.Errorf("%s: secret %s kept being created or deleted while rotor wrote it; the write can be retried: %w", t.desc(), t.secretID, target.ErrInvalid)}
 }
 
-func (t *Target) existingVersion(ctx context.Context, c *secretsmanager.Client, token string, values map[string]secret.String, scrub []secret.String) (target.PutResponse, error) {
-	out, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(t.secretID), VersionId: aws.String(token)})
+func (t *Target) existingVersion(ctx context.Context, c api, token string, values map[string]secret.String, scrub []secret.String) (target.PutResponse, error) {
+	out, err := c.GetSecretValue(ctx, getSecretValueInput{SecretId: t.secretID, VersionId: token})
 	if err != nil {
 		return target.PutResponse{}, t.fail("GetSecretValue", err, true, scrub)
 	}
@@ -276,20 +271,20 @@ type currentValue struct {
 	versionID string
 }
 
-func (t *Target) current(ctx context.Context, c *secretsmanager.Client, scrub []secret.String) (currentValue, error) {
-	out, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(t.secretID), VersionStage: aws.String(stageCurrent)})
+func (t *Target) current(ctx context.Context, c api, scrub []secret.String) (currentValue, error) {
+	out, err := c.GetSecretValue(ctx, getSecretValueInput{SecretId: t.secretID, VersionStage: stageCurrent})
 	if err == nil {
 		if out.SecretString == nil {
 			return currentValue{}, fmt.Errorf("%s: secret %s holds binary data (SecretBinary), which rotor does not overwrite; point secret_id at a secret with a SecretString: %w", t.desc(), t.secretID, target.ErrInvalid)
 		}
-		return currentValue{exists: true, value: out.SecretString, versionID: aws.ToString(out.VersionId)}, nil
+		return currentValue{exists: true, value: out.SecretString, versionID: out.VersionId}, nil
 	}
 	if !isCode(err, "ResourceNotFoundException") {
 		return currentValue{}, t.fail("GetSecretValue", err, true, scrub)
 	}
 	// Either there is no secret, or it has no AWSCURRENT version yet
 	// (created without a value); only DescribeSecret tells them apart.
-	_, err = c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(t.secretID)})
+	_, err = c.DescribeSecret(ctx, t.secretID)
 	switch {
 	case err == nil:
 		return currentValue{exists: true}, nil
@@ -317,7 +312,7 @@ func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.R
 	// Between DescribeSecret and the move another writer may take
 	// AWSCURRENT; AWS then refuses the move and we look again.
 	for range 3 {
-		out, err := c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(t.secretID)})
+		out, err := c.DescribeSecret(ctx, t.secretID)
 		if err != nil {
 			return target.ReloadResponse{}, t.fail("DescribeSecret", err, true, nil)
 		}
@@ -335,9 +330,8 @@ func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.R
 					old = id
 				}
 			}
-			_, err := c.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
-				SecretId: aws.String(t.secretID), VersionStage: aws.String(stageCurrent),
-				MoveToVersionId: aws.String(token), RemoveFromVersionId: optional(old),
+			err := c.UpdateSecretVersionStage(ctx, updateSecretVersionStageInput{
+				SecretId: t.secretID, VersionStage: stageCurrent, MoveToVersionId: token, RemoveFromVersionId: old,
 			})
 			if isCode(err, "InvalidParameterException") {
 				continue
@@ -347,8 +341,8 @@ func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.R
 			}
 		}
 		if slices.Contains(labels, stagePending) {
-			_, err := c.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
-				SecretId: aws.String(t.secretID), VersionStage: aws.String(stagePending), RemoveFromVersionId: aws.String(token),
+			err := c.UpdateSecretVersionStage(ctx, updateSecretVersionStageInput{
+				SecretId: t.secretID, VersionStage: stagePending, RemoveFromVersionId: token,
 			})
 			// Someone moved AWSPENDING elsewhere meanwhile: not ours to remove.
 			if err != nil && !isCode(err, "InvalidParameterException") {
@@ -368,7 +362,7 @@ func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.Che
 		return target.CheckResponse{}, err
 	}
 	resp := target.CheckResponse{Values: map[string]secret.String{}}
-	out, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(t.secretID), VersionStage: aws.String(stageCurrent)})
+	out, err := c.GetSecretValue(ctx, getSecretValueInput{SecretId: t.secretID, VersionStage: stageCurrent})
 	switch {
 	case isCode(err, "ResourceNotFoundException"):
 		resp.Notes = append(resp.Notes, "secret "+t.secretID+" has no AWSCURRENT version (or does not exist)")
@@ -406,7 +400,7 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 		return target.ValidateResponse{}, err
 	}
 	var resp target.ValidateResponse
-	out, err := c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(t.secretID)})
+	out, err := c.DescribeSecret(ctx, t.secretID)
 	switch {
 	case isCode(err, "ResourceNotFoundException") && t.isARN:
 		return resp, fmt.Errorf("%s: secret %s does not exist, and rotor creates secrets only from a name; create it, or give its name as secret_id: %w", t.desc(), t.secretID, target.ErrNotFound)
@@ -416,7 +410,7 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 	case err != nil:
 		return resp, t.fail("DescribeSecret", err, false, nil)
 	}
-	if aws.ToBool(out.RotationEnabled) {
+	if out.RotationEnabled {
 		resp.Notes = append(resp.Notes, "Secrets Manager's own rotation is enabled on "+t.secretID+"; it changes the password behind rotor's back and uses AWSPENDING too. Turn it off (aws secretsmanager cancel-rotate-secret)")
 	}
 	for id, labels := range out.VersionIdsToStages {
@@ -424,7 +418,7 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 			resp.Notes = append(resp.Notes, "version "+id+" carries AWSPENDING (left by an earlier staged write or another tool); the next staged write takes the label over")
 		}
 	}
-	cur, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(t.secretID), VersionStage: aws.String(stageCurrent)})
+	cur, err := c.GetSecretValue(ctx, getSecretValueInput{SecretId: t.secretID, VersionStage: stageCurrent})
 	switch {
 	case isCode(err, "ResourceNotFoundException"):
 		resp.Notes = append(resp.Notes, "secret "+t.secretID+" has no value yet; the first rotation writes one")
@@ -441,7 +435,10 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 }
 
 // api returns the client, building it on first use.
-func (t *Target) api(ctx context.Context) (*secretsmanager.Client, error) { return t.sdk.Get(ctx) }
+func (t *Target) api(ctx context.Context) (api, error) {
+	c, err := t.sdk.Get(ctx)
+	return api{c}, err
+}
 
 func (t *Target) fail(op string, err error, retryable bool, scrub []secret.String) error {
 	return awsclient.Error(fmt.Sprintf("%s: %s %s", t.desc(), op, t.secretID), err, retryable, awsclient.Hints{
@@ -468,13 +465,6 @@ func isCode(err error, code string) bool {
 	}
 	f, ok := awsclient.Inspect(err)
 	return ok && f.Code == code
-}
-
-func optional(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return aws.String(s)
 }
 
 var (

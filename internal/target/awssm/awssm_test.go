@@ -694,3 +694,22 @@ func (h *holdOp) held() int {
 	defer h.mu.Unlock()
 	return h.n
 }
+
+// Without endpoint:, the SDK's service-specific endpoint variable decides
+// where the calls go (awsclient.Endpoint), as it did when the target used
+// the SDK's generated client.
+func TestEndpointFromTheEnvironment(t *testing.T) {
+	t.Parallel()
+	fake := awssmfake.New(t)
+	env := awsfake.Env(t.TempDir())
+	env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = fake.URL
+	tg, err := awssm.New(target.Params{Name: "sm", Decode: targettest.DecodeYAML("{secret_id: " + name + "}"), Getenv: targettest.MapEnv(env), HTTPClient: fake.Client()})
+	require.NoError(t, err)
+	_, err = tg.Put(t.Context(), putRequest("1", map[string]string{"DATABASE_URL": "x"}))
+	require.NoError(t, err)
+	calls := fake.Calls()
+	require.NotEmpty(t, calls)
+	for _, c := range calls {
+		require.Equal(t, "us-east-1/secretsmanager", c.Scope, "signed for secretsmanager in the region")
+	}
+}
