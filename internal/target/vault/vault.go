@@ -26,8 +26,6 @@ import (
 	"sync"
 	"time"
 
-	vapi "github.com/hashicorp/vault/api"
-
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
 	"github.com/rotorhq/rotor/internal/target/webapi"
@@ -73,10 +71,11 @@ type Target struct {
 	path      string
 	method    string
 	http      *http.Client
+	getenv    func(string) string
 	now       func() time.Time
 
 	mu     sync.Mutex
-	client *vapi.Client
+	client *client
 }
 
 // New builds a Vault target from its options. It does no I/O: the client,
@@ -128,6 +127,7 @@ func New(p target.Params) (target.Target, error) {
 		path:      path,
 		method:    opts.Method,
 		http:      p.HTTPClient,
+		getenv:    getenv,
 		now:       now,
 	}, nil
 }
@@ -147,13 +147,13 @@ func (t *Target) Info() target.Info {
 func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
 	secrets := slices.Collect(maps.Values(req.Values))
 	for range casAttempts {
-		c, obs, err := t.api()
+		c, err := t.api()
 		if err != nil {
 			return target.PutResponse{}, err
 		}
 		cur, err := t.read(ctx, c)
 		if err != nil {
-			return target.PutResponse{}, t.fail("read", err, obs, secrets)
+			return target.PutResponse{}, t.fail("read", err, secrets)
 		}
 		if cur.holds(req.Values) {
 			return target.PutResponse{Changed: false, Ref: "version " + strconv.Itoa(cur.version)}, nil
@@ -162,11 +162,11 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 		for k, v := range req.Values {
 			managed[k] = v.Reveal()
 		}
-		var s *vapi.Secret
+		var s *vaultSecret
 		op := "write"
 		if t.method == MethodPatch && cur.live {
 			op = "patch"
-			s, err = c.Logical().JSONMergePatch(ctx, t.dataPath(), map[string]any{
+			s, err = c.mergePatch(ctx, t.dataPath(), map[string]any{
 				"options": map[string]any{"cas": cur.version}, "data": managed,
 			})
 		} else {
@@ -177,7 +177,7 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 				data = map[string]any{}
 			}
 			maps.Copy(data, managed)
-			s, err = c.Logical().WriteWithContext(ctx, t.dataPath(), map[string]any{
+			s, err = c.write(ctx, t.dataPath(), map[string]any{
 				"options": map[string]any{"cas": cur.version}, "data": data,
 			})
 		}
@@ -185,7 +185,7 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 			continue
 		}
 		if err != nil {
-			return target.PutResponse{}, t.fail(op, err, obs, secrets)
+			return target.PutResponse{}, t.fail(op, err, secrets)
 		}
 		ref := "written"
 		if v, ok := versionOf(s, false); ok {
@@ -201,13 +201,13 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 // Check implements target.Checker. A path with no live version holds no
 // keys.
 func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.CheckResponse, error) {
-	c, obs, err := t.api()
+	c, err := t.api()
 	if err != nil {
 		return target.CheckResponse{}, err
 	}
 	cur, err := t.read(ctx, c)
 	if err != nil {
-		return target.CheckResponse{}, t.fail("read", err, obs, nil)
+		return target.CheckResponse{}, t.fail("read", err, nil)
 	}
 	resp := target.CheckResponse{Values: map[string]secret.String{}}
 	if !cur.live {
@@ -230,20 +230,20 @@ func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.Che
 // grants what Put needs on the path, and the path's metadata is readable.
 // It writes nothing.
 func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target.ValidateResponse, error) {
-	c, obs, err := t.api()
+	c, err := t.api()
 	if err != nil {
 		return target.ValidateResponse{}, err
 	}
 	var resp target.ValidateResponse
-	self, err := c.Auth().Token().LookupSelfWithContext(ctx)
+	self, err := c.read(ctx, "auth/token/lookup-self")
 	if err != nil {
-		var re *vapi.ResponseError
+		var re *responseError
 		if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
 			return resp, fmt.Errorf("vault target %q: %s rejected the token (expired, revoked, or from another namespace); create a new one and export it as VAULT_TOKEN: %w", t.name, t.address, target.ErrAuth)
 		}
-		return resp, t.fail("look up the token", err, obs, nil)
+		return resp, t.fail("look up the token", err, nil)
 	}
-	if self != nil {
+	if self != nil && self.Data != nil {
 		if ttl, ok := self.Data["ttl"].(json.Number); ok {
 			if secs, err := ttl.Int64(); err == nil && secs > 0 {
 				resp.Notes = append(resp.Notes, fmt.Sprintf("the token expires in %s; rotations after that fail until it is renewed", time.Duration(secs)*time.Second))
@@ -257,7 +257,7 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 	} else {
 		need = append(need, "update")
 	}
-	caps, err := c.Sys().CapabilitiesSelfWithContext(ctx, t.dataPath())
+	caps, err := c.capabilitiesSelf(ctx, t.dataPath())
 	switch {
 	case err != nil:
 		resp.Notes = append(resp.Notes, "could not ask Vault for the token's capabilities (sys/capabilities-self); the first rotation will tell")
@@ -278,11 +278,11 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 		}
 	}
 
-	md, err := c.Logical().ReadWithContext(ctx, t.mount+"/metadata/"+t.path)
+	md, err := c.read(ctx, t.mount+"/metadata/"+t.path)
 	switch {
 	case err != nil:
-		return resp, t.fail("read the metadata of", err, obs, nil)
-	case md == nil:
+		return resp, t.fail("read the metadata of", err, nil)
+	case md == nil || md.Data == nil:
 		resp.Notes = append(resp.Notes, fmt.Sprintf("%s/%s does not exist yet; the first rotation creates it", t.mount, t.path))
 	default:
 		if v, ok := md.Data["current_version"].(json.Number); ok {
@@ -315,8 +315,8 @@ func (c current) holds(values map[string]secret.String) bool {
 	return true
 }
 
-func (t *Target) read(ctx context.Context, c *vapi.Client) (current, error) {
-	s, err := c.Logical().ReadWithContext(ctx, t.dataPath())
+func (t *Target) read(ctx context.Context, c *client) (current, error) {
+	s, err := c.read(ctx, t.dataPath())
 	if err != nil {
 		return current{}, err
 	}
@@ -330,7 +330,7 @@ func (t *Target) read(ctx context.Context, c *vapi.Client) (current, error) {
 
 // versionOf reads the version number from a read (nested under metadata)
 // or a write response (top level).
-func versionOf(s *vapi.Secret, nested bool) (int, bool) {
+func versionOf(s *vaultSecret, nested bool) (int, bool) {
 	if s == nil || s.Data == nil {
 		return 0, false
 	}
@@ -348,81 +348,52 @@ func versionOf(s *vapi.Secret, nested bool) (int, bool) {
 
 func (t *Target) dataPath() string { return t.mount + "/data/" + t.path }
 
-// observed keeps the headers of the last answer, for Retry-After: the
-// SDK's errors do not carry them.
-type observed struct {
-	mu     sync.Mutex
-	header http.Header
-}
-
-func (o *observed) retryAfter(now time.Time) time.Duration {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.header == nil {
-		return 0
-	}
-	return webapi.RetryAfter(o.header, now)
-}
-
-// api returns the shared client with a per-call observer of answers.
-func (t *Target) api() (*vapi.Client, *observed, error) {
+// api returns the shared client, built on first use.
+func (t *Target) api() (*client, error) {
 	if t.token == "" {
-		return nil, nil, fmt.Errorf("vault target %q has no token; write token: ${VAULT_TOKEN} and export VAULT_TOKEN: %w", t.name, target.ErrAuth)
+		return nil, fmt.Errorf("vault target %q has no token; write token: ${VAULT_TOKEN} and export VAULT_TOKEN: %w", t.name, target.ErrAuth)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.client == nil {
 		c, err := t.newClient()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		t.client = c
 	}
-	obs := &observed{}
-	c := t.client.WithResponseCallbacks(func(r *vapi.Response) {
-		obs.mu.Lock()
-		obs.header = r.Header.Clone()
-		obs.mu.Unlock()
-	})
-	return c, obs, nil
+	return t.client, nil
 }
 
-func (t *Target) newClient() (*vapi.Client, error) {
-	cfg := vapi.DefaultConfig()
-	if cfg.Error != nil {
-		return nil, fmt.Errorf("vault target %q: Vault's TLS environment (VAULT_CACERT, VAULT_CLIENT_CERT, …) is unusable; fix or unset it: %w", t.name, cfg.Error)
-	}
-	cfg.Address = t.address
-	// VAULT_AGENT_ADDR would silently win over the configured address.
-	cfg.AgentAddress = ""
-	// The engine retries, with backoff and the journal; the SDK must not
-	// multiply its attempts.
-	cfg.MaxRetries = 0
-	if t.http != nil {
-		if t.http.Transport != nil {
-			cfg.HttpClient = t.http
+func (t *Target) newClient() (*client, error) {
+	hc := t.http
+	if hc == nil || hc.Transport == nil {
+		// Vault's TLS settings apply to a transport of our own; a client
+		// that brings its transport (tests, a proxy) keeps it.
+		tlsCfg, err := tlsFromEnv(t.getenv)
+		if err != nil {
+			return nil, fmt.Errorf("vault target %q: Vault's TLS environment (VAULT_CACERT, VAULT_CLIENT_CERT, …) is unusable (%v); fix or unset it: %w", t.name, err, target.ErrInvalid)
 		}
-		if t.http.Timeout > 0 {
-			cfg.Timeout = t.http.Timeout
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if tlsCfg != nil {
+			tr.TLSClientConfig = tlsCfg
 		}
+		timeout := 60 * time.Second
+		if hc != nil && hc.Timeout > 0 {
+			timeout = hc.Timeout
+		}
+		hc = &http.Client{Transport: tr, Timeout: timeout}
 	}
-	c, err := vapi.NewClient(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("vault target %q: cannot set up the Vault client for %s: %w", t.name, t.address, err)
-	}
-	c.SetToken(t.token)
-	if t.namespace != "" {
-		c.SetNamespace(t.namespace)
-	} else {
-		c.ClearNamespace()
-	}
-	return c, nil
+	// The engine retries, with backoff and the journal; nothing here
+	// multiplies its attempts. VAULT_AGENT_ADDR is not read: it would
+	// silently win over the configured address.
+	return &client{http: hc, address: t.address, token: t.token, namespace: t.namespace}, nil
 }
 
 // lostRace reports a check-and-set mismatch, or a patch of a version that
 // was deleted meanwhile: both mean "read again".
 func lostRace(err error) bool {
-	var re *vapi.ResponseError
+	var re *responseError
 	if !errors.As(err, &re) {
 		return false
 	}
@@ -436,11 +407,11 @@ func lostRace(err error) bool {
 	return false
 }
 
-// fail turns an SDK error into one that names the target, says what to
+// fail turns a failed call into one that names the target, says what to
 // do, carries a sentinel and holds no value.
-func (t *Target) fail(op string, err error, obs *observed, secrets []secret.String) error {
+func (t *Target) fail(op string, err error, secrets []secret.String) error {
 	secrets = append(slices.Clip(secrets), secret.New(t.token))
-	var re *vapi.ResponseError
+	var re *responseError
 	if !errors.As(err, &re) {
 		// Transport errors stay in the chain: the engine retries net.Errors.
 		return secret.Scrub(fmt.Errorf("vault target %q: %s %s/%s at %s: %w", t.name, op, t.mount, t.path, t.address, err), secrets...)
@@ -463,7 +434,7 @@ func (t *Target) fail(op string, err error, obs *observed, secrets []secret.Stri
 		kind = target.ErrNotFound
 		text += fmt.Sprintf("; check that %s is a KV version 2 mount (vault secrets list -detailed)", t.mount)
 	case re.StatusCode == http.StatusTooManyRequests || re.StatusCode >= 500:
-		return &target.RetryableError{Err: fmt.Errorf("%s: %w", text, errTransient), RetryAfter: obs.retryAfter(t.now())}
+		return &target.RetryableError{Err: fmt.Errorf("%s: %w", text, errTransient), RetryAfter: webapi.RetryAfter(re.Header, t.now())}
 	default:
 		kind = target.ErrInvalid
 	}

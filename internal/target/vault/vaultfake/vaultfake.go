@@ -16,6 +16,7 @@ package vaultfake
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"maps"
@@ -93,8 +94,21 @@ type version struct {
 	deleted bool
 }
 
-// New starts a fake with the KV v2 mount "secret" and every capability.
-func New(t testing.TB) *Server {
+// New starts a fake with the KV v2 mount "secret" and every capability,
+// over plain HTTP.
+func New(t testing.TB) *Server { return start(t, httptest.NewServer) }
+
+// NewTLS is New over HTTPS with httptest's self-signed certificate (see
+// CertificatePEM), as a real Vault listener with its own CA.
+func NewTLS(t testing.TB) *Server { return start(t, httptest.NewTLSServer) }
+
+// CertificatePEM is the TLS fake's certificate, PEM-encoded, for
+// VAULT_CACERT.
+func (s *Server) CertificatePEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
+}
+
+func start(t testing.TB, listen func(http.Handler) *httptest.Server) *Server {
 	t.Helper()
 	s := &Server{
 		Token:  "hvs.fake-token",
@@ -102,7 +116,7 @@ func New(t testing.TB) *Server {
 		caps:   []string{CapCreate, CapRead, CapUpdate, CapPatch},
 		now:    time.Date(2026, 8, 1, 12, 0, 0, 0, time.UTC),
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.srv = listen(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	t.Cleanup(s.srv.Close)
 	return s
