@@ -1,0 +1,101 @@
+package console
+
+import (
+	"cmp"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/rotorhq/rotor/internal/engine"
+	"github.com/rotorhq/rotor/internal/store"
+)
+
+// row is one credential on the overview.
+type row struct {
+	*engine.CredentialStatus
+	Health string // healthy, overdue, failing, never
+	Policy string // the schedule, as configured
+}
+
+// health is how a credential counts in the summary line: failing beats
+// overdue beats healthy, so the worst news shows.
+func health(st *engine.CredentialStatus) string {
+	if st.Active != nil && st.Active.Error != "" {
+		return "failing"
+	}
+	if st.Last != nil && (st.Last.Status == store.StatusRolledBack || st.Last.Status == store.StatusOldInUse || st.Last.Error != "") {
+		return "failing"
+	}
+	for _, t := range st.Targets {
+		if t.State == store.DeliveryFailed || t.State == store.DeliveryMismatch {
+			return "failing"
+		}
+	}
+	if st.Due {
+		return "overdue"
+	}
+	if st.Version == 0 {
+		return "never"
+	}
+	return "healthy"
+}
+
+var sorts = map[string]func(a, b row) int{
+	"name":   func(a, b row) int { return cmp.Compare(a.Name, b.Name) },
+	"age":    func(a, b row) int { return cmp.Compare(b.Age, a.Age) },
+	"health": func(a, b row) int { return cmp.Compare(healthRank[a.Health], healthRank[b.Health]) },
+	"next": func(a, b row) int {
+		if a.NextDue == nil || b.NextDue == nil {
+			return cmp.Compare(boolInt(a.NextDue == nil), boolInt(b.NextDue == nil))
+		}
+		return a.NextDue.Compare(*b.NextDue)
+	},
+}
+
+var healthRank = map[string]int{"failing": 0, "overdue": 1, "never": 2, "healthy": 3}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (c *console) overview(w http.ResponseWriter, r *http.Request, se *session) {
+	b := c.opts.Backend
+	q := r.URL.Query()
+	filter, want, sortBy := strings.TrimSpace(q.Get("q")), q.Get("health"), q.Get("sort")
+	if _, ok := sorts[sortBy]; !ok {
+		sortBy = "health"
+	}
+	if _, ok := healthRank[want]; !ok {
+		want = ""
+	}
+	counts := map[string]int{}
+	var rows []row
+	for _, cr := range b.Config().Credentials {
+		st, err := b.Engine().Status(r.Context(), cr, engine.StatusOptions{})
+		if err != nil {
+			c.internalError(w, r, err)
+			return
+		}
+		rw := row{CredentialStatus: st, Health: health(st), Policy: cr.Schedule.String()}
+		counts[rw.Health]++
+		if filter != "" && !strings.Contains(strings.ToLower(st.Name), strings.ToLower(filter)) {
+			continue
+		}
+		if want != "" && rw.Health != want {
+			continue
+		}
+		rows = append(rows, rw)
+	}
+	slices.SortStableFunc(rows, func(a, b row) int {
+		if n := sorts[sortBy](a, b); n != 0 {
+			return n
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
+	c.render(w, r, http.StatusOK, "overview", se, map[string]any{"Title": "Credentials", "Rows": rows,
+		"Total": len(b.Config().Credentials), "Counts": counts, "Q": filter, "Health": want, "Sort": sortBy,
+		"Sorts": []string{"health", "name", "age", "next"}, "Healths": []string{"failing", "overdue", "never", "healthy"}})
+}
