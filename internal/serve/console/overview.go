@@ -31,11 +31,11 @@ func health(st *engine.CredentialStatus) string {
 			return "failing"
 		}
 	}
+	if st.Version == 0 { // never rotated is always due; say which it is
+		return "never"
+	}
 	if st.Due {
 		return "overdue"
-	}
-	if st.Version == 0 {
-		return "never"
 	}
 	return "healthy"
 }

@@ -39,7 +39,7 @@ var funcs = template.FuncMap{
 func mustParsePages() *pages {
 	p := &pages{byName: map[string]*template.Template{}}
 	for _, name := range []string{"signin", "error", "overview", "credential", "confirm", "job", "rotation", "audit"} {
-		t := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
+		t := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/journal.html", "templates/"+name+".html"))
 		p.byName[name] = t
 	}
 	return p

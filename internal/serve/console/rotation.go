@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,7 +35,11 @@ func (c *console) rotationDetail(r *http.Request, rot *store.Rotation) (*rotatio
 // findRotation reads one rotation. The store has no lookup by id; the
 // API scans the list the same way (rotations are few and indexed).
 func (c *console) findRotation(r *http.Request, id int64) (*store.Rotation, error) {
-	rots, err := c.opts.Backend.Store().ListRotations(r.Context(), store.ListRotationsParams{})
+	return c.findRotationCtx(r.Context(), id)
+}
+
+func (c *console) findRotationCtx(ctx context.Context, id int64) (*store.Rotation, error) {
+	rots, err := c.opts.Backend.Store().ListRotations(ctx, store.ListRotationsParams{})
 	if err != nil {
 		return nil, err
 	}
