@@ -3,8 +3,11 @@ package console_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,8 +88,8 @@ func TestPagesAndRotate(t *testing.T) {
 
 	r = c.post("/credentials/app/rotate", url.Values{"csrf": {csrf}, "reason": {"quarterly"}})
 	require.Equal(t, http.StatusSeeOther, r.status, r.body)
-	require.Equal(t, "/jobs/1", r.header.Get("Location"))
-	r = c.get("/jobs/1")
+	job := w.done(jobOf(t, r))
+	r = c.get(r.header.Get("Location"))
 	require.Equal(t, http.StatusOK, r.status)
 	require.Contains(t, r.body, `data-state="completed"`)
 	require.Contains(t, r.body, "asked by ops")
@@ -94,7 +97,8 @@ func TestPagesAndRotate(t *testing.T) {
 	require.NotContains(t, r.body, "http-equiv", "a finished job does not refresh itself")
 	w.currentURL()
 
-	r = c.get("/rotations/1")
+	require.NotZero(t, job.RotationID)
+	r = c.get(fmt.Sprintf("/rotations/%d", job.RotationID))
 	require.Equal(t, http.StatusOK, r.status)
 	require.Contains(t, r.body, "Status <strong>succeeded</strong>")
 	// The journal ends with finish started: the rotation's status says it
@@ -136,9 +140,10 @@ func TestFailedTargetShown(t *testing.T) {
 	csrf := c.signIn(rotateTok)
 	r := c.post("/credentials/broken/rotate", url.Values{"csrf": {csrf}})
 	require.Equal(t, http.StatusSeeOther, r.status, r.body)
+	w.done(jobOf(t, r))
 	r = c.get(r.header.Get("Location"))
 	require.Contains(t, r.body, `<span class="badge d-failed">failed</span>`)
-	require.Contains(t, r.body, "missing-dir")
+	require.Contains(t, r.body, "broken.env")
 	r = c.get("/")
 	require.Contains(t, r.body, "1 failing")
 	require.Contains(t, r.body, `class="row-failing"`)
@@ -206,11 +211,17 @@ func TestEventsStream(t *testing.T) {
 	c := w.client()
 	csrf := c.signIn(adminTok)
 
-	// A stream that never says the rotation ended fails here instead of
+	// The rotation waits before publishing until the stream is open.
+	w.gate.hold()
+	r := c.post("/credentials/app/rotate", url.Values{"csrf": {csrf}})
+	require.Equal(t, http.StatusSeeOther, r.status, r.body)
+	id := jobOf(t, r)
+
+	// A stream that never says the job ended fails here instead of
 	// hanging the package.
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", w.srv.URL+"/events?credential=app", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/events?credential=app&job=%d", w.srv.URL, id), nil)
 	require.NoError(t, err)
 	resp, err := c.hc.Do(req)
 	require.NoError(t, err)
@@ -218,25 +229,49 @@ func TestEventsStream(t *testing.T) {
 	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
 	sc := bufio.NewScanner(resp.Body)
 	require.True(t, sc.Scan()) // the opening comment: subscribed
+	w.gate.release()
 
-	r := c.post("/credentials/app/rotate", url.Values{"csrf": {csrf}})
-	require.Equal(t, http.StatusSeeOther, r.status, r.body)
 	var got []string
+	var event string
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, "data: ") {
-			got = append(got, line)
+		if e, ok := strings.CutPrefix(line, "event: "); ok {
+			event = e
+		}
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			got = append(got, event+" "+data)
 			w.keep([]byte(line))
-			if strings.Contains(line, `"step":"finish","status":"start"`) {
-				break
-			}
 		}
 	}
+	require.NoError(t, sc.Err(), "the stream ends by itself once the job is over")
 	require.NotEmpty(t, got)
-	require.Contains(t, strings.Join(got, "\n"), `"step":"publish","target":"env"`)
+	all := strings.Join(got, "\n")
+	require.Contains(t, all, `progress {"credential":"app"`)
+	require.Contains(t, all, `"step":"publish","target":"env"`)
+	require.Regexp(t, fmt.Sprintf(`end \{"job_id":%d,"rotation_id":\d+,"state":"completed"\}$`, id), got[len(got)-1])
 	w.currentURL()
+
+	// A stream of a job already over says so at once and ends.
+	r = c.get(fmt.Sprintf("/events?job=%d", id))
+	require.Equal(t, http.StatusOK, r.status)
+	require.Contains(t, r.body, "event: end\n")
+	r = c.get("/events?job=x")
+	require.Equal(t, http.StatusBadRequest, r.status)
+	require.Contains(t, r.body, "is not an id")
 
 	// Without a session the stream is refused, not redirected.
 	r = w.client().get("/events")
 	require.Equal(t, http.StatusUnauthorized, r.status)
+}
+
+var jobLocation = regexp.MustCompile(`^/jobs/([0-9]+)$`)
+
+// jobOf is the id of the job a console POST redirected to.
+func jobOf(t *testing.T, r response) int64 {
+	t.Helper()
+	m := jobLocation.FindStringSubmatch(r.header.Get("Location"))
+	require.NotNil(t, m, "redirected to a job page, not %q", r.header.Get("Location"))
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	require.NoError(t, err)
+	return n
 }

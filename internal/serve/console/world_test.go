@@ -2,8 +2,6 @@ package console_test
 
 import (
 	"bytes"
-	"crypto/rand"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -23,13 +20,11 @@ import (
 
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/pgtest"
-	pbuiltin "github.com/rotorhq/rotor/internal/provider/builtin"
-	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/secret"
+	"github.com/rotorhq/rotor/internal/serve"
 	"github.com/rotorhq/rotor/internal/serve/auth"
 	"github.com/rotorhq/rotor/internal/serve/console"
-	"github.com/rotorhq/rotor/internal/store/sqlite"
-	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
+	"github.com/rotorhq/rotor/internal/serve/servetest"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -40,18 +35,24 @@ const (
 	adminTok  = "admin-token-0123456789abcdef"
 )
 
-// world is the console over a real engine, a SQLite store and real
-// PostgreSQL roles: "app" writes a dotenv file; "broken" writes one into a
-// directory that does not exist, so its target fails.
+// world is the console of a real `rotor serve` (the service on River over
+// a SQLite store, servetest's roles on the shared PostgreSQL): "app"
+// writes a .env file; "broken"'s .env path is a directory, so its target
+// fails. The credentials are manual (no schedule), so nothing rotates
+// unless a test asks.
 type world struct {
-	t       *testing.T
+	t       testing.TB
+	sw      *servetest.World
 	srv     *httptest.Server
-	b       *testBackend
+	b       *serve.Service
 	envFile string
 	secrets []secret.String
 	mu      sync.Mutex
 	bodies  [][]byte
 	logs    *syncBuffer
+	// gate, while held, stops every rotation before its publish step
+	// (a browser test watches it live, then lets it go).
+	gate *gate
 }
 
 type syncBuffer struct {
@@ -71,65 +72,83 @@ func (s *syncBuffer) Bytes() []byte {
 	return bytes.Clone(s.b.Bytes())
 }
 
+// gate holds rotations back at a step until released.
+type gate struct {
+	mu     sync.Mutex
+	closed chan struct{} // nil: open
+}
+
+func (g *gate) hold() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed == nil {
+		g.closed = make(chan struct{})
+	}
+}
+
+func (g *gate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed != nil {
+		close(g.closed)
+		g.closed = nil
+	}
+}
+
+func (g *gate) wait() {
+	g.mu.Lock()
+	ch := g.closed
+	g.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+}
+
 type worldOptions struct {
-	async  bool
 	secure bool
 }
 
-func newWorld(t *testing.T, o worldOptions) *world {
-	cl := pgtest.Shared(t)
-	db, adminURL := pgtest.NewDatabase(t)
-	appRole, badRole := pgtest.UniqueName(t, "app"), pgtest.UniqueName(t, "bad")
-	appPw, badPw := secret.New(rand.Text()), secret.New(rand.Text())
-	pgtest.NewRole(t, cl, appRole, appPw)
-	pgtest.NewRole(t, cl, badRole, badPw)
-	dir := t.TempDir()
-	envFile := filepath.Join(dir, ".env")
-	cred := func(name, role, path string) string {
-		return fmt.Sprintf(`  %s:
-    provider:
-      type: postgres
-      admin_url: ${ADMIN_URL}
-    connection:
-      url: postgresql://%s:%d/%s?sslmode=disable
-    strategy: single
-    role: %q
-    schedule:
-      every: 30d
-    targets:
-      - name: env
-        type: dotenv
-        path: %q
-        values:
-          DATABASE_URL: "{{.URL}}"
-`, name, cl.Host, cl.Port, db, role, path)
-	}
-	yaml := "version: 1\ncredentials:\n" + cred("app", appRole, envFile) + cred("broken", badRole, filepath.Join(dir, "missing-dir", ".env"))
-	cfgPath := filepath.Join(dir, "rotor.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
-	env := map[string]string{"ADMIN_URL": adminURL.Reveal()}
-	cfg, err := resolve.Load(cfgPath, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, resolve.Registry{
-		Provider: pbuiltin.Lookup, Target: tbuiltin.Lookup, Now: time.Now, Getenv: func(string) string { return "" }})
-	require.NoError(t, err)
-	t.Cleanup(func() { cfg.Close() })
-	st, err := sqlite.Open(t.Context(), filepath.Join(dir, "state.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { st.Close() })
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	sealer, err := secret.NewSealer(key)
-	require.NoError(t, err)
-	b := &testBackend{cfg: cfg, st: st, async: o.async}
-	b.eng = &engine.Engine{Store: st, Sealer: sealer, Events: b.publish}
-	t.Cleanup(b.wg.Wait)
+func newWorld(t testing.TB, o worldOptions) *world {
+	sw := servetest.New(t, servetest.Options{Names: []string{"app", "broken"}, Every: "0s"})
+	require.NoError(t, os.Mkdir(sw.EnvFile("broken"), 0o700))
+	g := &gate{}
+	sw.Engine.Hooks = &engine.Hooks{BeforeStep: func(step string) error {
+		if step == engine.StepPublish {
+			g.wait()
+		}
+		return nil
+	}}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// One attempt: a failed rotation's job ends at once instead of waiting
+	// for River's retries.
+	svc := sw.Service(serve.Options{Workers: 2, MaxAttempts: 1, Logger: log}, true)
+	t.Cleanup(g.release) // before the service stops: cleanups run last first
 	tokens, err := auth.Parse("viewer:read:" + readTok + ",ci:rotate:" + rotateTok + ",ops:admin:" + adminTok)
 	require.NoError(t, err)
-	logs := &syncBuffer{}
-	srv := httptest.NewServer(console.New(console.Options{Backend: b, Tokens: tokens, Secure: o.secure,
-		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}))
+	srv := httptest.NewServer(console.New(console.Options{Backend: svc, Tokens: tokens, Secure: o.secure, Logger: log}))
 	t.Cleanup(srv.Close)
-	return &world{t: t, srv: srv, b: b, envFile: envFile, logs: logs,
-		secrets: []secret.String{appPw, badPw, adminURL, secret.New(readTok), secret.New(rotateTok), secret.New(adminTok)}}
+	secrets := []secret.String{sw.AdminURL, secret.New(readTok), secret.New(rotateTok), secret.New(adminTok)}
+	for _, pw := range sw.Passwords {
+		secrets = append(secrets, pw)
+	}
+	return &world{t: t, sw: sw, srv: srv, b: svc, envFile: sw.EnvFile("app"), logs: logs, gate: g, secrets: secrets}
+}
+
+// done waits for River to finish the job (no timing assertion: the bound
+// only turns a stuck job into a failure instead of a hung package).
+func (w *world) done(id int64) *serve.Job {
+	w.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		j, err := w.b.Job(w.t.Context(), id)
+		require.NoError(w.t, err)
+		if j.FinishedAt != nil {
+			return j
+		}
+		require.True(w.t, time.Now().Before(deadline), "job %d still %s after 2 minutes", id, j.State)
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // client is one browser-like visitor: a cookie jar, redirects not
