@@ -71,15 +71,17 @@ func (c *console) overview(w http.ResponseWriter, r *http.Request, se *session) 
 	if _, ok := healthRank[want]; !ok {
 		want = ""
 	}
+	// One config for the whole page: a reload in between must not mix two.
+	creds := b.Config().Credentials
+	sts, err := b.Engine().StatusAll(r.Context(), creds, engine.StatusOptions{})
+	if err != nil {
+		c.internalError(w, r, err)
+		return
+	}
 	counts := map[string]int{}
 	var rows []row
-	for _, cr := range b.Config().Credentials {
-		st, err := b.Engine().Status(r.Context(), cr, engine.StatusOptions{})
-		if err != nil {
-			c.internalError(w, r, err)
-			return
-		}
-		rw := row{CredentialStatus: st, Health: health(st), Policy: cr.Schedule.String()}
+	for i, st := range sts {
+		rw := row{CredentialStatus: st, Health: health(st), Policy: creds[i].Schedule.String()}
 		counts[rw.Health]++
 		if filter != "" && !strings.Contains(strings.ToLower(st.Name), strings.ToLower(filter)) {
 			continue
@@ -96,6 +98,6 @@ func (c *console) overview(w http.ResponseWriter, r *http.Request, se *session) 
 		return cmp.Compare(a.Name, b.Name)
 	})
 	c.render(w, r, http.StatusOK, "overview", se, map[string]any{"Title": "Credentials", "Rows": rows,
-		"Total": len(b.Config().Credentials), "Counts": counts, "Q": filter, "Health": want, "Sort": sortBy,
+		"Total": len(creds), "Counts": counts, "Q": filter, "Health": want, "Sort": sortBy,
 		"Sorts": []string{"health", "name", "age", "next"}, "Healths": []string{"failing", "overdue", "never", "healthy"}})
 }
