@@ -31,6 +31,10 @@ type Options struct {
 	SessionTTL time.Duration
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Done, once closed, ends every live stream: the service is stopping,
+	// and http.Server.Shutdown would otherwise wait on open streams until
+	// its deadline and fail.
+	Done <-chan struct{}
 }
 
 //go:embed templates/*.html

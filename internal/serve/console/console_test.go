@@ -259,6 +259,19 @@ func TestEventsStream(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, r.status)
 	require.Contains(t, r.body, "is not an id")
 
+	// A stream that follows nothing lasts until the service stops.
+	req, err = http.NewRequestWithContext(ctx, "GET", w.srv.URL+"/events", nil)
+	require.NoError(t, err)
+	resp2, err := c.hc.Do(req)
+	require.NoError(t, err)
+	defer resp2.Body.Close()
+	sc = bufio.NewScanner(resp2.Body)
+	require.True(t, sc.Scan())
+	close(w.stop)
+	for sc.Scan() {
+	}
+	require.NoError(t, sc.Err(), "the stream ended when the service stopped")
+
 	// Without a session the stream is refused, not redirected.
 	r = w.client().get("/events")
 	require.Equal(t, http.StatusUnauthorized, r.status)

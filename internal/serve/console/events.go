@@ -101,6 +101,8 @@ func (c *console) events(w http.ResponseWriter, r *http.Request, _ *session) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-c.opts.Done:
+			return
 		case <-keep.C:
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
 				return

@@ -53,6 +53,8 @@ type world struct {
 	// gate, while held, stops every rotation before its publish step
 	// (a browser test watches it live, then lets it go).
 	gate *gate
+	// stop is the console's Done: closing it is the service stopping.
+	stop chan struct{}
 }
 
 type syncBuffer struct {
@@ -126,13 +128,14 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	t.Cleanup(g.release) // before the service stops: cleanups run last first
 	tokens, err := auth.Parse("viewer:read:" + readTok + ",ci:rotate:" + rotateTok + ",ops:admin:" + adminTok)
 	require.NoError(t, err)
-	srv := httptest.NewServer(console.New(console.Options{Backend: svc, Tokens: tokens, Secure: o.secure, Logger: log}))
+	stop := make(chan struct{})
+	srv := httptest.NewServer(console.New(console.Options{Backend: svc, Tokens: tokens, Secure: o.secure, Logger: log, Done: stop}))
 	t.Cleanup(srv.Close)
 	secrets := []secret.String{sw.AdminURL, secret.New(readTok), secret.New(rotateTok), secret.New(adminTok)}
 	for _, pw := range sw.Passwords {
 		secrets = append(secrets, pw)
 	}
-	return &world{t: t, sw: sw, srv: srv, b: svc, envFile: sw.EnvFile("app"), logs: logs, gate: g, secrets: secrets}
+	return &world{t: t, sw: sw, srv: srv, b: svc, envFile: sw.EnvFile("app"), logs: logs, gate: g, stop: stop, secrets: secrets}
 }
 
 // done waits for River to finish the job (no timing assertion: the bound
