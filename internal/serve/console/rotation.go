@@ -15,7 +15,7 @@ import (
 // rotationView is a rotation with its journal and its targets' deliveries.
 type rotationView struct {
 	*store.Rotation
-	Steps      []*store.Step
+	Steps      []stepLine
 	Deliveries []*store.Delivery
 }
 
@@ -29,7 +29,7 @@ func (c *console) rotationDetail(r *http.Request, rot *store.Rotation) (*rotatio
 	if err != nil {
 		return nil, err
 	}
-	return &rotationView{Rotation: rot, Steps: steps, Deliveries: dels}, nil
+	return &rotationView{Rotation: rot, Steps: stepLines(rot, steps), Deliveries: dels}, nil
 }
 
 // findRotation reads one rotation. The store has no lookup by id; the
