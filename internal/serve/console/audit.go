@@ -12,12 +12,13 @@ import (
 )
 
 // audit shows the audit log with the filters of `rotor history`
-// (credential, since, result) and the actor.
+// (credential, since, result), the actor, and an end (until).
 func (c *console) audit(w http.ResponseWriter, r *http.Request, se *session) {
 	b := c.opts.Backend
 	q := r.URL.Query()
 	cred, actor, since, result := q.Get("credential"), strings.TrimSpace(q.Get("actor")), strings.TrimSpace(q.Get("since")), q.Get("result")
-	data := map[string]any{"Title": "Audit log", "Credential": cred, "Actor": actor, "Since": since, "Result": result,
+	until := strings.TrimSpace(q.Get("until"))
+	data := map[string]any{"Title": "Audit log", "Credential": cred, "Actor": actor, "Since": since, "Until": until, "Result": result,
 		"Results": engine.Results, "Credentials": b.Config().Credentials}
 	bad := func(msg string) {
 		data["Error"] = msg
@@ -38,6 +39,19 @@ func (c *console) audit(w http.ResponseWriter, r *http.Request, se *session) {
 		}
 		p.Since = t
 	}
+	var before time.Time
+	if until != "" {
+		t, err := config.ParseSince(until, time.Now().UTC())
+		if err != nil {
+			bad("Until: " + err.Error())
+			return
+		}
+		if !p.Since.IsZero() && t.Before(p.Since) {
+			bad("Until (" + until + ") is before Since (" + since + "); swap them.")
+			return
+		}
+		before = t
+	}
 	if result != "" {
 		if !slices.Contains(engine.Results, result) {
 			bad("Result " + result + " is not one of " + strings.Join(engine.Results, ", ") + ".")
@@ -45,8 +59,8 @@ func (c *console) audit(w http.ResponseWriter, r *http.Request, se *session) {
 		}
 		p.Events = engine.EventsWithResult(result)
 	}
-	if actor != "" {
-		p.Limit = 2000 // the store does not filter by actor; read more, keep fewer
+	if actor != "" || !before.IsZero() {
+		p.Limit = 2000 // the store filters by neither actor nor end; read more, keep fewer
 	}
 	evs, err := b.Store().ListAudit(r.Context(), p)
 	if err != nil {
@@ -56,6 +70,9 @@ func (c *console) audit(w http.ResponseWriter, r *http.Request, se *session) {
 	var out []engine.HistoryEvent
 	for _, ev := range evs {
 		if actor != "" && ev.Actor != actor {
+			continue
+		}
+		if !before.IsZero() && ev.At.After(before) {
 			continue
 		}
 		out = append(out, engine.HistoryEventOf(ev))

@@ -77,6 +77,7 @@ func TestPagesAndRotate(t *testing.T) {
 	require.Contains(t, r.body, `href="/credentials/app/confirm/rotate"`)
 	require.Contains(t, r.body, `href="/credentials/app/confirm/revoke"`)
 	require.Contains(t, r.body, "Plan of the next rotation")
+	require.NotContains(t, r.body, "could not ask the database", "the page's live status read the database")
 	r = c.get("/credentials/nope")
 	require.Equal(t, http.StatusNotFound, r.status)
 
@@ -132,6 +133,12 @@ func TestPagesAndRotate(t *testing.T) {
 	r = c.get("/audit?credential=app&since=1h")
 	require.Equal(t, http.StatusOK, r.status)
 	require.Contains(t, r.body, "console.rotate_requested")
+	r = c.get("/audit?credential=app&until=1h")
+	require.Equal(t, http.StatusOK, r.status)
+	require.Contains(t, r.body, "No events match.", "everything happened within the hour")
+	r = c.get("/audit?since=1h&until=2h")
+	require.Equal(t, http.StatusBadRequest, r.status)
+	require.Contains(t, r.body, "swap them")
 }
 
 func TestFailedTargetShown(t *testing.T) {

@@ -36,6 +36,9 @@ func (c *console) credential(w http.ResponseWriter, r *http.Request, se *session
 		c.internalError(w, r, err)
 		return
 	}
+	// One credential, looked at on purpose: worth asking the database who
+	// still uses its old role, as `rotor status --live` does.
+	st = c.liveStatus(ctx, cr, st)
 	versions, err := b.Store().ListVersions(ctx, store.ListVersionsParams{Credential: cr.Name, Limit: 20})
 	if err != nil {
 		c.internalError(w, r, err)
@@ -64,7 +67,8 @@ func (c *console) credential(w http.ResponseWriter, r *http.Request, se *session
 		return
 	}
 	c.render(w, r, http.StatusOK, "credential", se, map[string]any{"Title": cr.Name, "S": st, "Health": health(st),
-		"Versions": versions, "Rotations": rots, "Latest": latest, "Plan": plan, "PlanError": planErr, "Jobs": jobs})
+		"Versions": versions, "Rotations": rots, "Latest": latest, "Plan": plan, "PlanError": planErr, "Jobs": jobs,
+		"Sessions": oldSessions(st)})
 }
 
 // actions are what the credential page's buttons ask for, with the scope

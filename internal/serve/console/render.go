@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/serve/auth"
 )
 
@@ -32,8 +34,9 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprint(t)
 	},
-	"age":   humanDuration,
-	"lower": strings.ToLower,
+	"age":      humanDuration,
+	"sessions": describeSessions,
+	"lower":    strings.ToLower,
 }
 
 func mustParsePages() *pages {
@@ -115,4 +118,32 @@ func humanDuration(d time.Duration) string {
 		return fmt.Sprintf("%dm", int(d.Minutes()))
 	}
 	return fmt.Sprintf("%ds", int(d.Seconds()))
+}
+
+// describeSessions says who is on a role in one line: each application
+// and client, counted, as the CLI says it.
+func describeSessions(ss []provider.Session) string {
+	counts := map[string]int{}
+	var keys []string
+	for _, s := range ss {
+		app, from := s.ApplicationName, s.ClientAddr
+		if app == "" {
+			app = "(no application_name)"
+		}
+		if from == "" {
+			from = "local socket"
+		}
+		k := app + " from " + from
+		if counts[k] == 0 {
+			keys = append(keys, k)
+		}
+		counts[k]++
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		if counts[k] > 1 {
+			keys[i] = fmt.Sprintf("%s ×%d", k, counts[k])
+		}
+	}
+	return strings.Join(keys, ", ")
 }
