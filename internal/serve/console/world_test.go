@@ -27,7 +27,11 @@ import (
 	"github.com/rotorhq/rotor/internal/serve/servetest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := pgtest.Main(m)
+	closeBrowser()
+	os.Exit(code)
+}
 
 const (
 	readTok   = "read-token-0123456789abcdef"
@@ -55,6 +59,8 @@ type world struct {
 	gate *gate
 	// stop is the console's Done: closing it is the service stopping.
 	stop chan struct{}
+	// streams receives the URI of each event stream once it is open.
+	streams chan string
 }
 
 type syncBuffer struct {
@@ -74,32 +80,49 @@ func (s *syncBuffer) Bytes() []byte {
 	return bytes.Clone(s.b.Bytes())
 }
 
-// gate holds rotations back at a step until released.
+// gate holds rotations back before chosen steps until released.
 type gate struct {
 	mu     sync.Mutex
-	closed chan struct{} // nil: open
+	closed map[string]chan struct{} // step -> closed when released
 }
 
-func (g *gate) hold() {
+// hold stops every rotation before steps (default: publish) from now on.
+func (g *gate) hold(steps ...string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if len(steps) == 0 {
+		steps = []string{engine.StepPublish}
+	}
 	if g.closed == nil {
-		g.closed = make(chan struct{})
+		g.closed = map[string]chan struct{}{}
+	}
+	for _, s := range steps {
+		if g.closed[s] == nil {
+			g.closed[s] = make(chan struct{})
+		}
 	}
 }
 
-func (g *gate) release() {
+// release lets rotations through steps (default: every held step).
+func (g *gate) release(steps ...string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.closed != nil {
-		close(g.closed)
-		g.closed = nil
+	if len(steps) == 0 {
+		for s := range g.closed {
+			steps = append(steps, s)
+		}
+	}
+	for _, s := range steps {
+		if ch := g.closed[s]; ch != nil {
+			close(ch)
+			delete(g.closed, s)
+		}
 	}
 }
 
-func (g *gate) wait() {
+func (g *gate) wait(step string) {
 	g.mu.Lock()
-	ch := g.closed
+	ch := g.closed[step]
 	g.mu.Unlock()
 	if ch != nil {
 		<-ch
@@ -115,9 +138,7 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	require.NoError(t, os.Mkdir(sw.EnvFile("broken"), 0o700))
 	g := &gate{}
 	sw.Engine.Hooks = &engine.Hooks{BeforeStep: func(step string) error {
-		if step == engine.StepPublish {
-			g.wait()
-		}
+		g.wait(step)
 		return nil
 	}}
 	logs := &syncBuffer{}
@@ -125,17 +146,55 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	// One attempt: a failed rotation's job ends at once instead of waiting
 	// for River's retries.
 	svc := sw.Service(serve.Options{Workers: 2, MaxAttempts: 1, Logger: log}, true)
-	t.Cleanup(g.release) // before the service stops: cleanups run last first
+	t.Cleanup(func() { g.release() }) // before the service stops: cleanups run last first
 	tokens, err := auth.Parse("viewer:read:" + readTok + ",ci:rotate:" + rotateTok + ",ops:admin:" + adminTok)
 	require.NoError(t, err)
 	stop := make(chan struct{})
-	srv := httptest.NewServer(console.New(console.Options{Backend: svc, Tokens: tokens, Secure: o.secure, Logger: log, Done: stop}))
-	t.Cleanup(srv.Close)
 	secrets := []secret.String{sw.AdminURL, secret.New(readTok), secret.New(rotateTok), secret.New(adminTok)}
 	for _, pw := range sw.Passwords {
 		secrets = append(secrets, pw)
 	}
-	return &world{t: t, sw: sw, srv: srv, b: svc, envFile: sw.EnvFile("app"), logs: logs, gate: g, stop: stop, secrets: secrets}
+	w := &world{t: t, sw: sw, b: svc, envFile: sw.EnvFile("app"), logs: logs, gate: g, stop: stop, secrets: secrets,
+		streams: make(chan string, 16)}
+	w.srv = httptest.NewServer(w.record(console.New(console.Options{Backend: svc, Tokens: tokens, Secure: o.secure, Logger: log, Done: stop})))
+	t.Cleanup(w.srv.Close)
+	return w
+}
+
+// record keeps every response body the console sends, whoever asked (a
+// test's client or the browser), for the leak scan, and says on streams
+// when an event stream has opened (its first bytes are flushed).
+func (w *world) record(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rec := &recording{ResponseWriter: rw, w: w, stream: r.URL.Path == "/events", uri: r.URL.RequestURI()}
+		h.ServeHTTP(rec, r)
+		w.keep(rec.body.Bytes())
+	})
+}
+
+type recording struct {
+	http.ResponseWriter
+	w      *world
+	body   bytes.Buffer
+	stream bool
+	opened bool
+	uri    string
+}
+
+func (rec *recording) Write(p []byte) (int, error) {
+	rec.body.Write(p)
+	return rec.ResponseWriter.Write(p)
+}
+
+func (rec *recording) Flush() {
+	rec.ResponseWriter.(http.Flusher).Flush()
+	if rec.stream && !rec.opened {
+		rec.opened = true
+		select {
+		case rec.w.streams <- rec.uri:
+		default:
+		}
+	}
 }
 
 // done waits for River to finish the job (no timing assertion: the bound
