@@ -135,14 +135,18 @@ func (p *tab) signIn(token string) {
 }
 
 // shot writes the page as docs/console/name.png when screenshots are
-// asked for: the whole page, 1024 px wide.
+// asked for: 1024 px wide, PNG.
 func (p *tab) shot(name string) {
 	p.t.Helper()
 	if !screenshots {
 		return
 	}
-	png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+	// The top of a long page, at most 1,500 px, keeps each file small.
+	h := min(eval[int64](p, `document.documentElement.scrollHeight`), 1500)
+	p.do(chromedp.EmulateViewport(1024, h))
+	png, err := chromedp.Run(p.ctx, chromedp.CaptureScreenshot())
 	require.NoError(p.t, err)
+	p.do(chromedp.EmulateViewport(1024, 768))
 	require.Less(p.t, len(png), 300<<10, "%s.png stays under 300 KB", name)
 	require.NoError(p.t, os.WriteFile(filepath.Join(shotsDir, name+".png"), png, 0o644))
 	p.t.Logf("wrote %s.png (%d KB)", name, len(png)>>10)
@@ -201,6 +205,7 @@ func TestBrowser(t *testing.T) {
 		// publish runs while confirm is held: its progress arrives live.
 		p.do(chromedp.Poll[chromedp.Void](`[...document.querySelectorAll("#live-events li")].some(li => li.textContent.startsWith("publish: done"))`))
 		require.True(t, eval[bool](p, `document.getElementById("live") !== null`), "the progress came without a reload")
+		require.Equal(t, "running", eval[string](p, `document.querySelector("#job-state strong").textContent`))
 		p.shot("rotation-live")
 		w.gate.release(engine.StepConfirm)
 		// The "end" event reloads the page, which then reads the store.
@@ -235,6 +240,7 @@ func TestBrowser(t *testing.T) {
 		p.visit("/")
 		require.Contains(t, eval[string](p, `document.querySelector("tr.row-failing").textContent`), "broken.env")
 		require.Contains(t, eval[string](p, `document.getElementById("summary").textContent`), "1 failing")
+		require.Contains(t, eval[string](p, `document.querySelector("tr.row-failing").textContent`), "stopped at publish")
 		p.shot("overview")
 	})
 

@@ -12,9 +12,14 @@
   var cred = live.getAttribute("data-credential");
   var follow = live.getAttribute("data-follow") || "";
   var reload = function () { window.location.reload(); };
+  var note = document.getElementById("live-note");
+  var state = document.querySelector("#job-state strong");
+  if (note) { note.textContent = "Following live progress…"; }
   var es = new EventSource("/events?credential=" + encodeURIComponent(cred) + (follow ? "&" + follow : ""));
   es.addEventListener("progress", function (msg) {
     var ev = JSON.parse(msg.data);
+    if (note) { note.textContent = "Live progress (each step and target as it runs):"; }
+    if (state && state.textContent !== "running") { state.textContent = "running"; state.className = "j-running"; }
     var li = document.createElement("li");
     li.className = "s-" + ev.status;
     li.textContent = ev.step + (ev.target ? " · " + ev.target : "") + ": " + ev.status + (ev.detail ? " — " + ev.detail : "");
