@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
@@ -297,6 +299,32 @@ func TestBrowser(t *testing.T) {
 			require.Equal(t, http.StatusForbidden, status, a)
 		}
 		require.Equal(t, before, w.jobCount())
+	})
+
+	t.Run("without JavaScript", func(t *testing.T) {
+		n := newTab(t, w, 1024, 768)
+		n.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+			return err
+		}))
+		n.signIn(adminTok)
+		n.visit("/credentials/app")
+		n.click(`a[href="/credentials/app/confirm/rotate"]`, "#confirm")
+		w.gate.hold()
+		html := n.click("#confirm", "#job-state")
+		// Plain forms did it; no script ran (live.js would have changed the
+		// note), and the page refreshes itself (<noscript> meta refresh)
+		// until the job is over.
+		require.Contains(t, html, `<meta http-equiv="refresh" content="3">`)
+		note, err := chromedp.Run(n.ctx, chromedp.Text(chromedp.ID("live-note")))
+		require.NoError(t, err)
+		require.Contains(t, note, "this page refreshes itself")
+		w.gate.release()
+		n.do(chromedp.WaitVisible(chromedp.CSS(`#job-state[data-state="completed"]`)))
+		html = n.look()
+		require.NotContains(t, html, "http-equiv", "a finished job's page stops refreshing")
+		require.Contains(t, html, `<span class="badge s-done">done</span> finish`)
+		w.currentURL()
 	})
 
 	t.Run("375 px wide, by keyboard", func(t *testing.T) {
