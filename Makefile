@@ -87,3 +87,9 @@ image:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/rotor-linux ./cmd/rotor
 	$(GO) run ./cmd/rotor-image -binary bin/rotor-linux -out bin/image -ref $(IMAGE_REF) \
 		-revision "$$(git rev-parse --short HEAD 2>/dev/null)"
+
+## console-screenshots: re-take the web console's screenshots in
+## docs/console/*.png (shown in docs/console.md) from the browser tests,
+## in real Chromium; plain test runs never write them
+console-screenshots:
+	ROTOR_CONSOLE_SCREENSHOTS=1 $(GO) test -count=1 -run '^TestBrowser$$' -v ./internal/serve/console/

@@ -216,7 +216,8 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 	apiH := api.New(api.Options{Backend: svc, Tokens: in.tokens, GitHubWebhookSecret: in.hookKey, Logger: log.With("component", "api")})
 	mux.Handle("/api/", apiH)
 	mux.Handle("/hooks/", apiH)
-	mux.Handle("/", console.New(console.Options{Backend: svc, Tokens: in.tokens, Secure: in.tls != nil, Logger: log.With("component", "console")}))
+	mux.Handle("/", console.New(console.Options{Backend: svc, Tokens: in.tokens, Secure: in.tls != nil, Logger: log.With("component", "console"),
+		Done: ctx.Done()}))
 
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
