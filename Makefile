@@ -18,9 +18,9 @@ build:
 
 ## deps: install what the tests need and is missing (PostgreSQL server, PgBouncer,
 ## Node.js + npm and the pinned dotenv, a C compiler for -race, a PostgreSQL 17
-## for the login-trigger tests); ROTOR_DEPS_BROWSER=1 adds Chromium
+## for the login-trigger tests, and Chromium for the console's browser tests)
 deps:
-	scripts/deps.sh --pg17
+	scripts/deps.sh --pg17 --browser
 
 ## demo: rotate a throwaway local PostgreSQL under load
 demo:
