@@ -3,6 +3,7 @@
 package atomicfile_test
 
 import (
+	"bytes"
 	"io"
 	"io/fs"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -63,6 +65,9 @@ func TestWriteFileUnreadableFile(t *testing.T) {
 // as itself rather than re-executing again.
 const unprivilegedEnv = "ROTOR_ATOMICFILE_UNPRIVILEGED_TEST"
 
+// forking serialises writing a copy of the test binary with starting one.
+var forking sync.Mutex
+
 // runUnprivileged runs body as a user the kernel's permission checks apply
 // to. Not root: body runs in this process. Root (containers, most CI):
 // the test binary reruns just this test as nobody, because root bypasses
@@ -87,7 +92,6 @@ func runUnprivileged(t *testing.T, body func(t *testing.T)) {
 	self, err := os.Executable()
 	require.NoError(t, err)
 	exe := filepath.Join(root, filepath.Base(self))
-	copyFile(t, self, exe, 0o755)
 	tmp := filepath.Join(root, "tmp")
 	require.NoError(t, os.Mkdir(tmp, 0o700))
 	require.NoError(t, os.Chown(tmp, uid, gid))
@@ -96,9 +100,19 @@ func runUnprivileged(t *testing.T, body func(t *testing.T)) {
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), unprivilegedEnv+"="+t.Name(), "TMPDIR="+tmp, "GOCOVERDIR=")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s as uid %d:\n%s", t.Name(), uid, out)
-	require.Contains(t, string(out), "--- PASS: "+t.Name(), "the unprivileged run did not run the test:\n%s", out)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// A copy open for writing while a parallel test forks is inherited by
+	// that child until it execs, and exec of the copy then fails with "text
+	// file busy": copies and starts take turns.
+	forking.Lock()
+	copyFile(t, self, exe, 0o755)
+	err = cmd.Start()
+	forking.Unlock()
+	require.NoError(t, err)
+	err = cmd.Wait()
+	require.NoError(t, err, "%s as uid %d:\n%s", t.Name(), uid, out.String())
+	require.Contains(t, out.String(), "--- PASS: "+t.Name(), "the unprivileged run did not run the test:\n%s", out.String())
 }
 
 func nobody(t *testing.T) (uid, gid int) {

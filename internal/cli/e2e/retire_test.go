@@ -17,7 +17,7 @@ import (
 func TestDeferredRetirementFromTheCommandLine(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, nil, credSpec{name: "app", strategy: "dual",
-		extra: "    drain:\n      timeout: 1m\n      poll: 20ms\n      grace: 1500ms\n      quiet: 100ms\n      wait: 300ms\n"})
+		extra: "    drain:\n      timeout: 1m\n      poll: 20ms\n      grace: 2500ms\n      quiet: 100ms\n      wait: 1s\n"})
 	w.mustRotor(t, "setup-roles", "app")
 	w.mustRotor(t, "rotate", "app")
 	oldConn, _ := w.envConn(t, "app")
