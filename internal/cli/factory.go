@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -238,10 +239,9 @@ func (f *Factory) Engine(ctx context.Context) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	create := !f.storeHasVersions(ctx, cfg, st)
-	if f.ReadOnly {
-		create = false
-	}
+	// Whether the store holds secrets is asked once, and only where the
+	// answer matters: a read-only command never creates a key.
+	create := !f.ReadOnly && !f.storeHasVersions(ctx, cfg, st)
 	key, source, err := secret.LoadKey(f.getenv, cfg.KeyFile, create)
 	if err != nil && f.ReadOnly && errors.Is(err, os.ErrNotExist) && !f.storeHasVersions(ctx, cfg, st) {
 		// Nothing is encrypted yet, so a throwaway key reads the state.
@@ -279,6 +279,20 @@ func (f *Factory) Engine(ctx context.Context) (*engine.Engine, error) {
 // storeHasVersions reports whether the store holds any encrypted secret
 // of the configured credentials.
 func (f *Factory) storeHasVersions(ctx context.Context, cfg *resolve.Config, st store.Store) bool {
+	// One query answers for an empty store (a first run, a plan before any
+	// rotation) and for a store whose newest version is one of this
+	// config's; only a store shared with other configs is asked per
+	// credential.
+	vs, err := st.ListVersions(ctx, store.ListVersionsParams{Limit: 1})
+	if err != nil {
+		return true
+	}
+	if len(vs) == 0 {
+		return false
+	}
+	if slices.ContainsFunc(cfg.Credentials, func(cr *engine.Credential) bool { return cr.Name == vs[0].Credential }) {
+		return true
+	}
 	for _, cr := range cfg.Credentials {
 		vs, err := st.ListVersions(ctx, store.ListVersionsParams{Credential: cr.Name, Limit: 1})
 		if err != nil || len(vs) > 0 {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -49,24 +50,21 @@ func runPlan(ctx context.Context, opts *PlanOptions) error {
 	if err != nil {
 		return err
 	}
-	var plans []*engine.Plan
-	for _, cr := range creds {
-		p, err := eng.Plan(ctx, cr, engine.PlanOptions{Offline: opts.Offline})
-		if err != nil {
-			return err
-		}
-		plans = append(plans, p)
+	plans, err := eng.Plans(ctx, creds, engine.PlanOptions{Offline: opts.Offline})
+	if err != nil {
+		return err
 	}
 	if f.JSON {
-		return printJSON(f, plans)
+		return printJSONList(f, plans)
 	}
+	w := bufio.NewWriter(f.IO.Out)
 	for i, p := range plans {
 		if i > 0 {
-			fmt.Fprintln(f.IO.Out)
+			fmt.Fprintln(w)
 		}
-		printPlan(f.IO.Out, p)
+		printPlan(w, p)
 	}
-	return nil
+	return w.Flush()
 }
 
 func printPlan(w io.Writer, p *engine.Plan) {

@@ -160,7 +160,7 @@ func runRotate(ctx context.Context, opts *RotateOptions) error {
 		}
 	}
 	if f.JSON {
-		if err := printJSON(f, entries); err != nil {
+		if err := printJSONList(f, entries); err != nil {
 			return err
 		}
 	} else {

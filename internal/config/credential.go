@@ -156,12 +156,28 @@ func (s *section) provider(cr *Credential) {
 		return
 	}
 	s.d.literalSecrets(own, path, typ, s.written)
+	cr.Provider = &Provider{Type: typ, Line: n.Line, Path: path, Key: s.d.providerKey(n, typ, own), Options: s.d.options(own, path)}
+}
+
+// providerKey identifies a provider's settings (own, of type typ, read
+// from n), so that credentials with identical ones share a provider. The
+// key of one mapping is computed once: with the provider in defaults:,
+// every credential of the file reads the same n.
+func (d *decoder) providerKey(n *yaml.Node, typ string, own *yaml.Node) string {
+	if k, ok := d.providerKeys[n]; ok {
+		return k
+	}
 	key := typ
 	if b, err := yaml.Marshal(own); err == nil {
 		key += "\x00" + string(b)
 	}
 	sum := sha256.Sum256([]byte(key))
-	cr.Provider = &Provider{Type: typ, Line: n.Line, Path: path, Key: hex.EncodeToString(sum[:]), Options: s.d.options(own, path)}
+	k := hex.EncodeToString(sum[:])
+	if d.providerKeys == nil {
+		d.providerKeys = map[*yaml.Node]string{}
+	}
+	d.providerKeys[n] = k
+	return k
 }
 
 // roles reads strategy:, role:, roles: and group:.
@@ -442,7 +458,7 @@ func (s *section) target(n *yaml.Node, path string) *Target {
 		if d.holdsUnset(v.Value) {
 			t.Unresolved = append(t.Unresolved, k.Value)
 		}
-		tpl, err := template.Compile(v.Value)
+		tpl, err := d.compile(v.Value)
 		if err != nil {
 			d.errorf(v, "%s.values.%s: %v", path, k.Value, err)
 			continue

@@ -10,8 +10,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/rotorhq/rotor/internal/template"
 )
 
 // Error is a configuration problem located in a file. Its message reads
@@ -63,6 +66,31 @@ type decoder struct {
 	// unset holds the environment variables referenced but not set; their
 	// references stay in the values as written (see interpolate).
 	unset map[string]bool
+
+	// Memos of work that is the same for every credential of a large
+	// config: the key of a provider mapping that defaults: gives them all,
+	// and each distinct value template (usually one, "{{.URL}}").
+	providerKeys map[*yaml.Node]string
+	templates    map[string]compiledTemplate
+}
+
+type compiledTemplate struct {
+	tpl *template.Template
+	err error
+}
+
+// compile is template.Compile, once per distinct text: a Template is
+// immutable once compiled, so targets can share one.
+func (d *decoder) compile(text string) (*template.Template, error) {
+	if c, ok := d.templates[text]; ok {
+		return c.tpl, c.err
+	}
+	tpl, err := template.Compile(text)
+	if d.templates == nil {
+		d.templates = map[string]compiledTemplate{}
+	}
+	d.templates[text] = compiledTemplate{tpl, err}
+	return tpl, err
 }
 
 // sorted returns the errors in file order.
@@ -213,11 +241,17 @@ func (d *decoder) check(n *yaml.Node, t reflect.Type, path string) {
 		}
 		fields := yamlFields(t)
 		seen := map[string]bool{}
-		defer dropRepeats(n)
+		repeated := false
+		defer func() {
+			if repeated {
+				dropRepeats(n)
+			}
+		}()
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if seen[k.Value] {
 				d.errorf(k, "%s is set twice", join(path, k.Value))
+				repeated = true
 				continue
 			}
 			seen[k.Value] = true
@@ -236,11 +270,17 @@ func (d *decoder) check(n *yaml.Node, t reflect.Type, path string) {
 			return
 		}
 		seen := map[string]bool{}
-		defer dropRepeats(n)
+		repeated := false
+		defer func() {
+			if repeated {
+				dropRepeats(n)
+			}
+		}()
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
 			if seen[k.Value] {
 				d.errorf(k, "%s is set twice", join(path, k.Value))
+				repeated = true
 				continue
 			}
 			seen[k.Value] = true
@@ -304,7 +344,22 @@ func dropRepeats(n *yaml.Node) {
 
 var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 
+// fieldsByType caches yamlFields: check asks it for every mapping of
+// every credential, and a type's fields never change.
+var fieldsByType sync.Map // reflect.Type → map[string]reflect.StructField
+
+// yamlFields maps the yaml keys of struct type t to its fields. The map is
+// shared: read it, never change it.
 func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	if m, ok := fieldsByType.Load(t); ok {
+		return m.(map[string]reflect.StructField)
+	}
+	m := buildYAMLFields(t)
+	fieldsByType.Store(t, m)
+	return m
+}
+
+func buildYAMLFields(t reflect.Type) map[string]reflect.StructField {
 	out := map[string]reflect.StructField{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)

@@ -47,8 +47,19 @@ func VarsFor(conn, pooledConn *connstr.Conn, role string, pw secret.String) temp
 			pooled = base.WithHost(h)
 		}
 	}
+	// Most connections have no separate direct or pooled host: their URLs
+	// are then the same string, built once (config load renders several
+	// sample versions of every credential).
+	url := base.URL()
+	directURL, pooledURL := url, url
+	if direct.Host != base.Host {
+		directURL = direct.URL()
+	}
+	if pooled != base {
+		pooledURL = pooled.URL()
+	}
 	return template.Vars{
-		URL: base.URL(), DirectURL: direct.URL(), PooledURL: pooled.URL(),
+		URL: url, DirectURL: directURL, PooledURL: pooledURL,
 		User: role, Password: pw, Host: base.Host, Port: orDefault(base.Port, "5432"), Database: base.Database,
 	}
 }

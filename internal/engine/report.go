@@ -303,19 +303,30 @@ type PlanOptions struct {
 // Plan describes a rotation without changing anything.
 func (e *Engine) Plan(ctx context.Context, cr *Credential, opts PlanOptions) (*Plan, error) {
 	e.init()
+	cur, err := e.currentVersion(ctx, cr.Name)
+	if err != nil {
+		return nil, err
+	}
+	var active *store.Rotation
+	if rots, err := e.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Active: true, Limit: 1}); err == nil && len(rots) > 0 {
+		active = rots[0]
+	}
+	return e.plan(ctx, cr, opts, cur, active)
+}
+
+// plan is Plan once the credential's current version (nil if none) and
+// unfinished rotation (nil if none) are read.
+func (e *Engine) plan(ctx context.Context, cr *Credential, opts PlanOptions, cur *store.Version, active *store.Rotation) (*Plan, error) {
+	var err error
 	p := &Plan{Credential: cr.Name, Strategy: cr.Strategy, Provider: cr.ProviderType}
 	if !opts.Offline {
 		if err := e.useStoredAdmin(ctx, cr); err != nil {
 			p.Warnings = append(p.Warnings, err.Error())
 		}
 	}
-	cur, err := e.currentVersion(ctx, cr.Name)
-	if err != nil {
-		return nil, err
-	}
-	if rots, err := e.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Active: true, Limit: 1}); err == nil && len(rots) > 0 {
-		p.Resume = summarize(rots[0])
-		p.Warnings = append(p.Warnings, fmt.Sprintf("rotation %d is unfinished; `rotor rotate` resumes it from step %s before anything new", rots[0].ID, rots[0].Step))
+	if active != nil {
+		p.Resume = summarize(active)
+		p.Warnings = append(p.Warnings, fmt.Sprintf("rotation %d is unfinished; `rotor rotate` resumes it from step %s before anything new", active.ID, active.Step))
 	}
 	switch {
 	case cr.Strategy == StrategySingle:
