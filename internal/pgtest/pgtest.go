@@ -216,9 +216,21 @@ func DropRole(ctx context.Context, c *pgcluster.Cluster, name string) error {
 		return fmt.Errorf("drop role %q: find its databases: %w", name, err)
 	}
 	for _, db := range dbs {
-		// The database may be dropped by its own test's cleanup meanwhile;
-		// that removes the dependencies too, so failure here is fine.
-		_ = execAdmin(ctx, c, db, "DROP OWNED BY "+ident)
+		// Parallel tests clearing roles granted on the same object race on
+		// its catalog row. The database may also be dropped by its own
+		// test's cleanup meanwhile, which removes the dependencies too: a
+		// failure only counts while the database is still there.
+		err := RetryCatalogRace(ctx, func() error { return execAdmin(ctx, c, db, "DROP OWNED BY "+ident) })
+		if err == nil {
+			continue
+		}
+		var still bool
+		if qerr := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, db).Scan(&still); qerr != nil {
+			return fmt.Errorf("drop role %q: drop what it owns in %s: %w (and checking the database: %v)", name, db, err, qerr)
+		}
+		if still {
+			return fmt.Errorf("drop role %q: drop what it owns in %s: %w", name, db, err)
+		}
 	}
 	// DROP OWNED in any database also revokes grants on shared objects
 	// (databases), and the loop above skipped "postgres" itself.
