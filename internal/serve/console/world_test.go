@@ -2,6 +2,8 @@ package console_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/rotorhq/rotor/internal/engine"
 	"github.com/rotorhq/rotor/internal/pgtest"
+	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/serve"
 	"github.com/rotorhq/rotor/internal/serve/auth"
@@ -131,11 +134,18 @@ func (g *gate) wait(step string) {
 
 type worldOptions struct {
 	secure bool
+	// dual adds "blue-green": a dual-strategy credential (two login roles
+	// of one group) whose old role stays pending retirement for 10
+	// minutes after a switch, so a test can see it and who is on it.
+	dual bool
 }
 
 func newWorld(t testing.TB, o worldOptions) *world {
 	sw := servetest.New(t, servetest.Options{Names: []string{"app", "broken"}, Every: "0s"})
 	require.NoError(t, os.Mkdir(sw.EnvFile("broken"), 0o700))
+	if o.dual {
+		addDual(t, sw)
+	}
 	g := &gate{}
 	sw.Engine.Hooks = &engine.Hooks{BeforeStep: func(step string) error {
 		g.wait(step)
@@ -195,6 +205,68 @@ func (rec *recording) Flush() {
 		default:
 		}
 	}
+}
+
+var connURL = regexp.MustCompile(`(?m)^      url: (\S+)$`)
+
+// addDual appends the dual credential "blue-green" to sw's config, on
+// the same database as the others, and reloads it before the service
+// takes it. Its roles and their group are created as setup-roles would.
+func addDual(t testing.TB, sw *servetest.World) {
+	t.Helper()
+	cl := pgtest.Shared(t)
+	y, err := os.ReadFile(sw.CfgPath)
+	require.NoError(t, err)
+	m := connURL.FindSubmatch(y)
+	require.NotNil(t, m, "servetest's config has a connection url")
+	base := pgtest.UniqueName(t, "bg")
+	roles := []string{base + "_b", base + "_g"}
+	for _, r := range roles {
+		pw, err := secret.Generate(nil, secret.DefaultPolicy())
+		require.NoError(t, err)
+		pgtest.NewRole(t, cl, r, pw)
+	}
+	group := base + "_grp"
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := pgtest.DropRole(ctx, cl, group); err != nil {
+			t.Errorf("%v", err)
+		}
+	})
+	y = fmt.Appendf(y, `  blue-green:
+    provider:
+      type: postgres
+      admin_url: ${ADMIN_URL}
+    connection:
+      url: %s
+    strategy: dual
+    roles: [%q, %q]
+    group: %q
+    drain:
+      timeout: 1h
+      poll: 50ms
+      grace: 10m
+      quiet: 300ms
+      wait: 50ms
+    schedule:
+      every: 0s
+    targets:
+      - name: env
+        type: dotenv
+        path: %q
+        values:
+          DATABASE_URL: "{{.URL}}"
+`, m[1], roles[0], roles[1], group, sw.EnvFile("blue-green"))
+	require.NoError(t, os.WriteFile(sw.CfgPath, y, 0o600))
+	sw.Config.Close()
+	sw.Config = sw.Load()
+	cr, err := sw.Config.Credential("blue-green")
+	require.NoError(t, err)
+	u, err := url.Parse(string(m[1]))
+	require.NoError(t, err)
+	_, err = cr.Provider.EnsureRoles(t.Context(), provider.EnsureRolesRequest{Group: group, Logins: roles, Database: strings.TrimPrefix(u.Path, "/")})
+	require.NoError(t, err)
 }
 
 // done waits for River to finish the job (no timing assertion: the bound
@@ -293,7 +365,13 @@ func (c *client) csrf() string {
 // password join the leak scan.
 func (w *world) currentURL() string {
 	w.t.Helper()
-	m, err := godotenv.Read(w.envFile)
+	return w.currentURLOf(w.envFile)
+}
+
+// currentURLOf is currentURL for the target file path.
+func (w *world) currentURLOf(path string) string {
+	w.t.Helper()
+	m, err := godotenv.Read(path)
 	require.NoError(w.t, err)
 	u := m["DATABASE_URL"]
 	require.NotEmpty(w.t, u)
