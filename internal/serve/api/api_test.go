@@ -23,7 +23,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
-	"github.com/joho/godotenv"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotorhq/rotor/internal/engine"
@@ -178,16 +177,8 @@ func (w *world) validate(req *http.Request, body string, resp *http.Response, da
 // joins the leak scan.
 func (w *world) currentURL() string {
 	w.t.Helper()
-	m, err := godotenv.Read(w.envFile)
-	require.NoError(w.t, err)
-	u := m["DATABASE_URL"]
-	require.NotEmpty(w.t, u)
-	w.secrets = append(w.secrets, secret.New(u))
-	if p, err := url.Parse(u); err == nil {
-		if pw, ok := p.User.Password(); ok {
-			w.secrets = append(w.secrets, secret.New(pw))
-		}
-	}
+	u, secrets := servetest.EnvURL(w.t, w.envFile)
+	w.secrets = append(w.secrets, secrets...)
 	return u
 }
 

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/joho/godotenv"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotorhq/rotor/internal/engine"
@@ -371,16 +370,8 @@ func (w *world) currentURL() string {
 // currentURLOf is currentURL for the target file path.
 func (w *world) currentURLOf(path string) string {
 	w.t.Helper()
-	m, err := godotenv.Read(path)
-	require.NoError(w.t, err)
-	u := m["DATABASE_URL"]
-	require.NotEmpty(w.t, u)
-	w.secrets = append(w.secrets, secret.New(u))
-	if p, err := url.Parse(u); err == nil {
-		if pw, ok := p.User.Password(); ok {
-			w.secrets = append(w.secrets, secret.New(pw))
-		}
-	}
+	u, secrets := servetest.EnvURL(w.t, path)
+	w.secrets = append(w.secrets, secrets...)
 	return u
 }
 

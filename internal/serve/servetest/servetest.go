@@ -9,12 +9,14 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/joho/godotenv"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotorhq/rotor/internal/engine"
@@ -175,4 +177,21 @@ func or(v, def string) string {
 		return def
 	}
 	return v
+}
+
+// EnvURL is the DATABASE_URL the .env file at path holds now, and the
+// secrets in it (the whole string and its password) for a leak scan.
+func EnvURL(t testing.TB, path string) (string, []secret.String) {
+	t.Helper()
+	m, err := godotenv.Read(path)
+	require.NoError(t, err)
+	u := m["DATABASE_URL"]
+	require.NotEmpty(t, u, "%s holds no DATABASE_URL", path)
+	secrets := []secret.String{secret.New(u)}
+	if p, err := url.Parse(u); err == nil {
+		if pw, ok := p.User.Password(); ok {
+			secrets = append(secrets, secret.New(pw))
+		}
+	}
+	return u, secrets
 }
