@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
 	"net/http"
@@ -58,19 +57,7 @@ func benchFanOut(b *testing.B, n, concurrency int) {
 	ctx := b.Context()
 	cl := pgtest.Shared(b)
 	db, adminURL := pgtest.NewDatabase(b)
-	base := pgtest.UniqueName(b, "fan")
-	roles := []string{base + "_b", base + "_g"}
-	for _, r := range roles {
-		pw, err := secret.Generate(nil, secret.DefaultPolicy())
-		require.NoError(b, err)
-		pgtest.NewRole(b, cl, r, pw)
-	}
-	group := base + "_grp"
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		pgtest.DropRole(ctx, cl, group)
-	})
+	roles, group := pgtest.NewDualRoles(b, cl, pgtest.UniqueName(b, "fan"))
 
 	fake := renderfake.New(b, renderfake.Options{})
 	var targets strings.Builder

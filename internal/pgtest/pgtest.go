@@ -345,3 +345,28 @@ func scrub(err error, secrets ...secret.String) error {
 	}
 	return errors.New(msg)
 }
+
+// NewDualRoles creates the two login roles of a dual credential,
+// prefix_b and prefix_g, each with a random password nobody needs (the
+// first rotation sets its own). The group setup-roles makes of them,
+// prefix_grp, is dropped when the test ends, as they are.
+func NewDualRoles(t testing.TB, c *pgcluster.Cluster, prefix string) (roles []string, group string) {
+	t.Helper()
+	roles = []string{prefix + "_b", prefix + "_g"}
+	for _, r := range roles {
+		pw, err := secret.Generate(nil, secret.DefaultPolicy())
+		if err != nil {
+			t.Fatalf("password for role %q: %v", r, err)
+		}
+		NewRole(t, c, r, pw)
+	}
+	group = prefix + "_grp"
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		if err := DropRole(ctx, c, group); err != nil {
+			t.Errorf("%v", err)
+		}
+	})
+	return roles, group
+}

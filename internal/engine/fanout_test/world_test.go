@@ -147,21 +147,12 @@ func newWorld(t *testing.T, o worldOpts) *world {
 	t.Helper()
 	cl := pgtest.Shared(t)
 	db, adminURL := pgtest.NewDatabase(t)
-	base := pgtest.UniqueName(t, "fan")
+	roles, group := pgtest.NewDualRoles(t, cl, pgtest.UniqueName(t, "fan"))
 	w := &world{
 		t: t, ctx: t.Context(), cl: cl, db: db, dir: t.TempDir(),
-		roles:  []string{base + "_b", base + "_g"},
+		roles:  roles,
 		byName: map[string]*fake{},
 	}
-	for _, r := range w.roles {
-		pgtest.NewRole(t, cl, r, mustPassword(t))
-	}
-	group := base + "_grp"
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		pgtest.DropRole(ctx, cl, group)
-	})
 
 	w.startFakes()
 	w.key = make([]byte, 32)
@@ -394,12 +385,6 @@ func stepResult(res *engine.Result, name string) (engine.StepResult, bool) {
 func requireNoSecret(t *testing.T, text string, s secret.String, what string) {
 	t.Helper()
 	require.False(t, !s.IsZero() && strings.Contains(text, s.Reveal()), "%s contains a secret", what)
-}
-
-func mustPassword(t *testing.T) secret.String {
-	pw, err := secret.Generate(nil, secret.DefaultPolicy())
-	require.NoError(t, err)
-	return pw
 }
 
 // --- the six fakes ----------------------------------------------------

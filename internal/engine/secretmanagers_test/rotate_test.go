@@ -78,19 +78,7 @@ func TestDualRotationPublishesToSecretManagers(t *testing.T) {
 		Databases: map[string]string{db: fmt.Sprintf("host=%s port=%d dbname=%s", cl.Host, cl.Port, db)},
 		Settings:  map[string]string{"server_idle_timeout": "1"}})
 
-	base := pgtest.UniqueName(t, "sm")
-	roles := []string{base + "_b", base + "_g"}
-	group := base + "_grp"
-	for _, r := range roles {
-		pw, err := secret.Generate(nil, secret.DefaultPolicy())
-		require.NoError(t, err)
-		pgtest.NewRole(t, cl, r, pw)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = pgtest.DropRole(ctx, cl, group)
-	})
+	roles, group := pgtest.NewDualRoles(t, cl, pgtest.UniqueName(t, "sm"))
 
 	// AWS Secrets Manager: a secret with an old value and a field rotor
 	// does not manage, so the first rotation is staged too.

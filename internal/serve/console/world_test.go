@@ -2,7 +2,6 @@ package console_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -218,21 +217,7 @@ func addDual(t testing.TB, sw *servetest.World) {
 	require.NoError(t, err)
 	m := connURL.FindSubmatch(y)
 	require.NotNil(t, m, "servetest's config has a connection url")
-	base := pgtest.UniqueName(t, "bg")
-	roles := []string{base + "_b", base + "_g"}
-	for _, r := range roles {
-		pw, err := secret.Generate(nil, secret.DefaultPolicy())
-		require.NoError(t, err)
-		pgtest.NewRole(t, cl, r, pw)
-	}
-	group := base + "_grp"
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := pgtest.DropRole(ctx, cl, group); err != nil {
-			t.Errorf("%v", err)
-		}
-	})
+	roles, group := pgtest.NewDualRoles(t, cl, pgtest.UniqueName(t, "bg"))
 	y = fmt.Appendf(y, `  blue-green:
     provider:
       type: postgres

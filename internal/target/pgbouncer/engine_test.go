@@ -100,17 +100,7 @@ func newPgbWorld(t *testing.T, o pgbOpts) *pgbWorld {
 		Settings:  settings})
 	ctx := t.Context()
 
-	base := pgtest.UniqueName(t, "pgb")
-	roles := []string{base + "_b", base + "_g"}
-	group := base + "_grp"
-	for _, r := range roles {
-		pgtest.NewRole(t, cl, r, password(t))
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = pgtest.DropRole(ctx, cl, group)
-	})
+	roles, group := pgtest.NewDualRoles(t, cl, pgtest.UniqueName(t, "pgb"))
 
 	dir := t.TempDir()
 	envFile := filepath.Join(dir, ".env")
