@@ -22,10 +22,16 @@ const jobKind = "rotor_credential"
 
 // jobArgs is a job as River stores it (JSON in river_job.args). Only the
 // fields tagged unique take part in uniqueness: a credential has at most
-// one job of each action queued or running, whoever asked and why.
+// one job of each action queued or running, whoever asked — and, for
+// rotations, one of each sort: the scheduler's, which rotates only if the
+// credential is still due when it runs, and an asked-for one (API,
+// console, leak), which always rotates. Were they one, a request that
+// arrived while the scheduler's job waited would be answered with a job
+// that then finds a rotation done since and does nothing.
 type jobArgs struct {
 	Credential string  `json:"credential" river:"unique"`
 	Action     Kind    `json:"action" river:"unique"`
+	IfDue      bool    `json:"if_due,omitempty" river:"unique"`
 	Trigger    Trigger `json:"trigger"`
 	Actor      string  `json:"actor"`
 	Reason     string  `json:"reason,omitempty"`
@@ -114,7 +120,7 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	}()
 	switch a.Action {
 	case KindRotate, KindRevoke:
-		if a.Action == KindRotate && a.Trigger == TriggerSchedule {
+		if a.IfDue || a.Action == KindRotate && a.Trigger == TriggerSchedule {
 			// The scheduler judged it due a moment ago; a rotation that
 			// finished since (another job, the CLI) makes it not due, and
 			// one due time must not rotate twice.

@@ -225,13 +225,15 @@ func (s *Service) Enqueue(ctx context.Context, req Request) (*Job, error) {
 
 var allStates = append([]rivertype.JobState{rivertype.JobStateCancelled, rivertype.JobStateCompleted, rivertype.JobStateDiscarded}, activeStates...)
 
-// insert queues a job unless one of the same credential and action is
-// already queued or running, which it returns with Duplicate set.
+// insert queues a job unless one of the same credential, action and sort
+// (see jobArgs) is already queued or running, which it returns with
+// Duplicate set.
 func (s *Service) insert(ctx context.Context, a jobArgs, opts *river.InsertOpts, idemKey string) (*Job, error) {
 	if opts == nil {
 		opts = &river.InsertOpts{}
 	}
 	opts.UniqueOpts = river.UniqueOpts{ByArgs: true, ByState: activeStates}
+	a.IfDue = a.Action == KindRotate && a.Trigger == TriggerSchedule
 	if idemKey != "" {
 		m, err := json.Marshal(jobMeta{IdempotencyKey: idemKey})
 		if err != nil {

@@ -140,9 +140,24 @@ func TestEnqueueIsUniqueAndIdempotent(t *testing.T) {
 			require.False(t, rev.Duplicate)
 			require.NotEqual(t, first.ID, rev.ID)
 
+			// The scheduler's job rotates only if still due when it runs:
+			// it is queued beside a requested one, never in its place, so
+			// a request is never answered with a job that may do nothing.
+			sched, err := w.svc.Enqueue(ctx, serve.Request{Credential: "app0", Kind: serve.KindRotate, Trigger: serve.TriggerSchedule, Actor: "scheduler"})
+			require.NoError(t, err)
+			require.False(t, sched.Duplicate)
+			require.NotEqual(t, first.ID, sched.ID)
+			schedAgain, err := w.svc.Enqueue(ctx, serve.Request{Credential: "app0", Kind: serve.KindRotate, Trigger: serve.TriggerSchedule, Actor: "scheduler"})
+			require.NoError(t, err)
+			require.True(t, schedAgain.Duplicate, "one due time is queued once")
+			require.Equal(t, sched.ID, schedAgain.ID)
+			again, err = w.svc.Enqueue(ctx, req)
+			require.NoError(t, err)
+			require.Equal(t, first.ID, again.ID, "a request joins the queued request, not the scheduler's job")
+
 			depth, err := w.svc.QueueDepth(ctx)
 			require.NoError(t, err)
-			require.Equal(t, map[serve.Kind]int{serve.KindRotate: 1, serve.KindRevoke: 1, serve.KindRetire: 0}, depth)
+			require.Equal(t, map[serve.Kind]int{serve.KindRotate: 2, serve.KindRevoke: 1, serve.KindRetire: 0}, depth)
 
 			_, err = w.svc.Enqueue(ctx, serve.Request{Credential: "nope", Kind: serve.KindRotate})
 			require.ErrorIs(t, err, serve.ErrUnknownCredential)
@@ -154,6 +169,12 @@ func TestEnqueueIsUniqueAndIdempotent(t *testing.T) {
 			w.start()
 			w.wait(first.ID)
 			w.wait(rev.ID)
+			w.wait(sched.ID)
+			for _, id := range []int64{first.ID, rev.ID} {
+				j, err := w.svc.Job(ctx, id)
+				require.NoError(t, err)
+				require.NotZero(t, j.RotationID, "requested job %d names the rotation it ran", id)
+			}
 			keyed := req
 			keyed.IdempotencyKey = "3f0c-deploy-42"
 			k1, err := w.svc.Enqueue(ctx, keyed)
