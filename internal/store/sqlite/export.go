@@ -42,7 +42,7 @@ func (s *Store) Export(ctx context.Context, _ store.ExportParams) (*store.Snapsh
 	return snap, nil
 }
 
-func exportRows[T any](ctx context.Context, tx *sql.Tx, query string, scan func(rowScanner) (*T, error)) ([]*T, error) {
+func exportRows[T any](ctx context.Context, tx querier, query string, scan func(rowScanner) (*T, error)) ([]*T, error) {
 	rows, err := tx.QueryContext(ctx, query)
 	if err != nil {
 		return nil, mapErr(err)
@@ -58,7 +58,7 @@ func (s *Store) Import(ctx context.Context, p store.ImportParams) error {
 	if snap == nil || snap.ID == "" {
 		return errors.New("import: the snapshot has no store id")
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		var rows int64
 		if err := tx.QueryRowContext(ctx, `SELECT
 			(SELECT count(*) FROM leases) + (SELECT count(*) FROM versions) + (SELECT count(*) FROM rotations) +
@@ -80,7 +80,7 @@ func (s *Store) Import(ctx context.Context, p store.ImportParams) error {
 // versions point at each other, so rotations go in without their version
 // ids, which are set once the versions exist. Explicit ids raise the
 // AUTOINCREMENT counters, so later inserts number on from the largest.
-func importRows(ctx context.Context, tx *sql.Tx, snap *store.Snapshot) error {
+func importRows(ctx context.Context, tx *wtx, snap *store.Snapshot) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE store_meta SET value = ? WHERE key = 'id'`, snap.ID); err != nil {
 		return mapErr(err)
 	}

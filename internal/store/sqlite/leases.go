@@ -17,7 +17,7 @@ func (s *Store) AcquireLease(ctx context.Context, p store.AcquireLeaseParams) (*
 		return nil, fmt.Errorf("acquire lease %q: name, holder and a positive ttl are required", p.Name)
 	}
 	var out *store.Lease
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		// The row, released or not, carries the last token handed out.
 		cur, err := scanLease(tx.QueryRowContext(ctx, `SELECT `+leaseColumns+` FROM leases WHERE name = ?`, p.Name))
 		token := int64(1)
@@ -57,7 +57,7 @@ func (s *Store) RenewLease(ctx context.Context, p store.RenewLeaseParams) (*stor
 		return nil, fmt.Errorf("renew lease %q: %w", p.Name, store.ErrLeaseLost)
 	}
 	var out *store.Lease
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		cur, err := getLease(ctx, tx, p.Name)
 		if errors.Is(err, store.ErrNotFound) {
 			return store.ErrLeaseLost
@@ -114,7 +114,7 @@ func getLease(ctx context.Context, q querier, name string) (*store.Lease, error)
 	return scanLease(q.QueryRowContext(ctx, `SELECT `+leaseColumns+` FROM leases WHERE name = ? AND holder <> ''`, name))
 }
 
-func putLease(ctx context.Context, tx *sql.Tx, name, holder string, expiresAt time.Time, token int64) (*store.Lease, error) {
+func putLease(ctx context.Context, tx *wtx, name, holder string, expiresAt time.Time, token int64) (*store.Lease, error) {
 	return scanLease(tx.QueryRowContext(ctx, `
 		INSERT INTO leases (name, holder, expires_at, token) VALUES (?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, token = excluded.token
@@ -125,7 +125,7 @@ func putLease(ctx context.Context, tx *sql.Tx, name, holder string, expiresAt ti
 // checkFence fails with ErrFenced when f's lease has changed hands since f
 // was taken. It runs inside the write's BEGIN IMMEDIATE transaction, so no
 // takeover can slip in between the check and the write.
-func checkFence(ctx context.Context, tx *sql.Tx, f store.Fence) error {
+func checkFence(ctx context.Context, tx *wtx, f store.Fence) error {
 	if f == (store.Fence{}) {
 		return nil
 	}

@@ -160,7 +160,7 @@ func (s *Store) Close() error {
 // write runs fn in one BEGIN IMMEDIATE transaction (see _txlock in dsn):
 // the write lock is taken up front, so whatever fn reads cannot change
 // before it writes.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -168,7 +168,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return mapErr(err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if err := fn(tx); err != nil {
+	if err := fn(&wtx{Tx: tx, s: s}); err != nil {
 		return err
 	}
 	return mapErr(tx.Commit())

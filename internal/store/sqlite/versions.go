@@ -27,7 +27,7 @@ func (s *Store) InsertVersion(ctx context.Context, p store.InsertVersionParams) 
 		retired = timeArg(p.Now)
 	}
 	var out *store.Version
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		if err := checkFence(ctx, tx, p.Fence); err != nil {
 			return err
 		}
@@ -95,7 +95,7 @@ func (s *Store) ListVersions(ctx context.Context, p store.ListVersionsParams) ([
 
 // ReplacePendingSecret implements store.Store.
 func (s *Store) ReplacePendingSecret(ctx context.Context, p store.ReplacePendingSecretParams) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *wtx) error {
 		if err := checkFence(ctx, tx, p.Fence); err != nil {
 			return fmt.Errorf("replace secret of version %d: %w", p.ID, err)
 		}
@@ -117,7 +117,7 @@ func (s *Store) ReplacePendingSecret(ctx context.Context, p store.ReplacePending
 
 // retireAndWipe retires every version of credential in stage, dropping its
 // secret. Used by FinishRotation, where a retired secret has no further use.
-func retireAndWipe(ctx context.Context, tx *sql.Tx, credential string, stage store.Stage, now nanoTime) error {
+func retireAndWipe(ctx context.Context, tx *wtx, credential string, stage store.Stage, now nanoTime) error {
 	_, err := tx.ExecContext(ctx, `
 		UPDATE versions SET stage = 'retired', sealed = NULL, retired_at = COALESCE(retired_at, ?)
 		WHERE credential = ? AND stage = ?`,
