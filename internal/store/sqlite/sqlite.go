@@ -64,6 +64,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
+	// Keep the connections a batch uses open between uses: database/sql
+	// keeps two idle by default and closes the rest, and a new SQLite
+	// connection reads the schema and prepares every statement again.
+	db.SetMaxIdleConns(maxIdleConns)
 	s := &Store{db: db, path: path}
 	if err := s.init(ctx); err != nil {
 		_ = db.Close()
@@ -97,6 +101,10 @@ func prepareFile(path string) error {
 	}
 	return nil
 }
+
+// maxIdleConns is how many connections stay open between uses: enough for
+// a batch's parallel rotations and the reads beside them.
+const maxIdleConns = 16
 
 // dsn sets the per-connection pragmas: database/sql opens several
 // connections and each must be durable and patient on its own.

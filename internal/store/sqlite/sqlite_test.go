@@ -199,6 +199,8 @@ func TestTwoHandlesRaceForLease(t *testing.T) {
 	}
 }
 
+// BenchmarkFinishRotation is one rotation's journal: the rotation, its
+// version, eight step records and the finish, each its own commit.
 func BenchmarkFinishRotation(b *testing.B) {
 	s := open(b, filepath.Join(b.TempDir(), "state.db"))
 	ctx := b.Context()
@@ -214,6 +216,12 @@ func BenchmarkFinishRotation(b *testing.B) {
 		require.NoError(b, err)
 		_, err = s.UpdateRotation(ctx, store.UpdateRotationParams{ID: r.ID, ToVersionID: &v.ID, Now: now})
 		require.NoError(b, err)
+		for _, step := range []string{"prepare", "apply", "test", "publish"} {
+			for _, st := range []store.StepStatus{store.StepStarted, store.StepDone} {
+				_, err = s.AppendStep(ctx, store.AppendStepParams{RotationID: r.ID, Name: step, Status: st, Now: now})
+				require.NoError(b, err)
+			}
+		}
 		_, err = s.FinishRotation(ctx, store.FinishRotationParams{
 			ID: r.ID, Status: store.StatusSucceeded, Promote: true, Now: now,
 			Audit: store.AppendAuditParams{Event: "rotation.succeeded"},
