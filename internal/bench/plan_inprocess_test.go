@@ -33,15 +33,23 @@ func BenchmarkPlanInProcess(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		ios, _, out, errOut := cli.TestStreams()
-		f := &cli.Factory{
-			IO:         ios,
-			LookupEnv:  func(k string) (string, bool) { v, ok := env[k]; return v, ok },
-			Now:        time.Now,
-			HTTPClient: &http.Client{},
-		}
-		code := cli.Run(context.Background(), f, []string{"plan", "--offline", "--json"})
-		require.Equal(b, cli.ExitOK, code, errOut.String())
-		require.Positive(b, out.Len())
+		out := runInProcess(b, env, "plan", "--offline", "--json")
+		require.Positive(b, len(out))
 	}
+}
+
+// runInProcess runs rotor's command line in this process with env as its
+// whole environment, requires it to succeed, and returns its stdout.
+func runInProcess(b *testing.B, env map[string]string, args ...string) []byte {
+	b.Helper()
+	ios, _, out, errOut := cli.TestStreams()
+	f := &cli.Factory{
+		IO:         ios,
+		LookupEnv:  func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+		Now:        time.Now,
+		HTTPClient: &http.Client{},
+	}
+	code := cli.Run(context.Background(), f, args)
+	require.Equal(b, cli.ExitOK, code, errOut.String())
+	return out.Bytes()
 }

@@ -1,9 +1,7 @@
 package bench
 
 import (
-	"context"
 	"encoding/json"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -11,8 +9,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/rotorhq/rotor/internal/cli"
 )
 
 // BenchmarkRotateInProcess is BenchmarkRotateBatch's `rotor rotate --all`
@@ -41,17 +37,9 @@ func BenchmarkRotateInProcess(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		ios, _, out, errOut := cli.TestStreams()
-		f := &cli.Factory{
-			IO:         ios,
-			LookupEnv:  func(k string) (string, bool) { v, ok := env[k]; return v, ok },
-			Now:        time.Now,
-			HTTPClient: &http.Client{},
-		}
 		start := time.Now()
-		code := cli.Run(context.Background(), f, []string{"rotate", "--all", "--json", "--parallel", strconv.Itoa(parallel)})
+		out := runInProcess(b, env, "rotate", "--all", "--json", "--parallel", strconv.Itoa(parallel))
 		took := time.Since(start)
-		require.Equal(b, cli.ExitOK, code, errOut.String())
 		var results []struct {
 			Status   string
 			Duration time.Duration `json:"duration_ns"`
@@ -60,7 +48,7 @@ func BenchmarkRotateInProcess(b *testing.B) {
 				Duration time.Duration `json:"duration_ns"`
 			}
 		}
-		require.NoError(b, json.Unmarshal(out.Bytes(), &results))
+		require.NoError(b, json.Unmarshal(out, &results))
 		require.Len(b, results, n)
 		b.ReportMetric(float64(n)/took.Seconds(), "rotations/s")
 		// Where a rotation's time goes, by step, in mean milliseconds: what
