@@ -22,6 +22,11 @@ func DialPostgres(ctx context.Context, url secret.String) error {
 		return fmt.Errorf("parse connection string: %w", secret.Scrub(err, secrets...))
 	}
 	cfg.RuntimeParams["application_name"] = "rotor-test"
+	// One query, no arguments, then the connection closes: pgx's statement
+	// and description caches (two maps sized for 512 entries, made at
+	// connect) would only be garbage for the batch's collector.
+	cfg.StatementCacheCapacity, cfg.DescriptionCacheCapacity = 0, 0
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return secret.Scrub(err, secrets...)
