@@ -123,7 +123,8 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 		if a.IfDue || a.Action == KindRotate && a.Trigger == TriggerSchedule {
 			// The scheduler judged it due a moment ago; a rotation that
 			// finished since (another job, the CLI) makes it not due, and
-			// one due time must not rotate twice.
+			// one due time must not rotate twice. (A job queued by a rotor
+			// before if_due existed is known by its trigger.)
 			due, err := s.stillDue(ctx, cr)
 			if err != nil {
 				return err

@@ -45,7 +45,7 @@ type Store struct {
 	// concurrent writes took seconds instead of milliseconds. Other
 	// processes are still kept apart by SQLite's own locking.
 	wmu sync.Mutex
-	// stmts caches prepared read statements (stmtcache.go).
+	// stmts caches prepared statements, reads and writes (stmtcache.go).
 	stmts     stmtCache
 	closeOnce sync.Once
 	closeErr  error
