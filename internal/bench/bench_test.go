@@ -125,6 +125,18 @@ func newBatch(b *testing.B, n int) *batchSet {
 		roles: roles, adminURL: adminURL, host: cl.Host, port: cl.Port, db: db}
 }
 
+// envCount reads a count knob of the benchmarks, def when unset.
+func envCount(b *testing.B, name string, def int) int {
+	b.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	require.NoError(b, err, "%s=%q: not a number", name, s)
+	return n
+}
+
 // usage is what one run of the binary cost.
 type usage struct {
 	wall time.Duration
@@ -152,10 +164,7 @@ func run(b *testing.B, env []string, args ...string) (usage, []byte) {
 // BenchmarkRotateBatch rotates 1,000 credentials (one role each) with
 // `rotor rotate --all`, sequentially and 8 at a time.
 func BenchmarkRotateBatch(b *testing.B) {
-	n := 1000
-	if s := os.Getenv("ROTOR_BENCH_CREDENTIALS"); s != "" {
-		n, _ = strconv.Atoi(s)
-	}
+	n := envCount(b, "ROTOR_BENCH_CREDENTIALS", 1000)
 	for _, parallel := range []int{1, 8} {
 		b.Run(fmt.Sprintf("credentials=%d/parallel=%d", n, parallel), func(b *testing.B) {
 			_, env := batch(b, n)

@@ -147,12 +147,7 @@ func writeEnv(path, content string) error {
 // number of credentials on the same server, and their ratio.
 // ROTOR_BENCH_CREDENTIALS sets the count (default 1,000).
 func BenchmarkFloorVsRotor(b *testing.B) {
-	n := 1000
-	if s := os.Getenv("ROTOR_BENCH_CREDENTIALS"); s != "" {
-		var err error
-		n, err = strconv.Atoi(s)
-		require.NoError(b, err)
-	}
+	n := envCount(b, "ROTOR_BENCH_CREDENTIALS", 1000)
 	for _, parallel := range []int{1, 8} {
 		b.Run(fmt.Sprintf("credentials=%d/parallel=%d", n, parallel), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {

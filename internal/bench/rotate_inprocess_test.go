@@ -2,7 +2,6 @@ package bench
 
 import (
 	"encoding/json"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,17 +16,8 @@ import (
 // batch goes. ROTOR_BENCH_CREDENTIALS sets the count (default 1,000) and
 // ROTOR_BENCH_PARALLEL the workers (default 1).
 func BenchmarkRotateInProcess(b *testing.B) {
-	n, parallel := 1000, 1
-	if s := os.Getenv("ROTOR_BENCH_CREDENTIALS"); s != "" {
-		var err error
-		n, err = strconv.Atoi(s)
-		require.NoError(b, err)
-	}
-	if s := os.Getenv("ROTOR_BENCH_PARALLEL"); s != "" {
-		var err error
-		parallel, err = strconv.Atoi(s)
-		require.NoError(b, err)
-	}
+	n := envCount(b, "ROTOR_BENCH_CREDENTIALS", 1000)
+	parallel := envCount(b, "ROTOR_BENCH_PARALLEL", 1)
 	set := newBatch(b, n)
 	env := map[string]string{}
 	for _, kv := range set.env {
