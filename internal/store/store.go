@@ -8,6 +8,21 @@
 // Drivers: store/sqlite (embedded default) and store/postgres (state shared
 // by several machines). Both must pass storetest.Exercise. A driver maps its
 // backend's "no rows" to ErrNotFound and unique violations to ErrConflict.
+//
+// # Deferred writes
+//
+// A write returns once it is durable: on disk (SQLite, synchronous=FULL)
+// or flushed to the server's WAL (PostgreSQL, synchronous_commit). A write
+// whose params set Deferred returns once it is committed — every reader,
+// in this process or another, sees it — and reaches the disk with the next
+// durable write of the same store (SQLite: synchronous=NORMAL, whose WAL
+// frames the next FULL commit syncs; PostgreSQL: synchronous_commit=off,
+// whose WAL the next synchronous commit flushes). A process that dies
+// loses nothing either way; a power cut or a crash of the machine holding
+// the store can lose the deferred writes that no durable one has followed
+// yet, and only those, newest first. The engine defers every record that
+// no action outside the store depends on before its next durable record:
+// see internal/engine/rotate.go (durableBefore).
 package store
 
 import (
@@ -222,6 +237,8 @@ type AcquireLeaseParams struct {
 	TTL          time.Duration
 	Now          time.Time
 	TakeOverFrom string
+	// Deferred: commit without waiting for the disk ("Deferred writes" in the package doc).
+	Deferred bool
 }
 
 type RenewLeaseParams struct {
@@ -234,6 +251,8 @@ type RenewLeaseParams struct {
 type ReleaseLeaseParams struct {
 	Name   string
 	Holder string
+	// Deferred: commit without waiting for the disk ("Deferred writes" in the package doc).
+	Deferred bool
 }
 
 type GetLeaseParams struct {
@@ -269,6 +288,8 @@ type InsertVersionParams struct {
 	Fingerprint string
 	Now         time.Time
 	Fence       Fence
+	// Deferred: commit without waiting for the disk ("Deferred writes" in the package doc).
+	Deferred bool
 }
 
 type ReplacePendingSecretParams struct {
@@ -325,6 +346,8 @@ type InsertRotationParams struct {
 	FromVersionID int64
 	Now           time.Time
 	Fence         Fence
+	// Deferred: commit without waiting for the disk ("Deferred writes" in the package doc).
+	Deferred bool
 }
 
 type ListRotationsParams struct {
@@ -343,6 +366,8 @@ type UpdateRotationParams struct {
 	AppliedAt   *time.Time
 	Now         time.Time
 	Fence       Fence
+	// Deferred: commit without waiting for the disk ("Deferred writes" in the package doc).
+	Deferred bool
 }
 
 // StepStatus is the state of one journaled step event.
@@ -375,6 +400,8 @@ type AppendStepParams struct {
 	Detail     string
 	Now        time.Time
 	Fence      Fence
+	// Deferred: commit without waiting for the disk ("Deferred writes" in the package doc).
+	Deferred bool
 }
 
 // DeliveryState is how far one target got in one rotation.
@@ -414,6 +441,8 @@ type UpsertDeliveryParams struct {
 	Detail      string
 	Now         time.Time
 	Fence       Fence
+	// Deferred: commit without waiting for the disk ("Deferred writes" in the package doc).
+	Deferred bool
 }
 
 type ListDeliveriesParams struct {
@@ -472,6 +501,10 @@ type AppendAuditParams struct {
 	Actor      string
 	Detail     string
 	Now        time.Time
+	// Deferred: commit without waiting for the disk ("Deferred writes" in
+	// the package doc). AppendAudit only: an event that is part of another
+	// write is as durable as that write.
+	Deferred bool
 }
 
 // For fills what the event of a rotation's own write leaves out: the

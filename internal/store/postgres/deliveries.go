@@ -16,7 +16,7 @@ const deliveryColumns = `rotation_id, credential, target, state, fingerprint, at
 // rotation's: a blank p.Credential takes it, a different one is refused.
 func (s *Store) UpsertDelivery(ctx context.Context, p store.UpsertDeliveryParams) (*store.Delivery, error) {
 	var out *store.Delivery
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.writeAs(ctx, p.Deferred, func(tx pgx.Tx) error {
 		if err := s.checkFence(ctx, tx, p.Fence); err != nil {
 			return err
 		}

@@ -20,7 +20,7 @@ func (s *Store) AcquireLease(ctx context.Context, p store.AcquireLeaseParams) (*
 		return nil, fmt.Errorf("acquire lease %q: name, holder and a positive ttl are required", p.Name)
 	}
 	var out *store.Lease
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.writeAs(ctx, p.Deferred, func(tx pgx.Tx) error {
 		// A placeholder row (token 0, rolled back with the transaction if
 		// the lease is refused) gives concurrent first acquisitions one
 		// row to lock; without it both would see no row and both insert.
@@ -78,12 +78,25 @@ func (s *Store) RenewLease(ctx context.Context, p store.RenewLeaseParams) (*stor
 // ReleaseLease implements store.Store. The row stays, holder blanked, to
 // keep its token.
 func (s *Store) ReleaseLease(ctx context.Context, p store.ReleaseLeaseParams) error {
-	tag, err := s.pool.Exec(ctx, s.sql(`UPDATE {schema}.leases SET holder = '' WHERE name = $1 AND holder = $2 AND holder <> ''`), p.Name, p.Holder)
-	if err != nil {
-		return fmt.Errorf("release lease %q: %w", p.Name, mapErr(err))
+	release := func(q querier) error {
+		tag, err := q.Exec(ctx, s.sql(`UPDATE {schema}.leases SET holder = '' WHERE name = $1 AND holder = $2 AND holder <> ''`), p.Name, p.Holder)
+		if err != nil {
+			return mapErr(err)
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrLeaseLost
+		}
+		return nil
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("release lease %q: %w", p.Name, store.ErrLeaseLost)
+	var err error
+	if p.Deferred {
+		// SET LOCAL needs a transaction around the one statement.
+		err = s.writeAs(ctx, true, func(tx pgx.Tx) error { return release(tx) })
+	} else {
+		err = release(s.pool)
+	}
+	if err != nil {
+		return fmt.Errorf("release lease %q: %w", p.Name, err)
 	}
 	return nil
 }

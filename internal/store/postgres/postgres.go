@@ -92,9 +92,26 @@ func (s *Store) Close() error {
 // a startup parameter.
 func (s *Store) sql(q string) string { return strings.ReplaceAll(q, "{schema}", s.schema) }
 
-// write runs fn in one transaction, committed when fn succeeds.
+// write runs fn in one transaction, committed when fn succeeds. It
+// returns once the server has flushed the commit to its WAL.
 func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	tx, err := s.pool.Begin(ctx)
+	return s.writeAs(ctx, false, fn)
+}
+
+// deferredBegin opens a transaction whose commit does not wait for the WAL
+// flush ("Deferred writes" in package store): the next synchronous commit
+// flushes the WAL past it. It is one simple-protocol message, so it costs
+// no round trip more than BEGIN, and SET LOCAL ends with the transaction,
+// behind PgBouncer in transaction mode too.
+const deferredBegin = "BEGIN; SET LOCAL synchronous_commit = off"
+
+// writeAs is write, deferred or not.
+func (s *Store) writeAs(ctx context.Context, deferred bool, fn func(tx pgx.Tx) error) error {
+	var opts pgx.TxOptions
+	if deferred {
+		opts.BeginQuery = deferredBegin
+	}
+	tx, err := s.pool.BeginTx(ctx, opts)
 	if err != nil {
 		return mapErr(err)
 	}

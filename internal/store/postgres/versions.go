@@ -25,7 +25,7 @@ func (s *Store) InsertVersion(ctx context.Context, p store.InsertVersionParams) 
 		retired = timeArg(p.Now)
 	}
 	var out *store.Version
-	err := s.write(ctx, func(tx pgx.Tx) error {
+	err := s.writeAs(ctx, p.Deferred, func(tx pgx.Tx) error {
 		if err := s.checkFence(ctx, tx, p.Fence); err != nil {
 			return err
 		}

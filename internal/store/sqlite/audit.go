@@ -11,7 +11,12 @@ import (
 
 // AppendAudit implements store.Store.
 func (s *Store) AppendAudit(ctx context.Context, p store.AppendAuditParams) (*store.AuditEvent, error) {
-	e, err := appendAudit(ctx, s.db, p)
+	var e *store.AuditEvent
+	err := s.writeAs(ctx, p.Deferred, func(tx *wtx) error {
+		var err error
+		e, err = appendAudit(ctx, tx, p)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("append audit event %q: %w", p.Event, err)
 	}

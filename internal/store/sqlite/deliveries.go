@@ -16,7 +16,7 @@ const deliveryColumns = `rotation_id, credential, target, state, fingerprint, at
 // since a row filed under the wrong credential would mislead `rotor status`.
 func (s *Store) UpsertDelivery(ctx context.Context, p store.UpsertDeliveryParams) (*store.Delivery, error) {
 	var out *store.Delivery
-	err := s.write(ctx, func(tx *wtx) error {
+	err := s.writeAs(ctx, p.Deferred, func(tx *wtx) error {
 		if err := checkFence(ctx, tx, p.Fence); err != nil {
 			return err
 		}

@@ -17,7 +17,7 @@ func (s *Store) AcquireLease(ctx context.Context, p store.AcquireLeaseParams) (*
 		return nil, fmt.Errorf("acquire lease %q: name, holder and a positive ttl are required", p.Name)
 	}
 	var out *store.Lease
-	err := s.write(ctx, func(tx *wtx) error {
+	err := s.writeAs(ctx, p.Deferred, func(tx *wtx) error {
 		// The row, released or not, carries the last token handed out.
 		cur, err := scanLease(tx.QueryRowContext(ctx, `SELECT `+leaseColumns+` FROM leases WHERE name = ?`, p.Name))
 		token := int64(1)
@@ -81,18 +81,22 @@ func (s *Store) RenewLease(ctx context.Context, p store.RenewLeaseParams) (*stor
 // gone is ErrLeaseLost too: the caller no longer holds it either way. The
 // row stays, holder blanked, to keep its token.
 func (s *Store) ReleaseLease(ctx context.Context, p store.ReleaseLeaseParams) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	res, err := s.db.ExecContext(ctx, `UPDATE leases SET holder = '' WHERE name = ? AND holder = ? AND holder <> ''`, p.Name, p.Holder)
-	if err != nil {
-		return fmt.Errorf("release lease %q: %w", p.Name, mapErr(err))
-	}
-	n, err := res.RowsAffected()
+	err := s.writeAs(ctx, p.Deferred, func(tx *wtx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE leases SET holder = '' WHERE name = ? AND holder = ? AND holder <> ''`, p.Name, p.Holder)
+		if err != nil {
+			return mapErr(err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrLeaseLost
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("release lease %q: %w", p.Name, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("release lease %q: %w", p.Name, store.ErrLeaseLost)
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ const rotationColumns = `id, credential, status, strategy, triggered_by, revoke,
 // InsertRotation implements store.Store.
 func (s *Store) InsertRotation(ctx context.Context, p store.InsertRotationParams) (*store.Rotation, error) {
 	var r *store.Rotation
-	err := s.write(ctx, func(tx *wtx) error {
+	err := s.writeAs(ctx, p.Deferred, func(tx *wtx) error {
 		if err := checkFence(ctx, tx, p.Fence); err != nil {
 			return err
 		}
@@ -84,7 +84,7 @@ func (s *Store) UpdateRotation(ctx context.Context, p store.UpdateRotationParams
 	args = append(args, p.ID)
 
 	var out *store.Rotation
-	err := s.write(ctx, func(tx *wtx) error {
+	err := s.writeAs(ctx, p.Deferred, func(tx *wtx) error {
 		if err := checkFence(ctx, tx, p.Fence); err != nil {
 			return err
 		}
@@ -290,7 +290,7 @@ func scanRotation(row rowScanner) (*store.Rotation, error) {
 // rotation: the engine journals "finish done" after FinishRotation commits.
 func (s *Store) AppendStep(ctx context.Context, p store.AppendStepParams) (*store.Step, error) {
 	var st *store.Step
-	err := s.write(ctx, func(tx *wtx) error {
+	err := s.writeAs(ctx, p.Deferred, func(tx *wtx) error {
 		if err := checkFence(ctx, tx, p.Fence); err != nil {
 			return err
 		}

@@ -2,7 +2,9 @@
 // (modernc.org/sqlite), shared safely by several rotor processes.
 //
 // Durability: the file runs in WAL mode with synchronous=FULL, so a write
-// whose call has returned survives a SIGKILL or power loss. Concurrency:
+// whose call has returned survives a SIGKILL or power loss; a deferred
+// one (store.AppendStepParams.Deferred and the like) survives a SIGKILL,
+// and a power loss once a durable write has followed it. Concurrency:
 // every write transaction starts with BEGIN IMMEDIATE, so two processes that
 // read-then-write (leases, version sequence numbers, finishing a rotation)
 // are serialized by SQLite's write lock instead of interleaving, and they
@@ -167,11 +169,28 @@ func (s *Store) Close() error {
 
 // write runs fn in one BEGIN IMMEDIATE transaction (see _txlock in dsn):
 // the write lock is taken up front, so whatever fn reads cannot change
-// before it writes.
+// before it writes. It returns once the commit is on disk.
 func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
+	return s.writeAs(ctx, false, fn)
+}
+
+// writeAs is write, deferred or not ("Deferred writes" in package store).
+// A deferred transaction commits with synchronous=NORMAL: its WAL frames
+// are written but not synced, and the next FULL commit's sync of the WAL
+// covers them.
+func (s *Store) writeAs(ctx context.Context, deferred bool, fn func(tx *wtx) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
+	begin := s.db.BeginTx
+	if deferred {
+		conn, release, err := s.lowered(ctx)
+		if err != nil {
+			return err
+		}
+		defer release()
+		begin = conn.BeginTx
+	}
+	tx, err := begin(ctx, nil)
 	if err != nil {
 		return mapErr(err)
 	}
@@ -180,6 +199,32 @@ func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
 		return err
 	}
 	return mapErr(tx.Commit())
+}
+
+// lowered pins one pooled connection and sets it to synchronous=NORMAL
+// (SQLite refuses to change that inside a transaction). release sets FULL
+// again before the connection goes back to the pool; if that fails, it
+// discards the connection instead, so that no later write, meant to be
+// durable, runs on a lowered one.
+func (s *Store) lowered(ctx context.Context) (*sql.Conn, func(), error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, nil, mapErr(err)
+	}
+	release := func() {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = FULL"); err != nil {
+			// ErrBadConn is how database/sql is told to close it.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		// Close only returns the connection to the pool; its one error
+		// is a second Close.
+		_ = conn.Close()
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+		release()
+		return nil, nil, mapErr(err)
+	}
+	return conn, release, nil
 }
 
 // mapErr turns SQLite's answers into the store's sentinels, keeping the

@@ -27,7 +27,7 @@ func (s *Store) InsertVersion(ctx context.Context, p store.InsertVersionParams) 
 		retired = timeArg(p.Now)
 	}
 	var out *store.Version
-	err := s.write(ctx, func(tx *wtx) error {
+	err := s.writeAs(ctx, p.Deferred, func(tx *wtx) error {
 		if err := checkFence(ctx, tx, p.Fence); err != nil {
 			return err
 		}

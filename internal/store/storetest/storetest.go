@@ -35,6 +35,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Version", exerciseVersion},
 		{"Rotation", exerciseRotation},
 		{"Step", exerciseStep},
+		{"Deferred", exerciseDeferred},
 		{"Delivery", exerciseDelivery},
 		{"FinishRotation", exerciseFinish},
 		{"FinishRetirement", exerciseRetirement},
