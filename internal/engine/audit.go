@@ -151,9 +151,10 @@ func (r *run) auditRetry(ctx context.Context, t *Target, attempt int, err error,
 
 // auditQuietly appends an event that only informs: the state it reports
 // is journaled elsewhere (steps, deliveries), so a failed append is
-// logged, not a reason to stop.
+// logged, not a reason to stop, and the append is deferred: the next
+// durable record of the run makes it durable (durableBefore).
 func (e *Engine) auditQuietly(ctx context.Context, cred string, rotID int64, event string, detail map[string]any) {
-	if err := e.audit(ctx, cred, rotID, event, detail); err != nil {
+	if err := e.auditAs(ctx, true, cred, rotID, event, detail); err != nil {
 		e.Logger.Warn("audit event not recorded", "credential", cred, "rotation", rotID, "event", event, "error", fmt.Sprint(err))
 	}
 }

@@ -31,7 +31,10 @@ func (e *InProgressError) Unwrap() error { return ErrInProgress }
 // host that no longer exists (SIGKILL, OOM) is taken over at once instead
 // of making the next run wait for it to expire.
 func (e *Engine) lock(ctx context.Context, name string) (*store.Lease, func() error, error) {
-	p := store.AcquireLeaseParams{Name: leaseName(name), Holder: e.Holder, TTL: e.LeaseTTL, Now: e.now()}
+	// Deferred, like the release (durableBefore): the lease keeps other
+	// processes out while this one lives, and every action it allows comes
+	// after a durable record, which makes the lease durable too.
+	p := store.AcquireLeaseParams{Name: leaseName(name), Holder: e.Holder, TTL: e.LeaseTTL, Now: e.now(), Deferred: true}
 	l, err := e.Store.AcquireLease(ctx, p)
 	if errors.Is(err, store.ErrLeaseHeld) && l != nil && deadLocalHolder(l.Holder) {
 		p.TakeOverFrom = l.Holder
@@ -47,7 +50,7 @@ func (e *Engine) lock(ctx context.Context, name string) (*store.Lease, func() er
 	release := func() error {
 		// Released even when the run was cancelled: the next run should not
 		// have to wait for the lease to expire.
-		if err := e.Store.ReleaseLease(context.WithoutCancel(ctx), store.ReleaseLeaseParams{Name: p.Name, Holder: e.Holder}); err != nil {
+		if err := e.Store.ReleaseLease(context.WithoutCancel(ctx), store.ReleaseLeaseParams{Name: p.Name, Holder: e.Holder, Deferred: true}); err != nil {
 			return fmt.Errorf("%s: the lease could not be released, so the next run waits until it expires (within %s): %w", name, e.LeaseTTL, err)
 		}
 		return nil

@@ -27,6 +27,9 @@ type memoryTarget struct {
 	// reloadedAt is when the last one returned.
 	reloadTakes time.Duration
 	reloadedAt  time.Time
+	// onPut, when set, runs at the start of every Put (and so of every
+	// gatekeeper PublishVerifier).
+	onPut func()
 }
 
 // memoryGatekeeper is a memoryTarget that consumers authenticate
@@ -67,6 +70,9 @@ func (m *memoryTarget) Info() target.Info {
 }
 
 func (m *memoryTarget) Put(ctx context.Context, req target.PutRequest) (target.PutResponse, error) {
+	if m.onPut != nil {
+		m.onPut()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.puts++

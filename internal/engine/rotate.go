@@ -162,12 +162,12 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 		}
 		r.rot, err = e.Store.InsertRotation(ctx, store.InsertRotationParams{Fence: r.fence,
 			Credential: cr.Name, Strategy: cr.Strategy, Trigger: opts.Trigger,
-			Revoke: opts.Revoke, FromVersionID: fromID, Now: e.now(),
+			Revoke: opts.Revoke, FromVersionID: fromID, Now: e.now(), Deferred: true,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%s: start rotation: %w", cr.Name, err)
 		}
-		if err := e.audit(ctx, cr.Name, r.rot.ID, "rotation.started", map[string]any{"trigger": opts.Trigger, "strategy": cr.Strategy, "revoke": opts.Revoke}); err != nil {
+		if err := e.auditAs(ctx, true, cr.Name, r.rot.ID, "rotation.started", map[string]any{"trigger": opts.Trigger, "strategy": cr.Strategy, "revoke": opts.Revoke}); err != nil {
 			return nil, fmt.Errorf("%s: start rotation %d: %w", cr.Name, r.rot.ID, err)
 		}
 	}
@@ -307,7 +307,7 @@ func (r *run) runStep(ctx context.Context, name string, fn func(context.Context)
 	}
 	start := r.e.Now()
 	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: name, Status: "start"})
-	if err := r.journalStep(ctx, name, store.StepStarted, ""); err != nil {
+	if err := r.journalStep(ctx, name, store.StepStarted, "", !durableBefore[name]); err != nil {
 		return err
 	}
 	detail, err := fn(ctx)
@@ -324,7 +324,7 @@ func (r *run) runStep(ctx context.Context, name string, fn func(context.Context)
 		r.stepResult(name, "done", detail, elapsed)
 		return nil
 	}
-	if err := r.journalStep(ctx, name, store.StepDone, detail); err != nil {
+	if err := r.journalStep(ctx, name, store.StepDone, detail, true); err != nil {
 		return err
 	}
 	r.stepResult(name, "done", detail, elapsed)
@@ -332,8 +332,23 @@ func (r *run) runStep(ctx context.Context, name string, fn func(context.Context)
 	return nil
 }
 
-func (r *run) journalStep(ctx context.Context, name string, st store.StepStatus, detail string) error {
-	if _, err := r.e.Store.AppendStep(ctx, store.AppendStepParams{Fence: r.fence, RotationID: r.rot.ID, Name: name, Status: st, Detail: detail, Now: r.e.now()}); err != nil {
+// durableBefore are the steps whose started record waits for the disk
+// ("Deferred writes" in package store). They are the two that change what
+// a recovery after a power cut must know: apply gives the database the
+// pending password, so the pending version (and for single, the password
+// to roll back to) must be on disk first; publish gives targets copies of
+// it, after which the rotation may no longer be abandoned. Every other
+// record of a rotation — the lease, its row and audit entry, the pending
+// version, the step records, the deliveries — is deferred: no action
+// outside the store depends on it before the next of these, or before the
+// finish (FinishRotation) and any failure record, which always wait. So a
+// power cut can lose only records written since the last durable one, and
+// a resume redoes those steps, which are idempotent; a killed process
+// loses nothing, as before.
+var durableBefore = map[string]bool{StepApply: true, StepPublish: true}
+
+func (r *run) journalStep(ctx context.Context, name string, st store.StepStatus, detail string, deferred bool) error {
+	if _, err := r.e.Store.AppendStep(ctx, store.AppendStepParams{Fence: r.fence, RotationID: r.rot.ID, Name: name, Status: st, Detail: detail, Now: r.e.now(), Deferred: deferred}); err != nil {
 		return fmt.Errorf("%s: %w", r.cr.Name, journalError(fmt.Sprintf("record step %s %s", name, st), err))
 	}
 	r.rot.Step, r.rot.Error = name, ""
@@ -401,7 +416,12 @@ func journalError(what string, err error) error {
 }
 
 func (e *Engine) audit(ctx context.Context, cred string, rotID int64, event string, detail map[string]any) error {
-	if _, err := e.Store.AppendAudit(ctx, store.AppendAuditParams{Credential: cred, RotationID: rotID, Event: event, Actor: e.Holder, Detail: jsonDetail(detail), Now: e.now()}); err != nil {
+	return e.auditAs(ctx, false, cred, rotID, event, detail)
+}
+
+// auditAs is audit, deferred or not (durableBefore).
+func (e *Engine) auditAs(ctx context.Context, deferred bool, cred string, rotID int64, event string, detail map[string]any) error {
+	if _, err := e.Store.AppendAudit(ctx, store.AppendAuditParams{Credential: cred, RotationID: rotID, Event: event, Actor: e.Holder, Detail: jsonDetail(detail), Now: e.now(), Deferred: deferred}); err != nil {
 		return journalError("append audit event "+event, err)
 	}
 	return nil

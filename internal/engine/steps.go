@@ -77,7 +77,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 			if err != nil {
 				return "", err
 			}
-			rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{Fence: r.fence, ID: r.rot.ID, Rollback: blob, Now: r.e.now()})
+			rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{Fence: r.fence, ID: r.rot.ID, Rollback: blob, Now: r.e.now(), Deferred: true})
 			if err != nil {
 				return "", journalError("record the password to roll back to", err)
 			}
@@ -89,7 +89,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 	}
 	v, err := r.e.Store.InsertVersion(ctx, store.InsertVersionParams{Fence: r.fence,
 		Credential: r.cr.Name, Role: role, Stage: store.StagePending, RotationID: r.rot.ID,
-		Sealed: sealed, Fingerprint: r.e.Sealer.Fingerprint("password", r.cr.Name, pw.Reveal()), Now: r.e.now(),
+		Sealed: sealed, Fingerprint: r.e.Sealer.Fingerprint("password", r.cr.Name, pw.Reveal()), Now: r.e.now(), Deferred: true,
 	})
 	if err != nil {
 		return "", journalError("store the pending version", err)
@@ -99,7 +99,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 
 func (r *run) adopt(ctx context.Context, v *store.Version) (string, error) {
 	id := v.ID
-	rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{Fence: r.fence, ID: r.rot.ID, ToVersionID: &id, Now: r.e.now()})
+	rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{Fence: r.fence, ID: r.rot.ID, ToVersionID: &id, Now: r.e.now(), Deferred: true})
 	if err != nil {
 		return "", journalError("record the pending version", err)
 	}
@@ -234,7 +234,7 @@ func (r *run) apply(ctx context.Context) (string, error) {
 		// Journaled before the step is marked done: a resume after a crash
 		// here must still know when the old password stopped working.
 		applied := r.e.now()
-		rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{Fence: r.fence, ID: r.rot.ID, AppliedAt: &applied, Now: applied})
+		rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{Fence: r.fence, ID: r.rot.ID, AppliedAt: &applied, Now: applied, Deferred: true})
 		if err != nil {
 			return "", journalError("record when the password was set", err)
 		}

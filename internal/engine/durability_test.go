@@ -1,0 +1,209 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rotorhq/rotor/internal/engine"
+	"github.com/rotorhq/rotor/internal/pgtest"
+	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/provider/postgres"
+	"github.com/rotorhq/rotor/internal/store"
+)
+
+// syncWatch records every write the engine makes and whether it waited
+// for the disk. A deferred write becomes durable with the next durable one
+// ("Deferred writes" in package store), so at any moment the writes up to
+// the last durable one are on disk and the rest may not be.
+type syncWatch struct {
+	store.Store
+	mu      sync.Mutex
+	writes  []string // "AppendStep apply started", "InsertVersion", …
+	durable int      // writes[:durable] are on disk
+	waited  []string // the writes that waited for the disk themselves
+}
+
+func (w *syncWatch) note(what string, deferred bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes = append(w.writes, what)
+	if !deferred {
+		w.durable = len(w.writes)
+		w.waited = append(w.waited, what)
+	}
+}
+
+// onDisk reports whether the last write named what is on disk.
+func (w *syncWatch) onDisk(what string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := len(w.writes) - 1; i >= 0; i-- {
+		if w.writes[i] == what {
+			return i < w.durable
+		}
+	}
+	return false
+}
+
+func (w *syncWatch) AcquireLease(ctx context.Context, p store.AcquireLeaseParams) (*store.Lease, error) {
+	w.note("AcquireLease", p.Deferred)
+	return w.Store.AcquireLease(ctx, p)
+}
+
+func (w *syncWatch) ReleaseLease(ctx context.Context, p store.ReleaseLeaseParams) error {
+	w.note("ReleaseLease", p.Deferred)
+	return w.Store.ReleaseLease(ctx, p)
+}
+
+func (w *syncWatch) RenewLease(ctx context.Context, p store.RenewLeaseParams) (*store.Lease, error) {
+	w.note("RenewLease", false)
+	return w.Store.RenewLease(ctx, p)
+}
+
+func (w *syncWatch) InsertRotation(ctx context.Context, p store.InsertRotationParams) (*store.Rotation, error) {
+	w.note("InsertRotation", p.Deferred)
+	return w.Store.InsertRotation(ctx, p)
+}
+
+func (w *syncWatch) UpdateRotation(ctx context.Context, p store.UpdateRotationParams) (*store.Rotation, error) {
+	what := "UpdateRotation"
+	switch {
+	case p.Rollback != nil:
+		what += " rollback"
+	case p.ToVersionID != nil:
+		what += " pending"
+	case p.AppliedAt != nil:
+		what += " applied"
+	}
+	w.note(what, p.Deferred)
+	return w.Store.UpdateRotation(ctx, p)
+}
+
+func (w *syncWatch) InsertVersion(ctx context.Context, p store.InsertVersionParams) (*store.Version, error) {
+	w.note("InsertVersion", p.Deferred)
+	return w.Store.InsertVersion(ctx, p)
+}
+
+func (w *syncWatch) ReplacePendingSecret(ctx context.Context, p store.ReplacePendingSecretParams) error {
+	w.note("ReplacePendingSecret", false)
+	return w.Store.ReplacePendingSecret(ctx, p)
+}
+
+func (w *syncWatch) AppendStep(ctx context.Context, p store.AppendStepParams) (*store.Step, error) {
+	w.note(fmt.Sprintf("AppendStep %s %s", p.Name, p.Status), p.Deferred)
+	return w.Store.AppendStep(ctx, p)
+}
+
+func (w *syncWatch) UpsertDelivery(ctx context.Context, p store.UpsertDeliveryParams) (*store.Delivery, error) {
+	w.note("UpsertDelivery "+string(p.State), p.Deferred)
+	return w.Store.UpsertDelivery(ctx, p)
+}
+
+func (w *syncWatch) AppendAudit(ctx context.Context, p store.AppendAuditParams) (*store.AuditEvent, error) {
+	w.note("AppendAudit "+p.Event, p.Deferred)
+	return w.Store.AppendAudit(ctx, p)
+}
+
+func (w *syncWatch) FinishRotation(ctx context.Context, p store.FinishRotationParams) (*store.Rotation, error) {
+	w.note("FinishRotation", false)
+	return w.Store.FinishRotation(ctx, p)
+}
+
+func (w *syncWatch) FinishRetirement(ctx context.Context, p store.FinishRetirementParams) (*store.Rotation, error) {
+	w.note("FinishRetirement", false)
+	return w.Store.FinishRetirement(ctx, p)
+}
+
+// watchedProvider is the postgres provider (all its optional interfaces
+// kept) with a look at the store just before each password change.
+type watchedProvider struct {
+	*postgres.Postgres
+	beforeSet func()
+}
+
+func (p watchedProvider) SetPassword(ctx context.Context, req provider.SetPasswordRequest) (provider.SetPasswordResponse, error) {
+	p.beforeSet()
+	return p.Postgres.SetPassword(ctx, req)
+}
+
+// TestEveryActionFollowsADurableRecord: most of a rotation's records are
+// deferred, so the check is that what a recovery after a power cut needs
+// is on disk before each action outside the store — the pending version
+// (and the password to roll back to) and the apply step's record before
+// the database gets the new password; the publish step's record before a
+// target gets a copy; the end of the rotation before the command returns.
+func TestEveryActionFollowsADurableRecord(t *testing.T) {
+	t.Parallel()
+	for _, strategy := range []string{"single", "dual"} {
+		t.Run(strategy, func(t *testing.T) {
+			t.Parallel()
+			roles := roleNames(t)
+			if strategy == "single" {
+				roles = []string{pgtest.UniqueName(t, "app")}
+			}
+			b := setup(t, setupOpts{strategy: strategy, roles: roles, memory: true})
+			w := &syncWatch{Store: b.store}
+			b.eng.Store = w
+			cr := b.cred()
+			var (
+				mu      sync.Mutex
+				missing []string
+				sets    int
+				puts    int
+			)
+			mustBeOnDisk := func(when string, records ...string) {
+				for _, r := range records {
+					if !w.onDisk(r) {
+						missing = append(missing, r+" was not on disk "+when)
+					}
+				}
+			}
+			cr.Provider = watchedProvider{Postgres: cr.Provider.(*postgres.Postgres), beforeSet: func() {
+				mu.Lock()
+				defer mu.Unlock()
+				sets++
+				want := []string{"InsertVersion", "UpdateRotation pending", "AppendStep apply started"}
+				if strategy == "single" {
+					want = append(want, "UpdateRotation rollback")
+				}
+				mustBeOnDisk("before the password changed", want...)
+			}}
+			b.mem.onPut = func() {
+				mu.Lock()
+				defer mu.Unlock()
+				puts++
+				mustBeOnDisk("before a target was written", "AppendStep publish started", "InsertVersion")
+			}
+			for i := range 2 {
+				w.mu.Lock()
+				w.writes, w.durable, w.waited = nil, 0, nil
+				w.mu.Unlock()
+				_, err := b.eng.Rotate(b.ctx, cr, engine.Options{})
+				require.NoError(t, err)
+				mu.Lock()
+				mustBeOnDisk("when the rotation returned", "FinishRotation")
+				mu.Unlock()
+				w.mu.Lock()
+				t.Logf("rotation %d: %d writes, %d of them waited for the disk (%v): %v", i+1, len(w.writes), len(w.waited), w.waited, w.writes)
+				// apply's and publish's started records and the finish
+				// (and a dual rotation's retirement of the role before):
+				// the rest rides on them.
+				want := []string{"AppendStep apply started", "AppendStep publish started", "FinishRotation"}
+				if strategy == "dual" && i > 0 {
+					want = append(want, "FinishRetirement")
+				}
+				require.Equal(t, want, w.waited, "the writes that wait for the disk")
+				w.mu.Unlock()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			require.Empty(t, missing)
+			require.Equal(t, 2, sets, "one password change per rotation")
+			require.Equal(t, 2, puts, "one write to the memory target per rotation")
+		})
+	}
+}
