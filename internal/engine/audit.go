@@ -129,8 +129,9 @@ func (e *Engine) auditTakeover(ctx context.Context, credential, holder string, e
 	}
 }
 
-// auditDelivery records the state a target reached.
-func (r *run) auditDelivery(ctx context.Context, tr TargetResult) {
+// deliveryAudit is the event that records the state a target reached,
+// appended with the delivery itself.
+func (r *run) deliveryAudit(tr TargetResult) *store.AppendAuditParams {
 	detail := map[string]any{"target": tr.Name, "type": tr.Type, "state": string(tr.State), "attempts": tr.Attempts, "changed": tr.Changed}
 	if tr.Error != "" {
 		detail["error"] = tr.Error
@@ -138,7 +139,7 @@ func (r *run) auditDelivery(ctx context.Context, tr TargetResult) {
 	if tr.Detail != "" {
 		detail["detail"] = tr.Detail
 	}
-	r.e.auditQuietly(context.WithoutCancel(ctx), r.cr.Name, r.rot.ID, DeliveryEvent(tr.State), detail)
+	return &store.AppendAuditParams{Event: DeliveryEvent(tr.State), Actor: r.e.Holder, Detail: jsonDetail(detail)}
 }
 
 // auditRetry records that attempt of target t failed with err and is

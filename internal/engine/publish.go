@@ -372,10 +372,10 @@ func (r *run) record(ctx context.Context, rd *rendered, tr TargetResult) error {
 	if _, err := r.e.Store.UpsertDelivery(context.WithoutCancel(ctx), store.UpsertDeliveryParams{Fence: r.fence,
 		RotationID: r.rot.ID, Credential: r.cr.Name, Target: tr.Name, State: tr.State, Fingerprint: rd.fingerprint,
 		Attempts: tr.Attempts, Error: tr.Error, Detail: tr.Detail, Now: r.e.now(), Deferred: true,
+		Audit: r.deliveryAudit(tr),
 	}); err != nil {
 		return journalError(fmt.Sprintf("record that target %s is %s", tr.Name, tr.State), err)
 	}
-	r.auditDelivery(ctx, tr)
 	return nil
 }
 

@@ -163,12 +163,11 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 		r.rot, err = e.Store.InsertRotation(ctx, store.InsertRotationParams{Fence: r.fence,
 			Credential: cr.Name, Strategy: cr.Strategy, Trigger: opts.Trigger,
 			Revoke: opts.Revoke, FromVersionID: fromID, Now: e.now(), Deferred: true,
+			Audit: &store.AppendAuditParams{Event: "rotation.started", Actor: e.Holder,
+				Detail: jsonDetail(map[string]any{"trigger": opts.Trigger, "strategy": cr.Strategy, "revoke": opts.Revoke})},
 		})
 		if err != nil {
-			return nil, fmt.Errorf("%s: start rotation: %w", cr.Name, err)
-		}
-		if err := e.auditAs(ctx, true, cr.Name, r.rot.ID, "rotation.started", map[string]any{"trigger": opts.Trigger, "strategy": cr.Strategy, "revoke": opts.Revoke}); err != nil {
-			return nil, fmt.Errorf("%s: start rotation %d: %w", cr.Name, r.rot.ID, err)
+			return nil, fmt.Errorf("%s: start rotation: %w", cr.Name, journalError("record the rotation and its audit event", err))
 		}
 	}
 	r.res.RotationID = r.rot.ID

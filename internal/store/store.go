@@ -346,6 +346,9 @@ type InsertRotationParams struct {
 	FromVersionID int64
 	Now           time.Time
 	Fence         Fence
+	// Audit, when set, is appended in the same transaction; blank fields
+	// default as in AppendAuditParams.For (the new rotation's id).
+	Audit *AppendAuditParams
 	// Deferred: commit without waiting for the disk ("Deferred writes" in the package doc).
 	Deferred bool
 }
@@ -441,6 +444,9 @@ type UpsertDeliveryParams struct {
 	Detail      string
 	Now         time.Time
 	Fence       Fence
+	// Audit, when set, is appended in the same transaction; blank fields
+	// default as in AppendAuditParams.For (the delivery's rotation).
+	Audit *AppendAuditParams
 	// Deferred: commit without waiting for the disk ("Deferred writes" in the package doc).
 	Deferred bool
 }

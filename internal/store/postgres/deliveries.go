@@ -38,6 +38,10 @@ func (s *Store) UpsertDelivery(ctx context.Context, p store.UpsertDeliveryParams
 				updated_at = excluded.updated_at
 			RETURNING `+deliveryColumns),
 			r.ID, r.Credential, p.Target, string(p.State), p.Fingerprint, p.Attempts, p.Error, p.Detail, timeArg(p.Now)))
+		if err != nil || p.Audit == nil {
+			return err
+		}
+		_, err = s.appendAudit(ctx, tx, p.Audit.For(r, p.Now))
 		return err
 	})
 	if err != nil {

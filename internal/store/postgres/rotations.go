@@ -27,6 +27,10 @@ func (s *Store) InsertRotation(ctx context.Context, p store.InsertRotationParams
 			VALUES ($1, 'active', $2, $3, $4, $5, $6, $6)
 			RETURNING `+rotationColumns),
 			p.Credential, p.Strategy, p.Trigger, p.Revoke, idArg(p.FromVersionID), timeArg(p.Now)))
+		if err != nil || p.Audit == nil {
+			return err
+		}
+		_, err = s.appendAudit(ctx, tx, p.Audit.For(r, p.Now))
 		return err
 	})
 	if err != nil {

@@ -26,6 +26,10 @@ func (s *Store) InsertRotation(ctx context.Context, p store.InsertRotationParams
 			VALUES (?, 'active', ?, ?, ?, ?, ?, ?)
 			RETURNING `+rotationColumns,
 			p.Credential, p.Strategy, p.Trigger, p.Revoke, idArg(p.FromVersionID), timeArg(p.Now), timeArg(p.Now)))
+		if err != nil || p.Audit == nil {
+			return err
+		}
+		_, err = appendAudit(ctx, tx, p.Audit.For(r, p.Now))
 		return err
 	})
 	if err != nil {

@@ -10,6 +10,46 @@ import (
 )
 
 func exerciseAudit(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Run("WithTheWriteItReports", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		l, err := acquire(t, s, "a", t0)
+		require.NoError(t, err)
+		r, err := s.InsertRotation(ctx, store.InsertRotationParams{Credential: "app-db", Strategy: "single", Trigger: "manual", Now: t0, Fence: l.Fence(),
+			Audit: &store.AppendAuditParams{Event: "rotation.started", Actor: "a", Detail: `{"trigger":"manual"}`}})
+		require.NoError(t, err)
+		_, err = s.UpsertDelivery(ctx, store.UpsertDeliveryParams{RotationID: r.ID, Target: "env", State: store.DeliveryWritten, Now: t0.Add(time.Second), Fence: l.Fence(),
+			Audit: &store.AppendAuditParams{Event: "delivery.written", Actor: "a", Detail: `{"target":"env"}`}})
+		require.NoError(t, err)
+		events, err := s.ListAudit(ctx, store.ListAuditParams{Credential: "app-db"})
+		require.NoError(t, err)
+		require.Len(t, events, 2)
+		for i, want := range []struct {
+			event string
+			at    time.Time
+		}{{"delivery.written", t0.Add(time.Second)}, {"rotation.started", t0}} {
+			require.Equal(t, want.event, events[i].Event)
+			require.Equal(t, r.ID, events[i].RotationID, "the event names the rotation of its write")
+			require.Equal(t, "app-db", events[i].Credential)
+			require.Equal(t, "a", events[i].Actor)
+			requireTime(t, want.at, events[i].At)
+		}
+
+		// A write that is refused appends no event either.
+		_, err = acquire(t, s, "b", t0.Add(time.Hour))
+		require.NoError(t, err)
+		_, err = s.UpsertDelivery(ctx, store.UpsertDeliveryParams{RotationID: r.ID, Target: "env", State: store.DeliveryReloaded, Now: t0.Add(time.Hour), Fence: l.Fence(),
+			Audit: &store.AppendAuditParams{Event: "delivery.reloaded"}})
+		require.ErrorIs(t, err, store.ErrFenced)
+		_, err = s.InsertRotation(ctx, store.InsertRotationParams{Credential: "app-db", Strategy: "single", Trigger: "manual", Now: t0.Add(time.Hour), Fence: l.Fence(),
+			Audit: &store.AppendAuditParams{Event: "rotation.started"}})
+		require.ErrorIs(t, err, store.ErrFenced)
+		again, err := s.ListAudit(ctx, store.ListAuditParams{Credential: "app-db"})
+		require.NoError(t, err)
+		require.Equal(t, events, again)
+	})
+
 	t.Run("AppendAndList", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
