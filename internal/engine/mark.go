@@ -176,14 +176,37 @@ func (r *run) writeMark(ctx context.Context) {
 	if !ok {
 		return
 	}
-	id, err := r.e.storeID(ctx)
+	label, err := r.mark(ctx)
 	if err == nil {
-		_, err = mk.WriteMark(ctx, provider.WriteMarkRequest{Role: r.to.Role, Mark: mark{Store: id, Credential: r.cr.Name, Version: r.to.Seq}.String()})
+		_, err = mk.WriteMark(ctx, provider.WriteMarkRequest{Role: r.to.Role, Mark: label})
 	}
 	if err != nil {
 		r.e.Logger.Warn("could not mark the role with the version that set it", "credential", r.cr.Name, "role", r.to.Role, "error", err)
 		r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepApply, Status: "note", Detail: "could not mark role " + r.to.Role + ": " + firstLineOf(err.Error())})
 	}
+}
+
+// mark is the label of the pending version's role once apply set it.
+func (r *run) mark(ctx context.Context) (string, error) {
+	id, err := r.e.storeID(ctx)
+	if err != nil {
+		return "", err
+	}
+	return mark{Store: id, Credential: r.cr.Name, Version: r.to.Seq}.String(), nil
+}
+
+// markToSet is the label SetPassword may write with the password: "" when
+// the provider keeps no marks or the store's id cannot be read (writeMark
+// then says why).
+func (r *run) markToSet(ctx context.Context) string {
+	if _, ok := r.cr.Provider.(provider.Marker); !ok {
+		return ""
+	}
+	label, err := r.mark(ctx)
+	if err != nil {
+		return ""
+	}
+	return label
 }
 
 // loginAs logs in with version v's password as consumers do.

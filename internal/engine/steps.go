@@ -208,6 +208,7 @@ func (r *run) apply(ctx context.Context) (string, error) {
 	}
 	resp, err := r.cr.Provider.SetPassword(ctx, provider.SetPasswordRequest{
 		Role: r.to.Role, Password: r.pending.password(), Verifier: r.pending.verifier(), ValidUntil: until,
+		Mark: r.markToSet(ctx),
 	})
 	if err != nil {
 		return "", r.gatekeepersAfterFailedApply(ctx, err)
@@ -229,7 +230,9 @@ func (r *run) apply(ctx context.Context) (string, error) {
 	if err := r.useNewAdmin(ctx); err != nil {
 		return "", err
 	}
-	r.writeMark(ctx)
+	if !resp.Marked {
+		r.writeMark(ctx)
+	}
 	if r.applied.IsZero() {
 		// Journaled before the step is marked done: a resume after a crash
 		// here must still know when the old password stopped working.

@@ -122,6 +122,11 @@ type SetPasswordRequest struct {
 	Verifier secret.String
 	// ValidUntil, when non-nil, is set as the role's VALID UNTIL.
 	ValidUntil *time.Time
+	// Mark, when set, is the label a Marker writes after the change
+	// (WriteMark). A Marker that can write it with the password, in the
+	// same transaction, does and says so in Marked; the caller writes it
+	// with WriteMark otherwise.
+	Mark string
 }
 
 type SetPasswordResponse struct {
@@ -129,6 +134,8 @@ type SetPasswordResponse struct {
 	Password secret.String
 	// Detail is a secret-free summary, e.g. per-branch results.
 	Detail string
+	// Marked: the request's Mark was written with the password.
+	Marked bool
 }
 
 type SnapshotRequest struct {

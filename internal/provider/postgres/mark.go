@@ -30,10 +30,14 @@ func (p *Postgres) ReadMark(ctx context.Context, req provider.ReadMarkRequest) (
 func (p *Postgres) WriteMark(ctx context.Context, req provider.WriteMarkRequest) (provider.WriteMarkResponse, error) {
 	op := fmt.Sprintf("comment on role %q", req.Role)
 	err := p.withRole(ctx, op, req.Role, func(conn *pgx.Conn) error {
-		_, err := conn.Exec(ctx, "COMMENT ON ROLE "+pgx.Identifier{req.Role}.Sanitize()+" IS "+quoteLiteral(req.Mark))
+		_, err := conn.Exec(ctx, commentOnRole(req.Role, req.Mark))
 		return err
 	})
 	return provider.WriteMarkResponse{}, err
 }
 
 var _ provider.Marker = (*Postgres)(nil)
+
+func commentOnRole(role, mark string) string {
+	return "COMMENT ON ROLE " + pgx.Identifier{role}.Sanitize() + " IS " + quoteLiteral(mark)
+}

@@ -51,15 +51,31 @@ func (p *Postgres) SetPassword(ctx context.Context, req provider.SetPasswordRequ
 	}
 	sql := "ALTER ROLE " + ident(req.Role) + " WITH LOGIN PASSWORD " + quoteLiteral(req.Verifier.Reveal()) +
 		" VALID UNTIL " + quoteLiteral(validUntil)
-	if err := p.alterRole(ctx, op, req.Role, sql, req.Verifier, req.Password); err != nil {
+	if req.Mark != "" {
+		// The label in the same transaction, after the ALTER ROLE, in a
+		// statement of its own (an error logged with its text shows the
+		// label, never the verifier): one commit on the server, and the
+		// round trips of a separate WriteMark saved. If the label is what
+		// fails, the password is set alone, as if no mark was asked for:
+		// a label must not fail a password change.
+		err := p.alterRole(ctx, op, req.Role, []string{sql, commentOnRole(req.Role, req.Mark)}, req.Verifier, req.Password)
+		if err == nil {
+			return provider.SetPasswordResponse{Marked: true}, nil
+		}
+		if ctx.Err() != nil || errors.Is(err, provider.ErrRoleNotFound) {
+			return provider.SetPasswordResponse{}, err
+		}
+	}
+	if err := p.alterRole(ctx, op, req.Role, []string{sql}, req.Verifier, req.Password); err != nil {
 		return provider.SetPasswordResponse{}, err
 	}
 	return provider.SetPasswordResponse{}, nil
 }
 
-// alterRole runs one ALTER ROLE in a quiet transaction, after checking
-// that the role exists so that a missing role never gets the verifier sent.
-func (p *Postgres) alterRole(ctx context.Context, op, role, sql string, secrets ...secret.String) error {
+// alterRole runs one ALTER ROLE (and the statements after it, each on
+// its own) in a quiet transaction, after checking that the role exists so
+// that a missing role never gets the verifier sent.
+func (p *Postgres) alterRole(ctx context.Context, op, role string, stmts []string, secrets ...secret.String) error {
 	err := p.quietTx(ctx, func(tx pgx.Tx) error {
 		ok, err := roleExists(ctx, tx, role)
 		if err != nil {
@@ -68,8 +84,12 @@ func (p *Postgres) alterRole(ctx context.Context, op, role, sql string, secrets 
 		if !ok {
 			return p.missingRole(op, role)
 		}
-		_, err = tx.Exec(ctx, sql)
-		return err
+		for _, sql := range stmts {
+			if _, err := tx.Exec(ctx, sql); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return p.fail(op, role, err, secrets...)
@@ -131,7 +151,7 @@ func (p *Postgres) Retire(ctx context.Context, req provider.RetireRequest) (prov
 	default:
 		return provider.RetireResponse{}, invalid(op, "unknown retire method %q; use %q or %q", req.Method, provider.RetireScramble, provider.RetireNoLogin)
 	}
-	if err := p.alterRole(ctx, op, req.Role, sql, verifier); err != nil {
+	if err := p.alterRole(ctx, op, req.Role, []string{sql}, verifier); err != nil {
 		return provider.RetireResponse{}, err
 	}
 	return provider.RetireResponse{}, nil

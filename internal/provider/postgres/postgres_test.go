@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -166,6 +167,37 @@ func TestSetPasswordRefusesNonVerifiers(t *testing.T) {
 	t.Cleanup(func() {
 		require.NoError(t, pgtest.CanLogin(context.Background(), env.LoginURL(role, pw)), "a refused request must leave the password alone")
 	})
+}
+
+// A mark asked for with the password is written in the same transaction;
+// one the server refuses leaves the password set and says it was not
+// written, so that the caller writes it (and warns) as before.
+func TestSetPasswordWritesTheMarkWithIt(t *testing.T) {
+	t.Parallel()
+	env, ctx := newEnv(t), t.Context()
+	role := pgtest.UniqueName(t, "marked")
+	env.CreateRole(t, role, secret.New("x-Pw-1"))
+	mk := env.Provider.(provider.Marker)
+	for i, tt := range []struct {
+		mark   string
+		marked bool
+		want   string
+	}{
+		{"rotor:v1 store=abc credential=app version=3", true, "rotor:v1 store=abc credential=app version=3"},
+		// A NUL byte is refused by the server in any text value.
+		{"rotor:v1 store=abc\x00", false, "rotor:v1 store=abc credential=app version=3"},
+	} {
+		pw := secret.New(fmt.Sprintf("next-Pw-%d-%s", i, strings.Repeat("x", 20)))
+		v, err := secret.SCRAMVerifier(nil, pw)
+		require.NoError(t, err)
+		resp, err := env.Provider.SetPassword(ctx, provider.SetPasswordRequest{Role: role, Verifier: v, Password: pw, Mark: tt.mark})
+		require.NoError(t, err, "a mark must not fail a password change")
+		require.Equal(t, tt.marked, resp.Marked)
+		require.NoError(t, pgtest.CanLogin(ctx, env.LoginURL(role, pw)), "the password is set either way")
+		got, err := mk.ReadMark(ctx, provider.ReadMarkRequest{Role: role})
+		require.NoError(t, err)
+		require.Equal(t, tt.want, got.Mark)
+	}
 }
 
 func TestSetPasswordAcceptsMD5Verifier(t *testing.T) {

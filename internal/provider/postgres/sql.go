@@ -63,14 +63,10 @@ const quietSQL = `
 
 // quietTx runs fn in a transaction in which statements are not logged,
 // where the admin may arrange that, and commits when fn succeeds.
+// The settings go with BEGIN, in one simple-protocol message.
 func (p *Postgres) quietTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return p.conns.with(ctx, func(conn *pgx.Conn) error {
-		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, quietSQL); err != nil {
-				return err
-			}
-			return fn(tx)
-		})
+		return pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{BeginQuery: "BEGIN; " + quietSQL}, fn)
 	})
 }
 
