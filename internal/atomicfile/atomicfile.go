@@ -10,8 +10,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -292,17 +294,75 @@ const staleAfter = time.Hour
 // once when that process is gone, and otherwise only when it is old (a
 // writer on another host sharing the directory). Errors are ignored: this
 // is tidying, not the write.
+//
+// The directory is read once per sweepEvery per process, not at every
+// write: a batch writing a thousand files into one directory read its
+// thousand names a thousand times (a third of a millisecond a write). So a
+// process that keeps running finds a temp file left by another process's
+// crash within sweepEvery, and any new process at its first write.
 func sweepStale(dir, base string) {
 	prefix := "." + base + ".rotor-"
-	matches, _ := filepath.Glob(filepath.Join(dir, globEscape(prefix)+"*.tmp"))
-	for _, m := range matches {
-		fi, err := os.Lstat(m)
-		if err != nil || !fi.Mode().IsRegular() {
+	for _, name := range tempFiles.in(dir) {
+		if !strings.HasPrefix(name, prefix) {
 			continue
 		}
-		if writerGone(strings.TrimPrefix(filepath.Base(m), prefix)) || time.Since(fi.ModTime()) > staleAfter {
-			_ = os.Remove(m)
+		m := filepath.Join(dir, name)
+		fi, err := os.Lstat(m)
+		if err != nil || !fi.Mode().IsRegular() {
+			tempFiles.forget(dir, name)
+			continue
 		}
+		if writerGone(strings.TrimPrefix(name, prefix)) || time.Since(fi.ModTime()) > staleAfter {
+			if os.Remove(m) == nil {
+				tempFiles.forget(dir, name)
+			}
+		}
+	}
+}
+
+// sweepEvery is how long a directory's listing of temp files is reused.
+const sweepEvery = 30 * time.Second
+
+// tempFiles caches, per directory, the names of the temp files (of any
+// destination) found when it was last read.
+var tempFiles = &tempListing{dirs: map[string]*tempDir{}}
+
+type tempListing struct {
+	mu   sync.Mutex
+	dirs map[string]*tempDir
+}
+
+type tempDir struct {
+	read  time.Time
+	names []string
+}
+
+// in returns the temp-file names of dir, reading it again when the last
+// listing is older than sweepEvery. A directory that cannot be read has
+// none (the write that follows reports the problem).
+func (l *tempListing) in(dir string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	d := l.dirs[dir]
+	if d == nil || time.Since(d.read) >= sweepEvery {
+		d = &tempDir{read: time.Now()}
+		if entries, err := os.ReadDir(dir); err == nil {
+			for _, e := range entries {
+				if n := e.Name(); strings.HasPrefix(n, ".") && strings.Contains(n, ".rotor-") && strings.HasSuffix(n, ".tmp") {
+					d.names = append(d.names, n)
+				}
+			}
+		}
+		l.dirs[dir] = d
+	}
+	return slices.Clone(d.names)
+}
+
+func (l *tempListing) forget(dir, name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if d := l.dirs[dir]; d != nil {
+		d.names = slices.DeleteFunc(d.names, func(n string) bool { return n == name })
 	}
 }
 
@@ -318,9 +378,4 @@ func writerGone(rest string) bool {
 		return false
 	}
 	return processGone(pid)
-}
-
-func globEscape(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`)
-	return r.Replace(s)
 }
