@@ -23,7 +23,7 @@ type conns struct {
 	sem chan struct{}
 
 	mu     sync.Mutex
-	idle   []*pgx.Conn
+	idle   []idleConn
 	closed bool
 	// passwords, when set, replace cfg's password: new connections try
 	// them in order (a self-managed admin role, see selfmanage.go).
@@ -31,6 +31,20 @@ type conns struct {
 }
 
 var errClosed = errors.New("postgres provider: used after Close; build a new provider")
+
+// idleConn is a pooled connection and when it was last given back.
+type idleConn struct {
+	conn *pgx.Conn
+	at   time.Time
+}
+
+// pingAfter is how long a connection may sit idle before acquire pings
+// it. A batch reuses a connection within milliseconds; pinging it each
+// time was a round trip per provider call for nothing, while a connection
+// idle for longer may have been cut (a restart, an idle timeout). A cut
+// that the ping would have caught in between is still handled: with runs
+// the idempotent operation again on a fresh connection.
+const pingAfter = time.Second
 
 func newConns(cfg *pgx.ConnConfig, size int) *conns {
 	return &conns{cfg: cfg, sem: make(chan struct{}, size)}
@@ -128,13 +142,13 @@ func (c *conns) acquire(ctx context.Context) (*pgx.Conn, error) {
 			c.mu.Unlock()
 			return c.connect(ctx, pws)
 		}
-		conn := c.idle[len(c.idle)-1]
+		ic := c.idle[len(c.idle)-1]
 		c.idle = c.idle[:len(c.idle)-1]
 		c.mu.Unlock()
+		conn := ic.conn
 		// A server restart or an idle timeout may have cut the connection
-		// since its last use; a ping costs one round trip, and admin calls
-		// are few, while failing a rotation step over a stale socket is not.
-		if conn.Ping(ctx) == nil {
+		// since its last use (pingAfter).
+		if time.Since(ic.at) < pingAfter || conn.Ping(ctx) == nil {
 			return conn, nil
 		}
 		closeConn(conn)
@@ -155,7 +169,7 @@ func (c *conns) release(conn *pgx.Conn) {
 		closeConn(conn)
 		return
 	}
-	c.idle = append(c.idle, conn)
+	c.idle = append(c.idle, idleConn{conn: conn, at: time.Now()})
 }
 
 func (c *conns) close() {
@@ -163,8 +177,8 @@ func (c *conns) close() {
 	idle := c.idle
 	c.idle, c.closed = nil, true
 	c.mu.Unlock()
-	for _, conn := range idle {
-		closeConn(conn)
+	for _, ic := range idle {
+		closeConn(ic.conn)
 	}
 }
 

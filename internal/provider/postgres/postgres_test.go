@@ -200,6 +200,31 @@ func TestSetPasswordWritesTheMarkWithIt(t *testing.T) {
 	}
 }
 
+// An admin connection the server ended while it sat in the pool (a
+// restart, an administrator's terminate) is not pinged again when it was
+// used a moment ago: the call that finds it dead runs again on a fresh one.
+func TestPooledConnectionEndedByTheServer(t *testing.T) {
+	t.Parallel()
+	env, ctx := newEnv(t), t.Context()
+	role := pgtest.UniqueName(t, "cut")
+	env.CreateRole(t, role, secret.New("x-Pw-1"))
+	admin := pgtest.Connect(ctx, t, env.AdminURL)
+	for i := range 3 {
+		_, err := env.Provider.Snapshot(ctx, provider.SnapshotRequest{Role: role})
+		require.NoError(t, err)
+		var ended int
+		require.NoError(t, admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE datname = $1 AND application_name = 'rotor' AND pid <> pg_backend_pid()`, env.Database).Scan(&ended))
+		require.Positive(t, ended, "the provider's pooled connection")
+		pw := secret.New(fmt.Sprintf("after-cut-Pw-%d-%s", i, strings.Repeat("y", 16)))
+		v, err := secret.SCRAMVerifier(nil, pw)
+		require.NoError(t, err)
+		_, err = env.Provider.SetPassword(ctx, provider.SetPasswordRequest{Role: role, Verifier: v, Password: pw})
+		require.NoError(t, err, "the pooled connection was cut; the call runs again on a new one")
+		require.NoError(t, pgtest.CanLogin(ctx, env.LoginURL(role, pw)))
+	}
+}
+
 func TestSetPasswordAcceptsMD5Verifier(t *testing.T) {
 	t.Parallel()
 	env, ctx := newEnv(t), t.Context()
