@@ -69,32 +69,35 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 	// Single strategy: remember what the server holds now so a failed
 	// test can put it back. Superusers can read it; others fall back to
 	// the previous version rotor stored, if any.
+	var rollback []byte
 	if r.cr.Strategy == StrategySingle {
 		snap, err := r.cr.Provider.Snapshot(ctx, provider.SnapshotRequest{Role: role})
 		switch {
 		case err == nil && !snap.Verifier.IsZero():
-			blob, err := r.e.seal(r.cr.Name, role, material{Verifier: snap.Verifier.Reveal()})
-			if err != nil {
+			if rollback, err = r.e.seal(r.cr.Name, role, material{Verifier: snap.Verifier.Reveal()}); err != nil {
 				return "", err
 			}
-			rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{Fence: r.fence, ID: r.rot.ID, Rollback: blob, Now: r.e.now(), Deferred: true})
-			if err != nil {
-				return "", journalError("record the password to roll back to", err)
-			}
-			r.rot = rot
 		case err == nil, errors.Is(err, provider.ErrUnsupported):
 		default:
 			return "", err
 		}
 	}
+	// The pending version, the rotation pointing at it and the password
+	// to roll back to, in one write.
+	now := r.e.now()
 	v, err := r.e.Store.InsertVersion(ctx, store.InsertVersionParams{Fence: r.fence,
 		Credential: r.cr.Name, Role: role, Stage: store.StagePending, RotationID: r.rot.ID,
-		Sealed: sealed, Fingerprint: r.e.Sealer.Fingerprint("password", r.cr.Name, pw.Reveal()), Now: r.e.now(), Deferred: true,
+		Sealed: sealed, Fingerprint: r.e.Sealer.Fingerprint("password", r.cr.Name, pw.Reveal()), Now: now, Deferred: true,
+		Pending: &store.UpdateRotationParams{Rollback: rollback, Now: now},
 	})
 	if err != nil {
 		return "", journalError("store the pending version", err)
 	}
-	return r.adopt(ctx, v)
+	r.rot.ToVersionID, r.rot.UpdatedAt = v.ID, now
+	if rollback != nil {
+		r.rot.Rollback = rollback
+	}
+	return r.pendingLoaded(v, m), nil
 }
 
 func (r *run) adopt(ctx context.Context, v *store.Version) (string, error) {
@@ -116,12 +119,18 @@ func (r *run) loadPending(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return r.pendingLoaded(v, m), nil
+}
+
+// pendingLoaded makes v, whose secret is m, the run's pending version and
+// returns prepare's detail.
+func (r *run) pendingLoaded(v *store.Version, m material) string {
 	r.to, r.pending = v, m
 	r.res.Role, r.res.Version = v.Role, v.Seq
 	if r.from != nil && r.from.Role != v.Role {
 		r.res.OldRole = r.from.Role
 	}
-	return fmt.Sprintf("role %s, version %d (%s)", v.Role, v.Seq, v.Fingerprint), nil
+	return fmt.Sprintf("role %s, version %d (%s)", v.Role, v.Seq, v.Fingerprint)
 }
 
 // chooseRole picks the role the new password goes to (nextRole) and, for

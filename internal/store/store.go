@@ -288,6 +288,12 @@ type InsertVersionParams struct {
 	Fingerprint string
 	Now         time.Time
 	Fence       Fence
+	// Pending, when set, is applied to the rotation RotationID in the same
+	// transaction, as UpdateRotation would, with the new version as its
+	// ToVersionID: the pending version and the rotation pointing at it (and
+	// Pending.Rollback, when set) in one write. Its ID, ToVersionID, Fence
+	// and Deferred are ignored.
+	Pending *UpdateRotationParams
 	// Deferred: commit without waiting for the disk ("Deferred writes" in the package doc).
 	Deferred bool
 }

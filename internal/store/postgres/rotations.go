@@ -77,6 +77,23 @@ func (s *Store) ListRotations(ctx context.Context, p store.ListRotationsParams) 
 // UpdateRotation implements store.Store. A finished rotation cannot be
 // edited: ErrConflict. A non-nil ToVersionID of 0 clears it.
 func (s *Store) UpdateRotation(ctx context.Context, p store.UpdateRotationParams) (*store.Rotation, error) {
+	var out *store.Rotation
+	err := s.writeAs(ctx, p.Deferred, func(tx pgx.Tx) error {
+		if err := s.checkFence(ctx, tx, p.Fence); err != nil {
+			return err
+		}
+		var err error
+		out, err = s.updateRotation(ctx, tx, p)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update rotation %d: %w", p.ID, err)
+	}
+	return out, nil
+}
+
+// updateRotation is UpdateRotation inside tx, fence already checked.
+func (s *Store) updateRotation(ctx context.Context, tx pgx.Tx, p store.UpdateRotationParams) (*store.Rotation, error) {
 	args := []any{p.ID, timeArg(p.Now)}
 	sets := []string{"updated_at = $2"}
 	add := func(col string, v any) {
@@ -92,26 +109,15 @@ func (s *Store) UpdateRotation(ctx context.Context, p store.UpdateRotationParams
 	if p.AppliedAt != nil {
 		add("applied_at", timeArg(*p.AppliedAt))
 	}
-	var out *store.Rotation
-	err := s.writeAs(ctx, p.Deferred, func(tx pgx.Tx) error {
-		if err := s.checkFence(ctx, tx, p.Fence); err != nil {
-			return err
-		}
-		r, err := s.lockRotation(ctx, tx, p.ID)
-		if err != nil {
-			return err
-		}
-		if r.Status != store.StatusActive {
-			return fmt.Errorf("rotation is %s: %w", r.Status, store.ErrConflict)
-		}
-		out, err = scanRotation(tx.QueryRow(ctx,
-			s.sql(`UPDATE {schema}.rotations SET `+strings.Join(sets, ", ")+` WHERE id = $1 RETURNING `+rotationColumns), args...))
-		return err
-	})
+	r, err := s.lockRotation(ctx, tx, p.ID)
 	if err != nil {
-		return nil, fmt.Errorf("update rotation %d: %w", p.ID, err)
+		return nil, err
 	}
-	return out, nil
+	if r.Status != store.StatusActive {
+		return nil, fmt.Errorf("rotation is %s: %w", r.Status, store.ErrConflict)
+	}
+	return scanRotation(tx.QueryRow(ctx,
+		s.sql(`UPDATE {schema}.rotations SET `+strings.Join(sets, ", ")+` WHERE id = $1 RETURNING `+rotationColumns), args...))
 }
 
 // FinishRotation implements store.Store with the sqlite driver's rules

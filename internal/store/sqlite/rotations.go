@@ -71,6 +71,23 @@ func (s *Store) ListRotations(ctx context.Context, p store.ListRotationsParams) 
 // UpdateRotation implements store.Store. A finished rotation is history and
 // cannot be edited: ErrConflict. A non-nil ToVersionID of 0 clears it.
 func (s *Store) UpdateRotation(ctx context.Context, p store.UpdateRotationParams) (*store.Rotation, error) {
+	var out *store.Rotation
+	err := s.writeAs(ctx, p.Deferred, func(tx *wtx) error {
+		if err := checkFence(ctx, tx, p.Fence); err != nil {
+			return err
+		}
+		var err error
+		out, err = updateRotation(ctx, tx, p)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update rotation %d: %w", p.ID, err)
+	}
+	return out, nil
+}
+
+// updateRotation is UpdateRotation inside tx, fence already checked.
+func updateRotation(ctx context.Context, tx *wtx, p store.UpdateRotationParams) (*store.Rotation, error) {
 	sets := []string{"updated_at = ?"}
 	args := []any{timeArg(p.Now)}
 	if p.ToVersionID != nil {
@@ -86,24 +103,11 @@ func (s *Store) UpdateRotation(ctx context.Context, p store.UpdateRotationParams
 		args = append(args, timeArg(*p.AppliedAt))
 	}
 	args = append(args, p.ID)
-
-	var out *store.Rotation
-	err := s.writeAs(ctx, p.Deferred, func(tx *wtx) error {
-		if err := checkFence(ctx, tx, p.Fence); err != nil {
-			return err
-		}
-		if err := requireActive(ctx, tx, p.ID); err != nil {
-			return err
-		}
-		var err error
-		out, err = scanRotation(tx.QueryRowContext(ctx,
-			`UPDATE rotations SET `+strings.Join(sets, ", ")+` WHERE id = ? RETURNING `+rotationColumns, args...))
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("update rotation %d: %w", p.ID, err)
+	if err := requireActive(ctx, tx, p.ID); err != nil {
+		return nil, err
 	}
-	return out, nil
+	return scanRotation(tx.QueryRowContext(ctx,
+		`UPDATE rotations SET `+strings.Join(sets, ", ")+` WHERE id = ? RETURNING `+rotationColumns, args...))
 }
 
 func requireActive(ctx context.Context, q querier, id int64) error {

@@ -41,6 +41,12 @@ func (s *Store) InsertVersion(ctx context.Context, p store.InsertVersionParams) 
 			RETURNING `+versionColumns,
 			p.Credential, p.Role, string(p.Stage), idArg(p.RotationID), p.Sealed, p.Fingerprint,
 			timeArg(p.Now), activated, retired, p.Credential))
+		if err != nil || p.Pending == nil {
+			return err
+		}
+		u := *p.Pending
+		u.ID, u.ToVersionID = p.RotationID, &out.ID
+		_, err = updateRotation(ctx, tx, u)
 		return err
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -24,6 +25,36 @@ func insertVersion(t *testing.T, s store.Store, cred string, stage store.Stage, 
 }
 
 func exerciseVersion(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Run("InsertAsTheRotationsPending", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		r := insertRotation(t, s, "app-db", 0)
+		v, err := s.InsertVersion(ctx, store.InsertVersionParams{
+			Credential: "app-db", Role: "app", Stage: store.StagePending, RotationID: r.ID,
+			Sealed: sealed(3), Fingerprint: "fp-3", Now: t0.Add(time.Second),
+			Pending: &store.UpdateRotationParams{Rollback: sealed(4), Now: t0.Add(time.Second)},
+		})
+		require.NoError(t, err)
+		got, err := getRotation(ctx, s, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, v.ID, got.ToVersionID, "the rotation points at the version written with it")
+		require.Equal(t, sealed(4), got.Rollback)
+		requireTime(t, t0.Add(time.Second), got.UpdatedAt)
+
+		// A finished rotation takes no pending version, and none is left.
+		done := insertRotation(t, s, "other-db", 0)
+		finish(t, s, done.ID, store.StatusAbandoned, false)
+		_, err = s.InsertVersion(ctx, store.InsertVersionParams{
+			Credential: "other-db", Role: "app", Stage: store.StagePending, RotationID: done.ID,
+			Sealed: sealed(5), Fingerprint: "fp-5", Now: t0, Pending: &store.UpdateRotationParams{Now: t0},
+		})
+		require.ErrorIs(t, err, store.ErrConflict)
+		left, err := s.ListVersions(ctx, store.ListVersionsParams{Credential: "other-db"})
+		require.NoError(t, err)
+		require.Empty(t, left, "the version and the rotation's update are one write")
+	})
+
 	t.Run("ReplacePendingSecret", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
