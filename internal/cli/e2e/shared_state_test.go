@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/rotorhq/rotor/internal/pgtest"
 	"github.com/rotorhq/rotor/internal/store"
 	"github.com/rotorhq/rotor/internal/store/storeurl"
 )
@@ -24,6 +25,7 @@ func sharedStore(t *testing.T, w *world) store.Store {
 	db := createDatabase(t, w.cl)
 	u := w.cl.AdminURL(db)
 	w.env = append(w.env, "ROTOR_STATE_URL="+u.Reveal())
+	w.stateURL = u
 	st, err := storeurl.Open(t.Context(), u.Reveal())
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
@@ -44,23 +46,48 @@ func TestFencedHolderNeverWritesAgain(t *testing.T) {
 	gate := filepath.Join(t.TempDir(), "gate")
 	a := w.start(t, []string{"ROTOR_TEST_PAUSE_AT=publish:" + gate}, "rotate", "app")
 	defer a.kill()
-	// A has tested the new password and waits before publishing.
+	// A has tested the new password and waits before publishing: the
+	// test step's done record is the last thing it journals before the
+	// pause.
 	var rot *store.Rotation
 	require.Eventually(t, func() bool {
 		active, err := st.ListRotations(t.Context(), store.ListRotationsParams{Credential: "app", Active: true, Limit: 1})
 		if err != nil || len(active) == 0 || active[0].Step != "test" {
 			return false
 		}
+		steps, err := st.ListSteps(t.Context(), store.ListStepsParams{RotationID: active[0].ID})
+		if err != nil || len(steps) == 0 || steps[len(steps)-1].Status != store.StepDone {
+			return false
+		}
 		rot = active[0]
 		return true
 	}, 60*time.Second, 20*time.Millisecond)
-	require.NoError(t, syscall.Kill(a.cmd.Process.Pid, syscall.SIGSTOP))
-	stopped := true
+	// Frozen outside any store transaction: one left open (a lease
+	// renewal caught mid-way) would hold its row lock until A runs again,
+	// and B would wait on it for ever.
+	admin := pgtest.Connect(t.Context(), t, w.stateURL)
+	stopped := false
 	defer func() {
 		if stopped {
 			_ = syscall.Kill(a.cmd.Process.Pid, syscall.SIGCONT)
 		}
 	}()
+	for attempt := 0; ; attempt++ {
+		require.Less(t, attempt, 200, "A never stopped outside a transaction")
+		require.NoError(t, syscall.Kill(a.cmd.Process.Pid, syscall.SIGSTOP))
+		stopped = true
+		// What A sent before it stopped reaches the server meanwhile.
+		time.Sleep(50 * time.Millisecond)
+		var open int
+		require.NoError(t, admin.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`).Scan(&open))
+		if open == 0 {
+			break
+		}
+		require.NoError(t, syscall.Kill(a.cmd.Process.Pid, syscall.SIGCONT))
+		stopped = false
+		time.Sleep(5 * time.Millisecond)
+	}
 	time.Sleep(3 * time.Second) // past A's 2 s lease: nobody renews it
 
 	b := w.mustRotor(t, "resume")

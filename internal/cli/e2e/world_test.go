@@ -66,6 +66,9 @@ type world struct {
 
 	// strayTemps counts temporary files a SIGKILL left next to a target.
 	strayTemps int
+	// stateURL is the PostgreSQL store sharedStore gave the world (zero
+	// for the SQLite file).
+	stateURL secret.String
 	// bouncerAdmin is the admin console of a credential's PgBouncer.
 	bouncerAdmin secret.String
 }
