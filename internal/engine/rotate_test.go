@@ -136,15 +136,10 @@ func TestDualOldRoleStillInUse(t *testing.T) {
 
 	// The login checked above has closed its connection, but its backend
 	// can linger in pg_stat_activity for a moment.
-	var sessions []string
 	require.Eventually(t, func() bool {
 		st, err := b.eng.Status(b.ctx, b.cred(), engine.StatusOptions{Live: true})
 		require.NoError(t, err)
-		sessions = sessions[:0]
-		for _, s := range st.OldSessions {
-			sessions = append(sessions, s.ApplicationName)
-		}
-		return len(sessions) == 1 && sessions[0] == "legacy-cron"
+		return len(st.OldSessions) == 1 && st.OldSessions[0].ApplicationName == "legacy-cron"
 	}, 10*time.Second, 50*time.Millisecond, "status lists the one consumer still on the old role")
 }
 

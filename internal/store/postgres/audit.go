@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/rotorhq/rotor/internal/store"
 )
 
@@ -13,19 +11,12 @@ const auditColumns = `id, at, credential, rotation_id, event, actor, detail`
 
 // AppendAudit implements store.Store.
 func (s *Store) AppendAudit(ctx context.Context, p store.AppendAuditParams) (*store.AuditEvent, error) {
-	var (
-		e   *store.AuditEvent
-		err error
-	)
-	if p.Deferred {
-		// SET LOCAL needs a transaction around the one statement.
-		err = s.writeAs(ctx, true, func(tx pgx.Tx) error {
-			e, err = s.appendAudit(ctx, tx, p)
-			return err
-		})
-	} else {
-		e, err = s.appendAudit(ctx, s.pool, p)
-	}
+	var e *store.AuditEvent
+	err := s.single(ctx, p.Deferred, func(q querier) error {
+		var err error
+		e, err = s.appendAudit(ctx, q, p)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("append audit event %q: %w", p.Event, err)
 	}

@@ -88,14 +88,7 @@ func (s *Store) ReleaseLease(ctx context.Context, p store.ReleaseLeaseParams) er
 		}
 		return nil
 	}
-	var err error
-	if p.Deferred {
-		// SET LOCAL needs a transaction around the one statement.
-		err = s.writeAs(ctx, true, func(tx pgx.Tx) error { return release(tx) })
-	} else {
-		err = release(s.pool)
-	}
-	if err != nil {
+	if err := s.single(ctx, p.Deferred, release); err != nil {
 		return fmt.Errorf("release lease %q: %w", p.Name, err)
 	}
 	return nil

@@ -105,6 +105,16 @@ func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
 // behind PgBouncer in transaction mode too.
 const deferredBegin = "BEGIN; SET LOCAL synchronous_commit = off"
 
+// single runs fn, a write of one statement, on the pool: as it is, in the
+// statement's own implicit transaction, or, deferred, in a transaction of
+// its own, which SET LOCAL needs.
+func (s *Store) single(ctx context.Context, deferred bool, fn func(q querier) error) error {
+	if !deferred {
+		return fn(s.pool)
+	}
+	return s.writeAs(ctx, true, func(tx pgx.Tx) error { return fn(tx) })
+}
+
 // writeAs is write, deferred or not.
 func (s *Store) writeAs(ctx context.Context, deferred bool, fn func(tx pgx.Tx) error) error {
 	var opts pgx.TxOptions
