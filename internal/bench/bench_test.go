@@ -28,15 +28,39 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
+// built is a program the benchmarks build once per run, or take from an
+// environment variable naming one built beforehand.
+type built struct {
+	once sync.Once
+	path string
+	err  error
+}
 
-	launcherOnce sync.Once
-	launcherPath string
-	launcherErr  error
-)
+// get builds pkg with flags into a temporary directory as name, the first
+// time it is called, or uses the path in env when that is set.
+func (bl *built) get(b testing.TB, env, pkg, name string, flags ...string) string {
+	b.Helper()
+	bl.once.Do(func() {
+		if p := os.Getenv(env); p != "" {
+			bl.path, bl.err = filepath.Abs(p)
+			return
+		}
+		dir, err := os.MkdirTemp("", "rotor-bench-"+name+"-")
+		if err != nil {
+			bl.err = err
+			return
+		}
+		bl.path = filepath.Join(dir, name)
+		args := append(append([]string{"build"}, flags...), "-o", bl.path, pkg)
+		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+			bl.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		}
+	})
+	require.NoError(b, bl.err)
+	return bl.path
+}
+
+var rotorBuild, launcherBuild built
 
 // releaseFlags are `make build`'s: the binary the figures describe is the
 // one users run.
@@ -46,52 +70,16 @@ var releaseFlags = []string{"-trimpath", "-ldflags=-s -w"}
 // uses ROTOR_BENCH_BINARY when set (a binary built beforehand, to compare
 // two builds without rebuilding).
 func rotorBinary(b testing.TB) string {
-	b.Helper()
-	binOnce.Do(func() {
-		if p := os.Getenv("ROTOR_BENCH_BINARY"); p != "" {
-			binPath, binErr = filepath.Abs(p)
-			return
-		}
-		dir, err := os.MkdirTemp("", "rotor-bench-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "rotor")
-		args := append(append([]string{"build"}, releaseFlags...), "-o", binPath, "../../cmd/rotor")
-		out, err := exec.Command("go", args...).CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	require.NoError(b, binErr)
-	return binPath
+	return rotorBuild.get(b, "ROTOR_BENCH_BINARY", "../../cmd/rotor", "rotor", releaseFlags...)
 }
 
 // launcher builds ./peakrss once per run, or uses ROTOR_BENCH_LAUNCHER
-// when set (as ROTOR_BENCH_BINARY, for a test binary run elsewhere): the benchmarks start rotor
-// through it so that the peak RSS they report is rotor's alone (see the
-// command's comment for why a child of this process cannot report its own).
+// when set (as ROTOR_BENCH_BINARY, for a test binary run elsewhere). The
+// benchmarks start rotor through it so that the peak RSS they report is
+// rotor's alone (the command's comment says why a child of this process
+// cannot report its own).
 func launcher(b testing.TB) string {
-	b.Helper()
-	launcherOnce.Do(func() {
-		if p := os.Getenv("ROTOR_BENCH_LAUNCHER"); p != "" {
-			launcherPath, launcherErr = filepath.Abs(p)
-			return
-		}
-		dir, err := os.MkdirTemp("", "rotor-bench-peakrss-")
-		if err != nil {
-			launcherErr = err
-			return
-		}
-		launcherPath = filepath.Join(dir, "peakrss")
-		out, err := exec.Command("go", "build", "-o", launcherPath, "./peakrss").CombinedOutput()
-		if err != nil {
-			launcherErr = fmt.Errorf("go build ./peakrss: %v\n%s", err, out)
-		}
-	})
-	require.NoError(b, launcherErr)
-	return launcherPath
+	return launcherBuild.get(b, "ROTOR_BENCH_LAUNCHER", "./peakrss", "peakrss")
 }
 
 // measured runs the rotor binary with args through the launcher and
