@@ -10,11 +10,13 @@ PKGS    ?= ./...
 
 all: build
 
-## build: the release build: -trimpath (no local paths in the binary) and
-## -s -w (no symbol table or DWARF: about a third of the size; panics still
-## print their stack traces). docs/benchmarks.md has the sizes.
+## build: the release build: static (CGO_ENABLED=0: no libc or dynamic
+## loader mapped at start, as in the image), -trimpath (no local paths in
+## the binary) and -s -w (no symbol table or DWARF: about a third of the
+## size; panics still print their stack traces). docs/benchmarks.md has
+## the sizes.
 build:
-	$(GO) build -trimpath -ldflags='-s -w' -o bin/rotor ./cmd/rotor
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/rotor ./cmd/rotor
 
 ## deps: install what the tests need and is missing (PostgreSQL server, PgBouncer,
 ## Node.js + npm and the pinned dotenv, a C compiler for -race, a PostgreSQL 17

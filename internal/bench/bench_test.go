@@ -31,9 +31,11 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // built is a program the benchmarks build once per run, or take from an
 // environment variable naming one built beforehand.
 type built struct {
-	once sync.Once
-	path string
-	err  error
+	// buildEnv is added to the environment of `go build`.
+	buildEnv []string
+	once     sync.Once
+	path     string
+	err      error
 }
 
 // get builds pkg with flags into a temporary directory as name, the first
@@ -52,7 +54,9 @@ func (bl *built) get(b testing.TB, env, pkg, name string, flags ...string) strin
 		}
 		bl.path = filepath.Join(dir, name)
 		args := append(append([]string{"build"}, flags...), "-o", bl.path, pkg)
-		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		cmd := exec.Command("go", args...)
+		cmd.Env = append(os.Environ(), bl.buildEnv...)
+		if out, err := cmd.CombinedOutput(); err != nil {
 			bl.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 		}
 	})
@@ -60,11 +64,13 @@ func (bl *built) get(b testing.TB, env, pkg, name string, flags ...string) strin
 	return bl.path
 }
 
-var rotorBuild, launcherBuild built
-
-// releaseFlags are `make build`'s: the binary the figures describe is the
-// one users run.
-var releaseFlags = []string{"-trimpath", "-ldflags=-s -w"}
+// rotorBuild is `make build`'s: the binary the figures describe is the
+// one users run, static (CGO_ENABLED=0) and without symbols.
+var (
+	rotorBuild    = built{buildEnv: []string{"CGO_ENABLED=0"}}
+	launcherBuild built
+	releaseFlags  = []string{"-trimpath", "-ldflags=-s -w"}
+)
 
 // rotorBinary builds cmd/rotor once per run, as `make build` does, or
 // uses ROTOR_BENCH_BINARY when set (a binary built beforehand, to compare
