@@ -32,6 +32,7 @@ func TestConnectionSettings(t *testing.T) {
 			"synchronous":  "2", // FULL
 			"foreign_keys": "1",
 			"busy_timeout": "10000",
+			"cache_size":   "-512", // KiB
 		} {
 			var got string
 			require.NoError(t, conn.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got))
