@@ -40,24 +40,50 @@ func (d *decoder) expandAliases(n *yaml.Node) *yaml.Node {
 			}
 			return expand(n.Alias, depth+1, true)
 		}
-		c := *n
-		c.Anchor = ""
-		c.Content = nil
+		// A node that is not itself an alias copy, has no anchor and whose
+		// children all came back unchanged is returned as it is: a file
+		// without anchors (the common case, and a 1,000-credential config
+		// is 100,000 nodes) is then not copied at all. An alias's copy is
+		// always a copy, so no node is ever in the tree twice.
+		var content []*yaml.Node
+		changed := aliased || n.Anchor != ""
+		keep := func(i int, e *yaml.Node) {
+			if !changed && e != n.Content[i] {
+				changed = true
+				content = append(make([]*yaml.Node, 0, len(n.Content)), n.Content[:i]...)
+			}
+			if changed {
+				content = append(content, e)
+			}
+		}
+		var merged []*yaml.Node
 		if n.Kind == yaml.MappingNode {
-			var merged []*yaml.Node
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				k, v := n.Content[i], n.Content[i+1]
 				if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
+					if !changed {
+						changed = true
+						content = append(make([]*yaml.Node, 0, len(n.Content)), n.Content[:i]...)
+					}
 					merged = append(merged, d.mergeSources(expand(v, depth+1, aliased))...)
 					continue
 				}
-				c.Content = append(c.Content, expand(k, depth+1, aliased), expand(v, depth+1, aliased))
+				keep(i, expand(k, depth+1, aliased))
+				keep(i+1, expand(v, depth+1, aliased))
 			}
-			c.Content = mergeInto(c.Content, merged)
-			return &c
+		} else {
+			for i, child := range n.Content {
+				keep(i, expand(child, depth+1, aliased))
+			}
 		}
-		for _, child := range n.Content {
-			c.Content = append(c.Content, expand(child, depth+1, aliased))
+		if !changed {
+			return n
+		}
+		c := *n
+		c.Anchor = ""
+		c.Content = content
+		if n.Kind == yaml.MappingNode {
+			c.Content = mergeInto(c.Content, merged)
 		}
 		return &c
 	}
