@@ -1,12 +1,10 @@
 package fanout_test
 
 import (
-	"context"
 	"net/http"
 	"testing"
 	"time"
 
-	gh "github.com/google/go-github/v84/github"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotorhq/rotor/internal/connstr"
@@ -181,12 +179,6 @@ func rateLimited(t *testing.T, name string) {
 	w := newWorld(t, worldOpts{})
 	const retryAfter = 7 * time.Second
 	w.setOnSleep(w.byName[name].rateLimit(retryAfter))
-	if name == "github" {
-		// go-github remembers a secondary rate limit on the wall clock and
-		// refuses further requests itself until it passes; the injected
-		// Sleep does not move that clock.
-		w.ctx = context.WithValue(w.ctx, gh.BypassRateLimitCheck, true)
-	}
 
 	rot := w.rotate(engine.Options{})
 	w.requireSucceeded(rot)

@@ -2,15 +2,11 @@ package github
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
-	"slices"
+	"strconv"
 	"strings"
 	"time"
 
-	gh "github.com/google/go-github/v84/github"
-
-	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
 	"github.com/rotorhq/rotor/internal/target/webapi"
 )
@@ -31,10 +27,16 @@ const (
 	runsPermission     = "the repository permission Actions: read (classic token: repo scope)"
 )
 
-// apiError maps a go-github error. Rate limits are always retryable:
-// GitHub refused before doing anything. Other transient failures are
-// retryable only when the call is safe to repeat (idempotent).
-func (t *Target) apiError(action string, resp *gh.Response, err error, idempotent bool, secrets []secret.String) error {
+// apiError maps a failed call. Rate limits are always retryable: GitHub
+// refused before doing anything. Other transient failures are retryable
+// only when the call is safe to repeat (idempotent). A call that got no
+// answer keeps the retryability webapi gave it (retryable when idempotent
+// or never sent).
+func (t *Target) apiError(action string, err error, idempotent bool) error {
+	var se *webapi.StatusError
+	if !errors.As(err, &se) {
+		return err
+	}
 	need := t.permission()
 	switch {
 	case strings.HasPrefix(action, "dispatch") || strings.HasPrefix(action, "look up workflow"):
@@ -42,83 +44,55 @@ func (t *Target) apiError(action string, resp *gh.Response, err error, idempoten
 	case strings.HasPrefix(action, "read workflow run") || strings.HasPrefix(action, "list runs"):
 		need = runsPermission
 	}
-	e := &webapi.StatusError{Target: t.desc, API: "GitHub", Action: action}
-	var (
-		rle *gh.RateLimitError
-		are *gh.AbuseRateLimitError
-		er  *gh.ErrorResponse
-	)
-	switch {
-	case errors.As(err, &rle):
-		e.Status, e.Message = statusOf(rle.Response), secret.ScrubString(rle.Message, secrets...)
-		e.Hint = "the token's API rate limit is used up until " + rle.Rate.Reset.UTC().Format(time.RFC3339) + "; rotor retries after it resets"
-		return &target.RetryableError{Err: e, RetryAfter: max(rle.Rate.Reset.Sub(t.now()), 0)}
-	case errors.As(err, &are):
-		e.Status, e.Message = statusOf(are.Response), secret.ScrubString(are.Message, secrets...)
-		e.Hint = "GitHub's secondary rate limit (too many requests at once); rotor retries after the wait GitHub asks for"
-		var wait time.Duration
-		if are.RetryAfter != nil {
-			wait = max(*are.RetryAfter, 0)
-		}
+	e := &webapi.StatusError{Target: t.desc, API: "GitHub", Action: action, Status: se.Status, Message: se.Message, Header: se.Header}
+	if limit, wait := t.rateLimit(se); limit != "" {
+		e.Hint = limit
 		return &target.RetryableError{Err: e, RetryAfter: wait}
-	case errors.As(err, &er):
-		e.Status = statusOf(er.Response)
-		e.Message = secret.ScrubString(errorText(er), secrets...)
-		switch s := e.Status; {
-		case s == http.StatusUnauthorized:
-			e.Kind = target.ErrAuth
-			e.Hint = "GitHub rejected the token; check that the variable behind token: (e.g. ${GITHUB_TOKEN}) holds a valid, unexpired token with " + need
-		case s == http.StatusForbidden:
-			e.Kind = target.ErrAuth
-			e.Hint = "the token lacks a permission: it needs " + need
-			if er.Response != nil {
-				if accepted := er.Response.Header.Get("X-Accepted-GitHub-Permissions"); accepted != "" {
-					e.Hint += " (GitHub accepts: " + accepted + ")"
-				}
-			}
-		case s == http.StatusNotFound:
-			e.Kind = target.ErrNotFound
-			e.Hint = "GitHub answers 404 also when the token cannot see the destination; check repo/environment/org and that the token's repository access includes it"
-		case webapi.Transient(s):
-			if idempotent {
-				var wait time.Duration
-				if er.Response != nil {
-					wait = webapi.RetryAfter(er.Response.Header, t.now())
-				}
-				return &target.RetryableError{Err: e, RetryAfter: wait}
-			}
-			e.Hint = "the run may or may not have started; check the repository's Actions tab before dispatching again"
-		default:
-			e.Kind = target.ErrInvalid
-		}
-		return e
 	}
-	// Transport errors and cancellations: go-github already said which
-	// request; only the values need removing.
-	return fmt.Errorf("%s: %s: %w", t.desc, action, secret.Scrub(err, secrets...))
+	switch s := e.Status; {
+	case s == http.StatusUnauthorized:
+		e.Kind = target.ErrAuth
+		e.Hint = "GitHub rejected the token; check that the variable behind token: (e.g. ${GITHUB_TOKEN}) holds a valid, unexpired token with " + need
+	case s == http.StatusForbidden:
+		e.Kind = target.ErrAuth
+		e.Hint = "the token lacks a permission: it needs " + need
+		if accepted := se.Header.Get("X-Accepted-GitHub-Permissions"); accepted != "" {
+			e.Hint += " (GitHub accepts: " + accepted + ")"
+		}
+	case s == http.StatusNotFound:
+		e.Kind = target.ErrNotFound
+		e.Hint = "GitHub answers 404 also when the token cannot see the destination; check repo/environment/org and that the token's repository access includes it"
+	case webapi.Transient(s):
+		if idempotent {
+			return &target.RetryableError{Err: e, RetryAfter: webapi.RetryAfter(se.Header, t.now())}
+		}
+		e.Hint = "the run may or may not have started; check the repository's Actions tab before dispatching again"
+	default:
+		e.Kind = target.ErrInvalid
+	}
+	return e
 }
 
-func statusOf(r *http.Response) int {
-	if r == nil {
-		return 0
+// rateLimit tells GitHub's rate limits apart from other refusals
+// (targets-api.md §5): the primary limit is a 403 or 429 with
+// X-RateLimit-Remaining: 0, to wait out until X-RateLimit-Reset; the
+// secondary one a 403 or 429 with Retry-After, or whose message names it.
+// It returns the hint and the wait, or "" for any other refusal.
+func (t *Target) rateLimit(se *webapi.StatusError) (string, time.Duration) {
+	if se.Status != http.StatusForbidden && se.Status != http.StatusTooManyRequests {
+		return "", 0
 	}
-	return r.StatusCode
-}
-
-// errorText is GitHub's message plus its field errors, shortened.
-func errorText(er *gh.ErrorResponse) string {
-	parts := []string{strings.TrimSpace(er.Message)}
-	for _, fe := range er.Errors {
-		if fe.Message != "" {
-			parts = append(parts, fe.Message)
-		} else if fe.Field != "" {
-			parts = append(parts, fe.Field+" "+fe.Code)
+	h := se.Header
+	wait := webapi.RetryAfter(h, t.now())
+	switch {
+	case h.Get("Retry-After") != "" || strings.Contains(strings.ToLower(se.Message), "secondary rate limit"):
+		return "GitHub's secondary rate limit (too many requests at once); rotor retries after the wait GitHub asks for", wait
+	case h.Get("X-RateLimit-Remaining") == "0":
+		reset := t.now().Add(wait).UTC().Format(time.RFC3339)
+		if n, err := strconv.ParseInt(h.Get("X-RateLimit-Reset"), 10, 64); err == nil {
+			reset = time.Unix(n, 0).UTC().Format(time.RFC3339)
 		}
+		return "the token's API rate limit is used up until " + reset + "; rotor retries after it resets", wait
 	}
-	msg := strings.Join(slices.DeleteFunc(parts, func(p string) bool { return p == "" }), "; ")
-	msg = strings.Join(strings.Fields(msg), " ")
-	if len(msg) > 300 {
-		msg = msg[:300] + "…"
-	}
-	return msg
+	return "", 0
 }

@@ -8,9 +8,9 @@
 // updated_at. There is nothing to reload, since every workflow run reads
 // the current secrets, unless dispatch: names a workflow to start.
 //
-// The client is go-github v84, whose environment-secret calls address the
-// repository by numeric id (/repositories/{id}/environments/…); the id is
-// looked up once with the repository.
+// Requests go through webapi, rotor's small JSON client, rather than
+// go-github: the handful of calls below did not justify linking a client
+// that every rotor start paid for (docs/benchmarks.md, seventh round).
 package github
 
 import (
@@ -18,22 +18,23 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	gh "github.com/google/go-github/v84/github"
 	"golang.org/x/crypto/nacl/box"
 
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
+	"github.com/rotorhq/rotor/internal/target/webapi"
 )
 
 // Type is the registry name of this target.
@@ -99,7 +100,7 @@ type Target struct {
 	org         string
 	visibility  string
 	selected    []string
-	client      *gh.Client
+	client      *webapi.Client
 	rand        io.Reader
 	now         func() time.Time
 	dispatch    *dispatch // nil: no Reload
@@ -109,7 +110,6 @@ type Target struct {
 	sleep func(ctx context.Context, d time.Duration) error
 
 	mu          sync.Mutex
-	repoID      int64
 	selectedIDs []int64
 
 	// runMu guards run and noRunDetails.
@@ -158,10 +158,7 @@ func NewWithRand(p target.Params, random io.Reader) (target.Target, error) {
 	if !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"
 	}
-	c := gh.NewClient(p.HTTPClient)
-	c.BaseURL = u
-	c.UserAgent = "rotor"
-	t.client = c.WithAuthToken(opts.Token)
+	t.client = newClient(desc, u.String(), t.token, p.HTTPClient, t.now)
 
 	if opts.Dispatch == nil {
 		if opts.ReloadPoll != "" {
@@ -307,12 +304,6 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 	if err != nil {
 		return target.PutResponse{}, err
 	}
-	var repoID int64
-	if t.scope == scopeEnv {
-		if repoID, err = t.repositoryID(ctx); err != nil {
-			return target.PutResponse{}, err
-		}
-	}
 	var selected []int64
 	if t.scope == scopeOrg && t.visibility == "selected" {
 		if selected, err = t.selectedRepoIDs(ctx); err != nil {
@@ -324,19 +315,13 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 		if err != nil {
 			return target.PutResponse{}, fmt.Errorf("%s: cannot encrypt %s for GitHub: %w", t.desc, k, err)
 		}
-		es := &gh.EncryptedSecret{Name: k, KeyID: keyID, EncryptedValue: base64.StdEncoding.EncodeToString(sealed)}
-		var resp *gh.Response
-		switch t.scope {
-		case scopeRepo:
-			resp, err = t.client.Actions.CreateOrUpdateRepoSecret(ctx, t.owner, t.repo, es)
-		case scopeEnv:
-			resp, err = t.client.Actions.CreateOrUpdateEnvSecret(ctx, int(repoID), url.PathEscape(t.env), es)
-		case scopeOrg:
+		es := encryptedSecret{KeyID: keyID, EncryptedValue: base64.StdEncoding.EncodeToString(sealed)}
+		if t.scope == scopeOrg {
 			es.Visibility, es.SelectedRepositoryIDs = t.visibility, selected
-			resp, err = t.client.Actions.CreateOrUpdateOrgSecret(ctx, t.org, es)
 		}
-		if err != nil {
-			return target.PutResponse{}, t.apiError("write secret "+k, resp, err, true, secrets)
+		// PUT creates or replaces (201 or 204), so it may be repeated.
+		if _, err := t.call(ctx, http.MethodPut, t.secretsPath()+"/"+url.PathEscape(k), es, nil, "write secret "+k, true, secrets); err != nil {
+			return target.PutResponse{}, err
 		}
 	}
 	return target.PutResponse{Changed: true}, nil
@@ -345,52 +330,17 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 // publicKey fetches the key values must be sealed with. It is fetched on
 // every Put: GitHub may rotate it, and a stale key_id is refused.
 func (t *Target) publicKey(ctx context.Context) (string, *[32]byte, error) {
-	var (
-		pk   *gh.PublicKey
-		resp *gh.Response
-		err  error
-	)
-	switch t.scope {
-	case scopeRepo:
-		pk, resp, err = t.client.Actions.GetRepoPublicKey(ctx, t.owner, t.repo)
-	case scopeEnv:
-		var id int64
-		if id, err = t.repositoryID(ctx); err != nil {
-			return "", nil, err
-		}
-		pk, resp, err = t.client.Actions.GetEnvPublicKey(ctx, int(id), url.PathEscape(t.env))
-	case scopeOrg:
-		pk, resp, err = t.client.Actions.GetOrgPublicKey(ctx, t.org)
+	var pk publicKey
+	if err := t.get(ctx, t.secretsPath()+"/public-key", &pk, "get the public key"); err != nil {
+		return "", nil, err
 	}
-	if err != nil {
-		return "", nil, t.apiError("get the public key", resp, err, true, []secret.String{t.token})
-	}
-	raw, err := base64.StdEncoding.DecodeString(pk.GetKey())
-	if err != nil || len(raw) != 32 || pk.GetKeyID() == "" {
+	raw, err := base64.StdEncoding.DecodeString(pk.Key)
+	if err != nil || len(raw) != 32 || pk.KeyID == "" {
 		return "", nil, fmt.Errorf("%s: GitHub's public key is not a base64 32-byte Curve25519 key with a key_id; check api_url: %w", t.desc, target.ErrInvalid)
 	}
 	var key [32]byte
 	copy(key[:], raw)
-	return pk.GetKeyID(), &key, nil
-}
-
-// repositoryID resolves owner/repo to the numeric id go-github v84 needs
-// for environment secrets; it does not change, so it is looked up once.
-func (t *Target) repositoryID(ctx context.Context) (int64, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.repoID != 0 {
-		return t.repoID, nil
-	}
-	r, resp, err := t.client.Repositories.Get(ctx, t.owner, t.repo)
-	if err != nil {
-		return 0, t.apiError("look up repository "+t.owner+"/"+t.repo, resp, err, true, []secret.String{t.token})
-	}
-	if r.GetID() == 0 {
-		return 0, fmt.Errorf("%s: GitHub returned no id for %s/%s; check api_url: %w", t.desc, t.owner, t.repo, target.ErrInvalid)
-	}
-	t.repoID = r.GetID()
-	return t.repoID, nil
+	return pk.KeyID, &key, nil
 }
 
 // selectedRepoIDs resolves selected_repositories to ids, once.
@@ -402,11 +352,14 @@ func (t *Target) selectedRepoIDs(ctx context.Context) ([]int64, error) {
 	}
 	ids := make([]int64, 0, len(t.selected))
 	for _, name := range t.selected {
-		r, resp, err := t.client.Repositories.Get(ctx, t.org, name)
-		if err != nil {
-			return nil, t.apiError("look up selected repository "+t.org+"/"+name, resp, err, true, []secret.String{t.token})
+		var r repository
+		if err := t.get(ctx, repoPath(t.org, name), &r, "look up selected repository "+t.org+"/"+name); err != nil {
+			return nil, err
 		}
-		ids = append(ids, r.GetID())
+		if r.ID == 0 {
+			return nil, fmt.Errorf("%s: GitHub returned no id for %s/%s; check api_url: %w", t.desc, t.org, name, target.ErrInvalid)
+		}
+		ids = append(ids, r.ID)
 	}
 	t.selectedIDs = ids
 	return ids, nil
@@ -421,28 +374,13 @@ func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.Che
 		if !secretName.MatchString(k) {
 			continue // no such secret can exist
 		}
-		var (
-			s   *gh.Secret
-			r   *gh.Response
-			err error
-		)
-		switch t.scope {
-		case scopeRepo:
-			s, r, err = t.client.Actions.GetRepoSecret(ctx, t.owner, t.repo, k)
-		case scopeEnv:
-			var id int64
-			if id, err = t.repositoryID(ctx); err != nil {
-				return target.CheckResponse{}, err
-			}
-			s, r, err = t.client.Actions.GetEnvSecret(ctx, int(id), url.PathEscape(t.env), k)
-		case scopeOrg:
-			s, r, err = t.client.Actions.GetOrgSecret(ctx, t.org, k)
-		}
-		if r != nil && r.StatusCode == 404 {
+		var s secretMeta
+		err := t.get(ctx, t.secretsPath()+"/"+url.PathEscape(k), &s, "read secret "+k)
+		if errors.Is(err, target.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return target.CheckResponse{}, t.apiError("read secret "+k, r, err, true, []secret.String{t.token})
+			return target.CheckResponse{}, err
 		}
 		resp.Unreadable = append(resp.Unreadable, k)
 		resp.Notes = append(resp.Notes, fmt.Sprintf("%s: GitHub keeps secret values write-only; updated_at %s", k, s.UpdatedAt.UTC().Format(time.RFC3339)))
@@ -476,19 +414,11 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 		return resp, err
 	}
 	d := t.dispatch
-	var (
-		wf *gh.Workflow
-		r  *gh.Response
-	)
-	if id, convErr := strconv.ParseInt(d.workflow, 10, 64); convErr == nil {
-		wf, r, err = t.client.Actions.GetWorkflowByID(ctx, d.wfOwner, d.wfRepo, id)
-	} else {
-		wf, r, err = t.client.Actions.GetWorkflowByFileName(ctx, d.wfOwner, d.wfRepo, url.PathEscape(d.workflow))
+	var wf workflow
+	if err := t.get(ctx, t.workflowPath(), &wf, "look up workflow "+d.workflow+" in "+d.wfOwner+"/"+d.wfRepo); err != nil {
+		return resp, err
 	}
-	if err != nil {
-		return resp, t.apiError("look up workflow "+d.workflow+" in "+d.wfOwner+"/"+d.wfRepo, r, err, true, []secret.String{t.token})
-	}
-	if state := wf.GetState(); state != "" && state != "active" {
+	if state := wf.State; state != "" && state != "active" {
 		return resp, fmt.Errorf("%s: workflow %s in %s/%s is %s, so it cannot be dispatched; enable it in the Actions tab: %w", t.desc, d.workflow, d.wfOwner, d.wfRepo, state, target.ErrInvalid)
 	}
 	resp.Notes = append(resp.Notes, fmt.Sprintf("Reload dispatches %s on %s in %s/%s (it needs `on: workflow_dispatch` and a token with Actions: read and write)", d.workflow, d.ref, d.wfOwner, d.wfRepo))

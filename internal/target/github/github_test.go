@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	gh "github.com/google/go-github/v84/github"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotorhq/rotor/internal/secret"
@@ -148,9 +147,8 @@ func TestPutSealsForTheDestinationKey(t *testing.T) {
 			wantCalls: []string{"GET /repos/acme/api/actions/secrets/public-key", "PUT /repos/acme/api/actions/secrets/DATABASE_URL", "PUT /repos/acme/api/actions/secrets/PGPASSWORD"},
 		},
 		{
-			// go-github v84 addresses environments by repository id.
 			name: "environment", opts: envOpts, scope: githubfake.EnvScope,
-			wantCalls: []string{"GET /repos/acme/api", "GET /repositories/4242/environments/production/secrets/public-key", "PUT /repositories/4242/environments/production/secrets/DATABASE_URL", "PUT /repositories/4242/environments/production/secrets/PGPASSWORD"},
+			wantCalls: []string{"GET /repos/acme/api/environments/production/secrets/public-key", "PUT /repos/acme/api/environments/production/secrets/DATABASE_URL", "PUT /repos/acme/api/environments/production/secrets/PGPASSWORD"},
 		},
 		{
 			name: "organization", opts: orgOpts, scope: githubfake.OrgScope,
@@ -715,7 +713,7 @@ func TestValidate(t *testing.T) {
 		wantErr   string
 	}{
 		{name: "repository", opts: repoOpts, wantCalls: []string{"GET /repos/acme/api/actions/secrets/public-key"}},
-		{name: "environment", opts: envOpts, wantCalls: []string{"GET /repos/acme/api", "GET /repositories/4242/environments/production/secrets/public-key"}},
+		{name: "environment", opts: envOpts, wantCalls: []string{"GET /repos/acme/api/environments/production/secrets/public-key"}},
 		{name: "organization", opts: orgOpts, wantCalls: []string{"GET /orgs/acme/actions/secrets/public-key", "GET /repos/acme/api", "GET /repos/acme/web"}},
 		{name: "dispatch", opts: repoOpts + dispatchOn, wantCalls: []string{"GET /repos/acme/api/actions/secrets/public-key", "GET /repos/acme/api/actions/workflows/deploy.yml"}},
 		{name: "missing workflow", opts: repoOpts + "dispatch: {workflow: release.yml, ref: main}\n", wantCalls: []string{"GET /repos/acme/api/actions/secrets/public-key", "GET /repos/acme/api/actions/workflows/release.yml"}, wantIs: target.ErrNotFound, wantErr: "look up workflow release.yml in acme/api"},
@@ -739,20 +737,6 @@ func TestValidate(t *testing.T) {
 			require.Contains(t, strings.Join(resp.Notes, "\n"), "write access cannot be tested without writing")
 		})
 	}
-}
-
-func TestRateLimitErrorsComeFromGoGithub(t *testing.T) {
-	t.Parallel()
-	// The mapping relies on go-github recognising both limits; keep that
-	// assumption visible.
-	f := newFake(t)
-	f.Limit(0, 5*time.Second)
-	c := gh.NewClient(f.Client()).WithAuthToken(githubfake.Token)
-	c.BaseURL = mustURL(t, f.URL)
-	_, _, err := c.Actions.GetRepoPublicKey(t.Context(), githubfake.Owner, githubfake.Repo)
-	var are *gh.AbuseRateLimitError
-	require.ErrorAs(t, err, &are)
-	require.Equal(t, 5*time.Second, are.GetRetryAfter())
 }
 
 func newFake(t *testing.T) *githubfake.Fake {

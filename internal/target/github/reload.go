@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
-
-	gh "github.com/google/go-github/v84/github"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
@@ -103,9 +100,10 @@ func (t *Target) dispatchRun(ctx context.Context, rotationID string) (*runState,
 	t.runMu.Lock()
 	askDetails := !t.noRunDetails
 	t.runMu.Unlock()
-	event := gh.CreateWorkflowDispatchEventRequest{Ref: d.ref}
+	event := dispatchEvent{Ref: d.ref}
 	if askDetails {
-		event.ReturnRunDetails = gh.Ptr(true)
+		yes := true
+		event.ReturnRunDetails = &yes
 	}
 	sent := t.now()
 	details, r, err := t.sendDispatch(ctx, event)
@@ -120,42 +118,43 @@ func (t *Target) dispatchRun(ctx context.Context, rotationID string) (*runState,
 		details, r, err = t.sendDispatch(ctx, event)
 	}
 	if err != nil {
-		return nil, t.apiError("dispatch workflow "+d.workflow+" on "+d.ref, r, err, false, []secret.String{t.token})
+		return nil, err
 	}
 	st := &runState{rotationID: rotationID, start: sent, since: t.receivedAt(r, sent)}
-	if details != nil && details.GetWorkflowRunID() != 0 {
-		st.id, st.htmlURL = details.GetWorkflowRunID(), details.GetHTMLURL()
+	if details.WorkflowRunID != 0 {
+		st.id, st.htmlURL = details.WorkflowRunID, details.HTMLURL
 	}
 	return st, nil
 }
 
-func (t *Target) sendDispatch(ctx context.Context, event gh.CreateWorkflowDispatchEventRequest) (*gh.WorkflowDispatchRunDetails, *gh.Response, error) {
+// sendDispatch POSTs the dispatch: 204, or 200 with the run's id when
+// return_run_details was asked for and understood. A dispatch starts a
+// run, so only a refusal made before anything started is retryable.
+func (t *Target) sendDispatch(ctx context.Context, event dispatchEvent) (runDetails, *webapi.Response, error) {
 	d := t.dispatch
-	if id, err := strconv.ParseInt(d.workflow, 10, 64); err == nil {
-		return t.client.Actions.CreateWorkflowDispatchEventByID(ctx, d.wfOwner, d.wfRepo, id, event)
-	}
-	return t.client.Actions.CreateWorkflowDispatchEventByFileName(ctx, d.wfOwner, d.wfRepo, url.PathEscape(d.workflow), event)
+	var details runDetails
+	r, err := t.call(ctx, http.MethodPost, t.workflowPath()+"/dispatches", event, &details, "dispatch workflow "+d.workflow+" on "+d.ref, false, []secret.String{t.token})
+	return details, r, err
 }
 
 // refusesRunDetails recognises an API that does not know
 // return_run_details: `"return_run_details" is not a permitted key.`
 // (reported for Enterprise Server 3.19, benc-uk/workflow-dispatch#86).
 func refusesRunDetails(err error) bool {
-	var er *gh.ErrorResponse
-	if !errors.As(err, &er) {
+	var se *webapi.StatusError
+	if !errors.As(err, &se) {
 		return false
 	}
-	s := statusOf(er.Response)
-	return (s == http.StatusBadRequest || s == http.StatusUnprocessableEntity) && strings.Contains(errorText(er), "return_run_details")
+	return (se.Status == http.StatusBadRequest || se.Status == http.StatusUnprocessableEntity) && strings.Contains(se.Message, "return_run_details")
 }
 
 // receivedAt is the earliest time, on GitHub's clock and to the second,
 // at which GitHub can have received the dispatch: its Date header less
 // the round trip. Listing runs created at or after it finds the run
 // whatever rotor's clock says.
-func (t *Target) receivedAt(r *gh.Response, sent time.Time) time.Time {
+func (t *Target) receivedAt(r *webapi.Response, sent time.Time) time.Time {
 	rtt := max(t.now().Sub(sent), 0)
-	if r != nil && r.Response != nil {
+	if r != nil {
 		if date, err := http.ParseTime(r.Header.Get("Date")); err == nil {
 			return date.Add(-rtt).Truncate(time.Second).UTC()
 		}
@@ -167,11 +166,8 @@ func (t *Target) receivedAt(r *gh.Response, sent time.Time) time.Time {
 // waited out (Retry-After, or the reset time); a 5xx or a lost answer
 // is tried again at the next poll.
 func (t *Target) waitRun(ctx context.Context, st *runState) (string, error) {
-	// go-github refuses requests by itself while a rate limit it saw
-	// lasts; this loop waits what GitHub asked for, so let it through.
-	pctx := context.WithValue(ctx, gh.BypassRateLimitCheck, true)
 	for {
-		detail, done, err := t.pollRun(pctx, st)
+		detail, done, err := t.pollRun(ctx, st)
 		if ctx.Err() != nil {
 			return "", t.stillRunning(ctx, st)
 		}
@@ -209,30 +205,23 @@ func retryPoll(err error) (time.Duration, bool) {
 // an ErrRunFailed when it completed otherwise.
 func (t *Target) pollRun(ctx context.Context, st *runState) (string, bool, error) {
 	d := t.dispatch
-	var run *gh.WorkflowRun
+	var run workflowRun
 	if st.id == 0 {
-		var err error
-		if run, err = t.findRun(ctx, st); err != nil || run == nil {
+		found, err := t.findRun(ctx, st)
+		if err != nil || found == nil {
 			return "", false, err
 		}
-		st.id = run.GetID()
-	} else {
-		var (
-			r   *gh.Response
-			err error
-		)
-		run, r, err = t.client.Actions.GetWorkflowRunByID(ctx, d.wfOwner, d.wfRepo, st.id)
-		if err != nil {
-			return "", false, t.apiError(fmt.Sprintf("read workflow run %d", st.id), r, err, true, []secret.String{t.token})
-		}
+		run, st.id = *found, found.ID
+	} else if err := t.get(ctx, fmt.Sprintf("%s/actions/runs/%d", repoPath(d.wfOwner, d.wfRepo), st.id), &run, fmt.Sprintf("read workflow run %d", st.id)); err != nil {
+		return "", false, err
 	}
-	st.htmlURL = cmp.Or(run.GetHTMLURL(), st.htmlURL)
-	st.statuses.See(run.GetStatus())
-	if run.GetStatus() != "completed" {
+	st.htmlURL = cmp.Or(run.HTMLURL, st.htmlURL)
+	st.statuses.See(run.Status)
+	if run.Status != "completed" {
 		return "", false, nil
 	}
 	elapsed := t.now().Sub(st.start).Round(time.Second)
-	if c := run.GetConclusion(); c != "success" {
+	if c := run.Conclusion; c != "success" {
 		return "", false, fmt.Errorf("%s: workflow run %d of %s on %s in %s/%s completed with conclusion %s after %s (%s); the secrets hold the new values, but the workflow did not succeed: read the run's logs at %s, fix the cause, then `rotor resume` dispatches the workflow again: %w",
 			t.desc, st.id, d.workflow, d.ref, d.wfOwner, d.wfRepo, cmp.Or(c, "(none)"), elapsed, st.statuses.String(), st.htmlURL, ErrRunFailed)
 	}
@@ -245,30 +234,21 @@ func (t *Target) pollRun(ctx context.Context, st *runState) (string, bool, error
 // GitHub received the dispatch. GitHub creates the run asynchronously, so
 // none may be listed yet (nil, nil). Every such run started after the
 // secrets were written, so any of them reads the new values.
-func (t *Target) findRun(ctx context.Context, st *runState) (*gh.WorkflowRun, error) {
+func (t *Target) findRun(ctx context.Context, st *runState) (*workflowRun, error) {
 	d := t.dispatch
-	opts := &gh.ListWorkflowRunsOptions{
-		Event:       "workflow_dispatch",
-		Branch:      branchOf(d.ref),
-		Created:     ">=" + st.since.Format(time.RFC3339),
-		ListOptions: gh.ListOptions{PerPage: 10},
+	q := url.Values{
+		"event":    {"workflow_dispatch"},
+		"branch":   {branchOf(d.ref)},
+		"created":  {">=" + st.since.Format(time.RFC3339)},
+		"per_page": {"10"},
 	}
-	var (
-		runs *gh.WorkflowRuns
-		r    *gh.Response
-		err  error
-	)
-	if id, convErr := strconv.ParseInt(d.workflow, 10, 64); convErr == nil {
-		runs, r, err = t.client.Actions.ListWorkflowRunsByID(ctx, d.wfOwner, d.wfRepo, id, opts)
-	} else {
-		runs, r, err = t.client.Actions.ListWorkflowRunsByFileName(ctx, d.wfOwner, d.wfRepo, url.PathEscape(d.workflow), opts)
+	var runs workflowRuns
+	if err := t.get(ctx, t.workflowPath()+"/runs?"+q.Encode(), &runs, "list runs of workflow "+d.workflow); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, t.apiError("list runs of workflow "+d.workflow, r, err, true, []secret.String{t.token})
-	}
-	for _, run := range runs.WorkflowRuns { // newest first
-		if run.GetID() != 0 {
-			return run, nil
+	for i := range runs.WorkflowRuns { // newest first
+		if runs.WorkflowRuns[i].ID != 0 {
+			return &runs.WorkflowRuns[i], nil
 		}
 	}
 	return nil, nil

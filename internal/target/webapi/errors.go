@@ -31,6 +31,9 @@ type StatusError struct {
 	// Hint says what to do about it. Without one, a refusal of a path
 	// ends with the generic hint for its status.
 	Hint string
+	// Header is the answer's headers, for a target that tells its
+	// API's refusals apart by them (a rate limit's remaining count).
+	Header http.Header
 	// Kind is the target sentinel the error unwraps to (target.ErrAuth,
 	// ErrNotFound, ErrInvalid), nil for a transient failure.
 	Kind error

@@ -40,6 +40,13 @@ type Client struct {
 	Now func() time.Time
 	// UserAgent is sent on every request.
 	UserAgent string
+	// Header is sent on every request, replacing the defaults (an API
+	// that wants its own Accept, a version header).
+	Header http.Header
+	// ErrorText pulls the code and message out of an error body, for an
+	// API whose errors carry more than the common shapes; nil: the
+	// common shapes.
+	ErrorText func(body []byte) (code, message string)
 }
 
 // Request is one call.
@@ -87,6 +94,12 @@ func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
 	if c.UserAgent != "" {
 		req.Header.Set("User-Agent", c.UserAgent)
 	}
+	for k, vs := range c.Header {
+		req.Header.Del(k)
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
 	for k, vs := range r.Header {
 		for _, v := range vs {
 			req.Header.Add(k, v)
@@ -122,8 +135,12 @@ func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return &Response{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
 	}
-	se := &StatusError{Target: c.Target, Method: r.Method, Path: pathOnly(r.Path), Status: resp.StatusCode}
-	se.Code, se.Message = errorText(data)
+	se := &StatusError{Target: c.Target, Method: r.Method, Path: pathOnly(r.Path), Status: resp.StatusCode, Header: resp.Header}
+	parse := c.ErrorText
+	if parse == nil {
+		parse = errorText
+	}
+	se.Code, se.Message = parse(data)
 	se.Message = secret.ScrubString(se.Message, r.Secrets...)
 	se.Code = secret.ScrubString(se.Code, r.Secrets...)
 	switch {

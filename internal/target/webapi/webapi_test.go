@@ -136,3 +136,31 @@ func closedPort(t *testing.T) string {
 	require.NoError(t, err)
 	return addr
 }
+
+func TestClientHeaderAndErrorText(t *testing.T) {
+	t.Parallel()
+	const body = `{"message":"Validation Failed","errors":[{"field":"ref","code":"invalid"}]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The client's own headers replace the defaults.
+		require.Equal(t, []string{"application/vnd.example+json"}, r.Header.Values("Accept"))
+		require.Equal(t, "2022-11-28", r.Header.Get("X-Api-Version"))
+		w.Header().Set("X-Remaining", "0")
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		w.Write([]byte(body))
+	}))
+	defer srv.Close()
+	c := &webapi.Client{
+		HTTP: srv.Client(), BaseURL: srv.URL, Target: `test target "x"`,
+		Header: http.Header{"accept": {"application/vnd.example+json"}, "X-Api-Version": {"2022-11-28"}},
+		ErrorText: func(body []byte) (string, string) {
+			return "E1", "parsed " + string(body)
+		},
+	}
+	_, err := c.Do(t.Context(), webapi.Request{Method: "GET", Path: "/x"})
+	var se *webapi.StatusError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, "E1", se.Code)
+	require.Equal(t, "parsed "+body, se.Message)
+	require.Equal(t, "0", se.Header.Get("X-Remaining"), "the answer's headers travel with the refusal")
+	require.ErrorIs(t, err, target.ErrInvalid)
+}

@@ -14,7 +14,7 @@
 //     "selected");
 //   - GET …/secrets/{name} returns metadata only: values are write-only;
 //   - environment secrets are served under both /repos/{o}/{r}/environments
-//     and the /repositories/{id}/environments path that go-github v84 uses;
+//     and the older /repositories/{id}/environments path;
 //   - POST /repos/{o}/{r}/actions/workflows/{id}/dispatches {"ref"} → 204,
 //     or with "return_run_details": true → 200 {"workflow_run_id",
 //     "run_url","html_url"} (GitHub changelog 2026-02-19, "Workflow
