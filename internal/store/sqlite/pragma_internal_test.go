@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -64,8 +65,9 @@ func TestWriteTransactionsBeginImmediate(t *testing.T) {
 }
 
 // A deferred write commits with synchronous=NORMAL, a durable one with
-// FULL, and the pool's connection is FULL again once the deferred write
-// returns: a later durable write on it must wait for the disk. Another
+// FULL, on the one write connection; no connection the pool hands out is
+// ever lowered, so a read-then-write elsewhere cannot commit undurably. A
+// write connection that may be broken is dropped, not reused. Another
 // process sees the deferred write at once.
 func TestDeferredWritesLowerOnlyTheirOwnTransaction(t *testing.T) {
 	t.Parallel()
@@ -73,19 +75,17 @@ func TestDeferredWritesLowerOnlyTheirOwnTransaction(t *testing.T) {
 	s, err := Open(t.Context(), path)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
-	// Two connections, so both can be checked after: one of them ran the
-	// deferred writes (the other prepares the statements meanwhile).
+	// The write connection plus one more: the pool must hand out the
+	// other, FULL, while the writer stays pinned and lowered.
 	s.db.SetMaxOpenConns(2)
-	requireFull := func(msg string) {
+	requirePoolFull := func(msg string) {
 		t.Helper()
-		for range 2 {
-			conn, err := s.db.Conn(t.Context())
-			require.NoError(t, err)
-			defer func() { require.NoError(t, conn.Close()) }()
-			var got string
-			require.NoError(t, conn.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&got))
-			require.Equal(t, "2", got, msg)
-		}
+		conn, err := s.db.Conn(t.Context())
+		require.NoError(t, err)
+		defer func() { require.NoError(t, conn.Close()) }()
+		var got string
+		require.NoError(t, conn.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&got))
+		require.Equal(t, "2", got, msg)
 	}
 
 	level := func(deferred bool) string {
@@ -96,14 +96,27 @@ func TestDeferredWritesLowerOnlyTheirOwnTransaction(t *testing.T) {
 		return got
 	}
 	require.Equal(t, "1", level(true), "NORMAL inside a deferred write")
+	writer := s.wconn
 	require.Equal(t, "2", level(false), "FULL inside a durable write, on the same connection")
+	require.Same(t, writer, s.wconn, "one write connection")
 	require.Equal(t, "1", level(true))
-	requireFull("FULL again once the deferred write returned")
+	require.Equal(t, "1", level(true), "a run of deferred writes")
+	requirePoolFull("the pool's connection is never the lowered writer")
+	require.Equal(t, "2", level(false), "FULL again for a durable write after a run of deferred ones")
 
-	// A deferred write that fails leaves the connection FULL too.
+	// A deferred write that fails leaves the writer in a known state: the
+	// next durable write still runs FULL.
 	boom := errors.New("boom")
 	require.ErrorIs(t, s.writeAs(t.Context(), true, func(*wtx) error { return boom }), boom)
-	requireFull("FULL again after a deferred write that failed")
+	require.Equal(t, "2", level(false), "FULL after a deferred write that failed")
+	requirePoolFull("FULL in the pool after a deferred write that failed")
+
+	// A write that reports a broken connection drops the writer: its
+	// setting is unknown, so the next write takes a fresh one.
+	require.Error(t, s.writeAs(t.Context(), true, func(*wtx) error { return driver.ErrBadConn }))
+	require.Nil(t, s.wconn, "a possibly broken writer is not kept")
+	require.Equal(t, "2", level(false), "a fresh writer starts FULL")
+	requirePoolFull("the dropped writer did not go back to the pool lowered")
 
 	_, err = s.AppendAudit(t.Context(), store.AppendAuditParams{Credential: "app-db", Event: "note", Detail: "{}", Now: time.Now(), Deferred: true})
 	require.NoError(t, err)

@@ -47,6 +47,16 @@ type Store struct {
 	// concurrent writes took seconds instead of milliseconds. Other
 	// processes are still kept apart by SQLite's own locking.
 	wmu sync.Mutex
+	// wconn is the connection every write of this process runs on, taken
+	// out of the pool at the first write (nil until then, or after an
+	// error that may have broken it), and wlow says it is set to
+	// synchronous=NORMAL, for deferred writes. One writer keeps its
+	// page cache valid from one write to the next, and a run of deferred
+	// writes changes the setting once instead of twice each. Guarded by
+	// wmu; the connection never goes back to the pool, so no other use
+	// can find it lowered.
+	wconn *sql.Conn
+	wlow  bool
 	// stmts caches prepared statements, reads and writes (stmtcache.go).
 	stmts     stmtCache
 	closeOnce sync.Once
@@ -167,13 +177,17 @@ const sqliteBusy = 5
 // Close releases the store. Calling it again returns the first result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.wmu.Lock()
+		s.dropWriter()
+		s.wmu.Unlock()
 		s.closeStmts()
 		s.closeErr = s.db.Close()
 	})
 	return s.closeErr
 }
 
-// write runs fn in one BEGIN IMMEDIATE transaction (see _txlock in dsn):
+// write runs fn in one BEGIN IMMEDIATE transaction (see _txlock in dsn)
+// on the write connection:
 // the write lock is taken up front, so whatever fn reads cannot change
 // before it writes. It returns once the commit is on disk.
 func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
@@ -184,19 +198,19 @@ func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
 // A deferred transaction commits with synchronous=NORMAL: its WAL frames
 // are written but not synced, and the next FULL commit's sync of the WAL
 // covers them.
-func (s *Store) writeAs(ctx context.Context, deferred bool, fn func(tx *wtx) error) error {
+func (s *Store) writeAs(ctx context.Context, deferred bool, fn func(tx *wtx) error) (err error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	begin := s.db.BeginTx
-	if deferred {
-		conn, release, err := s.lowered(ctx)
-		if err != nil {
-			return err
-		}
-		defer release()
-		begin = conn.BeginTx
+	conn, err := s.writer(ctx, deferred)
+	if err != nil {
+		return err
 	}
-	tx, err := begin(ctx, nil)
+	defer func() {
+		if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+			s.dropWriter()
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return mapErr(err)
 	}
@@ -207,30 +221,45 @@ func (s *Store) writeAs(ctx context.Context, deferred bool, fn func(tx *wtx) err
 	return mapErr(tx.Commit())
 }
 
-// lowered pins one pooled connection and sets it to synchronous=NORMAL
-// (SQLite refuses to change that inside a transaction). release sets FULL
-// again before the connection goes back to the pool; if that fails, it
-// discards the connection instead, so that no later write, meant to be
-// durable, runs on a lowered one.
-func (s *Store) lowered(ctx context.Context) (*sql.Conn, func(), error) {
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return nil, nil, mapErr(err)
-	}
-	release := func() {
-		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = FULL"); err != nil {
-			// ErrBadConn is how database/sql is told to close it.
-			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+// writer is the write connection, set to synchronous=NORMAL for a
+// deferred write and FULL for any other (SQLite refuses to change that
+// inside a transaction). The caller holds wmu.
+func (s *Store) writer(ctx context.Context, deferred bool) (*sql.Conn, error) {
+	if s.wconn == nil {
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return nil, mapErr(err)
 		}
-		// Close only returns the connection to the pool; its one error
-		// is a second Close.
-		_ = conn.Close()
+		s.wconn, s.wlow = conn, false // the dsn sets FULL
 	}
-	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
-		release()
-		return nil, nil, mapErr(err)
+	if s.wlow == deferred {
+		return s.wconn, nil
 	}
-	return conn, release, nil
+	mode := "FULL"
+	if deferred {
+		mode = "NORMAL"
+	}
+	if _, err := s.wconn.ExecContext(ctx, "PRAGMA synchronous = "+mode); err != nil {
+		// Its setting is now unknown: a durable write must not find it.
+		s.dropWriter()
+		return nil, mapErr(err)
+	}
+	s.wlow = deferred
+	return s.wconn, nil
+}
+
+// dropWriter closes the write connection instead of returning it to the
+// pool, where a write meant to be durable could find it lowered:
+// ErrBadConn is how database/sql is told to close it. The caller holds
+// wmu.
+func (s *Store) dropWriter() {
+	if s.wconn == nil {
+		return
+	}
+	_ = s.wconn.Raw(func(any) error { return driver.ErrBadConn })
+	// Close's one error is a second Close.
+	_ = s.wconn.Close()
+	s.wconn, s.wlow = nil, false
 }
 
 // mapErr turns SQLite's answers into the store's sentinels, keeping the
