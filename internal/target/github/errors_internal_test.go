@@ -17,8 +17,8 @@ func TestErrorTextKeepsGitHubsFieldErrors(t *testing.T) {
 	t.Parallel()
 	for body, want := range map[string]string{
 		`{"message":"Validation Failed","errors":[{"resource":"Secret","field":"visibility","code":"invalid"}]}`: "Validation Failed; visibility invalid",
-		`{"message":"Validation Failed","errors":[{"message":"name is reserved"},"ref missing"]}`:                  "Validation Failed; name is reserved; ref missing",
-		`{"message":"Bad   credentials\n","documentation_url":"https://docs.github.com/rest"}`:                      "Bad credentials",
+		`{"message":"Validation Failed","errors":[{"message":"name is reserved"},"ref missing"]}`:                "Validation Failed; name is reserved; ref missing",
+		`{"message":"Bad   credentials\n","documentation_url":"https://docs.github.com/rest"}`:                   "Bad credentials",
 		"<html>\n  unicorn  </html>": "<html> unicorn </html>",
 	} {
 		_, got := errorText([]byte(body))
