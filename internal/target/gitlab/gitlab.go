@@ -1,5 +1,6 @@
 // Package gitlab is the GitLab CI/CD target: it keeps project or group
-// CI/CD variables up to date (targets-api.md §6) through GitLab's client-go.
+// CI/CD variables up to date (targets-api.md §6) through GitLab's REST API
+// (api.go: about ten calls, on webapi).
 //
 // GitLab has no upsert. For each key Put reads the variable of the
 // configured environment scope (GET with filter[environment_scope]) and
@@ -17,16 +18,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
+	"net/http"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	gl "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/rotorhq/rotor/internal/connstr"
 	"github.com/rotorhq/rotor/internal/secret"
@@ -84,18 +81,17 @@ type PipelineOptions struct {
 type Target struct {
 	name, desc string
 	token      secret.String
-	// id is the project or group as client-go takes it: an int, or a
-	// path string it escapes.
-	id           any
-	ref          string // the id as the user wrote it, for messages
+	// ref is the project or group, a numeric id or a path, as the user
+	// wrote it (ownerPath escapes it).
+	ref          string
 	group        bool
 	scope        string
 	masked       bool
 	hidden       bool
 	protected    bool
 	raw          bool
-	variableType gl.VariableTypeValue
-	client       *gl.Client
+	variableType string
+	client       *webapi.Client
 	now          func() time.Time
 	// pipelineRef is the ref Reload runs a pipeline on; "" switches
 	// Reload off.
@@ -115,7 +111,7 @@ type Target struct {
 // New builds a GitLab target from its options. It does no I/O.
 func New(p target.Params) (target.Target, error) {
 	desc := p.Describe(Type)
-	opts := Options{APIURL: DefaultAPIURL, EnvironmentScope: "*", VariableType: string(gl.EnvVariableType)}
+	opts := Options{APIURL: DefaultAPIURL, EnvironmentScope: "*", VariableType: envVarType}
 	if err := p.DecodeOptions(Type, &opts); err != nil {
 		return nil, err
 	}
@@ -144,16 +140,12 @@ func New(p target.Params) (target.Target, error) {
 	default:
 		t.ref = opts.Project
 	}
-	t.id = t.ref
-	if n, err := strconv.Atoi(t.ref); err == nil {
-		t.id = n
-	}
 	if t.scope == "" {
 		return nil, fmt.Errorf("%s: environment_scope is empty; use * (all environments) or an environment name: %w", desc, target.ErrInvalid)
 	}
-	switch gl.VariableTypeValue(opts.VariableType) {
-	case gl.EnvVariableType, gl.FileVariableType:
-		t.variableType = gl.VariableTypeValue(opts.VariableType)
+	switch opts.VariableType {
+	case envVarType, fileType:
+		t.variableType = opts.VariableType
 	default:
 		return nil, fmt.Errorf("%s: variable_type %q is not env_var or file: %w", desc, opts.VariableType, target.ErrInvalid)
 	}
@@ -161,21 +153,10 @@ func New(p target.Params) (target.Target, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("%s: api_url %q is not an http(s) URL; leave it out for GitLab.com or use https://HOST/api/v4: %w", desc, opts.APIURL, target.ErrInvalid)
 	}
-	clientOpts := []gl.ClientOptionFunc{
-		gl.WithBaseURL(opts.APIURL),
-		// The engine owns retries and backoff: client-go must neither
-		// retry nor sleep on its own.
-		gl.WithoutRetries(),
-		gl.WithCustomLimiter(noWait{}),
-		gl.WithUserAgent("rotor"),
-		gl.WithURLWarningLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("%s: api_url %q has a query or fragment; use the API root alone, like https://HOST/api/v4: %w", desc, opts.APIURL, target.ErrInvalid)
 	}
-	if p.HTTPClient != nil {
-		clientOpts = append(clientOpts, gl.WithHTTPClient(p.HTTPClient))
-	}
-	if t.client, err = gl.NewClient(opts.Token, clientOpts...); err != nil {
-		return nil, fmt.Errorf("%s: cannot build the GitLab client; check api_url: %w", desc, err)
-	}
+	t.client = newClient(desc, u.String(), t.token, p.HTTPClient, t.now)
 	if opts.Pipeline == nil {
 		if opts.ReloadPoll != "" {
 			return nil, fmt.Errorf("%s: reload_poll is how often Reload looks at the pipeline it started, but there is no pipeline; add pipeline: {ref: main} or drop reload_poll: %w", desc, target.ErrInvalid)
@@ -205,11 +186,6 @@ func (t *Target) Enabled(c target.Capability) bool {
 	return c != target.CanReload || t.pipelineRef != ""
 }
 
-type noWait struct{}
-
-func (noWait) Wait(context.Context) error { return nil }
-
-// Info implements target.Target.
 // CheckKeys implements target.KeyChecker: GitLab's variable-key rule.
 func (t *Target) CheckKeys(keys []string) error {
 	for _, k := range keys {
@@ -232,6 +208,7 @@ func (t *Target) CheckValue(key string, value secret.String) error {
 	return nil
 }
 
+// Info implements target.Target.
 func (t *Target) Info() target.Info {
 	kind := "project"
 	if t.group {
@@ -277,19 +254,8 @@ func (t *Target) Put(ctx context.Context, req target.PutRequest) (target.PutResp
 	return target.PutResponse{Changed: changed}, nil
 }
 
-// variable is the part of a project or group variable rotor compares.
-type variable struct {
-	Value        string
-	VariableType gl.VariableTypeValue
-	Protected    bool
-	Masked       bool
-	Hidden       bool
-	Raw          bool
-	Scope        string
-}
-
 func (t *Target) putOne(ctx context.Context, key string, value secret.String, secrets []secret.String) (bool, error) {
-	cur, resp, err := t.get(ctx, key)
+	cur, err := t.variable(ctx, key, secrets)
 	switch {
 	case err == nil:
 		if err := t.checkScope(key, cur); err != nil {
@@ -306,7 +272,7 @@ func (t *Target) putOne(ctx context.Context, key string, value secret.String, se
 			return false, nil
 		}
 		return true, t.update(ctx, key, value, secrets)
-	case statusOf(resp) == 404:
+	case notFound(err):
 		err := t.create(ctx, key, value, secrets)
 		var e *webapi.StatusError
 		if errors.As(err, &e) && e.Status == 400 && strings.Contains(e.Message, "has already been taken") {
@@ -316,7 +282,7 @@ func (t *Target) putOne(ctx context.Context, key string, value secret.String, se
 		}
 		return true, err
 	default:
-		return false, t.apiError("read variable "+key, resp, err, true, secrets)
+		return false, err
 	}
 }
 
@@ -325,20 +291,13 @@ func (t *Target) flagsMatch(v variable) bool {
 		v.VariableType == t.variableType && v.Scope == t.scope
 }
 
-func (t *Target) get(ctx context.Context, key string) (variable, *gl.Response, error) {
-	filter := &gl.VariableFilter{EnvironmentScope: t.scope}
-	if t.group {
-		v, resp, err := t.client.GroupVariables.GetVariable(t.id, key, &gl.GetGroupVariableOptions{Filter: filter}, gl.WithContext(ctx))
-		if err != nil {
-			return variable{}, resp, err
-		}
-		return variable{v.Value, v.VariableType, v.Protected, v.Masked, v.Hidden, v.Raw, v.EnvironmentScope}, resp, nil
-	}
-	v, resp, err := t.client.ProjectVariables.GetVariable(t.id, key, &gl.GetProjectVariableOptions{Filter: filter}, gl.WithContext(ctx))
-	if err != nil {
-		return variable{}, resp, err
-	}
-	return variable{v.Value, v.VariableType, v.Protected, v.Masked, v.Hidden, v.Raw, v.EnvironmentScope}, resp, nil
+// variable reads the variable of the configured scope (GET
+// /projects/:id/variables/:key?filter[environment_scope]=…).
+// secrets are scrubbed from any error.
+func (t *Target) variable(ctx context.Context, key string, secrets []secret.String) (variable, error) {
+	var v variable
+	err := t.call(ctx, http.MethodGet, t.variablePath(key)+t.filterQuery(), nil, &v, "read variable "+key, true, secrets)
+	return v, err
 }
 
 // checkScope refuses a variable of another environment scope: a GitLab
@@ -352,55 +311,27 @@ func (t *Target) checkScope(key string, v variable) error {
 		t.desc, key, t.scope, v.Scope, v.Scope, target.ErrInvalid)
 }
 
+// update writes the variable of the configured scope (PUT with the same
+// filter, in the body), flags included.
 func (t *Target) update(ctx context.Context, key string, value secret.String, secrets []secret.String) error {
-	val, vt := value.Reveal(), t.variableType
-	filter := &gl.VariableFilter{EnvironmentScope: t.scope}
-	var (
-		resp *gl.Response
-		err  error
-	)
-	if t.group {
-		_, resp, err = t.client.GroupVariables.UpdateVariable(t.id, key, &gl.UpdateGroupVariableOptions{
-			Value: &val, EnvironmentScope: &t.scope, Filter: filter,
-			Masked: &t.masked, Protected: &t.protected, Raw: &t.raw, VariableType: &vt,
-		}, gl.WithContext(ctx))
-	} else {
-		_, resp, err = t.client.ProjectVariables.UpdateVariable(t.id, key, &gl.UpdateProjectVariableOptions{
-			Value: &val, EnvironmentScope: &t.scope, Filter: filter,
-			Masked: &t.masked, Protected: &t.protected, Raw: &t.raw, VariableType: &vt,
-		}, gl.WithContext(ctx))
-	}
-	if err != nil {
-		return t.apiError("update variable "+key, resp, err, true, secrets)
-	}
-	return nil
+	b := t.body("", value)
+	b.Filter = &scopeFilter{EnvironmentScope: t.scope}
+	return t.call(ctx, http.MethodPut, t.variablePath(key), b, nil, "update variable "+key, true, secrets)
 }
 
+// create adds the variable (POST /projects/:id/variables); hidden only
+// here, as GitLab hides variables only when creating them.
 func (t *Target) create(ctx context.Context, key string, value secret.String, secrets []secret.String) error {
-	val, vt := value.Reveal(), t.variableType
-	var hidden *bool
-	if t.hidden {
-		hidden = &t.hidden
+	b := t.body(key, value)
+	b.MaskedAndHidden = t.hidden
+	return t.call(ctx, http.MethodPost, t.ownerPath()+"/variables", b, nil, "create variable "+key, true, secrets)
+}
+
+func (t *Target) body(key string, value secret.String) variableWrite {
+	return variableWrite{
+		Key: key, Value: value.Reveal(), VariableType: t.variableType, EnvironmentScope: t.scope,
+		Protected: t.protected, Masked: t.masked, Raw: t.raw,
 	}
-	var (
-		resp *gl.Response
-		err  error
-	)
-	if t.group {
-		_, resp, err = t.client.GroupVariables.CreateVariable(t.id, &gl.CreateGroupVariableOptions{
-			Key: &key, Value: &val, EnvironmentScope: &t.scope, MaskedAndHidden: hidden,
-			Masked: &t.masked, Protected: &t.protected, Raw: &t.raw, VariableType: &vt,
-		}, gl.WithContext(ctx))
-	} else {
-		_, resp, err = t.client.ProjectVariables.CreateVariable(t.id, &gl.CreateProjectVariableOptions{
-			Key: &key, Value: &val, EnvironmentScope: &t.scope, MaskedAndHidden: hidden,
-			Masked: &t.masked, Protected: &t.protected, Raw: &t.raw, VariableType: &vt,
-		}, gl.WithContext(ctx))
-	}
-	if err != nil {
-		return t.apiError("create variable "+key, resp, err, true, secrets)
-	}
-	return nil
 }
 
 // Check implements target.Checker: values are read back, except those of
@@ -411,12 +342,12 @@ func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.Che
 		if !validKey(k) {
 			continue // no such variable can exist
 		}
-		v, r, err := t.get(ctx, k)
+		v, err := t.variable(ctx, k, []secret.String{t.token})
 		switch {
-		case statusOf(r) == 404:
+		case notFound(err):
 			continue
 		case err != nil:
-			return target.CheckResponse{}, t.apiError("read variable "+k, r, err, true, []secret.String{t.token})
+			return target.CheckResponse{}, err
 		case t.checkScope(k, v) != nil:
 			return target.CheckResponse{}, t.checkScope(k, v)
 		case v.Hidden:
@@ -434,38 +365,40 @@ func (t *Target) Check(ctx context.Context, req target.CheckRequest) (target.Che
 // writes nothing.
 func (t *Target) validateVariables(ctx context.Context) (target.ValidateResponse, error) {
 	var resp target.ValidateResponse
-	secrets := []secret.String{t.token}
+	list := t.ownerPath() + "/variables?per_page=1"
 	if t.group {
-		if _, r, err := t.client.Groups.GetGroup(t.id, nil, gl.WithContext(ctx)); err != nil {
-			return resp, t.apiError("look up group "+t.ref, r, err, true, secrets)
+		// with_projects=false: the group alone, not its projects' list.
+		if err := t.get(ctx, t.ownerPath()+"?with_projects=false", nil, "look up group "+t.ref); err != nil {
+			return resp, err
 		}
-		if _, r, err := t.client.GroupVariables.ListVariables(t.id, &gl.ListGroupVariablesOptions{ListOptions: gl.ListOptions{PerPage: 1}}, gl.WithContext(ctx)); err != nil {
-			return resp, t.apiError("list variables", r, err, true, secrets)
+		if err := t.get(ctx, list, nil, "list variables"); err != nil {
+			return resp, err
 		}
 		resp.Notes = append(resp.Notes, "group variables need the Owner role on the group")
 		return resp, nil
 	}
-	p, r, err := t.client.Projects.GetProject(t.id, nil, gl.WithContext(ctx))
-	if err != nil {
-		return resp, t.apiError("look up project "+t.ref, r, err, true, secrets)
+	var p project
+	if err := t.get(ctx, t.ownerPath(), &p, "look up project "+t.ref); err != nil {
+		return resp, err
 	}
-	if level, known := accessLevel(p); known && level < gl.MaintainerPermissions {
+	if level, known := p.accessLevel(); known && level < maintainer {
 		return resp, fmt.Errorf("%s: the token's user has access level %d on project %s, but managing CI/CD variables needs Maintainer (40); raise the role or use a project access token with the Maintainer role: %w", t.desc, level, t.ref, target.ErrAuth)
 	} else if !known {
 		resp.Notes = append(resp.Notes, "GitLab did not report the token's role on the project; managing CI/CD variables needs Maintainer")
 	}
-	if _, r, err := t.client.ProjectVariables.ListVariables(t.id, &gl.ListProjectVariablesOptions{ListOptions: gl.ListOptions{PerPage: 1}}, gl.WithContext(ctx)); err != nil {
-		return resp, t.apiError("list variables", r, err, true, secrets)
+	if err := t.get(ctx, list, nil, "list variables"); err != nil {
+		return resp, err
 	}
 	return resp, nil
 }
 
-func accessLevel(p *gl.Project) (gl.AccessLevelValue, bool) {
+// accessLevel is the higher of the token user's project and group
+// access, and whether GitLab reported either.
+func (p project) accessLevel() (int, bool) {
 	if p.Permissions == nil {
 		return 0, false
 	}
-	var level gl.AccessLevelValue
-	known := false
+	level, known := 0, false
 	if pa := p.Permissions.ProjectAccess; pa != nil {
 		level, known = max(level, pa.AccessLevel), true
 	}
@@ -483,8 +416,8 @@ func (t *Target) Validate(ctx context.Context, _ target.ValidateRequest) (target
 	if err != nil || t.pipelineRef == "" {
 		return resp, err
 	}
-	if _, r, err := t.client.Commits.GetCommit(t.id, url.PathEscape(t.pipelineRef), nil, gl.WithContext(ctx)); err != nil {
-		return resp, t.apiError("look up ref "+t.pipelineRef, r, err, true, []secret.String{t.token})
+	if err := t.get(ctx, t.ownerPath()+"/repository/commits/"+url.PathEscape(t.pipelineRef), nil, "look up ref "+t.pipelineRef); err != nil {
+		return resp, err
 	}
 	resp.Notes = append(resp.Notes, fmt.Sprintf("Reload starts a pipeline on %s in project %s", t.pipelineRef, t.ref))
 	return resp, nil

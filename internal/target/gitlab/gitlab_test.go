@@ -329,7 +329,7 @@ func TestPutErrors(t *testing.T) {
 	}{
 		{name: "bad token", opts: strings.Replace(projectOpts, gitlabfake.Token, "wrong", 1), wantIs: target.ErrAuth, wantErr: "read variable DATABASE_URL: GitLab answered 401: 401 Unauthorized; GitLab rejected the token; check that the variable behind token: (e.g. ${GITLAB_TOKEN}) holds a valid, unexpired access token with the api scope"},
 		{name: "developer role", opts: strings.Replace(projectOpts, gitlabfake.Token, gitlabfake.DeveloperToken, 1), wantIs: target.ErrAuth, wantErr: "403 Forbidden; the token needs the api scope and the Maintainer role on the project (Owner on a group)"},
-		{name: "unknown project", opts: "token: " + gitlabfake.Token + "\nproject: acme/nope\n", wantIs: target.ErrNotFound, wantErr: "create variable DATABASE_URL: GitLab answered 404; check project/group"},
+		{name: "unknown project", opts: "token: " + gitlabfake.Token + "\nproject: acme/nope\n", wantIs: target.ErrNotFound, wantErr: "create variable DATABASE_URL: GitLab answered 404: 404 Project Not Found; check project/group"},
 		{name: "invalid key", opts: projectOpts, key: "DB-URL", wantIs: target.ErrInvalid, wantErr: `"DB-URL" cannot be a GitLab variable key`, wantNoRequest: true},
 		{name: "server error", opts: projectOpts, setup: func(f *gitlabfake.Fake) { f.FailNext(1, 503) }, wantErr: "GitLab answered 503"},
 		{name: "rate limit with Retry-After", opts: projectOpts, setup: func(f *gitlabfake.Fake) { f.Limit(1, 9*time.Second) }, wantRetryAfter: 9 * time.Second, wantErr: "GitLab answered 429"},
@@ -664,11 +664,11 @@ func TestValidate(t *testing.T) {
 		wantErr   string
 	}{
 		{name: "project", opts: projectOpts, wantCalls: []string{"GET /api/v4/projects/acme%2Fapp 200", "GET /api/v4/projects/acme%2Fapp/variables?per_page=1 200"}},
-		{name: "group", opts: groupOpts, wantCalls: []string{"GET /api/v4/groups/7 200", "GET /api/v4/groups/7/variables?per_page=1 200"}},
+		{name: "group", opts: groupOpts, wantCalls: []string{"GET /api/v4/groups/7?with_projects=false 200", "GET /api/v4/groups/7/variables?per_page=1 200"}},
 		{name: "pipeline ref", opts: projectOpts + pipelineOn, wantCalls: []string{"GET /api/v4/projects/acme%2Fapp 200", "GET /api/v4/projects/acme%2Fapp/variables?per_page=1 200", "GET /api/v4/projects/acme%2Fapp/repository/commits/main 200"}},
 		{name: "unknown ref", opts: projectOpts + "pipeline: {ref: release}\n", wantCalls: []string{"GET /api/v4/projects/acme%2Fapp 200", "GET /api/v4/projects/acme%2Fapp/variables?per_page=1 200", "GET /api/v4/projects/acme%2Fapp/repository/commits/release 404"}, wantIs: target.ErrNotFound, wantErr: "look up ref release"},
 		{name: "developer role", opts: strings.Replace(projectOpts, gitlabfake.Token, gitlabfake.DeveloperToken, 1), wantCalls: []string{"GET /api/v4/projects/acme%2Fapp 200"}, wantIs: target.ErrAuth, wantErr: "access level 30 on project acme/app, but managing CI/CD variables needs Maintainer (40)"},
-		{name: "unknown group", opts: "token: " + gitlabfake.Token + "\ngroup: nope\n", wantCalls: []string{"GET /api/v4/groups/nope 404"}, wantIs: target.ErrNotFound, wantErr: "look up group nope"},
+		{name: "unknown group", opts: "token: " + gitlabfake.Token + "\ngroup: nope\n", wantCalls: []string{"GET /api/v4/groups/nope?with_projects=false 404"}, wantIs: target.ErrNotFound, wantErr: "look up group nope"},
 		{name: "bad token", opts: strings.Replace(projectOpts, gitlabfake.Token, "wrong", 1), wantCalls: []string{"GET /api/v4/projects/acme%2Fapp 401"}, wantIs: target.ErrAuth, wantErr: "GitLab rejected the token"},
 	}
 	for _, tt := range tests {

@@ -5,9 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
-
-	gl "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/target"
@@ -67,9 +66,11 @@ func (t *Target) Reload(ctx context.Context, req target.ReloadRequest) (target.R
 	if st == nil {
 		ref := t.pipelineRef
 		start := t.now()
-		pl, r, err := t.client.Pipelines.CreatePipeline(t.id, &gl.CreatePipelineOptions{Ref: &ref}, gl.WithContext(ctx))
-		if err != nil {
-			return target.ReloadResponse{}, t.apiError("start a pipeline on "+ref, r, err, false, []secret.String{t.token})
+		// Not idempotent: each POST is a run, so only a 429 or a
+		// request that never left is retried (apiError, webapi).
+		var pl pipeline
+		if err := t.call(ctx, http.MethodPost, t.ownerPath()+"/pipeline", pipelineRequest{Ref: ref}, &pl, "start a pipeline on "+ref, false, []secret.String{t.token}); err != nil {
+			return target.ReloadResponse{}, err
 		}
 		st = &pipelineState{rotationID: req.RotationID, id: pl.ID, webURL: pl.WebURL, start: start}
 		st.statuses.See(pl.Status)
@@ -135,18 +136,18 @@ func retryPoll(err error) (time.Duration, bool) {
 // pollPipeline looks at the pipeline once (GET
 // /projects/:id/pipelines/:pipeline_id).
 func (t *Target) pollPipeline(ctx context.Context, st *pipelineState) (string, bool, error) {
-	pl, r, err := t.client.Pipelines.GetPipeline(t.id, st.id, gl.WithContext(ctx))
-	if err != nil {
-		return "", false, t.apiError(fmt.Sprintf("read pipeline %d", st.id), r, err, true, []secret.String{t.token})
+	var pl pipeline
+	if err := t.get(ctx, fmt.Sprintf("%s/pipelines/%d", t.ownerPath(), st.id), &pl, fmt.Sprintf("read pipeline %d", st.id)); err != nil {
+		return "", false, err
 	}
 	st.webURL = cmp.Or(pl.WebURL, st.webURL)
 	st.statuses.See(pl.Status)
 	elapsed := t.now().Sub(st.start).Round(time.Second)
-	switch gl.BuildStateValue(pl.Status) {
-	case gl.Success:
+	switch pl.Status {
+	case pipelineSuccess:
 		return fmt.Sprintf("pipeline %d on %s in project %s succeeded after %s (%s): %s",
 			st.id, t.pipelineRef, t.ref, elapsed, st.statuses.String(), st.webURL), true, nil
-	case gl.Failed, gl.Canceled, gl.Skipped:
+	case pipelineFailed, pipelineCanceled, pipelineSkipped:
 		return "", false, fmt.Errorf("%s: pipeline %d on %s in project %s ended %s after %s (%s); the variables hold the new values, but the pipeline did not succeed: read its jobs' logs at %s, fix the cause, then `rotor resume` starts a new pipeline: %w",
 			t.desc, st.id, t.pipelineRef, t.ref, pl.Status, elapsed, st.statuses.String(), st.webURL, ErrPipelineFailed)
 	}
@@ -158,7 +159,7 @@ func (t *Target) pollPipeline(ctx context.Context, st *pipelineState) (string, b
 func (t *Target) stillRunning(ctx context.Context, st *pipelineState) error {
 	elapsed := t.now().Sub(st.start).Round(time.Second)
 	hint := "look at it at " + st.webURL
-	if st.last() == string(gl.Manual) {
+	if st.last() == pipelineManual {
 		hint = "it waits for someone to run its manual job(s): run them at " + st.webURL
 	}
 	return fmt.Errorf("%s: pipeline %d on %s in project %s is still %s after %s (%s); %s, and once it has succeeded run `rotor resume`: %w",
