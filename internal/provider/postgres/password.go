@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -72,29 +73,79 @@ func (p *Postgres) SetPassword(ctx context.Context, req provider.SetPasswordRequ
 	return provider.SetPasswordResponse{}, nil
 }
 
-// alterRole runs one ALTER ROLE (and the statements after it, each on
-// its own) in a quiet transaction, after checking that the role exists so
-// that a missing role never gets the verifier sent.
+// alterRole runs one ALTER ROLE (and the statements after it) in a
+// quiet transaction, after checking that the role exists so that a
+// missing role never gets the verifier sent.
+//
+// It takes two round trips where the admin is a superuser. The first
+// message is BEGIN, the quiet settings and the existence check; the
+// second the statements and COMMIT. The statements never share a message
+// with the settings: a message is logged as a whole, under the settings
+// in force when it arrives. Where the settings did not apply, each
+// statement goes on its own, so that an error logged with the text of a
+// later statement (a label) cannot show the verifier.
 func (p *Postgres) alterRole(ctx context.Context, op, role string, stmts []string, secrets ...secret.String) error {
-	err := p.quietTx(ctx, func(tx pgx.Tx) error {
-		ok, err := roleExists(ctx, tx, role)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return p.missingRole(op, role)
-		}
-		for _, sql := range stmts {
-			if _, err := tx.Exec(ctx, sql); err != nil {
-				return err
-			}
-		}
-		return nil
+	err := p.conns.with(ctx, func(conn *pgx.Conn) error {
+		return p.alterOn(ctx, conn, op, role, stmts)
 	})
 	if err != nil {
 		return p.fail(op, role, err, secrets...)
 	}
 	return nil
+}
+
+func (p *Postgres) alterOn(ctx context.Context, conn *pgx.Conn, op, role string, stmts []string) (err error) {
+	pc := conn.PgConn()
+	defer func() {
+		if err != nil && !pc.IsClosed() && pc.TxStatus() != 'I' {
+			// Left inside the transaction: roll it back so the connection
+			// can be reused. If that fails, release closes it instead.
+			_ = pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").Close()
+		}
+	}()
+	results, err := execMessage(ctx, conn, "BEGIN; "+quietSQL+"; SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "+quoteLiteral(role)+")")
+	if err != nil {
+		return err
+	}
+	if len(results) != 3 || len(results[2].Rows) != 1 || len(results[2].Rows[0]) != 1 {
+		return fmt.Errorf("unexpected answer to BEGIN and the role check: %d results", len(results))
+	}
+	if string(results[2].Rows[0][0]) != "t" {
+		return p.missingRole(op, role)
+	}
+	if quiet := len(results[1].Rows) == 1; quiet {
+		_, err = execMessage(ctx, conn, strings.Join(stmts, "; ")+"; COMMIT")
+		if err == nil && pc.TxStatus() != 'I' {
+			return errors.New("the transaction did not end after COMMIT")
+		}
+		return err
+	}
+	for _, sql := range append(stmts, "COMMIT") {
+		if _, err := execMessage(ctx, conn, sql); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// execMessage sends sql, one or more statements, as one simple-protocol
+// message and returns each statement's result. pgx has no call that
+// returns them all, so the connection's tracer (rotor --debug) is called
+// here, with the statements' results joined.
+func execMessage(ctx context.Context, conn *pgx.Conn, sql string) ([]*pgconn.Result, error) {
+	tracer, _ := conn.Config().Tracer.(pgx.QueryTracer)
+	if tracer != nil {
+		ctx = tracer.TraceQueryStart(ctx, conn, pgx.TraceQueryStartData{SQL: sql})
+	}
+	results, err := conn.PgConn().Exec(ctx, sql).ReadAll()
+	if tracer != nil {
+		tags := make([]string, 0, len(results))
+		for _, r := range results {
+			tags = append(tags, r.CommandTag.String())
+		}
+		tracer.TraceQueryEnd(ctx, conn, pgx.TraceQueryEndData{CommandTag: pgconn.NewCommandTag(strings.Join(tags, "; ")), Err: err})
+	}
+	return results, err
 }
 
 // Snapshot reads the stored verifier from pg_authid, which only superusers

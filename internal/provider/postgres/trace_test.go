@@ -80,7 +80,7 @@ func TestStatementsLogged(t *testing.T) {
 	require.Contains(t, out, `PASSWORD '[REDACTED]' VALID UNTIL 'infinity'`)
 	require.Contains(t, out, "FROM pg_stat_activity")
 	require.Contains(t, out, "args=2")
-	require.Contains(t, out, `result="ALTER ROLE"`)
+	require.Contains(t, out, `result="ALTER ROLE; COMMIT"`, "the ALTER ROLE and the COMMIT go in one message")
 	for _, s := range []string{pw.Reveal(), verifier.Reveal(), base64.StdEncoding.EncodeToString([]byte(pw.Reveal())), c.SuperPassword().Reveal()} {
 		require.NotContains(t, out, s)
 	}
