@@ -66,7 +66,7 @@ func TestDebugOutput(t *testing.T) {
 		return false
 	}
 	for _, want := range [][]string{
-		{"level=DEBUG", "msg=sql", `sql="ALTER ROLE `, `PASSWORD '[REDACTED]'`, `result="ALTER ROLE"`},
+		{"level=DEBUG", "msg=sql", `sql="ALTER ROLE `, `PASSWORD '[REDACTED]'`, `result="ALTER ROLE; COMMENT; COMMIT"`},
 		{"msg=sql", "FROM pg_roles", "args=1", "duration="},
 		{"msg=http", "method=POST", `url="` + hook.URL + `/rotor?team=acme&token=REDACTED"`, "status=429", "retryable=true", "retry_after=1s", "duration="},
 		{"msg=http", "method=POST", "status=204", "retryable=false"},
