@@ -103,7 +103,7 @@ func (p *Postgres) alterOn(ctx context.Context, conn *pgx.Conn, op, role string,
 			_ = pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").Close()
 		}
 	}()
-	results, err := execMessage(ctx, conn, "BEGIN; "+quietSQL+"; SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "+quoteLiteral(role)+")")
+	results, err := p.execMessage(ctx, conn, "BEGIN; "+quietSQL+"; SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "+quoteLiteral(role)+")")
 	if err != nil {
 		return err
 	}
@@ -114,14 +114,14 @@ func (p *Postgres) alterOn(ctx context.Context, conn *pgx.Conn, op, role string,
 		return p.missingRole(op, role)
 	}
 	if quiet := len(results[1].Rows) == 1; quiet {
-		_, err = execMessage(ctx, conn, strings.Join(stmts, "; ")+"; COMMIT")
+		_, err = p.execMessage(ctx, conn, strings.Join(stmts, "; ")+"; COMMIT")
 		if err == nil && pc.TxStatus() != 'I' {
 			return errors.New("the transaction did not end after COMMIT")
 		}
 		return err
 	}
 	for _, sql := range append(stmts, "COMMIT") {
-		if _, err := execMessage(ctx, conn, sql); err != nil {
+		if _, err := p.execMessage(ctx, conn, sql); err != nil {
 			return err
 		}
 	}
@@ -132,8 +132,9 @@ func (p *Postgres) alterOn(ctx context.Context, conn *pgx.Conn, op, role string,
 // message and returns each statement's result. pgx has no call that
 // returns them all, so the connection's tracer (rotor --debug) is called
 // here, with the statements' results joined.
-func execMessage(ctx context.Context, conn *pgx.Conn, sql string) ([]*pgconn.Result, error) {
-	tracer, _ := conn.Config().Tracer.(pgx.QueryTracer)
+func (p *Postgres) execMessage(ctx context.Context, conn *pgx.Conn, sql string) ([]*pgconn.Result, error) {
+	// The pool's config, not conn.Config(), which copies it each call.
+	tracer, _ := p.conns.cfg.Tracer.(pgx.QueryTracer)
 	if tracer != nil {
 		ctx = tracer.TraceQueryStart(ctx, conn, pgx.TraceQueryStartData{SQL: sql})
 	}
