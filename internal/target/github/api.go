@@ -131,7 +131,7 @@ func errorText(body []byte) (code, message string) {
 		Errors  []json.RawMessage `json:"errors"`
 	}
 	if json.Unmarshal(body, &v) != nil {
-		return "", webapi.Shorten(strings.Join(strings.Fields(string(body)), " "))
+		return "", webapi.ShortenLine(string(body))
 	}
 	parts := []string{strings.TrimSpace(v.Message)}
 	for _, raw := range v.Errors {
@@ -154,5 +154,5 @@ func errorText(body []byte) (code, message string) {
 			kept = append(kept, p)
 		}
 	}
-	return "", webapi.Shorten(strings.Join(strings.Fields(strings.Join(kept, "; ")), " "))
+	return "", webapi.ShortenLine(strings.Join(kept, "; "))
 }

@@ -153,11 +153,11 @@ func errorText(body []byte) (code, message string) {
 		Error   string `json:"error"`
 	}
 	if json.Unmarshal(body, &v) != nil {
-		return "", shorten(string(body))
+		return "", webapi.ShortenLine(string(body))
 	}
 	switch m := v.Message.(type) {
 	case string:
-		return "", shorten(m)
+		return "", webapi.ShortenLine(m)
 	case map[string]any:
 		fields := slices.Sorted(maps.Keys(m))
 		parts := make([]string, 0, len(fields))
@@ -172,11 +172,7 @@ func errorText(body []byte) (code, message string) {
 			}
 			parts = append(parts, f+": "+strings.Join(texts, ", "))
 		}
-		return "", shorten(strings.Join(parts, "; "))
+		return "", webapi.ShortenLine(strings.Join(parts, "; "))
 	}
-	return "", shorten(v.Error)
-}
-
-func shorten(s string) string {
-	return webapi.Shorten(strings.Join(strings.Fields(s), " "))
+	return "", webapi.ShortenLine(v.Error)
 }

@@ -276,6 +276,12 @@ func Shorten(s string) string {
 	return s[:n] + "…"
 }
 
+// ShortenLine is Shorten of s with every run of whitespace made one
+// space, so that a multi-line body or an HTML page reads as one line.
+func ShortenLine(s string) string {
+	return Shorten(strings.Join(strings.Fields(s), " "))
+}
+
 func pathOnly(p string) string {
 	if i := strings.IndexByte(p, '?'); i >= 0 {
 		return p[:i]
