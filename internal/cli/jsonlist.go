@@ -11,22 +11,60 @@ import (
 // over 1,000 credentials growing those two megabyte buffers was a tenth
 // of the command's time.
 func printJSONList[T any](f *Factory, list []T) error {
-	if len(list) == 0 {
-		return printJSON(f, list) // null or []
+	if list == nil {
+		return printJSON(f, list) // null
 	}
-	f.wroteJSON = true
-	w := bufio.NewWriter(f.IO.Out)
-	w.WriteString("[\n  ")
-	for i, v := range list {
-		if i > 0 {
-			w.WriteString(",\n  ")
-		}
-		b, err := json.MarshalIndent(v, "  ", "  ")
-		if err != nil {
+	l := newJSONList(f, false)
+	for _, v := range list {
+		if err := l.add(v); err != nil {
 			return err
 		}
-		w.Write(b)
 	}
-	w.WriteString("\n]\n")
-	return w.Flush()
+	return l.close()
+}
+
+// jsonList writes a JSON list as its elements come, in the bytes
+// printJSON would print for the whole list, so that a command can print
+// each element as soon as it has it and keep none of them.
+type jsonList struct {
+	w *bufio.Writer
+	n int
+	// each flushes every element as it is added, for a list whose
+	// elements come over minutes (a batch of rotations), so that whoever
+	// reads the output sees each one when it is done.
+	each bool
+}
+
+func newJSONList(f *Factory, each bool) *jsonList {
+	f.wroteJSON = true
+	return &jsonList{w: bufio.NewWriter(f.IO.Out), each: each}
+}
+
+// add writes v as the list's next element.
+func (l *jsonList) add(v any) error {
+	b, err := json.MarshalIndent(v, "  ", "  ")
+	if err != nil {
+		return err
+	}
+	if l.n == 0 {
+		l.w.WriteString("[\n  ")
+	} else {
+		l.w.WriteString(",\n  ")
+	}
+	l.n++
+	l.w.Write(b)
+	if l.each {
+		return l.w.Flush()
+	}
+	return nil
+}
+
+// close ends the list: `[]` when nothing was added.
+func (l *jsonList) close() error {
+	if l.n == 0 {
+		l.w.WriteString("[]\n")
+	} else {
+		l.w.WriteString("\n]\n")
+	}
+	return l.w.Flush()
 }

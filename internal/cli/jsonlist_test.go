@@ -35,3 +35,25 @@ func TestPrintJSONListPrintsWhatPrintJSONPrints(t *testing.T) {
 		})
 	}
 }
+
+// TestJSONListStreamsEachElement: a list written element by element (a
+// batch of rotations) has every element on the output as soon as add
+// returns, and ends as the one-document encoding of the whole list.
+func TestJSONListStreamsEachElement(t *testing.T) {
+	t.Parallel()
+	list := []RotationOutput{{Credential: "a"}, {Credential: "b", Error: "b: <failed> & stopped"}, {Credential: "c"}}
+	f1, io1 := newTestFactory(testEnv{})
+	require.NoError(t, printJSON(f1, list))
+	f2, io2 := newTestFactory(testEnv{})
+	l := newJSONList(f2, true)
+	for i, v := range list {
+		require.NoError(t, l.add(v))
+		require.Contains(t, io2.out.String(), `"credential": "`+v.Credential+`"`, "element %d is written when add returns", i)
+	}
+	require.NoError(t, l.close())
+	require.Equal(t, io1.out.String(), io2.out.String())
+
+	f3, io3 := newTestFactory(testEnv{})
+	require.NoError(t, newJSONList(f3, true).close())
+	require.Equal(t, "[]\n", io3.out.String(), "nothing added: an empty list")
+}

@@ -136,45 +136,50 @@ func runRotate(ctx context.Context, opts *RotateOptions) error {
 	case opts.Due:
 		trigger = "schedule"
 	}
-	outs := eng.RotateEach(ctx, creds, engine.EachOptions{
+	// Each outcome is printed as soon as it and those before it are done,
+	// and then dropped: a batch of thousands keeps only its errors.
+	var (
+		failures  []error
+		attention bool
+		results   int
+		list      *jsonList
+		writeErr  error
+	)
+	if f.JSON {
+		list = newJSONList(f, true)
+	}
+	eng.RotateEachFunc(ctx, creds, engine.EachOptions{
 		Options:  engine.Options{Trigger: trigger, Revoke: opts.Revoke, Force: opts.Force, ResumeOnly: opts.ResumeOnly},
 		DueOnly:  opts.Due,
 		Parallel: opts.Parallel,
-	})
-	var results []*engine.Result
-	var failures []error
-	entries := []RotationOutput{}
-	attention := false
-	for _, o := range outs {
+	}, func(o engine.Outcome) {
 		if o.Result != nil {
-			results = append(results, o.Result)
-			if o.Result.Status == store.StatusOldInUse {
-				attention = true
-			}
+			results++
+			attention = attention || o.Result.Status == store.StatusOldInUse
 		}
 		if o.Err != nil {
 			failures = append(failures, o.Err)
 		}
-		if o.Result != nil || o.Err != nil {
-			entries = append(entries, RotationOutput{Result: o.Result, Credential: o.Credential, Error: errorText(o.Err)})
+		switch {
+		case o.Result == nil && o.Err == nil, writeErr != nil:
+		case list != nil:
+			writeErr = list.add(RotationOutput{Result: o.Result, Credential: o.Credential, Error: errorText(o.Err)})
+		case o.Result != nil:
+			printResult(f.IO.Out, o.Result)
 		}
-	}
-	if f.JSON {
-		if err := printJSONList(f, entries); err != nil {
-			return err
+	})
+	switch {
+	case list != nil:
+		if writeErr == nil {
+			writeErr = list.close()
 		}
-	} else {
-		for _, res := range results {
-			printResult(f.IO.Out, res)
+		if writeErr != nil {
+			return writeErr
 		}
-		if len(results) == 0 && len(failures) == 0 {
-			switch {
-			case opts.ResumeOnly:
-				fmt.Fprintln(f.IO.Out, "nothing to resume: no rotation is unfinished")
-			case opts.Due:
-				fmt.Fprintln(f.IO.Out, "nothing is due")
-			}
-		}
+	case results == 0 && len(failures) == 0 && opts.ResumeOnly:
+		fmt.Fprintln(f.IO.Out, "nothing to resume: no rotation is unfinished")
+	case results == 0 && len(failures) == 0 && opts.Due:
+		fmt.Fprintln(f.IO.Out, "nothing is due")
 	}
 	switch {
 	case len(failures) == 1:

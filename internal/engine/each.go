@@ -33,20 +33,44 @@ type Outcome struct {
 // once, and returns one Outcome per credential in the order of creds. A
 // failure stops only its own credential.
 func (e *Engine) RotateEach(ctx context.Context, creds []*Credential, opts EachOptions) []Outcome {
+	outs := make([]Outcome, 0, len(creds))
+	e.RotateEachFunc(ctx, creds, opts, func(o Outcome) { outs = append(outs, o) })
+	return outs
+}
+
+// RotateEachFunc is RotateEach handing each Outcome to yield instead of
+// keeping them all: in the order of creds, as soon as it and every one
+// before it are done. A run over thousands of credentials then holds only
+// the outcomes that finished ahead of a slower one, and its caller can
+// print each as it comes. yield is called from one goroutine at a time
+// and, while it runs, holds back (but does not stop) the outcomes after
+// it; it returns once every credential is done and yielded.
+func (e *Engine) RotateEachFunc(ctx context.Context, creds []*Credential, opts EachOptions, yield func(Outcome)) {
 	e.init()
-	outs := make([]Outcome, len(creds))
+	var (
+		mu   sync.Mutex
+		done = make([]*Outcome, len(creds))
+		next int
+	)
 	sem := make(chan struct{}, max(opts.Parallel, 1))
 	var wg sync.WaitGroup
 	for i, cr := range creds {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			outs[i] = e.rotateOne(ctx, cr, opts)
+			defer wg.Done()
+			out := e.rotateOne(ctx, cr, opts)
+			<-sem
+			mu.Lock()
+			defer mu.Unlock()
+			done[i] = &out
+			for ; next < len(done) && done[next] != nil; next++ {
+				yield(*done[next])
+				done[next] = nil
+			}
 		}()
 	}
 	wg.Wait()
-	return outs
 }
 
 func (e *Engine) rotateOne(ctx context.Context, cr *Credential, opts EachOptions) Outcome {

@@ -25,8 +25,10 @@ import (
 // TestRotateEach: several credentials at once, never more than Parallel
 // of them, outcomes in the order asked; with DueOnly only the due ones
 // and the unfinished ones.
-func TestRotateEach(t *testing.T) {
-	t.Parallel()
+// eachSetup is three single credentials (a, b and manual, which has no
+// schedule), each publishing to a .env file, and an engine over a SQLite
+// store.
+func eachSetup(t *testing.T) (*engine.Engine, *resolve.Config, []string) {
 	ctx := t.Context()
 	cl := pgtest.Shared(t)
 	db, adminURL := pgtest.NewDatabase(t)
@@ -63,6 +65,13 @@ credentials:
 	sealer, err := secret.NewSealer(testKey)
 	require.NoError(t, err)
 	eng := &engine.Engine{Store: st, Sealer: sealer}
+	return eng, cfg, names
+}
+
+func TestRotateEach(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	eng, cfg, names := eachSetup(t)
 
 	// The first two rotations to reach prepare wait for each other, so
 	// two run at once; the third may start only when one of them is done.
@@ -128,4 +137,50 @@ credentials:
 	require.NotNil(t, outs[1].Result)
 	require.True(t, outs[1].Result.Resumed)
 	require.Equal(t, store.StatusSucceeded, outs[1].Result.Status)
+}
+
+// TestRotateEachFuncYieldsInOrder: an outcome is handed over as soon as
+// it and every one before it are done, never ahead of an earlier one. a
+// is held at prepare until b and manual have reached their last step, so
+// they finish first and wait for a; then all three come in the order of
+// the credentials.
+func TestRotateEachFuncYieldsInOrder(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	eng, cfg, names := eachSetup(t)
+	var mu sync.Mutex
+	var finishing, yielded []string
+	var finishingAtYield []int
+	othersFinishing := make(chan struct{})
+	eng.Events = func(ev engine.Event) {
+		if ev.Target != "" || ev.Status != "start" {
+			return
+		}
+		switch {
+		case ev.Credential == "a" && ev.Step == engine.StepPrepare:
+			<-othersFinishing
+		case ev.Step == engine.StepFinish:
+			mu.Lock()
+			defer mu.Unlock()
+			finishing = append(finishing, ev.Credential)
+			if len(finishing) == 2 {
+				close(othersFinishing)
+			}
+		}
+	}
+	var outs []engine.Outcome
+	eng.RotateEachFunc(ctx, cfg.Credentials, engine.EachOptions{Parallel: 3}, func(o engine.Outcome) {
+		mu.Lock()
+		defer mu.Unlock()
+		outs = append(outs, o)
+		yielded = append(yielded, o.Credential)
+		finishingAtYield = append(finishingAtYield, len(finishing))
+	})
+	require.Equal(t, names, yielded, "every outcome, once, in the order of the credentials")
+	require.Equal(t, "a", finishing[2], "a reached its last step after b and manual")
+	require.Equal(t, []int{3, 3, 3}, finishingAtYield, "b and manual were held until a was done")
+	for _, o := range outs {
+		require.NoError(t, o.Err)
+		require.Equal(t, store.StatusSucceeded, o.Result.Status)
+	}
 }
