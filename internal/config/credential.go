@@ -64,6 +64,11 @@ func (c *Config) build(d *decoder, doc *yaml.Node, f *File, written map[*yaml.No
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
+		// What the credential keeps of its subtree (its provider's and
+		// targets' own options) it holds itself; the rest is garbage once
+		// it is read, so a file of thousands of credentials never holds
+		// its whole tree and its whole Config at once.
+		n.Content[i], n.Content[i+1] = nil, nil
 		if !ValidName(k.Value) {
 			d.errorf(k, "credential name %q must start with a letter or digit and hold only letters, digits, '_', '.', '-'", k.Value)
 			continue

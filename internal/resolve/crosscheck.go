@@ -27,44 +27,45 @@ type writer struct {
 	line int
 }
 
-// checkAcross reports, located at the later of the two, every key that two
-// targets — of one credential or of two — write at the same destination
+// checkAcross checks cr, built from spec, against itself and the
+// credentials checked before it. It reports, located at the later of the
+// two, every key that two targets — of one credential or of two — write
+// at the same destination
 // of the same type: the second write would silently replace the first, so
 // consumers of one database would get the other's connection string (a
 // branch with two databases imported into one .env). It also reports
 // templates that use .ReplicaURL where no read replica can fill it.
-func (b *builder) checkAcross(specs []*config.Credential, built []*engine.Credential) {
-	seen := map[written]writer{}
-	for i, cr := range built {
-		if i >= len(specs) {
-			break
+func (b *builder) checkAcross(a *acrossCheck, spec *config.Credential, cr *engine.Credential) {
+	paths := map[int]string{}
+	for _, ts := range spec.Targets {
+		paths[ts.Line] = ts.Path
+	}
+	for _, t := range cr.Targets {
+		if !storesKeys(t) {
+			continue
 		}
-		paths := map[int]string{}
-		for _, ts := range specs[i].Targets {
-			paths[ts.Line] = ts.Path
+		dest := t.Impl.Info().Destination
+		path := paths[t.Line]
+		if path == "" {
+			path = fmt.Sprintf("credentials.%s target %s", cr.Name, t.Name)
 		}
-		for _, t := range cr.Targets {
-			if !storesKeys(t) {
+		for _, k := range t.Keys {
+			w := written{typ: t.Type, destination: dest, key: k}
+			if first, ok := a.seen[w]; ok {
+				b.errorf(t.Line, "%s writes %s to %s %s, which %s (line %d) writes too, so one would overwrite the other; "+
+					"give each database its own keys (a prefix, e.g. %s_%s) or its own destination",
+					path, k, t.Type, dest, first.path, first.line, envPrefix(cr.Name), k)
 				continue
 			}
-			dest := t.Impl.Info().Destination
-			path := paths[t.Line]
-			if path == "" {
-				path = fmt.Sprintf("credentials.%s target %s", cr.Name, t.Name)
-			}
-			for _, k := range t.Keys {
-				w := written{typ: t.Type, destination: dest, key: k}
-				if first, ok := seen[w]; ok {
-					b.errorf(t.Line, "%s writes %s to %s %s, which %s (line %d) writes too, so one would overwrite the other; "+
-						"give each database its own keys (a prefix, e.g. %s_%s) or its own destination",
-						path, k, t.Type, dest, first.path, first.line, envPrefix(cr.Name), k)
-					continue
-				}
-				seen[w] = writer{path: path, line: t.Line}
-			}
+			a.seen[w] = writer{path: path, line: t.Line}
 		}
-		b.checkReplica(cr)
 	}
+	b.checkReplica(cr)
+}
+
+// acrossCheck is what checkAcross has seen of the credentials before.
+type acrossCheck struct {
+	seen map[written]writer
 }
 
 // storesKeys reports a target that keeps each value under its key, where

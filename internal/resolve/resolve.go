@@ -99,7 +99,8 @@ func ParseOffline(path string, data []byte, lookupEnv func(string) (string, bool
 }
 
 // build builds spec's credentials even when config found problems in it,
-// so that the factories' problems join config's in one report.
+// so that the factories' problems join config's in one report. It
+// consumes spec: each of spec.Credentials is dropped once built.
 func build(spec *config.Config, err error, reg Registry) (*Config, error) {
 	var problems config.Errors
 	if err != nil && (spec == nil || !errors.As(err, &problems)) {
@@ -107,10 +108,16 @@ func build(spec *config.Config, err error, reg Registry) (*Config, error) {
 	}
 	b := &builder{reg: reg, spec: spec, shared: map[string]provider.Provider{}, problems: problems}
 	c := &Config{Path: spec.Path, Dir: spec.Dir, State: spec.State, KeyFile: spec.KeyFile, file: spec.File}
-	for _, cs := range spec.Credentials {
-		c.Credentials = append(c.Credentials, b.credential(cs))
+	across := &acrossCheck{seen: map[written]writer{}}
+	for i, cs := range spec.Credentials {
+		cr := b.credential(cs)
+		b.checkAcross(across, cs, cr)
+		c.Credentials = append(c.Credentials, cr)
+		// Built and checked: what the credential needs of its spec it
+		// holds itself, so a file of thousands of credentials never holds
+		// every spec and every built credential at once.
+		spec.Credentials[i] = nil
 	}
-	b.checkAcross(spec.Credentials, c.Credentials)
 	c.providers = b.built
 	c.Unset = spec.Unset
 	if len(b.problems) > 0 {
