@@ -28,14 +28,14 @@ type writer struct {
 }
 
 // checkAcross checks cr, built from spec, against itself and the
-// credentials checked before it. It reports, located at the later of the
-// two, every key that two targets — of one credential or of two — write
-// at the same destination
-// of the same type: the second write would silently replace the first, so
-// consumers of one database would get the other's connection string (a
-// branch with two databases imported into one .env). It also reports
-// templates that use .ReplicaURL where no read replica can fill it.
-func (b *builder) checkAcross(a *acrossCheck, spec *config.Credential, cr *engine.Credential) {
+// credentials checked before it, whose keys seen holds. It reports,
+// located at the later of the two, every key that two targets — of one
+// credential or of two — write at the same destination of the same type:
+// the second write would silently replace the first, so consumers of one
+// database would get the other's connection string (a branch with two
+// databases imported into one .env). It also reports templates that use
+// .ReplicaURL where no read replica can fill it.
+func (b *builder) checkAcross(seen map[written]writer, spec *config.Credential, cr *engine.Credential) {
 	paths := map[int]string{}
 	for _, ts := range spec.Targets {
 		paths[ts.Line] = ts.Path
@@ -51,21 +51,16 @@ func (b *builder) checkAcross(a *acrossCheck, spec *config.Credential, cr *engin
 		}
 		for _, k := range t.Keys {
 			w := written{typ: t.Type, destination: dest, key: k}
-			if first, ok := a.seen[w]; ok {
+			if first, ok := seen[w]; ok {
 				b.errorf(t.Line, "%s writes %s to %s %s, which %s (line %d) writes too, so one would overwrite the other; "+
 					"give each database its own keys (a prefix, e.g. %s_%s) or its own destination",
 					path, k, t.Type, dest, first.path, first.line, envPrefix(cr.Name), k)
 				continue
 			}
-			a.seen[w] = writer{path: path, line: t.Line}
+			seen[w] = writer{path: path, line: t.Line}
 		}
 	}
 	b.checkReplica(cr)
-}
-
-// acrossCheck is what checkAcross has seen of the credentials before.
-type acrossCheck struct {
-	seen map[written]writer
 }
 
 // storesKeys reports a target that keeps each value under its key, where

@@ -108,10 +108,10 @@ func build(spec *config.Config, err error, reg Registry) (*Config, error) {
 	}
 	b := &builder{reg: reg, spec: spec, shared: map[string]provider.Provider{}, problems: problems}
 	c := &Config{Path: spec.Path, Dir: spec.Dir, State: spec.State, KeyFile: spec.KeyFile, file: spec.File}
-	across := &acrossCheck{seen: map[written]writer{}}
+	seen := map[written]writer{}
 	for i, cs := range spec.Credentials {
 		cr := b.credential(cs)
-		b.checkAcross(across, cs, cr)
+		b.checkAcross(seen, cs, cr)
 		c.Credentials = append(c.Credentials, cr)
 		// Built and checked: what the credential needs of its spec it
 		// holds itself, so a file of thousands of credentials never holds
