@@ -104,7 +104,7 @@ func (s *Store) ReleaseLease(ctx context.Context, p store.ReleaseLeaseParams) er
 // GetLease implements store.Store.
 func (s *Store) GetLease(ctx context.Context, p store.GetLeaseParams) (*store.Lease, error) {
 	name := p.Name
-	l, err := getLease(ctx, s.db, name)
+	l, err := getLease(ctx, reads{s}, name)
 	if err != nil {
 		return nil, fmt.Errorf("get lease %q: %w", name, err)
 	}

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"context"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -126,4 +127,39 @@ func TestDeferredWritesLowerOnlyTheirOwnTransaction(t *testing.T) {
 	events, err := other.ListAudit(t.Context(), store.ListAuditParams{Credential: "app-db"})
 	require.NoError(t, err)
 	require.Len(t, events, 1, "another process reads a deferred write at once")
+}
+
+// A write's statements run without the caller's cancellation (wtx), but
+// the write as a whole still ends with it: cancelled between two of its
+// statements, it commits neither, and the next write works.
+func TestCancelledWriteCommitsNothing(t *testing.T) {
+	t.Parallel()
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "state.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+
+	count := func() int {
+		var n int
+		require.NoError(t, s.db.QueryRowContext(t.Context(), `SELECT count(*) FROM store_meta WHERE key LIKE 'cancel-test-%'`).Scan(&n))
+		return n
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	err = s.write(ctx, func(tx *wtx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO store_meta (key, value) VALUES ('cancel-test-1', 'x')`); err != nil {
+			return err
+		}
+		cancel()
+		_, err := tx.ExecContext(ctx, `INSERT INTO store_meta (key, value) VALUES ('cancel-test-2', 'x')`)
+		return err
+	})
+	// Commit says the context ended, or a statement says database/sql
+	// already rolled the transaction back: which one wins is a race.
+	require.True(t, errors.Is(err, context.Canceled) || errors.Is(err, sql.ErrTxDone), "%v", err)
+	require.Zero(t, count(), "a cancelled write must commit nothing")
+
+	require.NoError(t, s.write(t.Context(), func(tx *wtx) error {
+		_, err := tx.ExecContext(t.Context(), `INSERT INTO store_meta (key, value) VALUES ('cancel-test-3', 'x')`)
+		return err
+	}))
+	require.Equal(t, 1, count())
 }

@@ -58,7 +58,7 @@ func (s *Store) InsertVersion(ctx context.Context, p store.InsertVersionParams) 
 // GetVersion implements store.Store.
 func (s *Store) GetVersion(ctx context.Context, p store.GetVersionParams) (*store.Version, error) {
 	id := p.ID
-	v, err := getVersion(ctx, s.db, id)
+	v, err := getVersion(ctx, reads{s}, id)
 	if err != nil {
 		return nil, fmt.Errorf("get version %d: %w", id, err)
 	}
