@@ -83,11 +83,21 @@ machine) and proof (login tests and read-back of every target).
 
 Start with ` + "`rotor demo`" + ` to watch it work against a throwaway local database,
 or ` + "`rotor init`" + ` to write a starter rotor.yaml.`,
-		Version:       currentBuildInfo().String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetVersionTemplate("rotor {{.Version}}\n")
+	// --version is rotor's own flag, not cobra's: cobra prints a custom
+	// version line through text/template, whose reflection keeps the
+	// linker from dropping unused methods (a bigger binary, a slower
+	// start). It is a flag of the root only, as cobra's is.
+	showVersion := root.Flags().BoolP("version", "v", false, "print rotor's version and exit")
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if !*showVersion {
+			return cmd.Help()
+		}
+		_, err := fmt.Fprintln(f.IO.Out, "rotor "+currentBuildInfo().String())
+		return err
+	}
 	pf := root.PersistentFlags()
 	pf.StringVarP(&f.ConfigPath, "config", "c", "", "config file (default $ROTOR_CONFIG or ./rotor.yaml)")
 	pf.StringVar(&f.StatePath, "state", "", "state store: a file path, sqlite://PATH or postgres://URL without its password (default: $ROTOR_STATE_URL, else the config's state, else .rotor/state.db)")

@@ -36,6 +36,17 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+// rotor alone prints its help, as it did before --version became
+// rotor's own flag.
+func TestRootAlonePrintsHelp(t *testing.T) {
+	t.Parallel()
+	code, out, errOut := run(t, nil, "")
+	require.Equal(t, ExitOK, code)
+	require.Contains(t, out, "Available Commands:")
+	require.Contains(t, out, "-v, --version")
+	require.Empty(t, errOut)
+}
+
 func TestUsageExitCodes(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -52,6 +63,9 @@ func TestUsageExitCodes(t *testing.T) {
 		{args: []string{"history", "-n", "0"}, wantErr: "rotor: --limit 0: must be at least 1"},
 		{args: []string{"init", "--credential", "bad name!"}, wantErr: `rotor: --credential "bad name!"`},
 		{args: []string{"rotate", "--all", "--parallel", "0"}, wantErr: "rotor: --parallel 0: must be at least 1"},
+		// --version is the root's flag only, as cobra's own was.
+		{args: []string{"status", "--version"}, wantErr: "rotor: unknown flag: --version"},
+		{args: []string{"--version", "extra"}, wantErr: `rotor: unknown command "extra"`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
