@@ -11,6 +11,19 @@ import (
 	"github.com/rotorhq/rotor/internal/store"
 )
 
+// auditPage is the audit log: the events the filters keep, or why the
+// filters are wrong.
+type auditPage struct {
+	head
+	// Credentials are the config's: the credential filter's choices.
+	Credentials []*engine.Credential
+	// Credential, Actor, Since, Until and Result are the filters as asked.
+	Credential, Actor, Since, Until, Result string
+
+	Error  string // what is wrong with the filters; no Events then
+	Events []engine.HistoryEvent
+}
+
 // audit shows the audit log with the filters of `rotor history`
 // (credential, since, result), the actor, and an end (until).
 func (c *console) audit(w http.ResponseWriter, r *http.Request, se *session) {
@@ -18,11 +31,11 @@ func (c *console) audit(w http.ResponseWriter, r *http.Request, se *session) {
 	q := r.URL.Query()
 	cred, actor, since, result := q.Get("credential"), strings.TrimSpace(q.Get("actor")), strings.TrimSpace(q.Get("since")), q.Get("result")
 	until := strings.TrimSpace(q.Get("until"))
-	data := map[string]any{"Title": "Audit log", "Credential": cred, "Actor": actor, "Since": since, "Until": until, "Result": result,
-		"Results": engine.Results, "Credentials": b.Config().Credentials}
+	data := &auditPage{head: head{Title: "Audit log"}, Credential: cred, Actor: actor, Since: since, Until: until, Result: result,
+		Credentials: b.Config().Credentials}
 	bad := func(msg string) {
-		data["Error"] = msg
-		c.render(w, r, http.StatusBadRequest, "audit", se, data)
+		data.Error = msg
+		c.render(w, r, http.StatusBadRequest, se, data)
 	}
 	p := store.ListAuditParams{Credential: cred, Limit: 200}
 	if cred != "" {
@@ -80,6 +93,6 @@ func (c *console) audit(w http.ResponseWriter, r *http.Request, se *session) {
 			break
 		}
 	}
-	data["Events"] = out
-	c.render(w, r, http.StatusOK, "audit", se, data)
+	data.Events = out
+	c.render(w, r, http.StatusOK, se, data)
 }

@@ -22,7 +22,7 @@ func BenchmarkOverview1000(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		rec := httptest.NewRecorder()
-		c.render(rec, req, http.StatusOK, "overview", se, overviewData(sts, "", "", "health"))
+		c.render(rec, req, http.StatusOK, se, overviewData(sts, "", "", "health"))
 		if rec.Code != http.StatusOK {
 			b.Fatalf("status %d", rec.Code)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rotorhq/rotor/internal/engine"
+	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/serve"
 	"github.com/rotorhq/rotor/internal/serve/auth"
 	"github.com/rotorhq/rotor/internal/store"
@@ -23,6 +24,31 @@ func (c *console) credentialOf(w http.ResponseWriter, r *http.Request) (*engine.
 		return nil, false
 	}
 	return cr, true
+}
+
+// credentialPage is everything about one credential: its status (S),
+// the sessions on its old role, its latest rotation's journal, its
+// versions and rotations, and what its next rotation would do.
+type credentialPage struct {
+	head
+	S         *engine.CredentialStatus
+	Health    string
+	Sessions  []provider.Session
+	Latest    *rotationView // nil: never rotated
+	Versions  []*store.Version
+	Rotations []*store.Rotation
+	Plan      *engine.Plan
+	PlanError string
+}
+
+// confirmPage asks before an action; only its form posts.
+type confirmPage struct {
+	head
+	Name   string
+	Action string // rotate, revoke or retire: the path it posts to
+	Label  string
+	Says   string // what will happen
+	Retire bool
 }
 
 func (c *console) credential(w http.ResponseWriter, r *http.Request, se *session) {
@@ -61,14 +87,9 @@ func (c *console) credential(w http.ResponseWriter, r *http.Request, se *session
 	if err != nil {
 		planErr = err.Error()
 	}
-	jobs, err := b.Jobs(ctx, cr.Name, 10)
-	if err != nil {
-		c.internalError(w, r, err)
-		return
-	}
-	c.render(w, r, http.StatusOK, "credential", se, map[string]any{"Title": cr.Name, "S": st, "Health": health(st),
-		"Versions": versions, "Rotations": rots, "Latest": latest, "Plan": plan, "PlanError": planErr, "Jobs": jobs,
-		"Sessions": oldSessions(st)})
+	c.render(w, r, http.StatusOK, se, &credentialPage{head: head{Title: cr.Name}, S: st, Health: health(st),
+		Versions: versions, Rotations: rots, Latest: latest, Plan: plan, PlanError: planErr,
+		Sessions: oldSessions(st)})
 }
 
 // actions are what the credential page's buttons ask for, with the scope
@@ -112,9 +133,9 @@ func (c *console) confirm(w http.ResponseWriter, r *http.Request, se *session) {
 		c.fail(w, r, http.StatusForbidden, "Token "+se.id.Name+" has scope "+se.id.Scope.String()+"; "+r.PathValue("action")+" needs "+a.scope.String()+".")
 		return
 	}
-	c.render(w, r, http.StatusOK, "confirm", se, map[string]any{"Title": a.label + " — " + cr.Name, "Name": cr.Name,
-		"Action": r.PathValue("action"), "Label": a.label, "Says": fmt.Sprintf(a.says, cr.Name, targetNames(cr), cr.Strategy),
-		"Retire": a.kind == serve.KindRetire})
+	c.render(w, r, http.StatusOK, se, &confirmPage{head: head{Title: a.label + " — " + cr.Name}, Name: cr.Name,
+		Action: r.PathValue("action"), Label: a.label, Says: fmt.Sprintf(a.says, cr.Name, targetNames(cr), cr.Strategy),
+		Retire: a.kind == serve.KindRetire})
 }
 
 // action enqueues a job with the signed-in token's name as its actor and

@@ -57,6 +57,13 @@ var sorts = map[string]func(a, b row) int{
 
 var healthRank = map[string]int{"failing": 0, "overdue": 1, "never": 2, "healthy": 3}
 
+// healths and sortOrder are the filter's choices, in the order it offers
+// them.
+var (
+	healths   = []string{"failing", "overdue", "never", "healthy"}
+	sortOrder = []string{"health", "name", "age", "next"}
+)
+
 func boolInt(b bool) int {
 	if b {
 		return 1
@@ -89,13 +96,24 @@ func (c *console) overview(w http.ResponseWriter, r *http.Request, se *session) 
 			sts[i] = c.liveStatus(r.Context(), creds[i], st)
 		}
 	}
-	c.render(w, r, http.StatusOK, "overview", se, overviewData(sts, filter, want, sortBy))
+	c.render(w, r, http.StatusOK, se, overviewData(sts, filter, want, sortBy))
+}
+
+// overviewPage is the overview: the rows the filter keeps, sorted, and
+// the summary over every credential.
+type overviewPage struct {
+	head
+	Rows   []row
+	Total  int
+	Counts map[string]int // credentials by health
+	// Q, Health and Sort are the filter and the sort as applied.
+	Q, Health, Sort string
 }
 
 // overviewData is the overview page's data for the statuses sts, kept
 // apart from reading them so the benchmark renders a thousand rows
 // without a store.
-func overviewData(sts []*engine.CredentialStatus, filter, want, sortBy string) map[string]any {
+func overviewData(sts []*engine.CredentialStatus, filter, want, sortBy string) *overviewPage {
 	counts := map[string]int{}
 	var rows []row
 	for _, st := range sts {
@@ -115,7 +133,6 @@ func overviewData(sts []*engine.CredentialStatus, filter, want, sortBy string) m
 		}
 		return cmp.Compare(a.Name, b.Name)
 	})
-	return map[string]any{"Title": "Credentials", "Rows": rows,
-		"Total": len(sts), "Counts": counts, "Q": filter, "Health": want, "Sort": sortBy,
-		"Sorts": []string{"health", "name", "age", "next"}, "Healths": []string{"failing", "overdue", "never", "healthy"}}
+	return &overviewPage{head: head{Title: "Credentials"}, Rows: rows,
+		Total: len(sts), Counts: counts, Q: filter, Health: want, Sort: sortBy}
 }

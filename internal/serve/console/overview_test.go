@@ -52,7 +52,7 @@ func fakeStatuses(n int) []*engine.CredentialStatus {
 }
 
 func testConsole() *console {
-	return &console{log: slog.New(slog.NewTextHandler(io.Discard, nil)), pages: mustParsePages()}
+	return &console{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
 func adminSession() *session {
@@ -62,7 +62,7 @@ func adminSession() *session {
 func TestOverviewRows(t *testing.T) {
 	c := testConsole()
 	rec := httptest.NewRecorder()
-	c.render(rec, httptest.NewRequest("GET", "/", nil), http.StatusOK, "overview", adminSession(), overviewData(fakeStatuses(23), "", "", "health"))
+	c.render(rec, httptest.NewRequest("GET", "/", nil), http.StatusOK, adminSession(), overviewData(fakeStatuses(23), "", "", "health"))
 	require.Equal(t, http.StatusOK, rec.Code)
 	body := rec.Body.String()
 	// 0, 7, 14, 21 fail; 4, 8, 12, 16, 20 (not failing) are overdue.
@@ -79,7 +79,7 @@ func TestOverviewRows(t *testing.T) {
 	require.Contains(t, body, "1 session(s) on the old role:</strong> worker from 10.0.0.7")
 
 	rec = httptest.NewRecorder()
-	c.render(rec, httptest.NewRequest("GET", "/", nil), http.StatusOK, "overview", adminSession(), overviewData(fakeStatuses(23), "001", "overdue", "name"))
+	c.render(rec, httptest.NewRequest("GET", "/", nil), http.StatusOK, adminSession(), overviewData(fakeStatuses(23), "001", "overdue", "name"))
 	body = rec.Body.String()
 	require.Contains(t, body, `href="/credentials/app-0012"`)
 	require.Contains(t, body, `href="/credentials/app-0016"`)

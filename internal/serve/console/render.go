@@ -3,8 +3,8 @@ package console
 import (
 	"bytes"
 	"fmt"
-	"html/template"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -13,80 +13,84 @@ import (
 	"github.com/rotorhq/rotor/internal/serve/auth"
 )
 
-// pages are the parsed templates, one set per page over the shared layout.
-type pages struct {
-	byName map[string]*template.Template
+// page is one page's data. It gives the layout its title and refresh
+// (head, embedded), and writes its own part of <main>.
+type page interface {
+	title() string
+	refresh() int
+	content(h html, v *view)
 }
 
-var funcs = template.FuncMap{
-	"when": func(t any) string {
-		switch v := t.(type) {
-		case time.Time:
-			if v.IsZero() {
-				return "—"
-			}
-			return v.UTC().Format("2006-01-02 15:04 UTC")
-		case *time.Time:
-			if v == nil || v.IsZero() {
-				return "—"
-			}
-			return v.UTC().Format("2006-01-02 15:04 UTC")
-		}
-		return fmt.Sprint(t)
-	},
-	"age":      humanDuration,
-	"sessions": describeSessions,
-	"lower":    strings.ToLower,
+// head is what a page tells the layout.
+type head struct {
+	Title string
+	// Refresh, while what the page shows is still running, makes the page
+	// reload itself every Refresh seconds without JavaScript; 0: never.
+	Refresh int
 }
 
-func mustParsePages() *pages {
-	p := &pages{byName: map[string]*template.Template{}}
-	for _, name := range []string{"signin", "error", "overview", "credential", "confirm", "job", "rotation", "audit"} {
-		t := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/journal.html", "templates/"+name+".html"))
-		p.byName[name] = t
-	}
-	return p
-}
+func (hd head) title() string { return hd.Title }
+func (hd head) refresh() int  { return hd.Refresh }
 
-// view is what every page's layout needs.
+// view is what every page's layout needs, and what some pages' content
+// needs of the session (the CSRF token for a form, the buttons a scope
+// allows).
 type view struct {
 	Title   string
+	Refresh int
 	Signed  bool
 	Who     string
 	Scope   string
 	CanRot  bool
 	CanAdm  bool
 	CSRF    string
-	Refresh int // seconds; 0: no meta refresh
-	Data    any
 }
 
-// render writes a page whole or not at all: a template error halfway
+// render writes a page whole or not at all: a page that fails halfway
 // must not leave half a page with a 200.
-func (c *console) render(w http.ResponseWriter, r *http.Request, status int, name string, se *session, data any) {
-	v := view{Data: data}
-	if se != nil {
-		v.Signed, v.Who, v.Scope, v.CSRF = true, se.id.Name, se.id.Scope.String(), se.csrf
-		v.CanRot, v.CanAdm = se.id.Allows(auth.ScopeRotate), se.id.Allows(auth.ScopeAdmin)
-	}
-	if m, ok := data.(map[string]any); ok {
-		if t, ok := m["Title"].(string); ok {
-			v.Title = t
-		}
-		if n, ok := m["Refresh"].(int); ok {
-			v.Refresh = n
-		}
-	}
-	var buf bytes.Buffer
-	if err := c.pages.byName[name].Execute(&buf, v); err != nil {
-		c.log.Error("console: render", "page", name, "error", err.Error())
+func (c *console) render(w http.ResponseWriter, r *http.Request, status int, se *session, p page) {
+	v := viewOf(se, p)
+	body, err := renderPage(&v, p)
+	if err != nil {
+		c.log.Error("console: render", "path", r.URL.Path, "error", err.Error())
 		http.Error(w, "the page could not be rendered; see the service log", http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(body)
+}
+
+// viewOf is the layout's view of p for the session se (nil: signed out).
+func viewOf(se *session, p page) view {
+	v := view{Title: p.title(), Refresh: p.refresh()}
+	if se != nil {
+		v.Signed, v.Who, v.Scope, v.CSRF = true, se.id.Name, se.id.Scope.String(), se.csrf
+		v.CanRot, v.CanAdm = se.id.Allows(auth.ScopeRotate), se.id.Allows(auth.ScopeAdmin)
+	}
+	return v
+}
+
+// renderPage is p in the layout. Writing into a buffer cannot fail, so a
+// failure is a bug in a page (a nil it did not expect): its panic comes
+// back as the error, and the visitor gets a 500 instead of a dropped
+// connection.
+func renderPage(v *view, p page) (body []byte, err error) {
+	defer func() {
+		if e := recover(); e != nil {
+			err = fmt.Errorf("%T: %v\n%s", p, e, debug.Stack())
+		}
+	}()
+	var buf bytes.Buffer
+	layout(html{&buf}, v, p)
+	return buf.Bytes(), nil
+}
+
+// errorPage says what went wrong and what to do next.
+type errorPage struct {
+	head
+	Message string
 }
 
 // fail answers with an error page that says what to do next.
@@ -95,7 +99,7 @@ func (c *console) fail(w http.ResponseWriter, r *http.Request, status int, msg s
 	if ck, err := r.Cookie(cookieName); err == nil {
 		se, _ = c.sessions.get(ck.Value)
 	}
-	c.render(w, r, status, "error", se, map[string]any{"Title": http.StatusText(status), "Status": status, "Message": msg})
+	c.render(w, r, status, se, &errorPage{head: head{Title: http.StatusText(status)}, Message: msg})
 }
 
 // internalError logs the cause (engine and store errors are secret-free
@@ -105,6 +109,24 @@ func (c *console) internalError(w http.ResponseWriter, r *http.Request, err erro
 	c.fail(w, r, http.StatusInternalServerError, "Reading the state failed: "+err.Error())
 }
 
+// when is a time as the pages show it, in UTC to the minute; the zero
+// time (not yet, never) is a dash.
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// whenSet is when for a time that may be unset.
+func whenSet(t *time.Time) string {
+	if t == nil {
+		return "—"
+	}
+	return when(*t)
+}
+
+// humanDuration is an age in its largest whole unit; none is a dash.
 func humanDuration(d time.Duration) string {
 	if d <= 0 {
 		return "—"

@@ -19,6 +19,21 @@ type rotationView struct {
 	Deliveries []*store.Delivery
 }
 
+// rotationPage is one rotation and, while it runs, its live progress.
+type rotationPage struct {
+	head
+	R    *rotationView
+	Live bool
+}
+
+// jobPage is one job and, once it started one, its rotation (R).
+type jobPage struct {
+	head
+	J    *serve.Job
+	R    *rotationView
+	Live bool
+}
+
 func (c *console) rotationDetail(r *http.Request, rot *store.Rotation) (*rotationView, error) {
 	st := c.opts.Backend.Store()
 	steps, err := st.ListSteps(r.Context(), store.ListStepsParams{RotationID: rot.ID})
@@ -82,8 +97,8 @@ func (c *console) rotation(w http.ResponseWriter, r *http.Request, se *session) 
 	if rot.Status == store.StatusActive {
 		refresh = 5
 	}
-	c.render(w, r, http.StatusOK, "rotation", se, map[string]any{"Title": fmt.Sprintf("Rotation %d — %s", rot.ID, rot.Credential),
-		"R": v, "Refresh": refresh, "Live": rot.Status == store.StatusActive})
+	c.render(w, r, http.StatusOK, se, &rotationPage{head: head{Title: fmt.Sprintf("Rotation %d — %s", rot.ID, rot.Credential), Refresh: refresh},
+		R: v, Live: rot.Status == store.StatusActive})
 }
 
 // jobDone is a River job state after which nothing more happens.
@@ -127,6 +142,6 @@ func (c *console) job(w http.ResponseWriter, r *http.Request, se *session) {
 	if !done {
 		refresh = 3
 	}
-	c.render(w, r, http.StatusOK, "job", se, map[string]any{"Title": fmt.Sprintf("Job %d — %s %s", job.ID, job.Kind, job.Credential),
-		"J": job, "R": v, "Done": done, "Refresh": refresh, "Live": !done})
+	c.render(w, r, http.StatusOK, se, &jobPage{head: head{Title: fmt.Sprintf("Job %d — %s %s", job.ID, job.Kind, job.Credential), Refresh: refresh},
+		J: job, R: v, Live: !done})
 }

@@ -152,8 +152,15 @@ func safeNext(next string) string {
 	return next
 }
 
+// signinPage asks for a token; Next is where to go after.
+type signinPage struct {
+	head
+	Next  string
+	Error string
+}
+
 func (c *console) signInPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, http.StatusOK, "signin", nil, map[string]any{"Next": safeNext(r.URL.Query().Get("next"))})
+	c.render(w, r, http.StatusOK, nil, &signinPage{Next: safeNext(r.URL.Query().Get("next"))})
 }
 
 func (c *console) signIn(w http.ResponseWriter, r *http.Request) {
@@ -164,8 +171,8 @@ func (c *console) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	id, ok := c.opts.Tokens.Authenticate(strings.TrimSpace(r.PostFormValue("token")))
 	if !ok {
-		c.render(w, r, http.StatusUnauthorized, "signin", nil, map[string]any{"Next": next,
-			"Error": "That token is not one rotor serve knows. Paste a token from ROTOR_API_TOKENS (the part after NAME:SCOPE:)."})
+		c.render(w, r, http.StatusUnauthorized, nil, &signinPage{Next: next,
+			Error: "That token is not one rotor serve knows. Paste a token from ROTOR_API_TOKENS (the part after NAME:SCOPE:)."})
 		return
 	}
 	sid, _ := c.sessions.create(id)
