@@ -52,7 +52,7 @@ fuzz:
 	@set -e; for spec in \
 		./internal/connstr:FuzzRoundTrip ./internal/connstr:FuzzParse ./internal/connstr:FuzzRedact \
 		./internal/target/dotenv:FuzzEdit ./internal/target/dotenv:FuzzScan \
-		./internal/config:FuzzParse ./internal/template:FuzzCompile ; do \
+		./internal/config:FuzzParse ./internal/template:FuzzCompile ./internal/template:FuzzExecute ; do \
 		pkg=$${spec%%:*}; fn=$${spec##*:}; \
 		echo "== $$fn ($$pkg)"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \

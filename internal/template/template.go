@@ -1,7 +1,9 @@
 // Package template turns a target's value templates ("{{.URL}}") into the
 // values written for one credential version.
 //
-// Templates are Go text/template with a fixed set of fields. A field that
+// Templates are Go text/template with a fixed set of fields: parsed by
+// text/template/parse and run by this package's executor (exec.go), which
+// behaves as text/template's on this data without linking it. A field that
 // does not exist is an error when the config is loaded, never an empty
 // string written to production; so is a field that exists but has no
 // value for the credential (.ReplicaURL without a read replica) when the
@@ -9,12 +11,9 @@
 package template
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
-	texttemplate "text/template"
 	"text/template/parse"
 
 	"github.com/rotorhq/rotor/internal/secret"
@@ -45,32 +44,45 @@ const ReplicaField = "ReplicaURL"
 
 // Template is one compiled value template.
 type Template struct {
-	text string
-	t    *texttemplate.Template
-	uses map[string]bool
+	text  string
+	trees map[string]*parse.Tree // by name: mainName and each {{define}}
+	uses  map[string]bool
 }
+
+// probe fills every field, so that Compile can prove a template renders.
+var probe = Vars{URL: secret.New("u"), DirectURL: secret.New("d"), PooledURL: secret.New("p"),
+	User: "u", Password: secret.New("pw"), Host: "h", Port: "5432", Database: "db", ReplicaURL: secret.New("r")}
 
 // Compile parses a template and proves it renders with every field set.
 func Compile(text string) (*Template, error) {
 	if strings.TrimSpace(text) == "" {
 		return nil, errors.New("empty template; write e.g. \"{{.URL}}\"")
 	}
-	t, err := texttemplate.New("value").Option("missingkey=error").Parse(text)
+	trees, err := parseText(text)
 	if err != nil {
-		return nil, fmt.Errorf("bad template: %s", cleanTemplateError(err))
+		return nil, err
 	}
-	tpl := &Template{text: text, t: t, uses: map[string]bool{}}
-	for _, tree := range t.Templates() {
-		if tree.Tree != nil {
-			collectFields(tree.Tree.Root, tpl.uses)
-		}
+	tpl := &Template{text: text, trees: trees, uses: map[string]bool{}}
+	for _, tree := range trees {
+		collectFields(tree.Root, tpl.uses)
 	}
-	probe := Vars{URL: secret.New("u"), DirectURL: secret.New("d"), PooledURL: secret.New("p"),
-		User: "u", Password: secret.New("pw"), Host: "h", Port: "5432", Database: "db", ReplicaURL: secret.New("r")}
 	if _, err := tpl.Execute(probe); err != nil {
 		return nil, err
 	}
 	return tpl, nil
+}
+
+// parseText parses as text/template's Parse does: the builtin functions
+// declared, so an unknown one is an error here, and the template named
+// mainName.
+func parseText(text string) (map[string]*parse.Tree, error) {
+	trees, err := parse.Parse(mainName, text, "", "", parseFuncs)
+	if err != nil {
+		// "template: value:1: ..." names nothing the user wrote.
+		msg := strings.TrimPrefix(err.Error(), "template: ")
+		return nil, fmt.Errorf("bad template: %s", strings.TrimPrefix(msg, mainName+":"))
+	}
+	return trees, nil
 }
 
 // Text returns the template source (secret-free by construction).
@@ -108,6 +120,11 @@ func collectFields(n parse.Node, into map[string]bool) {
 		if len(n.Ident) > 0 {
 			into[n.Ident[0]] = true
 		}
+	case *parse.VariableNode:
+		// $.X is the root's field X wherever the dot has moved.
+		if len(n.Ident) > 1 && n.Ident[0] == "$" {
+			into[n.Ident[1]] = true
+		}
 	case *parse.ChainNode:
 		collectFields(n.Node, into)
 	case *parse.IfNode:
@@ -138,7 +155,17 @@ func (t *Template) Execute(v Vars) (secret.String, error) {
 	if t.uses[ReplicaField] && v.ReplicaURL.IsZero() {
 		return secret.String{}, fmt.Errorf("%w (for Neon: no read_only compute endpoint on the branch); add a read replica (Neon console: Branches → Add Read Replica) or remove {{.ReplicaURL}} from this value", ErrNoReplica)
 	}
-	data := map[string]string{
+	out, err := execute(t.trees, data(v))
+	if err != nil {
+		return secret.String{}, fmt.Errorf("bad template: %w", err)
+	}
+	return secret.New(out), nil
+}
+
+// data is the dot and $ of a rendering. Its type is what text/template
+// saw before, so %T and %v print alike.
+func data(v Vars) map[string]string {
+	return map[string]string{
 		"URL":        v.URL.Reveal(),
 		"DirectURL":  v.DirectURL.Reveal(),
 		"PooledURL":  v.PooledURL.Reveal(),
@@ -149,23 +176,4 @@ func (t *Template) Execute(v Vars) (secret.String, error) {
 		"Database":   v.Database,
 		"ReplicaURL": v.ReplicaURL.Reveal(),
 	}
-	var buf bytes.Buffer
-	if err := t.t.Execute(&buf, data); err != nil {
-		return secret.String{}, fmt.Errorf("bad template: %s", cleanTemplateError(err))
-	}
-	return secret.New(buf.String()), nil
-}
-
-var mapKeyRE = regexp.MustCompile(`map has no entry for key "([^"]*)"`)
-
-// cleanTemplateError rewrites text/template's messages into ones that name
-// the unknown field and list the known ones.
-func cleanTemplateError(err error) string {
-	s := err.Error()
-	if m := mapKeyRE.FindStringSubmatch(s); m != nil {
-		return fmt.Sprintf("unknown field .%s (known: .%s)", m[1], strings.Join(Fields, ", ."))
-	}
-	s = strings.TrimPrefix(s, "template: ")
-	s = strings.TrimPrefix(s, "value:")
-	return s
 }

@@ -160,6 +160,41 @@ func TestErrorsNeverShowThePassword(t *testing.T) {
 	}
 }
 
+// TestErrorAfterRenderedPassword: a template that has already written the
+// password and then fails returns nothing, and its error shows no value,
+// where text/template's messages quote them ("range can't iterate over
+// <password>", "non-function <url> of type string", an index that is a byte
+// of the password).
+func TestErrorAfterRenderedPassword(t *testing.T) {
+	t.Parallel()
+	forms := []string{canary, url.QueryEscape(canary), "CANARY", "app_blue"}
+	tests := []struct{ text, wantErr string }{
+		{`{{.Password}}{{.URL}}{{if ne .Password "pw"}}{{range .Password}}{{end}}{{end}}`, "range can't iterate over type string"},
+		{`{{.Password}}{{if ne .Password "pw"}}{{.URL | call}}{{end}}`, "error calling call: non-function of type string"},
+		{`{{.URL}}{{if ne .Password "pw"}}{{eq . .}}{{end}}`, "error calling eq: non-comparable type map[string]string"},
+		{`{{.URL}}{{if ne .Password "pw"}}{{if eq . .User}}{{end}}{{end}}`, "incompatible types for comparison: map[string]string and string"},
+		{`{{.Password}}{{if ne .Password "pw"}}{{index .Password (index .Password 0)}}{{end}}`, "error calling index: index out of range"},
+		{`{{.Password}}{{if ne .Password "pw"}}{{slice .Password (index .Password 1)}}{{end}}`, "error calling slice: index out of range"},
+		{`{{range $i, $e := len .User}}{{end}}`, "can't use int to iterate over more than one variable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			t.Parallel()
+			tpl, err := template.Compile(tt.text)
+			if err == nil {
+				var out secret.String
+				out, err = tpl.Execute(vars())
+				require.True(t, out.IsZero(), "a failed render returns nothing")
+			}
+			require.Error(t, err)
+			require.True(t, strings.HasSuffix(err.Error(), tt.wantErr), err.Error())
+			for _, f := range forms {
+				require.NotContains(t, err.Error(), f)
+			}
+		})
+	}
+}
+
 // TestRenderedValueIsSecret: the result is a redacting string, so printing
 // it by accident shows nothing.
 func TestRenderedValueIsSecret(t *testing.T) {
@@ -216,6 +251,8 @@ func TestReplicaURL(t *testing.T) {
 		{"{{with .ReplicaURL}}{{.}}{{end}}", true},
 		{"{{.ReplicaURL | urlquery}}", true},
 		{"{{printf \"%s\" .ReplicaURL}}", true},
+		{"{{with .User}}{{$.ReplicaURL}}{{end}}", true},
+		{"{{define \"r\"}}{{.ReplicaURL}}{{end}}{{template \"r\" .}}", true},
 		{"{{.URL}}", false},
 		{"ReplicaURL {{.PooledURL}}", false},
 	}
