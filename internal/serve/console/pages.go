@@ -713,9 +713,10 @@ func (p *rotationPage) content(h html, _ *view) {
 	h.raw(`</h1>
 <p>Started `)
 	h.text(when(r.StartedAt))
-	// Unconditional, as it always was: a running rotation is "finished —".
-	h.raw(`, finished `)
-	h.text(when(r.FinishedAt))
+	if !r.FinishedAt.IsZero() {
+		h.raw(`, finished `)
+		h.text(when(r.FinishedAt))
+	}
 	h.raw(`; strategy `)
 	h.text(r.Strategy)
 	h.raw(`.</p>

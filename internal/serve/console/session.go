@@ -160,7 +160,7 @@ type signinPage struct {
 }
 
 func (c *console) signInPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, http.StatusOK, nil, &signinPage{Next: safeNext(r.URL.Query().Get("next"))})
+	c.render(w, r, http.StatusOK, nil, &signinPage{head: head{Title: "Sign in"}, Next: safeNext(r.URL.Query().Get("next"))})
 }
 
 func (c *console) signIn(w http.ResponseWriter, r *http.Request) {
@@ -171,7 +171,7 @@ func (c *console) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	id, ok := c.opts.Tokens.Authenticate(strings.TrimSpace(r.PostFormValue("token")))
 	if !ok {
-		c.render(w, r, http.StatusUnauthorized, nil, &signinPage{Next: next,
+		c.render(w, r, http.StatusUnauthorized, nil, &signinPage{head: head{Title: "Sign in"}, Next: next,
 			Error: "That token is not one rotor serve knows. Paste a token from ROTOR_API_TOKENS (the part after NAME:SCOPE:)."})
 		return
 	}
