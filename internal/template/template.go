@@ -93,57 +93,76 @@ func (t *Template) Text() string { return t.text }
 func (t *Template) Uses(field string) bool { return t.uses[field] }
 
 // collectFields records the first name of every field reference (.X,
-// .X.Y) under n.
+// .X.Y, $.X) under n.
 func collectFields(n parse.Node, into map[string]bool) {
+	visit(n, func(n parse.Node) {
+		switch n := n.(type) {
+		case *parse.FieldNode:
+			if len(n.Ident) > 0 {
+				into[n.Ident[0]] = true
+			}
+		case *parse.VariableNode:
+			// $.X is the root's field X wherever the dot has moved.
+			if len(n.Ident) > 1 && n.Ident[0] == "$" {
+				into[n.Ident[1]] = true
+			}
+		}
+	})
+}
+
+// visit calls f for n and every node below it, parents first. A missing
+// list or pipeline (an absent else, a {{template}} without data) is
+// skipped.
+func visit(n parse.Node, f func(parse.Node)) {
 	switch n := n.(type) {
 	case *parse.ListNode:
 		if n == nil {
 			return
 		}
+		f(n)
 		for _, c := range n.Nodes {
-			collectFields(c, into)
+			visit(c, f)
 		}
-	case *parse.ActionNode:
-		collectFields(n.Pipe, into)
 	case *parse.PipeNode:
 		if n == nil {
 			return
 		}
+		f(n)
 		for _, c := range n.Cmds {
-			collectFields(c, into)
+			visit(c, f)
 		}
+	case *parse.ActionNode:
+		f(n)
+		visit(n.Pipe, f)
 	case *parse.CommandNode:
+		f(n)
 		for _, a := range n.Args {
-			collectFields(a, into)
-		}
-	case *parse.FieldNode:
-		if len(n.Ident) > 0 {
-			into[n.Ident[0]] = true
-		}
-	case *parse.VariableNode:
-		// $.X is the root's field X wherever the dot has moved.
-		if len(n.Ident) > 1 && n.Ident[0] == "$" {
-			into[n.Ident[1]] = true
+			visit(a, f)
 		}
 	case *parse.ChainNode:
-		collectFields(n.Node, into)
+		f(n)
+		visit(n.Node, f)
 	case *parse.IfNode:
-		collectBranch(&n.BranchNode, into)
+		f(n)
+		visitBranch(&n.BranchNode, f)
 	case *parse.RangeNode:
-		collectBranch(&n.BranchNode, into)
+		f(n)
+		visitBranch(&n.BranchNode, f)
 	case *parse.WithNode:
-		collectBranch(&n.BranchNode, into)
+		f(n)
+		visitBranch(&n.BranchNode, f)
 	case *parse.TemplateNode:
-		collectFields(n.Pipe, into)
+		f(n)
+		visit(n.Pipe, f)
+	default:
+		f(n)
 	}
 }
 
-func collectBranch(b *parse.BranchNode, into map[string]bool) {
-	collectFields(b.Pipe, into)
-	collectFields(b.List, into)
-	if b.ElseList != nil {
-		collectFields(b.ElseList, into)
-	}
+func visitBranch(b *parse.BranchNode, f func(parse.Node)) {
+	visit(b.Pipe, f)
+	visit(b.List, f)
+	visit(b.ElseList, f)
 }
 
 // ErrNoReplica: the template uses .ReplicaURL and the credential has no

@@ -636,13 +636,8 @@ func (p *confirmPage) content(h html, v *view) {
 
 func (p *jobPage) content(h html, _ *view) {
 	j := p.J
-	h.raw(`<p class="crumbs"><a href="/">Credentials</a> › <a href="/credentials/`)
-	h.path(j.Credential)
-	h.raw(`">`)
-	h.text(j.Credential)
-	h.raw(`</a> › job `)
-	h.num(j.ID)
-	h.raw(`</p>
+	crumbs(h, j.Credential, "job", j.ID)
+	h.raw(`
 <h1>Job `)
 	h.num(j.ID)
 	h.raw(`: `)
@@ -678,11 +673,7 @@ func (p *jobPage) content(h html, _ *view) {
 	h.raw(`
 `)
 	if p.Live {
-		h.raw(`<div id="live" data-credential="`)
-		h.text(j.Credential)
-		h.raw(`" data-follow="job=`)
-		h.num(j.ID)
-		h.raw(`" aria-live="polite"><p class="muted" id="live-note">Waiting for progress… (this page refreshes itself)</p><ol id="live-events"></ol></div>`)
+		live(h, j.Credential, "job", j.ID, "Waiting for progress…")
 	}
 	h.raw(`
 `)
@@ -699,13 +690,8 @@ func (p *jobPage) content(h html, _ *view) {
 
 func (p *rotationPage) content(h html, _ *view) {
 	r := p.R
-	h.raw(`<p class="crumbs"><a href="/">Credentials</a> › <a href="/credentials/`)
-	h.path(r.Credential)
-	h.raw(`">`)
-	h.text(r.Credential)
-	h.raw(`</a> › rotation `)
-	h.num(r.ID)
-	h.raw(`</p>
+	crumbs(h, r.Credential, "rotation", r.ID)
+	h.raw(`
 <h1>Rotation `)
 	h.num(r.ID)
 	h.raw(`: `)
@@ -722,15 +708,33 @@ func (p *rotationPage) content(h html, _ *view) {
 	h.raw(`.</p>
 `)
 	if p.Live {
-		h.raw(`<div id="live" data-credential="`)
-		h.text(r.Credential)
-		h.raw(`" data-follow="rotation=`)
-		h.num(r.ID)
-		h.raw(`" aria-live="polite"><p class="muted" id="live-note">Running… (this page refreshes itself)</p><ol id="live-events"></ol></div>`)
+		live(h, r.Credential, "rotation", r.ID, "Running…")
 	}
 	h.raw(`
 `)
 	journal(h, r)
+}
+
+// crumbs is the trail from the overview through credential to its job or
+// rotation id (what names which).
+func crumbs(h html, credential string, what markup, id int64) {
+	h.raw(`<p class="crumbs"><a href="/">Credentials</a> › <a href="/credentials/`)
+	h.path(credential)
+	h.raw(`">`)
+	h.text(credential)
+	h.raw(`</a> › ` + what + ` `)
+	h.num(id)
+	h.raw(`</p>`)
+}
+
+// live is where live.js shows the progress of a job or rotation (what)
+// as it streams in; note is what it says until the first event.
+func live(h html, credential string, what markup, id int64, note markup) {
+	h.raw(`<div id="live" data-credential="`)
+	h.text(credential)
+	h.raw(`" data-follow="` + what + `=`)
+	h.num(id)
+	h.raw(`" aria-live="polite"><p class="muted" id="live-note">` + note + ` (this page refreshes itself)</p><ol id="live-events"></ol></div>`)
 }
 
 // journal is one rotation's steps and its targets' attempts, on the
