@@ -52,6 +52,10 @@ type Factory struct {
 	// references to variables that are not set are no error for them
 	// (resolve.LoadOffline). Every other command needs each one set.
 	Offline bool
+	// SharedStore is set by commands that hand the store to other code
+	// (serve's job queue): its SQLite pool is then not capped (see
+	// sqlite.Store.LimitReaders).
+	SharedStore bool
 
 	// wroteJSON is set once a command printed its --json document.
 	wroteJSON bool
@@ -212,11 +216,20 @@ func (f *Factory) Store(ctx context.Context) (store.Store, error) {
 		return nil, err
 	}
 	f.close = append(f.close, func() { st.Close() })
+	if l, ok := st.(interface{ LimitReaders(int) }); ok && !f.SharedStore {
+		l.LimitReaders(cliReaders)
+	}
 	if f.Debug {
 		st = debugStore{Store: st, log: f.Logger()}
 	}
 	return st, nil
 }
+
+// cliReaders is how many SQLite read connections a command other than
+// serve keeps beside the write connection: enough that a read never waits
+// behind another for long, few enough that --parallel does not multiply
+// the connections' memory.
+const cliReaders = 2
 
 // OpenStore opens a store by location: a file path, sqlite://PATH or a
 // postgres:// URL (storeurl chooses the driver by scheme).

@@ -167,6 +167,7 @@ func runServe(ctx context.Context, opts *ServeOptions) error {
 	}
 	log := slog.New(slog.NewJSONHandler(f.IO.ErrOut, &slog.HandlerOptions{Level: level}))
 	f.log = log
+	f.SharedStore = true // River runs its queries on the store's pool
 	cfg, err := f.Config()
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -162,4 +163,46 @@ func TestCancelledWriteCommitsNothing(t *testing.T) {
 		return err
 	}))
 	require.Equal(t, 1, count())
+}
+
+// With the pool capped (LimitReaders), many goroutines reading and
+// writing at once all finish: nothing waits for a connection while it
+// holds one. A deadlock would hang until the context's deadline.
+func TestLimitedReadersUnderLoad(t *testing.T) {
+	t.Parallel()
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "state.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	s.LimitReaders(1)
+	require.Equal(t, 2, s.db.Stats().MaxOpenConnections)
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	errs := make(chan error, 16)
+	for g := range 16 {
+		go func() {
+			cred := fmt.Sprintf("c%d", g)
+			for i := range 40 {
+				if _, err := s.AppendAudit(ctx, store.AppendAuditParams{Credential: cred, Event: "test", Actor: "t", Detail: "{}", Now: time.Now(), Deferred: i%2 == 0}); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := s.ListAudit(ctx, store.ListAuditParams{Credential: cred, Limit: 5}); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := s.GetLease(ctx, store.GetLeaseParams{Name: cred}); err != nil && !errors.Is(err, store.ErrNotFound) {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 16 {
+		require.NoError(t, <-errs)
+	}
+	events, err := s.ListAudit(ctx, store.ListAuditParams{Credential: "c7"})
+	require.NoError(t, err)
+	require.Len(t, events, 40)
 }

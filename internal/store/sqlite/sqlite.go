@@ -137,6 +137,22 @@ func dsn(path string) string {
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
 
+// LimitReaders caps the connections this store opens at n for reads
+// beside the one write connection. SQLite runs one writer at a time and a
+// read takes microseconds, so past two readers each connection only adds
+// memory: its own page cache, schema and prepared statements (a
+// 1,000-credential batch at --parallel 8 peaked about 1 MiB lower with
+// two; docs/benchmarks.md, tenth round).
+//
+// A cap is safe only where nothing holds a pool connection while it waits
+// for another. In this package that holds: every read closes its rows
+// before it returns, writes run on the write connection, and a statement
+// is prepared without holding a connection. A process that hands the pool
+// to other code (rotor serve's job queue, through DB) must not cap it.
+func (s *Store) LimitReaders(n int) {
+	s.db.SetMaxOpenConns(max(n, 1) + 1)
+}
+
 func (s *Store) init(ctx context.Context) error {
 	// journal_mode is a property of the file, not the connection, so it is
 	// set once here rather than in the DSN for every new connection.

@@ -30,6 +30,18 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// The whole contract again with the pool as the CLI caps it, and tighter
+// (one reader beside the writer): every method, the concurrent ones
+// included, must finish without waiting on a connection it holds.
+func TestConformanceWithOneReader(t *testing.T) {
+	t.Parallel()
+	storetest.Exercise(t, func(t *testing.T) store.Store {
+		s := open(t, filepath.Join(t.TempDir(), "state.db"))
+		s.LimitReaders(1)
+		return s
+	})
+}
+
 func TestOpenCreatesPrivateFiles(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "nested", "rotor")
