@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/rotorhq/rotor/internal/provider"
+	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
 )
 
@@ -109,9 +110,10 @@ type Drift struct {
 	Reason string `json:"reason"`
 }
 
-// drift lists what the marks on roles and a login with the current
-// version (from, nil on the first rotation) say changed behind the store.
-func (e *Engine) drift(ctx context.Context, cr *Credential, roles []string, from *store.Version, login func(context.Context, *store.Version) error) ([]Drift, error) {
+// drift lists what the marks on roles and the password of the current
+// version (from, nil on the first rotation; changed checks it) say
+// changed behind the store.
+func (e *Engine) drift(ctx context.Context, cr *Credential, roles []string, from *store.Version, changed func(context.Context, *store.Version) (bool, error)) ([]Drift, error) {
 	var out []Drift
 	var adoptedAt map[string]int64
 	if mk, ok := cr.Provider.(provider.Marker); ok {
@@ -146,9 +148,12 @@ func (e *Engine) drift(ctx context.Context, cr *Credential, roles []string, from
 			}
 		}
 	}
-	if from != nil && login != nil {
+	if from != nil && changed != nil {
 		if v, ok := adoptedAt[from.Role]; !ok || v != from.Seq {
-			if err := login(ctx, from); err != nil && strings.Contains(err.Error(), "password authentication failed") {
+			switch yes, err := changed(ctx, from); {
+			case err != nil:
+				return nil, err
+			case yes:
 				out = append(out, Drift{from.Role, fmt.Sprintf("the password of version %d, which the store says is current, no longer logs in: it was changed outside rotor (ALTER ROLE, a console, another tool)", from.Seq)})
 			}
 		}
@@ -209,19 +214,69 @@ func (r *run) markToSet(ctx context.Context) string {
 	return label
 }
 
-// loginAs logs in with version v's password as consumers do.
-func (r *run) loginAs(ctx context.Context, v *store.Version) error {
+// changedOutside reports whether the server no longer takes version v's
+// password for v.Role: someone changed it outside rotor.
+//
+// Where the provider shows the verifier the server holds (Snapshot, a
+// superuser on PostgreSQL), that answers without a login: the verifier
+// rotor set, byte for byte, or one the password matches (a server that
+// computed its own, as Neon does from a plaintext). A login costs the
+// database a backend, a TLS handshake and a SCRAM exchange, and a
+// rotation would pay it for every credential on top of its own test.
+// Elsewhere it logs in with the password as consumers do; only a refused
+// password counts, since a database that is down says nothing about it.
+func (r *run) changedOutside(ctx context.Context, v *store.Version) (bool, error) {
 	m, err := r.e.open(v)
 	if err != nil {
-		return err
+		// Nothing to check it with; the rotation does not need it.
+		return false, nil
+	}
+	if held, ok := r.heldVerifier(ctx, v.Role); ok {
+		if !held.IsZero() && m.Verifier != "" && held.Equal(m.verifier()) {
+			return false, nil
+		}
+		if strings.HasPrefix(held.Reveal(), "SCRAM-SHA-256$") {
+			return !secret.VerifySCRAM(held, m.password()), nil
+		}
+		// No password at all, or an MD5 one: ask the server.
 	}
 	if r.conn == nil {
-		return nil
+		return false, nil
 	}
 	u := r.conn.WithUser(v.Role).WithPassword(m.password())
 	tctx, cancel := context.WithTimeout(ctx, r.cr.TestTimeout)
 	defer cancel()
-	return r.e.Dial(tctx, u.URL())
+	err = r.e.Dial(tctx, u.URL())
+	return err != nil && strings.Contains(err.Error(), "password authentication failed"), nil
+}
+
+// heldVerifier is the verifier the server holds for role (snapshot); ok
+// is false where the provider cannot show it.
+func (r *run) heldVerifier(ctx context.Context, role string) (secret.String, bool) {
+	snap, err := r.snapshot(ctx, role)
+	return snap.Verifier, err == nil
+}
+
+// snapshot is the provider's Snapshot of role, asked once per run:
+// prepare needs it for the drift check and, single strategy, for the
+// password to roll back to.
+func (r *run) snapshot(ctx context.Context, role string) (provider.SnapshotResponse, error) {
+	if s, ok := r.snapshots[role]; ok {
+		return s.resp, s.err
+	}
+	resp, err := r.cr.Provider.Snapshot(ctx, provider.SnapshotRequest{Role: role})
+	if ctx.Err() == nil {
+		if r.snapshots == nil {
+			r.snapshots = map[string]snapshotResult{}
+		}
+		r.snapshots[role] = snapshotResult{resp, err}
+	}
+	return resp, err
+}
+
+type snapshotResult struct {
+	resp provider.SnapshotResponse
+	err  error
 }
 
 // AdoptResult is what `rotor adopt` did to one role.

@@ -3,6 +3,8 @@ package engine_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -89,3 +91,73 @@ func TestPasswordChangedByHandIsDetected(t *testing.T) {
 	_, now := b.current()
 	b.requireLogin(role, now)
 }
+
+// TestUnchangedPasswordNeedsNoLogin: where the admin can read the
+// verifier the server holds, the drift check compares it with the
+// current version's instead of logging in, so a rotation logs in once
+// (its test) and not twice; a verifier the server computed itself from
+// the same password (a plaintext ALTER ROLE, as Neon's are) is no drift.
+func TestUnchangedPasswordNeedsNoLogin(t *testing.T) {
+	t.Parallel()
+	role := pgtest.UniqueName(t, "app")
+	b := setup(t, setupOpts{strategy: "single", roles: []string{role}})
+	var dials atomic.Int32
+	b.eng.Dial = func(ctx context.Context, url secret.String) error {
+		dials.Add(1)
+		return engine.DialPostgres(ctx, url)
+	}
+	b.rotate(engine.Options{})
+	require.EqualValues(t, 1, dials.Swap(0), "first rotation: the test's login")
+	b.rotate(engine.Options{})
+	require.EqualValues(t, 1, dials.Swap(0), "second rotation: the test's login only")
+
+	// The same password, hashed by the server with a salt of its own.
+	_, pw := b.current()
+	su, err := pgx.Connect(b.ctx, b.cl.AdminURL(b.db).Reveal())
+	require.NoError(t, err)
+	_, err = su.Exec(b.ctx, "SET password_encryption = 'scram-sha-256'")
+	require.NoError(t, err)
+	_, err = su.Exec(b.ctx, "ALTER ROLE "+pgx.Identifier{role}.Sanitize()+" PASSWORD "+quoteLiteral(pw.Reveal()))
+	require.NoError(t, err)
+	su.Close(context.WithoutCancel(b.ctx))
+	res := b.rotate(engine.Options{})
+	require.Equal(t, store.StatusSucceeded, res.Status, res.Outcome)
+	require.EqualValues(t, 1, dials.Swap(0))
+}
+
+// TestChangedPasswordFoundByLogin: an admin that cannot read pg_authid
+// (CREATEROLE, not a superuser) still finds a password changed by hand,
+// by logging in with the current one.
+func TestChangedPasswordFoundByLogin(t *testing.T) {
+	t.Parallel()
+	admin := pgtest.UniqueName(t, "admin")
+	b := setup(t, setupOpts{strategy: "dual", roles: roleNames(t)})
+	pgtest.NewRole(t, b.cl, admin, mustPassword(t))
+	adminPW := selfAdmin(t, b, admin)
+	b.env["ADMIN_URL"] = b.cl.URL(admin, adminPW, b.db, "sslmode=require").Reveal()
+	b.loadConfig()
+	var dials atomic.Int32
+	b.eng.Dial = func(ctx context.Context, url secret.String) error {
+		dials.Add(1)
+		return engine.DialPostgres(ctx, url)
+	}
+	b.rotate(engine.Options{})
+	require.EqualValues(t, 1, dials.Swap(0))
+	b.rotate(engine.Options{})
+	require.EqualValues(t, 2, dials.Swap(0), "the drift check logged in: the admin cannot read the verifier")
+
+	cur, _ := b.current()
+	byHand := mustPassword(t)
+	ver, err := secret.SCRAMVerifier(nil, byHand)
+	require.NoError(t, err)
+	su, err := pgx.Connect(b.ctx, b.cl.AdminURL(b.db).Reveal())
+	require.NoError(t, err)
+	_, err = su.Exec(b.ctx, "ALTER ROLE "+pgx.Identifier{cur}.Sanitize()+" PASSWORD '"+ver.Reveal()+"'")
+	require.NoError(t, err)
+	su.Close(context.WithoutCancel(b.ctx))
+	_, err = b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	require.ErrorContains(t, err, "no longer logs in: it was changed outside rotor")
+	require.NotContains(t, err.Error(), byHand.Reveal())
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -193,12 +193,12 @@ func (e *Engine) Status(ctx context.Context, cr *Credential, opts StatusOptions)
 		}
 	}
 	if opts.Live {
-		var login func(context.Context, *store.Version) error
+		var changed func(context.Context, *store.Version) (bool, error)
 		if conn, _, _, err := e.endpoints(ctx, cr); err == nil {
 			r := &run{e: e, cr: cr, conn: conn}
-			login = r.loginAs
+			changed = r.changedOutside
 		}
-		if ds, err := e.drift(ctx, cr, cr.Roles, cur, login); err != nil {
+		if ds, err := e.drift(ctx, cr, cr.Roles, cur, changed); err != nil {
 			st.Warnings = append(st.Warnings, "could not check for changes behind the store's back: "+err.Error())
 		} else {
 			st.Drift = ds

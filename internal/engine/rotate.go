@@ -82,6 +82,8 @@ type run struct {
 	conn, pooled *connstr.Conn
 	// replica is the read replica the provider found, nil when none.
 	replica *connstr.Conn
+	// snapshots are the provider's Snapshots read so far (snapshot).
+	snapshots map[string]snapshotResult
 }
 
 // material is what a version's sealed blob holds.

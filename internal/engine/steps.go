@@ -43,7 +43,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 	if r.from != nil && r.from.Role != role {
 		roles = append(roles, r.from.Role)
 	}
-	if ds, err := r.e.drift(ctx, r.cr, roles, r.from, r.loginAs); err != nil {
+	if ds, err := r.e.drift(ctx, r.cr, roles, r.from, r.changedOutside); err != nil {
 		return "", err
 	} else if len(ds) > 0 {
 		return "", &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPrepare, Err: driftError(r.cr, ds), Hint: adoptHint(r.cr)}
@@ -71,7 +71,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 	// the previous version rotor stored, if any.
 	var rollback []byte
 	if r.cr.Strategy == StrategySingle {
-		snap, err := r.cr.Provider.Snapshot(ctx, provider.SnapshotRequest{Role: role})
+		snap, err := r.snapshot(ctx, role)
 		switch {
 		case err == nil && !snap.Verifier.IsZero():
 			if rollback, err = r.e.seal(r.cr.Name, role, material{Verifier: snap.Verifier.Reveal()}); err != nil {
