@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -12,12 +13,20 @@ import (
 // ReadMark implements provider.Marker: the role's comment.
 func (p *Postgres) ReadMark(ctx context.Context, req provider.ReadMarkRequest) (provider.ReadMarkResponse, error) {
 	op := fmt.Sprintf("read the comment of role %q", req.Role)
+	if err := checkRoleName(op, req.Role); err != nil {
+		return provider.ReadMarkResponse{}, err
+	}
+	// One query: no row is a missing role (withRole's separate check would
+	// be a second round trip in every rotation's prepare).
 	var mark *string
-	err := p.withRole(ctx, op, req.Role, func(conn *pgx.Conn) error {
+	err := p.conns.with(ctx, func(conn *pgx.Conn) error {
 		return conn.QueryRow(ctx, `SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1`, req.Role).Scan(&mark)
 	})
-	if err != nil {
-		return provider.ReadMarkResponse{}, err
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return provider.ReadMarkResponse{}, p.missingRole(op, req.Role)
+	case err != nil:
+		return provider.ReadMarkResponse{}, p.fail(op, req.Role, err)
 	}
 	if mark == nil {
 		return provider.ReadMarkResponse{}, nil

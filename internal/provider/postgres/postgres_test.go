@@ -198,6 +198,9 @@ func TestSetPasswordWritesTheMarkWithIt(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, tt.want, got.Mark)
 	}
+	_, err := mk.ReadMark(ctx, provider.ReadMarkRequest{Role: role + "_gone"})
+	require.ErrorIs(t, err, provider.ErrRoleNotFound)
+	require.ErrorContains(t, err, "does not exist")
 }
 
 // An admin connection the server ended while it sat in the pool (a
