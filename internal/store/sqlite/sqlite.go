@@ -57,6 +57,10 @@ type Store struct {
 	// can find it lowered.
 	wconn *sql.Conn
 	wlow  bool
+	// wsync are wconn's two PRAGMA synchronous statements, FULL and
+	// NORMAL, prepared once: a batch switches between them a few times per
+	// rotation, and parsing the PRAGMA each time cost more than running it.
+	wsync [2]*sql.Stmt
 	// stmts caches prepared statements, reads and writes (stmtcache.go).
 	stmts     stmtCache
 	closeOnce sync.Once
@@ -251,11 +255,19 @@ func (s *Store) writer(ctx context.Context, deferred bool) (*sql.Conn, error) {
 	if s.wlow == deferred {
 		return s.wconn, nil
 	}
-	mode := "FULL"
+	i := 0
 	if deferred {
-		mode = "NORMAL"
+		i = 1
 	}
-	if _, err := s.wconn.ExecContext(ctx, "PRAGMA synchronous = "+mode); err != nil {
+	if s.wsync[i] == nil {
+		st, err := s.wconn.PrepareContext(ctx, [...]string{"PRAGMA synchronous = FULL", "PRAGMA synchronous = NORMAL"}[i])
+		if err != nil {
+			s.dropWriter()
+			return nil, mapErr(err)
+		}
+		s.wsync[i] = st
+	}
+	if _, err := s.wsync[i].ExecContext(ctx); err != nil {
 		// Its setting is now unknown: a durable write must not find it.
 		s.dropWriter()
 		return nil, mapErr(err)
@@ -271,6 +283,14 @@ func (s *Store) writer(ctx context.Context, deferred bool) (*sql.Conn, error) {
 func (s *Store) dropWriter() {
 	if s.wconn == nil {
 		return
+	}
+	for i, st := range s.wsync {
+		if st != nil {
+			// Closing a statement of a connection about to close fails
+			// only if it was closed already.
+			_ = st.Close()
+			s.wsync[i] = nil
+		}
 	}
 	_ = s.wconn.Raw(func(any) error { return driver.ErrBadConn })
 	// Close's one error is a second Close.
