@@ -47,6 +47,10 @@ type Store struct {
 	// concurrent writes took seconds instead of milliseconds. Other
 	// processes are still kept apart by SQLite's own locking.
 	wmu sync.Mutex
+	// queue holds the writes waiting for wmu; whoever takes wmu commits
+	// all of them in one transaction (groupcommit.go). Guarded by qmu.
+	qmu   sync.Mutex
+	queue []*pendingWrite
 	// wconn is the connection every write of this process runs on, taken
 	// out of the pool at the first write (nil until then, or after an
 	// error that may have broken it), and wlow says it is set to
@@ -217,10 +221,15 @@ func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
 // writeAs is write, deferred or not ("Deferred writes" in package store).
 // A deferred transaction commits with synchronous=NORMAL: its WAL frames
 // are written but not synced, and the next FULL commit's sync of the WAL
-// covers them.
-func (s *Store) writeAs(ctx context.Context, deferred bool, fn func(tx *wtx) error) (err error) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
+// covers them. Writes that wait for one another are committed together
+// (groupcommit.go).
+func (s *Store) writeAs(ctx context.Context, deferred bool, fn func(tx *wtx) error) error {
+	return s.enqueue(&pendingWrite{ctx: ctx, deferred: deferred, fn: fn})
+}
+
+// commitOne runs one write in a transaction of its own. The caller holds
+// wmu.
+func (s *Store) commitOne(ctx context.Context, deferred bool, fn func(tx *wtx) error) (err error) {
 	conn, err := s.writer(ctx, deferred)
 	if err != nil {
 		return err
