@@ -69,16 +69,8 @@ func TestPasswordChangedByHandIsDetected(t *testing.T) {
 	b.rotate(engine.Options{})
 	_, before := b.current()
 
-	byHand := mustPassword(t)
-	ver, err := secret.SCRAMVerifier(nil, byHand)
-	require.NoError(t, err)
-	su, err := pgx.Connect(b.ctx, b.cl.AdminURL(b.db).Reveal())
-	require.NoError(t, err)
-	_, err = su.Exec(b.ctx, "ALTER ROLE "+pgx.Identifier{role}.Sanitize()+" PASSWORD '"+ver.Reveal()+"'")
-	require.NoError(t, err)
-	su.Close(context.WithoutCancel(b.ctx))
-
-	_, err = b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	byHand := setByHand(t, b, role)
+	_, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
 	require.ErrorContains(t, err, "no longer logs in: it was changed outside rotor")
 	require.NotContains(t, err.Error(), byHand.Reveal())
 	b.requireLogin(role, byHand) // untouched
@@ -101,11 +93,7 @@ func TestUnchangedPasswordNeedsNoLogin(t *testing.T) {
 	t.Parallel()
 	role := pgtest.UniqueName(t, "app")
 	b := setup(t, setupOpts{strategy: "single", roles: []string{role}})
-	var dials atomic.Int32
-	b.eng.Dial = func(ctx context.Context, url secret.String) error {
-		dials.Add(1)
-		return engine.DialPostgres(ctx, url)
-	}
+	dials := countDials(b)
 	b.rotate(engine.Options{})
 	require.EqualValues(t, 1, dials.Swap(0), "first rotation: the test's login")
 	b.rotate(engine.Options{})
@@ -136,28 +124,50 @@ func TestChangedPasswordFoundByLogin(t *testing.T) {
 	adminPW := selfAdmin(t, b, admin)
 	b.env["ADMIN_URL"] = b.cl.URL(admin, adminPW, b.db, "sslmode=require").Reveal()
 	b.loadConfig()
-	var dials atomic.Int32
-	b.eng.Dial = func(ctx context.Context, url secret.String) error {
-		dials.Add(1)
-		return engine.DialPostgres(ctx, url)
-	}
+	dials := countDials(b)
 	b.rotate(engine.Options{})
 	require.EqualValues(t, 1, dials.Swap(0))
 	b.rotate(engine.Options{})
 	require.EqualValues(t, 2, dials.Swap(0), "the drift check logged in: the admin cannot read the verifier")
 
 	cur, _ := b.current()
-	byHand := mustPassword(t)
-	ver, err := secret.SCRAMVerifier(nil, byHand)
+	byHand := setByHand(t, b, cur)
+	_, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	require.ErrorContains(t, err, "no longer logs in: it was changed outside rotor")
+	require.NotContains(t, err.Error(), byHand.Reveal())
+}
+
+// setByHand sets a new password on role as a superuser would by hand,
+// outside rotor, and returns it.
+func setByHand(t *testing.T, b *bundle, role string) secret.String {
+	t.Helper()
+	return alterBySuperuser(t, b, role, "")
+}
+
+// alterBySuperuser gives role a new password (its verifier computed here)
+// and the attributes attrs, as the cluster's superuser, and returns the
+// password.
+func alterBySuperuser(t *testing.T, b *bundle, role, attrs string) secret.String {
+	t.Helper()
+	pw := mustPassword(t)
+	ver, err := secret.SCRAMVerifier(nil, pw)
 	require.NoError(t, err)
 	su, err := pgx.Connect(b.ctx, b.cl.AdminURL(b.db).Reveal())
 	require.NoError(t, err)
-	_, err = su.Exec(b.ctx, "ALTER ROLE "+pgx.Identifier{cur}.Sanitize()+" PASSWORD '"+ver.Reveal()+"'")
+	defer su.Close(context.WithoutCancel(b.ctx))
+	_, err = su.Exec(b.ctx, "ALTER ROLE "+pgx.Identifier{role}.Sanitize()+" "+attrs+" PASSWORD '"+ver.Reveal()+"'")
 	require.NoError(t, err)
-	su.Close(context.WithoutCancel(b.ctx))
-	_, err = b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
-	require.ErrorContains(t, err, "no longer logs in: it was changed outside rotor")
-	require.NotContains(t, err.Error(), byHand.Reveal())
+	return pw
+}
+
+// countDials counts the engine's logins from now on.
+func countDials(b *bundle) *atomic.Int32 {
+	var n atomic.Int32
+	b.eng.Dial = func(ctx context.Context, url secret.String) error {
+		n.Add(1)
+		return engine.DialPostgres(ctx, url)
+	}
+	return &n
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rotorhq/rotor/internal/engine"
@@ -96,13 +95,5 @@ func TestSelfManagedDualIsRefused(t *testing.T) {
 // selfAdmin gives role CREATEROLE and a password the test knows.
 func selfAdmin(t *testing.T, b *bundle, role string) secret.String {
 	t.Helper()
-	pw := mustPassword(t)
-	ver, err := secret.SCRAMVerifier(nil, pw)
-	require.NoError(t, err)
-	su, err := pgx.Connect(b.ctx, b.cl.AdminURL(b.db).Reveal())
-	require.NoError(t, err)
-	defer su.Close(context.WithoutCancel(b.ctx))
-	_, err = su.Exec(b.ctx, "ALTER ROLE "+pgx.Identifier{role}.Sanitize()+" CREATEROLE PASSWORD '"+ver.Reveal()+"'")
-	require.NoError(t, err)
-	return pw
+	return alterBySuperuser(t, b, role, "CREATEROLE")
 }
