@@ -8,7 +8,9 @@
 // every write transaction starts with BEGIN IMMEDIATE, so two processes that
 // read-then-write (leases, version sequence numbers, finishing a rotation)
 // are serialized by SQLite's write lock instead of interleaving, and they
-// wait for each other up to busyTimeout instead of failing.
+// wait for each other up to busyTimeout instead of failing; within one
+// process, writes that wait at the same time commit together (group
+// commit, groupcommit.go).
 package sqlite
 
 import (
