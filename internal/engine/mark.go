@@ -113,7 +113,7 @@ type Drift struct {
 // drift lists what the marks on roles and the password of the current
 // version (from, nil on the first rotation; changed checks it) say
 // changed behind the store.
-func (e *Engine) drift(ctx context.Context, cr *Credential, roles []string, from *store.Version, changed func(context.Context, *store.Version) (bool, error)) ([]Drift, error) {
+func (e *Engine) drift(ctx context.Context, cr *Credential, roles []string, from *store.Version, changed func(context.Context, *store.Version) bool) ([]Drift, error) {
 	var out []Drift
 	var adoptedAt map[string]int64
 	if mk, ok := cr.Provider.(provider.Marker); ok {
@@ -150,10 +150,7 @@ func (e *Engine) drift(ctx context.Context, cr *Credential, roles []string, from
 	}
 	if from != nil && changed != nil {
 		if v, ok := adoptedAt[from.Role]; !ok || v != from.Seq {
-			switch yes, err := changed(ctx, from); {
-			case err != nil:
-				return nil, err
-			case yes:
+			if changed(ctx, from) {
 				out = append(out, Drift{from.Role, fmt.Sprintf("the password of version %d, which the store says is current, no longer logs in: it was changed outside rotor (ALTER ROLE, a console, another tool)", from.Seq)})
 			}
 		}
@@ -225,36 +222,30 @@ func (r *run) markToSet(ctx context.Context) string {
 // rotation would pay it for every credential on top of its own test.
 // Elsewhere it logs in with the password as consumers do; only a refused
 // password counts, since a database that is down says nothing about it.
-func (r *run) changedOutside(ctx context.Context, v *store.Version) (bool, error) {
+func (r *run) changedOutside(ctx context.Context, v *store.Version) bool {
 	m, err := r.e.open(v)
 	if err != nil {
 		// Nothing to check it with; the rotation does not need it.
-		return false, nil
+		return false
 	}
-	if held, ok := r.heldVerifier(ctx, v.Role); ok {
+	if snap, err := r.snapshot(ctx, v.Role); err == nil {
+		held := snap.Verifier
 		if !held.IsZero() && m.Verifier != "" && held.Equal(m.verifier()) {
-			return false, nil
+			return false
 		}
 		if strings.HasPrefix(held.Reveal(), "SCRAM-SHA-256$") {
-			return !secret.VerifySCRAM(held, m.password()), nil
+			return !secret.VerifySCRAM(held, m.password())
 		}
 		// No password at all, or an MD5 one: ask the server.
 	}
 	if r.conn == nil {
-		return false, nil
+		return false
 	}
 	u := r.conn.WithUser(v.Role).WithPassword(m.password())
 	tctx, cancel := context.WithTimeout(ctx, r.cr.TestTimeout)
 	defer cancel()
 	err = r.e.Dial(tctx, u.URL())
-	return err != nil && strings.Contains(err.Error(), "password authentication failed"), nil
-}
-
-// heldVerifier is the verifier the server holds for role (snapshot); ok
-// is false where the provider cannot show it.
-func (r *run) heldVerifier(ctx context.Context, role string) (secret.String, bool) {
-	snap, err := r.snapshot(ctx, role)
-	return snap.Verifier, err == nil
+	return err != nil && strings.Contains(err.Error(), "password authentication failed")
 }
 
 // snapshot is the provider's Snapshot of role, asked once per run:

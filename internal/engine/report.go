@@ -193,7 +193,7 @@ func (e *Engine) Status(ctx context.Context, cr *Credential, opts StatusOptions)
 		}
 	}
 	if opts.Live {
-		var changed func(context.Context, *store.Version) (bool, error)
+		var changed func(context.Context, *store.Version) bool
 		if conn, _, _, err := e.endpoints(ctx, cr); err == nil {
 			r := &run{e: e, cr: cr, conn: conn}
 			changed = r.changedOutside
