@@ -294,6 +294,9 @@ type InsertVersionParams struct {
 	// Pending.Rollback, when set) in one write. Its ID, ToVersionID, Fence
 	// and Deferred are ignored.
 	Pending *UpdateRotationParams
+	// Open, when set, is appended to the journal of rotation RotationID
+	// in the same transaction.
+	Open *OpenStep
 	// Deferred: commit without waiting for the disk ("Deferred writes" in the package doc).
 	Deferred bool
 }
@@ -409,8 +412,24 @@ type AppendStepParams struct {
 	Detail     string
 	Now        time.Time
 	Fence      Fence
+	// Open, when set, is appended first, in the same transaction.
+	Open *OpenStep
+	// AppliedAt, when not zero, is recorded as the rotation's AppliedAt in
+	// the same transaction, as UpdateRotation would.
+	AppliedAt time.Time
 	// Deferred: commit without waiting for the disk ("Deferred writes" in the package doc).
 	Deferred bool
+}
+
+// OpenStep is a step's started record carried by another write of the
+// same rotation (AppendStepParams.Open and the like) and appended to the
+// journal in its transaction, ahead of that write's own step record if it
+// has one. The engine uses it for steps that change nothing outside the
+// store before their first write, so their start costs no commit of its
+// own; At is when the step started, not when the record was written.
+type OpenStep struct {
+	Name string
+	At   time.Time
 }
 
 // DeliveryState is how far one target got in one rotation.
@@ -453,6 +472,9 @@ type UpsertDeliveryParams struct {
 	// Audit, when set, is appended in the same transaction; blank fields
 	// default as in AppendAuditParams.For (the delivery's rotation).
 	Audit *AppendAuditParams
+	// Open, when set, is appended to the rotation's journal in the same
+	// transaction.
+	Open *OpenStep
 	// Deferred: commit without waiting for the disk ("Deferred writes" in the package doc).
 	Deferred bool
 }
@@ -474,8 +496,11 @@ type FinishRotationParams struct {
 	// that was current until now instead of keeping it as previous.
 	RetirePrevious bool
 	Audit          AppendAuditParams
-	Now            time.Time
-	Fence          Fence
+	// Open, when set, is appended to the rotation's journal in the same
+	// transaction, before the rotation ends.
+	Open  *OpenStep
+	Now   time.Time
+	Fence Fence
 }
 
 // FinishRetirementParams end the retirement of a switched (or

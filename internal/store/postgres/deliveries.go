@@ -27,6 +27,9 @@ func (s *Store) UpsertDelivery(ctx context.Context, p store.UpsertDeliveryParams
 		if p.Credential != "" && p.Credential != r.Credential {
 			return fmt.Errorf("rotation %d belongs to %q, not %q", r.ID, r.Credential, p.Credential)
 		}
+		if err := s.openStep(ctx, tx, r.ID, p.Open); err != nil {
+			return err
+		}
 		out, err = scanDelivery(tx.QueryRow(ctx, s.sql(`
 			INSERT INTO {schema}.deliveries (`+deliveryColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			ON CONFLICT (rotation_id, target) DO UPDATE SET

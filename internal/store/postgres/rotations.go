@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -139,6 +140,9 @@ func (s *Store) FinishRotation(ctx context.Context, p store.FinishRotationParams
 		}
 		if r.Status != store.StatusActive {
 			return fmt.Errorf("rotation is already %s: %w", r.Status, store.ErrConflict)
+		}
+		if err := s.openStep(ctx, tx, r.ID, p.Open); err != nil {
+			return err
 		}
 
 		toID := r.ToVersionID
@@ -293,27 +297,47 @@ func (s *Store) AppendStep(ctx context.Context, p store.AppendStepParams) (*stor
 		if err := s.checkFence(ctx, tx, p.Fence); err != nil {
 			return err
 		}
-		var err error
-		st, err = scanStep(tx.QueryRow(ctx, s.sql(`
-			INSERT INTO {schema}.steps (rotation_id, name, status, detail, at) VALUES ($1, $2, $3, $4, $5)
-			RETURNING id, rotation_id, name, status, detail, at`),
-			p.RotationID, p.Name, string(p.Status), p.Detail, timeArg(p.Now)))
-		if err != nil {
+		if err := s.openStep(ctx, tx, p.RotationID, p.Open); err != nil {
 			return err
 		}
-		errText := ""
-		if p.Status == store.StepFailed {
-			errText = p.Detail
-		}
-		_, err = tx.Exec(ctx, s.sql(`
-			UPDATE {schema}.rotations SET step = $1, error = $2, updated_at = $3 WHERE id = $4 AND status = 'active'`),
-			p.Name, errText, timeArg(p.Now), p.RotationID)
-		return mapErr(err)
+		var err error
+		st, err = s.appendStep(ctx, tx, p.RotationID, p.Name, p.Status, p.Detail, p.Now, p.AppliedAt)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("append step %q to rotation %d: %w", p.Name, p.RotationID, err)
 	}
 	return st, nil
+}
+
+// openStep appends o, a step's started record that rides with another
+// write (store.OpenStep), when there is one.
+func (s *Store) openStep(ctx context.Context, tx pgx.Tx, rotationID int64, o *store.OpenStep) error {
+	if o == nil {
+		return nil
+	}
+	_, err := s.appendStep(ctx, tx, rotationID, o.Name, store.StepStarted, "", o.At, time.Time{})
+	return err
+}
+
+// appendStep inserts one journal record and mirrors it, and applied when
+// it is not zero, on the rotation row.
+func (s *Store) appendStep(ctx context.Context, tx pgx.Tx, rotationID int64, name string, status store.StepStatus, detail string, at, applied time.Time) (*store.Step, error) {
+	st, err := scanStep(tx.QueryRow(ctx, s.sql(`
+		INSERT INTO {schema}.steps (rotation_id, name, status, detail, at) VALUES ($1, $2, $3, $4, $5)
+		RETURNING id, rotation_id, name, status, detail, at`),
+		rotationID, name, string(status), detail, timeArg(at)))
+	if err != nil {
+		return nil, err
+	}
+	errText := ""
+	if status == store.StepFailed {
+		errText = detail
+	}
+	_, err = tx.Exec(ctx, s.sql(`
+		UPDATE {schema}.rotations SET step = $1, error = $2, updated_at = $3, applied_at = COALESCE($4, applied_at) WHERE id = $5 AND status = 'active'`),
+		name, errText, timeArg(at), timeArg(applied), rotationID)
+	return st, mapErr(err)
 }
 
 // ListSteps implements store.Store. An unknown rotation has no steps.

@@ -34,6 +34,9 @@ func (s *Store) InsertVersion(ctx context.Context, p store.InsertVersionParams) 
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLockKey(s.schema+" versions "+p.Credential)); err != nil {
 			return mapErr(err)
 		}
+		if err := s.openStep(ctx, tx, p.RotationID, p.Open); err != nil {
+			return err
+		}
 		var err error
 		out, err = scanVersion(tx.QueryRow(ctx, s.sql(`
 			INSERT INTO {schema}.versions (credential, seq, role, stage, rotation_id, sealed, fingerprint, created_at, activated_at, retired_at)

@@ -27,6 +27,9 @@ func (s *Store) UpsertDelivery(ctx context.Context, p store.UpsertDeliveryParams
 		if p.Credential != "" && p.Credential != r.Credential {
 			return fmt.Errorf("rotation %d belongs to %q, not %q", r.ID, r.Credential, p.Credential)
 		}
+		if err := openStep(ctx, tx, r.ID, p.Open); err != nil {
+			return err
+		}
 		out, err = scanDelivery(tx.QueryRowContext(ctx, `
 			INSERT INTO deliveries (`+deliveryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (rotation_id, target) DO UPDATE SET

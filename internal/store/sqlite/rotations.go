@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rotorhq/rotor/internal/store"
 )
@@ -148,6 +149,9 @@ func (s *Store) FinishRotation(ctx context.Context, p store.FinishRotationParams
 		}
 		if r.Status != store.StatusActive {
 			return fmt.Errorf("rotation is already %s: %w", r.Status, store.ErrConflict)
+		}
+		if err := openStep(ctx, tx, r.ID, p.Open); err != nil {
+			return err
 		}
 
 		toID := r.ToVersionID
@@ -302,29 +306,49 @@ func (s *Store) AppendStep(ctx context.Context, p store.AppendStepParams) (*stor
 		if err := checkFence(ctx, tx, p.Fence); err != nil {
 			return err
 		}
-		var err error
-		st, err = scanStep(tx.QueryRowContext(ctx, `
-			INSERT INTO steps (rotation_id, name, status, detail, at) VALUES (?, ?, ?, ?, ?)
-			RETURNING id, rotation_id, name, status, detail, at`,
-			p.RotationID, p.Name, string(p.Status), p.Detail, timeArg(p.Now)))
-		if err != nil {
+		if err := openStep(ctx, tx, p.RotationID, p.Open); err != nil {
 			return err
 		}
-		// The rotation row mirrors its journal's last event in the same
-		// transaction, so status never disagrees with the journal.
-		errText := ""
-		if p.Status == store.StepFailed {
-			errText = p.Detail
-		}
-		_, err = tx.ExecContext(ctx, `
-			UPDATE rotations SET step = ?, error = ?, updated_at = ? WHERE id = ? AND status = ?`,
-			p.Name, errText, timeArg(p.Now), p.RotationID, string(store.StatusActive))
-		return mapErr(err)
+		var err error
+		st, err = appendStep(ctx, tx, p.RotationID, p.Name, p.Status, p.Detail, p.Now, p.AppliedAt)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("append step %q to rotation %d: %w", p.Name, p.RotationID, err)
 	}
 	return st, nil
+}
+
+// openStep appends o, a step's started record that rides with another
+// write (store.OpenStep), when there is one.
+func openStep(ctx context.Context, tx *wtx, rotationID int64, o *store.OpenStep) error {
+	if o == nil {
+		return nil
+	}
+	_, err := appendStep(ctx, tx, rotationID, o.Name, store.StepStarted, "", o.At, time.Time{})
+	return err
+}
+
+// appendStep inserts one journal record and mirrors it, and applied when
+// it is not zero, on the rotation row.
+func appendStep(ctx context.Context, tx *wtx, rotationID int64, name string, status store.StepStatus, detail string, at, applied time.Time) (*store.Step, error) {
+	st, err := scanStep(tx.QueryRowContext(ctx, `
+		INSERT INTO steps (rotation_id, name, status, detail, at) VALUES (?, ?, ?, ?, ?)
+		RETURNING id, rotation_id, name, status, detail, at`,
+		rotationID, name, string(status), detail, timeArg(at)))
+	if err != nil {
+		return nil, err
+	}
+	// The rotation row mirrors its journal's last event in the same
+	// transaction, so status never disagrees with the journal.
+	errText := ""
+	if status == store.StepFailed {
+		errText = detail
+	}
+	_, err = tx.ExecContext(ctx, `
+		UPDATE rotations SET step = ?, error = ?, updated_at = ?, applied_at = COALESCE(?, applied_at) WHERE id = ? AND status = ?`,
+		name, errText, timeArg(at), timeArg(applied), rotationID, string(store.StatusActive))
+	return st, mapErr(err)
 }
 
 // ListSteps implements store.Store. An unknown rotation has no steps.

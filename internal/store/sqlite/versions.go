@@ -31,6 +31,9 @@ func (s *Store) InsertVersion(ctx context.Context, p store.InsertVersionParams) 
 		if err := checkFence(ctx, tx, p.Fence); err != nil {
 			return err
 		}
+		if err := openStep(ctx, tx, p.RotationID, p.Open); err != nil {
+			return err
+		}
 		var err error
 		// The seq read and the insert share the write lock taken by BEGIN
 		// IMMEDIATE, so two processes cannot both pick the same number.

@@ -83,6 +83,79 @@ func exerciseStep(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.NoError(t, err)
 	})
 
+	t.Run("OpenRidesWithTheWrite", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		r := insertRotation(t, s, "app-db", 0)
+		at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) }
+		open := func(name string, i int) *store.OpenStep { return &store.OpenStep{Name: name, At: at(i)} }
+
+		// Each write that carries a started record journals it in its own
+		// transaction: the record's time is when the step started.
+		v, err := s.InsertVersion(ctx, store.InsertVersionParams{
+			Credential: "app-db", Role: "app", Stage: store.StagePending, RotationID: r.ID,
+			Sealed: sealed(1), Fingerprint: "fp-1", Now: at(2), Open: open("prepare", 1),
+			Pending: &store.UpdateRotationParams{Now: at(2)},
+		})
+		require.NoError(t, err)
+		got, err := getRotation(ctx, s, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, "prepare", got.Step, "the rotation row mirrors the carried record")
+		require.Equal(t, v.ID, got.ToVersionID)
+
+		_, err = s.AppendStep(ctx, store.AppendStepParams{RotationID: r.ID, Name: "test", Status: store.StepDone, Detail: "logged in", Now: at(4), Open: open("test", 3), AppliedAt: at(3)})
+		require.NoError(t, err)
+		got, err = getRotation(ctx, s, r.ID)
+		require.NoError(t, err)
+		requireTime(t, at(3), got.AppliedAt)
+		_, err = s.AppendStep(ctx, store.AppendStepParams{RotationID: r.ID, Name: "publish", Status: store.StepStarted, Now: at(5)})
+		require.NoError(t, err)
+		got, err = getRotation(ctx, s, r.ID)
+		require.NoError(t, err)
+		requireTime(t, at(3), got.AppliedAt) // a record without AppliedAt leaves it alone
+
+		_, err = s.UpsertDelivery(ctx, store.UpsertDeliveryParams{RotationID: r.ID, Credential: "app-db", Target: "env", State: store.DeliveryVerified, Now: at(7), Open: open("confirm", 6)})
+		require.NoError(t, err)
+		_, err = s.FinishRotation(ctx, store.FinishRotationParams{ID: r.ID, Status: store.StatusSucceeded, Promote: true, Now: at(9), Open: open("finish", 8),
+			Audit: store.AppendAuditParams{Event: "rotation.succeeded", Actor: "test"}})
+		require.NoError(t, err)
+
+		steps, err := s.ListSteps(ctx, store.ListStepsParams{RotationID: r.ID})
+		require.NoError(t, err)
+		type rec struct {
+			name   string
+			status store.StepStatus
+			at     time.Time
+		}
+		var journal []rec
+		for _, st := range steps {
+			journal = append(journal, rec{st.Name, st.Status, st.At.UTC()})
+		}
+		require.Equal(t, []rec{
+			{"prepare", store.StepStarted, at(1).UTC()},
+			{"test", store.StepStarted, at(3).UTC()},
+			{"test", store.StepDone, at(4).UTC()},
+			{"publish", store.StepStarted, at(5).UTC()},
+			{"confirm", store.StepStarted, at(6).UTC()},
+			{"finish", store.StepStarted, at(8).UTC()},
+		}, journal)
+
+		// A write that fails leaves no started record behind.
+		other := insertRotation(t, s, "other-db", 0)
+		_, err = s.UpsertDelivery(ctx, store.UpsertDeliveryParams{RotationID: other.ID, Credential: "app-db", Target: "env", State: store.DeliveryVerified, Now: at(1), Open: open("confirm", 1)})
+		require.Error(t, err, "the rotation belongs to another credential")
+		_, err = s.FinishRotation(ctx, store.FinishRotationParams{ID: r.ID, Status: store.StatusSucceeded, Now: at(10), Open: open("finish", 10),
+			Audit: store.AppendAuditParams{Event: "rotation.succeeded", Actor: "test"}})
+		require.ErrorIs(t, err, store.ErrConflict, "the rotation already finished")
+		left, err := s.ListSteps(ctx, store.ListStepsParams{RotationID: other.ID})
+		require.NoError(t, err)
+		require.Empty(t, left, "the failed delivery's started record")
+		after, err := s.ListSteps(ctx, store.ListStepsParams{RotationID: r.ID})
+		require.NoError(t, err)
+		require.Equal(t, steps, after, "the failed finish's started record")
+	})
+
 	t.Run("UnknownRotation", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
