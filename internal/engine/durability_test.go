@@ -91,7 +91,7 @@ func (w *syncWatch) InsertVersion(ctx context.Context, p store.InsertVersionPara
 			what += " with rollback"
 		}
 	}
-	w.note(what, p.Deferred)
+	w.note(what+opens(p.Open), p.Deferred)
 	return w.Store.InsertVersion(ctx, p)
 }
 
@@ -101,12 +101,16 @@ func (w *syncWatch) ReplacePendingSecret(ctx context.Context, p store.ReplacePen
 }
 
 func (w *syncWatch) AppendStep(ctx context.Context, p store.AppendStepParams) (*store.Step, error) {
-	w.note(fmt.Sprintf("AppendStep %s %s", p.Name, p.Status), p.Deferred)
+	what := fmt.Sprintf("AppendStep %s %s", p.Name, p.Status) + opens(p.Open)
+	if !p.AppliedAt.IsZero() {
+		what += " +applied"
+	}
+	w.note(what, p.Deferred)
 	return w.Store.AppendStep(ctx, p)
 }
 
 func (w *syncWatch) UpsertDelivery(ctx context.Context, p store.UpsertDeliveryParams) (*store.Delivery, error) {
-	w.note("UpsertDelivery "+string(p.State), p.Deferred)
+	w.note("UpsertDelivery "+string(p.State)+opens(p.Open), p.Deferred)
 	return w.Store.UpsertDelivery(ctx, p)
 }
 
@@ -116,8 +120,16 @@ func (w *syncWatch) AppendAudit(ctx context.Context, p store.AppendAuditParams) 
 }
 
 func (w *syncWatch) FinishRotation(ctx context.Context, p store.FinishRotationParams) (*store.Rotation, error) {
-	w.note("FinishRotation", false)
+	w.note("FinishRotation"+opens(p.Open), false)
 	return w.Store.FinishRotation(ctx, p)
+}
+
+// opens names the started record a write carries (store.OpenStep).
+func opens(o *store.OpenStep) string {
+	if o == nil {
+		return ""
+	}
+	return " +" + o.Name + " started"
 }
 
 func (w *syncWatch) FinishRetirement(ctx context.Context, p store.FinishRetirementParams) (*store.Rotation, error) {
@@ -179,6 +191,7 @@ func TestEveryActionFollowsADurableRecord(t *testing.T) {
 				if strategy == "single" {
 					want[0] += " with rollback"
 				}
+				want[0] += " +prepare started"
 				mustBeOnDisk("before the password changed", want...)
 			}}
 			b.mem.onPut = func() {
@@ -194,19 +207,40 @@ func TestEveryActionFollowsADurableRecord(t *testing.T) {
 				_, err := b.eng.Rotate(b.ctx, cr, engine.Options{})
 				require.NoError(t, err)
 				mu.Lock()
-				mustBeOnDisk("when the rotation returned", "FinishRotation")
+				mustBeOnDisk("when the rotation returned", "FinishRotation +finish started")
 				mu.Unlock()
 				w.mu.Lock()
 				t.Logf("rotation %d: %d writes, %d of them waited for the disk (%v): %v", i+1, len(w.writes), len(w.waited), w.waited, w.writes)
 				// apply's and publish's started records and the finish
 				// (and a dual rotation's retirement of the role before):
 				// the rest rides on them.
-				want := []string{"AppendStep apply started", "AppendStep publish started", "FinishRotation"}
+				want := []string{"AppendStep apply started", "AppendStep publish started", "FinishRotation +finish started"}
 				if strategy == "dual" && i > 0 {
 					want = append(want, "FinishRetirement")
 				}
 				require.Equal(t, want, w.waited, "the writes that wait for the disk")
+				// The steps that only read until their first write have
+				// their started record ride with it, and the apply time
+				// rides with apply's done record: no write of their own.
+				for _, carried := range []string{"AppendStep apply done +applied", "AppendStep test done +test started", "UpsertDelivery verified +confirm started"} {
+					require.Contains(t, w.writes, carried)
+				}
+				for _, own := range w.writes {
+					require.NotRegexp(t, `^AppendStep (prepare|test|confirm|finish) started|^UpdateRotation`, own, "a write of its own")
+				}
 				w.mu.Unlock()
+				// The journal still holds every step's start and end, in order.
+				rots, err := b.store.ListRotations(b.ctx, store.ListRotationsParams{Credential: cr.Name, Limit: 1})
+				require.NoError(t, err)
+				steps, err := b.store.ListSteps(b.ctx, store.ListStepsParams{RotationID: rots[0].ID})
+				require.NoError(t, err)
+				var journal []string
+				for _, s := range steps {
+					journal = append(journal, s.Name+" "+string(s.Status))
+				}
+				require.Equal(t, []string{"prepare started", "prepare done", "apply started", "apply done", "test started", "test done",
+					"publish started", "publish done", "confirm started", "confirm done", "finish started"}, journal)
+				require.False(t, rots[0].AppliedAt.IsZero(), "the rotation records when the password was set")
 			}
 			mu.Lock()
 			defer mu.Unlock()

@@ -77,6 +77,9 @@ func (r *run) gatekeepersBeforeTest(ctx context.Context) error {
 // publishGatekeepers writes and reloads the gatekeeper targets now,
 // reporting a failure as step's.
 func (r *run) publishGatekeepers(ctx context.Context, step string) error {
+	if err := r.opened(ctx); err != nil {
+		return err
+	}
 	rds, err := r.renderAll()
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,11 +61,27 @@ func (e *Engine) lock(ctx context.Context, name string) (*store.Lease, func() er
 
 func leaseName(credential string) string { return "credential/" + credential }
 
+// heldLease is what a run knows of its lease without asking the store:
+// its fence, and until when the last acquisition or renewal made it valid
+// by this process's clock.
+type heldLease struct {
+	fence   store.Fence
+	ttl     time.Duration
+	expires atomic.Int64 // Unix nanoseconds
+}
+
+func newHeldLease(l *store.Lease, ttl time.Duration) *heldLease {
+	h := &heldLease{fence: l.Fence(), ttl: ttl}
+	h.expires.Store(l.ExpiresAt.UnixNano())
+	return h
+}
+
 // renew keeps the lease alive until stop is called; losing it cancels the
 // rotation so two processes never act on one credential. A renewal that
 // fails is tried again at the next tick as long as the lease is still
 // valid then; once it would expire first, the rotation is cancelled too.
-func (e *Engine) renew(ctx context.Context, l *store.Lease, cancel context.CancelCauseFunc) (stop func()) {
+// Each renewal moves held's expiry.
+func (e *Engine) renew(ctx context.Context, l *store.Lease, held *heldLease, cancel context.CancelCauseFunc) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	period := e.LeaseTTL / 3
@@ -84,6 +101,7 @@ func (e *Engine) renew(ctx context.Context, l *store.Lease, cancel context.Cance
 				switch {
 				case err == nil:
 					expires = renewed.ExpiresAt
+					held.expires.Store(expires.UnixNano())
 				case errors.Is(err, store.ErrLeaseLost):
 					cancel(fmt.Errorf("lost the lease %s to another process", l.Name))
 					return
@@ -147,4 +165,19 @@ func (e *Engine) stillHeld(ctx context.Context, fence store.Fence) error {
 		return fmt.Errorf("%w (now held by %s)", store.ErrFenced, l.Holder)
 	}
 	return nil
+}
+
+// holds is stillHeld for a run that renews its lease itself: while more
+// than half the lease's TTL is left by this process's clock since the last
+// renewal, no other process can have it — a lease passes to another
+// holder only once it expired, or when its holder's process is gone — so
+// the store is not asked. A process paused past that point (or whose
+// renewals fail) asks, as stillHeld does. The clocks of two hosts sharing
+// a store would have to differ by more than half the TTL to tell these
+// apart, and then the lease itself would not keep them apart either.
+func (e *Engine) holds(ctx context.Context, h *heldLease) error {
+	if h == nil || time.Unix(0, h.expires.Load()).Sub(e.now()) > h.ttl/2 {
+		return nil
+	}
+	return e.stillHeld(ctx, h.fence)
 }

@@ -293,7 +293,7 @@ func (r *run) write(ctx context.Context, rd *rendered, prior *store.Delivery) (T
 	if prior != nil {
 		attempts = prior.Attempts
 	}
-	if err := r.e.stillHeld(ctx, r.fence); err != nil {
+	if err := r.e.holds(ctx, r.held); err != nil {
 		return tr, err
 	}
 	var resp target.PutResponse
@@ -338,7 +338,7 @@ func (r *run) reload(ctx context.Context, rd *rendered, tr *TargetResult, prior 
 	if prior != nil && prior.Fingerprint == rd.fingerprint && (prior.State == store.DeliveryReloaded || prior.State == store.DeliveryVerified || prior.State == store.DeliveryUnverified) {
 		return nil
 	}
-	if err := r.e.stillHeld(ctx, r.fence); err != nil {
+	if err := r.e.holds(ctx, r.held); err != nil {
 		return err
 	}
 	start := r.e.Now()
@@ -372,9 +372,12 @@ func (r *run) record(ctx context.Context, rd *rendered, tr TargetResult) error {
 	if _, err := r.e.Store.UpsertDelivery(context.WithoutCancel(ctx), store.UpsertDeliveryParams{Fence: r.fence,
 		RotationID: r.rot.ID, Credential: r.cr.Name, Target: tr.Name, State: tr.State, Fingerprint: rd.fingerprint,
 		Attempts: tr.Attempts, Error: tr.Error, Detail: tr.Detail, Now: r.e.now(), Deferred: true,
-		Audit: r.deliveryAudit(tr),
+		Audit: r.deliveryAudit(tr), Open: r.owed,
 	}); err != nil {
 		return journalError(fmt.Sprintf("record that target %s is %s", tr.Name, tr.State), err)
+	}
+	if r.owed != nil {
+		r.carried(r.owed.Name, "")
 	}
 	return nil
 }

@@ -78,12 +78,16 @@ type run struct {
 	// fence is the lease this run holds: every journal write carries it,
 	// so a run that lost its lease (paused, partitioned) writes nothing.
 	fence store.Fence
+	held  *heldLease // the same lease, as renewals keep it (Engine.holds)
 	// conn and pooled are how consumers connect (config or discovered).
 	conn, pooled *connstr.Conn
 	// replica is the read replica the provider found, nil when none.
 	replica *connstr.Conn
 	// snapshots are the provider's Snapshots read so far (snapshot).
 	snapshots map[string]snapshotResult
+	// owed is the running step's started record while it is not in the
+	// store yet (runStep): the step's first write carries it.
+	owed *store.OpenStep
 }
 
 // material is what a version's sealed blob holds.
@@ -110,13 +114,14 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stopRenew := e.renew(ctx, lease, cancel)
+	held := newHeldLease(lease, e.LeaseTTL)
+	stopRenew := e.renew(ctx, lease, held, cancel)
 	defer func() {
 		stopRenew()
 		err = errors.Join(err, release())
 	}()
 
-	r := &run{e: e, cr: cr, opts: opts, res: &Result{Credential: cr.Name, Strategy: cr.Strategy}, fence: lease.Fence()}
+	r := &run{e: e, cr: cr, opts: opts, res: &Result{Credential: cr.Name, Strategy: cr.Strategy}, fence: lease.Fence(), held: held}
 	var prior []StepResult
 	active, err := e.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Active: true, Limit: 1})
 	if err != nil {
@@ -303,13 +308,17 @@ func (r *run) runStep(ctx context.Context, name string, fn func(context.Context)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: stopped before %s: %w", r.cr.Name, name, context.Cause(ctx))
 	}
-	if err := r.e.stillHeld(ctx, r.fence); err != nil {
+	if err := r.e.holds(ctx, r.held); err != nil {
 		return fmt.Errorf("%s: stopped before %s: %w", r.cr.Name, name, err)
 	}
 	start := r.e.Now()
 	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: name, Status: "start"})
-	if err := r.journalStep(ctx, name, store.StepStarted, "", !durableBefore[name]); err != nil {
-		return err
+	if durableBefore[name] {
+		if err := r.journalStep(ctx, name, store.StepStarted, ""); err != nil {
+			return err
+		}
+	} else {
+		r.owed = &store.OpenStep{Name: name, At: r.e.now()}
 	}
 	detail, err := fn(ctx)
 	elapsed := r.e.Now().Sub(start)
@@ -325,7 +334,7 @@ func (r *run) runStep(ctx context.Context, name string, fn func(context.Context)
 		r.stepResult(name, "done", detail, elapsed)
 		return nil
 	}
-	if err := r.journalStep(ctx, name, store.StepDone, detail, true); err != nil {
+	if err := r.journalStep(ctx, name, store.StepDone, detail); err != nil {
 		return err
 	}
 	r.stepResult(name, "done", detail, elapsed)
@@ -346,14 +355,61 @@ func (r *run) runStep(ctx context.Context, name string, fn func(context.Context)
 // power cut can lose only records written since the last durable one, and
 // a resume redoes those steps, which are idempotent; a killed process
 // loses nothing, as before.
+//
+// The other steps' started records cost no write of their own: until the
+// step first writes to the store (its pending version, a verified
+// delivery, the finish, its done or failed record), it has only read, and
+// the record rides with that write (store.OpenStep). Before anything that
+// acts outside the store or waits — a gatekeeper's write, a login retry's
+// pause, a rollback, a revoke — the step calls opened, which writes it on
+// its own. A process killed inside such a step therefore leaves the
+// previous step's done record last, as if it had stopped just before the
+// step; a resume runs the step again either way.
 var durableBefore = map[string]bool{StepApply: true, StepPublish: true}
 
-func (r *run) journalStep(ctx context.Context, name string, st store.StepStatus, detail string, deferred bool) error {
-	if _, err := r.e.Store.AppendStep(ctx, store.AppendStepParams{Fence: r.fence, RotationID: r.rot.ID, Name: name, Status: st, Detail: detail, Now: r.e.now(), Deferred: deferred}); err != nil {
-		return fmt.Errorf("%s: %w", r.cr.Name, journalError(fmt.Sprintf("record step %s %s", name, st), err))
+// journalStep appends a step record at now, with the step's started
+// record when it is still owed. Only apply's and publish's started records
+// wait for the disk.
+func (r *run) journalStep(ctx context.Context, name string, st store.StepStatus, detail string) error {
+	return r.appendStep(ctx, store.AppendStepParams{Name: name, Status: st, Detail: detail, Now: r.e.now(), Open: r.owed,
+		Deferred: !(st == store.StepStarted && durableBefore[name])})
+}
+
+// opened writes the running step's started record now if it is still
+// owed: the step is about to act outside the store, or to wait.
+func (r *run) opened(ctx context.Context) error {
+	if r.owed == nil {
+		return nil
 	}
-	r.rot.Step, r.rot.Error = name, ""
+	return r.appendStep(ctx, store.AppendStepParams{Name: r.owed.Name, Status: store.StepStarted, Now: r.owed.At, Deferred: true})
+}
+
+func (r *run) appendStep(ctx context.Context, p store.AppendStepParams) error {
+	if _, err := r.e.Store.AppendStep(ctx, r.carry(p)); err != nil {
+		return fmt.Errorf("%s: %w", r.cr.Name, journalError(fmt.Sprintf("record step %s %s", p.Name, p.Status), err))
+	}
+	r.carried(p.Name, "")
 	return nil
+}
+
+// carry fills in what every step record of this run carries: the fence,
+// and when the rotation row does not have it yet, when the password was
+// set (apply leaves it to the step's done record).
+func (r *run) carry(p store.AppendStepParams) store.AppendStepParams {
+	p.Fence, p.RotationID = r.fence, r.rot.ID
+	if r.rot.AppliedAt.IsZero() {
+		p.AppliedAt = r.applied
+	}
+	return p
+}
+
+// carried updates the run after a step record was written.
+func (r *run) carried(step, errText string) {
+	r.owed = nil
+	r.rot.Step, r.rot.Error = step, errText
+	if r.rot.AppliedAt.IsZero() {
+		r.rot.AppliedAt = r.applied
+	}
 }
 
 // fail records a failed step and returns a StepError with a hint.
@@ -367,10 +423,12 @@ func (r *run) fail(ctx context.Context, step string, err error, hint string) err
 	// lease): the record of why we stopped matters most then.
 	wctx := context.WithoutCancel(ctx)
 	var journalErrs []error
-	if _, jerr := r.e.Store.AppendStep(wctx, store.AppendStepParams{Fence: r.fence, RotationID: r.rot.ID, Name: step, Status: store.StepFailed, Detail: msg, Now: r.e.now()}); jerr != nil {
+	if _, jerr := r.e.Store.AppendStep(wctx, r.carry(store.AppendStepParams{Name: step, Status: store.StepFailed, Detail: msg, Now: r.e.now(), Open: r.owed})); jerr != nil {
 		journalErrs = append(journalErrs, journalError("record that step "+step+" failed", jerr))
+		r.rot.Step, r.rot.Error = step, msg
+	} else {
+		r.carried(step, msg)
 	}
-	r.rot.Step, r.rot.Error = step, msg
 	if jerr := r.e.audit(wctx, r.cr.Name, r.rot.ID, "rotation.failed", map[string]any{"step": step, "error": msg}); jerr != nil {
 		journalErrs = append(journalErrs, jerr)
 	}

@@ -88,11 +88,12 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 	v, err := r.e.Store.InsertVersion(ctx, store.InsertVersionParams{Fence: r.fence,
 		Credential: r.cr.Name, Role: role, Stage: store.StagePending, RotationID: r.rot.ID,
 		Sealed: sealed, Fingerprint: r.e.Sealer.Fingerprint("password", r.cr.Name, pw.Reveal()), Now: now, Deferred: true,
-		Pending: &store.UpdateRotationParams{Rollback: rollback, Now: now},
+		Pending: &store.UpdateRotationParams{Rollback: rollback, Now: now}, Open: r.owed,
 	})
 	if err != nil {
 		return "", journalError("store the pending version", err)
 	}
+	r.carried(StepPrepare, "")
 	r.rot.ToVersionID, r.rot.UpdatedAt = v.ID, now
 	if rollback != nil {
 		r.rot.Rollback = rollback
@@ -243,14 +244,10 @@ func (r *run) apply(ctx context.Context) (string, error) {
 		r.writeMark(ctx)
 	}
 	if r.applied.IsZero() {
-		// Journaled before the step is marked done: a resume after a crash
-		// here must still know when the old password stopped working.
-		applied := r.e.now()
-		rot, err := r.e.Store.UpdateRotation(ctx, store.UpdateRotationParams{Fence: r.fence, ID: r.rot.ID, AppliedAt: &applied, Now: applied, Deferred: true})
-		if err != nil {
-			return "", journalError("record when the password was set", err)
-		}
-		r.rot, r.applied = rot, applied
+		// When the old password stopped working: journaled with the step's
+		// done (or failed) record (carry). A process killed before that
+		// sets the password again on resume, and the time is taken then.
+		r.applied = r.e.now()
 	}
 	detail := fmt.Sprintf("password set on role %s", r.to.Role)
 	if resp.Detail != "" {
@@ -265,7 +262,10 @@ func (r *run) test(ctx context.Context) (string, error) {
 	if err := r.gatekeepersBeforeTest(ctx); err != nil {
 		return "", err
 	}
-	tried, lastErr := r.loginRetrying(ctx)
+	tried, lastErr, err := r.loginRetrying(ctx)
+	if err != nil {
+		return "", err
+	}
 	if lastErr == nil {
 		return "logged in via " + strings.Join(tried, " and "), nil
 	}
@@ -278,20 +278,23 @@ func (r *run) test(ctx context.Context) (string, error) {
 }
 
 // loginRetrying tries login three times, with a short growing pause, and
-// returns the last error scrubbed of the password.
-func (r *run) loginRetrying(ctx context.Context) ([]string, error) {
-	var lastErr error
-	var tried []string
+// returns the last login error scrubbed of the password; err is the
+// journal's, which stops the step without a rollback.
+func (r *run) loginRetrying(ctx context.Context) (tried []string, lastErr, err error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		tried, lastErr = r.login(ctx)
 		if lastErr == nil {
-			return tried, nil
+			return tried, nil, nil
+		}
+		// A pause is not "only reading": the journal says where we are.
+		if err := r.opened(ctx); err != nil {
+			return tried, nil, err
 		}
 		if err := r.e.Sleep(ctx, time.Duration(attempt+1)*500*time.Millisecond); err != nil {
 			break
 		}
 	}
-	return tried, secret.Scrub(lastErr, r.secrets()...)
+	return tried, secret.Scrub(lastErr, r.secrets()...), nil
 }
 
 // testsPooled reports whether the login test covers a pooled URL that
@@ -360,6 +363,9 @@ func (r *run) previous(ctx context.Context) material {
 }
 
 func (r *run) rollback(ctx context.Context, cause error) error {
+	if err := r.opened(ctx); err != nil {
+		return err
+	}
 	restore := r.previousVerifier(ctx)
 	if restore.IsZero() {
 		return &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepTest,
@@ -405,6 +411,11 @@ func (r *run) confirm(ctx context.Context) (string, error) {
 		notes = append(notes, n)
 	}
 	old := r.fromRole()
+	if r.opts.Revoke {
+		if err := r.opened(ctx); err != nil {
+			return "", err
+		}
+	}
 	switch {
 	case r.opts.Revoke && r.cr.Strategy == StrategySingle:
 		// Same role, so only sessions older than the new password can be
@@ -461,12 +472,12 @@ func (r *run) finish(ctx context.Context) (string, error) {
 		ID: r.rot.ID, Status: status, Outcome: outcome, Promote: true, RetirePrevious: retirePrev,
 		Audit: store.AppendAuditParams{Credential: r.cr.Name, RotationID: r.rot.ID, Event: "rotation." + string(status), Actor: r.e.Holder,
 			Detail: jsonDetail(map[string]any{"role": r.to.Role, "version": r.to.Seq, "fingerprint": r.to.Fingerprint, "old_role": old, "terminated": r.res.Terminated}), Now: r.e.now()},
-		Now: r.e.now(),
+		Now: r.e.now(), Open: r.owed,
 	})
 	if err != nil {
 		return "", journalError("record the finished rotation", err)
 	}
-	r.rot = rot
+	r.owed, r.rot = nil, rot
 	r.res.Status, r.res.Outcome = rot.Status, outcome
 	if status == store.StatusSwitched {
 		rt, err := r.e.newRetirer(ctx, r.cr, rot, old, r.fence)
