@@ -139,8 +139,21 @@ func (s debugStore) InsertVersion(ctx context.Context, p store.InsertVersionPara
 	if v != nil {
 		attrs = append(attrs, "version", v.Seq)
 	}
+	s.opened(p.Open, p.RotationID, err, "insert_version")
 	s.journal("insert_version", err, attrs...)
 	return v, err
+}
+
+// opened logs the started record a write carried (store.OpenStep) as the
+// line an append of its own would have logged.
+func (s debugStore) opened(o *store.OpenStep, rotationID int64, err error, carrier string) {
+	if o != nil {
+		s.journal("append_step", err, "rotation", rotationID, "step", o.Name, "status", string(store.StepStarted), "detail", "", "with", carrier)
+	}
+}
+
+func (s debugStore) delivery(p store.UpsertDeliveryParams, err error, attrs ...any) {
+	s.journal("upsert_delivery", err, append([]any{"rotation", p.RotationID, "target", p.Target, "state", string(p.State), "attempts", p.Attempts, "fingerprint", p.Fingerprint, "delivery_error", p.Error}, attrs...)...)
 }
 
 func (s debugStore) ReplacePendingSecret(ctx context.Context, p store.ReplacePendingSecretParams) error {
@@ -174,19 +187,32 @@ func (s debugStore) UpdateRotation(ctx context.Context, p store.UpdateRotationPa
 
 func (s debugStore) AppendStep(ctx context.Context, p store.AppendStepParams) (*store.Step, error) {
 	st, err := s.Store.AppendStep(ctx, p)
-	s.journal("append_step", err, "rotation", p.RotationID, "step", p.Name, "status", string(p.Status), "detail", p.Detail)
+	s.opened(p.Open, p.RotationID, err, "append_step")
+	for _, d := range p.Deliveries {
+		s.delivery(d, err, "with", "append_step")
+	}
+	attrs := []any{"rotation", p.RotationID, "step", p.Name, "status", string(p.Status), "detail", p.Detail}
+	if !p.AppliedAt.IsZero() {
+		attrs = append(attrs, "applied_at", p.AppliedAt)
+	}
+	s.journal("append_step", err, attrs...)
 	return st, err
 }
 
 func (s debugStore) UpsertDelivery(ctx context.Context, p store.UpsertDeliveryParams) (*store.Delivery, error) {
 	d, err := s.Store.UpsertDelivery(ctx, p)
-	s.journal("upsert_delivery", err, "rotation", p.RotationID, "target", p.Target, "state", string(p.State), "attempts", p.Attempts, "fingerprint", p.Fingerprint, "delivery_error", p.Error)
+	s.opened(p.Open, p.RotationID, err, "upsert_delivery")
+	s.delivery(p, err)
 	return d, err
 }
 
 func (s debugStore) FinishRotation(ctx context.Context, p store.FinishRotationParams) (*store.Rotation, error) {
 	r, err := s.Store.FinishRotation(ctx, p)
+	s.opened(p.Open, p.ID, err, "finish_rotation")
 	s.journal("finish_rotation", err, "rotation", p.ID, "status", string(p.Status), "promote", p.Promote, "retire_previous", p.RetirePrevious, "audit", p.Audit.Event)
+	if p.Release {
+		s.lease("release", p.Fence.Lease, nil, err, "with", "finish_rotation")
+	}
 	return r, err
 }
 

@@ -363,23 +363,33 @@ func (r *run) reload(ctx context.Context, rd *rendered, tr *TargetResult, prior 
 
 // record reports and journals one target's state.
 func (r *run) record(ctx context.Context, rd *rendered, tr TargetResult) error {
+	r.emitDelivery(tr)
+	p := r.deliveryParams(rd, tr)
+	p.Open = r.owed
+	if _, err := r.e.Store.UpsertDelivery(context.WithoutCancel(ctx), p); err != nil {
+		return journalError(fmt.Sprintf("record that target %s is %s", tr.Name, tr.State), err)
+	}
+	if r.owed != nil {
+		r.rot.Step, r.rot.Error, r.owed = r.owed.Name, "", nil
+	}
+	return nil
+}
+
+func (r *run) emitDelivery(tr TargetResult) {
 	status := "done"
 	if tr.State == store.DeliveryFailed {
 		status = "failed"
 	}
 	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPublish, Target: tr.Name, Status: status,
 		Detail: orDefault(tr.Error, tr.Detail), Elapsed: tr.Duration})
-	if _, err := r.e.Store.UpsertDelivery(context.WithoutCancel(ctx), store.UpsertDeliveryParams{Fence: r.fence,
+}
+
+func (r *run) deliveryParams(rd *rendered, tr TargetResult) store.UpsertDeliveryParams {
+	return store.UpsertDeliveryParams{Fence: r.fence,
 		RotationID: r.rot.ID, Credential: r.cr.Name, Target: tr.Name, State: tr.State, Fingerprint: rd.fingerprint,
 		Attempts: tr.Attempts, Error: tr.Error, Detail: tr.Detail, Now: r.e.now(), Deferred: true,
-		Audit: r.deliveryAudit(tr), Open: r.owed,
-	}); err != nil {
-		return journalError(fmt.Sprintf("record that target %s is %s", tr.Name, tr.State), err)
+		Audit: r.deliveryAudit(tr),
 	}
-	if r.owed != nil {
-		r.carried(r.owed.Name, "")
-	}
-	return nil
 }
 
 func (r *run) scrub(err error) error { return secret.Scrub(err, r.secrets()...) }
@@ -513,9 +523,10 @@ func (r *run) verifyTargets(ctx context.Context) (string, error) {
 			mismatched = append(mismatched, rd.t.Name+": "+tr.Error)
 		}
 		r.setTargetResult(tr)
-		if err := r.record(ctx, rd, tr); err != nil {
-			return "", err
-		}
+		// The last thing the step does (a revoke writes them first, see
+		// opened): they ride with its done or failed record.
+		r.emitDelivery(tr)
+		r.settled = append(r.settled, r.deliveryParams(rd, tr))
 	}
 	if len(mismatched) > 0 {
 		sort.Strings(mismatched)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rotorhq/rotor/internal/connstr"
@@ -79,6 +80,10 @@ type run struct {
 	// so a run that lost its lease (paused, partitioned) writes nothing.
 	fence store.Fence
 	held  *heldLease // the same lease, as renewals keep it (Engine.holds)
+	// stopRenew ends the lease's renewals; released says the finish let
+	// the lease go with it (finish), so nothing is left to release.
+	stopRenew func()
+	released  bool
 	// conn and pooled are how consumers connect (config or discovered).
 	conn, pooled *connstr.Conn
 	// replica is the read replica the provider found, nil when none.
@@ -88,6 +93,9 @@ type run struct {
 	// owed is the running step's started record while it is not in the
 	// store yet (runStep): the step's first write carries it.
 	owed *store.OpenStep
+	// settled are the deliveries confirm read back, journaled with its
+	// done or failed record.
+	settled []store.UpsertDeliveryParams
 }
 
 // material is what a version's sealed blob holds.
@@ -115,13 +123,15 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	held := newHeldLease(lease, e.LeaseTTL)
-	stopRenew := e.renew(ctx, lease, held, cancel)
+	r := &run{e: e, cr: cr, opts: opts, res: &Result{Credential: cr.Name, Strategy: cr.Strategy}, fence: lease.Fence(), held: held}
+	r.stopRenew = sync.OnceFunc(e.renew(ctx, lease, held, cancel))
 	defer func() {
-		stopRenew()
-		err = errors.Join(err, release())
+		r.stopRenew()
+		if !r.released {
+			err = errors.Join(err, release())
+		}
 	}()
 
-	r := &run{e: e, cr: cr, opts: opts, res: &Result{Credential: cr.Name, Strategy: cr.Strategy}, fence: lease.Fence(), held: held}
 	var prior []StepResult
 	active, err := e.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Active: true, Limit: 1})
 	if err != nil {
@@ -375,13 +385,20 @@ func (r *run) journalStep(ctx context.Context, name string, st store.StepStatus,
 		Deferred: !(st == store.StepStarted && durableBefore[name])})
 }
 
-// opened writes the running step's started record now if it is still
-// owed: the step is about to act outside the store, or to wait.
+// opened writes the running step's started record (and the deliveries it
+// settled) now if they are still owed: the step is about to act outside
+// the store, or to wait.
 func (r *run) opened(ctx context.Context) error {
-	if r.owed == nil {
-		return nil
+	if r.owed != nil {
+		return r.appendStep(ctx, store.AppendStepParams{Name: r.owed.Name, Status: store.StepStarted, Now: r.owed.At, Deferred: true})
 	}
-	return r.appendStep(ctx, store.AppendStepParams{Name: r.owed.Name, Status: store.StepStarted, Now: r.owed.At, Deferred: true})
+	for len(r.settled) > 0 {
+		if _, err := r.e.Store.UpsertDelivery(ctx, r.settled[0]); err != nil {
+			return journalError(fmt.Sprintf("record that target %s is %s", r.settled[0].Target, r.settled[0].State), err)
+		}
+		r.settled = r.settled[1:]
+	}
+	return nil
 }
 
 func (r *run) appendStep(ctx context.Context, p store.AppendStepParams) error {
@@ -393,10 +410,11 @@ func (r *run) appendStep(ctx context.Context, p store.AppendStepParams) error {
 }
 
 // carry fills in what every step record of this run carries: the fence,
-// and when the rotation row does not have it yet, when the password was
-// set (apply leaves it to the step's done record).
+// the deliveries confirm settled, and when the rotation row does not have
+// it yet, when the password was set (apply leaves it to the step's done
+// record).
 func (r *run) carry(p store.AppendStepParams) store.AppendStepParams {
-	p.Fence, p.RotationID = r.fence, r.rot.ID
+	p.Fence, p.RotationID, p.Deliveries = r.fence, r.rot.ID, r.settled
 	if r.rot.AppliedAt.IsZero() {
 		p.AppliedAt = r.applied
 	}
@@ -405,7 +423,7 @@ func (r *run) carry(p store.AppendStepParams) store.AppendStepParams {
 
 // carried updates the run after a step record was written.
 func (r *run) carried(step, errText string) {
-	r.owed = nil
+	r.owed, r.settled = nil, nil
 	r.rot.Step, r.rot.Error = step, errText
 	if r.rot.AppliedAt.IsZero() {
 		r.rot.AppliedAt = r.applied

@@ -468,16 +468,22 @@ func (r *run) finish(ctx context.Context) (string, error) {
 			outcome += fmt.Sprintf("; new connections with the old string could fail for %s, from the password change until the last reload finished", w.Duration.Round(time.Millisecond))
 		}
 	}
+	// A rotation that ends here lets its lease go in the same write; one
+	// that switched keeps it for the retirement below.
+	release := status != store.StatusSwitched && r.stopRenew != nil
+	if release {
+		r.stopRenew()
+	}
 	rot, err := r.e.Store.FinishRotation(ctx, store.FinishRotationParams{Fence: r.fence,
 		ID: r.rot.ID, Status: status, Outcome: outcome, Promote: true, RetirePrevious: retirePrev,
 		Audit: store.AppendAuditParams{Credential: r.cr.Name, RotationID: r.rot.ID, Event: "rotation." + string(status), Actor: r.e.Holder,
 			Detail: jsonDetail(map[string]any{"role": r.to.Role, "version": r.to.Seq, "fingerprint": r.to.Fingerprint, "old_role": old, "terminated": r.res.Terminated}), Now: r.e.now()},
-		Now: r.e.now(), Open: r.owed,
+		Now: r.e.now(), Open: r.owed, Release: release,
 	})
 	if err != nil {
 		return "", journalError("record the finished rotation", err)
 	}
-	r.owed, r.rot = nil, rot
+	r.owed, r.rot, r.released = nil, rot, release
 	r.res.Status, r.res.Outcome = rot.Status, outcome
 	if status == store.StatusSwitched {
 		rt, err := r.e.newRetirer(ctx, r.cr, rot, old, r.fence)

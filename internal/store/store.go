@@ -414,6 +414,11 @@ type AppendStepParams struct {
 	Fence      Fence
 	// Open, when set, is appended first, in the same transaction.
 	Open *OpenStep
+	// Deliveries are upserted in the same transaction, before the step
+	// record, as UpsertDelivery would (their Fence and Deferred are
+	// ignored; each must be for RotationID): a step's done record with
+	// the deliveries it settled last.
+	Deliveries []UpsertDeliveryParams
 	// AppliedAt, when not zero, is recorded as the rotation's AppliedAt in
 	// the same transaction, as UpdateRotation would.
 	AppliedAt time.Time
@@ -498,9 +503,12 @@ type FinishRotationParams struct {
 	Audit          AppendAuditParams
 	// Open, when set, is appended to the rotation's journal in the same
 	// transaction, before the rotation ends.
-	Open  *OpenStep
-	Now   time.Time
-	Fence Fence
+	Open *OpenStep
+	// Release, with a Fence, also releases the fence's lease in the same
+	// transaction, as ReleaseLease would for its holder.
+	Release bool
+	Now     time.Time
+	Fence   Fence
 }
 
 // FinishRetirementParams end the retirement of a switched (or

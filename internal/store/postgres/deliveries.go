@@ -20,37 +20,45 @@ func (s *Store) UpsertDelivery(ctx context.Context, p store.UpsertDeliveryParams
 		if err := s.checkFence(ctx, tx, p.Fence); err != nil {
 			return err
 		}
-		r, err := s.getRotation(ctx, tx, p.RotationID)
-		if err != nil {
-			return fmt.Errorf("rotation %d: %w", p.RotationID, err)
-		}
-		if p.Credential != "" && p.Credential != r.Credential {
-			return fmt.Errorf("rotation %d belongs to %q, not %q", r.ID, r.Credential, p.Credential)
-		}
-		if err := s.openStep(ctx, tx, r.ID, p.Open); err != nil {
-			return err
-		}
-		out, err = scanDelivery(tx.QueryRow(ctx, s.sql(`
-			INSERT INTO {schema}.deliveries (`+deliveryColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-			ON CONFLICT (rotation_id, target) DO UPDATE SET
-				state = excluded.state,
-				fingerprint = excluded.fingerprint,
-				attempts = excluded.attempts,
-				error = excluded.error,
-				detail = excluded.detail,
-				updated_at = excluded.updated_at
-			RETURNING `+deliveryColumns),
-			r.ID, r.Credential, p.Target, string(p.State), p.Fingerprint, p.Attempts, p.Error, p.Detail, timeArg(p.Now)))
-		if err != nil || p.Audit == nil {
-			return err
-		}
-		_, err = s.appendAudit(ctx, tx, p.Audit.For(r, p.Now))
+		var err error
+		out, err = s.upsertDelivery(ctx, tx, p)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("upsert delivery %q: %w", p.Target, err)
 	}
 	return out, nil
+}
+
+// upsertDelivery is UpsertDelivery inside a write transaction, the fence
+// checked already.
+func (s *Store) upsertDelivery(ctx context.Context, tx pgx.Tx, p store.UpsertDeliveryParams) (*store.Delivery, error) {
+	r, err := s.getRotation(ctx, tx, p.RotationID)
+	if err != nil {
+		return nil, fmt.Errorf("rotation %d: %w", p.RotationID, err)
+	}
+	if p.Credential != "" && p.Credential != r.Credential {
+		return nil, fmt.Errorf("rotation %d belongs to %q, not %q", r.ID, r.Credential, p.Credential)
+	}
+	if err := s.openStep(ctx, tx, r.ID, p.Open); err != nil {
+		return nil, err
+	}
+	out, err := scanDelivery(tx.QueryRow(ctx, s.sql(`
+		INSERT INTO {schema}.deliveries (`+deliveryColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (rotation_id, target) DO UPDATE SET
+			state = excluded.state,
+			fingerprint = excluded.fingerprint,
+			attempts = excluded.attempts,
+			error = excluded.error,
+			detail = excluded.detail,
+			updated_at = excluded.updated_at
+		RETURNING `+deliveryColumns),
+		r.ID, r.Credential, p.Target, string(p.State), p.Fingerprint, p.Attempts, p.Error, p.Detail, timeArg(p.Now)))
+	if err != nil || p.Audit == nil {
+		return out, err
+	}
+	_, err = s.appendAudit(ctx, tx, p.Audit.For(r, p.Now))
+	return out, err
 }
 
 // ListDeliveries implements store.Store with the sqlite driver's rules:

@@ -189,6 +189,12 @@ func (s *Store) FinishRotation(ctx context.Context, p store.FinishRotationParams
 		if _, err := s.appendAudit(ctx, tx, a); err != nil {
 			return err
 		}
+		if p.Release && p.Fence.Lease != "" {
+			// The fence was checked above: the token is the holder's.
+			if _, err := tx.Exec(ctx, s.sql(`UPDATE {schema}.leases SET holder = '' WHERE name = $1 AND token = $2`), p.Fence.Lease, p.Fence.Token); err != nil {
+				return mapErr(err)
+			}
+		}
 		out, err = s.getRotation(ctx, tx, r.ID)
 		return err
 	})
@@ -299,6 +305,14 @@ func (s *Store) AppendStep(ctx context.Context, p store.AppendStepParams) (*stor
 		}
 		if err := s.openStep(ctx, tx, p.RotationID, p.Open); err != nil {
 			return err
+		}
+		for _, d := range p.Deliveries {
+			if d.RotationID != p.RotationID {
+				return fmt.Errorf("delivery %q is for rotation %d, not %d", d.Target, d.RotationID, p.RotationID)
+			}
+			if _, err := s.upsertDelivery(ctx, tx, d); err != nil {
+				return fmt.Errorf("upsert delivery %q: %w", d.Target, err)
+			}
 		}
 		var err error
 		st, err = s.appendStep(ctx, tx, p.RotationID, p.Name, p.Status, p.Detail, p.Now, p.AppliedAt)

@@ -20,37 +20,45 @@ func (s *Store) UpsertDelivery(ctx context.Context, p store.UpsertDeliveryParams
 		if err := checkFence(ctx, tx, p.Fence); err != nil {
 			return err
 		}
-		r, err := getRotation(ctx, tx, p.RotationID)
-		if err != nil {
-			return fmt.Errorf("rotation %d: %w", p.RotationID, err)
-		}
-		if p.Credential != "" && p.Credential != r.Credential {
-			return fmt.Errorf("rotation %d belongs to %q, not %q", r.ID, r.Credential, p.Credential)
-		}
-		if err := openStep(ctx, tx, r.ID, p.Open); err != nil {
-			return err
-		}
-		out, err = scanDelivery(tx.QueryRowContext(ctx, `
-			INSERT INTO deliveries (`+deliveryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (rotation_id, target) DO UPDATE SET
-				state = excluded.state,
-				fingerprint = excluded.fingerprint,
-				attempts = excluded.attempts,
-				error = excluded.error,
-				detail = excluded.detail,
-				updated_at = excluded.updated_at
-			RETURNING `+deliveryColumns,
-			r.ID, r.Credential, p.Target, string(p.State), p.Fingerprint, p.Attempts, p.Error, p.Detail, timeArg(p.Now)))
-		if err != nil || p.Audit == nil {
-			return err
-		}
-		_, err = appendAudit(ctx, tx, p.Audit.For(r, p.Now))
+		var err error
+		out, err = upsertDelivery(ctx, tx, p)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("upsert delivery %q: %w", p.Target, err)
 	}
 	return out, nil
+}
+
+// upsertDelivery is UpsertDelivery inside a write transaction, the fence
+// checked already.
+func upsertDelivery(ctx context.Context, tx *wtx, p store.UpsertDeliveryParams) (*store.Delivery, error) {
+	r, err := getRotation(ctx, tx, p.RotationID)
+	if err != nil {
+		return nil, fmt.Errorf("rotation %d: %w", p.RotationID, err)
+	}
+	if p.Credential != "" && p.Credential != r.Credential {
+		return nil, fmt.Errorf("rotation %d belongs to %q, not %q", r.ID, r.Credential, p.Credential)
+	}
+	if err := openStep(ctx, tx, r.ID, p.Open); err != nil {
+		return nil, err
+	}
+	out, err := scanDelivery(tx.QueryRowContext(ctx, `
+		INSERT INTO deliveries (`+deliveryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (rotation_id, target) DO UPDATE SET
+			state = excluded.state,
+			fingerprint = excluded.fingerprint,
+			attempts = excluded.attempts,
+			error = excluded.error,
+			detail = excluded.detail,
+			updated_at = excluded.updated_at
+		RETURNING `+deliveryColumns,
+		r.ID, r.Credential, p.Target, string(p.State), p.Fingerprint, p.Attempts, p.Error, p.Detail, timeArg(p.Now)))
+	if err != nil || p.Audit == nil {
+		return out, err
+	}
+	_, err = appendAudit(ctx, tx, p.Audit.For(r, p.Now))
+	return out, err
 }
 
 // ListDeliveries implements store.Store, ordered by target.

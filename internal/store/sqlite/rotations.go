@@ -198,6 +198,12 @@ func (s *Store) FinishRotation(ctx context.Context, p store.FinishRotationParams
 		if _, err := appendAudit(ctx, tx, a); err != nil {
 			return err
 		}
+		if p.Release && p.Fence.Lease != "" {
+			// The fence was checked above: the token is the holder's.
+			if _, err := tx.ExecContext(ctx, `UPDATE leases SET holder = '' WHERE name = ? AND token = ?`, p.Fence.Lease, p.Fence.Token); err != nil {
+				return mapErr(err)
+			}
+		}
 		out, err = getRotation(ctx, tx, r.ID)
 		return err
 	})
@@ -308,6 +314,14 @@ func (s *Store) AppendStep(ctx context.Context, p store.AppendStepParams) (*stor
 		}
 		if err := openStep(ctx, tx, p.RotationID, p.Open); err != nil {
 			return err
+		}
+		for _, d := range p.Deliveries {
+			if d.RotationID != p.RotationID {
+				return fmt.Errorf("delivery %q is for rotation %d, not %d", d.Target, d.RotationID, p.RotationID)
+			}
+			if _, err := upsertDelivery(ctx, tx, d); err != nil {
+				return fmt.Errorf("upsert delivery %q: %w", d.Target, err)
+			}
 		}
 		var err error
 		st, err = appendStep(ctx, tx, p.RotationID, p.Name, p.Status, p.Detail, p.Now, p.AppliedAt)

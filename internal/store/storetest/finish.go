@@ -53,6 +53,33 @@ func requireVersion(t *testing.T, s store.Store, id int64, stage store.Stage, ha
 }
 
 func exerciseFinish(t *testing.T, newStore func(t *testing.T) store.Store) {
+	t.Run("ReleasesTheLeaseInTheSameWrite", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		l, err := acquire(t, s, "a", t0)
+		require.NoError(t, err)
+		r, _ := rotate(t, s, "app-db")
+		params := store.FinishRotationParams{ID: r.ID, Status: store.StatusSucceeded, Promote: true, Now: t0, Fence: l.Fence(), Release: true,
+			Audit: store.AppendAuditParams{Event: "rotation.succeeded", Actor: "a"}}
+
+		// A stale fence finishes nothing and releases nothing.
+		stale := params
+		stale.Fence.Token++
+		_, err = s.FinishRotation(ctx, stale)
+		require.ErrorIs(t, err, store.ErrFenced)
+		_, err = acquire(t, s, "b", t0.Add(time.Second))
+		require.ErrorIs(t, err, store.ErrLeaseHeld, "the lease is still a's")
+
+		_, err = s.FinishRotation(ctx, params)
+		require.NoError(t, err)
+		_, err = s.GetLease(ctx, store.GetLeaseParams{Name: "app-db"})
+		require.ErrorIs(t, err, store.ErrNotFound, "released with the finish")
+		b, err := acquire(t, s, "b", t0.Add(time.Second))
+		require.NoError(t, err, "free at once, long before it would expire")
+		require.Greater(t, b.Token, l.Token)
+	})
+
 	t.Run("WipesRollbackSnapshot", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)

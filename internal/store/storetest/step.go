@@ -156,6 +156,53 @@ func exerciseStep(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.Equal(t, steps, after, "the failed finish's started record")
 	})
 
+	t.Run("DoneRecordCarriesDeliveries", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		ctx := t.Context()
+		r := insertRotation(t, s, "app-db", 0)
+		d := func(target string, state store.DeliveryState) store.UpsertDeliveryParams {
+			return store.UpsertDeliveryParams{RotationID: r.ID, Target: target, State: state, Fingerprint: "fp", Attempts: 1, Now: t0,
+				Audit: &store.AppendAuditParams{Event: "delivery." + string(state), Actor: "test"}}
+		}
+		upsertDelivery(t, s, r, "vercel", store.DeliveryWritten)
+		_, err := s.AppendStep(ctx, store.AppendStepParams{RotationID: r.ID, Name: "confirm", Status: store.StepDone, Now: t0.Add(time.Second),
+			Open: &store.OpenStep{Name: "confirm", At: t0}, Deliveries: []store.UpsertDeliveryParams{d("env", store.DeliveryVerified), d("vercel", store.DeliveryUnverified)}})
+		require.NoError(t, err)
+		ds, err := s.ListDeliveries(ctx, store.ListDeliveriesParams{RotationID: r.ID})
+		require.NoError(t, err)
+		require.Len(t, ds, 2)
+		require.Equal(t, "env", ds[0].Target)
+		require.Equal(t, store.DeliveryVerified, ds[0].State)
+		require.Equal(t, "app-db", ds[0].Credential, "a blank credential is the rotation's")
+		require.Equal(t, store.DeliveryUnverified, ds[1].State, "an existing delivery is updated")
+		events, err := s.ListAudit(ctx, store.ListAuditParams{Credential: "app-db", Events: []string{"delivery.verified", "delivery.unverifiable"}})
+		require.NoError(t, err)
+		require.Len(t, events, 2, "each delivery's audit event")
+		steps, err := s.ListSteps(ctx, store.ListStepsParams{RotationID: r.ID})
+		require.NoError(t, err)
+		require.Len(t, steps, 2)
+
+		// One delivery that cannot be written fails the whole write.
+		other := insertRotation(t, s, "other-db", 0)
+		bad := d("env", store.DeliveryMismatch)
+		bad.Credential = "other-db"
+		_, err = s.AppendStep(ctx, store.AppendStepParams{RotationID: r.ID, Name: "confirm", Status: store.StepFailed, Detail: "x", Now: t0.Add(2 * time.Second),
+			Deliveries: []store.UpsertDeliveryParams{d("vercel", store.DeliveryMismatch), bad}})
+		require.Error(t, err)
+		misfiled := d("env", store.DeliveryMismatch)
+		misfiled.RotationID = other.ID
+		_, err = s.AppendStep(ctx, store.AppendStepParams{RotationID: r.ID, Name: "confirm", Status: store.StepFailed, Detail: "x", Now: t0.Add(2 * time.Second),
+			Deliveries: []store.UpsertDeliveryParams{misfiled}})
+		require.Error(t, err, "a delivery of another rotation")
+		after, err := s.ListDeliveries(ctx, store.ListDeliveriesParams{RotationID: r.ID})
+		require.NoError(t, err)
+		require.Equal(t, ds, after)
+		stepsAfter, err := s.ListSteps(ctx, store.ListStepsParams{RotationID: r.ID})
+		require.NoError(t, err)
+		require.Equal(t, steps, stepsAfter)
+	})
+
 	t.Run("UnknownRotation", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
