@@ -134,9 +134,15 @@ func (e *Engine) drift(ctx context.Context, cr *Credential, roles []string, from
 			if !ok {
 				continue
 			}
-			switch latest, err := e.latestSeq(ctx, cr.Name, role); {
-			case err != nil:
+			latest := int64(0)
+			if from != nil && from.Role == role && m.Version <= from.Seq {
+				// The current version is the newest of its role: no
+				// need to read every version to know the mark is older.
+				latest = from.Seq
+			} else if latest, err = e.latestSeq(ctx, cr.Name, role); err != nil {
 				return nil, err
+			}
+			switch {
 			case m.Store != id:
 				out = append(out, Drift{role, fmt.Sprintf("its password was last set by another rotor store (id %s, credential %s, version %d); two stores rotating one database disagree on which role is current", m.Store, m.Credential, m.Version)})
 			case m.Credential != cr.Name:

@@ -96,6 +96,9 @@ type run struct {
 	// settled are the deliveries confirm read back, journaled with its
 	// done or failed record.
 	settled []store.UpsertDeliveryParams
+	// lastStepAt is the time of the last step record journalStep wrote;
+	// published that of publish's done record when this run wrote it.
+	lastStepAt, published time.Time
 }
 
 // material is what a version's sealed blob holds.
@@ -177,6 +180,7 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 		if cur != nil {
 			fromID = cur.ID
 		}
+		r.from = cur // what execute would read again
 		r.rot, err = e.Store.InsertRotation(ctx, store.InsertRotationParams{Fence: r.fence,
 			Credential: cr.Name, Strategy: cr.Strategy, Trigger: opts.Trigger,
 			Revoke: opts.Revoke, FromVersionID: fromID, Now: e.now(), Deferred: true,
@@ -249,7 +253,7 @@ func (r *run) execute(ctx context.Context) error {
 			return err
 		}
 	}
-	if r.rot.FromVersionID != 0 {
+	if r.rot.FromVersionID != 0 && (r.from == nil || r.from.ID != r.rot.FromVersionID) {
 		if r.from, err = r.e.Store.GetVersion(ctx, store.GetVersionParams{ID: r.rot.FromVersionID}); err != nil {
 			return fmt.Errorf("%s: read current version: %w", r.cr.Name, err)
 		}
@@ -347,6 +351,9 @@ func (r *run) runStep(ctx context.Context, name string, fn func(context.Context)
 	if err := r.journalStep(ctx, name, store.StepDone, detail); err != nil {
 		return err
 	}
+	if name == StepPublish {
+		r.published = r.lastStepAt
+	}
 	r.stepResult(name, "done", detail, elapsed)
 	r.e.emit(Event{Credential: r.cr.Name, RotationID: r.rot.ID, Step: name, Status: "done", Detail: detail, Elapsed: elapsed})
 	return nil
@@ -381,7 +388,8 @@ var durableBefore = map[string]bool{StepApply: true, StepPublish: true}
 // record when it is still owed. Only apply's and publish's started records
 // wait for the disk.
 func (r *run) journalStep(ctx context.Context, name string, st store.StepStatus, detail string) error {
-	return r.appendStep(ctx, store.AppendStepParams{Name: name, Status: st, Detail: detail, Now: r.e.now(), Open: r.owed,
+	r.lastStepAt = r.e.now()
+	return r.appendStep(ctx, store.AppendStepParams{Name: name, Status: st, Detail: detail, Now: r.lastStepAt, Open: r.owed,
 		Deferred: !(st == store.StepStarted && durableBefore[name])})
 }
 

@@ -522,9 +522,13 @@ func (r *run) failureWindow(ctx context.Context) (*FailureWindow, error) {
 	if r.applied.IsZero() {
 		return nil, nil
 	}
-	to, err := r.e.publishedAt(ctx, r.rot)
-	if err != nil {
-		return nil, err
+	to := r.published
+	if to.IsZero() {
+		// Published by an earlier run of this rotation: the journal says when.
+		var err error
+		if to, err = r.e.publishedAt(ctx, r.rot); err != nil {
+			return nil, err
+		}
 	}
 	if to.Before(r.applied) {
 		to = r.applied
