@@ -252,14 +252,7 @@ func TestEveryActionFollowsADurableRecord(t *testing.T) {
 				// The journal still holds every step's start and end, in order.
 				rots, err := b.store.ListRotations(b.ctx, store.ListRotationsParams{Credential: cr.Name, Limit: 1})
 				require.NoError(t, err)
-				steps, err := b.store.ListSteps(b.ctx, store.ListStepsParams{RotationID: rots[0].ID})
-				require.NoError(t, err)
-				var journal []string
-				for _, s := range steps {
-					journal = append(journal, s.Name+" "+string(s.Status))
-				}
-				require.Equal(t, []string{"prepare started", "prepare done", "apply started", "apply done", "test started", "test done",
-					"publish started", "publish done", "confirm started", "confirm done", "finish started"}, journal)
+				require.Equal(t, everyStep, b.journal(t, rots[0].ID))
 				require.False(t, rots[0].AppliedAt.IsZero(), "the rotation records when the password was set")
 			}
 			mu.Lock()

@@ -49,14 +49,7 @@ func TestSingleRotation(t *testing.T) {
 	require.True(t, strings.HasPrefix(string(raw), "# app settings\nexport OTHER=keep-me\n"))
 
 	// Every step was journaled before and after.
-	steps, err := b.store.ListSteps(b.ctx, store.ListStepsParams{RotationID: res.RotationID})
-	require.NoError(t, err)
-	var seen []string
-	for _, s := range steps {
-		seen = append(seen, s.Name+":"+string(s.Status))
-	}
-	require.Equal(t, []string{"prepare:started", "prepare:done", "apply:started", "apply:done", "test:started", "test:done",
-		"publish:started", "publish:done", "confirm:started", "confirm:done", "finish:started"}, seen)
+	require.Equal(t, everyStep, b.journal(t, res.RotationID))
 	dels, err := b.store.ListDeliveries(b.ctx, store.ListDeliveriesParams{RotationID: res.RotationID})
 	require.NoError(t, err)
 	require.Len(t, dels, 1)
@@ -629,4 +622,21 @@ func TestPlanWarnsOfTheBusyRoleRotateRefuses(t *testing.T) {
 	require.ErrorAs(t, err, &se)
 	require.Equal(t, engine.StepPrepare, se.Step)
 	require.Contains(t, se.Err.Error(), "role "+roles[0]+", which this rotation would give a new password, still has 1 session(s)")
+}
+
+// everyStep is the journal of a rotation that ran each step once: the
+// finish ends the rotation, so it has no done record.
+var everyStep = []string{"prepare:started", "prepare:done", "apply:started", "apply:done", "test:started", "test:done",
+	"publish:started", "publish:done", "confirm:started", "confirm:done", "finish:started"}
+
+// journal lists rotation id's step records as "step:status".
+func (b *bundle) journal(t *testing.T, id int64) []string {
+	t.Helper()
+	steps, err := b.store.ListSteps(b.ctx, store.ListStepsParams{RotationID: id})
+	require.NoError(t, err)
+	var out []string
+	for _, s := range steps {
+		out = append(out, s.Name+":"+string(s.Status))
+	}
+	return out
 }
