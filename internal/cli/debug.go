@@ -201,7 +201,6 @@ func (s debugStore) AppendStep(ctx context.Context, p store.AppendStepParams) (*
 
 func (s debugStore) UpsertDelivery(ctx context.Context, p store.UpsertDeliveryParams) (*store.Delivery, error) {
 	d, err := s.Store.UpsertDelivery(ctx, p)
-	s.opened(p.Open, p.RotationID, err, "upsert_delivery")
 	s.delivery(p, err)
 	return d, err
 }

@@ -114,7 +114,7 @@ func (w *syncWatch) AppendStep(ctx context.Context, p store.AppendStepParams) (*
 }
 
 func (w *syncWatch) UpsertDelivery(ctx context.Context, p store.UpsertDeliveryParams) (*store.Delivery, error) {
-	w.note("UpsertDelivery "+string(p.State)+opens(p.Open), p.Deferred)
+	w.note("UpsertDelivery "+string(p.State), p.Deferred)
 	return w.Store.UpsertDelivery(ctx, p)
 }
 

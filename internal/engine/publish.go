@@ -364,13 +364,8 @@ func (r *run) reload(ctx context.Context, rd *rendered, tr *TargetResult, prior 
 // record reports and journals one target's state.
 func (r *run) record(ctx context.Context, rd *rendered, tr TargetResult) error {
 	r.emitDelivery(tr)
-	p := r.deliveryParams(rd, tr)
-	p.Open = r.owed
-	if _, err := r.e.Store.UpsertDelivery(context.WithoutCancel(ctx), p); err != nil {
+	if _, err := r.e.Store.UpsertDelivery(context.WithoutCancel(ctx), r.deliveryParams(rd, tr)); err != nil {
 		return journalError(fmt.Sprintf("record that target %s is %s", tr.Name, tr.State), err)
-	}
-	if r.owed != nil {
-		r.rot.Step, r.rot.Error, r.owed = r.owed.Name, "", nil
 	}
 	return nil
 }

@@ -374,9 +374,10 @@ func (r *run) runStep(ctx context.Context, name string, fn func(context.Context)
 // loses nothing, as before.
 //
 // The other steps' started records cost no write of their own: until the
-// step first writes to the store (its pending version, a verified
-// delivery, the finish, its done or failed record), it has only read, and
-// the record rides with that write (store.OpenStep). Before anything that
+// step first writes to the store (its pending version, the finish, its
+// done or failed record), it has only read, and the record rides with
+// that write (store.OpenStep); the deliveries confirm read back ride with
+// its done or failed record too. Before anything that
 // acts outside the store or waits — a gatekeeper's write, a login retry's
 // pause, a rollback, a revoke — the step calls opened, which writes it on
 // its own. A process killed inside such a step therefore leaves the

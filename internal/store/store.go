@@ -477,9 +477,6 @@ type UpsertDeliveryParams struct {
 	// Audit, when set, is appended in the same transaction; blank fields
 	// default as in AppendAuditParams.For (the delivery's rotation).
 	Audit *AppendAuditParams
-	// Open, when set, is appended to the rotation's journal in the same
-	// transaction.
-	Open *OpenStep
 	// Deferred: commit without waiting for the disk ("Deferred writes" in the package doc).
 	Deferred bool
 }

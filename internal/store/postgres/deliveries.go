@@ -40,9 +40,6 @@ func (s *Store) upsertDelivery(ctx context.Context, tx pgx.Tx, p store.UpsertDel
 	if p.Credential != "" && p.Credential != r.Credential {
 		return nil, fmt.Errorf("rotation %d belongs to %q, not %q", r.ID, r.Credential, p.Credential)
 	}
-	if err := s.openStep(ctx, tx, r.ID, p.Open); err != nil {
-		return nil, err
-	}
 	out, err := scanDelivery(tx.QueryRow(ctx, s.sql(`
 		INSERT INTO {schema}.deliveries (`+deliveryColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		ON CONFLICT (rotation_id, target) DO UPDATE SET

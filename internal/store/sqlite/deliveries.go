@@ -40,9 +40,6 @@ func upsertDelivery(ctx context.Context, tx *wtx, p store.UpsertDeliveryParams) 
 	if p.Credential != "" && p.Credential != r.Credential {
 		return nil, fmt.Errorf("rotation %d belongs to %q, not %q", r.ID, r.Credential, p.Credential)
 	}
-	if err := openStep(ctx, tx, r.ID, p.Open); err != nil {
-		return nil, err
-	}
 	out, err := scanDelivery(tx.QueryRowContext(ctx, `
 		INSERT INTO deliveries (`+deliveryColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (rotation_id, target) DO UPDATE SET

@@ -115,7 +115,7 @@ func exerciseStep(t *testing.T, newStore func(t *testing.T) store.Store) {
 		require.NoError(t, err)
 		requireTime(t, at(3), got.AppliedAt) // a record without AppliedAt leaves it alone
 
-		_, err = s.UpsertDelivery(ctx, store.UpsertDeliveryParams{RotationID: r.ID, Credential: "app-db", Target: "env", State: store.DeliveryVerified, Now: at(7), Open: open("confirm", 6)})
+		_, err = s.AppendStep(ctx, store.AppendStepParams{RotationID: r.ID, Name: "publish", Status: store.StepDone, Now: at(6)})
 		require.NoError(t, err)
 		_, err = s.FinishRotation(ctx, store.FinishRotationParams{ID: r.ID, Status: store.StatusSucceeded, Promote: true, Now: at(9), Open: open("finish", 8),
 			Audit: store.AppendAuditParams{Event: "rotation.succeeded", Actor: "test"}})
@@ -137,20 +137,29 @@ func exerciseStep(t *testing.T, newStore func(t *testing.T) store.Store) {
 			{"test", store.StepStarted, at(3).UTC()},
 			{"test", store.StepDone, at(4).UTC()},
 			{"publish", store.StepStarted, at(5).UTC()},
-			{"confirm", store.StepStarted, at(6).UTC()},
+			{"publish", store.StepDone, at(6).UTC()},
 			{"finish", store.StepStarted, at(8).UTC()},
 		}, journal)
 
 		// A write that fails leaves no started record behind.
 		other := insertRotation(t, s, "other-db", 0)
-		_, err = s.UpsertDelivery(ctx, store.UpsertDeliveryParams{RotationID: other.ID, Credential: "app-db", Target: "env", State: store.DeliveryVerified, Now: at(1), Open: open("confirm", 1)})
-		require.Error(t, err, "the rotation belongs to another credential")
+		_, err = s.InsertVersion(ctx, store.InsertVersionParams{
+			Credential: "other-db", Role: "app", Stage: store.StagePending, RotationID: other.ID,
+			Sealed: sealed(2), Fingerprint: "fp-2", Now: at(1), Open: open("prepare", 1),
+			Pending: &store.UpdateRotationParams{Now: at(1)},
+		})
+		require.NoError(t, err)
+		_, err = s.InsertVersion(ctx, store.InsertVersionParams{
+			Credential: "other-db", Role: "app", Stage: store.StagePending, RotationID: other.ID,
+			Sealed: sealed(3), Fingerprint: "fp-3", Now: at(2), Open: open("prepare", 2),
+		})
+		require.ErrorIs(t, err, store.ErrConflict, "a second pending version")
 		_, err = s.FinishRotation(ctx, store.FinishRotationParams{ID: r.ID, Status: store.StatusSucceeded, Now: at(10), Open: open("finish", 10),
 			Audit: store.AppendAuditParams{Event: "rotation.succeeded", Actor: "test"}})
 		require.ErrorIs(t, err, store.ErrConflict, "the rotation already finished")
 		left, err := s.ListSteps(ctx, store.ListStepsParams{RotationID: other.ID})
 		require.NoError(t, err)
-		require.Empty(t, left, "the failed delivery's started record")
+		require.Len(t, left, 1, "only the first version's started record: %+v", left)
 		after, err := s.ListSteps(ctx, store.ListStepsParams{RotationID: r.ID})
 		require.NoError(t, err)
 		require.Equal(t, steps, after, "the failed finish's started record")
