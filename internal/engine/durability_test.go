@@ -2,8 +2,10 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -240,11 +242,16 @@ func TestEveryActionFollowsADurableRecord(t *testing.T) {
 				require.ErrorIs(t, err, store.ErrNotFound, "the lease is free once the rotation returned")
 				// The steps that only read until their first write have
 				// their started record ride with it, the apply time rides
-				// with apply's done record, and what confirm read back
-				// with its done record: no write of their own.
-				for _, carried := range []string{"AppendStep apply done +applied", "AppendStep test done +test started", "AppendStep confirm done +confirm started +env verified +mem verified"} {
+				// with apply's done record, what confirm read back with its
+				// done record, and publish's last record (the memory
+				// target's reload: it is the only target that reloads)
+				// with publish's: no write of their own.
+				for _, carried := range []string{"AppendStep apply done +applied", "AppendStep test done +test started",
+					"AppendStep publish done +mem reloaded", "AppendStep confirm done +confirm started +env verified +mem verified"} {
 					require.Contains(t, w.writes, carried)
 				}
+				require.Equal(t, 3, slices.Index(w.writes, "AppendStep publish done +mem reloaded")-slices.Index(w.writes, "AppendStep publish started"),
+					"between publish's started and done records only the two targets' writes: %v", w.writes)
 				for _, own := range w.writes {
 					require.NotRegexp(t, `^AppendStep (prepare|test|confirm|finish) started|^UpdateRotation|^UpsertDelivery verified`, own, "a write of its own")
 				}
@@ -262,4 +269,58 @@ func TestEveryActionFollowsADurableRecord(t *testing.T) {
 			require.Equal(t, 2, puts, "one write to the memory target per rotation")
 		})
 	}
+}
+
+// TestPublishFailureCarriesItsLastDelivery: publish's last record rides
+// with its failed record as it does with its done record, so a target
+// that refused the write is in the store, with its error, exactly when
+// the step's failure is.
+func TestPublishFailureCarriesItsLastDelivery(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{strategy: "single", roles: []string{pgtest.UniqueName(t, "app")}, memory: true})
+	w := &syncWatch{Store: b.store}
+	b.eng.Store = w
+	b.mem.failPuts, b.mem.failErr = 1, errors.New("memory: 400 bad request")
+	res, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	require.Error(t, err)
+
+	w.mu.Lock()
+	writes := slices.Clone(w.writes)
+	w.mu.Unlock()
+	// The memory target reloads, but no reload runs after a failed
+	// write: the last of the two writes is the step's last record.
+	require.Equal(t, 1, countPrefixed(writes, "UpsertDelivery "), "one delivery on its own: %v", writes)
+	require.Equal(t, 1, countPrefixed(writes, "AppendStep publish failed +"), "the other with the failed record: %v", writes)
+	ds, err := b.store.ListDeliveries(b.ctx, store.ListDeliveriesParams{RotationID: res.RotationID})
+	require.NoError(t, err)
+	states := map[string]store.DeliveryState{}
+	for _, d := range ds {
+		states[d.Target] = d.State
+		if d.Target == "mem" {
+			require.Contains(t, d.Error, "400 bad request")
+		}
+	}
+	require.Equal(t, map[string]store.DeliveryState{"env": store.DeliveryWritten, "mem": store.DeliveryFailed}, states)
+	rots, err := b.store.ListRotations(b.ctx, store.ListRotationsParams{Credential: b.cred().Name, Active: true, Limit: 1})
+	require.NoError(t, err)
+	require.Len(t, rots, 1)
+	require.Equal(t, engine.StepPublish, rots[0].Step)
+	require.Contains(t, rots[0].Error, "400 bad request")
+
+	// The resume writes only the target that failed.
+	puts := b.mem.puts
+	again := b.rotate(engine.Options{})
+	require.Equal(t, store.StatusSucceeded, again.Status, again.Outcome)
+	require.Equal(t, puts+1, b.mem.puts)
+}
+
+// countPrefixed counts the writes that start with prefix.
+func countPrefixed(writes []string, prefix string) int {
+	n := 0
+	for _, w := range writes {
+		if strings.HasPrefix(w, prefix) {
+			n++
+		}
+	}
+	return n
 }

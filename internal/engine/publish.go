@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rotorhq/rotor/internal/connstr"
@@ -184,12 +185,32 @@ func (r *run) publish(ctx context.Context) (string, error) {
 		r.res.Targets = results
 		return "", err
 	}
+	// The last record the step makes rides with its done or failed
+	// record (record's settles): nothing happens between the two. That is
+	// the last write's when no target reloads or a write failed (no reload
+	// runs then), else the last reload's.
+	var writes, reloads atomic.Int32
+	var writeFailed atomic.Bool
+	for _, rd := range rds {
+		if !rd.gatekeeper() {
+			writes.Add(1)
+			if target.Discover(rd.t.Impl).Reloader != nil {
+				reloads.Add(1)
+			}
+		}
+	}
+	noReloads := reloads.Load() == 0
 	journalErrs := make([]error, len(rds))
 	r.parallel(ctx, len(rds), func(ctx context.Context, i int) {
 		if rds[i].gatekeeper() {
 			return
 		}
-		results[i], journalErrs[i] = r.write(ctx, rds[i], done[rds[i].t.Name])
+		results[i], journalErrs[i] = r.write(ctx, rds[i], done[rds[i].t.Name], func(failed bool) bool {
+			if failed {
+				writeFailed.Store(true)
+			}
+			return writes.Add(-1) == 0 && (noReloads || writeFailed.Load())
+		})
 	})
 	if err := errors.Join(journalErrs...); err != nil {
 		r.res.Targets = results
@@ -213,7 +234,7 @@ func (r *run) publish(ctx context.Context) (string, error) {
 		if rds[i].gatekeeper() {
 			return
 		}
-		journalErrs[i] = r.reload(ctx, rds[i], &results[i], done[rds[i].t.Name])
+		journalErrs[i] = r.reload(ctx, rds[i], &results[i], done[rds[i].t.Name], func(bool) bool { return reloads.Add(-1) == 0 })
 	})
 	r.res.Targets = results
 	if err := errors.Join(journalErrs...); err != nil {
@@ -276,8 +297,10 @@ func (r *run) parallel(ctx context.Context, n int, fn func(context.Context, int)
 }
 
 // write sends one target its values and journals the delivery; the error
-// is only ever the journal's, a target's failure is in the result.
-func (r *run) write(ctx context.Context, rd *rendered, prior *store.Delivery) (TargetResult, error) {
+// is only ever the journal's, a target's failure is in the result. last
+// is called once, when the delivery is recorded, with whether it failed,
+// and says whether the record settles (record).
+func (r *run) write(ctx context.Context, rd *rendered, prior *store.Delivery, last func(failed bool) bool) (TargetResult, error) {
 	info := rd.t.Impl.Info()
 	tr := TargetResult{Name: rd.t.Name, Type: rd.t.Type, Destination: info.Destination}
 	if prior != nil && prior.Fingerprint == rd.fingerprint && delivered(prior.State) {
@@ -315,7 +338,7 @@ func (r *run) write(ctx context.Context, rd *rendered, prior *store.Delivery) (T
 			tr.Detail = "unchanged"
 		}
 	}
-	return tr, r.record(ctx, rd, tr)
+	return tr, r.record(ctx, rd, tr, last(tr.State == store.DeliveryFailed))
 }
 
 // delivered reports whether a delivery in state s holds the written value
@@ -329,8 +352,8 @@ func delivered(s store.DeliveryState) bool {
 }
 
 // reload runs one target's reload and journals it; like write, the error
-// is only ever the journal's.
-func (r *run) reload(ctx context.Context, rd *rendered, tr *TargetResult, prior *store.Delivery) error {
+// is only ever the journal's, and last is write's.
+func (r *run) reload(ctx context.Context, rd *rendered, tr *TargetResult, prior *store.Delivery, last func(failed bool) bool) error {
 	rl := target.Discover(rd.t.Impl).Reloader
 	if rl == nil {
 		return nil
@@ -358,12 +381,20 @@ func (r *run) reload(ctx context.Context, rd *rendered, tr *TargetResult, prior 
 	} else {
 		tr.State, tr.Detail = store.DeliveryReloaded, resp.Detail
 	}
-	return r.record(ctx, rd, *tr)
+	return r.record(ctx, rd, *tr, last(tr.State == store.DeliveryFailed))
 }
 
-// record reports and journals one target's state.
-func (r *run) record(ctx context.Context, rd *rendered, tr TargetResult) error {
+// record reports and journals one target's state. A record that
+// settles is the step's last act: it rides with the step's done or failed
+// record (run.settled) instead of a write of its own, and a process that
+// dies in between runs the step again on resume, as if the target had
+// not answered yet.
+func (r *run) record(ctx context.Context, rd *rendered, tr TargetResult, settles bool) error {
 	r.emitDelivery(tr)
+	if settles {
+		r.settled = append(r.settled, r.deliveryParams(rd, tr))
+		return nil
+	}
 	if _, err := r.e.Store.UpsertDelivery(context.WithoutCancel(ctx), r.deliveryParams(rd, tr)); err != nil {
 		return journalError(fmt.Sprintf("record that target %s is %s", tr.Name, tr.State), err)
 	}
