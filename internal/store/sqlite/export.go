@@ -78,8 +78,8 @@ func (s *Store) Import(ctx context.Context, p store.ImportParams) error {
 
 // importRows inserts in an order the foreign keys accept: rotations and
 // versions point at each other, so rotations go in without their version
-// ids, which are set once the versions exist. Explicit ids raise the
-// AUTOINCREMENT counters, so later inserts number on from the largest.
+// ids, which are set once the versions exist. Ids are kept as they were,
+// and later inserts number on from the largest.
 func importRows(ctx context.Context, tx *wtx, snap *store.Snapshot) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE store_meta SET value = ? WHERE key = 'id'`, snap.ID); err != nil {
 		return mapErr(err)

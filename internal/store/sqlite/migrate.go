@@ -3,8 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/rotorhq/rotor/internal/store"
@@ -46,8 +49,38 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-func applyMigration(ctx context.Context, db *sql.DB, m store.Migration, known int) error {
-	tx, err := db.BeginTx(ctx, nil)
+// rebuildsTables marks a migration that rebuilds tables, SQLite's way of
+// changing a column's definition: create the new table, copy the rows,
+// drop the old one, rename. Dropping a table that others reference needs
+// foreign keys off, which SQLite changes only outside a transaction, so
+// such a migration runs on a connection of its own with them off, and
+// commits only if foreign_key_check finds nothing.
+const rebuildsTables = "-- rotor: rebuilds tables\n"
+
+func applyMigration(ctx context.Context, db *sql.DB, m store.Migration, known int) (err error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migration %s: %w", m.Name, err)
+	}
+	rebuild := strings.HasPrefix(m.SQL, rebuildsTables)
+	defer func() {
+		if !rebuild {
+			err = errors.Join(err, conn.Close())
+			return
+		}
+		// Never hand the pool a connection whose foreign keys may be off:
+		// database/sql closes, instead of keeping, one whose Raw returns
+		// ErrBadConn.
+		if rerr := conn.Raw(func(any) error { return driver.ErrBadConn }); !errors.Is(rerr, driver.ErrBadConn) {
+			err = errors.Join(err, rerr)
+		}
+	}()
+	if rebuild {
+		if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+			return fmt.Errorf("migration %s: turn foreign keys off: %w", m.Name, err)
+		}
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migration %s: %w", m.Name, err)
 	}
@@ -67,6 +100,11 @@ func applyMigration(ctx context.Context, db *sql.DB, m store.Migration, known in
 	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 		return fmt.Errorf("migration %s: %w", m.Name, err)
 	}
+	if rebuild {
+		if err := foreignKeysHold(ctx, tx); err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
+		}
+	}
 	// applied_at is bookkeeping for operators, not state the engine reads,
 	// so the wall clock is fine here.
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
@@ -75,6 +113,31 @@ func applyMigration(ctx context.Context, db *sql.DB, m store.Migration, known in
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migration %s: commit: %w", m.Name, err)
+	}
+	return nil
+}
+
+// foreignKeysHold fails, naming the first, if any row's foreign key points
+// at nothing.
+func foreignKeysHold(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	if err != nil {
+		return fmt.Errorf("check foreign keys: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	if rows.Next() {
+		var (
+			table, parent string
+			rowid         sql.NullInt64
+			fk            int64
+		)
+		if err := rows.Scan(&table, &rowid, &parent, &fk); err != nil {
+			return fmt.Errorf("check foreign keys: %w", err)
+		}
+		return fmt.Errorf("row %d of %s points at a missing row of %s", rowid.Int64, table, parent)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("check foreign keys: %w", err)
 	}
 	return nil
 }
