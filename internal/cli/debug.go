@@ -164,12 +164,25 @@ func (s debugStore) ReplacePendingSecret(ctx context.Context, p store.ReplacePen
 
 func (s debugStore) InsertRotation(ctx context.Context, p store.InsertRotationParams) (*store.Rotation, error) {
 	r, err := s.Store.InsertRotation(ctx, p)
-	attrs := []any{"credential", p.Credential, "strategy", p.Strategy, "trigger", p.Trigger, "revoke", p.Revoke}
+	s.inserted(p, r, err)
+	return r, err
+}
+
+func (s debugStore) inserted(p store.InsertRotationParams, r *store.Rotation, err error, attrs ...any) {
+	attrs = append([]any{"credential", p.Credential, "strategy", p.Strategy, "trigger", p.Trigger, "revoke", p.Revoke}, attrs...)
 	if r != nil {
 		attrs = append(attrs, "rotation", r.ID)
 	}
 	s.journal("insert_rotation", err, attrs...)
-	return r, err
+}
+
+// StartRotation logs the lease and the rotation it takes in one write as
+// the lines AcquireLease and InsertRotation would have logged.
+func (s debugStore) StartRotation(ctx context.Context, p store.StartRotationParams) (*store.Rotation, *store.Lease, error) {
+	r, l, err := s.Store.StartRotation(ctx, p)
+	s.lease("acquire", p.Lease.Name, l, err, "for", p.Lease.Holder, "ttl", p.Lease.TTL.String(), "with", "insert_rotation")
+	s.inserted(p.Rotation, r, err, "after", p.After)
+	return r, l, err
 }
 
 func (s debugStore) UpdateRotation(ctx context.Context, p store.UpdateRotationParams) (*store.Rotation, error) {

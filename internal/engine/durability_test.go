@@ -72,6 +72,11 @@ func (w *syncWatch) InsertRotation(ctx context.Context, p store.InsertRotationPa
 	return w.Store.InsertRotation(ctx, p)
 }
 
+func (w *syncWatch) StartRotation(ctx context.Context, p store.StartRotationParams) (*store.Rotation, *store.Lease, error) {
+	w.note("StartRotation", p.Rotation.Deferred)
+	return w.Store.StartRotation(ctx, p)
+}
+
 func (w *syncWatch) UpdateRotation(ctx context.Context, p store.UpdateRotationParams) (*store.Rotation, error) {
 	what := "UpdateRotation"
 	switch {
@@ -238,6 +243,8 @@ func TestEveryActionFollowsADurableRecord(t *testing.T) {
 				}
 				require.Equal(t, want, w.waited, "the writes that wait for the disk")
 				require.Equal(t, switched, slices.Contains(w.writes, "ReleaseLease"), "a write of its own for the lease only when the rotation switched: %v", w.writes)
+				require.Equal(t, "StartRotation", w.writes[0], "the lease comes with the rotation's row")
+				require.NotContains(t, w.writes, "AcquireLease")
 				_, err = b.store.GetLease(b.ctx, store.GetLeaseParams{Name: "credential/" + cr.Name})
 				require.ErrorIs(t, err, store.ErrNotFound, "the lease is free once the rotation returned")
 				// The steps that only read until their first write have
@@ -323,4 +330,57 @@ func countPrefixed(writes []string, prefix string) int {
 		}
 	}
 	return n
+}
+
+// racingStore lets another rotation of the credential start and end
+// between the engine's unlocked reads and its StartRotation, as another
+// process's could.
+type racingStore struct {
+	*syncWatch
+	raced bool
+}
+
+func (s *racingStore) StartRotation(ctx context.Context, p store.StartRotationParams) (*store.Rotation, *store.Lease, error) {
+	if !s.raced {
+		s.raced = true
+		other, err := s.Store.InsertRotation(ctx, store.InsertRotationParams{Credential: p.Rotation.Credential, Strategy: p.Rotation.Strategy, Trigger: "manual", FromVersionID: p.Rotation.FromVersionID, Now: p.Rotation.Now})
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := s.Store.FinishRotation(ctx, store.FinishRotationParams{ID: other.ID, Status: store.StatusAbandoned, Now: p.Rotation.Now,
+			Audit: store.AppendAuditParams{Event: "rotation.abandoned", Actor: "other"}}); err != nil {
+			return nil, nil, err
+		}
+	}
+	return s.syncWatch.StartRotation(ctx, p)
+}
+
+// TestStaleStartTakesTheLeaseFirst: when what the engine read without the
+// lease changed before its StartRotation, the write is refused and the
+// rotation starts the careful way — the lease, the reads again, the row —
+// and succeeds.
+func TestStaleStartTakesTheLeaseFirst(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{strategy: "single", roles: []string{pgtest.UniqueName(t, "app")}})
+	w := &racingStore{syncWatch: &syncWatch{Store: b.store}}
+	b.eng.Store = w
+	res, err := b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusSucceeded, res.Status, res.Outcome)
+	require.Equal(t, []string{"StartRotation", "AcquireLease", "InsertRotation"}, w.writes[:3])
+	rots, err := b.store.ListRotations(b.ctx, store.ListRotationsParams{Credential: b.cred().Name})
+	require.NoError(t, err)
+	require.Len(t, rots, 2, "the other rotation and this one")
+	require.Equal(t, res.RotationID, rots[0].ID)
+	require.Equal(t, store.StatusAbandoned, rots[1].Status)
+
+	// With nothing in between, the next rotation takes its lease with its
+	// row again.
+	w.writes = nil
+	res, err = b.eng.Rotate(b.ctx, b.cred(), engine.Options{})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusSucceeded, res.Status, res.Outcome)
+	require.Equal(t, "StartRotation", w.writes[0])
+	require.NotContains(t, w.writes, "AcquireLease")
+	require.NotContains(t, w.writes, "InsertRotation")
 }

@@ -48,15 +48,19 @@ func (e *Engine) lock(ctx context.Context, name string) (*store.Lease, func() er
 		}
 		return nil, nil, fmt.Errorf("%s: take lease: %w", name, err)
 	}
-	release := func() error {
+	return l, e.releaser(ctx, name), nil
+}
+
+// releaser returns what lets the credential's lease go.
+func (e *Engine) releaser(ctx context.Context, name string) func() error {
+	return func() error {
 		// Released even when the run was cancelled: the next run should not
 		// have to wait for the lease to expire.
-		if err := e.Store.ReleaseLease(context.WithoutCancel(ctx), store.ReleaseLeaseParams{Name: p.Name, Holder: e.Holder, Deferred: true}); err != nil {
+		if err := e.Store.ReleaseLease(context.WithoutCancel(ctx), store.ReleaseLeaseParams{Name: leaseName(name), Holder: e.Holder, Deferred: true}); err != nil {
 			return fmt.Errorf("%s: the lease could not be released, so the next run waits until it expires (within %s): %w", name, e.LeaseTTL, err)
 		}
 		return nil
 	}
-	return l, release, nil
 }
 
 func leaseName(credential string) string { return "credential/" + credential }

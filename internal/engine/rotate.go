@@ -119,8 +119,17 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 	if opts.Trigger == "" {
 		opts.Trigger = "manual"
 	}
-	lease, release, err := e.lock(ctx, cr.Name)
+	// A credential with nothing unfinished starts its rotation in the
+	// write that takes its lease (quickStart); any other takes the lease
+	// first and reads what to do holding it.
+	lease, rot, from, err := e.quickStart(ctx, cr, opts)
 	if err != nil {
+		return nil, err
+	}
+	var release func() error
+	if lease != nil {
+		release = e.releaser(ctx, cr.Name)
+	} else if lease, release, err = e.lock(ctx, cr.Name); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -136,11 +145,16 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 	}()
 
 	var prior []StepResult
-	active, err := e.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Active: true, Limit: 1})
-	if err != nil {
-		return nil, fmt.Errorf("%s: read rotations: %w", cr.Name, err)
+	var active []*store.Rotation
+	if rot == nil {
+		if active, err = e.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Active: true, Limit: 1}); err != nil {
+			return nil, fmt.Errorf("%s: read rotations: %w", cr.Name, err)
+		}
 	}
-	if len(active) > 0 {
+	switch {
+	case rot != nil:
+		r.rot, r.from = rot, from
+	case len(active) > 0:
 		r.rot = active[0]
 		r.res.Resumed = true
 		r.opts.Revoke = r.opts.Revoke || r.rot.Revoke
@@ -148,7 +162,7 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 			return nil, fmt.Errorf("%s: interrupted rotation %d used strategy %s but the config now says %s; put the strategy back until it finishes (`rotor resume`)", cr.Name, r.rot.ID, r.rot.Strategy, cr.Strategy)
 		}
 		e.auditResumed(ctx, r.rot)
-	} else {
+	default:
 		// The last rotation's old role may still await retirement: that
 		// comes first, and a new rotation starts only once it is done (the
 		// new password would go to that very role). A revoke cannot wait
@@ -181,13 +195,9 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 			fromID = cur.ID
 		}
 		r.from = cur // what execute would read again
-		r.rot, err = e.Store.InsertRotation(ctx, store.InsertRotationParams{Fence: r.fence,
-			Credential: cr.Name, Strategy: cr.Strategy, Trigger: opts.Trigger,
-			Revoke: opts.Revoke, FromVersionID: fromID, Now: e.now(), Deferred: true,
-			Audit: &store.AppendAuditParams{Event: "rotation.started", Actor: e.Holder,
-				Detail: jsonDetail(map[string]any{"trigger": opts.Trigger, "strategy": cr.Strategy, "revoke": opts.Revoke})},
-		})
-		if err != nil {
+		p := e.newRotation(cr, opts, fromID)
+		p.Fence = r.fence
+		if r.rot, err = e.Store.InsertRotation(ctx, p); err != nil {
 			return nil, fmt.Errorf("%s: start rotation: %w", cr.Name, journalError("record the rotation and its audit event", err))
 		}
 	}
@@ -200,6 +210,60 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 		err = fmt.Errorf("%w (%v)", err, cause)
 	}
 	return r.res, err
+}
+
+// newRotation is the row and audit event of a new rotation of cr.
+func (e *Engine) newRotation(cr *Credential, opts Options, fromID int64) store.InsertRotationParams {
+	return store.InsertRotationParams{
+		Credential: cr.Name, Strategy: cr.Strategy, Trigger: opts.Trigger,
+		Revoke: opts.Revoke, FromVersionID: fromID, Now: e.now(), Deferred: true,
+		Audit: &store.AppendAuditParams{Event: "rotation.started", Actor: e.Holder,
+			Detail: jsonDetail(map[string]any{"trigger": opts.Trigger, "strategy": cr.Strategy, "revoke": opts.Revoke})},
+	}
+}
+
+// quickStart starts a new rotation of cr in the same write that takes its
+// lease (store.StartRotation), when what it reads without the lease says
+// there is nothing to finish first: no unfinished rotation, no retirement
+// pending, and not opts.ResumeOnly. The write re-checks those reads under
+// the lease. A nil lease and no error mean Rotate takes the lease first
+// and reads again holding it (lock): there was something to finish, the
+// reads went stale, or another process holds the lease (lock says who, or
+// takes over from a holder that died).
+func (e *Engine) quickStart(ctx context.Context, cr *Credential, opts Options) (*store.Lease, *store.Rotation, *store.Version, error) {
+	if opts.ResumeOnly {
+		return nil, nil, nil, nil
+	}
+	last, err := e.Store.ListRotations(ctx, store.ListRotationsParams{Credential: cr.Name, Limit: 1})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: read rotations: %w", cr.Name, err)
+	}
+	var after int64
+	if len(last) > 0 {
+		if last[0].Status == store.StatusActive || last[0].Status.RetirementPending() {
+			return nil, nil, nil, nil
+		}
+		after = last[0].ID
+	}
+	cur, err := e.currentVersion(ctx, cr.Name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var fromID int64
+	if cur != nil {
+		fromID = cur.ID
+	}
+	rot, lease, err := e.Store.StartRotation(ctx, store.StartRotationParams{
+		Lease:    store.AcquireLeaseParams{Name: leaseName(cr.Name), Holder: e.Holder, TTL: e.LeaseTTL, Now: e.now()},
+		Rotation: e.newRotation(cr, opts, fromID), After: after,
+	})
+	switch {
+	case errors.Is(err, store.ErrLeaseHeld), errors.Is(err, store.ErrConflict):
+		return nil, nil, nil, nil
+	case err != nil:
+		return nil, nil, nil, fmt.Errorf("%s: start rotation: %w", cr.Name, journalError("take the lease and record the rotation and its audit event", err))
+	}
+	return lease, rot, cur, nil
 }
 
 // notify tells every Notifier target how the rotation ended. Failures are

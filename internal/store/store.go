@@ -88,6 +88,15 @@ type Store interface {
 	// InsertRotation starts a rotation in StatusActive. A second active
 	// rotation for the same credential is ErrConflict.
 	InsertRotation(ctx context.Context, p InsertRotationParams) (*Rotation, error)
+	// StartRotation takes a lease and starts a rotation under it in one
+	// transaction: p.Lease as AcquireLease would take it (ErrLeaseHeld,
+	// with the current lease, when it cannot), then p.Rotation as
+	// InsertRotation would insert it, fenced by the lease just taken. It
+	// is ErrConflict, and changes nothing, when the credential's latest
+	// rotation is no longer p.After (0: none) or its current version no
+	// longer p.Rotation.FromVersionID (0: none): the caller read those
+	// without the lease, and must read them again holding it.
+	StartRotation(ctx context.Context, p StartRotationParams) (*Rotation, *Lease, error)
 	// ListRotations returns rotations newest first, filtered; an empty
 	// Credential lists every credential's.
 	ListRotations(ctx context.Context, p ListRotationsParams) ([]*Rotation, error)
@@ -360,6 +369,16 @@ type InsertRotationParams struct {
 	Audit *AppendAuditParams
 	// Deferred: commit without waiting for the disk ("Deferred writes" in the package doc).
 	Deferred bool
+}
+
+// StartRotationParams: see Store.StartRotation. Lease.Deferred and
+// Rotation.Fence are ignored; Rotation.Deferred is the write's.
+type StartRotationParams struct {
+	Lease    AcquireLeaseParams
+	Rotation InsertRotationParams
+	// After is the id of the credential's latest rotation when the caller
+	// read it, 0 when it had none.
+	After int64
 }
 
 type ListRotationsParams struct {

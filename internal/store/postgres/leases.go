@@ -16,43 +16,62 @@ const leaseColumns = `name, holder, expires_at, token`
 // AcquireLease implements store.Store. A lease whose expiry equals p.Now has
 // expired.
 func (s *Store) AcquireLease(ctx context.Context, p store.AcquireLeaseParams) (*store.Lease, error) {
-	if p.Name == "" || p.Holder == "" || p.TTL <= 0 {
-		return nil, fmt.Errorf("acquire lease %q: name, holder and a positive ttl are required", p.Name)
+	if err := checkAcquire(p); err != nil {
+		return nil, err
 	}
 	var out *store.Lease
 	err := s.writeAs(ctx, p.Deferred, func(tx pgx.Tx) error {
-		// A placeholder row (token 0, rolled back with the transaction if
-		// the lease is refused) gives concurrent first acquisitions one
-		// row to lock; without it both would see no row and both insert.
-		if _, err := tx.Exec(ctx, s.sql(`INSERT INTO {schema}.leases (name, holder, expires_at, token) VALUES ($1, '', 0, 0)
-			ON CONFLICT (name) DO NOTHING`), p.Name); err != nil {
-			return mapErr(err)
-		}
-		cur, err := scanLease(tx.QueryRow(ctx, s.sql(`SELECT `+leaseColumns+` FROM {schema}.leases WHERE name = $1 FOR UPDATE`), p.Name))
-		if err != nil {
-			return err
-		}
-		token := cur.Token + 1
-		switch {
-		case cur.Holder == p.Holder:
-			token = cur.Token
-		case cur.Holder == "",
-			!p.Now.Before(cur.ExpiresAt),
-			p.TakeOverFrom != "" && cur.Holder == p.TakeOverFrom:
-		default:
-			out = cur
-			return store.ErrLeaseHeld
-		}
-		out, err = s.putLease(ctx, tx, p.Name, p.Holder, p.Now.Add(p.TTL), token)
+		var err error
+		out, err = s.acquireLease(ctx, tx, p)
 		return err
 	})
-	if errors.Is(err, store.ErrLeaseHeld) {
-		return out, fmt.Errorf("acquire lease %q: held by %s: %w", p.Name, out.Holder, err)
+	return acquired(p, out, err)
+}
+
+func checkAcquire(p store.AcquireLeaseParams) error {
+	if p.Name == "" || p.Holder == "" || p.TTL <= 0 {
+		return fmt.Errorf("acquire lease %q: name, holder and a positive ttl are required", p.Name)
+	}
+	return nil
+}
+
+// acquireLease takes the lease in tx (AcquireLease); refused, it returns
+// the current lease and ErrLeaseHeld.
+func (s *Store) acquireLease(ctx context.Context, tx pgx.Tx, p store.AcquireLeaseParams) (*store.Lease, error) {
+	// A placeholder row (token 0, rolled back with the transaction if
+	// the lease is refused) gives concurrent first acquisitions one
+	// row to lock; without it both would see no row and both insert.
+	if _, err := tx.Exec(ctx, s.sql(`INSERT INTO {schema}.leases (name, holder, expires_at, token) VALUES ($1, '', 0, 0)
+		ON CONFLICT (name) DO NOTHING`), p.Name); err != nil {
+		return nil, mapErr(err)
+	}
+	cur, err := scanLease(tx.QueryRow(ctx, s.sql(`SELECT `+leaseColumns+` FROM {schema}.leases WHERE name = $1 FOR UPDATE`), p.Name))
+	if err != nil {
+		return nil, err
+	}
+	token := cur.Token + 1
+	switch {
+	case cur.Holder == p.Holder:
+		token = cur.Token
+	case cur.Holder == "",
+		!p.Now.Before(cur.ExpiresAt),
+		p.TakeOverFrom != "" && cur.Holder == p.TakeOverFrom:
+	default:
+		return cur, store.ErrLeaseHeld
+	}
+	return s.putLease(ctx, tx, p.Name, p.Holder, p.Now.Add(p.TTL), token)
+}
+
+// acquired is AcquireLease's answer for the lease l and error err of its
+// transaction.
+func acquired(p store.AcquireLeaseParams, l *store.Lease, err error) (*store.Lease, error) {
+	if errors.Is(err, store.ErrLeaseHeld) && l != nil {
+		return l, fmt.Errorf("acquire lease %q: held by %s: %w", p.Name, l.Holder, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("acquire lease %q: %w", p.Name, err)
 	}
-	return out, nil
+	return l, nil
 }
 
 // RenewLease implements store.Store. A holder whose lease expired but that

@@ -10,41 +10,59 @@ import (
 	"github.com/rotorhq/rotor/internal/store"
 )
 
-// AcquireLease implements store.Store. A lease whose expiry equals p.Now has
-// expired: the holder's TTL is a promise up to, not including, that instant.
+// AcquireLease implements store.Store.
 func (s *Store) AcquireLease(ctx context.Context, p store.AcquireLeaseParams) (*store.Lease, error) {
-	if p.Name == "" || p.Holder == "" || p.TTL <= 0 {
-		return nil, fmt.Errorf("acquire lease %q: name, holder and a positive ttl are required", p.Name)
+	if err := checkAcquire(p); err != nil {
+		return nil, err
 	}
 	var out *store.Lease
 	err := s.writeAs(ctx, p.Deferred, func(tx *wtx) error {
-		// The row, released or not, carries the last token handed out.
-		cur, err := scanLease(tx.QueryRowContext(ctx, `SELECT `+leaseColumns+` FROM leases WHERE name = ?`, p.Name))
-		token := int64(1)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-		case err != nil:
-			return err
-		case cur.Holder == p.Holder:
-			token = cur.Token
-		case cur.Holder == "",
-			!p.Now.Before(cur.ExpiresAt),
-			p.TakeOverFrom != "" && cur.Holder == p.TakeOverFrom:
-			token = cur.Token + 1
-		default:
-			out = cur
-			return store.ErrLeaseHeld
-		}
-		out, err = putLease(ctx, tx, p.Name, p.Holder, p.Now.Add(p.TTL), token)
+		var err error
+		out, err = acquireLease(ctx, tx, p)
 		return err
 	})
-	if errors.Is(err, store.ErrLeaseHeld) {
-		return out, fmt.Errorf("acquire lease %q: held by %s: %w", p.Name, out.Holder, err)
+	return acquired(p, out, err)
+}
+
+func checkAcquire(p store.AcquireLeaseParams) error {
+	if p.Name == "" || p.Holder == "" || p.TTL <= 0 {
+		return fmt.Errorf("acquire lease %q: name, holder and a positive ttl are required", p.Name)
+	}
+	return nil
+}
+
+// acquireLease takes the lease in tx (AcquireLease); refused, it returns
+// the current lease and ErrLeaseHeld.
+func acquireLease(ctx context.Context, tx *wtx, p store.AcquireLeaseParams) (*store.Lease, error) {
+	// The row, released or not, carries the last token handed out.
+	cur, err := scanLease(tx.QueryRowContext(ctx, `SELECT `+leaseColumns+` FROM leases WHERE name = ?`, p.Name))
+	token := int64(1)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, err
+	case cur.Holder == p.Holder:
+		token = cur.Token
+	case cur.Holder == "",
+		!p.Now.Before(cur.ExpiresAt),
+		p.TakeOverFrom != "" && cur.Holder == p.TakeOverFrom:
+		token = cur.Token + 1
+	default:
+		return cur, store.ErrLeaseHeld
+	}
+	return putLease(ctx, tx, p.Name, p.Holder, p.Now.Add(p.TTL), token)
+}
+
+// acquired is AcquireLease's answer for the lease l and error err of its
+// transaction.
+func acquired(p store.AcquireLeaseParams, l *store.Lease, err error) (*store.Lease, error) {
+	if errors.Is(err, store.ErrLeaseHeld) && l != nil {
+		return l, fmt.Errorf("acquire lease %q: held by %s: %w", p.Name, l.Holder, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("acquire lease %q: %w", p.Name, err)
 	}
-	return out, nil
+	return l, nil
 }
 
 // RenewLease implements store.Store. A holder whose lease expired but that

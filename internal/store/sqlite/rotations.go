@@ -22,21 +22,65 @@ func (s *Store) InsertRotation(ctx context.Context, p store.InsertRotationParams
 			return err
 		}
 		var err error
-		r, err = scanRotation(tx.QueryRowContext(ctx, `
-			INSERT INTO rotations (credential, status, strategy, triggered_by, revoke, from_version_id, started_at, updated_at)
-			VALUES (?, 'active', ?, ?, ?, ?, ?, ?)
-			RETURNING `+rotationColumns,
-			p.Credential, p.Strategy, p.Trigger, p.Revoke, idArg(p.FromVersionID), timeArg(p.Now), timeArg(p.Now)))
-		if err != nil || p.Audit == nil {
-			return err
-		}
-		_, err = appendAudit(ctx, tx, p.Audit.For(r, p.Now))
+		r, err = insertRotation(ctx, tx, p)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("insert rotation for %q: %w", p.Credential, err)
 	}
 	return r, nil
+}
+
+// StartRotation implements store.Store.
+func (s *Store) StartRotation(ctx context.Context, p store.StartRotationParams) (*store.Rotation, *store.Lease, error) {
+	if err := checkAcquire(p.Lease); err != nil {
+		return nil, nil, err
+	}
+	var (
+		r *store.Rotation
+		l *store.Lease
+	)
+	err := s.writeAs(ctx, p.Rotation.Deferred, func(tx *wtx) error {
+		var err error
+		if l, err = acquireLease(ctx, tx, p.Lease); err != nil {
+			return err
+		}
+		var latest, current int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM rotations WHERE credential = ?`, p.Rotation.Credential).Scan(&latest); err != nil {
+			return mapErr(err)
+		}
+		err = tx.QueryRowContext(ctx, `SELECT id FROM versions WHERE credential = ? AND stage = 'current'`, p.Rotation.Credential).Scan(&current)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return mapErr(err)
+		}
+		if latest != p.After || current != p.Rotation.FromVersionID {
+			return fmt.Errorf("the credential's latest rotation is %d and current version %d, not %d and %d as read: %w",
+				latest, current, p.After, p.Rotation.FromVersionID, store.ErrConflict)
+		}
+		r, err = insertRotation(ctx, tx, p.Rotation)
+		return err
+	})
+	if errors.Is(err, store.ErrLeaseHeld) {
+		l, err = acquired(p.Lease, l, err)
+		return nil, l, err
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("start rotation for %q: %w", p.Rotation.Credential, err)
+	}
+	return r, l, nil
+}
+
+func insertRotation(ctx context.Context, tx *wtx, p store.InsertRotationParams) (*store.Rotation, error) {
+	r, err := scanRotation(tx.QueryRowContext(ctx, `
+		INSERT INTO rotations (credential, status, strategy, triggered_by, revoke, from_version_id, started_at, updated_at)
+		VALUES (?, 'active', ?, ?, ?, ?, ?, ?)
+		RETURNING `+rotationColumns,
+		p.Credential, p.Strategy, p.Trigger, p.Revoke, idArg(p.FromVersionID), timeArg(p.Now), timeArg(p.Now)))
+	if err != nil || p.Audit == nil {
+		return r, err
+	}
+	_, err = appendAudit(ctx, tx, p.Audit.For(r, p.Now))
+	return r, err
 }
 
 func getRotation(ctx context.Context, q querier, id int64) (*store.Rotation, error) {

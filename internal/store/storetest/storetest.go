@@ -34,6 +34,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Fence", exerciseFence},
 		{"Version", exerciseVersion},
 		{"Rotation", exerciseRotation},
+		{"StartRotation", exerciseStart},
 		{"Step", exerciseStep},
 		{"Deferred", exerciseDeferred},
 		{"Delivery", exerciseDelivery},
