@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -383,4 +384,37 @@ func TestStaleStartTakesTheLeaseFirst(t *testing.T) {
 	require.Equal(t, "StartRotation", w.writes[0])
 	require.NotContains(t, w.writes, "AcquireLease")
 	require.NotContains(t, w.writes, "InsertRotation")
+}
+
+// snapshotCounter counts the provider's Snapshot calls.
+type snapshotCounter struct {
+	*postgres.Postgres
+	calls atomic.Int32
+}
+
+func (p *snapshotCounter) Snapshot(ctx context.Context, req provider.SnapshotRequest) (provider.SnapshotResponse, error) {
+	p.calls.Add(1)
+	return p.Postgres.Snapshot(ctx, req)
+}
+
+// TestPrepareReadsMarkAndSnapshotAtOnce: with a superuser admin, the mark
+// that the drift check reads brings the role's Snapshot with it, which
+// the drift check and the single strategy's rollback then use: prepare
+// asks for no Snapshot of its own, on the first rotation or the second.
+func TestPrepareReadsMarkAndSnapshotAtOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{strategy: "single", roles: []string{pgtest.UniqueName(t, "app")}})
+	cr := b.cred()
+	counted := &snapshotCounter{Postgres: cr.Provider.(*postgres.Postgres)}
+	cr.Provider = counted
+	w := &syncWatch{Store: b.store}
+	b.eng.Store = w
+	for range 2 {
+		w.writes = nil
+		res, err := b.eng.Rotate(b.ctx, cr, engine.Options{})
+		require.NoError(t, err)
+		require.Equal(t, store.StatusSucceeded, res.Status, res.Outcome)
+		require.Contains(t, w.writes, "InsertVersion pending with rollback +prepare started", "the password to roll back to was stored")
+	}
+	require.Zero(t, counted.calls.Load())
 }

@@ -112,8 +112,10 @@ type Drift struct {
 
 // drift lists what the marks on roles and the password of the current
 // version (from, nil on the first rotation; changed checks it) say
-// changed behind the store.
-func (e *Engine) drift(ctx context.Context, cr *Credential, roles []string, from *store.Version, changed func(context.Context, *store.Version) bool) ([]Drift, error) {
+// changed behind the store. With remember, each mark is read with the
+// role's Snapshot where the provider can take both at once, and remember
+// keeps the snapshots for the run (run.snapshot).
+func (e *Engine) drift(ctx context.Context, cr *Credential, roles []string, from *store.Version, changed func(context.Context, *store.Version) bool, remember func(string, provider.SnapshotResponse)) ([]Drift, error) {
 	var out []Drift
 	var adoptedAt map[string]int64
 	if mk, ok := cr.Provider.(provider.Marker); ok {
@@ -123,12 +125,15 @@ func (e *Engine) drift(ctx context.Context, cr *Credential, roles []string, from
 		}
 		adoptedAt = map[string]int64{}
 		for _, role := range roles {
-			resp, err := mk.ReadMark(ctx, provider.ReadMarkRequest{Role: role})
+			resp, err := mk.ReadMark(ctx, provider.ReadMarkRequest{Role: role, Snapshot: remember != nil})
 			if errors.Is(err, provider.ErrRoleNotFound) {
 				continue
 			}
 			if err != nil {
 				return nil, fmt.Errorf("read the mark on role %s: %w", role, err)
+			}
+			if remember != nil && resp.Snapshot != nil {
+				remember(role, *resp.Snapshot)
 			}
 			m, ok := parseMark(resp.Mark)
 			if !ok {
@@ -252,6 +257,15 @@ func (r *run) changedOutside(ctx context.Context, v *store.Version) bool {
 	defer cancel()
 	err = r.e.Dial(tctx, u.URL())
 	return err != nil && strings.Contains(err.Error(), "password authentication failed")
+}
+
+// remember keeps snap as the run's Snapshot of role (drift read it with
+// the role's mark).
+func (r *run) remember(role string, snap provider.SnapshotResponse) {
+	if r.snapshots == nil {
+		r.snapshots = map[string]snapshotResult{}
+	}
+	r.snapshots[role] = snapshotResult{resp: snap}
 }
 
 // snapshot is the provider's Snapshot of role, asked once per run:

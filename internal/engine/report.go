@@ -193,12 +193,15 @@ func (e *Engine) Status(ctx context.Context, cr *Credential, opts StatusOptions)
 		}
 	}
 	if opts.Live {
-		var changed func(context.Context, *store.Version) bool
+		var (
+			changed  func(context.Context, *store.Version) bool
+			remember func(string, provider.SnapshotResponse)
+		)
 		if conn, _, _, err := e.endpoints(ctx, cr); err == nil {
 			r := &run{e: e, cr: cr, conn: conn}
-			changed = r.changedOutside
+			changed, remember = r.changedOutside, r.remember
 		}
-		if ds, err := e.drift(ctx, cr, cr.Roles, cur, changed); err != nil {
+		if ds, err := e.drift(ctx, cr, cr.Roles, cur, changed, remember); err != nil {
 			st.Warnings = append(st.Warnings, "could not check for changes behind the store's back: "+err.Error())
 		} else {
 			st.Drift = ds

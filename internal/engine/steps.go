@@ -43,7 +43,7 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 	if r.from != nil && r.from.Role != role {
 		roles = append(roles, r.from.Role)
 	}
-	if ds, err := r.e.drift(ctx, r.cr, roles, r.from, r.changedOutside); err != nil {
+	if ds, err := r.e.drift(ctx, r.cr, roles, r.from, r.changedOutside, r.remember); err != nil {
 		return "", err
 	} else if len(ds) > 0 {
 		return "", &StepError{Credential: r.cr.Name, RotationID: r.rot.ID, Step: StepPrepare, Err: driftError(r.cr, ds), Hint: adoptHint(r.cr)}

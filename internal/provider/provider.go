@@ -314,11 +314,18 @@ type Marker interface {
 
 type ReadMarkRequest struct {
 	Role string
+	// Snapshot asks for the role's Snapshot in the same read, where the
+	// provider can take both at once (PostgreSQL with a superuser: one
+	// query instead of two). A provider may ignore it.
+	Snapshot bool
 }
 
 type ReadMarkResponse struct {
 	// Mark is the role's label as written, "" when it has none.
 	Mark string
+	// Snapshot is the role's Snapshot when it was asked for and taken in
+	// the same read; nil otherwise, and the caller asks Snapshot.
+	Snapshot *SnapshotResponse
 }
 
 type WriteMarkRequest struct {

@@ -67,7 +67,7 @@ func TestDebugOutput(t *testing.T) {
 	}
 	for _, want := range [][]string{
 		{"level=DEBUG", "msg=sql", `sql="ALTER ROLE `, `PASSWORD '[REDACTED]'`, `result="ALTER ROLE; COMMENT; COMMIT"`},
-		{"msg=sql", "FROM pg_roles", "args=1", "duration="},
+		{"msg=sql", "FROM pg_authid WHERE rolname = $1", "args=1", "duration="},
 		{"msg=http", "method=POST", `url="` + hook.URL + `/rotor?team=acme&token=REDACTED"`, "status=429", "retryable=true", "retry_after=1s", "duration="},
 		{"msg=http", "method=POST", "status=204", "retryable=false"},
 		{"msg=engine", "step=publish", "status=retry", "target=hook"},

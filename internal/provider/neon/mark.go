@@ -18,6 +18,9 @@ func (n *Neon) ReadMark(ctx context.Context, req provider.ReadMarkRequest) (prov
 	if err != nil {
 		return provider.ReadMarkResponse{}, err
 	}
+	// Neon's roles cannot read the stored verifier, and its Snapshot is
+	// unsupported by design: the mark alone.
+	req.Snapshot = false
 	return pg.ReadMark(ctx, req)
 }
 

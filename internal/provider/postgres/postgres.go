@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -89,6 +90,9 @@ type Postgres struct {
 	// ever echoes it.
 	adminPassword secret.String
 	hints         Hints
+	// noAuthid is set once the server refused this admin pg_authid:
+	// ReadMark then stops asking for the Snapshot with the mark.
+	noAuthid atomic.Bool
 }
 
 // New is the provider.Factory for `type: postgres`. It validates the config

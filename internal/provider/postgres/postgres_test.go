@@ -568,3 +568,56 @@ func dropAtCleanup(t *testing.T, c *pgcluster.Cluster, names ...string) {
 		}
 	})
 }
+
+// TestReadMarkTakesTheSnapshotWithIt: asked for, the Snapshot comes with
+// the mark in one query for a superuser admin, the same as Snapshot's; a
+// CREATEROLE admin, which may not read pg_authid, gets the mark alone (and
+// Snapshot says why it cannot), and a missing role is still ErrRoleNotFound.
+func TestReadMarkTakesTheSnapshotWithIt(t *testing.T) {
+	t.Parallel()
+	env, ctx := newEnv(t), t.Context()
+	role := pgtest.UniqueName(t, "marked")
+	pw := secret.New("Snap-Pw-1-" + strings.Repeat("y", 20))
+	env.CreateRole(t, role, pw)
+	v, err := secret.SCRAMVerifier(nil, pw)
+	require.NoError(t, err)
+	_, err = env.Provider.SetPassword(ctx, provider.SetPasswordRequest{Role: role, Verifier: v, Password: pw, Mark: "rotor:v1 store=abc credential=app version=1"})
+	require.NoError(t, err)
+	mk := env.Provider.(provider.Marker)
+
+	got, err := mk.ReadMark(ctx, provider.ReadMarkRequest{Role: role, Snapshot: true})
+	require.NoError(t, err)
+	require.Equal(t, "rotor:v1 store=abc credential=app version=1", got.Mark)
+	require.NotNil(t, got.Snapshot, "a superuser reads both at once")
+	snap, err := env.Provider.Snapshot(ctx, provider.SnapshotRequest{Role: role})
+	require.NoError(t, err)
+	require.True(t, snap.Verifier.Equal(got.Snapshot.Verifier))
+	require.True(t, got.Snapshot.Verifier.Equal(v))
+	require.Equal(t, snap.Login, got.Snapshot.Login)
+	plain, err := mk.ReadMark(ctx, provider.ReadMarkRequest{Role: role})
+	require.NoError(t, err)
+	require.Nil(t, plain.Snapshot, "not asked for")
+	_, err = mk.ReadMark(ctx, provider.ReadMarkRequest{Role: role + "_gone", Snapshot: true})
+	require.ErrorIs(t, err, provider.ErrRoleNotFound)
+
+	c := pgtest.Shared(t)
+	limited := pgtest.UniqueName(t, "admin")
+	lpw := secret.New("Limited-admin-canary-7Qz")
+	pgtest.NewRole(t, c, limited, lpw)
+	super := pgtest.Connect(ctx, t, env.AdminURL)
+	_, err = super.Exec(ctx, "ALTER ROLE "+quote(limited)+" CREATEROLE")
+	require.NoError(t, err)
+	lenv := envFor(t, c, func(db string) secret.String { return c.URL(limited, lpw, db) })
+	lenv.CreateRole(t, role+"_l", pw)
+	_, err = super.Exec(ctx, "COMMENT ON ROLE "+quote(role+"_l")+" IS 'rotor:v1 store=abc credential=other version=2'")
+	require.NoError(t, err)
+	lmk := lenv.Provider.(provider.Marker)
+	for range 2 {
+		got, err := lmk.ReadMark(ctx, provider.ReadMarkRequest{Role: role + "_l", Snapshot: true})
+		require.NoError(t, err, "the mark alone, not an error")
+		require.Equal(t, "rotor:v1 store=abc credential=other version=2", got.Mark)
+		require.Nil(t, got.Snapshot)
+	}
+	_, err = lenv.Provider.Snapshot(ctx, provider.SnapshotRequest{Role: role + "_l"})
+	require.ErrorIs(t, err, provider.ErrUnsupported)
+}
