@@ -190,12 +190,8 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 		if err != nil {
 			return nil, err
 		}
-		var fromID int64
-		if cur != nil {
-			fromID = cur.ID
-		}
 		r.from = cur // what execute would read again
-		p := e.newRotation(cr, opts, fromID)
+		p := e.newRotation(cr, opts, cur)
 		p.Fence = r.fence
 		if r.rot, err = e.Store.InsertRotation(ctx, p); err != nil {
 			return nil, fmt.Errorf("%s: start rotation: %w", cr.Name, journalError("record the rotation and its audit event", err))
@@ -212,8 +208,13 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 	return r.res, err
 }
 
-// newRotation is the row and audit event of a new rotation of cr.
-func (e *Engine) newRotation(cr *Credential, opts Options, fromID int64) store.InsertRotationParams {
+// newRotation is the row and audit event of a new rotation of cr from
+// its current version cur (nil on the first rotation).
+func (e *Engine) newRotation(cr *Credential, opts Options, cur *store.Version) store.InsertRotationParams {
+	var fromID int64
+	if cur != nil {
+		fromID = cur.ID
+	}
 	return store.InsertRotationParams{
 		Credential: cr.Name, Strategy: cr.Strategy, Trigger: opts.Trigger,
 		Revoke: opts.Revoke, FromVersionID: fromID, Now: e.now(), Deferred: true,
@@ -249,13 +250,9 @@ func (e *Engine) quickStart(ctx context.Context, cr *Credential, opts Options) (
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	var fromID int64
-	if cur != nil {
-		fromID = cur.ID
-	}
 	rot, lease, err := e.Store.StartRotation(ctx, store.StartRotationParams{
 		Lease:    store.AcquireLeaseParams{Name: leaseName(cr.Name), Holder: e.Holder, TTL: e.LeaseTTL, Now: e.now()},
-		Rotation: e.newRotation(cr, opts, fromID), After: after,
+		Rotation: e.newRotation(cr, opts, cur), After: after,
 	})
 	switch {
 	case errors.Is(err, store.ErrLeaseHeld), errors.Is(err, store.ErrConflict):
