@@ -81,6 +81,11 @@ const (
 	// Sessions polls and Terminate run beside it.
 	maxConns        = 4
 	applicationName = "rotor"
+	// pgxDefaultCacheCapacity is what pgx.ParseConfig sets both caches to
+	// when the URL does not; adminStatementCache is room for every
+	// statement the provider prepares, twice over.
+	pgxDefaultCacheCapacity = 512
+	adminStatementCache     = 64
 )
 
 // Postgres is the provider. Build it with New (from config) or Open.
@@ -153,6 +158,18 @@ func newFromOptions(o Options) (*Postgres, error) {
 			return nil, err
 		}
 		cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(d.Milliseconds(), 10)
+	}
+	// pgx sizes each connection's statement and description caches for 512
+	// statements, made at connect and held for the connection's life. The
+	// provider prepares some twenty (statements without arguments, such
+	// as ALTER ROLE, go over the simple protocol and are not cached), and
+	// the description cache serves only the describe-exec mode it does
+	// not use. A URL's own statement_cache_capacity is kept.
+	if cfg.StatementCacheCapacity == pgxDefaultCacheCapacity {
+		cfg.StatementCacheCapacity = adminStatementCache
+	}
+	if cfg.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement && cfg.DescriptionCacheCapacity == pgxDefaultCacheCapacity {
+		cfg.DescriptionCacheCapacity = 0
 	}
 	// Makes rotor's own sessions recognisable in pg_stat_activity.
 	if cfg.RuntimeParams["application_name"] == "" {
