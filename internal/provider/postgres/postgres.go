@@ -164,7 +164,8 @@ func newFromOptions(o Options) (*Postgres, error) {
 	// provider prepares some twenty (statements without arguments, such
 	// as ALTER ROLE, go over the simple protocol and are not cached), and
 	// the description cache serves only the describe-exec mode it does
-	// not use. A URL's own statement_cache_capacity is kept.
+	// not use. A URL's own statement_cache_capacity is kept, unless it
+	// asks for 512, which pgx's parsed config cannot tell from its default.
 	if cfg.StatementCacheCapacity == pgxDefaultCacheCapacity {
 		cfg.StatementCacheCapacity = adminStatementCache
 	}
