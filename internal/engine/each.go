@@ -43,33 +43,55 @@ func (e *Engine) RotateEach(ctx context.Context, creds []*Credential, opts EachO
 // before it are done. A run over thousands of credentials then holds only
 // the outcomes that finished ahead of a slower one, and its caller can
 // print each as it comes. yield is called from one goroutine at a time
-// and, while it runs, holds back (but does not stop) the outcomes after
-// it; it returns once every credential is done and yielded.
+// and, while it runs, holds back the outcomes after it and the one
+// worker calling it, not the other rotations; RotateEachFunc returns
+// once every credential is done and yielded.
 func (e *Engine) RotateEachFunc(ctx context.Context, creds []*Credential, opts EachOptions, yield func(Outcome)) {
 	e.init()
 	var (
-		mu   sync.Mutex
-		done = make([]*Outcome, len(creds))
-		next int
+		mu       sync.Mutex
+		done     = make([]*Outcome, len(creds))
+		next     int
+		yielding bool // a worker is handing outcomes over
 	)
-	sem := make(chan struct{}, max(opts.Parallel, 1))
+	// A fixed set of workers takes the credentials in order: a goroutine
+	// per credential would start each rotation on a fresh stack and grow
+	// it again, step by step, a thousand times over.
+	todo := make(chan int)
 	var wg sync.WaitGroup
-	for i, cr := range creds {
+	for range min(max(opts.Parallel, 1), len(creds)) {
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			out := e.rotateOne(ctx, cr, opts)
-			<-sem
-			mu.Lock()
-			defer mu.Unlock()
-			done[i] = &out
-			for ; next < len(done) && done[next] != nil; next++ {
-				yield(*done[next])
-				done[next] = nil
+			for i := range todo {
+				out := e.rotateOne(ctx, creds[i], opts)
+				mu.Lock()
+				done[i] = &out
+				if yielding {
+					// The worker handing over will take this one too.
+					mu.Unlock()
+					continue
+				}
+				yielding = true
+				for next < len(done) && done[next] != nil {
+					o := done[next]
+					done[next] = nil
+					next++
+					// Outside the lock, so a slow yield holds back only
+					// this worker, never the others' rotations.
+					mu.Unlock()
+					yield(*o)
+					mu.Lock()
+				}
+				yielding = false
+				mu.Unlock()
 			}
 		}()
 	}
+	for i := range creds {
+		todo <- i
+	}
+	close(todo)
 	wg.Wait()
 }
 

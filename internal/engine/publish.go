@@ -283,6 +283,12 @@ func (r *run) publishHint() string {
 
 // parallel runs fn for 0..n-1 with at most Concurrency at once.
 func (r *run) parallel(ctx context.Context, n int, fn func(context.Context, int)) {
+	if n == 1 {
+		// One target, the common case: nothing to overlap, so no
+		// goroutine to start (and whose stack to grow) for it.
+		fn(ctx, 0)
+		return
+	}
 	sem := make(chan struct{}, max(r.cr.Concurrency, 1))
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
