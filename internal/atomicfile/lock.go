@@ -5,7 +5,20 @@ import (
 	"sync"
 )
 
-var pathLocks sync.Map // real path → *sync.Mutex
+// pathLocks holds a mutex for each file being edited, and only while it
+// is: a batch over a thousand files would otherwise keep a thousand
+// mutexes (and their map entries) for the rest of the process.
+var pathLocks = struct {
+	mu   sync.Mutex
+	held map[string]*pathLock // real path → its lock
+}{held: map[string]*pathLock{}}
+
+type pathLock struct {
+	mu sync.Mutex
+	// users counts the holder and the waiters (guarded by pathLocks.mu);
+	// the last one to leave removes the entry.
+	users int
+}
 
 // Lock serialises read-edit-write cycles on one file within this process:
 // two targets (two credentials) may share a file, and without it one
@@ -15,8 +28,21 @@ func Lock(path string) (unlock func()) {
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		path = real
 	}
-	m, _ := pathLocks.LoadOrStore(path, new(sync.Mutex))
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
+	pathLocks.mu.Lock()
+	l := pathLocks.held[path]
+	if l == nil {
+		l = &pathLock{}
+		pathLocks.held[path] = l
+	}
+	l.users++
+	pathLocks.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		pathLocks.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(pathLocks.held, path)
+		}
+		pathLocks.mu.Unlock()
+	}
 }
