@@ -67,7 +67,7 @@ func TestParseValidConfig(t *testing.T) {
 	require.Equal(t, "fakefile", tg.Type)
 	require.Equal(t, lineOf(t, validConfig, "- name: env"), tg.Line)
 	require.Equal(t, []string{"DATABASE_URL"}, tg.Keys)
-	require.Equal(t, "{{.URL}}", tg.Values["DATABASE_URL"].Text())
+	require.Equal(t, "{{.URL}}", tg.Values[0].Text())
 	ft := tg.Impl.(*fakeTarget)
 	require.Equal(t, ".env", ft.opts.Path)
 	require.Equal(t, dir, ft.baseDir, "targets resolve relative paths against the config's directory")

@@ -14,7 +14,6 @@ import (
 	"github.com/rotorhq/rotor/internal/provider"
 	"github.com/rotorhq/rotor/internal/schedule"
 	"github.com/rotorhq/rotor/internal/secret"
-	"github.com/rotorhq/rotor/internal/template"
 )
 
 func (c *Config) build(d *decoder, doc *yaml.Node, f *File, written map[*yaml.Node]string) {
@@ -443,7 +442,7 @@ func (s *section) target(n *yaml.Node, path string) *Target {
 	valuesNode := findKey(commonNode, "values")
 	t := &Target{
 		Name: tc.Name, Type: tc.Type, Line: n.Line, Path: path,
-		Values: map[string]*template.Template{}, ValuesLine: valuesNode.Line, ValueLines: map[string]int{},
+		ValuesLine:    valuesNode.Line,
 		ReloadTimeout: cmpOrDuration(tc.ReloadTimeout.D(), DefaultReloadTimeout),
 		Options:       d.options(own, path),
 		// A values: that could not be read leaves the keys to judge
@@ -458,17 +457,14 @@ func (s *section) target(n *yaml.Node, path string) *Target {
 		if v.Kind != yaml.ScalarNode {
 			continue // reported by decode
 		}
-		t.Keys = append(t.Keys, k.Value)
-		t.ValueLines[k.Value] = v.Line
 		if d.holdsUnset(v.Value) {
 			t.Unresolved = append(t.Unresolved, k.Value)
 		}
 		tpl, err := d.compile(v.Value)
 		if err != nil {
 			d.errorf(v, "%s.values.%s: %v", path, k.Value, err)
-			continue
 		}
-		t.Values[k.Value] = tpl
+		t.Keys, t.Values, t.ValueLines = append(t.Keys, k.Value), append(t.Values, tpl), append(t.ValueLines, v.Line)
 	}
 	return t
 }

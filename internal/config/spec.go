@@ -101,14 +101,16 @@ type Target struct {
 	Line int
 	// Path names the target in messages: credentials.app.targets[0] (env).
 	Path string
-	// Keys are the value names in file order and Values their templates.
-	// In a config with problems, a value whose template did not compile
-	// has no template.
+	// Keys are the value names in file order and Values their templates,
+	// Values[i] for Keys[i] (slices: a map per target cost a thousand
+	// credentials 200 KB). In a config with problems, a value whose
+	// template did not compile has a nil template.
 	Keys   []string
-	Values map[string]*template.Template
-	// ValuesLine is where values: is written, ValueLines where each value is.
+	Values []*template.Template
+	// ValuesLine is where values: is written, ValueLines[i] where Keys[i]'s
+	// value is.
 	ValuesLine int
-	ValueLines map[string]int
+	ValueLines []int
 	// Incomplete is set when values: could not be read as written (its
 	// problem is reported): Keys are not all the keys meant.
 	Incomplete bool

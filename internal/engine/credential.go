@@ -77,8 +77,9 @@ type Target struct {
 	Name   string
 	Type   string
 	Line   int
+	// Keys are the value names in file order, Values[i] Keys[i]'s template.
 	Keys   []string
-	Values map[string]*template.Template
+	Values []*template.Template
 	// ReloadTimeout bounds the reload (a redeploy that must finish);
 	// zero means the publish timeout.
 	ReloadTimeout time.Duration

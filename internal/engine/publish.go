@@ -110,8 +110,8 @@ func (e *Engine) endpoints(ctx context.Context, cr *Credential) (conn, pooled, r
 // when there is no read replica to fill it.
 func needsReplica(cr *Credential) error {
 	for _, t := range cr.Targets {
-		for _, k := range t.Keys {
-			if tpl := t.Values[k]; tpl != nil && tpl.Uses(template.ReplicaField) {
+		for i, k := range t.Keys {
+			if tpl := t.Values[i]; tpl != nil && tpl.Uses(template.ReplicaField) {
 				return fmt.Errorf("%s: target %s, value %s: %w", cr.Name, t.Name, k, template.ErrNoReplica)
 			}
 		}
@@ -141,8 +141,8 @@ func (r *run) renderAll() ([]*rendered, error) {
 	out := make([]*rendered, 0, len(r.cr.Targets))
 	for _, t := range r.cr.Targets {
 		rd := &rendered{t: t, values: map[string]secret.String{}}
-		for _, k := range t.Keys {
-			v, err := t.Values[k].Execute(vars)
+		for i, k := range t.Keys {
+			v, err := t.Values[i].Execute(vars)
 			if err != nil {
 				return nil, fmt.Errorf("target %s, value %s: %w", t.Name, k, err)
 			}

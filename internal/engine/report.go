@@ -382,8 +382,8 @@ func (e *Engine) plan(ctx context.Context, cr *Credential, opts PlanOptions, cur
 	for _, t := range cr.Targets {
 		info := t.Impl.Info()
 		pt := PlanTarget{Name: t.Name, Type: t.Type, Destination: info.Destination, Values: map[string]string{}, Keys: t.Keys, Idempotent: info.Idempotent}
-		for _, k := range t.Keys {
-			pt.Values[k] = t.Values[k].Text()
+		for i, k := range t.Keys {
+			pt.Values[k] = t.Values[i].Text()
 		}
 		caps := target.Discover(t.Impl)
 		pt.Reload, pt.ReadBack = caps.Reloader != nil, caps.Checker != nil

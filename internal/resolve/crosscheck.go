@@ -86,15 +86,18 @@ func (b *builder) checkReplica(cr *engine.Credential) {
 	var users []string
 	line := 0
 	for _, t := range cr.Targets {
-		keys := append([]string(nil), t.Keys...)
+		var keys []string
+		for i, k := range t.Keys {
+			if tpl := t.Values[i]; tpl != nil && tpl.Uses(template.ReplicaField) {
+				keys = append(keys, k)
+			}
+		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			if tpl := t.Values[k]; tpl != nil && tpl.Uses(template.ReplicaField) {
-				users = append(users, t.Name+"."+k)
-				if line == 0 {
-					line = t.Line
-				}
-			}
+			users = append(users, t.Name+"."+k)
+		}
+		if len(keys) > 0 && line == 0 {
+			line = t.Line
 		}
 	}
 	if len(users) == 0 || cr.Provider == nil {

@@ -289,7 +289,7 @@ func (b *builder) target(s *config.Target, samples *samples) *engine.Target {
 	// A value whose template did not compile is already reported; the
 	// target judges the names only once they are all there.
 	caps := target.Discover(impl)
-	if kc := caps.KeyChecker; kc != nil && len(s.Values) == len(s.Keys) && !s.Incomplete {
+	if kc := caps.KeyChecker; kc != nil && !slices.Contains(s.Values, nil) && !s.Incomplete {
 		if err := kc.CheckKeys(s.Keys); err != nil {
 			b.errorf(s.ValuesLine, "%s.values: %s", s.Path, plain(err))
 			return nil
@@ -306,13 +306,13 @@ func (b *builder) target(s *config.Target, samples *samples) *engine.Target {
 // would refuse at publish — once the password has changed — is a problem
 // of the file instead.
 func (b *builder) checkValues(s *config.Target, vc target.ValueChecker, samples *samples) {
-	for _, k := range s.Keys {
-		tpl := s.Values[k]
+	for i, k := range s.Keys {
+		tpl := s.Values[i]
 		if tpl == nil || slices.Contains(s.Unresolved, k) {
 			continue // reported, or not renderable without its variable
 		}
 		if err := samples.check(tpl, func(v secret.String) error { return vc.CheckValue(k, v) }); err != nil {
-			b.errorf(cmp.Or(s.ValueLines[k], s.ValuesLine), "%s.values.%s: %s (found by rendering it with a sample password; a rotation would stop at publish, after the password changed)", s.Path, k, plain(err))
+			b.errorf(cmp.Or(s.ValueLines[i], s.ValuesLine), "%s.values.%s: %s (found by rendering it with a sample password; a rotation would stop at publish, after the password changed)", s.Path, k, plain(err))
 		}
 	}
 }
