@@ -232,7 +232,13 @@ func (s *Store) writeAs(ctx context.Context, deferred bool, fn func(tx *wtx) err
 // commitOne runs one write in a transaction of its own. The caller holds
 // wmu.
 func (s *Store) commitOne(ctx context.Context, deferred bool, fn func(tx *wtx) error) (err error) {
-	conn, err := s.writer(ctx, deferred)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// The transaction runs without ctx's cancellation and ends with it by
+	// hand, before COMMIT (wtx).
+	run := stmtCtx(ctx)
+	conn, err := s.writer(run, deferred)
 	if err != nil {
 		return err
 	}
@@ -241,13 +247,16 @@ func (s *Store) commitOne(ctx context.Context, deferred bool, fn func(tx *wtx) e
 			s.dropWriter()
 		}
 	}()
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := conn.BeginTx(run, nil)
 	if err != nil {
 		return mapErr(err)
 	}
 	defer func() { _ = tx.Rollback() }()
 	if err := fn(&wtx{Tx: tx, s: s}); err != nil {
 		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err // rolled back above
 	}
 	return mapErr(tx.Commit())
 }
