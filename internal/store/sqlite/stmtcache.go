@@ -96,12 +96,13 @@ func (r reads) QueryRowContext(ctx context.Context, q string, args ...any) *sql.
 // the caller's cancellation (stmtCtx). The write still ends with the
 // context: commitOne checks it before BEGIN and again before COMMIT, and
 // rolls back a write whose context ended in between. What is left out is
-// database/sql's goroutine watching each transaction and the SQLite
-// driver's own interruption of each statement, which costs a goroutine
-// and a progress handler per statement of every journal write to stop
-// statements that take microseconds. BEGIN IMMEDIATE's wait for another
-// process's write lock is bounded by the busy timeout (10 s), not by the
-// context.
+// the SQLite driver's own interruption of each statement, which costs a
+// goroutine and a progress handler per statement of every journal write
+// to stop statements that take microseconds. (database/sql still watches
+// each transaction with a goroutine of its own, whatever the context;
+// doing without sql.Tx measured no faster, docs/benchmarks.md, fifteenth
+// round.) BEGIN IMMEDIATE's wait for another process's write lock is
+// bounded by the busy timeout (10 s), not by the context.
 type wtx struct {
 	*sql.Tx
 	s *Store
