@@ -74,9 +74,9 @@ type Credential struct {
 // Target is one target of a credential: where the values go (Impl) and
 // how they are rendered (Values, in the order of Keys).
 type Target struct {
-	Name   string
-	Type   string
-	Line   int
+	Name string
+	Type string
+	Line int
 	// Keys are the value names in file order, Values[i] Keys[i]'s template.
 	Keys   []string
 	Values []*template.Template
