@@ -23,11 +23,21 @@ func (s *Store) AppendAudit(ctx context.Context, p store.AppendAuditParams) (*st
 	return e, nil
 }
 
+// appendAudit inserts one audit event. The event comes from what was
+// inserted, not read back.
 func appendAudit(ctx context.Context, q querier, p store.AppendAuditParams) (*store.AuditEvent, error) {
-	return scanAudit(q.QueryRowContext(ctx, `
-		INSERT INTO audit (at, credential, rotation_id, event, actor, detail) VALUES (?, ?, ?, ?, ?, ?)
-		RETURNING id, at, credential, rotation_id, event, actor, detail`,
-		timeArg(p.Now), p.Credential, p.RotationID, p.Event, p.Actor, p.Detail))
+	res, err := q.ExecContext(ctx, `
+		INSERT INTO audit (at, credential, rotation_id, event, actor, detail) VALUES (?, ?, ?, ?, ?, ?)`,
+		timeArg(p.Now), p.Credential, p.RotationID, p.Event, p.Actor, p.Detail)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return &store.AuditEvent{ID: id, At: storedTime(p.Now), Credential: p.Credential, RotationID: p.RotationID,
+		Event: p.Event, Actor: p.Actor, Detail: p.Detail}, nil
 }
 
 // ListAudit implements store.Store. An empty Credential lists every event.

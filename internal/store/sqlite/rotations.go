@@ -230,12 +230,16 @@ func (s *Store) FinishRotation(ctx context.Context, p store.FinishRotationParams
 			}
 		}
 
-		if _, err := tx.ExecContext(ctx, `
+		// The finished row as the update leaves it; nothing after it in
+		// this transaction changes the row.
+		out, err = scanRotation(tx.QueryRowContext(ctx, `
 			UPDATE rotations SET status = ?, outcome = ?, error = ?, to_version_id = ?, updated_at = ?, finished_at = ?,
 				rollback_sealed = NULL
-			WHERE id = ?`,
-			string(p.Status), p.Outcome, p.Error, idArg(toID), now, now, r.ID); err != nil {
-			return mapErr(err)
+			WHERE id = ?
+			RETURNING `+rotationColumns,
+			string(p.Status), p.Outcome, p.Error, idArg(toID), now, now, r.ID))
+		if err != nil {
+			return err
 		}
 
 		a := p.Audit.For(r, p.Now)
@@ -248,8 +252,7 @@ func (s *Store) FinishRotation(ctx context.Context, p store.FinishRotationParams
 				return mapErr(err)
 			}
 		}
-		out, err = getRotation(ctx, tx, r.ID)
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("finish rotation %d: %w", p.ID, err)
@@ -353,10 +356,21 @@ func scanRotation(row rowScanner) (*store.Rotation, error) {
 func (s *Store) AppendStep(ctx context.Context, p store.AppendStepParams) (*store.Step, error) {
 	var st *store.Step
 	err := s.writeAs(ctx, p.Deferred, func(tx *wtx) error {
-		if err := checkFence(ctx, tx, p.Fence); err != nil {
+		// The fence is checked by the first record's insert; the
+		// deliveries follow the records (other tables, one transaction).
+		fence := p.Fence
+		if p.Open != nil {
+			// The record after it mirrors itself on the rotation row.
+			if _, err := insertStep(ctx, tx, fence, p.RotationID, p.Open.Name, store.StepStarted, "", p.Open.At); err != nil {
+				return err
+			}
+			fence = store.Fence{}
+		}
+		var err error
+		if st, err = insertStep(ctx, tx, fence, p.RotationID, p.Name, p.Status, p.Detail, p.Now); err != nil {
 			return err
 		}
-		if err := openStep(ctx, tx, p.RotationID, p.Open); err != nil {
+		if err := mirrorStep(ctx, tx, p.RotationID, p.Name, p.Status, p.Detail, p.Now, p.AppliedAt); err != nil {
 			return err
 		}
 		for _, d := range p.Deliveries {
@@ -367,9 +381,7 @@ func (s *Store) AppendStep(ctx context.Context, p store.AppendStepParams) (*stor
 				return fmt.Errorf("upsert delivery %q: %w", d.Target, err)
 			}
 		}
-		var err error
-		st, err = appendStep(ctx, tx, p.RotationID, p.Name, p.Status, p.Detail, p.Now, p.AppliedAt)
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("append step %q to rotation %d: %w", p.Name, p.RotationID, err)
@@ -378,35 +390,64 @@ func (s *Store) AppendStep(ctx context.Context, p store.AppendStepParams) (*stor
 }
 
 // openStep appends o, a step's started record that rides with another
-// write (store.OpenStep), when there is one.
+// write (store.OpenStep), when there is one. The write has checked its
+// fence.
 func openStep(ctx context.Context, tx *wtx, rotationID int64, o *store.OpenStep) error {
 	if o == nil {
 		return nil
 	}
-	_, err := appendStep(ctx, tx, rotationID, o.Name, store.StepStarted, "", o.At, time.Time{})
-	return err
+	if _, err := insertStep(ctx, tx, store.Fence{}, rotationID, o.Name, store.StepStarted, "", o.At); err != nil {
+		return err
+	}
+	return mirrorStep(ctx, tx, rotationID, o.Name, store.StepStarted, "", o.At, time.Time{})
 }
 
-// appendStep inserts one journal record and mirrors it, and applied when
-// it is not zero, on the rotation row.
-func appendStep(ctx context.Context, tx *wtx, rotationID int64, name string, status store.StepStatus, detail string, at, applied time.Time) (*store.Step, error) {
-	st, err := scanStep(tx.QueryRowContext(ctx, `
-		INSERT INTO steps (rotation_id, name, status, detail, at) VALUES (?, ?, ?, ?, ?)
-		RETURNING id, rotation_id, name, status, detail, at`,
-		rotationID, name, string(status), detail, timeArg(at)))
-	if err != nil {
-		return nil, err
+// insertStep inserts one journal record. With a fence, the insert is the
+// write's fence check: it inserts only while the fence's lease still has
+// its token, which saves the write a query of its own (every journal
+// write has one), and when it inserted nothing checkFence says why.
+// The record comes from what was inserted, not read back.
+func insertStep(ctx context.Context, tx *wtx, f store.Fence, rotationID int64, name string, status store.StepStatus, detail string, at time.Time) (*store.Step, error) {
+	q := `INSERT INTO steps (rotation_id, name, status, detail, at) VALUES (?, ?, ?, ?, ?)`
+	args := []any{rotationID, name, string(status), detail, timeArg(at)}
+	if f != (store.Fence{}) {
+		q = `INSERT INTO steps (rotation_id, name, status, detail, at) SELECT ?, ?, ?, ?, ?
+			WHERE EXISTS (SELECT 1 FROM leases WHERE name = ? AND token = ?)`
+		args = append(args, f.Lease, f.Token)
 	}
-	// The rotation row mirrors its journal's last event in the same
-	// transaction, so status never disagrees with the journal.
+	res, err := tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if n == 0 {
+		if err := checkFence(ctx, tx, f); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("the step record was not inserted although lease %q has token %d", f.Lease, f.Token)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return &store.Step{ID: id, RotationID: rotationID, Name: name, Status: status, Detail: detail, At: storedTime(at)}, nil
+}
+
+// mirrorStep puts a journal record, and applied when it is not zero, on
+// the rotation row in the same transaction, so status never disagrees
+// with the journal.
+func mirrorStep(ctx context.Context, tx *wtx, rotationID int64, name string, status store.StepStatus, detail string, at, applied time.Time) error {
 	errText := ""
 	if status == store.StepFailed {
 		errText = detail
 	}
-	_, err = tx.ExecContext(ctx, `
+	_, err := tx.ExecContext(ctx, `
 		UPDATE rotations SET step = ?, error = ?, updated_at = ?, applied_at = COALESCE(?, applied_at) WHERE id = ? AND status = ?`,
 		name, errText, timeArg(at), timeArg(applied), rotationID, string(store.StatusActive))
-	return st, mapErr(err)
+	return mapErr(err)
 }
 
 // ListSteps implements store.Store. An unknown rotation has no steps.

@@ -379,6 +379,14 @@ func (t nanoTime) Value() (driver.Value, error) {
 
 func timeArg(t time.Time) nanoTime { return nanoTime(t) }
 
+// storedTime is t as the store gives it back: to the nanosecond, in UTC.
+func storedTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return time.Unix(0, t.UnixNano()).UTC()
+}
+
 func timeVal(n sql.NullInt64) time.Time {
 	if !n.Valid {
 		return time.Time{}

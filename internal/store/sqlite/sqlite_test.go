@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -249,6 +250,73 @@ func BenchmarkFinishRotation(b *testing.B) {
 			b.ReportMetric(float64(rotations)/b.Elapsed().Seconds(), "rotations/s")
 		})
 	}
+}
+
+// BenchmarkEngineJournal is one single-strategy rotation's journal as the
+// engine writes it for a credential with one .env target (the writes
+// TestEveryActionFollowsADurableRecord in package engine lists): the lease
+// with the rotation's row, every later write fenced, started records
+// riding with the step's first write, the deliveries with the step
+// records, ten writes of which three wait for the disk. Every rotation after the
+// first also moves the previous version out.
+func BenchmarkEngineJournal(b *testing.B) {
+	s := open(b, filepath.Join(b.TempDir(), "state.db"))
+	ctx := b.Context()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	var after, current int64 // the latest rotation and current version
+	cpu := processCPU(b)
+	for b.Loop() {
+		now = now.Add(time.Second)
+		r, l, err := s.StartRotation(ctx, store.StartRotationParams{
+			Lease: store.AcquireLeaseParams{Name: "credential/app-db", Holder: "bench", TTL: time.Minute, Now: now, Deferred: true},
+			Rotation: store.InsertRotationParams{Credential: "app-db", Strategy: "single", Trigger: "manual", FromVersionID: current, Now: now,
+				Audit: &store.AppendAuditParams{Event: "rotation.started"}, Deferred: true},
+			After: after,
+		})
+		require.NoError(b, err)
+		after = r.ID
+		fence := l.Fence()
+		v, err := s.InsertVersion(ctx, store.InsertVersionParams{
+			Credential: "app-db", Role: "app", Stage: store.StagePending, RotationID: r.ID,
+			Sealed: make([]byte, 96), Fingerprint: "fp", Now: now, Fence: fence, Deferred: true,
+			Pending: &store.UpdateRotationParams{Rollback: make([]byte, 96), Now: now},
+			Open:    &store.OpenStep{Name: "prepare", At: now},
+		})
+		require.NoError(b, err)
+		delivery := func(state store.DeliveryState) []store.UpsertDeliveryParams {
+			return []store.UpsertDeliveryParams{{RotationID: r.ID, Target: "env", State: state, Fingerprint: "fp", Attempts: 1, Now: now}}
+		}
+		for _, p := range []store.AppendStepParams{
+			{Name: "prepare", Status: store.StepDone, Deferred: true},
+			{Name: "apply", Status: store.StepStarted},
+			{Name: "apply", Status: store.StepDone, AppliedAt: now, Deferred: true},
+			{Name: "test", Status: store.StepDone, Open: &store.OpenStep{Name: "test", At: now}, Deferred: true},
+			{Name: "publish", Status: store.StepStarted},
+			{Name: "publish", Status: store.StepDone, Deliveries: delivery(store.DeliveryWritten), Deferred: true},
+			{Name: "confirm", Status: store.StepDone, Open: &store.OpenStep{Name: "confirm", At: now}, Deliveries: delivery(store.DeliveryVerified), Deferred: true},
+		} {
+			p.RotationID, p.Fence, p.Now = r.ID, fence, now
+			_, err = s.AppendStep(ctx, p)
+			require.NoError(b, err)
+		}
+		_, err = s.FinishRotation(ctx, store.FinishRotationParams{
+			ID: r.ID, Status: store.StatusSucceeded, Promote: true, RetirePrevious: true, Now: now, Fence: fence, Release: true,
+			Open:  &store.OpenStep{Name: "finish", At: now},
+			Audit: store.AppendAuditParams{Event: "rotation.succeeded"},
+		})
+		require.NoError(b, err)
+		current = v.ID
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rotations/s")
+	// The fsyncs are wall time, not CPU: the CPU is what the writes cost.
+	b.ReportMetric(float64((processCPU(b)-cpu).Microseconds())/float64(b.N), "cpu-µs/rotation")
+}
+
+// processCPU is the user and system time this process has used so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // TestMigratesAFileOfTheFirstSchema: a state file written by a rotor that

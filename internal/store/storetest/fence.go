@@ -87,6 +87,12 @@ func exerciseFence(t *testing.T, newStore func(t *testing.T) store.Store) {
 				_, err := s.AppendStep(ctx, store.AppendStepParams{RotationID: r.ID, Name: "apply", Status: store.StepStarted, Now: applied, Fence: stale})
 				return err
 			},
+			"AppendStep with its started record and deliveries": func() error {
+				_, err := s.AppendStep(ctx, store.AppendStepParams{RotationID: r.ID, Name: "confirm", Status: store.StepDone, Now: applied, Fence: stale,
+					Open:       &store.OpenStep{Name: "confirm", At: applied},
+					Deliveries: []store.UpsertDeliveryParams{{RotationID: r.ID, Target: "env", State: store.DeliveryVerified, Now: applied}}})
+				return err
+			},
 			"UpsertDelivery": func() error {
 				_, err := s.UpsertDelivery(ctx, store.UpsertDeliveryParams{RotationID: r.ID, Target: "env", State: store.DeliveryWritten, Now: applied, Fence: stale})
 				return err
