@@ -59,11 +59,13 @@ fuzz:
 	done
 
 ## bench: the load scenario table, then the benchmarks (rotations per second,
-## start-up time, memory); docs/benchmarks.md records the figures
+## start-up time, memory, the store's and the server's CPU per rotation);
+## docs/benchmarks.md records the figures
 ROTATIONS ?= 20
 bench:
 	$(GO) run ./cmd/rotor-bench -rotations $(ROTATIONS)
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./internal/bench/
+	$(GO) test -run '^$$' -bench 'EngineJournal|ServerCPU' -benchtime 1000x ./internal/store/sqlite/ ./internal/provider/postgres/
 
 ## soak: the SIGKILL crash matrix with many random kill points, on both state
 ## stores (SQLite and PostgreSQL; SOAK_STORES=sqlite or =postgres runs one),
