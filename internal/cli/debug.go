@@ -240,19 +240,23 @@ func (s debugStore) AppendAudit(ctx context.Context, p store.AppendAuditParams) 
 	return e, err
 }
 
-// debugDial is engine.DialPostgres with each login test logged: the
-// connection string with its password replaced, how long it took, how it
-// ended.
-func debugDial(log *slog.Logger, now func() time.Time) func(context.Context, secret.String) error {
-	return func(ctx context.Context, u secret.String) error {
+// debugDial is engine.DialPostgresAfter with each login test logged: the
+// connection string with its password replaced, how long it took (for a
+// login connected early, counted from the connect, before apply
+// finished), how it ended.
+func debugDial(log *slog.Logger, now func() time.Time) func(context.Context, secret.String, <-chan struct{}) error {
+	return func(ctx context.Context, u secret.String, ready <-chan struct{}) error {
 		start := now()
-		err := engine.DialPostgres(ctx, u)
+		err := engine.DialPostgresAfter(ctx, u, ready)
 		shown := "(not a connection string)"
 		var pw secret.String
 		if c, perr := connstr.Parse(u.Reveal()); perr == nil {
 			shown, pw = c.Redacted(), c.Password
 		}
 		attrs := []any{"url", shown, "duration", now().Sub(start).Round(time.Microsecond).String()}
+		if ready != nil {
+			attrs = append(attrs, "connected_early", true)
+		}
 		if err != nil {
 			attrs = append(attrs, "error", secret.ScrubString(err.Error(), u, pw))
 		}

@@ -283,7 +283,9 @@ func (f *Factory) Engine(ctx context.Context) (*engine.Engine, error) {
 		eng.LeaseTTL = d
 	}
 	if f.Debug {
-		eng.Dial = debugDial(f.Logger(), f.Now)
+		dial := debugDial(f.Logger(), f.Now)
+		eng.DialAfter = dial
+		eng.Dial = func(ctx context.Context, u secret.String) error { return dial(ctx, u, nil) }
 	}
 	f.eng = eng
 	return f.eng, nil

@@ -58,6 +58,12 @@ type Engine struct {
 	Tick func(d time.Duration) (<-chan time.Time, func())
 	// Dial logs in with a consumer connection string and runs SELECT 1.
 	Dial func(ctx context.Context, url secret.String) error
+	// DialAfter is Dial in two halves: it may connect at once, but logs
+	// in only once ready is closed (DialPostgresAfter). The test step's
+	// first login connects with it while apply sets the password. Nil
+	// means every login waits for apply; it defaults to DialPostgresAfter
+	// only when Dial is left to its default too.
+	DialAfter func(ctx context.Context, url secret.String, ready <-chan struct{}) error
 
 	// Holder identifies this process in leases ("host/pid/nonce").
 	Holder   string
@@ -127,6 +133,9 @@ func (e *Engine) init() {
 		}
 		if e.Dial == nil {
 			e.Dial = DialPostgres
+			if e.DialAfter == nil {
+				e.DialAfter = DialPostgresAfter
+			}
 		}
 		if e.Holder == "" {
 			e.Holder = NewHolder(e.Rand)

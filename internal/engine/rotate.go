@@ -96,6 +96,12 @@ type run struct {
 	// settled are the deliveries confirm read back, journaled with its
 	// done or failed record.
 	settled []store.UpsertDeliveryParams
+	// fresh is the new password and its verifier, drawn while the run
+	// reads what it needs (drawPassword); nil for a resumed rotation.
+	fresh *freshPassword
+	// early is the test step's first login, connected during apply
+	// (connectEarly); nil when there is none waiting.
+	early *earlyLogin
 	// lastStepAt is the time of the last step record journalStep wrote;
 	// published that of publish's done record when this run wrote it.
 	lastStepAt, published time.Time
@@ -138,6 +144,7 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 	r := &run{e: e, cr: cr, opts: opts, res: &Result{Credential: cr.Name, Strategy: cr.Strategy}, fence: lease.Fence(), held: held}
 	r.stopRenew = sync.OnceFunc(e.renew(ctx, lease, held, cancel))
 	defer func() {
+		r.dropEarly()
 		r.stopRenew()
 		if !r.released {
 			err = errors.Join(err, release())
@@ -154,6 +161,7 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 	switch {
 	case rot != nil:
 		r.rot, r.from = rot, from
+		r.fresh = e.drawPassword(cr)
 	case len(active) > 0:
 		r.rot = active[0]
 		r.res.Resumed = true
@@ -196,6 +204,7 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 		if r.rot, err = e.Store.InsertRotation(ctx, p); err != nil {
 			return nil, fmt.Errorf("%s: start rotation: %w", cr.Name, journalError("record the rotation and its audit event", err))
 		}
+		r.fresh = e.drawPassword(cr)
 	}
 	r.res.RotationID = r.rot.ID
 	r.res.Steps = prior

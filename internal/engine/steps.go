@@ -53,11 +53,10 @@ func (r *run) prepare(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
-	pw, err := r.e.generatePassword(r.cr)
-	if err != nil {
-		return "", err
+	if r.fresh == nil {
+		r.fresh = r.e.drawPassword(r.cr)
 	}
-	ver, err := secret.SCRAMVerifier(r.e.Rand, pw)
+	pw, ver, err := r.fresh.wait()
 	if err != nil {
 		return "", err
 	}
@@ -216,14 +215,17 @@ func (r *run) apply(ctx context.Context) (string, error) {
 		t := r.e.now().Add(r.cr.ExpireAfter)
 		until = &t
 	}
+	r.connectEarly(ctx)
 	resp, err := r.cr.Provider.SetPassword(ctx, provider.SetPasswordRequest{
 		Role: r.to.Role, Password: r.pending.password(), Verifier: r.pending.verifier(), ValidUntil: until,
 		Mark: r.markToSet(ctx),
 	})
 	if err != nil {
+		r.dropEarly()
 		return "", r.gatekeepersAfterFailedApply(ctx, err)
 	}
 	if !resp.Password.IsZero() && !resp.Password.Equal(r.pending.password()) {
+		r.dropEarly() // it holds the password rotor chose
 		// The backend chose the password (an API that resets it): store it
 		// before anything else, it is the only copy.
 		m := material{Password: resp.Password.Reveal()}
@@ -320,6 +322,10 @@ func (r *run) login(ctx context.Context) ([]string, error) {
 	}
 	var names []string
 	for _, u := range urls {
+		if r.loginEarly(u.url) {
+			names = append(names, u.name)
+			continue
+		}
 		tctx, cancel := context.WithTimeout(ctx, r.cr.TestTimeout)
 		err := r.e.Dial(tctx, u.url)
 		cancel()

@@ -147,7 +147,10 @@ func (r *rig) newEngine() *engine.Engine {
 	require.NoError(r.t, err)
 	return &engine.Engine{Store: r.store, Sealer: sealer,
 		Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
-		Dial:  func(ctx context.Context, url secret.String) error { return engine.DialPostgres(ctx, r.routed(url)) }}
+		Dial:  func(ctx context.Context, url secret.String) error { return engine.DialPostgres(ctx, r.routed(url)) },
+		DialAfter: func(ctx context.Context, url secret.String, ready <-chan struct{}) error {
+			return engine.DialPostgresAfter(ctx, r.routed(url), ready)
+		}}
 }
 
 func (r *rig) cred() *engine.Credential {

@@ -88,7 +88,10 @@ func TestImportThenRotate(t *testing.T) {
 			require.NoError(t, err)
 			eng := &engine.Engine{Store: st, Sealer: sealer,
 				Sleep: func(ctx context.Context, _ time.Duration) error { return ctx.Err() },
-				Dial:  func(ctx context.Context, url secret.String) error { return engine.DialPostgres(ctx, w.routed(url)) }}
+				Dial:  func(ctx context.Context, url secret.String) error { return engine.DialPostgres(ctx, w.routed(url)) },
+				DialAfter: func(ctx context.Context, url secret.String, ready <-chan struct{}) error {
+					return engine.DialPostgresAfter(ctx, w.routed(url), ready)
+				}}
 
 			res, err := eng.Rotate(t.Context(), cfg.Credentials[0], engine.Options{})
 			require.NoError(t, err, "the first rotation of the imported config succeeds")
