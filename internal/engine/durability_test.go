@@ -176,11 +176,7 @@ func TestEveryActionFollowsADurableRecord(t *testing.T) {
 	for _, strategy := range []string{"single", "dual"} {
 		t.Run(strategy, func(t *testing.T) {
 			t.Parallel()
-			roles := roleNames(t)
-			if strategy == "single" {
-				roles = []string{pgtest.UniqueName(t, "app")}
-			}
-			b := setup(t, setupOpts{strategy: strategy, roles: roles, memory: true})
+			b := setup(t, setupOpts{strategy: strategy, roles: rolesFor(t, strategy), memory: true})
 			w := &syncWatch{Store: b.store}
 			b.eng.Store = w
 			cr := b.cred()

@@ -254,6 +254,15 @@ func mustPassword(t *testing.T) secret.String {
 	return pw
 }
 
+// rolesFor are the login roles a credential of strategy needs: one for
+// single, a pair for dual.
+func rolesFor(t *testing.T, strategy string) []string {
+	if strategy == "single" {
+		return []string{pgtest.UniqueName(t, "app")}
+	}
+	return roleNames(t)
+}
+
 func commonGroup(roles []string) string {
 	return strings.TrimSuffix(roles[0], "_b") + "_grp"
 }

@@ -144,12 +144,31 @@ func requireLogins(t *testing.T, seen []string, after ...string) {
 	require.Equal(t, append([]string{}, after...), append([]string{}, rest...), "%v", seen)
 }
 
+type setPasswordFunc func(ctx context.Context, req provider.SetPasswordRequest) (provider.SetPasswordResponse, error)
+
 // loggedProvider is the postgres provider with SetPassword noted in log,
 // and optionally replaced by setPassword.
 type loggedProvider struct {
 	*postgres.Postgres
 	log         *dialLog
-	setPassword func(ctx context.Context, req provider.SetPasswordRequest) (provider.SetPasswordResponse, error)
+	setPassword setPasswordFunc
+}
+
+// earlyRig is a test's world with both dials and SetPassword logged: the
+// early login returns earlyErr (when set) instead of logging in, and
+// setPassword (when set) builds what replaces the provider's SetPassword.
+func earlyRig(t *testing.T, strategy string, earlyErr error, setPassword func(*postgres.Postgres) setPasswordFunc) (*bundle, *dialLog, *engine.Credential) {
+	b := setup(t, setupOpts{strategy: strategy, roles: rolesFor(t, strategy)})
+	log := &dialLog{earlyErr: earlyErr}
+	log.install(b.eng)
+	cr := b.cred()
+	pg := cr.Provider.(*postgres.Postgres)
+	lp := loggedProvider{Postgres: pg, log: log}
+	if setPassword != nil {
+		lp.setPassword = setPassword(pg)
+	}
+	cr.Provider = lp
+	return b, log, cr
 }
 
 func (p loggedProvider) SetPassword(ctx context.Context, req provider.SetPasswordRequest) (provider.SetPasswordResponse, error) {
@@ -171,15 +190,7 @@ func TestTheEarlyLoginWaitsForApply(t *testing.T) {
 	for _, strategy := range []string{"single", "dual"} {
 		t.Run(strategy, func(t *testing.T) {
 			t.Parallel()
-			roles := roleNames(t)
-			if strategy == "single" {
-				roles = []string{pgtest.UniqueName(t, "app")}
-			}
-			b := setup(t, setupOpts{strategy: strategy, roles: roles})
-			log := &dialLog{}
-			log.install(b.eng)
-			cr := b.cred()
-			cr.Provider = loggedProvider{Postgres: cr.Provider.(*postgres.Postgres), log: log}
+			b, log, cr := earlyRig(t, strategy, nil, nil)
 			res, err := b.eng.Rotate(b.ctx, cr, engine.Options{})
 			require.NoError(t, err)
 			require.Equal(t, "succeeded", string(res.Status))
@@ -195,11 +206,7 @@ func TestTheEarlyLoginWaitsForApply(t *testing.T) {
 // test logs in again from the start, and only that login counts.
 func TestAFailedEarlyLoginIsTriedAgain(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{strategy: "single", roles: []string{pgtest.UniqueName(t, "app")}})
-	log := &dialLog{earlyErr: errors.New("read: connection reset by peer")}
-	log.install(b.eng)
-	cr := b.cred()
-	cr.Provider = loggedProvider{Postgres: cr.Provider.(*postgres.Postgres), log: log}
+	b, log, cr := earlyRig(t, "single", errors.New("read: connection reset by peer"), nil)
 	res, err := b.eng.Rotate(b.ctx, cr, engine.Options{})
 	require.NoError(t, err)
 	require.Equal(t, "succeeded", string(res.Status))
@@ -219,14 +226,11 @@ func TestTheEarlyLoginIsDroppedUnused(t *testing.T) {
 	t.Parallel()
 	t.Run("apply fails", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, setupOpts{strategy: "single", roles: []string{pgtest.UniqueName(t, "app")}})
-		log := &dialLog{}
-		log.install(b.eng)
-		cr := b.cred()
-		cr.Provider = loggedProvider{Postgres: cr.Provider.(*postgres.Postgres), log: log,
-			setPassword: func(context.Context, provider.SetPasswordRequest) (provider.SetPasswordResponse, error) {
+		b, log, cr := earlyRig(t, "single", nil, func(*postgres.Postgres) setPasswordFunc {
+			return func(context.Context, provider.SetPasswordRequest) (provider.SetPasswordResponse, error) {
 				return provider.SetPasswordResponse{}, errors.New("permission denied to alter role")
-			}}
+			}
+		})
 		_, err := b.eng.Rotate(b.ctx, cr, engine.Options{})
 		require.Error(t, err)
 		select {
@@ -238,14 +242,9 @@ func TestTheEarlyLoginIsDroppedUnused(t *testing.T) {
 	})
 	t.Run("the backend chose the password", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, setupOpts{strategy: "single", roles: []string{pgtest.UniqueName(t, "app")}})
-		log := &dialLog{}
-		log.install(b.eng)
-		cr := b.cred()
-		pg := cr.Provider.(*postgres.Postgres)
 		chosen := mustPassword(t)
-		cr.Provider = loggedProvider{Postgres: pg, log: log,
-			setPassword: func(ctx context.Context, req provider.SetPasswordRequest) (provider.SetPasswordResponse, error) {
+		b, log, cr := earlyRig(t, "single", nil, func(pg *postgres.Postgres) setPasswordFunc {
+			return func(ctx context.Context, req provider.SetPasswordRequest) (provider.SetPasswordResponse, error) {
 				ver, err := secret.SCRAMVerifier(nil, chosen)
 				if err != nil {
 					return provider.SetPasswordResponse{}, err
@@ -254,7 +253,8 @@ func TestTheEarlyLoginIsDroppedUnused(t *testing.T) {
 				resp, err := pg.SetPassword(ctx, req)
 				resp.Password = chosen
 				return resp, err
-			}}
+			}
+		})
 		res, err := b.eng.Rotate(b.ctx, cr, engine.Options{})
 		require.NoError(t, err)
 		require.Equal(t, "succeeded", string(res.Status))
