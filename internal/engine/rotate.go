@@ -161,7 +161,6 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 	switch {
 	case rot != nil:
 		r.rot, r.from = rot, from
-		r.fresh = e.drawPassword(cr)
 	case len(active) > 0:
 		r.rot = active[0]
 		r.res.Resumed = true
@@ -204,6 +203,9 @@ func (e *Engine) Rotate(ctx context.Context, cr *Credential, opts Options) (_ *R
 		if r.rot, err = e.Store.InsertRotation(ctx, p); err != nil {
 			return nil, fmt.Errorf("%s: start rotation: %w", cr.Name, journalError("record the rotation and its audit event", err))
 		}
+	}
+	if !r.res.Resumed {
+		// A new rotation: its password is drawn while execute reads.
 		r.fresh = e.drawPassword(cr)
 	}
 	r.res.RotationID = r.rot.ID
