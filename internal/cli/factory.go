@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/rotorhq/rotor/internal/resolve"
 	"github.com/rotorhq/rotor/internal/secret"
 	"github.com/rotorhq/rotor/internal/store"
+	"github.com/rotorhq/rotor/internal/store/sqlite"
 	"github.com/rotorhq/rotor/internal/store/storeurl"
 	tbuiltin "github.com/rotorhq/rotor/internal/target/builtin"
 )
@@ -200,18 +200,7 @@ func (f *Factory) Store(ctx context.Context) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	location := cfg.State
-	if f.ReadOnly && !strings.Contains(location, "://") {
-		if _, err := os.Stat(location); errors.Is(err, os.ErrNotExist) {
-			tmp, err := os.MkdirTemp("", "rotor-empty-state-")
-			if err != nil {
-				return nil, err
-			}
-			f.close = append(f.close, func() { os.RemoveAll(tmp) })
-			location = filepath.Join(tmp, "state.db")
-		}
-	}
-	st, err := OpenStore(ctx, location)
+	st, err := f.openStore(ctx, cfg.State)
 	if err != nil {
 		return nil, err
 	}
@@ -223,6 +212,18 @@ func (f *Factory) Store(ctx context.Context) (store.Store, error) {
 		st = debugStore{Store: st, log: f.Logger()}
 	}
 	return st, nil
+}
+
+// openStore opens the store at location. A command that changes nothing
+// does not create a state file: where none exists yet it reads an empty
+// store in memory, which answers as a new file would.
+func (f *Factory) openStore(ctx context.Context, location string) (store.Store, error) {
+	if path, ok := storeurl.SQLitePath(location); ok && f.ReadOnly {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return sqlite.OpenScratch(ctx)
+		}
+	}
+	return OpenStore(ctx, location)
 }
 
 // cliReaders is how many SQLite read connections a command other than

@@ -370,6 +370,14 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 	}
 	_, err := os.Stat(filepath.Join(dir, ".rotor"))
 	require.ErrorIs(t, err, os.ErrNotExist, "read-only commands must not create .rotor/")
+	// Nor a state file named by URL.
+	for _, args := range [][]string{{"plan", "--offline"}, {"status"}, {"history"}, {"validate", "--offline"}} {
+		code, out, errOut := run(t, env, "", append(args, "--config", path, "--state", "sqlite://"+filepath.Join(dir, "url", "state.db"))...)
+		require.Equal(t, ExitOK, code, errOut)
+		require.NotEmpty(t, out)
+	}
+	_, err = os.Stat(filepath.Join(dir, "url"))
+	require.ErrorIs(t, err, os.ErrNotExist, "read-only commands must not create a sqlite:// state")
 }
 
 func requireMode(t *testing.T, path string, want os.FileMode) {

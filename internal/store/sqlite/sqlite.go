@@ -68,7 +68,11 @@ type Store struct {
 	// rotation, and parsing the PRAGMA each time cost more than running it.
 	wsync [2]*sql.Stmt
 	// stmts caches prepared statements, reads and writes (stmtcache.go).
-	stmts     stmtCache
+	stmts stmtCache
+	// keep holds a scratch store's database in memory (OpenScratch): it
+	// lives as long as one connection to it is open. Nil for a file; a
+	// scratch store refuses every write.
+	keep      *sql.Conn
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -207,7 +211,10 @@ func (s *Store) Close() error {
 		s.dropWriter()
 		s.wmu.Unlock()
 		s.closeStmts()
-		s.closeErr = s.db.Close()
+		if s.keep != nil {
+			s.closeErr = s.keep.Close()
+		}
+		s.closeErr = errors.Join(s.closeErr, s.db.Close())
 	})
 	return s.closeErr
 }
@@ -226,6 +233,9 @@ func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
 // covers them. Writes that wait for one another are committed together
 // (groupcommit.go).
 func (s *Store) writeAs(ctx context.Context, deferred bool, fn func(tx *wtx) error) error {
+	if s.keep != nil {
+		return errScratchWrite
+	}
 	return s.enqueue(&pendingWrite{ctx: ctx, deferred: deferred, fn: fn})
 }
 

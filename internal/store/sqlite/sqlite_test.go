@@ -43,6 +43,83 @@ func TestConformanceWithOneReader(t *testing.T) {
 	})
 }
 
+// A scratch store (what a read-only command reads before any state file
+// exists) answers every read as a new file does, and refuses every write
+// without changing anything.
+func TestScratchReadsAsANewFileAndRefusesWrites(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	file := open(t, filepath.Join(t.TempDir(), "state.db"))
+	scratch, err := sqlite.OpenScratch(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, scratch.Close()) })
+	for _, st := range []store.Store{file, scratch} {
+		l, err := st.GetLease(ctx, store.GetLeaseParams{Name: "app"})
+		require.Nil(t, l)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		vs, err := st.ListVersions(ctx, store.ListVersionsParams{Credential: "app"})
+		require.NoError(t, err)
+		require.Empty(t, vs)
+		rs, err := st.ListRotations(ctx, store.ListRotationsParams{Credential: "app", Active: true})
+		require.NoError(t, err)
+		require.Empty(t, rs)
+		ds, err := st.ListDeliveries(ctx, store.ListDeliveriesParams{Credential: "app"})
+		require.NoError(t, err)
+		require.Empty(t, ds)
+		as, err := st.ListAudit(ctx, store.ListAuditParams{Credential: "app"})
+		require.NoError(t, err)
+		require.Empty(t, as)
+	}
+	fi, err := file.Info(ctx)
+	require.NoError(t, err)
+	si, err := scratch.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, fi.SchemaVersion, si.SchemaVersion, "the scratch store has the file's schema")
+	fs, err := file.Export(ctx, store.ExportParams{})
+	require.NoError(t, err)
+	ss, err := scratch.Export(ctx, store.ExportParams{})
+	require.NoError(t, err)
+	fs.ID, ss.ID = "", ""
+	require.Equal(t, fs, ss)
+
+	now := time.Unix(1_700_000_000, 0)
+	_, err = scratch.AcquireLease(ctx, store.AcquireLeaseParams{Name: "app", Holder: "h", TTL: time.Minute, Now: now})
+	require.ErrorContains(t, err, "no state file exists yet")
+	_, err = scratch.AppendAudit(ctx, store.AppendAuditParams{Credential: "app", Event: "x", Now: now})
+	require.ErrorContains(t, err, "no state file exists yet")
+	as, err := scratch.ListAudit(ctx, store.ListAuditParams{Credential: "app"})
+	require.NoError(t, err)
+	require.Empty(t, as, "a refused write changes nothing")
+}
+
+// Each scratch store is a database of its own, in memory only, and its
+// contents go when it is closed.
+func TestScratchStoresAreSeparateAndLeaveNoFile(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	before, err := os.ReadDir(wd)
+	require.NoError(t, err)
+	a, err := sqlite.OpenScratch(ctx)
+	require.NoError(t, err)
+	b, err := sqlite.OpenScratch(ctx)
+	require.NoError(t, err)
+	ia, err := a.Info(ctx)
+	require.NoError(t, err)
+	ib, err := b.Info(ctx)
+	require.NoError(t, err)
+	require.NotEqual(t, ia.ID, ib.ID, "two scratch stores are two databases")
+	require.Equal(t, "sqlite", ia.Driver)
+	require.NoError(t, a.Close())
+	require.NoError(t, b.Close())
+	_, err = a.Info(ctx)
+	require.Error(t, err, "a closed scratch store answers no more")
+	after, err := os.ReadDir(wd)
+	require.NoError(t, err)
+	require.Equal(t, len(before), len(after), "a scratch store writes no file")
+}
+
 func TestOpenCreatesPrivateFiles(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "nested", "rotor")

@@ -61,6 +61,20 @@ func Open(ctx context.Context, location string) (store.Store, error) {
 	return open(ctx, location)
 }
 
+// SQLitePath returns the file of a location that names an SQLite store (a
+// plain path, sqlite://PATH or file://PATH), and false for any other.
+func SQLitePath(location string) (string, bool) {
+	scheme, path, hasScheme := strings.Cut(location, "://")
+	if !hasScheme {
+		return location, true
+	}
+	switch strings.ToLower(scheme) {
+	case "sqlite", "file":
+		return path, path != ""
+	}
+	return "", false
+}
+
 func openSQLite(ctx context.Context, location string) (store.Store, error) {
 	_, path, _ := strings.Cut(location, "://")
 	if path == "" {

@@ -31,6 +31,26 @@ func TestSQLiteByPathOrURL(t *testing.T) {
 	}
 }
 
+// SQLitePath names the file of exactly the locations Open gives to SQLite.
+func TestSQLitePath(t *testing.T) {
+	t.Parallel()
+	for loc, want := range map[string]string{
+		"/var/lib/rotor/state.db":          "/var/lib/rotor/state.db",
+		".rotor/state.db":                  ".rotor/state.db",
+		"sqlite:///var/lib/rotor/state.db": "/var/lib/rotor/state.db",
+		"SQLite://rel/state.db":            "rel/state.db",
+		"file:///tmp/state.db":             "/tmp/state.db",
+	} {
+		got, ok := storeurl.SQLitePath(loc)
+		require.True(t, ok, loc)
+		require.Equal(t, want, got, loc)
+	}
+	for _, loc := range []string{"postgres://rotor@db/rotor", "postgresql://db/rotor", "sqlite://", "mysql://db/x"} {
+		_, ok := storeurl.SQLitePath(loc)
+		require.False(t, ok, loc)
+	}
+}
+
 func TestPostgresByURLWithSchema(t *testing.T) {
 	t.Parallel()
 	_, url := pgtest.NewDatabase(t)
