@@ -47,6 +47,11 @@ type Template struct {
 	text  string
 	trees map[string]*parse.Tree // by name: mainName and each {{define}}
 	uses  map[string]bool
+	// whole says the template uses the dot or $ as a value ({{.}},
+	// {{printf "%v" .}}, {{template "x" .}}), not only fields of it:
+	// then every field is revealed for a rendering, else only those it
+	// names.
+	whole bool
 }
 
 // probe fills every field, so that Compile can prove a template renders.
@@ -65,6 +70,7 @@ func Compile(text string) (*Template, error) {
 	tpl := &Template{text: text, trees: trees, uses: map[string]bool{}}
 	for _, tree := range trees {
 		collectFields(tree.Root, tpl.uses)
+		tpl.whole = tpl.whole || usesWhole(tree.Root)
 	}
 	if _, err := tpl.Execute(probe); err != nil {
 		return nil, err
@@ -108,6 +114,20 @@ func collectFields(n parse.Node, into map[string]bool) {
 			}
 		}
 	})
+}
+
+// usesWhole reports whether n uses the dot or $ itself anywhere.
+func usesWhole(n parse.Node) bool {
+	whole := false
+	visit(n, func(n parse.Node) {
+		switch n := n.(type) {
+		case *parse.DotNode:
+			whole = true
+		case *parse.VariableNode:
+			whole = whole || len(n.Ident) == 1
+		}
+	})
+	return whole
 }
 
 // visit calls f for n and every node below it, parents first. A missing
@@ -174,25 +194,66 @@ func (t *Template) Execute(v Vars) (secret.String, error) {
 	if t.uses[ReplicaField] && v.ReplicaURL.IsZero() {
 		return secret.String{}, fmt.Errorf("%w (for Neon: no read_only compute endpoint on the branch); add a read replica (Neon console: Branches → Add Read Replica) or remove {{.ReplicaURL}} from this value", ErrNoReplica)
 	}
-	out, err := execute(t.trees, data(v))
+	var d map[string]string
+	if t.whole {
+		d = data(v)
+	} else {
+		d = t.fields(v)
+	}
+	out, err := execute(t.trees, d)
 	if err != nil {
 		return secret.String{}, fmt.Errorf("bad template: %w", err)
 	}
 	return secret.New(out), nil
 }
 
+// fields is data with only the fields the template names: each other
+// field would be one more copy of a secret revealed for nothing (a
+// 1,000-credential config renders every value with several sample
+// passwords at load). A template that uses no more of the dot than the
+// fields it names renders the same with either.
+func (t *Template) fields(v Vars) map[string]string {
+	d := make(map[string]string, len(t.uses))
+	for f := range t.uses {
+		if x, ok := field(v, f); ok {
+			d[f] = x
+		}
+	}
+	return d
+}
+
 // data is the dot and $ of a rendering. Its type is what text/template
 // saw before, so %T and %v print alike.
 func data(v Vars) map[string]string {
-	return map[string]string{
-		"URL":        v.URL.Reveal(),
-		"DirectURL":  v.DirectURL.Reveal(),
-		"PooledURL":  v.PooledURL.Reveal(),
-		"User":       v.User,
-		"Password":   v.Password.Reveal(),
-		"Host":       v.Host,
-		"Port":       v.Port,
-		"Database":   v.Database,
-		"ReplicaURL": v.ReplicaURL.Reveal(),
+	d := make(map[string]string, len(Fields))
+	for _, f := range Fields {
+		d[f], _ = field(v, f)
 	}
+	return d
+}
+
+// field is v's field named f, revealed, and false for a name that is no
+// field.
+func field(v Vars, f string) (string, bool) {
+	switch f {
+	case "URL":
+		return v.URL.Reveal(), true
+	case "DirectURL":
+		return v.DirectURL.Reveal(), true
+	case "PooledURL":
+		return v.PooledURL.Reveal(), true
+	case "User":
+		return v.User, true
+	case "Password":
+		return v.Password.Reveal(), true
+	case "Host":
+		return v.Host, true
+	case "Port":
+		return v.Port, true
+	case "Database":
+		return v.Database, true
+	case "ReplicaURL":
+		return v.ReplicaURL.Reveal(), true
+	}
+	return "", false
 }
