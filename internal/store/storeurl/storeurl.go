@@ -76,8 +76,8 @@ func SQLitePath(location string) (string, bool) {
 }
 
 func openSQLite(ctx context.Context, location string) (store.Store, error) {
-	_, path, _ := strings.Cut(location, "://")
-	if path == "" {
+	path, ok := SQLitePath(location)
+	if !ok {
 		return nil, errors.New("state store sqlite:// needs a file path, e.g. sqlite:///var/lib/rotor/state.db")
 	}
 	return sqlite.Open(ctx, path)
