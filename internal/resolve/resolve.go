@@ -106,7 +106,7 @@ func build(spec *config.Config, err error, reg Registry) (*Config, error) {
 	if err != nil && (spec == nil || !errors.As(err, &problems)) {
 		return nil, err
 	}
-	b := &builder{reg: reg, spec: spec, shared: map[string]provider.Provider{}, problems: problems}
+	b := &builder{reg: reg, spec: spec, shared: map[string]provider.Provider{}, passwords: samplePasswords{}, problems: problems}
 	c := &Config{Path: spec.Path, Dir: spec.Dir, State: spec.State, KeyFile: spec.KeyFile, file: spec.File}
 	seen := map[written]writer{}
 	for i, cs := range spec.Credentials {
@@ -162,9 +162,11 @@ type builder struct {
 	spec *config.Config
 	// shared holds the providers built so far by their settings' key:
 	// credentials written with identical provider settings share one.
-	shared   map[string]provider.Provider
-	built    []provider.Provider
-	problems config.Errors
+	shared map[string]provider.Provider
+	built  []provider.Provider
+	// passwords are the sample passwords values are checked with.
+	passwords samplePasswords
+	problems  config.Errors
 }
 
 func (b *builder) errorf(line int, format string, args ...any) {
@@ -207,7 +209,7 @@ func (b *builder) credential(s *config.Credential) *engine.Credential {
 	if _, discovers := cr.Provider.(provider.Endpointer); s.Discover && cr.Provider != nil && !discovers && !isUnresolved(cr.Provider) {
 		b.errorf(s.Line, "%s has no connection.url; say how consumers reach the database, e.g. postgresql://db.internal:5432/app?sslmode=require", s.Path)
 	}
-	samples := newSamples(s)
+	samples := newSamples(s, b.passwords)
 	for _, ts := range s.Targets {
 		if t := b.target(ts, samples); t != nil {
 			cr.Targets = append(cr.Targets, t)

@@ -19,27 +19,61 @@ const sampleConn = "postgresql://db.invalid:5432/db?sslmode=require"
 const sampleReplica = "postgresql://replica.invalid:5432/db?sslmode=require"
 
 // samples are the template fields of versions a rotation of one credential
-// could produce: each of its roles with sample passwords.
+// could produce: each of its roles with sample passwords. They are built
+// on the first check, so a credential whose targets check nothing never
+// builds them.
 type samples struct {
-	vars []template.Vars
+	cs        *config.Credential
+	passwords samplePasswords
+	vars      []template.Vars
+	built     bool
 }
 
-// newSamples builds the samples for cs. Each password is a generated one,
+// samplePasswords are the sample passwords of each policy, shared by the
+// credentials of one load: a sample stands for what the policy can
+// generate, not for one credential's password, and generating and framing
+// it once per credential was most of what a load of many credentials
+// spent on samples.
+type samplePasswords map[secret.Policy][]secret.String
+
+// of returns policy's sample passwords: a generated one, and the same
 // framed by one character of every class the policy draws from (each
-// symbol on its own): a rule that depends on the characters next to the
-// password (a "$" before it that godotenv would expand, say) then fails
-// on every load, not only when the random password happens to start with
-// the wrong character. A policy that cannot generate gives no samples:
-// its problem is already reported.
-func newSamples(cs *config.Credential) *samples {
-	out := &samples{}
-	pw, err := secret.Generate(nil, cs.Policy)
-	if err != nil {
-		return out
+// symbol on its own). A rule that depends on the characters next to the
+// password (a "$" before it that godotenv would expand, say) then fails on
+// every load, not only when the random password happens to start with the
+// wrong character. A policy that cannot generate has none: its problem is
+// already reported.
+func (sp samplePasswords) of(policy secret.Policy) []secret.String {
+	if pws, ok := sp[policy]; ok {
+		return pws
 	}
-	passwords := []secret.String{pw}
-	for _, c := range representatives(cs.Policy.Alphabet()) {
-		passwords = append(passwords, secret.New(string(c)+pw.Reveal()+string(c)))
+	var out []secret.String
+	if pw, err := secret.Generate(nil, policy); err == nil {
+		reps := representatives(policy.Alphabet())
+		out = make([]secret.String, 0, 1+len(reps))
+		out = append(out, pw)
+		plain := pw.Reveal()
+		for _, c := range reps {
+			out = append(out, secret.New(string(c)+plain+string(c)))
+		}
+	}
+	sp[policy] = out
+	return out
+}
+
+// newSamples returns the samples of cs, with its passwords from pws.
+func newSamples(cs *config.Credential, pws samplePasswords) *samples {
+	return &samples{cs: cs, passwords: pws}
+}
+
+// build fills vars: every role of the credential with every sample
+// password.
+func (s *samples) build() {
+	s.built = true
+	cs := s.cs
+	passwords := s.passwords.of(cs.Policy)
+	if len(passwords) == 0 {
+		return
 	}
 	conn, pooled := cs.Conn, cs.Pooled
 	// A provider that discovers the endpoints may find a read replica;
@@ -49,6 +83,7 @@ func newSamples(cs *config.Credential) *samples {
 		conn, _ = connstr.Parse(sampleConn)
 		replica, _ = connstr.Parse(sampleReplica)
 	}
+	s.vars = make([]template.Vars, 0, len(cs.Roles)*len(passwords))
 	for _, role := range cs.Roles {
 		if role == "" {
 			continue
@@ -58,10 +93,9 @@ func newSamples(cs *config.Credential) *samples {
 			if replica != nil {
 				v.ReplicaURL = replica.WithUser(role).WithPassword(p).URL()
 			}
-			out.vars = append(out.vars, v)
+			s.vars = append(s.vars, v)
 		}
 	}
-	return out
 }
 
 // representatives is the first letter of each case and the first digit
@@ -90,6 +124,9 @@ func representatives(alphabet string) []rune {
 // check renders tpl with every sample and returns the first error ok
 // gives, or the template's own.
 func (s *samples) check(tpl *template.Template, ok func(secret.String) error) error {
+	if !s.built {
+		s.build()
+	}
 	for _, v := range s.vars {
 		value, err := tpl.Execute(v)
 		if err != nil {
