@@ -23,14 +23,15 @@ func (c *Conn) URL() secret.String { return secret.New(c.buildURL(false)) }
 func (c *Conn) DSN() secret.String { return secret.New(c.buildDSN(false)) }
 
 func (c *Conn) buildURL(redact bool) string {
+	pw := c.Password.Reveal()
 	var b strings.Builder
+	b.Grow(c.urlSize(pw))
 	if c.Scheme == "postgres" {
 		b.WriteString("postgres://")
 	} else {
 		b.WriteString("postgresql://")
 	}
 
-	pw := c.Password.Reveal()
 	if c.User != "" || pw != "" {
 		b.WriteString(escape(c.User))
 		if pw != "" {
@@ -44,10 +45,12 @@ func (c *Conn) buildURL(redact bool) string {
 		b.WriteByte('@')
 	}
 
-	hosts := strings.Split(c.Host, ",")
+	// One host and port, the common case, need no slices on the heap.
+	var oneHost, onePort [1]string
+	hosts := splitList(c.Host, oneHost[:])
 	var ports []string
 	if c.Port != "" {
-		ports = strings.Split(c.Port, ",")
+		ports = splitList(c.Port, onePort[:])
 	}
 	inAuthority := authorityCanHold(hosts, ports)
 	if inAuthority {
@@ -101,6 +104,27 @@ func (c *Conn) buildURL(redact bool) string {
 		param(p.Key, v)
 	}
 	return b.String()
+}
+
+// urlSize is a close upper bound on the length of the URL of c with
+// password pw, so that building it grows its buffer once: every byte of
+// user, password and database may be percent-encoded (three bytes).
+func (c *Conn) urlSize(pw string) int {
+	n := len("postgresql://") + 3*(len(c.User)+len(pw)+len(c.Database)) + 2*(len(c.Host)+len(c.Port)) + len(":@/?host=&port=[]")
+	for _, p := range c.Params {
+		n += 2 + 3*(len(p.Key)+len(p.Value))
+	}
+	return n
+}
+
+// splitList is strings.Split(s, ","), in one's room when s is a single
+// element.
+func splitList(s string, one []string) []string {
+	if strings.IndexByte(s, ',') < 0 {
+		one[0] = s
+		return one
+	}
+	return strings.Split(s, ",")
 }
 
 // secretParam reports whether a parameter holds a secret of its own (the
