@@ -18,6 +18,8 @@ func FuzzFieldsRenderAsData(f *testing.F) {
 		"{{define \"a\"}}{{.Password}}{{end}}{{template \"a\" .}}", "{{define \"a\"}}{{.User}}{{end}}{{template \"a\" $}}",
 		"{{define \"a\"}}[{{.}}]{{end}}{{template \"a\" .URL}}", "{{if .ReplicaURL}}{{.ReplicaURL}}{{else}}none{{end}}",
 		"{{.Password.X}}", "{{range .URL}}{{end}}", "{{eq .User \"u\"}}", "{{html .Password}} {{js .User}}",
+		"{{.DirectURL}}", "{{.PooledURL}}", "{{.User}}", "{{.Host}}", "{{.Port}}", "{{.Database}}", "{{.ReplicaURL}}",
+		"{{- .URL -}}", " {{.URL}}", "{{.URL}}{{/* c */}}", "{{(.URL)}}", "{{.URL | print}}",
 	} {
 		f.Add(seed)
 	}
@@ -38,4 +40,22 @@ func FuzzFieldsRenderAsData(f *testing.F) {
 			t.Fatalf("%q: %q with the named fields, %q with all", text, got.Reveal(), want)
 		}
 	})
+}
+
+// TestOnlyField: exactly the templates that are one {{.F}} render without
+// executing; FuzzFieldsRenderAsData proves they render the same.
+func TestOnlyField(t *testing.T) {
+	for text, want := range map[string]string{
+		"{{.URL}}": "URL", "{{.Password}}": "Password", "{{ .User }}": "User", "{{- .Host -}}": "Host",
+		"{{.URL}}x": "", " {{.URL}}": "", "{{.URL | urlquery}}": "", "{{$x := .URL}}{{$x}}": "", "{{(.URL)}}": "",
+		"{{.URL}}{{/* c */}}": "URL", "{{$.URL}}": "", "{{.}}": "", "{{define \"a\"}}{{.URL}}{{end}}{{template \"a\" .}}": "",
+	} {
+		tpl, err := Compile(text)
+		if err != nil {
+			t.Fatalf("%q: %v", text, err)
+		}
+		if tpl.only != want {
+			t.Errorf("%q: only = %q, want %q", text, tpl.only, want)
+		}
+	}
 }

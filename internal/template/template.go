@@ -52,6 +52,9 @@ type Template struct {
 	// then every field is revealed for a rendering, else only those it
 	// names.
 	whole bool
+	// only is the field a template that is nothing but {{.F}} names: it
+	// renders as that field's value, with nothing to execute.
+	only string
 }
 
 // probe fills every field, so that Compile can prove a template renders.
@@ -75,7 +78,28 @@ func Compile(text string) (*Template, error) {
 	if _, err := tpl.Execute(probe); err != nil {
 		return nil, err
 	}
+	tpl.only = onlyField(trees)
 	return tpl, nil
+}
+
+// onlyField is the field F of a template that is exactly one {{.F}}, and
+// "" for any other: most values are "{{.URL}}", and rendering one is then
+// a copy of the field, no revealed copy of the secret, no data and no
+// output buffer. The probe has proven F is a field.
+func onlyField(trees map[string]*parse.Tree) string {
+	tree := trees[mainName]
+	if len(trees) != 1 || tree == nil || tree.Root == nil || len(tree.Root.Nodes) != 1 {
+		return ""
+	}
+	a, ok := tree.Root.Nodes[0].(*parse.ActionNode)
+	if !ok || a.Pipe == nil || len(a.Pipe.Decl) > 0 || len(a.Pipe.Cmds) != 1 || len(a.Pipe.Cmds[0].Args) != 1 {
+		return ""
+	}
+	f, ok := a.Pipe.Cmds[0].Args[0].(*parse.FieldNode)
+	if !ok || len(f.Ident) != 1 {
+		return ""
+	}
+	return f.Ident[0]
 }
 
 // parseText parses as text/template's Parse does: the builtin functions
@@ -194,6 +218,11 @@ func (t *Template) Execute(v Vars) (secret.String, error) {
 	if t.uses[ReplicaField] && v.ReplicaURL.IsZero() {
 		return secret.String{}, fmt.Errorf("%w (for Neon: no read_only compute endpoint on the branch); add a read replica (Neon console: Branches → Add Read Replica) or remove {{.ReplicaURL}} from this value", ErrNoReplica)
 	}
+	if t.only != "" {
+		if out, ok := secretField(v, t.only); ok {
+			return out, nil
+		}
+	}
 	var d map[string]string
 	if t.whole {
 		d = data(v)
@@ -230,6 +259,25 @@ func data(v Vars) map[string]string {
 		d[f], _ = field(v, f)
 	}
 	return d
+}
+
+// secretField is v's field named f as a secret, without revealing it
+// when it is one, and false for a name that is no field.
+func secretField(v Vars, f string) (secret.String, bool) {
+	switch f {
+	case "URL":
+		return v.URL, true
+	case "DirectURL":
+		return v.DirectURL, true
+	case "PooledURL":
+		return v.PooledURL, true
+	case "Password":
+		return v.Password, true
+	case "ReplicaURL":
+		return v.ReplicaURL, true
+	}
+	x, ok := field(v, f)
+	return secret.New(x), ok
 }
 
 // field is v's field named f, revealed, and false for a name that is no
