@@ -101,8 +101,7 @@ func (t *Target) CheckKeys(keys []string) error { return checkKeys(keys) }
 // Put does with it — quoting under the quote option and reading back with
 // godotenv — in an empty file.
 func (t *Target) CheckValue(key string, value secret.String) error {
-	_, err := t.editor.Edit(nil, map[string]string{key: value.Reveal()}, []string{key})
-	return err
+	return t.editor.Check(key, value.Reveal())
 }
 
 // Info implements target.Target.

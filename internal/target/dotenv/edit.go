@@ -2,6 +2,7 @@ package dotenv
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"regexp"
@@ -58,12 +59,9 @@ func Edit(content []byte, values map[string]string, keys []string) ([]byte, erro
 // managed key must read back exactly. Errors never contain a value or any
 // text of content; they carry line numbers instead.
 func (e Editor) Edit(content []byte, values map[string]string, keys []string) ([]byte, error) {
-	q := e.Quote
-	if q == "" {
-		q = QuoteAuto
-	}
-	if !q.valid() {
-		return nil, fmt.Errorf("quote %q is not one of auto, single, double; fix the target's quote option: %w", q, target.ErrInvalid)
+	q, err := e.quote()
+	if err != nil {
+		return nil, err
 	}
 	order, err := managedOrder(values, keys)
 	if err != nil {
@@ -120,16 +118,53 @@ func (e Editor) Edit(content []byte, values map[string]string, keys []string) ([
 	}
 
 	result := out.Bytes()
-	got, err := godotenv.UnmarshalBytes(result)
-	if err != nil {
-		return nil, fmt.Errorf("the edited file would not parse with godotenv, so it was not written; this is a bug in rotor, please report it: %w", ErrSyntax)
-	}
-	for _, k := range order {
-		if got[k] != values[k] {
-			return nil, fmt.Errorf("the edited file would not read back the new value of %s, so it was not written; this is a bug in rotor, please report it: %w", k, ErrUnrepresentable)
-		}
+	if err := readsBack(result, order, values); err != nil {
+		return nil, err
 	}
 	return result, nil
+}
+
+// Check reports what Edit of an empty file would say of value under key,
+// without the file: the value quoted the editor's way must read back
+// unchanged with godotenv. Loading a config checks every value with
+// several sample passwords.
+func (e Editor) Check(key, value string) error {
+	q, err := e.quote()
+	if err != nil {
+		return err
+	}
+	if err := checkKeys([]string{key}); err != nil {
+		return err
+	}
+	w, err := quoteValue(key, value, q)
+	if err != nil {
+		return err
+	}
+	return readsBack([]byte(key+"="+w+"\n"), []string{key}, map[string]string{key: value})
+}
+
+// quote is the editor's quoting, auto when unset.
+func (e Editor) quote() (Quote, error) {
+	q := cmp.Or(e.Quote, QuoteAuto)
+	if !q.valid() {
+		return "", fmt.Errorf("quote %q is not one of auto, single, double; fix the target's quote option: %w", q, target.ErrInvalid)
+	}
+	return q, nil
+}
+
+// readsBack parses an edited file with godotenv and requires each of keys
+// to hold its value.
+func readsBack(result []byte, keys []string, values map[string]string) error {
+	got, err := godotenv.UnmarshalBytes(result)
+	if err != nil {
+		return fmt.Errorf("the edited file would not parse with godotenv, so it was not written; this is a bug in rotor, please report it: %w", ErrSyntax)
+	}
+	for _, k := range keys {
+		if got[k] != values[k] {
+			return fmt.Errorf("the edited file would not read back the new value of %s, so it was not written; this is a bug in rotor, please report it: %w", k, ErrUnrepresentable)
+		}
+	}
+	return nil
 }
 
 // checkKeys refuses a key that is not a name both godotenv and Node's

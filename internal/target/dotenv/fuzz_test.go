@@ -190,3 +190,27 @@ func withKey(m map[string]string, k string) map[string]string {
 	m[k] = ""
 	return m
 }
+
+// FuzzCheckIsEditOfEmpty: Check, which loading a config runs on every
+// value with sample passwords, says what Edit of an empty file says of
+// the same key, value and quoting: both accept, or both refuse with the
+// same message.
+func FuzzCheckIsEditOfEmpty(f *testing.F) {
+	for _, v := range []string{"", "postgres://u:p%40w@h/db", "it's", "a\nb", `say "hi"`, "$HOME", "x${Y}", `x\`, `'"`, "ü€\u2028", "\x00", "\xff"} {
+		for q := range uint8(4) {
+			f.Add(fuzzKey, v, q)
+		}
+	}
+	f.Add("1BAD", "x", uint8(0))
+	quotes := []dotenv.Quote{"", dotenv.QuoteAuto, dotenv.QuoteSingle, dotenv.QuoteDouble, "backtick"}
+	f.Fuzz(func(t *testing.T, key, value string, q uint8) {
+		e := dotenv.Editor{Quote: quotes[int(q)%len(quotes)]}
+		_, editErr := e.Edit(nil, map[string]string{key: value}, []string{key})
+		checkErr := e.Check(key, value)
+		if editErr == nil {
+			require.NoError(t, checkErr)
+			return
+		}
+		require.EqualError(t, checkErr, editErr.Error())
+	})
+}
