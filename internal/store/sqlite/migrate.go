@@ -16,12 +16,23 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
+// baseline is the schema at baselineVersion, for a database that has none
+// of it yet.
+//
+//go:embed baseline.sql
+var baseline string
+
+// baselineVersion is the last migration baseline includes.
+const baselineVersion = 5
+
 // migrations returns the embedded migrations in order.
 func migrations() ([]store.Migration, error) { return store.ReadMigrations(migrationFS, "migrations") }
 
 // migrate applies the migrations this binary knows and the file lacks, each
 // in its own BEGIN IMMEDIATE transaction that re-checks the version, so two
 // processes opening a new file at once apply each migration exactly once.
+// A new file gets the baseline, the schema of the first baselineVersion
+// migrations, in one such transaction instead.
 func migrate(ctx context.Context, db *sql.DB) error {
 	ms, err := migrations()
 	if err != nil {
@@ -40,6 +51,14 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 	if current > len(ms) {
 		return newerSchemaError(current, len(ms))
+	}
+	if current == 0 {
+		// A new database: the baseline in one transaction instead of the
+		// migrations it includes.
+		if err := applyBaseline(ctx, db, ms[:baselineVersion], len(ms)); err != nil {
+			return err
+		}
+		current = baselineVersion
 	}
 	for _, m := range ms[current:] {
 		if err := applyMigration(ctx, db, m, len(ms)); err != nil {
@@ -113,6 +132,42 @@ func applyMigration(ctx context.Context, db *sql.DB, m store.Migration, known in
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migration %s: commit: %w", m.Name, err)
+	}
+	return nil
+}
+
+// applyBaseline creates the schema of the migrations in ms at once, and
+// records each of them as applied. Like applyMigration it re-checks the
+// version inside its transaction: another process may have started the
+// same new file.
+func applyBaseline(ctx context.Context, db *sql.DB, ms []store.Migration, known int) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create the schema: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	current, err := schemaVersion(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if current > known {
+		return newerSchemaError(current, known)
+	}
+	if current > 0 {
+		return nil // the migrations that are left apply one by one
+	}
+	if _, err := tx.ExecContext(ctx, baseline); err != nil {
+		return fmt.Errorf("create the schema: %w", err)
+	}
+	now := time.Now().UnixNano()
+	for _, m := range ms {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			m.Version, m.Name, now); err != nil {
+			return fmt.Errorf("create the schema: record %s: %w", m.Name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create the schema: commit: %w", err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,4 +154,114 @@ func TestRebuildRefusesBrokenForeignKeys(t *testing.T) {
 	var autoinc int
 	require.NoError(t, db.QueryRowContext(t.Context(), `SELECT count(*) FROM sqlite_schema WHERE sql LIKE '%AUTOINCREMENT%'`).Scan(&autoinc))
 	require.Equal(t, 4, autoinc, "the tables are as they were")
+}
+
+// TestBaselineIsTheMigrations: a new file, which starts from the baseline,
+// has the schema that applying the migrations one by one leaves: the same
+// tables (strict, with rowids), columns with their types, defaults and
+// keys, foreign keys, indexes with their columns and conditions, the same
+// recorded migrations and a store id. Only SQLite's own sqlite_sequence,
+// left behind by the AUTOINCREMENT tables of 0001, is not in the baseline.
+func TestBaselineIsTheMigrations(t *testing.T) {
+	t.Parallel()
+	ms, err := migrations()
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(ms), baselineVersion)
+
+	stepwise := writeSchema(t, baselineVersion)
+	fresh := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(t.Context(), fresh)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	// The rest of the migrations apply to both alike; a later one that
+	// changes what the baseline made is then compared too.
+	s, err = Open(t.Context(), stepwise)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	want, got := describeSchema(t, stepwise), describeSchema(t, fresh)
+	require.NotEmpty(t, got)
+	require.Equal(t, want, got)
+
+	db, err := sql.Open("sqlite", fresh)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, db.Close()) }()
+	var names []string
+	rows, err := db.QueryContext(t.Context(), `SELECT version, name FROM schema_migrations ORDER BY version`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var v int
+		var name string
+		require.NoError(t, rows.Scan(&v, &name))
+		require.Equal(t, len(names)+1, v)
+		names = append(names, name)
+	}
+	require.NoError(t, rows.Err())
+	var wantNames []string
+	for _, m := range ms {
+		wantNames = append(wantNames, m.Name)
+	}
+	require.Equal(t, wantNames, names, "every migration is recorded, as if applied")
+	var id string
+	require.NoError(t, db.QueryRowContext(t.Context(), `SELECT value FROM store_meta WHERE key = 'id'`).Scan(&id))
+	require.Regexp(t, `^[0-9a-f]{32}$`, id)
+}
+
+// describeSchema lists what a state file's schema is made of, one line per
+// fact, in a stable order.
+func describeSchema(t *testing.T, path string) []string {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, db.Close()) }()
+	ctx := t.Context()
+	query := func(q string, args ...any) [][]any {
+		rows, err := db.QueryContext(ctx, q, args...)
+		require.NoError(t, err, q)
+		defer func() { require.NoError(t, rows.Close()) }()
+		cols, err := rows.Columns()
+		require.NoError(t, err)
+		var out [][]any
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			require.NoError(t, rows.Scan(ptrs...))
+			out = append(out, vals)
+		}
+		require.NoError(t, rows.Err())
+		return out
+	}
+	var facts []string
+	note := func(prefix string, rows [][]any) {
+		for _, r := range rows {
+			facts = append(facts, fmt.Sprint(prefix, r))
+		}
+	}
+	tables := query(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	note("table ", tables)
+	for _, tr := range tables {
+		name := tr[0].(string)
+		note(name+" list ", query(`SELECT type, ncol, wr, strict FROM pragma_table_list(?)`, name))
+		note(name+" column ", query(`SELECT cid, name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo(?) ORDER BY cid`, name))
+		note(name+" fk ", query(`SELECT id, seq, "table", "from", "to", on_update, on_delete, match FROM pragma_foreign_key_list(?) ORDER BY id, seq`, name))
+		indexes := query(`SELECT name, "unique", origin, partial FROM pragma_index_list(?) ORDER BY name`, name)
+		for _, ir := range indexes {
+			idx := ir[0].(string)
+			if strings.HasPrefix(idx, "sqlite_autoindex_") {
+				ir = append([]any{"autoindex"}, ir[1:]...) // numbered in creation order
+			}
+			facts = append(facts, fmt.Sprint(name+" index ", ir))
+			for _, c := range query(`SELECT seqno, cid, name, "desc", coll, "key" FROM pragma_index_xinfo(?) ORDER BY seqno`, idx) {
+				facts = append(facts, fmt.Sprint(name+" index column ", ir[0], c))
+			}
+		}
+	}
+	// A partial index's condition is only in its SQL; the table's is
+	// rewritten by a rename, and pragmas describe it instead.
+	note("index sql ", query(`SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL ORDER BY name`))
+	note("other ", query(`SELECT type, name FROM sqlite_schema WHERE type NOT IN ('table', 'index') ORDER BY name`))
+	return facts
 }

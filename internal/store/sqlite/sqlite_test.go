@@ -463,3 +463,26 @@ func TestMigratedLeaseGetsAToken(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(2), taken.Token)
 }
+
+// BenchmarkOpenNew opens a store that does not exist yet: the scratch
+// store a read-only command reads before the first rotation, and a new
+// state file (migrated and synced on this machine's disk).
+func BenchmarkOpenNew(b *testing.B) {
+	b.Run("scratch", func(b *testing.B) {
+		for b.Loop() {
+			s, err := sqlite.OpenScratch(b.Context())
+			require.NoError(b, err)
+			require.NoError(b, s.Close())
+		}
+	})
+	b.Run("file", func(b *testing.B) {
+		dir := b.TempDir()
+		i := 0
+		for b.Loop() {
+			i++
+			s, err := sqlite.Open(b.Context(), filepath.Join(dir, fmt.Sprintf("state-%d.db", i)))
+			require.NoError(b, err)
+			require.NoError(b, s.Close())
+		}
+	})
+}
