@@ -1,8 +1,8 @@
 package config
 
 import (
-	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -139,7 +139,7 @@ func (d *decoder) options(own *yaml.Node, path string) Options {
 	o := Options{node: own, file: d.file, path: path}
 	var walk func(*yaml.Node)
 	walk = func(n *yaml.Node) {
-		if n.Kind == yaml.ScalarNode {
+		if n.Kind == yaml.ScalarNode && len(d.unset) > 0 && strings.Contains(n.Value, "${") {
 			for _, m := range envRef.FindAllStringSubmatch(n.Value, -1) {
 				if name := m[1]; name != "" && d.unset[name] && !slices.Contains(o.unset, name) {
 					o.unset = append(o.unset, name)
@@ -187,13 +187,26 @@ func (o Options) First() (key string, line int) {
 	return o.node.Content[0].Value, o.node.Content[0].Line
 }
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-
 // ValidName reports whether s may name a credential or a target: 1 to 63
-// letters, digits, '_', '.' and '-', starting with a letter or digit. (The
-// length is checked apart from the pattern: a bounded repetition compiles
-// to one copy per allowed character, paid at every start of rotor.)
-func ValidName(s string) bool { return len(s) <= 63 && nameRE.MatchString(s) }
+// letters, digits, '_', '.' and '-', starting with a letter or digit.
+// (A loop, not a regexp: it runs for every credential and target of a
+// config.)
+func ValidName(s string) bool {
+	if s == "" || len(s) > 63 || !isAlnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '_' && c != '.' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// isAlnum reports whether c is an ASCII letter or digit.
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
 
 // TargetCommonKeys are the keys every target entry takes; the rest of an
 // entry is the target type's own options.

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
 
@@ -23,9 +22,21 @@ var (
 	ErrUnrepresentable = fmt.Errorf("value not representable in dotenv syntax: %w", target.ErrInvalid)
 )
 
-// keyRE is the intersection of what godotenv, Node's dotenv and POSIX
-// shells accept as a variable name.
-var keyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// validKey reports whether k is in the intersection of what godotenv,
+// Node's dotenv and POSIX shells accept as a variable name: letters,
+// digits and '_', not starting with a digit.
+func validKey(k string) bool {
+	if k == "" || '0' <= k[0] && k[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
 
 // Editor rewrites the values of some keys in a dotenv file and keeps every
 // other byte.
@@ -171,7 +182,7 @@ func readsBack(result []byte, keys []string, values map[string]string) error {
 // dotenv read back.
 func checkKeys(keys []string) error {
 	for _, k := range keys {
-		if !keyRE.MatchString(k) {
+		if !validKey(k) {
 			return fmt.Errorf("key %q is not a name both godotenv and Node's dotenv accept (letters, digits and '_', not starting with a digit); rename it in the target's values: %w", k, target.ErrInvalid)
 		}
 	}
