@@ -106,19 +106,19 @@ func (c *Conn) buildURL(redact bool) string {
 	return b.String()
 }
 
-// urlSize is a close upper bound on the length of the URL of c with
-// password pw, so that building it grows its buffer once: every byte of
-// user, password and database may be percent-encoded (three bytes).
+// urlSize bounds the length of the URL of c with password pw, so that
+// building it grows its buffer once: every byte it writes may be
+// percent-encoded (three bytes).
 func (c *Conn) urlSize(pw string) int {
-	n := len("postgresql://") + 3*(len(c.User)+len(pw)+len(c.Database)) + 2*(len(c.Host)+len(c.Port)) + len(":@/?host=&port=[]")
+	n := len("postgresql://") + 3*(len(c.User)+len(pw)+len(c.Database)+len(c.Host)+len(c.Port)) + len(":@/?host=&port=[]")
 	for _, p := range c.Params {
 		n += 2 + 3*(len(p.Key)+len(p.Value))
 	}
 	return n
 }
 
-// splitList is strings.Split(s, ","), in one's room when s is a single
-// element.
+// splitList is strings.Split(s, ","), except that a single element goes
+// into one, the caller's array, instead of a new slice.
 func splitList(s string, one []string) []string {
 	if strings.IndexByte(s, ',') < 0 {
 		one[0] = s
