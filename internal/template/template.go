@@ -264,6 +264,24 @@ func data(v Vars) map[string]string {
 // secretField is v's field named f as a secret, without revealing it
 // when it is one, and false for a name that is no field.
 func secretField(v Vars, f string) (secret.String, bool) {
+	if s, ok := secretOf(v, f); ok {
+		return s, true
+	}
+	x, ok := plainOf(v, f)
+	return secret.New(x), ok
+}
+
+// field is v's field named f, revealed, and false for a name that is no
+// field.
+func field(v Vars, f string) (string, bool) {
+	if s, ok := secretOf(v, f); ok {
+		return s.Reveal(), true
+	}
+	return plainOf(v, f)
+}
+
+// secretOf is v's field named f when it holds the password.
+func secretOf(v Vars, f string) (secret.String, bool) {
 	switch f {
 	case "URL":
 		return v.URL, true
@@ -276,32 +294,20 @@ func secretField(v Vars, f string) (secret.String, bool) {
 	case "ReplicaURL":
 		return v.ReplicaURL, true
 	}
-	x, ok := field(v, f)
-	return secret.New(x), ok
+	return secret.String{}, false
 }
 
-// field is v's field named f, revealed, and false for a name that is no
-// field.
-func field(v Vars, f string) (string, bool) {
+// plainOf is v's field named f when it holds no secret.
+func plainOf(v Vars, f string) (string, bool) {
 	switch f {
-	case "URL":
-		return v.URL.Reveal(), true
-	case "DirectURL":
-		return v.DirectURL.Reveal(), true
-	case "PooledURL":
-		return v.PooledURL.Reveal(), true
 	case "User":
 		return v.User, true
-	case "Password":
-		return v.Password.Reveal(), true
 	case "Host":
 		return v.Host, true
 	case "Port":
 		return v.Port, true
 	case "Database":
 		return v.Database, true
-	case "ReplicaURL":
-		return v.ReplicaURL.Reveal(), true
 	}
 	return "", false
 }
