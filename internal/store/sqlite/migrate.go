@@ -106,12 +106,9 @@ func applyMigration(ctx context.Context, db *sql.DB, m store.Migration, known in
 	defer func() { _ = tx.Rollback() }()
 
 	// Another process may have migrated since the unlocked read in migrate.
-	current, err := schemaVersion(ctx, tx)
+	current, err := lockedVersion(ctx, tx, known)
 	if err != nil {
 		return err
-	}
-	if current > known {
-		return newerSchemaError(current, known)
 	}
 	if current >= m.Version {
 		return nil
@@ -146,12 +143,9 @@ func applyBaseline(ctx context.Context, db *sql.DB, ms []store.Migration, known 
 		return fmt.Errorf("create the schema: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	current, err := schemaVersion(ctx, tx)
+	current, err := lockedVersion(ctx, tx, known)
 	if err != nil {
 		return err
-	}
-	if current > known {
-		return newerSchemaError(current, known)
 	}
 	if current > 0 {
 		return nil // the migrations that are left apply one by one
@@ -203,6 +197,19 @@ func schemaVersion(ctx context.Context, q querier) (int, error) {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
 	return v, nil
+}
+
+// lockedVersion is the schema version read inside a migration's
+// transaction, refused if it is newer than the known migrations.
+func lockedVersion(ctx context.Context, tx *sql.Tx, known int) (int, error) {
+	current, err := schemaVersion(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	if current > known {
+		return 0, newerSchemaError(current, known)
+	}
+	return current, nil
 }
 
 func newerSchemaError(current, known int) error {
