@@ -5,13 +5,13 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Size is how much of the heap is advised: more than `rotor plan` over
-// 1,000 credentials touches (10 MiB) and about what the 1,000-credential
-// batch does at --parallel 8.
+// 1,000 credentials touches (10 MiB).
 const Size = 16 << 20
 
 // hugePage is the size of a transparent huge page on amd64 and arm64
@@ -87,17 +87,14 @@ func wanted(godebug, mode string) bool {
 // costs address space, not memory.
 func advise() {
 	b := make([]byte, Size)
-	start := (uintptr(unsafe.Pointer(unsafe.SliceData(b))) + hugePage - 1) &^ (hugePage - 1)
-	end := (uintptr(unsafe.Pointer(unsafe.SliceData(b))) + Size) &^ (hugePage - 1)
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	start := (base + hugePage - 1) &^ (hugePage - 1)
+	end := (base + Size) &^ (hugePage - 1)
 	if start < end {
 		// Advice, and nothing depends on it being taken: a kernel that
 		// refuses it (EINVAL without THP) leaves the heap as it was.
-		_, _, _ = syscall.Syscall(syscall.SYS_MADVISE, start, end-start, madvHugepage)
+		_ = unix.Madvise(b[start-base:end-base], unix.MADV_HUGEPAGE)
 	}
 	runtime.KeepAlive(b)
 	runtime.GC()
 }
-
-// madvHugepage is MADV_HUGEPAGE (linux/mman-common.h), which package
-// syscall names only on some architectures.
-const madvHugepage = 14
